@@ -1,0 +1,4 @@
+#ifndef SETTLENET_CZEROMQ_SHIM_H
+#define SETTLENET_CZEROMQ_SHIM_H
+#include <zmq.h>
+#endif

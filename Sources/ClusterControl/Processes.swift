@@ -1,0 +1,61 @@
+import Foundation
+
+/// The operating-system side of node processes: start, probe, signal, wait.
+enum Processes {
+    /// Starts `arguments[0]` with `arguments` in a new session (so a Ctrl-C at the operator's
+    /// terminal does not reach the nodes), standard output and error appended to `logPath`.
+    static func spawn(_ arguments: [String], logPath: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // POSIX_SPAWN_SETSID (glibc 2.26+, 0x80) is behind _GNU_SOURCE and not imported into Swift.
+        posix_spawnattr_setflags(&attributes, Int16(0x80))
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
+        guard result == 0 else {
+            throw ClusterError("cannot start \(arguments[0]): \(String(cString: strerror(result)))")
+        }
+        return pid
+    }
+
+    /// True while `pid` is a live (not zombie) settlenet node process for `nodeID`. Checking
+    /// the command line guards against a recycled pid.
+    static func isNode(_ pid: pid_t, nodeID: String) -> Bool {
+        guard pid > 0 else { return false }
+        reap(pid)
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+           let close = stat.lastIndex(of: ")"),
+           stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z") {
+            return false
+        }
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard let idIndex = arguments.firstIndex(of: "--id"), idIndex + 1 < arguments.count else { return false }
+        return arguments.contains("node") && arguments[idIndex + 1] == nodeID
+    }
+
+    /// Collects the exit status of `pid` if it is our child and has exited (no zombies left).
+    static func reap(_ pid: pid_t) {
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, WNOHANG)
+    }
+
+    static func signal(_ pid: pid_t, _ signal: Int32) {
+        _ = kill(pid, signal)
+    }
+}
+
+/// A cluster operation that failed, with what to do about it.
+public struct ClusterError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,351 @@
+import Foundation
+import Logging
+import Persistence
+import SettlementCore
+import SettlementModel
+import NetworkTopology
+import ZeroMQ
+
+/// One node process: the thin I/O shell around `NodeMachine`.
+///
+/// One thread owns both sockets (the ROUTER its children and hospitals connect to, the DEALER
+/// to its parent) and the ledger. Each round it polls, drains what arrived, feeds it to the
+/// machine, commits everything the round decided in one ledger transaction (group commit),
+/// and only then sends the answers: an answer never leaves before its record is durable.
+public final class NodeServer {
+    public let spec: NodeSpec
+    private let topology: Topology
+    private let layout: DataLayout
+    private var logger: Logger
+    private var machine: NodeMachine
+    private let ledger: Ledger
+    private let policy: Policy?
+    private let context: Context
+    private let downstream: Socket
+    private let upstream: Socket?
+    private let endpoint: String
+    private var settlementSerial: Int64
+    private var messagesHandled: Int64 = 0
+    private let startedAtMs: Int64
+    private var lastStatusMs: Int64 = 0
+    private var state = "starting"
+    /// Most messages taken from one socket per round, so one busy peer cannot starve the rest
+    /// and one transaction stays bounded.
+    private let drainLimit = 1024
+    /// How long a stopping node waits for answers already on their way.
+    private let drainTimeoutMs: Int64 = 5_000
+
+    public init(topology: Topology, id: DivisionCode, dataDirectory: String, logger: Logger) throws {
+        guard let spec = topology.node(id) else {
+            throw NodeError("node \(id) is not in topology \(topology.file)")
+        }
+        self.spec = spec
+        self.topology = topology
+        self.layout = DataLayout(root: dataDirectory)
+        self.logger = logger
+        self.logger[metadataKey: "node"] = "\(id)"
+        policy = topology.policy(for: id)
+        endpoint = topology.endpoint(of: id)!
+        startedAtMs = wallClockMs()
+
+        try FileManager.default.createDirectory(atPath: layout.nodeDirectory(id), withIntermediateDirectories: true)
+        ledger = try Ledger(path: layout.ledgerPath(id))
+        if let population = topology.population(of: id) { try ledger.seedPopulation(population) }
+        settlementSerial = try ledger.read { try $0.settlementCount() }
+
+        machine = NodeMachine(config: .init(id: id, tier: spec.tier, routing: topology.routingTable,
+                                            institutions: Set(topology.institutions(of: id))))
+        context = try Context()
+        downstream = try context.socket(.router)
+        try downstream.setRouterMandatory(true)      // unroutable answers fail loudly, not silently
+        try downstream.setRouterHandover(true)       // a restarted child takes its identity back
+        try downstream.setMaxMessageSize(bytes: WireCodec.maxMessageBytes)
+        try downstream.setSendHighWaterMark(100_000)
+        try downstream.setReceiveHighWaterMark(100_000)
+        do {
+            try downstream.bind(endpoint)
+        } catch {
+            throw NodeError("node \(id) cannot bind \(endpoint): \(error) (is another cluster using this port? try --base-port)")
+        }
+        if let parentID = spec.parent, let parentEndpoint = topology.endpoint(of: parentID) {
+            let socket = try context.socket(.dealer)
+            try socket.setRoutingID(Array(id.value.utf8))
+            try socket.setImmediate(true)            // no queueing to a parent that is not there
+            try socket.setReconnectInterval(milliseconds: 100)
+            try socket.setSendHighWaterMark(100_000)
+            try socket.setReceiveHighWaterMark(100_000)
+            try socket.connect(parentEndpoint)
+            upstream = socket
+        } else {
+            upstream = nil
+        }
+    }
+
+    /// Serves until SIGTERM/SIGINT (see `StopSignal`), then drains and returns.
+    public func run() throws {
+        logger.info("node started", metadata: ["endpoint": "\(endpoint)", "tier": "\(spec.tier.rawValue)",
+                                               "parent": "\(spec.parent?.value ?? "-")"])
+        state = "running"
+        var poller = Poller(upstream.map { [downstream, $0] } ?? [downstream])
+        var drainStartedMs: Int64?
+        while true {
+            var now = wallClockMs()
+            if StopSignal.isRequested && drainStartedMs == nil {
+                drainStartedMs = now
+                state = "draining"
+                machine.beginDraining()
+                logger.info("stopping: draining", metadata: ["pending": "\(machine.pendingCount)"])
+            }
+            if let started = drainStartedMs, machine.pendingCount == 0 || now - started >= drainTimeoutMs {
+                try execute(machine.abandonPending(nowMs: now))
+                break
+            }
+            let wait = max(0, min(50, machine.nextDeadlineMs(nowMs: now) - now))
+            let readable = try poller.poll(timeoutMs: Int(wait))
+            var directives: [Directive] = []
+            if readable[0] { drain(downstream, from: nil, into: &directives) }
+            if readable.count > 1, readable[1], let upstream { drain(upstream, from: .parent, into: &directives) }
+            now = wallClockMs()
+            let wasSignedIn = machine.isSignedIn
+            directives += machine.tick(nowMs: now)
+            try execute(directives)
+            if machine.isSignedIn && !wasSignedIn {
+                logger.info("signed in", metadata: ["parent": "\(spec.parent?.value ?? "-")"])
+                lastStatusMs = 0
+            }
+            // Fresh within a quarter second while busy, once a second while idle.
+            let busy = !directives.isEmpty
+            if now - lastStatusMs >= (busy ? 250 : 1_000) || machine.isSignedIn != wasSignedIn { writeStatus(now) }
+        }
+        state = "stopped"
+        writeStatus(wallClockMs())
+        downstream.close()
+        upstream?.close()
+        logger.info("node stopped", metadata: ["messages": "\(messagesHandled)"])
+    }
+
+    // MARK: Receiving
+
+    private func drain(_ socket: Socket, from fixedPeer: Peer?, into directives: inout [Directive]) {
+        let now = wallClockMs()
+        for _ in 0..<drainLimit {
+            let frames: [[UInt8]]
+            do {
+                guard let received = try socket.receive(wait: false) else { return }
+                frames = received
+            } catch {
+                logger.error("receive failed", metadata: ["error": "\(error)"])
+                return
+            }
+            messagesHandled += 1
+            let peer: Peer
+            let body: ArraySlice<[UInt8]>
+            if let fixedPeer {
+                peer = fixedPeer
+                body = frames[...]
+            } else {
+                guard frames.count >= 1 else { continue }
+                peer = .downstream(frames[0])
+                body = frames.dropFirst()
+            }
+            switch WireCodec.decode(body) {
+            case .request(let request):
+                directives += machine.receivedRequest(request, from: peer, nowMs: now)
+            case .response(let response):
+                directives += machine.receivedResponse(response, from: peer, nowMs: now)
+            case .malformed(let code, let detail):
+                logger.warning("bad input refused", metadata: ["error.code": "\(code.rawValue)", "detail": "\(detail)",
+                                                               "peer": "\(describe(peer))"])
+                let answer = machine.error(code, detail: "\(detail) at node \(spec.id)", requestMsgid: "",
+                                           receivedAtMs: now, nowMs: now)
+                directives.append(.answer(answer, to: peer, record: nil))
+            }
+        }
+    }
+
+    // MARK: Carrying out directives
+
+    private struct Outgoing {
+        var peer: Peer
+        var frames: [[UInt8]]
+        var requestMsgid: String?   // set for forwarded requests, to report a failed hand-off
+    }
+
+    private func execute(_ initial: [Directive]) throws {
+        guard !initial.isEmpty else { return }
+        var directives = initial
+        // Forwarded requests need no record: send them now, and turn a failed hand-off into
+        // a definite answer for whoever waits.
+        var index = 0
+        var work: [Directive] = []
+        while index < directives.count {
+            let directive = directives[index]
+            index += 1
+            if case .forward(let request, let peer) = directive {
+                if !send(Outgoing(peer: peer, frames: WireCodec.frames(request), requestMsgid: request.msgid)) {
+                    directives += machine.forwardFailed(msgid: request.msgid, nowMs: wallClockMs())
+                }
+            } else {
+                work.append(directive)
+            }
+        }
+        guard !work.isEmpty else { return }
+        var outgoing: [Outgoing] = []
+        outgoing.reserveCapacity(work.count)
+        do {
+            try ledger.write { tx in
+                outgoing.removeAll(keepingCapacity: true)
+                for directive in work {
+                    switch directive {
+                    case .answer(let response, let peer, let record):
+                        if let record { try tx.recordTransit(record) }
+                        outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(response)))
+                    case .settleHere(let request, let peer, let role, let receivedAtMs):
+                        let body = try decide(request, role: role, receivedAtMs: receivedAtMs, tx: tx)
+                        outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
+                    case .forward:
+                        break
+                    }
+                }
+            }
+        } catch {
+            // Nothing of this round was recorded. Answers passing through are still true
+            // (they were decided below), but decisions made here were rolled back: refuse them.
+            logger.critical("ledger write failed", metadata: ["error": "\(error)"])
+            outgoing = work.compactMap { directive in
+                switch directive {
+                case .answer(let response, let peer, _):
+                    return Outgoing(peer: peer, frames: WireCodec.frames(response))
+                case .settleHere(let request, let peer, _, let receivedAtMs):
+                    let answer = machine.error(.busy, detail: "ledger of node \(spec.id) unavailable",
+                                               requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: wallClockMs())
+                    return Outgoing(peer: peer, frames: WireCodec.frames(answer))
+                case .forward:
+                    return nil
+                }
+            }
+        }
+        for message in outgoing { _ = send(message) }
+    }
+
+    /// Settles or reverses at the insured county, inside the round's transaction, and returns
+    /// the serialized answer. A msgid already decided gets its original answer back.
+    private func decide(_ request: WireRequest, role: TransitRole, receivedAtMs: Int64, tx: LedgerTransaction) throws -> [UInt8] {
+        if let stored = try tx.storedAnswer(msgid: request.msgid) { return stored }
+        let now = wallClockMs()
+        let code = TransactionCode(rawValue: request.infno)!
+        let meta = RequestMeta(request)
+        var response: WireResponse
+        guard let policy else {
+            response = machine.error(.wrongNode, detail: "node \(spec.id) has no province policy", requestMsgid: request.msgid,
+                                     receivedAtMs: receivedAtMs, nowMs: now)
+            return try response.serializedBytes()
+        }
+        switch request.input {
+        case .settlement(let input)?:
+            let person = try tx.person(input.psnNo)
+            switch InsuredCounty.settle(input, code: code, isLocal: role == .local, person: person, policy: policy) {
+            case .settled(let split, let after):
+                settlementSerial += 1
+                let serial = String(settlementSerial)
+                let setlID = spec.id.value + String(repeating: "0", count: max(0, 14 - serial.count)) + serial
+                response = machine.success(requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: now)
+                response.output = .settlement(InsuredCounty.output(split, input: input, person: after, setlID: setlID,
+                                                                   insured: spec.id, nowMs: now))
+                let body: [UInt8] = try response.serializedBytes()
+                try tx.updatePerson(after)
+                try tx.insertSettled(request: request, split: split, psnNo: input.psnNo, setlID: setlID, nowMs: now, response: body)
+                try tx.recordTransit(TransitRecord(request: meta, response: response, role: role, nowMs: now))
+                return body
+            case .refused(let errorCode, let detail):
+                response = machine.error(errorCode, detail: detail, requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: now)
+                let body: [UInt8] = try response.serializedBytes()
+                try tx.insertRefused(request: request, errCode: errorCode.rawValue, nowMs: now, response: body)
+                try tx.recordTransit(TransitRecord(request: meta, response: response, role: role, nowMs: now))
+                logger.info("settlement refused", metadata: ["settlement.msgid": "\(request.msgid)", "error.code": "\(errorCode.rawValue)"])
+                return body
+            }
+        case .reversal(let input)?:
+            if let earlier = try tx.successfulReversal(omsgid: input.omsgid) {
+                // Already reversed: the same answer again, recorded under this msgid too.
+                var again = try WireResponse(serializedBytes: earlier)
+                again.reqMsgid = request.msgid
+                let body: [UInt8] = try again.serializedBytes()
+                try tx.insertReversal(msgid: request.msgid, omsgid: input.omsgid, infno: request.infno, infcode: 1,
+                                      nowMs: now, response: body)
+                return body
+            }
+            let original = try tx.settlement(msgid: input.omsgid)
+            let person = try original.map { try tx.person($0.psnNo) } ?? nil
+            switch InsuredCounty.reverse(input, code: code, original: original, person: person) {
+            case .reversed(let after):
+                response = machine.success(requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: now)
+                response.output = .reversal(InsuredCounty.reversalOutput(original!, person: after))
+                let body: [UInt8] = try response.serializedBytes()
+                try tx.updatePerson(after)
+                try tx.insertReversal(msgid: request.msgid, omsgid: input.omsgid, infno: request.infno, infcode: 0,
+                                      nowMs: now, response: body)
+                try tx.recordTransit(TransitRecord(request: meta, response: response, role: role, nowMs: now))
+                return body
+            case .refused(let errorCode, let detail):
+                response = machine.error(errorCode, detail: detail, requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: now)
+                let body: [UInt8] = try response.serializedBytes()
+                try tx.insertReversal(msgid: request.msgid, omsgid: input.omsgid, infno: request.infno, infcode: -1,
+                                      nowMs: now, response: body)
+                return body
+            }
+        default:
+            response = machine.error(.missingField, detail: "input", requestMsgid: request.msgid,
+                                     receivedAtMs: receivedAtMs, nowMs: now)
+            return try response.serializedBytes()
+        }
+    }
+
+    /// Sends without blocking; false when the peer is not connected or its queue is full.
+    @discardableResult
+    private func send(_ message: Outgoing) -> Bool {
+        do {
+            switch message.peer {
+            case .parent:
+                guard let upstream else { return false }
+                try upstream.send(message.frames, wait: false)
+            case .downstream(let id):
+                try downstream.send([id] + message.frames, wait: false)
+            }
+            return true
+        } catch {
+            logger.warning("send failed", metadata: ["peer": "\(describe(message.peer))", "error": "\(error)",
+                                                     "settlement.msgid": "\(message.requestMsgid ?? "-")"])
+            return false
+        }
+    }
+
+    private func describe(_ peer: Peer) -> String {
+        switch peer {
+        case .parent: return "parent \(spec.parent?.value ?? "-")"
+        case .downstream(let id):
+            if id.count == 6, let text = String(bytes: id, encoding: .utf8), DivisionCode(text) != nil { return "child \(text)" }
+            return "client " + id.map { String($0, radix: 16) }.joined()
+        }
+    }
+
+    private func writeStatus(_ now: Int64) {
+        lastStatusMs = now
+        let status = NodeStatus(id: spec.id.value, tier: spec.tier.rawValue, pid: getpid(), endpoint: endpoint,
+                                state: state, signedIn: machine.isSignedIn, signNo: machine.signNo ?? "",
+                                startedAtMs: startedAtMs, updatedAtMs: now, messagesHandled: messagesHandled,
+                                pending: machine.pendingCount)
+        guard let data = try? JSONEncoder().encode(status) else { return }
+        let path = layout.statusPath(spec.id)
+        // Write then rename: a reader never sees half a file.
+        let temporary = path + ".tmp"
+        if FileManager.default.createFile(atPath: temporary, contents: data) {
+            _ = rename(temporary, path)
+        }
+    }
+}
+
+public struct NodeError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

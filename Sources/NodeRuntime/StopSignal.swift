@@ -1,0 +1,28 @@
+import Foundation
+import Synchronization
+
+/// Set by SIGTERM or SIGINT; the node loop checks it between poll rounds (at most 50 ms apart).
+/// An atomic store is async-signal-safe, so the C signal handler may set it.
+let stopRequestedFlag = Atomic<Bool>(false)
+
+public enum StopSignal {
+    /// Installs SIGTERM and SIGINT handlers that ask the node loop to stop gracefully.
+    public static func install() {
+        signal(SIGTERM) { _ in stopRequestedFlag.store(true, ordering: .relaxed) }
+        signal(SIGINT) { _ in stopRequestedFlag.store(true, ordering: .relaxed) }
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    public static var isRequested: Bool { stopRequestedFlag.load(ordering: .relaxed) }
+
+    /// For tests and embedding: ask the loop to stop as a signal would.
+    public static func request() { stopRequestedFlag.store(true, ordering: .relaxed) }
+}
+
+/// Milliseconds since the Unix epoch, from the wall clock.
+@inline(__always)
+func wallClockMs() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+}

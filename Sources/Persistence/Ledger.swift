@@ -1,0 +1,315 @@
+import Foundation
+import GRDB
+import SettlementCore
+import SettlementModel
+
+/// An error of the ledger database, naming the file.
+public struct LedgerError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var message: String
+    public var description: String { "ledger \(path): \(message)" }
+}
+
+/// One node's durable ledger: a SQLite database in WAL mode, written by one thread.
+///
+/// Every write goes through `write(_:)`, one transaction with one sync at commit: the node
+/// loop gathers all the work of one poll round into it (group commit), and sends the answers
+/// only after it returns, so every answer that leaves is already durable.
+public final class Ledger {
+    private let queue: DatabaseQueue
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.label = "ledger"
+        config.prepareDatabase { db in
+            // WAL: readers (cluster status, reconcile) never block the writer.
+            // synchronous FULL: each commit is synced, so an answer that left is never lost.
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            queue = try DatabaseQueue(path: path, configuration: config)
+            try Self.migrator.migrate(queue)
+        } catch {
+            throw LedgerError(path: path, message: "cannot open: \(error)")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+                -- Insured persons of this county (county nodes only). Personal data: never logged.
+                CREATE TABLE persons (
+                    psn_no TEXT PRIMARY KEY NOT NULL,
+                    psn_name TEXT NOT NULL,
+                    insutype TEXT NOT NULL,
+                    balance_fen INTEGER NOT NULL,
+                    deductible_used_fen INTEGER NOT NULL,
+                    pool_used_fen INTEGER NOT NULL,
+                    filed_offsite INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                -- The authoritative record of every settlement decided here (insured county).
+                -- msgid is the idempotency key: the database refuses a second row.
+                CREATE TABLE settlements (
+                    msgid TEXT PRIMARY KEY NOT NULL,
+                    infno TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('settled', 'refused', 'reversed')),
+                    err_code TEXT NOT NULL,
+                    setl_id TEXT UNIQUE,
+                    psn_no TEXT NOT NULL,
+                    mdtrtarea_admvs TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    medfee_sumamt INTEGER NOT NULL,
+                    fulamt_ownpay_amt INTEGER NOT NULL,
+                    overlmt_selfpay INTEGER NOT NULL,
+                    preselfpay_amt INTEGER NOT NULL,
+                    inscp_scp_amt INTEGER NOT NULL,
+                    act_pay_dedc INTEGER NOT NULL,
+                    hifp_pay INTEGER NOT NULL,
+                    hifob_pay INTEGER NOT NULL,
+                    acct_pay INTEGER NOT NULL,
+                    psn_cash_pay INTEGER NOT NULL,
+                    fund_pay_sumamt INTEGER NOT NULL,
+                    acct_pay_in_fund INTEGER NOT NULL,
+                    balc INTEGER NOT NULL,
+                    settled_at_ms INTEGER NOT NULL,
+                    reversal_msgid TEXT,
+                    response BLOB NOT NULL
+                );
+                -- Reversals decided here; one successful reversal per original settlement.
+                CREATE TABLE reversals (
+                    msgid TEXT PRIMARY KEY NOT NULL,
+                    omsgid TEXT NOT NULL,
+                    infno TEXT NOT NULL,
+                    infcode INTEGER NOT NULL,
+                    recorded_at_ms INTEGER NOT NULL,
+                    response BLOB NOT NULL
+                );
+                CREATE UNIQUE INDEX reversals_one_success ON reversals(omsgid) WHERE infcode = 0;
+                -- What every tier on a route records as the answer passes: reconciliation and clearing.
+                CREATE TABLE transits (
+                    msgid TEXT PRIMARY KEY NOT NULL,
+                    infno TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    mdtrtarea_admvs TEXT NOT NULL,
+                    insuplc_admdvs TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    omsgid TEXT NOT NULL,
+                    setl_id TEXT NOT NULL,
+                    medfee_sumamt INTEGER NOT NULL,
+                    fund_pay_sumamt INTEGER NOT NULL,
+                    acct_pay INTEGER NOT NULL,
+                    psn_cash_pay INTEGER NOT NULL,
+                    infcode INTEGER NOT NULL,
+                    err_code TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('settled', 'refused', 'reversed', 'unknown')),
+                    recorded_at_ms INTEGER NOT NULL
+                );
+                CREATE INDEX transits_omsgid ON transits(omsgid) WHERE omsgid != '';
+                """)
+        }
+        return migrator
+    }
+
+    /// Runs `body` in one write transaction: committed (and synced) when it returns, rolled
+    /// back entirely when it throws.
+    public func write<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
+        try queue.write { db in try body(LedgerTransaction(db: db)) }
+    }
+
+    /// Runs `body` with a consistent read view.
+    public func read<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
+        try queue.read { db in try body(LedgerTransaction(db: db)) }
+    }
+
+    /// Creates the county's synthetic insured population the first time the ledger opens.
+    public func seedPopulation(_ population: SyntheticPopulation) throws {
+        try queue.write { db in
+            let existing = try Int.fetchOne(db, sql: "SELECT count(*) FROM persons") ?? 0
+            guard existing == 0 else { return }
+            let statement = try db.makeStatement(sql: """
+                INSERT INTO persons (psn_no, psn_name, insutype, balance_fen, deductible_used_fen, pool_used_fen, filed_offsite)
+                VALUES (?, ?, ?, ?, 0, 0, ?)
+                """)
+            for index in 0..<population.size {
+                let person = population.person(index)
+                try statement.execute(arguments: [person.psnNo, person.name, person.insutype,
+                                                  person.initialBalanceFen, person.filedOffsite])
+            }
+        }
+    }
+}
+
+/// The operations of one ledger transaction. Statements are prepared once and cached.
+public struct LedgerTransaction {
+    let db: Database
+
+    // MARK: Insured county
+
+    /// The stored answer to a settlement or reversal msgid already decided here.
+    public func storedAnswer(msgid: String) throws -> [UInt8]? {
+        let settlement = try db.cachedStatement(sql: "SELECT response FROM settlements WHERE msgid = ?")
+        if let data = try Data.fetchOne(settlement, arguments: [msgid]) { return Array(data) }
+        let reversal = try db.cachedStatement(sql: "SELECT response FROM reversals WHERE msgid = ?")
+        if let data = try Data.fetchOne(reversal, arguments: [msgid]) { return Array(data) }
+        return nil
+    }
+
+    /// The answer of the successful reversal of `omsgid`, if there was one.
+    public func successfulReversal(omsgid: String) throws -> [UInt8]? {
+        let statement = try db.cachedStatement(sql: "SELECT response FROM reversals WHERE omsgid = ? AND infcode = 0")
+        return try Data.fetchOne(statement, arguments: [omsgid]).map { Array($0) }
+    }
+
+    public func person(_ psnNo: String) throws -> PersonAccount? {
+        let statement = try db.cachedStatement(sql: """
+            SELECT insutype, balance_fen, deductible_used_fen, pool_used_fen, filed_offsite FROM persons WHERE psn_no = ?
+            """)
+        guard let row = try Row.fetchOne(statement, arguments: [psnNo]) else { return nil }
+        return PersonAccount(psnNo: psnNo, insutype: row[0], balanceFen: row[1], deductibleUsedFen: row[2],
+                             poolUsedFen: row[3], filedOffsite: row[4])
+    }
+
+    public func updatePerson(_ person: PersonAccount) throws {
+        let statement = try db.cachedStatement(sql: """
+            UPDATE persons SET balance_fen = ?, deductible_used_fen = ?, pool_used_fen = ? WHERE psn_no = ?
+            """)
+        try statement.execute(arguments: [person.balanceFen, person.deductibleUsedFen, person.poolUsedFen, person.psnNo])
+    }
+
+    /// The highest settlement serial used so far, to continue setl_id numbering after a restart.
+    public func settlementCount() throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT count(*) FROM settlements") ?? 0
+    }
+
+    /// Records a settled settlement with its answer. Throws a constraint error if the msgid exists.
+    public func insertSettled(request: WireRequest, split: Split, psnNo: String, setlID: String,
+                              nowMs: Int64, response: [UInt8]) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO settlements (msgid, infno, state, err_code, setl_id, psn_no, mdtrtarea_admvs, fixmedins_code,
+              medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, act_pay_dedc,
+              hifp_pay, hifob_pay, acct_pay, psn_cash_pay, fund_pay_sumamt, acct_pay_in_fund, balc, settled_at_ms, response)
+            VALUES (?, ?, 'settled', '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        let bill = split.bill
+        let values: [(any DatabaseValueConvertible)?] = [
+            request.msgid, request.infno, setlID, psnNo, request.mdtrtareaAdmvs, request.fixmedinsCode,
+            bill.medfeeSumamt, bill.fulamtOwnpayAmt, bill.overlmtSelfpay, bill.preselfpayAmt, bill.inscpScpAmt,
+            split.actPayDedc, split.hifpPay, split.hifobPay, split.acctPay, split.psnCashPay, split.fundPaySumamt,
+            split.acctPayInFund, split.balanceAfterFen, nowMs, Data(response),
+        ]
+        try statement.execute(arguments: StatementArguments(values))
+    }
+
+    /// Records a refused settlement with its answer, so a repeat gets the same answer.
+    public func insertRefused(request: WireRequest, errCode: String, nowMs: Int64, response: [UInt8]) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO settlements (msgid, infno, state, err_code, setl_id, psn_no, mdtrtarea_admvs, fixmedins_code,
+              medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, act_pay_dedc,
+              hifp_pay, hifob_pay, acct_pay, psn_cash_pay, fund_pay_sumamt, acct_pay_in_fund, balc, settled_at_ms, response)
+            VALUES (?, ?, 'refused', ?, NULL, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?, ?)
+            """)
+        var psnNo = ""
+        var medfee: Int64 = 0
+        if case .settlement(let input)? = request.input {
+            psnNo = input.psnNo
+            medfee = input.medfeeSumamt
+        }
+        try statement.execute(arguments: [request.msgid, request.infno, errCode, psnNo, request.mdtrtareaAdmvs,
+                                          request.fixmedinsCode, medfee, nowMs, Data(response)])
+    }
+
+    public func settlement(msgid: String) throws -> StoredSettlement? {
+        let statement = try db.cachedStatement(sql: """
+            SELECT infno, psn_no, setl_id, state, medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt,
+              inscp_scp_amt, act_pay_dedc, hifp_pay, hifob_pay, acct_pay, psn_cash_pay, acct_pay_in_fund, balc
+            FROM settlements WHERE msgid = ? AND state != 'refused'
+            """)
+        guard let row = try Row.fetchOne(statement, arguments: [msgid]) else { return nil }
+        let bill = Bill(medfeeSumamt: row[4], fulamtOwnpayAmt: row[5], overlmtSelfpay: row[6],
+                        preselfpayAmt: row[7], inscpScpAmt: row[8])
+        let split = Split(bill: bill, actPayDedc: row[9], hifpPay: row[10], hifobPay: row[11], acctPay: row[12],
+                          psnCashPay: row[13], acctPayInFund: row[14], balanceAfterFen: row[15])
+        let state: String = row[3]
+        return StoredSettlement(msgid: msgid, infno: row[0], psnNo: row[1], setlID: row[2] ?? "",
+                                reversed: state == "reversed", split: split)
+    }
+
+    /// Records a reversal's answer; on success marks the original settlement reversed.
+    public func insertReversal(msgid: String, omsgid: String, infno: String, infcode: Int32, nowMs: Int64,
+                               response: [UInt8]) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO reversals (msgid, omsgid, infno, infcode, recorded_at_ms, response) VALUES (?, ?, ?, ?, ?, ?)
+            """)
+        try statement.execute(arguments: [msgid, omsgid, infno, infcode, nowMs, Data(response)])
+        if infcode == 0 {
+            let mark = try db.cachedStatement(sql: "UPDATE settlements SET state = 'reversed', reversal_msgid = ? WHERE msgid = ?")
+            try mark.execute(arguments: [msgid, omsgid])
+        }
+    }
+
+    // MARK: Every tier
+
+    /// Records what this tier saw of a settlement or reversal. A later, definite answer for
+    /// the same msgid replaces an earlier indefinite ('unknown') one; nothing else is replaced.
+    public func recordTransit(_ record: TransitRecord) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO transits (msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
+              medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(msgid) DO UPDATE SET setl_id = excluded.setl_id, medfee_sumamt = excluded.medfee_sumamt,
+              fund_pay_sumamt = excluded.fund_pay_sumamt, acct_pay = excluded.acct_pay, psn_cash_pay = excluded.psn_cash_pay,
+              infcode = excluded.infcode, err_code = excluded.err_code, state = excluded.state,
+              recorded_at_ms = excluded.recorded_at_ms
+            WHERE transits.state = 'unknown'
+            """)
+        let values: [(any DatabaseValueConvertible)?] = [
+            record.msgid, record.infno, record.role.rawValue, record.mdtrtareaAdmvs, record.insuplcAdmdvs,
+            record.fixmedinsCode, record.omsgid, record.setlID, record.medfeeSumamt, record.fundPaySumamt,
+            record.acctPay, record.psnCashPay, record.infcode, record.errCode, record.state.rawValue, record.recordedAtMs,
+        ]
+        try statement.execute(arguments: StatementArguments(values))
+        if record.state == .reversed && !record.omsgid.isEmpty {
+            let mark = try db.cachedStatement(sql: "UPDATE transits SET state = 'reversed' WHERE msgid = ? AND state = 'settled'")
+            try mark.execute(arguments: [record.omsgid])
+        }
+    }
+
+    // MARK: Reading (status, tests, reconciliation)
+
+    public struct TransitRow: Equatable, Sendable {
+        public var msgid: String
+        public var infno: String
+        public var role: String
+        public var state: String
+        public var setlID: String
+        public var medfeeSumamt: Int64
+        public var fundPaySumamt: Int64
+        public var acctPay: Int64
+    }
+
+    public func transit(msgid: String) throws -> TransitRow? {
+        let row = try Row.fetchOne(db, sql: """
+            SELECT msgid, infno, role, state, setl_id, medfee_sumamt, fund_pay_sumamt, acct_pay FROM transits WHERE msgid = ?
+            """, arguments: [msgid])
+        return row.map { TransitRow(msgid: $0[0], infno: $0[1], role: $0[2], state: $0[3], setlID: $0[4],
+                                    medfeeSumamt: $0[5], fundPaySumamt: $0[6], acctPay: $0[7]) }
+    }
+
+    public func count(table: LedgerTable) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table.rawValue)") ?? 0
+    }
+
+    /// How many settlements with `msgid` this ledger holds (0 or 1: the key is unique).
+    public func settlementRows(msgid: String) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM settlements WHERE msgid = ?", arguments: [msgid]) ?? 0
+    }
+}
+
+public enum LedgerTable: String, Sendable {
+    case persons, settlements, reversals, transits
+}

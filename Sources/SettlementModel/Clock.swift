@@ -1,0 +1,58 @@
+/// Wall-clock instants as milliseconds since the Unix epoch, formatted in China Standard Time
+/// (UTC+8, no daylight saving) the way the interface writes them. Pure: the caller supplies
+/// the instant, so tests and seeded runs are reproducible.
+public struct CivilTime: Equatable, Sendable {
+    public var year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, millisecond: Int
+
+    public init(unixMs: Int64) {
+        let local = unixMs + 8 * 3_600_000
+        let msOfDay = Int(((local % 86_400_000) + 86_400_000) % 86_400_000)
+        let days = Int((local - Int64(msOfDay)) / 86_400_000)
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        day = doy - (153 * mp + 2) / 5 + 1
+        month = mp < 10 ? mp + 3 : mp - 9
+        year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        hour = msOfDay / 3_600_000
+        minute = msOfDay / 60_000 % 60
+        second = msOfDay / 1000 % 60
+        millisecond = msOfDay % 1000
+    }
+
+    /// yyyyMMddHHmmss
+    public var compact: String { pad(year, 4) + pad(month, 2) + pad(day, 2) + pad(hour, 2) + pad(minute, 2) + pad(second, 2) }
+    /// yyyyMMddHHmmssSSS (refmsg_time, respond_time)
+    public var compactMillis: String { compact + pad(millisecond, 3) }
+    /// yyyy-MM-dd HH:mm:ss (inf_time, setl_time)
+    public var readable: String {
+        "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2)) \(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2))"
+    }
+
+    private func pad(_ value: Int, _ width: Int) -> String {
+        let text = String(value)
+        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+    }
+}
+
+/// Message ids in the interface's formats.
+public enum MessageID {
+    /// A request msgid: institution code (12) + yyyyMMddHHmmss (14) + sequence (4) = 30 chars.
+    public static func request(institution: String, unixMs: Int64, sequence: Int) -> String {
+        institution + CivilTime(unixMs: unixMs).compact + fixed(sequence % 10_000, width: 4)
+    }
+
+    /// A response inf_refmsgid: receiver's division (6) + yyyyMMddHHmmss (14) + serial (10).
+    public static func response(division: String, unixMs: Int64, serial: UInt64) -> String {
+        division + CivilTime(unixMs: unixMs).compact + fixed(Int(serial % 10_000_000_000), width: 10)
+    }
+
+    static func fixed(_ value: Int, width: Int) -> String {
+        let text = String(value)
+        return String(repeating: "0", count: max(0, width - text.count)) + text
+    }
+}

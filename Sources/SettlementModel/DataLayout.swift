@@ -1,0 +1,50 @@
+/// Where a cluster keeps its files under its data directory:
+///
+///     DIR/cluster.json            what `cluster up` started (topology, base port, pids)
+///     DIR/nodes/<id>/ledger.sqlite  the node's ledger (WAL)
+///     DIR/nodes/<id>/status.json    the node's own report: pid, signed in, messages handled
+///     DIR/logs/<id>.log           the node's log
+public struct DataLayout: Sendable {
+    public let root: String
+
+    public init(root: String) {
+        self.root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
+    }
+
+    public var clusterFile: String { "\(root)/cluster.json" }
+    public var logsDirectory: String { "\(root)/logs" }
+    public func nodeDirectory(_ id: DivisionCode) -> String { "\(root)/nodes/\(id.value)" }
+    public func ledgerPath(_ id: DivisionCode) -> String { "\(nodeDirectory(id))/ledger.sqlite" }
+    public func statusPath(_ id: DivisionCode) -> String { "\(nodeDirectory(id))/status.json" }
+    public func logPath(_ id: DivisionCode) -> String { "\(logsDirectory)/\(id.value).log" }
+}
+
+/// A node's report of itself, rewritten atomically about once a second.
+public struct NodeStatus: Codable, Equatable, Sendable {
+    public var id: String
+    public var tier: String
+    public var pid: Int32
+    public var endpoint: String
+    public var state: String           // starting, running, draining, stopped
+    public var signedIn: Bool
+    public var signNo: String
+    public var startedAtMs: Int64
+    public var updatedAtMs: Int64
+    public var messagesHandled: Int64
+    public var pending: Int
+
+    public init(id: String, tier: String, pid: Int32, endpoint: String, state: String, signedIn: Bool,
+                signNo: String, startedAtMs: Int64, updatedAtMs: Int64, messagesHandled: Int64, pending: Int) {
+        self.id = id
+        self.tier = tier
+        self.pid = pid
+        self.endpoint = endpoint
+        self.state = state
+        self.signedIn = signedIn
+        self.signNo = signNo
+        self.startedAtMs = startedAtMs
+        self.updatedAtMs = updatedAtMs
+        self.messagesHandled = messagesHandled
+        self.pending = pending
+    }
+}

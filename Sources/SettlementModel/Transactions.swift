@@ -1,0 +1,99 @@
+/// Wire message types, named for the domain rather than the generator.
+public typealias WireRequest = Settlenet_V1_Request
+public typealias WireResponse = Settlenet_V1_Response
+public typealias SettlementInput = Settlenet_V1_SettlementInput
+public typealias SettlementOutput = Settlenet_V1_SettlementOutput
+public typealias ReversalInput = Settlenet_V1_ReversalInput
+public typealias ReversalOutput = Settlenet_V1_ReversalOutput
+public typealias SignInInput = Settlenet_V1_SignInInput
+public typealias SignInOutput = Settlenet_V1_SignInOutput
+
+/// The transaction codes (infno) SettleNet's nodes serve.
+public enum TransactionCode: String, CaseIterable, Sendable {
+    case signIn = "9001"
+    case outpatientSettlement = "2207"
+    case outpatientReversal = "2208"
+    case inpatientSettlement = "2304"
+    case inpatientReversal = "2305"
+
+    public var isSettlement: Bool { self == .outpatientSettlement || self == .inpatientSettlement }
+    public var isReversal: Bool { self == .outpatientReversal || self == .inpatientReversal }
+    public var isInpatient: Bool { self == .inpatientSettlement || self == .inpatientReversal }
+
+    /// The reversal code that undoes this settlement code.
+    public var reversalCode: TransactionCode? {
+        switch self {
+        case .outpatientSettlement: .outpatientReversal
+        case .inpatientSettlement: .inpatientReversal
+        default: nil
+        }
+    }
+}
+
+/// Stable error codes carried in `err_msg` as `FSI-<message>[<code>]` and alone in `err_code`.
+/// Definite: the operation certainly did not happen. Indefinite: it may have happened and the
+/// caller must resolve it (query or correction reversal). docs/PROTOCOL.md lists them.
+public enum ErrorCode: String, CaseIterable, Sendable {
+    // Malformed input: definite.
+    case malformedFrame = "SN-E1001"
+    case malformedMessage = "SN-E1002"
+    case unknownTransaction = "SN-E1003"
+    case missingField = "SN-E1004"
+    case badDivision = "SN-E1005"
+    case badAmount = "SN-E1006"
+    case oversizeMessage = "SN-E1007"
+    case wrongNode = "SN-E1008"
+    case unknownInstitution = "SN-E1009"
+    // Business refusals at the insured county: definite.
+    case unknownPerson = "SN-E2001"
+    case notFiledOffsite = "SN-E2002"
+    case unknownSettlement = "SN-E2003"
+    case settlementMismatch = "SN-E2004"
+    case insufficientBalance = "SN-E2005"
+    // Network conditions.
+    case unreachable = "SN-E3001"        // definite: the next hop was not connected, nothing sent
+    case timeout = "SN-E3002"            // indefinite: sent, no answer in time
+    case shuttingDown = "SN-E3003"       // definite: the node is draining and took nothing new
+    case busy = "SN-E3004"               // definite: the pending table is full
+
+    public var message: String {
+        switch self {
+        case .malformedFrame: "malformed frame: expected [empty, \"req\"|\"rsp\", protobuf body]"
+        case .malformedMessage: "message body is not a valid settlenet.v1 protobuf"
+        case .unknownTransaction: "unknown or unsupported transaction code infno"
+        case .missingField: "a required field is missing"
+        case .badDivision: "division code unknown to the topology"
+        case .badAmount: "amounts are negative or do not add up"
+        case .oversizeMessage: "message larger than the node accepts"
+        case .wrongNode: "request sent to a node that does not serve that place of treatment"
+        case .unknownInstitution: "institution not registered at this county"
+        case .unknownPerson: "person not found at the insured place"
+        case .notFiledOffsite: "person not filed for off-site care"
+        case .unknownSettlement: "settlement to reverse not found"
+        case .settlementMismatch: "reversal does not match the original settlement"
+        case .insufficientBalance: "personal account balance too low to restore"
+        case .unreachable: "next hop not reachable; request not delivered"
+        case .timeout: "no answer from the next hop in time; outcome unknown"
+        case .shuttingDown: "node is shutting down; request not accepted"
+        case .busy: "node busy; request not accepted"
+        }
+    }
+
+    /// True when the operation certainly did not happen (safe to retry with a new msgid).
+    public var isDefinite: Bool { self != .timeout }
+
+    /// The real interface's error text: `FSI-<message>[<code>]`, with an optional detail
+    /// (which field, which node). Details never carry personal data.
+    public func errMsg(detail: String? = nil) -> String {
+        if let detail, !detail.isEmpty { return "FSI-\(message): \(detail)[\(rawValue)]" }
+        return "FSI-\(message)[\(rawValue)]"
+    }
+}
+
+/// Masks personal identifiers for logs and reports: the division prefix stays, the rest is hidden.
+public enum PersonalData {
+    public static func mask(_ psnNo: String) -> String {
+        let keep = psnNo.prefix(6)
+        return keep + String(repeating: "*", count: max(0, psnNo.count - keep.count))
+    }
+}

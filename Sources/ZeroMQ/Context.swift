@@ -1,0 +1,33 @@
+import CZeroMQ
+
+/// A ZeroMQ context: owns the I/O threads; every socket is made from one.
+/// libzmq contexts are thread-safe, so a Context can be shared.
+public final class Context: @unchecked Sendable {  // zmq contexts are thread-safe by contract
+    let handle: UnsafeMutableRawPointer
+
+    public init(ioThreads: Int32 = 1) throws(ZeroMQError) {
+        guard let handle = zmq_ctx_new() else {
+            throw ZeroMQError(code: zmq_errno(), operation: "zmq_ctx_new")
+        }
+        self.handle = handle
+        try zmqCall("zmq_ctx_set(IO_THREADS)") { zmq_ctx_set(handle, ZMQ_IO_THREADS, ioThreads) }
+    }
+
+    /// Makes a socket of the given type; the caller becomes its one owner.
+    public func socket(_ type: SocketType) throws(ZeroMQError) -> Socket {
+        try Socket(context: self, type: type)
+    }
+
+    deinit {
+        // zmq_ctx_term blocks until every socket is closed; sockets hold a strong reference
+        // to their context, so by the time this runs they are gone. Retry on EINTR.
+        while zmq_ctx_term(handle) == -1 && zmq_errno() == EINTR {}
+    }
+
+    /// The libzmq version linked in, e.g. (4, 3, 4).
+    public static var version: (major: Int32, minor: Int32, patch: Int32) {
+        var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
+        zmq_version(&major, &minor, &patch)
+        return (major, minor, patch)
+    }
+}

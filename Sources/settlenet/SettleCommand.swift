@@ -1,0 +1,122 @@
+import ArgumentParser
+import ClusterControl
+import Foundation
+import SettlementCore
+import SettlementModel
+import SwiftProtobuf
+import NetworkTopology
+
+/// Where to find a running cluster: its topology and base port.
+struct ClusterTarget: ParsableArguments {
+    @Option(help: "The topology file (default: the one the cluster in --data-dir was started with).") var topology: String?
+    @Option(help: "The cluster's data directory (gives the topology and base port it runs on).") var dataDir: String?
+    @Option(help: "The base port the cluster runs on (default: from --data-dir, else the topology's).") var basePort: Int?
+
+    func validate() throws {
+        if topology == nil && dataDir == nil {
+            throw ValidationError("give --topology FILE or --data-dir DIR of a running cluster")
+        }
+    }
+
+    func load() throws -> Topology {
+        var path = topology
+        var port = basePort
+        if let dataDir, let record = try? Cluster(dataDirectory: dataDir).record() {
+            path = path ?? record.topology
+            port = port ?? record.basePort
+        } else if let dataDir, topology == nil {
+            throw Failure("no cluster record in \(dataDir); give --topology FILE")
+        }
+        do {
+            var loaded = try TopologyLoader.load(path: path!)
+            if let port { loaded = loaded.withBasePort(port) }
+            return loaded
+        } catch {
+            throw Failure("topology problems:\n\(error)")
+        }
+    }
+}
+
+struct SettleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "settle",
+        abstract: "Act as one hospital: send one settlement (or reversal) and print the answer as JSON.",
+        discussion: """
+            The hospital sits in --at (a county); the person is insured in --insured. Unless --psn-no is
+            given, the first synthetic person of the insured county filed for off-site care is used
+            (--unfiled picks one who is not: the network must refuse). The answer is printed in the
+            protobuf JSON mapping with the interface's field names; amounts are integer fen.
+
+            Exit codes: 0 settled; 1 the network answered with an error (infcode -1); 2 no answer in
+            time (outcome unknown: reverse it or check the ledgers); 64 bad arguments.
+
+            Examples:
+              settlenet settle --data-dir run/demo --at 370211 --insured 410102 --amount 350.00
+              settlenet settle --data-dir run/demo --at 370211 --insured 410102 --reverse <msgid>
+            """
+    )
+
+    @OptionGroup var target: ClusterTarget
+    @Option(help: "County where the hospital sits (mdtrtarea_admvs).") var at: String
+    @Option(help: "County where the person is insured (insuplc_admdvs).") var insured: String
+    @Option(help: "Bill total in yuan, at most 2 decimals, e.g. 350.00.") var amount: String?
+    @Flag(help: "Inpatient settlement 2304 (default outpatient 2207); with --reverse, 2305.") var inpatient = false
+    @Option(help: "Reverse the settlement sent with this msgid (2208/2305) instead of settling.") var reverse: String?
+    @Option(help: "The person's number (default: a synthetic person of --insured).") var psnNo: String?
+    @Flag(help: "Pick a person not filed for off-site care.") var unfiled = false
+    @Option(help: "Which of the county's hospitals sends (1 = H<county>00001).") var hospital: Int = 1
+    @Flag(help: "Do not pay from the personal account.") var noAccount = false
+    @Option(help: "Seconds to wait for the answer.") var timeout: Double = 15
+
+    func validate() throws {
+        guard DivisionCode(at) != nil else { throw ValidationError("--at must be a 6-digit county code, not \"\(at)\"") }
+        guard DivisionCode(insured) != nil else { throw ValidationError("--insured must be a 6-digit county code, not \"\(insured)\"") }
+        if reverse == nil {
+            guard let amount else { throw ValidationError("give --amount YUAN (or --reverse MSGID)") }
+            guard let fen = Money.fen(fromYuan: amount), fen > 0 else {
+                throw ValidationError("--amount must be a positive yuan amount with at most 2 decimals, e.g. 350.00, not \"\(amount)\"")
+            }
+        }
+    }
+
+    func run() throws {
+        let topology = try target.load()
+        let atCode = DivisionCode(at)!, insuredCode = DivisionCode(insured)!
+        guard topology.node(atCode)?.tier == .county else { throw Failure("--at \(at) is not a county of \(topology.file)") }
+        guard let population = topology.population(of: insuredCode) else {
+            throw Failure("--insured \(insured) is not a county of \(topology.file)")
+        }
+        let institutions = topology.institutions(of: atCode)
+        guard hospital >= 1 && hospital <= institutions.count else {
+            throw Failure("--hospital must be 1 to \(institutions.count) for county \(at)")
+        }
+        let psn: String
+        if let psnNo { psn = psnNo } else {
+            guard let person = population.firstPerson(filedOffsite: !unfiled) else {
+                throw Failure("county \(insured) has no person \(unfiled ? "unfiled" : "filed") for off-site care")
+            }
+            psn = person.psnNo
+        }
+        var factory = RequestFactory(institution: institutions[hospital - 1], treatment: atCode,
+                                     firstSequence: Int.random(in: 0..<9_000))
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let request: WireRequest
+        if let reverse {
+            request = factory.reversal(omsgid: reverse, psnNo: psnNo ?? "", insured: insuredCode, inpatient: inpatient, nowMs: now)
+        } else {
+            let bill = Bill.composed(totalFen: Money.fen(fromYuan: amount!)!)
+            request = factory.settlement(psnNo: psn, insured: insuredCode, bill: bill, inpatient: inpatient,
+                                         useAccount: !noAccount, nowMs: now)
+        }
+        let client = try HospitalClient(endpoint: topology.endpoint(of: atCode)!)
+        guard let response = try client.call(request, timeoutMs: Int(timeout * 1000)) else {
+            FileHandle.standardError.write(Data("no answer within \(timeout) s from node \(at) for msgid \(request.msgid): outcome unknown\n".utf8))
+            throw ExitCode(2)
+        }
+        var options = JSONEncodingOptions()
+        options.preserveProtoFieldNames = true
+        options.alwaysPrintInt64sAsNumbers = true
+        print(try response.jsonString(options: options))
+        if response.infcode != 0 || !response.errMsg.isEmpty { throw ExitCode(1) }
+    }
+}
