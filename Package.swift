@@ -60,11 +60,11 @@ let package = Package(
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "SettlementCoreTests", dependencies: ["SettlementCore", "SettlementModel"]),
-        .testTarget(name: "NetworkTopologyTests", dependencies: ["NetworkTopology", "SettlementCore"]),
-        .testTarget(name: "PersistenceTests", dependencies: ["Persistence", "SettlementCore"]),
+        .testTarget(name: "NetworkTopologyTests", dependencies: ["NetworkTopology", "SettlementCore", "SettlementModel"]),
+        .testTarget(name: "PersistenceTests", dependencies: ["Persistence", "SettlementCore", "SettlementModel"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl"]
+            dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Persistence"]
         ),
     ],
     swiftLanguageModes: [.v6]

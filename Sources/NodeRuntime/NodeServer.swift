@@ -231,8 +231,13 @@ public final class NodeServer {
     /// Settles or reverses at the insured county, inside the round's transaction, and returns
     /// the serialized answer. A msgid already decided gets its original answer back.
     private func decide(_ request: WireRequest, role: TransitRole, receivedAtMs: Int64, tx: LedgerTransaction) throws -> [UInt8] {
-        if let stored = try tx.storedAnswer(msgid: request.msgid) { return stored }
         let now = wallClockMs()
+        if let stored = try tx.storedAnswer(msgid: request.msgid) {
+            if stored.infno == request.infno { return stored.response }
+            let refusal = machine.error(.settlementMismatch, detail: "msgid already used for infno \(stored.infno)",
+                                        requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: now)
+            return try refusal.serializedBytes()
+        }
         let code = TransactionCode(rawValue: request.infno)!
         let meta = RequestMeta(request)
         var response: WireResponse

@@ -11,6 +11,12 @@ public enum StopSignal {
         signal(SIGTERM) { _ in stopRequestedFlag.store(true, ordering: .relaxed) }
         signal(SIGINT) { _ in stopRequestedFlag.store(true, ordering: .relaxed) }
         signal(SIGPIPE, SIG_IGN)
+        // Whoever started us may have left these blocked; a node must hear them.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGTERM)
+        sigaddset(&unblock, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
     }
 
     public static var isRequested: Bool { stopRequestedFlag.load(ordering: .relaxed) }

@@ -150,12 +150,12 @@ public struct LedgerTransaction {
 
     // MARK: Insured county
 
-    /// The stored answer to a settlement or reversal msgid already decided here.
-    public func storedAnswer(msgid: String) throws -> [UInt8]? {
-        let settlement = try db.cachedStatement(sql: "SELECT response FROM settlements WHERE msgid = ?")
-        if let data = try Data.fetchOne(settlement, arguments: [msgid]) { return Array(data) }
-        let reversal = try db.cachedStatement(sql: "SELECT response FROM reversals WHERE msgid = ?")
-        if let data = try Data.fetchOne(reversal, arguments: [msgid]) { return Array(data) }
+    /// The transaction code and stored answer of a settlement or reversal msgid already decided here.
+    public func storedAnswer(msgid: String) throws -> (infno: String, response: [UInt8])? {
+        let settlement = try db.cachedStatement(sql: "SELECT infno, response FROM settlements WHERE msgid = ?")
+        if let row = try Row.fetchOne(settlement, arguments: [msgid]) { return (row[0], Array(row[1] as Data)) }
+        let reversal = try db.cachedStatement(sql: "SELECT infno, response FROM reversals WHERE msgid = ?")
+        if let row = try Row.fetchOne(reversal, arguments: [msgid]) { return (row[0], Array(row[1] as Data)) }
         return nil
     }
 

@@ -142,6 +142,8 @@ public struct NodeMachine: Sendable {
     struct Pending: Sendable {
         var meta: RequestMeta
         var waiters: [Peer]
+        /// Where the request went: only that peer may answer it.
+        var forwardedTo: Peer
         var role: TransitRole
         var receivedAtMs: Int64
         var deadlineMs: Int64
@@ -243,10 +245,10 @@ public struct NodeMachine: Sendable {
                 return [.answer(error(.wrongNode, detail: "node \(config.id) is not on the path to \(insured)",
                                       requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
             }
-            pending[request.msgid] = Pending(meta: RequestMeta(request), waiters: [peer],
+            let target: Peer = if case .child(let child) = hop { .downstream(Array(child.value.utf8)) } else { .parent }
+            pending[request.msgid] = Pending(meta: RequestMeta(request), waiters: [peer], forwardedTo: target,
                                              role: fromHospital ? .origin : .relay,
                                              receivedAtMs: nowMs, deadlineMs: nowMs + config.forwardTimeoutMs)
-            let target: Peer = if case .child(let child) = hop { .downstream(Array(child.value.utf8)) } else { .parent }
             return [.forward(request, to: target)]
         }
     }
@@ -259,7 +261,10 @@ public struct NodeMachine: Sendable {
             }
             return []
         }
-        guard let entry = pending.removeValue(forKey: response.reqMsgid) else { return [] }  // late: already answered
+        // Only the peer the request went to may answer it: a late answer finds nobody waiting,
+        // and an answer from anyone else (a hospital forging one) is ignored.
+        guard let entry = pending[response.reqMsgid], entry.forwardedTo == peer else { return [] }
+        pending[response.reqMsgid] = nil
         let record = TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs)
         return entry.waiters.enumerated().map { index, waiter in
             .answer(response, to: waiter, record: index == 0 ? record : nil)
@@ -385,6 +390,11 @@ public struct NodeMachine: Sendable {
             }
             guard config.institutions.contains(request.fixmedinsCode) else {
                 return Problem(code: .unknownInstitution, detail: "fixmedins_code \"\(request.fixmedinsCode.prefix(16))\" at node \(config.id)")
+            }
+            // msgid = fixmedins_code (12) + yyyyMMddHHmmss (14) + sequence (4): a hospital can
+            // only ever name its own messages, so idempotency by msgid cannot leak another's answer.
+            guard request.msgid.utf8.count == 30, request.msgid.hasPrefix(request.fixmedinsCode) else {
+                return Problem(code: .missingField, detail: "msgid must be 30 characters beginning with fixmedins_code")
             }
         }
         return nil

@@ -48,7 +48,7 @@ struct SettleCommand: ParsableCommand {
             protobuf JSON mapping with the interface's field names; amounts are integer fen.
 
             Exit codes: 0 settled; 1 the network answered with an error (infcode -1); 2 no answer in
-            time (outcome unknown: reverse it or check the ledgers); 64 bad arguments.
+            time or SN-E3002 (outcome unknown: reverse it or check the ledgers); 64 bad arguments.
 
             Examples:
               settlenet settle --data-dir run/demo --at 370211 --insured 410102 --amount 350.00
@@ -117,6 +117,7 @@ struct SettleCommand: ParsableCommand {
         options.preserveProtoFieldNames = true
         options.alwaysPrintInt64sAsNumbers = true
         print(try response.jsonString(options: options))
+        if response.errCode == ErrorCode.timeout.rawValue { throw ExitCode(2) }   // indefinite: outcome unknown
         if response.infcode != 0 || !response.errMsg.isEmpty { throw ExitCode(1) }
     }
 }

@@ -1,0 +1,85 @@
+import ClusterControl
+import Foundation
+import NetworkTopology
+import SettlementModel
+import Testing
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+/// The built settlenet binary: $SETTLENET_BIN, else beside the test bundle, else .build/debug.
+let settlenetBinary: String = {
+    if let path = ProcessInfo.processInfo.environment["SETTLENET_BIN"] { return path }
+    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("settlenet").path
+    if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+    return "\(repositoryRoot)/.build/debug/settlenet"
+}()
+
+struct CommandResult {
+    var status: Int32
+    var output: String
+    var error: String
+}
+
+/// Runs the settlenet binary to completion from the repository root.
+@discardableResult
+func settlenet(_ arguments: [String]) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: settlenetBinary)
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: repositoryRoot)
+    // Files, not pipes: a pipe's reader would wait for every process holding its write end.
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-cli-\(UUID().uuidString)").path
+    FileManager.default.createFile(atPath: base + ".out", contents: nil)
+    FileManager.default.createFile(atPath: base + ".err", contents: nil)
+    defer {
+        try? FileManager.default.removeItem(atPath: base + ".out")
+        try? FileManager.default.removeItem(atPath: base + ".err")
+    }
+    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".out"))
+    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".err"))
+    try process.run()
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus,
+                         output: (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "",
+                         error: (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? "")
+}
+
+/// A cluster of real node processes on free ports in a fresh directory. `shutDown` stops it;
+/// it runs from `defer`, so the processes go also when a test fails.
+final class TestCluster {
+    let dataDirectory: String
+    let topology: Topology
+
+    init(topologyFile: String = "Topologies/minimal.yaml") throws {
+        dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-it-\(UUID().uuidString)").path
+        let loaded = try TopologyLoader.load(path: "\(repositoryRoot)/\(topologyFile)")
+        let port = try #require(Cluster.freeBasePort(for: loaded, preferOwn: false))
+        topology = loaded.withBasePort(port)
+    }
+
+    func up() throws -> CommandResult {
+        try settlenet(["cluster", "up", "--topology", topology.file, "--data-dir", dataDirectory,
+                       "--base-port", String(topology.basePort)])
+    }
+
+    func endpoint(_ id: String) -> String { topology.endpoint(of: DivisionCode(id)!)! }
+
+    /// Pids recorded at start, read before shutdown so the test can check they are gone.
+    var recordedPids: [Int32] { (try? Cluster(dataDirectory: dataDirectory).record().nodes.map(\.pid)) ?? [] }
+
+    func shutDown() {
+        _ = try? settlenet(["cluster", "down", "--data-dir", dataDirectory, "--grace", "5"])
+        // Last resort if the CLI itself failed: no process may outlive the test.
+        for pid in recordedPids where isRunning(pid) { kill(pid, SIGKILL) }
+    }
+
+    func removeFiles() { try? FileManager.default.removeItem(atPath: dataDirectory) }
+}
+
+/// True while `pid` runs; an exited process waiting to be reaped (a zombie) does not count.
+func isRunning(_ pid: Int32) -> Bool {
+    guard kill(pid, 0) == 0 else { return false }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return false }
+    return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+}

@@ -1,0 +1,173 @@
+import ClusterControl
+import Foundation
+import NetworkTopology
+import Persistence
+import SettlementCore
+import SettlementModel
+import SwiftProtobuf
+import Testing
+
+/// Launches Topologies/minimal.yaml as 15 real processes and drives it as hospitals would.
+@Suite(.serialized) struct ClusterIntegrationTests {
+    let origin = DivisionCode("370211")!
+
+    func ledger(_ cluster: TestCluster, _ id: String) throws -> Ledger {
+        try Ledger(path: DataLayout(root: cluster.dataDirectory).ledgerPath(DivisionCode(id)!))
+    }
+
+    @Test func theMinimalClusterSettlesEveryRouteClassReversesAndSurvivesBadInput() throws {
+        let cluster = try TestCluster()
+        var pids: [Int32] = []
+        defer {
+            cluster.shutDown()
+            for pid in pids { #expect(!isRunning(pid), "process \(pid) left behind") }
+            cluster.removeFiles()
+        }
+        let up = try cluster.up()
+        try #require(up.status == 0, "cluster up failed: \(up.output) \(up.error)")
+        pids = cluster.recordedPids
+        #expect(pids.count == 15)
+
+        // Status: every node up and signed in.
+        let status = try settlenet(["cluster", "status", "--data-dir", cluster.dataDirectory, "--json"])
+        let rows = try JSONDecoder().decode([NodeStatusRow].self, from: Data(status.output.utf8))
+        #expect(rows.count == 15)
+        #expect(rows.allSatisfy { $0.up && $0.signedIn }, "\(rows.filter { !$0.signedIn }.map(\.node))")
+
+        let topology = cluster.topology
+        let client = try HospitalClient(endpoint: cluster.endpoint("370211"))
+        var factory = RequestFactory(institution: "H37021100001", treatment: origin, firstSequence: 100)
+        func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+        // 1. All four route classes, identities holding, a transit record on every tier of the path.
+        var settled: [String: (request: WireRequest, output: SettlementOutput)] = [:]
+        for insured in ["370211", "370202", "370102", "410102"] {
+            let code = DivisionCode(insured)!
+            let person = topology.population(of: code)!.firstPerson(filedOffsite: true, from: 10)!
+            let request = factory.settlement(psnNo: person.psnNo, insured: code, bill: .composed(totalFen: 48_800),
+                                             inpatient: insured == "410102", nowMs: now())
+            let response = try #require(try client.call(request), "no answer for \(insured)")
+            #expect(response.infcode == 0 && response.errMsg.isEmpty, "\(insured): \(response.errMsg)")
+            guard case .settlement(let out)? = response.output else { Issue.record("no settlement output for \(insured)"); continue }
+            #expect(AmountIdentities.violations(out).isEmpty, "\(insured): \(AmountIdentities.violations(out))")
+            #expect(out.medfeeSumamt == 48_800)
+            #expect(out.setlID.hasPrefix(insured))
+            settled[insured] = (request, out)
+            for node in topology.routingTable.path(from: origin, to: code) {
+                let row = try ledger(cluster, node.value).read { try $0.transit(msgid: request.msgid) }
+                #expect(row?.state == "settled", "tier \(node) has no settled record of the \(insured) settlement")
+                #expect(row?.setlID == out.setlID)
+            }
+        }
+
+        // 2. The ad-hoc command, from the command line, as an operator would.
+        let adHoc = try settlenet(["settle", "--data-dir", cluster.dataDirectory, "--at", "370211", "--insured", "410102",
+                                   "--amount", "733.57"])
+        #expect(adHoc.status == 0, "settle failed: \(adHoc.output) \(adHoc.error)")
+        var options = JSONDecodingOptions()
+        options.ignoreUnknownFields = false
+        let adHocAnswer = try WireResponse(jsonString: adHoc.output, options: options)
+        #expect(adHocAnswer.infcode == 0)
+        if case .settlement(let out)? = adHocAnswer.output {
+            #expect(out.medfeeSumamt == 73_357)
+            #expect(AmountIdentities.violations(out).isEmpty)
+        } else {
+            Issue.record("settle printed no settlement: \(adHoc.output)")
+        }
+
+        // 3. The same msgid again: the original answer, one row in the insured ledger.
+        let cross = try #require(settled["410102"])
+        let again = try #require(try client.call(cross.request))
+        if case .settlement(let out)? = again.output { #expect(out == cross.output) } else { Issue.record("repeat lost its output") }
+        #expect(try ledger(cluster, "410102").read { try $0.settlementRows(msgid: cross.request.msgid) } == 1)
+
+        // 4. Reversal on every tier; the account restored; a second reversal changes nothing.
+        let psn: String = if case .settlement(let input)? = cross.request.input { input.psnNo } else { "" }
+        let insuredLedger = try ledger(cluster, "410102")
+        let initialBalance = topology.population(of: DivisionCode("410102")!)!.person(
+            topology.population(of: DivisionCode("410102")!)!.index(of: psn)!).initialBalanceFen
+        #expect(try insuredLedger.read { try $0.person(psn) }?.balanceFen == initialBalance - cross.output.acctPay)
+        let reversal = factory.reversal(omsgid: cross.request.msgid, psnNo: psn, insured: DivisionCode("410102")!,
+                                        inpatient: true, nowMs: now())
+        let reversed = try #require(try client.call(reversal))
+        #expect(reversed.infcode == 0, "\(reversed.errMsg)")
+        let person = try #require(try insuredLedger.read { try $0.person(psn) })
+        #expect(person.balanceFen == initialBalance)
+        #expect(person.deductibleUsedFen == 0 && person.poolUsedFen == 0)
+        for node in topology.routingTable.path(from: origin, to: DivisionCode("410102")!) {
+            let row = try ledger(cluster, node.value).read { try $0.transit(msgid: cross.request.msgid) }
+            #expect(row?.state == "reversed", "tier \(node) does not show the reversal")
+        }
+        let secondReversal = factory.reversal(omsgid: cross.request.msgid, psnNo: psn, insured: DivisionCode("410102")!,
+                                              inpatient: true, nowMs: now())
+        #expect(try client.call(secondReversal)?.infcode == 0)
+        #expect(try insuredLedger.read { try $0.person(psn) }?.balanceFen == initialBalance)
+
+        // 5. Bad input: each gets a precise error answer, and the node keeps serving.
+        let valid = factory.settlement(psnNo: psn, insured: DivisionCode("410102")!, bill: .composed(totalFen: 1_000),
+                                       inpatient: false, nowMs: now())
+        func errorCode(_ frames: [[UInt8]]) throws -> String? {
+            try client.sendRaw(frames)
+            return try client.receive(timeoutMs: 10_000)?.errCode
+        }
+        let validBody: [UInt8] = try valid.serializedBytes()
+        #expect(try errorCode([[], WireCodec.requestKind, [0xFF, 0xFF, 0xFF, 0x07]]) == ErrorCode.malformedMessage.rawValue)
+        #expect(try errorCode([[], WireCodec.requestKind, Array(validBody.prefix(validBody.count / 2))]) == ErrorCode.malformedMessage.rawValue)
+        #expect(try errorCode([[], Array("xyz".utf8), validBody]) == ErrorCode.malformedFrame.rawValue)
+        #expect(try errorCode([[1, 2, 3]]) == ErrorCode.malformedFrame.rawValue)
+        #expect(try errorCode([[], WireCodec.requestKind, [UInt8](repeating: 0x41, count: 100_000)]) == ErrorCode.oversizeMessage.rawValue)
+        var unknownInfno = valid
+        unknownInfno.infno = "1234"
+        #expect(try client.call(unknownInfno)?.errCode == ErrorCode.unknownTransaction.rawValue)
+        var unknownDivision = valid
+        unknownDivision.msgid += "X"
+        unknownDivision.insuplcAdmdvs = "530102"
+        #expect(try client.call(unknownDivision)?.errCode == ErrorCode.badDivision.rawValue)
+        var negative = factory.settlement(psnNo: psn, insured: DivisionCode("410102")!, bill: .composed(totalFen: 1_000),
+                                          inpatient: false, nowMs: now())
+        if case .settlement(var input)? = negative.input {
+            input.medfeeSumamt = -1_000
+            input.inscpScpAmt = -1_000 - input.fulamtOwnpayAmt - input.overlmtSelfpay - input.preselfpayAmt
+            negative.input = .settlement(input)
+        }
+        let negativeAnswer = try #require(try client.call(negative))
+        #expect(negativeAnswer.errCode == ErrorCode.badAmount.rawValue)
+        #expect(negativeAnswer.errMsg.hasPrefix("FSI-") && negativeAnswer.errMsg.hasSuffix("[\(ErrorCode.badAmount.rawValue)]"))
+        let unfiled = topology.population(of: DivisionCode("410102")!)!.firstPerson(filedOffsite: false)!
+        let refusal = try #require(try client.call(factory.settlement(psnNo: unfiled.psnNo, insured: DivisionCode("410102")!,
+                                                                      bill: .composed(totalFen: 1_000), inpatient: false, nowMs: now())))
+        #expect(refusal.infcode == -1 && refusal.errCode == ErrorCode.notFiledOffsite.rawValue)
+        #expect(!refusal.errMsg.contains(unfiled.psnNo), "a person number in clear in err_msg")
+        #expect(try client.call(valid)?.infcode == 0, "the network stopped serving after bad input")
+
+        // 6. Restart a city node: intra-city settlements work again once it has signed back in.
+        let restart = try settlenet(["cluster", "restart", "--data-dir", cluster.dataDirectory, "--node", "370200"])
+        #expect(restart.status == 0, "\(restart.output) \(restart.error)")
+        pids = cluster.recordedPids
+        let person202 = topology.population(of: DivisionCode("370202")!)!.firstPerson(filedOffsite: true, from: 20)!
+        let afterRestart = factory.settlement(psnNo: person202.psnNo, insured: DivisionCode("370202")!,
+                                              bill: .composed(totalFen: 5_000), inpatient: false, nowMs: now())
+        #expect(try client.call(afterRestart)?.infcode == 0)
+
+        // 7. Down: every process gone, graceful.
+        let down = try settlenet(["cluster", "down", "--data-dir", cluster.dataDirectory])
+        #expect(down.status == 0)
+        #expect(!down.output.contains("killed"), "nodes did not stop gracefully: \(down.output)")
+        for pid in pids { #expect(!isRunning(pid), "process \(pid) still running after cluster down") }
+    }
+
+    @Test func aTopologyMistakeStopsTheLaunchBeforeAnyProcessStarts() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-bad-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let original = try String(contentsOfFile: "\(repositoryRoot)/Topologies/minimal.yaml", encoding: .utf8)
+        let broken = original.replacingOccurrences(of: #"{ id: "410303", tier: county, parent: "410300""#,
+                                                   with: #"{ id: "410303", tier: county, parent: "410900""#)
+        let file = "\(directory)/broken.yaml"
+        try broken.write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try settlenet(["cluster", "up", "--topology", file, "--data-dir", "\(directory)/data"])
+        #expect(result.status != 0)
+        #expect(result.error.contains("node 410303 field parent: unknown parent 410900"), "\(result.error)")
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/data/cluster.json"))
+    }
+}
