@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -49,22 +50,28 @@ let package = Package(
             dependencies: ["NetworkTopology", "SettlementModel", "SettlementCore", "ZeroMQ",
                            .product(name: "Logging", package: "swift-log")]
         ),
+        .target(
+            name: "Scenario",
+            dependencies: ["SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "ZeroMQ",
+                           .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
         .executableTarget(
             name: "settlenet",
             dependencies: [
-                "NodeRuntime", "ClusterControl", "NetworkTopology", "SettlementModel", "SettlementCore",
+                "NodeRuntime", "ClusterControl", "NetworkTopology", "SettlementModel", "SettlementCore", "Scenario",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "ScenarioTests", dependencies: ["Scenario", "NetworkTopology", "SettlementModel", "SettlementCore"]),
         .testTarget(name: "SettlementCoreTests", dependencies: ["SettlementCore", "SettlementModel"]),
         .testTarget(name: "NetworkTopologyTests", dependencies: ["NetworkTopology", "SettlementCore", "SettlementModel"]),
         .testTarget(name: "PersistenceTests", dependencies: ["Persistence", "SettlementCore", "SettlementModel"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Persistence"]
+            dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Persistence", "Scenario"]
         ),
     ],
     swiftLanguageModes: [.v6]

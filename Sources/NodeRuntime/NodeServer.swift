@@ -297,6 +297,7 @@ public final class NodeServer {
                 let body: [UInt8] = try response.serializedBytes()
                 try tx.insertReversal(msgid: request.msgid, omsgid: input.omsgid, infno: request.infno, infcode: -1,
                                       nowMs: now, response: body)
+                try tx.recordTransit(TransitRecord(request: meta, response: response, role: role, nowMs: now))
                 return body
             }
         default:

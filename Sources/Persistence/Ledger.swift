@@ -81,6 +81,7 @@ public final class Ledger {
                     response BLOB NOT NULL
                 );
                 -- Reversals decided here; one successful reversal per original settlement.
+                -- infcode: 0 reversed, -1 refused, 1 a repeat answered with the earlier success.
                 CREATE TABLE reversals (
                     msgid TEXT PRIMARY KEY NOT NULL,
                     omsgid TEXT NOT NULL,
@@ -181,9 +182,9 @@ public struct LedgerTransaction {
         try statement.execute(arguments: [person.balanceFen, person.deductibleUsedFen, person.poolUsedFen, person.psnNo])
     }
 
-    /// The highest settlement serial used so far, to continue setl_id numbering after a restart.
+    /// How many settlements got a setl_id here, to continue setl_id numbering after a restart.
     public func settlementCount() throws -> Int64 {
-        try Int64.fetchOne(db, sql: "SELECT count(*) FROM settlements") ?? 0
+        try Int64.fetchOne(db, sql: "SELECT count(*) FROM settlements WHERE setl_id IS NOT NULL") ?? 0
     }
 
     /// Records a settled settlement with its answer. Throws a constraint error if the msgid exists.

@@ -49,7 +49,6 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case notFiledOffsite = "SN-E2002"
     case unknownSettlement = "SN-E2003"
     case settlementMismatch = "SN-E2004"
-    case insufficientBalance = "SN-E2005"
     // Network conditions.
     case unreachable = "SN-E3001"        // definite: the next hop was not connected, nothing sent
     case timeout = "SN-E3002"            // indefinite: sent, no answer in time
@@ -71,7 +70,6 @@ public enum ErrorCode: String, CaseIterable, Sendable {
         case .notFiledOffsite: "person not filed for off-site care"
         case .unknownSettlement: "settlement to reverse not found"
         case .settlementMismatch: "reversal does not match the original settlement"
-        case .insufficientBalance: "personal account balance too low to restore"
         case .unreachable: "next hop not reachable; request not delivered"
         case .timeout: "no answer from the next hop in time; outcome unknown"
         case .shuttingDown: "node is shutting down; request not accepted"

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Usage: Scripts/check-html-report.sh REPORT_HTML
+#
+# Proves a report.html draws its charts in a real browser: loads it in headless Chromium
+# (installs the Debian package `chromium` when missing), dumps the DOM after the scripts ran and
+# checks that
+#   - <body> has data-rendered="true" (the page's script ran to its end);
+#   - there are 4 <svg class="chart"> elements, each with data-points > 0, except the errors chart,
+#     which may have 0 when the embedded report has no errors;
+#   - every time-series chart has a path/polyline of class "series" with a non-empty d/points.
+# Also writes a screenshot beside the report (REPORT.png, 1280x2400) for people to look at.
+# Prints one PASS or FAIL line; exits non-zero on failure.
+set -euo pipefail
+
+if [ $# -ne 1 ]; then
+    echo "usage: $0 REPORT_HTML" >&2
+    exit 2
+fi
+report="$1"
+if [ ! -f "$report" ]; then
+    echo "FAIL: $report: no such file"
+    exit 1
+fi
+report="$(cd "$(dirname "$report")" && pwd)/$(basename "$report")"
+screenshot="${report%.html}.png"
+
+browser="$(command -v chromium || true)"
+if [ -z "$browser" ]; then
+    echo "chromium not found: installing the Debian package" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+    browser="$(command -v chromium)"
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+# A throwaway profile so runs do not share state (or a lock) with each other.
+flags=(--headless --no-sandbox --disable-gpu --no-first-run --disable-extensions
+       --user-data-dir="$work/profile" --virtual-time-budget=5000)
+
+if ! timeout 120 "$browser" "${flags[@]}" --dump-dom "file://$report" >"$work/dom.html" 2>"$work/chromium.log"; then
+    tail -20 "$work/chromium.log" >&2
+    echo "FAIL: $report: chromium could not load the page"
+    exit 1
+fi
+if ! timeout 120 "$browser" "${flags[@]}" --hide-scrollbars --window-size=1280,2400 \
+        --screenshot="$screenshot" "file://$report" >/dev/null 2>>"$work/chromium.log"; then
+    echo "warning: no screenshot (see chromium's messages below)" >&2
+    tail -5 "$work/chromium.log" >&2
+fi
+
+status=0
+python3 - "$work/dom.html" "$report" <<'PY' || status=$?
+import json
+import sys
+from html.parser import HTMLParser
+
+dom_path, report_path = sys.argv[1], sys.argv[2]
+
+
+class Dom(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.body = None
+        self.charts = []          # [{"attrs": {...}, "series": [{...}], "texts": [...]}]
+        self.current = None       # the chart being read
+        self.depth = 0            # <svg> nesting inside the current chart
+        self.in_data = False
+        self.data = ""
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "body":
+            self.body = a
+        if tag == "script" and a.get("id") == "report-data":
+            self.in_data = True
+        if tag == "svg" and self.current is None and "chart" in (a.get("class") or "").split():
+            self.current = {"attrs": a, "series": []}
+            self.depth = 0
+        if self.current is not None:
+            if tag == "svg":
+                self.depth += 1
+            if tag in ("path", "polyline") and "series" in (a.get("class") or "").split():
+                self.current["series"].append(a)
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        self.handle_endtag(tag)
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self.in_data = False
+        if self.current is not None and tag == "svg":
+            self.depth -= 1
+            if self.depth == 0:
+                self.charts.append(self.current)
+                self.current = None
+
+    def handle_data(self, data):
+        if self.in_data:
+            self.data += data
+
+
+dom = Dom()
+with open(dom_path, encoding="utf-8") as f:
+    dom.feed(f.read())
+
+problems = []
+if dom.body is None:
+    problems.append("no <body> in the dumped DOM")
+else:
+    if dom.body.get("data-render-error"):
+        problems.append("the page's script failed: " + dom.body["data-render-error"])
+    if dom.body.get("data-rendered") != "true":
+        problems.append('<body> lacks data-rendered="true" (the chart script did not finish)')
+
+try:
+    report = json.loads(dom.data)
+except ValueError as e:
+    report = None
+    problems.append("the embedded report-data is not JSON: %s" % e)
+has_errors = bool(report and any((report.get("errors") or {}).get("by_code", {}).values()))
+
+if len(dom.charts) != 4:
+    problems.append("expected 4 svg.chart elements, found %d" % len(dom.charts))
+summary = []
+for chart in dom.charts:
+    a = chart["attrs"]
+    name = a.get("data-chart") or a.get("id") or "?"
+    raw = a.get("data-points")
+    try:
+        points = int(raw)
+    except (TypeError, ValueError):
+        problems.append("chart %s: data-points is %r (never set by the script)" % (name, raw))
+        continue
+    summary.append("%s=%d" % (name, points))
+    may_be_empty = name == "errors" and not has_errors
+    if points <= 0 and not may_be_empty:
+        problems.append("chart %s: data-points=%d" % (name, points))
+    if a.get("data-kind") == "timeseries":
+        drawn = [s for s in chart["series"] if (s.get("d") or s.get("points") or "").strip()]
+        if not drawn:
+            problems.append("chart %s: no series path with a non-empty d/points" % name)
+        else:
+            summary.append("%s series=%d" % (name, len(drawn)))
+kinds = [c["attrs"].get("data-kind") for c in dom.charts]
+if kinds.count("timeseries") < 2:
+    problems.append("expected 2 time-series charts (data-kind=timeseries), found %d" % kinds.count("timeseries"))
+
+if problems:
+    for p in problems:
+        print("  - " + p)
+    print("FAIL: %s: %d problem(s)" % (report_path, len(problems)))
+    sys.exit(1)
+print("PASS: %s: rendered, 4 charts (%s)" % (report_path, ", ".join(summary)))
+PY
+[ -f "$screenshot" ] && echo "screenshot: $screenshot"
+exit $status

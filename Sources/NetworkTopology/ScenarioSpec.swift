@@ -1,0 +1,319 @@
+import Foundation
+import SettlementModel
+import Yams
+
+/// A load scenario as its YAML file declares it (Scenarios/*.yaml).
+public struct ScenarioSpec: Sendable {
+    public var name: String
+    public var file: String
+    /// The topology path as written (resolve with `resolvedTopologyPath`).
+    public var topology: String
+    public var seed: UInt64
+    /// How long the load runs, in milliseconds.
+    public var durationMs: Int64
+    public var settlements: SettlementLoad?
+    public var thresholds: [ThresholdSpec]
+
+    /// A relative topology path resolves from the working directory first, then from the
+    /// scenario file's folder; nil when neither exists.
+    public func resolvedTopologyPath(workingDirectory: String = FileManager.default.currentDirectoryPath) -> String? {
+        if topology.hasPrefix("/") { return FileManager.default.fileExists(atPath: topology) ? topology : nil }
+        let candidates = [
+            URL(fileURLWithPath: workingDirectory).appendingPathComponent(topology).path,
+            URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(topology).path,
+        ]
+        return candidates.first { FileManager.default.fileExists(atPath: $0) }
+    }
+}
+
+public struct SettlementLoad: Sendable, Equatable {
+    public enum Executor: Sendable, Equatable {
+        /// The same number of arrivals every second.
+        case constantArrivalRate(ratePerS: Double)
+        /// The rate moves linearly from the previous target (`startRate` first) to each stage's
+        /// target over the stage's duration.
+        case rampingArrivalRate(startRate: Double, stages: [Stage])
+    }
+
+    public struct Stage: Sendable, Equatable {
+        public var durationMs: Int64
+        public var target: Double
+        public init(durationMs: Int64, target: Double) {
+            self.durationMs = durationMs
+            self.target = target
+        }
+    }
+
+    public struct Mix: Sendable, Equatable {
+        /// Relative weights of the route classes (normalised when used).
+        public var routes: [RouteClass: Double]
+        /// Share of inpatient settlements (2304); the rest are outpatient (2207).
+        public var inpatient: Double
+        /// Share of successful settlements reversed right after (2208/2305).
+        public var reversal: Double
+        /// Share of off-site settlements for persons not filed for off-site care (definite refusals).
+        public var unfiledOffsite: Double
+
+        public init(routes: [RouteClass: Double], inpatient: Double = 0, reversal: Double = 0, unfiledOffsite: Double = 0) {
+            self.routes = routes
+            self.inpatient = inpatient
+            self.reversal = reversal
+            self.unfiledOffsite = unfiledOffsite
+        }
+    }
+
+    public var executor: Executor
+    public var mix: Mix
+    /// Most settlements waiting for answers at once; arrivals beyond it are dropped and counted.
+    public var maxInFlight: Int
+    /// Bill totals in fen, drawn uniformly: outpatient and inpatient ranges.
+    public var outpatientFen: ClosedRange<Int64>
+    public var inpatientFen: ClosedRange<Int64>
+
+    public init(executor: Executor, mix: Mix, maxInFlight: Int,
+                outpatientFen: ClosedRange<Int64> = 5_000...80_000, inpatientFen: ClosedRange<Int64> = 200_000...6_000_000) {
+        self.executor = executor
+        self.mix = mix
+        self.maxInFlight = maxInFlight
+        self.outpatientFen = outpatientFen
+        self.inpatientFen = inpatientFen
+    }
+}
+
+/// `path: "< 200"`: a numeric field of report.json, by dotted path, compared with a number.
+public struct ThresholdSpec: Sendable, Equatable {
+    public enum Comparison: String, Sendable, CaseIterable {
+        case less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">=", equal = "=="
+
+        public func holds(_ value: Double, _ limit: Double) -> Bool {
+            switch self {
+            case .less: value < limit
+            case .lessOrEqual: value <= limit
+            case .greater: value > limit
+            case .greaterOrEqual: value >= limit
+            case .equal: value == limit
+            }
+        }
+    }
+
+    public var path: String
+    public var condition: String
+    public var comparison: Comparison
+    public var limit: Double
+
+    /// Parses "< 200", "<=0.05", "== 0"; nil when it is none of these.
+    public init?(path: String, condition: String) {
+        let text = condition.trimmingCharacters(in: .whitespaces)
+        // Two-character operators first, so "<=" is not read as "<".
+        let ordered: [Comparison] = [.lessOrEqual, .greaterOrEqual, .equal, .less, .greater]
+        guard let comparison = ordered.first(where: { text.hasPrefix($0.rawValue) }),
+              let limit = Double(text.dropFirst(comparison.rawValue.count).trimmingCharacters(in: .whitespaces)),
+              limit.isFinite else { return nil }
+        self.path = path
+        self.condition = text
+        self.comparison = comparison
+        self.limit = limit
+    }
+}
+
+/// Reads scenario files; every problem names the file, line and key.
+public enum ScenarioLoader {
+    public static func load(path: String) throws(FileProblems) -> ScenarioSpec {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
+            throw FileProblems([FileProblem(file: path, line: nil, message: "scenario file \(reason)")])
+        }
+        return try parse(String(decoding: data, as: UTF8.self), file: path)
+    }
+
+    static let topKeys: Set<String> = ["name", "description", "topology", "seed", "duration", "load", "thresholds"]
+    static let loadKeys: Set<String> = ["settlements"]
+    static let settlementKeys: Set<String> = ["executor", "rate", "start_rate", "stages", "mix", "max_in_flight",
+                                              "outpatient_yuan", "inpatient_yuan"]
+    static let mixKeys: Set<String> = ["route", "inpatient", "reversal", "unfiled_offsite"]
+    static let stageKeys: Set<String> = ["duration", "target"]
+    static let rangeKeys: Set<String> = ["min", "max"]
+
+    public static func parse(_ text: String, file: String) throws(FileProblems) -> ScenarioSpec {
+        let root = try composeYAML(text, file: file)
+        var problems: [FileProblem] = []
+        guard let top = YAMLMap(root, path: "", file: file, problems: &problems) else { throw FileProblems(problems) }
+        top.rejectUnknownKeys(topKeys, subject: nil, problems: &problems)
+        let name = top.scalar("name", subject: nil, required: true, problems: &problems) ?? "unnamed"
+        let topology = top.scalar("topology", subject: nil, required: true, problems: &problems) ?? ""
+        var seed: UInt64 = 1
+        if let seedText = top.scalar("seed", subject: nil, required: false, problems: &problems) {
+            if let value = UInt64(seedText) { seed = value } else {
+                problems.append(FileProblem(file: file, line: top.lineOf("seed"), field: "seed", message: "\"\(seedText)\" is not a whole number ≥ 0"))
+            }
+        }
+        var duration: Int64?
+        if let durationText = top.scalar("duration", subject: nil, required: false, problems: &problems) {
+            duration = parseDuration(durationText)
+            if duration == nil || duration! <= 0 {
+                problems.append(FileProblem(file: file, line: top.lineOf("duration"), field: "duration",
+                                            message: "\"\(durationText)\" is not a positive duration like 60s, 500ms or 2m"))
+            }
+        }
+        var settlements: SettlementLoad?
+        if let loadNode = top.node("load"), let load = YAMLMap(loadNode, path: "load", file: file, problems: &problems) {
+            load.rejectUnknownKeys(loadKeys, subject: nil, problems: &problems)
+            if let node = load.node("settlements") {
+                settlements = parseSettlements(node, file: file, problems: &problems)
+            }
+        } else if top.node("load") == nil {
+            problems.append(FileProblem(file: file, line: nil, field: "load", message: "required but missing: what load to drive (load.settlements)"))
+        }
+        if settlements == nil && problems.isEmpty {
+            problems.append(FileProblem(file: file, line: top.lineOf("load"), field: "load", message: "no load declared (load.settlements)"))
+        }
+        var thresholds: [ThresholdSpec] = []
+        if let node = top.node("thresholds"), let map = YAMLMap(node, path: "thresholds", file: file, problems: &problems) {
+            for (key, value) in map.mapping {
+                let path = key.string ?? ""
+                guard case .scalar(let scalar) = value, let spec = ThresholdSpec(path: path, condition: scalar.string) else {
+                    problems.append(FileProblem(file: file, line: value.mark?.line, field: "thresholds.\(path)",
+                                                message: "expected a condition like \"< 200\" (operators <, <=, >, >=, ==)"))
+                    continue
+                }
+                if !ThresholdPaths.isKnownRoot(path) {
+                    problems.append(FileProblem(file: file, line: key.mark?.line, field: "thresholds.\(path)",
+                                                message: "not a field of report.json (for instance settlements.latency_ms.p99, settlements.error_rate)"))
+                    continue
+                }
+                thresholds.append(spec)
+            }
+        }
+        // The load's length: the duration key, else the sum of the ramp's stages.
+        var durationMs = duration ?? 0
+        if duration == nil, case .rampingArrivalRate(_, let stages)? = settlements?.executor {
+            durationMs = stages.reduce(0) { $0 + $1.durationMs }
+        }
+        if durationMs <= 0 && problems.isEmpty {
+            problems.append(FileProblem(file: file, line: nil, field: "duration", message: "required for a constant-arrival-rate load (e.g. duration: 30s)"))
+        }
+        if !problems.isEmpty { throw FileProblems(problems) }
+        return ScenarioSpec(name: name, file: file, topology: topology, seed: seed, durationMs: durationMs,
+                            settlements: settlements, thresholds: thresholds)
+    }
+
+    private static func parseSettlements(_ node: Node, file: String, problems: inout [FileProblem]) -> SettlementLoad? {
+        let path = "load.settlements"
+        guard let map = YAMLMap(node, path: path, file: file, problems: &problems) else { return nil }
+        map.rejectUnknownKeys(settlementKeys, subject: nil, problems: &problems)
+        let before = problems.count
+        func number(_ map: YAMLMap, _ key: String, required: Bool, range: ClosedRange<Double>) -> Double? {
+            guard let text = map.scalar(key, subject: nil, required: required, problems: &problems) else { return nil }
+            guard let value = Double(text), range.contains(value) else {
+                problems.append(FileProblem(file: file, line: map.lineOf(key), field: map.fieldPath(key),
+                                            message: "\"\(text)\" is not a number from \(range.lowerBound) to \(range.upperBound)"))
+                return nil
+            }
+            return value
+        }
+        let executorName = map.scalar("executor", subject: nil, required: true, problems: &problems)
+        var executor: SettlementLoad.Executor?
+        switch executorName {
+        case "constant-arrival-rate":
+            if let rate = number(map, "rate", required: true, range: 0.001...1_000_000) { executor = .constantArrivalRate(ratePerS: rate) }
+            if map.node("stages") != nil {
+                problems.append(FileProblem(file: file, line: map.lineOf("stages"), field: "\(path).stages",
+                                            message: "stages belong to ramping-arrival-rate; constant-arrival-rate takes rate"))
+            }
+        case "ramping-arrival-rate":
+            let start = number(map, "start_rate", required: false, range: 0...1_000_000) ?? 0
+            var stages: [SettlementLoad.Stage] = []
+            if let stagesNode = map.node("stages"), case .sequence(let sequence) = stagesNode, !sequence.isEmpty {
+                for (index, item) in sequence.enumerated() {
+                    guard let stage = YAMLMap(item, path: "\(path).stages[\(index)]", file: file, problems: &problems) else { continue }
+                    stage.rejectUnknownKeys(stageKeys, subject: nil, problems: &problems)
+                    let durationText = stage.scalar("duration", subject: nil, required: true, problems: &problems)
+                    let duration = durationText.flatMap(parseDuration)
+                    if let durationText, duration == nil || duration! <= 0 {
+                        problems.append(FileProblem(file: file, line: stage.lineOf("duration"), field: stage.fieldPath("duration"),
+                                                    message: "\"\(durationText)\" is not a positive duration like 10s"))
+                    }
+                    let target = number(stage, "target", required: true, range: 0...1_000_000)
+                    if let duration, duration > 0, let target { stages.append(.init(durationMs: duration, target: target)) }
+                }
+            } else {
+                problems.append(FileProblem(file: file, line: map.lineOf("stages"), field: "\(path).stages",
+                                            message: "ramping-arrival-rate needs a non-empty list of { duration, target } stages"))
+            }
+            executor = .rampingArrivalRate(startRate: start, stages: stages)
+        case let other?:
+            problems.append(FileProblem(file: file, line: map.lineOf("executor"), field: "\(path).executor",
+                                        message: "\"\(other)\" is not constant-arrival-rate or ramping-arrival-rate"))
+        case nil:
+            break
+        }
+        var mix = SettlementLoad.Mix(routes: [.local: 1])
+        if let mixNode = map.node("mix"), let mixMap = YAMLMap(mixNode, path: "\(path).mix", file: file, problems: &problems) {
+            mixMap.rejectUnknownKeys(mixKeys, subject: nil, problems: &problems)
+            if let routeNode = mixMap.node("route"), let routes = YAMLMap(routeNode, path: "\(path).mix.route", file: file, problems: &problems) {
+                routes.rejectUnknownKeys(Set(RouteClass.allCases.map(\.rawValue)), subject: nil, problems: &problems)
+                var weights: [RouteClass: Double] = [:]
+                for route in RouteClass.allCases {
+                    if let weight = number(routes, route.rawValue, required: false, range: 0...1_000_000) { weights[route] = weight }
+                }
+                if weights.values.reduce(0, +) <= 0 {
+                    problems.append(FileProblem(file: file, line: routes.line, field: "\(path).mix.route",
+                                                message: "at least one route class needs a weight above 0"))
+                }
+                mix.routes = weights
+            }
+            mix.inpatient = number(mixMap, "inpatient", required: false, range: 0...1) ?? 0
+            mix.reversal = number(mixMap, "reversal", required: false, range: 0...1) ?? 0
+            mix.unfiledOffsite = number(mixMap, "unfiled_offsite", required: false, range: 0...1) ?? 0
+        }
+        let maxInFlight = map.int("max_in_flight", subject: nil, required: false, range: 1...1_000_000, problems: &problems) ?? 1_000
+        func yuanRange(_ key: String, default value: ClosedRange<Int64>) -> ClosedRange<Int64> {
+            guard let node = map.node(key), let range = YAMLMap(node, path: "\(path).\(key)", file: file, problems: &problems) else { return value }
+            range.rejectUnknownKeys(rangeKeys, subject: nil, problems: &problems)
+            let low = range.scalar("min", subject: nil, required: true, problems: &problems).flatMap(Money.fen(fromYuan:))
+            let high = range.scalar("max", subject: nil, required: true, problems: &problems).flatMap(Money.fen(fromYuan:))
+            guard let low, let high, low > 0, low <= high else {
+                problems.append(FileProblem(file: file, line: range.line, field: "\(path).\(key)",
+                                            message: "expected { min: YUAN, max: YUAN } with 0 < min <= max, at most 2 decimals"))
+                return value
+            }
+            return low...high
+        }
+        let outpatient = yuanRange("outpatient_yuan", default: 5_000...80_000)
+        let inpatient = yuanRange("inpatient_yuan", default: 200_000...6_000_000)
+        guard problems.count == before, let executor else { return nil }
+        return SettlementLoad(executor: executor, mix: mix, maxInFlight: maxInFlight, outpatientFen: outpatient, inpatientFen: inpatient)
+    }
+
+    /// "60s", "500ms", "2m", "1h", "1m30s" to milliseconds.
+    public static func parseDuration(_ text: String) -> Int64? {
+        var total: Int64 = 0
+        var digits = ""
+        var rest = Substring(text.trimmingCharacters(in: .whitespaces))
+        guard !rest.isEmpty else { return nil }
+        while !rest.isEmpty {
+            digits = String(rest.prefix(while: { $0.isNumber }))
+            guard !digits.isEmpty, let value = Int64(digits) else { return nil }
+            rest = rest.dropFirst(digits.count)
+            let unit = String(rest.prefix(while: { $0.isLetter }))
+            rest = rest.dropFirst(unit.count)
+            switch unit {
+            case "ms": total += value
+            case "s": total += value * 1_000
+            case "m": total += value * 60_000
+            case "h": total += value * 3_600_000
+            default: return nil
+            }
+        }
+        return total
+    }
+}
+
+/// The top-level fields of report.json a threshold may name.
+public enum ThresholdPaths {
+    public static let roots: Set<String> = ["duration_s", "settlements", "reversals", "errors"]
+    public static func isKnownRoot(_ path: String) -> Bool {
+        guard let first = path.split(separator: ".").first else { return false }
+        return roots.contains(String(first))
+    }
+}

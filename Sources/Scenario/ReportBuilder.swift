@@ -1,0 +1,52 @@
+import Foundation
+import Histogram
+import NetworkTopology
+import SettlementModel
+
+/// Turns a run's measurement into report.json's model and applies the thresholds.
+public enum ReportBuilder {
+    static func summary(_ histogram: Histogram<UInt64>) -> LatencySummary {
+        guard histogram.totalCount > 0 else { return LatencySummary(p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0) }
+        func ms(_ us: UInt64) -> Double { (Double(us) / 1_000 * 100).rounded() / 100 }
+        return LatencySummary(p50: ms(histogram.valueAtPercentile(50)), p90: ms(histogram.valueAtPercentile(90)),
+                              p99: ms(histogram.valueAtPercentile(99)), p999: ms(histogram.valueAtPercentile(99.9)),
+                              max: ms(histogram.max), mean: (histogram.mean / 1_000 * 100).rounded() / 100)
+    }
+
+    public static func build(spec: ScenarioSpec, topologyPath: String, startedAt: Date, measurement m: Measurement,
+                             schedule: ArrivalSchedule?, stages: [(startS: Double, label: String)], build: String) -> RunReport {
+        let loadSeconds = max(0.001, Double(m.loadDurationUs) / 1e6)
+        var routes: [String: RouteFigures] = [:]
+        for (route, counters) in m.routes {
+            routes[route.rawValue] = RouteFigures(attempted: counters.attempted, succeeded: counters.succeeded,
+                                                  failed: counters.failed,
+                                                  throughputPerS: round2(Double(counters.succeeded) / loadSeconds),
+                                                  latencyMs: summary(counters.latency))
+        }
+        let timeline = m.seconds.enumerated().map { index, second in
+            TimelinePoint(second: index, targetRate: Double(second.scheduled), achievedRate: Double(second.answered),
+                          succeeded: second.succeeded, errors: second.errors, dropped: second.dropped, inFlight: second.inFlight,
+                          latencyP50Ms: summary(second.latency).p50, latencyP99Ms: summary(second.latency).p99)
+        }
+        let settlements = SettlementFigures(
+            scheduled: m.scheduled, attempted: m.attempted, succeeded: m.succeeded, failed: m.failed, dropped: m.dropped,
+            unanswered: m.unanswered, errorRate: m.attempted == 0 ? 0 : round4(Double(m.failed) / Double(m.attempted)),
+            throughputPerS: round2(Double(m.succeeded) / loadSeconds), targetRatePerS: round2(Double(m.scheduled) / loadSeconds),
+            latencyMs: summary(m.latency), byRoute: routes, identityViolations: m.identityViolations)
+        let formatter = ISO8601DateFormatter()
+        var report = RunReport(
+            scenario: spec.name, seed: spec.seed, topology: topologyPath, startedAt: formatter.string(from: startedAt),
+            durationS: round2(loadSeconds), passed: false, settlements: settlements,
+            reversals: ReversalFigures(attempted: m.reversalsAttempted, succeeded: m.reversalsSucceeded, failed: m.reversalsFailed),
+            errors: ErrorFigures(byCode: m.errorsByCode), timeline: timeline,
+            stages: stages.enumerated().map { StageMark(index: $0, startS: $1.startS, label: $1.label) },
+            thresholds: [], machine: MachineInfo(cores: ProcessInfo.processInfo.activeProcessorCount, build: build))
+        let json = (try? JSONValue.of(report)) ?? .null
+        report.thresholds = Thresholds.evaluate(spec.thresholds, against: json)
+        report.passed = report.thresholds.allSatisfy(\.passed)
+        return report
+    }
+
+    static func round2(_ value: Double) -> Double { (value * 100).rounded() / 100 }
+    static func round4(_ value: Double) -> Double { (value * 10_000).rounded() / 10_000 }
+}

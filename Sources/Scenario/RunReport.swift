@@ -1,0 +1,145 @@
+/// What a scenario run measured: encoded as report.json (field names are the report's public
+/// interface: thresholds and CI gates name them by dotted path), rendered as report.md and
+/// report.html. Latencies are milliseconds read from HDR histograms; rates are per second.
+public struct RunReport: Codable, Sendable {
+    public var scenario: String
+    public var seed: UInt64
+    public var topology: String
+    /// ISO 8601, UTC.
+    public var startedAt: String
+    public var durationS: Double
+    /// Every threshold passed.
+    public var passed: Bool
+    public var settlements: SettlementFigures
+    public var reversals: ReversalFigures
+    public var errors: ErrorFigures
+    /// One entry per second of the run, in order.
+    public var timeline: [TimelinePoint]
+    /// Where the scenario's stages begin, in seconds from the start (for chart marks).
+    public var stages: [StageMark]
+    public var thresholds: [ThresholdResult]
+    public var machine: MachineInfo
+
+    enum CodingKeys: String, CodingKey {
+        case scenario, seed, topology, passed, settlements, reversals, errors, timeline, stages, thresholds, machine
+        case startedAt = "started_at"
+        case durationS = "duration_s"
+    }
+}
+
+public struct LatencySummary: Codable, Sendable, Equatable {
+    public var p50: Double
+    public var p90: Double
+    public var p99: Double
+    public var p999: Double
+    public var max: Double
+    public var mean: Double
+}
+
+public struct SettlementFigures: Codable, Sendable {
+    /// Arrivals the schedule called for (sent + dropped).
+    public var scheduled: Int
+    /// Requests actually sent.
+    public var attempted: Int
+    public var succeeded: Int
+    /// Answered with an error (infcode -1), plus those never answered (`unanswered`).
+    public var failed: Int
+    /// Arrivals not sent because max_in_flight was reached (open model: counted, never skipped).
+    public var dropped: Int
+    /// Sent but never answered before the run's drain deadline.
+    public var unanswered: Int
+    /// failed / attempted.
+    public var errorRate: Double
+    /// succeeded per second of load.
+    public var throughputPerS: Double
+    /// Target arrivals per second averaged over the load.
+    public var targetRatePerS: Double
+    public var latencyMs: LatencySummary
+    public var byRoute: [String: RouteFigures]
+    /// Settlements whose amount identities did not hold (must be 0).
+    public var identityViolations: Int
+
+    enum CodingKeys: String, CodingKey {
+        case scheduled, attempted, succeeded, failed, dropped, unanswered
+        case errorRate = "error_rate"
+        case throughputPerS = "throughput_per_s"
+        case targetRatePerS = "target_rate_per_s"
+        case latencyMs = "latency_ms"
+        case byRoute = "by_route"
+        case identityViolations = "identity_violations"
+    }
+}
+
+public struct RouteFigures: Codable, Sendable {
+    public var attempted: Int
+    public var succeeded: Int
+    public var failed: Int
+    public var throughputPerS: Double
+    public var latencyMs: LatencySummary
+
+    enum CodingKeys: String, CodingKey {
+        case attempted, succeeded, failed
+        case throughputPerS = "throughput_per_s"
+        case latencyMs = "latency_ms"
+    }
+}
+
+public struct ReversalFigures: Codable, Sendable {
+    public var attempted: Int
+    public var succeeded: Int
+    public var failed: Int
+}
+
+public struct ErrorFigures: Codable, Sendable {
+    /// Error code (SN-Exxxx, or "no_answer") to count.
+    public var byCode: [String: Int]
+
+    enum CodingKeys: String, CodingKey { case byCode = "by_code" }
+}
+
+public struct TimelinePoint: Codable, Sendable {
+    /// Seconds from the start of the load (the point covers [second, second + 1)).
+    public var second: Int
+    public var targetRate: Double
+    /// Answers (success or error) received in this second.
+    public var achievedRate: Double
+    public var succeeded: Int
+    public var errors: Int
+    public var dropped: Int
+    public var inFlight: Int
+    public var latencyP50Ms: Double
+    public var latencyP99Ms: Double
+
+    enum CodingKeys: String, CodingKey {
+        case second, succeeded, errors, dropped
+        case targetRate = "target_rate"
+        case achievedRate = "achieved_rate"
+        case inFlight = "in_flight"
+        case latencyP50Ms = "latency_p50_ms"
+        case latencyP99Ms = "latency_p99_ms"
+    }
+}
+
+public struct StageMark: Codable, Sendable {
+    public var index: Int
+    public var startS: Double
+    public var label: String
+
+    enum CodingKeys: String, CodingKey {
+        case index, label
+        case startS = "start_s"
+    }
+}
+
+public struct ThresholdResult: Codable, Sendable {
+    public var path: String
+    public var condition: String
+    /// The measured value, or nil when the path names nothing numeric in the report.
+    public var value: Double?
+    public var passed: Bool
+}
+
+public struct MachineInfo: Codable, Sendable {
+    public var cores: Int
+    public var build: String
+}

@@ -1,0 +1,124 @@
+import ClusterControl
+import Foundation
+import NetworkTopology
+import SettlementModel
+
+/// What `settlenet scenario run` was asked to do.
+public struct ScenarioRunOptions: Sendable {
+    public var scenarioPath: String
+    public var topologyOverride: String?
+    public var seedOverride: UInt64?
+    public var outputDirectory: String?
+    /// Drive a cluster already running in this data directory instead of launching one.
+    public var attachDataDirectory: String?
+    /// The settlenet binary, to start node processes.
+    public var executable: String
+    public var build: String
+
+    public init(scenarioPath: String, topologyOverride: String? = nil, seedOverride: UInt64? = nil,
+                outputDirectory: String? = nil, attachDataDirectory: String? = nil, executable: String, build: String) {
+        self.scenarioPath = scenarioPath
+        self.topologyOverride = topologyOverride
+        self.seedOverride = seedOverride
+        self.outputDirectory = outputDirectory
+        self.attachDataDirectory = attachDataDirectory
+        self.executable = executable
+        self.build = build
+    }
+}
+
+/// Runs a scenario from its file to its three reports, launching and stopping its cluster
+/// unless attached to a running one.
+public enum ScenarioRunner {
+    public struct Outcome: Sendable {
+        public var report: RunReport
+        public var outputDirectory: String
+    }
+
+    public static func run(_ options: ScenarioRunOptions, log: @escaping (String) -> Void,
+                           progress: (Progress) -> Void) throws(ScenarioError) -> Outcome {
+        var spec: ScenarioSpec
+        do { spec = try ScenarioLoader.load(path: options.scenarioPath) } catch {
+            throw ScenarioError(code: .invalidScenario, message: "scenario problems, nothing started:\n\(error)")
+        }
+        if let seed = options.seedOverride { spec.seed = seed }
+        guard let load = spec.settlements else {
+            throw ScenarioError(code: .invalidScenario, message: "\(spec.file): no settlement load to drive")
+        }
+
+        var topology: Topology
+        var cluster: Cluster?
+        if let attach = options.attachDataDirectory {
+            let attached = Cluster(dataDirectory: attach)
+            let record: ClusterRecord
+            do { record = try attached.record() } catch { throw ScenarioError(code: .clusterUnavailable, message: "\(error)") }
+            guard !record.nodes.isEmpty, (try? attached.status())?.allSatisfy({ $0.up && $0.signedIn }) == true else {
+                throw ScenarioError(code: .clusterUnavailable, message: "the cluster in \(attach) is not fully up and signed in (see `settlenet cluster status --data-dir \(attach)`)")
+            }
+            do { topology = try TopologyLoader.load(path: record.topology).withBasePort(record.basePort) } catch {
+                throw ScenarioError(code: .invalidScenario, message: "topology problems:\n\(error)")
+            }
+        } else {
+            let written = options.topologyOverride ?? spec.topology
+            var resolvedSpec = spec
+            resolvedSpec.topology = written
+            guard let path = options.topologyOverride.map({ FileManager.default.fileExists(atPath: $0) ? $0 : "" })
+                    .flatMap({ $0.isEmpty ? nil : $0 }) ?? resolvedSpec.resolvedTopologyPath() else {
+                throw ScenarioError(code: .invalidScenario, message: "\(spec.file): topology \"\(written)\" not found (relative paths resolve from the working directory, then from the scenario's folder)")
+            }
+            do { topology = try TopologyLoader.load(path: path) } catch {
+                throw ScenarioError(code: .invalidScenario, message: "topology problems, nothing started:\n\(error)")
+            }
+        }
+        // Check the mix against the topology before anything starts.
+        do { _ = try LoadPlanner(topology: topology, load: load, seed: spec.seed) } catch { throw error }
+
+        let stamp = CivilTime(unixMs: Int64(Date().timeIntervalSince1970 * 1000)).compact
+        let output = options.outputDirectory ?? "run/reports/\(spec.name)-\(stamp)"
+        do { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
+            throw ScenarioError(code: .runFailed, message: "cannot create output directory \(output): \(error)")
+        }
+
+        if options.attachDataDirectory == nil {
+            guard let port = Cluster.freeBasePort(for: topology) else {
+                throw ScenarioError(code: .clusterUnavailable, message: "no free base port for \(topology.file)")
+            }
+            topology = topology.withBasePort(port)
+            let launched = Cluster(dataDirectory: "\(output)/cluster", log: log)
+            log("launching \(topology.name) (\(topology.nodes.count) nodes, base port \(port), data in \(output)/cluster)")
+            do { try launched.up(topology: topology, executable: options.executable) } catch {
+                throw ScenarioError(code: .clusterUnavailable, message: "\(error)")
+            }
+            cluster = launched
+        }
+        defer {
+            if let cluster {
+                log("stopping the cluster")
+                _ = try? cluster.down()
+            }
+        }
+
+        let startedAt = Date()
+        let measurement: Measurement
+        let driver: LoadDriver
+        do {
+            driver = try LoadDriver(topology: topology, load: load, seed: spec.seed, durationMs: spec.durationMs)
+            log("running \(spec.name): \(driver.expectedArrivals) settlements over \(Double(spec.durationMs) / 1000) s, seed \(spec.seed)")
+            measurement = try driver.run(progress: progress)
+        } catch {
+            throw ScenarioError(code: .runFailed, message: "the load could not be carried out: \(error)")
+        }
+        let report = ReportBuilder.build(spec: spec, topologyPath: topology.file, startedAt: startedAt, measurement: measurement,
+                                         schedule: nil, stages: ArrivalSchedule.stageStarts(load.executor), build: options.build)
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: "\(output)/report.json"))
+            try ReportRendering.markdown(report).write(toFile: "\(output)/report.md", atomically: true, encoding: .utf8)
+            try ReportRendering.html(report).write(toFile: "\(output)/report.html", atomically: true, encoding: .utf8)
+        } catch {
+            throw ScenarioError(code: .runFailed, message: "cannot write the reports into \(output): \(error)")
+        }
+        return Outcome(report: report, outputDirectory: output)
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import Scenario
+
+struct ScenarioCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scenario",
+        abstract: "Run load scenarios and report throughput, latency and errors.",
+        subcommands: [Run.self]
+    )
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Launch the scenario's cluster (or attach to one), drive its load, write the reports, shut down.",
+            discussion: """
+                Arrivals follow the open model: their send times are fixed by the rate and the seed, latency
+                counts from the intended send time, and arrivals beyond max_in_flight are counted as dropped.
+                Writes report.json, report.md and report.html into --out (default run/reports/<name>-<time>).
+                A live progress line goes to standard error; the summary table to standard output.
+
+                Exit codes: 0 every threshold passed; 99 a threshold failed; 2 the scenario or topology file is
+                wrong (nothing started); 3 the cluster could not be launched or attached; 4 the run could not be
+                carried out (socket or file error).
+
+                Example: settlenet scenario run Scenarios/smoke.yaml --out run/smoke
+                """
+        )
+
+        @Argument(help: "The scenario file, e.g. Scenarios/smoke.yaml.") var file: String
+        @Option(help: "Use this topology instead of the scenario's.") var topology: String?
+        @Option(help: "Use this seed instead of the scenario's.") var seed: UInt64?
+        @Option(help: "Directory for report.json, report.md and report.html.") var out: String?
+        @Option(help: "Drive the cluster already running in this data directory instead of launching one.") var attach: String?
+
+        func run() throws {
+            let interactive = isatty(STDERR_FILENO) == 1
+            let options = ScenarioRunOptions(scenarioPath: file, topologyOverride: topology, seedOverride: seed,
+                                             outputDirectory: out, attachDataDirectory: attach,
+                                             executable: currentExecutable(), build: buildConfiguration)
+            let outcome: ScenarioRunner.Outcome
+            do {
+                outcome = try ScenarioRunner.run(options, log: { message in
+                    FileHandle.standardError.write(Data("\(interactive ? "\r\u{1B}[K" : "")\(message)\n".utf8))
+                }, progress: { p in
+                    let line = String(format: "[%5.1fs/%.0fs] target %.0f/s  achieved %.0f/s  in flight %d  errors %d  dropped %d",
+                                      p.elapsedS, p.durationS, p.targetRate, p.achievedRate, p.inFlight, p.errors, p.dropped)
+                    FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+                })
+            } catch {
+                FileHandle.standardError.write(Data("\(interactive ? "\n" : "")error: \(error.message)\n".utf8))
+                throw ExitCode(error.code.rawValue)
+            }
+            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            print(ReportRendering.summaryTable(outcome.report))
+            print("reports: \(outcome.outputDirectory)/report.json, report.md, report.html")
+            if !outcome.report.passed { throw ExitCode(99) }
+        }
+    }
+}
+
+#if DEBUG
+let buildConfiguration = "debug"
+#else
+let buildConfiguration = "release"
+#endif
