@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test:
-#   1. swift test: unit tests of each module and the integration suite that launches
-#      Topologies/minimal.yaml as real processes (free ports, cleaned up even on failure);
+#   1. swift test: unit tests of each module, and integration suites that launch
+#      Topologies/minimal.yaml as real processes (free ports, cleaned up even on failure) and run
+#      scenarios end to end through the command line;
 #   2. the Python client of docs/PROTOCOL.md against a real cluster (pip installs pyzmq,
-#      protobuf and grpcio-tools when missing), proving the page is enough to write a client.
+#      protobuf and grpcio-tools when missing): the page is enough to write a client;
+#   3. the smoke scenario's report.html in real headless Chromium (apt installs chromium when
+#      missing): it renders and its charts have data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Scripts/setup.sh
@@ -12,4 +15,11 @@ swift test 2>&1 | grep -vE "^warning: prohibited flag"
 status=${PIPESTATUS[0]}
 set -e
 [ "$status" -eq 0 ] || exit "$status"
-SETTLENET_BIN="$(swift build --show-bin-path)/settlenet" Scripts/python_client_check.sh
+bin="$(swift build --show-bin-path)/settlenet"
+SETTLENET_BIN="$bin" Scripts/python_client_check.sh
+out=$(mktemp -d "${TMPDIR:-/tmp}/settlenet-html.XXXXXX")
+trap 'rm -rf "$out"' EXIT
+"$bin" scenario run Scenarios/smoke.yaml --out "$out" > "$out/summary.txt" 2> "$out/progress.txt" \
+  || { cat "$out/summary.txt" "$out/progress.txt"; exit 1; }
+Scripts/check-html-report.sh "$out/report.html"
+echo "all checks passed"

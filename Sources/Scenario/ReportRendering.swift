@@ -83,8 +83,8 @@ public enum ReportRendering {
             + "\(fixed(report.durationS, 1)) s · \(machine(report.machine))")
         out.append("")
         var rows = summaryRows(report)
-        rows.append(["reversals (ok/attempted)", "\(grouped(report.reversals.succeeded))/\(grouped(report.reversals.attempted))"])
-        rows.append(["identity violations", grouped(s.identityViolations)])
+        rows.append(["Reversals ok/attempted", "\(grouped(report.reversals.succeeded))/\(grouped(report.reversals.attempted))"])
+        rows.append(["Identity violations", grouped(s.identityViolations)])
         out.append(textTable(["metric", "value"], rows, rightAligned: [1]))
         let routes = orderedRoutes(s.byRoute)
         if !routes.isEmpty {
@@ -165,7 +165,7 @@ public enum ReportRendering {
         h.append("</div>")
         let routes = orderedRoutes(s.byRoute)
         if !routes.isEmpty {
-            h.append("<div><h2>By route</h2>")
+            h.append("<div class=\"wide\"><h2>By route</h2>")
             h.append(htmlTable(
                 ["Route", "Attempted", "Succeeded", "Failed", "Per s", "p50 ms", "p99 ms", "max ms"],
                 routes.map { name, r in
@@ -351,9 +351,10 @@ public enum ReportRendering {
         svg .stage{stroke:#6b7280;stroke-dasharray:5 4}svg .stage-label{font-size:11px;fill:#374151}
         svg .bar-value{font-size:10px;fill:#374151}svg .empty{font-size:14px;fill:#6b7280}
         .tables{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:8px 24px}
+        .tables>div{min-width:0;overflow-x:auto}.tables>.wide{grid-column:1/-1}
         table{border-collapse:collapse;font-variant-numeric:tabular-nums}
         th,td{border-bottom:1px solid #e5e7eb;padding:3px 10px;text-align:left}
-        th{background:#f9fafb}.num{text-align:right}
+        th{background:#f9fafb;white-space:nowrap}.num{text-align:right}
         tr.fail td,p.fail{color:#b91c1c}tr.pass td:last-child,p.pass{color:#15803d}
         """
 
@@ -399,8 +400,9 @@ public enum ReportRendering {
               x += 30 + name.length * 6.5;
             });
           }
-          // Draws the y axis with gridlines over [0, max rounded up]; returns value -> y.
+          // Draws the y axis with gridlines over [0, max plus headroom, rounded up]; returns value -> y.
           function yAxis(svg, max) {
+            max *= 1.08; // room above the highest value for its label and the stage labels
             var st = step(max, 5), top = Math.max(1, Math.ceil(max / st)) * st;
             var y = function (v) { return H - B - (v / top) * (H - T - B); };
             for (var i = 0; i * st <= top + st / 1e6; i++) {
@@ -420,7 +422,7 @@ public enum ReportRendering {
             var svg = document.getElementById(id), pts = report.timeline || [], stages = report.stages || [];
             frame(svg, title, "seconds since start", yLabel);
             legend(svg, series.map(function (s) { return s.name; }));
-            if (!pts.length) { yAxis(svg, 1); return empty(svg, "no timeline data"); }
+            if (!pts.length) return empty(svg, "no timeline data");
             var xsAll = pts.map(function (p) { return num(p.second); })
               .concat(stages.map(function (s) { return num(s.start_s); }));
             var x0 = xsAll.reduce(function (m, v) { return Math.min(m, v); });
@@ -452,10 +454,10 @@ public enum ReportRendering {
           }
 
           // groups: [{label, values: [one per name]}]; one bar per value, grouped by label.
-          function barChart(id, title, yLabel, names, groups, emptyText) {
+          function barChart(id, title, yLabel, names, groups, digits, emptyText) {
             var svg = document.getElementById(id), bars = 0;
             frame(svg, title, "", yLabel);
-            if (!groups.length) { yAxis(svg, 1); return empty(svg, emptyText); }
+            if (!groups.length) return empty(svg, emptyText);
             if (names.length > 1) legend(svg, names);
             var y = yAxis(svg, maxOf([].concat.apply([], groups.map(function (g) { return g.values.map(num); }))));
             var gw = (W - L - R) / groups.length, bw = Math.min(56, gw * 0.8 / names.length);
@@ -466,7 +468,7 @@ public enum ReportRendering {
                 var rect = el(svg, "rect", {x: bx + 1, y: by, width: bw - 2, height: H - B - by, fill: COLORS[si], "class": "bar"});
                 el(rect, "title", {}, g.label + " " + names[si] + ": " + v);
                 el(svg, "text", {x: bx + bw / 2, y: by - 3, "text-anchor": "middle", "class": "bar-value"},
-                  Number.isInteger(num(v)) ? String(num(v)) : num(v).toFixed(2));
+                  num(v).toFixed(digits));
                 bars++;
               });
               el(svg, "text", {x: L + gi * gw + gw / 2, y: H - B + 16, "text-anchor": "middle", "class": "tick"}, g.label);
@@ -482,14 +484,14 @@ public enum ReportRendering {
             var byCode = (report.errors && report.errors.by_code) || {};
             barChart("chart-errors", "Errors by code", "count", ["errors"],
               Object.keys(byCode).sort(function (a, b) { return byCode[b] - byCode[a] || (a < b ? -1 : 1); })
-                .map(function (c) { return {label: c, values: [byCode[c]]}; }), "no errors");
+                .map(function (c) { return {label: c, values: [byCode[c]]}; }), 0, "no errors");
             var byRoute = (report.settlements && report.settlements.by_route) || {};
             var routes = ROUTES.filter(function (r) { return r in byRoute; })
               .concat(Object.keys(byRoute).filter(function (r) { return ROUTES.indexOf(r) < 0; }).sort());
             barChart("chart-routes", "Latency by route", "ms", ["p50", "p99"], routes.map(function (r) {
               var l = byRoute[r].latency_ms || {};
               return {label: r, values: [num(l.p50), num(l.p99)]};
-            }), "no per-route figures");
+            }), 2, "no per-route figures");
             document.body.dataset.rendered = "true";
           } catch (e) {
             document.body.dataset.renderError = String(e);

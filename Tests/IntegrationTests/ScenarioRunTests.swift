@@ -1,0 +1,97 @@
+import Foundation
+import Scenario
+import Testing
+
+/// Runs scenarios through the real command: launches the cluster, drives it, writes reports.
+@Suite(.serialized) struct ScenarioRunTests {
+    func outputDirectory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-scenario-\(UUID().uuidString)").path
+    }
+
+    /// Stops a cluster the run may have left behind (it should not), so no test leaks processes.
+    func sweep(_ output: String) {
+        _ = try? settlenet(["cluster", "down", "--data-dir", "\(output)/cluster", "--grace", "5"])
+    }
+
+    @Test func theSmokeScenarioPassesAndItsReportHasEveryField() throws {
+        let output = outputDirectory()
+        defer { sweep(output); try? FileManager.default.removeItem(atPath: output) }
+        let result = try settlenet(["scenario", "run", "Scenarios/smoke.yaml", "--out", output])
+        #expect(result.status == 0, "exit \(result.status): \(result.output)\n\(result.error)")
+        #expect(result.output.contains("PASS"))
+        #expect(result.error.contains("achieved"), "no progress line on stderr")
+
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(output)/report.json"))
+        let json = try JSONDecoder().decode(JSONValue.self, from: data)
+        let required = ["seed", "duration_s", "settlements.attempted", "settlements.succeeded", "settlements.failed",
+                        "settlements.dropped", "settlements.error_rate", "settlements.throughput_per_s",
+                        "settlements.latency_ms.p50", "settlements.latency_ms.p90", "settlements.latency_ms.p99",
+                        "settlements.latency_ms.p999", "settlements.latency_ms.max"]
+            + ["local", "intra_city", "intra_province", "cross_province"].flatMap { route in
+                ["attempted", "succeeded", "failed", "throughput_per_s", "latency_ms.p50", "latency_ms.p99"]
+                    .map { "settlements.by_route.\(route).\($0)" }
+            }
+        for path in required { #expect(Thresholds.value(at: path, in: json) != nil, "report.json lacks \(path)") }
+        let report = try JSONDecoder().decode(RunReport.self, from: data)
+        #expect(report.passed)
+        #expect(report.scenario == "smoke")
+        #expect(report.seed == 20_221_122)
+        #expect(report.settlements.attempted > 500)
+        #expect(report.settlements.attempted + report.settlements.dropped == report.settlements.scheduled)
+        #expect(report.settlements.succeeded + report.settlements.failed == report.settlements.attempted)
+        #expect(report.settlements.byRoute.values.allSatisfy { $0.succeeded > 0 })
+        #expect(report.settlements.identityViolations == 0)
+        #expect(report.timeline.count >= 8)
+        #expect(report.thresholds.count == 4 && report.thresholds.allSatisfy(\.passed))
+        #expect(report.errors.byCode.keys.allSatisfy { $0 == "SN-E2002" }, "unexpected errors \(report.errors.byCode)")
+        #expect(report.reversals.attempted > 0 && report.reversals.succeeded == report.reversals.attempted)
+        let markdown = try String(contentsOfFile: "\(output)/report.md", encoding: .utf8)
+        #expect(markdown.contains("PASSED"))
+        let html = try String(contentsOfFile: "\(output)/report.html", encoding: .utf8)
+        #expect(html.contains("report-data"))
+        // The cluster the run launched is gone.
+        let status = try settlenet(["cluster", "status", "--data-dir", "\(output)/cluster", "--json"])
+        #expect(status.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" || status.output.contains("[]"),
+                "nodes still recorded: \(status.output)")
+    }
+
+    @Test func anImpossibleThresholdExits99() throws {
+        let output = outputDirectory()
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        defer { sweep(output); try? FileManager.default.removeItem(atPath: output) }
+        let scenario = """
+            name: impossible
+            topology: Topologies/minimal.yaml
+            seed: 5
+            duration: 2s
+            load:
+              settlements:
+                executor: constant-arrival-rate
+                rate: 50
+                mix:
+                  route: { local: 1, cross_province: 1 }
+            thresholds:
+              settlements.latency_ms.p99: "< 0.001"
+            """
+        try scenario.write(toFile: "\(output)/impossible.yaml", atomically: true, encoding: .utf8)
+        let result = try settlenet(["scenario", "run", "\(output)/impossible.yaml", "--out", "\(output)/report"])
+        #expect(result.status == 99, "exit \(result.status): \(result.error)")
+        #expect(result.output.contains("FAIL"))
+        let report = try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(output)/report/report.json")))
+        #expect(!report.passed)
+        #expect(report.thresholds.first?.passed == false)
+        #expect(report.settlements.succeeded > 0)
+    }
+
+    @Test func aBadScenarioExits2BeforeAnythingStarts() throws {
+        let output = outputDirectory()
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        try "name: bad\ntopology: Topologies/minimal.yaml\nduration: 2s\nload:\n  settlements:\n    executor: constant-arrival-rate\n    rate: 10\n    mux: {}\n"
+            .write(toFile: "\(output)/bad.yaml", atomically: true, encoding: .utf8)
+        let result = try settlenet(["scenario", "run", "\(output)/bad.yaml", "--out", "\(output)/report"])
+        #expect(result.status == 2)
+        #expect(result.error.contains("bad.yaml:8: field load.settlements.mux: unknown key"), "\(result.error)")
+        #expect(!FileManager.default.fileExists(atPath: "\(output)/report/cluster"))
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import NetworkTopology
+import Scenario
+import SettlementModel
+import Testing
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+@Suite struct ScenarioSpecTests {
+    /// The example of issue 3, exactly as written there.
+    static let issueExample = """
+        name: cross-province-peak
+        topology: Topologies/minimal.yaml
+        seed: 20221122
+        duration: 60s
+        load:
+          settlements:
+            executor: ramping-arrival-rate      # or constant-arrival-rate with `rate:`
+            stages:
+              - { duration: 10s, target: 200 }  # settlements per second
+              - { duration: 40s, target: 1000 }
+              - { duration: 10s, target: 0 }
+            mix:
+              route: { local: 0.5, intra_city: 0.2, intra_province: 0.2, cross_province: 0.1 }
+              inpatient: 0.2
+              reversal: 0.01
+              unfiled_offsite: 0.02             # people not filed for off-site care: definite refusals
+            max_in_flight: 5000
+        thresholds:
+          settlements.latency_ms.p99: "< 200"
+          settlements.error_rate: "< 0.05"
+        """
+
+    @Test func theIssueExampleParsesAsWritten() throws {
+        let spec = try ScenarioLoader.parse(Self.issueExample, file: "example.yaml")
+        #expect(spec.name == "cross-province-peak")
+        #expect(spec.seed == 20_221_122)
+        #expect(spec.durationMs == 60_000)
+        let load = try #require(spec.settlements)
+        #expect(load.executor == .rampingArrivalRate(startRate: 0, stages: [
+            .init(durationMs: 10_000, target: 200), .init(durationMs: 40_000, target: 1_000), .init(durationMs: 10_000, target: 0),
+        ]))
+        #expect(load.mix.routes == [.local: 0.5, .intraCity: 0.2, .intraProvince: 0.2, .crossProvince: 0.1])
+        #expect(load.mix.unfiledOffsite == 0.02)
+        #expect(load.maxInFlight == 5_000)
+        #expect(spec.thresholds.map(\.path) == ["settlements.latency_ms.p99", "settlements.error_rate"])
+        #expect(spec.thresholds.first?.comparison == .less && spec.thresholds.first?.limit == 200)
+    }
+
+    @Test func everyShippedScenarioIsValidAndFindsItsTopology() throws {
+        let folder = "\(repositoryRoot)/Scenarios"
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".yaml") }
+        #expect(Set(files).isSuperset(of: ["smoke.yaml", "steady.yaml", "peak.yaml", "cross-province.yaml"]))
+        for file in files {
+            let spec = try ScenarioLoader.load(path: "\(folder)/\(file)")
+            #expect(spec.resolvedTopologyPath(workingDirectory: repositoryRoot) != nil, "\(file): topology not found")
+        }
+    }
+
+    func problems(_ text: String) -> [String] {
+        do {
+            _ = try ScenarioLoader.parse(text, file: "s.yaml")
+            return []
+        } catch {
+            return error.problems.map(\.description)
+        }
+    }
+
+    @Test func unknownKeysAndBadValuesNameTheKeyAndLine() {
+        let text = Self.issueExample
+            .replacingOccurrences(of: "max_in_flight: 5000", with: "max_inflight: 5000")
+            .replacingOccurrences(of: "inpatient: 0.2", with: "inpatient: 1.5")
+            .replacingOccurrences(of: "{ duration: 40s, target: 1000 }", with: "{ duration: 40 seconds, target: 1000 }")
+        let found = problems(text)
+        #expect(found.contains { $0.hasPrefix("s.yaml:17: field load.settlements.max_inflight: unknown key") }, "\(found)")
+        #expect(found.contains("s.yaml:14: field load.settlements.mix.inpatient: \"1.5\" is not a number from 0.0 to 1.0"), "\(found)")
+        #expect(found.contains { $0.hasPrefix("s.yaml:10: field load.settlements.stages[1].duration: \"40 seconds\"") }, "\(found)")
+    }
+
+    @Test func badExecutorsThresholdsAndMissingPartsAreReported() {
+        #expect(problems(Self.issueExample.replacingOccurrences(of: "ramping-arrival-rate", with: "closed-model"))
+            .contains { $0.contains("load.settlements.executor: \"closed-model\" is not constant-arrival-rate or ramping-arrival-rate") })
+        #expect(problems(Self.issueExample.replacingOccurrences(of: "\"< 200\"", with: "\"about 200\""))
+            .contains { $0.contains("thresholds.settlements.latency_ms.p99: expected a condition like") })
+        #expect(problems(Self.issueExample.replacingOccurrences(of: "settlements.error_rate:", with: "speed.error_rate:"))
+            .contains { $0.contains("thresholds.speed.error_rate: not a field of report.json") })
+        #expect(problems("name: x\ntopology: t.yaml\nduration: 5s\n").contains { $0.contains("field load: required but missing") })
+        #expect(problems("name: x\ntopology: t.yaml\nload:\n  settlements:\n    executor: constant-arrival-rate\n    rate: 10\n")
+            .contains { $0.contains("field duration: required for a constant-arrival-rate load") })
+    }
+
+    @Test func thresholdConditionsParseEveryOperator() {
+        #expect(ThresholdSpec(path: "a", condition: "<= 0.05")?.comparison == .lessOrEqual)
+        #expect(ThresholdSpec(path: "a", condition: ">=10")?.limit == 10)
+        #expect(ThresholdSpec(path: "a", condition: "== 0")?.comparison == .equal)
+        #expect(ThresholdSpec(path: "a", condition: "> 1e3")?.limit == 1_000)
+        #expect(ThresholdSpec(path: "a", condition: "< x") == nil)
+        #expect(ThresholdSpec(path: "a", condition: "≈ 3") == nil)
+    }
+
+    @Test func durationsParse() {
+        #expect(ScenarioLoader.parseDuration("60s") == 60_000)
+        #expect(ScenarioLoader.parseDuration("500ms") == 500)
+        #expect(ScenarioLoader.parseDuration("1m30s") == 90_000)
+        #expect(ScenarioLoader.parseDuration("1h") == 3_600_000)
+        #expect(ScenarioLoader.parseDuration("10") == nil)
+        #expect(ScenarioLoader.parseDuration("10 s") == nil)
+    }
+}
+
+@Suite struct ArrivalScheduleTests {
+    @Test func aConstantRateGivesExactlyRateTimesDurationEvenlySpaced() {
+        let schedule = ArrivalSchedule(executor: .constantArrivalRate(ratePerS: 200), durationMs: 3_000)
+        let times = Array(schedule)
+        #expect(times.count == 600)
+        #expect(schedule.expectedArrivals == 600)
+        #expect(times.first == 2_500)                 // the first half-interval in
+        #expect(zip(times, times.dropFirst()).allSatisfy { $1 - $0 == 5_000 })
+        #expect(times.allSatisfy { $0 >= 0 && $0 < 3_000_000 })
+    }
+
+    @Test func aRampFollowsTheIntegralOfTheRate() {
+        // 0 -> 100/s over 10 s: 500 arrivals, 125 of them in the first half (a quarter of the area).
+        let schedule = ArrivalSchedule(executor: .rampingArrivalRate(startRate: 0, stages: [.init(durationMs: 10_000, target: 100)]),
+                                       durationMs: 10_000)
+        let times = Array(schedule)
+        #expect(times.count == 500)
+        #expect(times.filter { $0 < 5_000_000 }.count == 125)
+        #expect(zip(times, times.dropFirst()).allSatisfy { $0 <= $1 })
+        // The rate per second rises: each second holds more arrivals than the one before.
+        let perSecond = (0..<10).map { second in times.filter { $0 / 1_000_000 == Int64(second) }.count }
+        #expect(zip(perSecond, perSecond.dropFirst()).allSatisfy { $0 < $1 }, "\(perSecond)")
+        #expect(schedule.rate(atUs: 5_000_000) == 50)
+    }
+
+    @Test func theIssueExampleScheduleHoldsItsArea() throws {
+        let spec = try ScenarioLoader.parse(ScenarioSpecTests.issueExample, file: "example.yaml")
+        let schedule = ArrivalSchedule(executor: spec.settlements!.executor, durationMs: spec.durationMs)
+        // 10 s ramp to 200 (1,000) + 40 s ramp 200 -> 1000 (24,000) + 10 s down to 0 (5,000).
+        #expect(schedule.expectedArrivals == 30_000)
+        #expect(Array(schedule).count == 30_000)
+    }
+
+    @Test func aLoadCutShortByDurationStopsThere() {
+        let schedule = ArrivalSchedule(executor: .rampingArrivalRate(startRate: 100, stages: [.init(durationMs: 10_000, target: 100)]),
+                                       durationMs: 2_000)
+        #expect(Array(schedule).count == 200)
+    }
+
+    @Test func theSameSeedPlansTheSameRequestsAndAnotherSeedDoesNot() throws {
+        let topology = try TopologyLoader.load(path: "\(repositoryRoot)/Topologies/minimal.yaml")
+        let spec = try ScenarioLoader.parse(ScenarioSpecTests.issueExample, file: "example.yaml")
+        func plans(_ seed: UInt64) throws -> [PlannedSettlement] {
+            var planner = try LoadPlanner(topology: topology, load: spec.settlements!, seed: seed)
+            return (0..<2_000).map { _ in planner.next() }
+        }
+        let first = try plans(7), again = try plans(7), other = try plans(8)
+        #expect(first == again)
+        #expect(first != other)
+        // The mix is honoured: about half local, refusals only off-site.
+        let local = first.filter { $0.route == .local }.count
+        #expect(local > 850 && local < 1_150, "\(local) local of 2000")
+        #expect(first.filter(\.expectRefusal).allSatisfy { $0.route != .local })
+        let routing = topology.routingTable
+        #expect(first.allSatisfy { routing.routeClass(treatment: $0.origin, insured: $0.insured) == $0.route })
+        #expect(first.allSatisfy { $0.bill.problem == nil && $0.psnNo.hasPrefix($0.insured.value) })
+    }
+}
+
+@Suite struct ThresholdTests {
+    let report: JSONValue = .object([
+        "settlements": .object([
+            "error_rate": .number(0.02),
+            "latency_ms": .object(["p99": .number(180)]),
+            "by_route": .object(["local": .object(["latency_ms": .object(["p50": .number(3)])])]),
+        ]),
+        "errors": .object(["by_code": .object(["SN-E2002": .number(4)])]),
+        "passed": .bool(true),
+    ])
+
+    @Test func thresholdsReadTheReportByDottedPath() {
+        let specs = [
+            ThresholdSpec(path: "settlements.latency_ms.p99", condition: "< 200")!,
+            ThresholdSpec(path: "settlements.error_rate", condition: "<= 0.01")!,
+            ThresholdSpec(path: "settlements.by_route.local.latency_ms.p50", condition: "== 3")!,
+            ThresholdSpec(path: "errors.by_code.SN-E2002", condition: ">= 4")!,
+            ThresholdSpec(path: "errors.by_code.SN-E3002", condition: "== 0")!,
+            ThresholdSpec(path: "settlements.nothing_here", condition: "< 1")!,
+            ThresholdSpec(path: "passed", condition: "== 1")!,
+        ]
+        let results = Thresholds.evaluate(specs, against: report)
+        #expect(results.map(\.passed) == [true, false, true, true, true, false, false])
+        #expect(results[0].value == 180)
+        #expect(results[4].value == 0)      // no such error happened: its count is 0
+        #expect(results[5].value == nil)    // a path that names nothing fails, never passes by default
+        #expect(results[6].value == nil)    // a boolean is not a number
+    }
+
+    @Test func booleansAndNumbersStayApartWhenDecoded() throws {
+        let decoded = try JSONDecoder().decode(JSONValue.self, from: Data(#"{"a": true, "b": 1, "c": 0.5}"#.utf8))
+        #expect(decoded == .object(["a": .bool(true), "b": .number(1), "c": .number(0.5)]))
+    }
+}
