@@ -14,7 +14,7 @@ public enum ReportBuilder {
     }
 
     public static func build(spec: ScenarioSpec, topologyPath: String, startedAt: Date, measurement m: Measurement,
-                             schedule: ArrivalSchedule?, stages: [(startS: Double, label: String)], build: String) -> RunReport {
+                             stages: [(startS: Double, label: String)], build: String) -> RunReport {
         let loadSeconds = max(0.001, Double(m.loadDurationUs) / 1e6)
         var routes: [String: RouteFigures] = [:]
         for (route, counters) in m.routes {

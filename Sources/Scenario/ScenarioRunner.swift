@@ -59,19 +59,17 @@ public enum ScenarioRunner {
                 throw ScenarioError(code: .invalidScenario, message: "topology problems:\n\(error)")
             }
         } else {
-            let written = options.topologyOverride ?? spec.topology
-            var resolvedSpec = spec
-            resolvedSpec.topology = written
-            guard let path = options.topologyOverride.map({ FileManager.default.fileExists(atPath: $0) ? $0 : "" })
-                    .flatMap({ $0.isEmpty ? nil : $0 }) ?? resolvedSpec.resolvedTopologyPath() else {
-                throw ScenarioError(code: .invalidScenario, message: "\(spec.file): topology \"\(written)\" not found (relative paths resolve from the working directory, then from the scenario's folder)")
+            // --topology resolves like the scenario's own topology key.
+            if let override = options.topologyOverride { spec.topology = override }
+            guard let path = spec.resolvedTopologyPath() else {
+                throw ScenarioError(code: .invalidScenario, message: "\(spec.file): topology \"\(spec.topology)\" not found (relative paths resolve from the working directory, then from the scenario's folder)")
             }
             do { topology = try TopologyLoader.load(path: path) } catch {
                 throw ScenarioError(code: .invalidScenario, message: "topology problems, nothing started:\n\(error)")
             }
         }
         // Check the mix against the topology before anything starts.
-        do { _ = try LoadPlanner(topology: topology, load: load, seed: spec.seed) } catch { throw error }
+        _ = try LoadPlanner(topology: topology, load: load, seed: spec.seed)
 
         let stamp = CivilTime(unixMs: Int64(Date().timeIntervalSince1970 * 1000)).compact
         let output = options.outputDirectory ?? "run/reports/\(spec.name)-\(stamp)"
@@ -109,7 +107,7 @@ public enum ScenarioRunner {
             throw ScenarioError(code: .runFailed, message: "the load could not be carried out: \(error)")
         }
         let report = ReportBuilder.build(spec: spec, topologyPath: topology.file, startedAt: startedAt, measurement: measurement,
-                                         schedule: nil, stages: ArrivalSchedule.stageStarts(load.executor), build: options.build)
+                                         stages: ArrivalSchedule.stageStarts(load.executor), build: options.build)
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
