@@ -119,11 +119,7 @@ public struct ThresholdSpec: Sendable, Equatable {
 /// Reads scenario files; every problem names the file, line and key.
 public enum ScenarioLoader {
     public static func load(path: String) throws(FileProblems) -> ScenarioSpec {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
-            throw FileProblems([FileProblem(file: path, line: nil, message: "scenario file \(reason)")])
-        }
-        return try parse(String(decoding: data, as: UTF8.self), file: path)
+        try parse(readTextFile(path, kind: "scenario"), file: path)
     }
 
     static let topKeys: Set<String> = ["name", "description", "topology", "seed", "duration", "load", "thresholds"]

@@ -6,14 +6,7 @@ import Yams
 /// and field, all at once, before anything is launched.
 public enum TopologyLoader {
     public static func load(path: String) throws(FileProblems) -> Topology {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
-            throw FileProblems([FileProblem(file: path, line: nil, message: "topology file \(reason)")])
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw FileProblems([FileProblem(file: path, line: nil, message: "not UTF-8 text")])
-        }
-        return try parse(text, file: path)
+        try parse(readTextFile(path, kind: "topology"), file: path)
     }
 
     static let topKeys: Set<String> = ["name", "description", "host", "base_port", "defaults", "nodes"]

@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// One thing wrong with an input file, located precisely enough for a person to fix it.
@@ -135,4 +136,16 @@ private func yamlErrorLine(_ error: YamlError) -> Int? {
     default:
         return nil
     }
+}
+
+/// Reads a whole input file as UTF-8 text; a missing or unreadable file is a located problem.
+func readTextFile(_ path: String, kind: String) throws(FileProblems) -> String {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
+        throw FileProblems([FileProblem(file: path, line: nil, message: "\(kind) file \(reason)")])
+    }
+    guard let text = String(data: data, encoding: .utf8) else {
+        throw FileProblems([FileProblem(file: path, line: nil, message: "not UTF-8 text")])
+    }
+    return text
 }
