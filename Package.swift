@@ -52,7 +52,7 @@ let package = Package(
         ),
         .target(
             name: "Scenario",
-            dependencies: ["SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "ZeroMQ",
+            dependencies: ["SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "ZeroMQ", "Persistence",
                            .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .executableTarget(

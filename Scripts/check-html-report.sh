@@ -5,7 +5,8 @@
 # (installs the Debian package `chromium` when missing), dumps the DOM after the scripts ran and
 # checks that
 #   - <body> has data-rendered="true" (the page's script ran to its end);
-#   - there are 4 <svg class="chart"> elements, each with data-points > 0, except the errors chart,
+#   - there are 4 <svg class="chart"> elements (6 with uploads: dirty rate by tier and by rule),
+#     each with data-points > 0, except the errors chart,
 #     which may have 0 when the embedded report has no errors;
 #   - every time-series chart has a path/polyline of class "series" with a non-empty d/points.
 # Also writes a screenshot beside the report (REPORT.png, 1280x2400) for people to look at.
@@ -123,8 +124,11 @@ except ValueError as e:
     problems.append("the embedded report-data is not JSON: %s" % e)
 has_errors = bool(report and any((report.get("errors") or {}).get("by_code", {}).values()))
 
-if len(dom.charts) != 4:
-    problems.append("expected 4 svg.chart elements, found %d" % len(dom.charts))
+has_settlements = bool(report and (report.get("settlements") or {}).get("attempted", 0) > 0)
+has_dirty = bool(report and report.get("dirty_data"))
+expected_charts = 4 + (2 if has_dirty else 0)   # uploads add dirty rate by tier and by rule
+if len(dom.charts) != expected_charts:
+    problems.append("expected %d svg.chart elements, found %d" % (expected_charts, len(dom.charts)))
 summary = []
 for chart in dom.charts:
     a = chart["attrs"]
@@ -136,10 +140,10 @@ for chart in dom.charts:
         problems.append("chart %s: data-points is %r (never set by the script)" % (name, raw))
         continue
     summary.append("%s=%d" % (name, points))
-    may_be_empty = name == "errors" and not has_errors
+    may_be_empty = (name == "errors" and not has_errors) or (name in ("rate", "latency", "routes") and not has_settlements)
     if points <= 0 and not may_be_empty:
         problems.append("chart %s: data-points=%d" % (name, points))
-    if a.get("data-kind") == "timeseries":
+    if a.get("data-kind") == "timeseries" and has_settlements:
         drawn = [s for s in chart["series"] if (s.get("d") or s.get("points") or "").strip()]
         if not drawn:
             problems.append("chart %s: no series path with a non-empty d/points" % name)
@@ -154,7 +158,7 @@ if problems:
         print("  - " + p)
     print("FAIL: %s: %d problem(s)" % (report_path, len(problems)))
     sys.exit(1)
-print("PASS: %s: rendered, 4 charts (%s)" % (report_path, ", ".join(summary)))
+print("PASS: %s: rendered, %d charts (%s)" % (report_path, len(dom.charts), ", ".join(summary)))
 PY
 [ -f "$screenshot" ] && echo "screenshot: $screenshot"
 exit $status

@@ -93,7 +93,10 @@ public struct Cluster {
             for node in nodes {
                 if !Processes.isNode(node.pid, nodeID: node.id) { dead.append(node); continue }
                 let status = readStatus(node.id)
-                if status?.pid != node.pid || status?.signedIn != true { waiting.append(node) }
+                // Ready: signed in to its parent and holding the catalog (1301).
+                if status?.pid != node.pid || status?.signedIn != true || status?.catalogVersion.isEmpty != false {
+                    waiting.append(node)
+                }
             }
             if !dead.isEmpty {
                 throw ClusterError("node processes exited during start-up: \(dead.map(\.id).joined(separator: ", "))\n"

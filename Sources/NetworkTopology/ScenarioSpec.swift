@@ -12,6 +12,7 @@ public struct ScenarioSpec: Sendable {
     /// How long the load runs, in milliseconds.
     public var durationMs: Int64
     public var settlements: SettlementLoad?
+    public var uploads: UploadLoad?
     public var thresholds: [ThresholdSpec]
 
     /// A relative topology path resolves from the working directory first, then from the
@@ -80,6 +81,27 @@ public struct SettlementLoad: Sendable, Equatable {
     }
 }
 
+/// Data uploads (4101): batches of settlement lists, some made dirty on purpose.
+public struct UploadLoad: Sendable, Equatable {
+    public var executor: SettlementLoad.Executor
+    public var batchSize: Int
+    /// Share of records made dirty, and the relative weights of the dirty kinds.
+    public var dirtyRate: Double
+    public var dirtyKinds: [String: Double]
+    public var maxInFlight: Int
+
+    public static let kindNames = ["missing_field", "bad_format", "unknown_code", "bad_admdvs", "amount_mismatch",
+                                   "date_order", "duplicate"]
+
+    public init(executor: SettlementLoad.Executor, batchSize: Int, dirtyRate: Double, dirtyKinds: [String: Double], maxInFlight: Int) {
+        self.executor = executor
+        self.batchSize = batchSize
+        self.dirtyRate = dirtyRate
+        self.dirtyKinds = dirtyKinds
+        self.maxInFlight = maxInFlight
+    }
+}
+
 /// `path: "< 200"`: a numeric field of report.json, by dotted path, compared with a number.
 public struct ThresholdSpec: Sendable, Equatable {
     public enum Comparison: String, Sendable, CaseIterable {
@@ -123,7 +145,9 @@ public enum ScenarioLoader {
     }
 
     static let topKeys: Set<String> = ["name", "description", "topology", "seed", "duration", "load", "thresholds"]
-    static let loadKeys: Set<String> = ["settlements"]
+    static let loadKeys: Set<String> = ["settlements", "uploads"]
+    static let uploadKeys: Set<String> = ["executor", "rate", "start_rate", "stages", "batch_size", "dirty", "max_in_flight"]
+    static let dirtyKeys: Set<String> = ["rate", "kinds"]
     static let settlementKeys: Set<String> = ["executor", "rate", "start_rate", "stages", "mix", "max_in_flight",
                                               "outpatient_yuan", "inpatient_yuan"]
     static let mixKeys: Set<String> = ["route", "inpatient", "reversal", "unfiled_offsite"]
@@ -152,16 +176,20 @@ public enum ScenarioLoader {
             }
         }
         var settlements: SettlementLoad?
+        var uploads: UploadLoad?
         if let loadNode = top.node("load"), let load = YAMLMap(loadNode, path: "load", file: file, problems: &problems) {
             load.rejectUnknownKeys(loadKeys, subject: nil, problems: &problems)
             if let node = load.node("settlements") {
                 settlements = parseSettlements(node, file: file, problems: &problems)
             }
+            if let node = load.node("uploads") {
+                uploads = parseUploads(node, file: file, problems: &problems)
+            }
         } else if top.node("load") == nil {
-            problems.append(FileProblem(file: file, line: nil, field: "load", message: "required but missing: what load to drive (load.settlements)"))
+            problems.append(FileProblem(file: file, line: nil, field: "load", message: "required but missing: what load to drive (load.settlements, load.uploads)"))
         }
-        if settlements == nil && problems.isEmpty {
-            problems.append(FileProblem(file: file, line: top.lineOf("load"), field: "load", message: "no load declared (load.settlements)"))
+        if settlements == nil && uploads == nil && problems.isEmpty {
+            problems.append(FileProblem(file: file, line: top.lineOf("load"), field: "load", message: "no load declared (load.settlements, load.uploads)"))
         }
         var thresholds: [ThresholdSpec] = []
         if let node = top.node("thresholds"), let map = YAMLMap(node, path: "thresholds", file: file, problems: &problems) {
@@ -182,30 +210,27 @@ public enum ScenarioLoader {
         }
         // The load's length: the duration key, else the sum of the ramp's stages.
         var durationMs = duration ?? 0
-        if duration == nil, case .rampingArrivalRate(_, let stages)? = settlements?.executor {
-            durationMs = stages.reduce(0) { $0 + $1.durationMs }
+        if duration == nil {
+            for executor in [settlements?.executor, uploads?.executor].compactMap({ $0 }) {
+                if case .rampingArrivalRate(_, let stages) = executor {
+                    durationMs = max(durationMs, stages.reduce(0) { $0 + $1.durationMs })
+                }
+            }
         }
         if durationMs <= 0 && problems.isEmpty {
             problems.append(FileProblem(file: file, line: nil, field: "duration", message: "required for a constant-arrival-rate load (e.g. duration: 30s)"))
         }
         if !problems.isEmpty { throw FileProblems(problems) }
         return ScenarioSpec(name: name, file: file, topology: topology, seed: seed, durationMs: durationMs,
-                            settlements: settlements, thresholds: thresholds)
+                            settlements: settlements, uploads: uploads, thresholds: thresholds)
     }
 
-    private static func parseSettlements(_ node: Node, file: String, problems: inout [FileProblem]) -> SettlementLoad? {
-        let path = "load.settlements"
-        guard let map = YAMLMap(node, path: path, file: file, problems: &problems) else { return nil }
-        map.rejectUnknownKeys(settlementKeys, subject: nil, problems: &problems)
-        let before = problems.count
+    /// The arrival executor of a load section: constant-arrival-rate with `rate`, or
+    /// ramping-arrival-rate with `stages` (and optional `start_rate`).
+    private static func parseExecutor(_ map: YAMLMap, path: String, file: String,
+                                      problems: inout [FileProblem]) -> SettlementLoad.Executor? {
         func number(_ map: YAMLMap, _ key: String, required: Bool, range: ClosedRange<Double>) -> Double? {
-            guard let text = map.scalar(key, subject: nil, required: required, problems: &problems) else { return nil }
-            guard let value = Double(text), range.contains(value) else {
-                problems.append(FileProblem(file: file, line: map.lineOf(key), field: map.fieldPath(key),
-                                            message: "\"\(text)\" is not a number from \(range.lowerBound) to \(range.upperBound)"))
-                return nil
-            }
-            return value
+            numberValue(map, key, required: required, range: range, file: file, problems: &problems)
         }
         let executorName = map.scalar("executor", subject: nil, required: true, problems: &problems)
         var executor: SettlementLoad.Executor?
@@ -243,6 +268,59 @@ public enum ScenarioLoader {
         case nil:
             break
         }
+        return executor
+    }
+
+    static func numberValue(_ map: YAMLMap, _ key: String, required: Bool, range: ClosedRange<Double>, file: String,
+                            problems: inout [FileProblem]) -> Double? {
+        guard let text = map.scalar(key, subject: nil, required: required, problems: &problems) else { return nil }
+        guard let value = Double(text), range.contains(value) else {
+            problems.append(FileProblem(file: file, line: map.lineOf(key), field: map.fieldPath(key),
+                                        message: "\"\(text)\" is not a number from \(range.lowerBound) to \(range.upperBound)"))
+            return nil
+        }
+        return value
+    }
+
+    private static func parseUploads(_ node: Node, file: String, problems: inout [FileProblem]) -> UploadLoad? {
+        let path = "load.uploads"
+        guard let map = YAMLMap(node, path: path, file: file, problems: &problems) else { return nil }
+        map.rejectUnknownKeys(uploadKeys, subject: nil, problems: &problems)
+        let before = problems.count
+        let executor = parseExecutor(map, path: path, file: file, problems: &problems)
+        let batchSize = map.int("batch_size", subject: nil, required: true, range: 1...5_000, problems: &problems)
+        let maxInFlight = map.int("max_in_flight", subject: nil, required: false, range: 1...100_000, problems: &problems) ?? 100
+        var dirtyRate = 0.0
+        var kinds: [String: Double] = [:]
+        if let dirtyNode = map.node("dirty"), let dirty = YAMLMap(dirtyNode, path: "\(path).dirty", file: file, problems: &problems) {
+            dirty.rejectUnknownKeys(dirtyKeys, subject: nil, problems: &problems)
+            dirtyRate = numberValue(dirty, "rate", required: true, range: 0...1, file: file, problems: &problems) ?? 0
+            if let kindsNode = dirty.node("kinds"), let kindMap = YAMLMap(kindsNode, path: "\(path).dirty.kinds", file: file, problems: &problems) {
+                kindMap.rejectUnknownKeys(Set(UploadLoad.kindNames), subject: nil, problems: &problems)
+                for name in UploadLoad.kindNames {
+                    if let weight = numberValue(kindMap, name, required: false, range: 0...1_000_000, file: file, problems: &problems) {
+                        kinds[name] = weight
+                    }
+                }
+            }
+            if dirtyRate > 0 && kinds.values.reduce(0, +) <= 0 {
+                // No kinds given: every kind alike.
+                for name in UploadLoad.kindNames { kinds[name] = 1 }
+            }
+        }
+        guard problems.count == before, let executor, let batchSize else { return nil }
+        return UploadLoad(executor: executor, batchSize: batchSize, dirtyRate: dirtyRate, dirtyKinds: kinds, maxInFlight: maxInFlight)
+    }
+
+    private static func parseSettlements(_ node: Node, file: String, problems: inout [FileProblem]) -> SettlementLoad? {
+        let path = "load.settlements"
+        guard let map = YAMLMap(node, path: path, file: file, problems: &problems) else { return nil }
+        map.rejectUnknownKeys(settlementKeys, subject: nil, problems: &problems)
+        let before = problems.count
+        func number(_ map: YAMLMap, _ key: String, required: Bool, range: ClosedRange<Double>) -> Double? {
+            numberValue(map, key, required: required, range: range, file: file, problems: &problems)
+        }
+        let executor = parseExecutor(map, path: path, file: file, problems: &problems)
         var mix = SettlementLoad.Mix(routes: [.local: 1])
         if let mixNode = map.node("mix"), let mixMap = YAMLMap(mixNode, path: "\(path).mix", file: file, problems: &problems) {
             mixMap.rejectUnknownKeys(mixKeys, subject: nil, problems: &problems)
@@ -307,7 +385,7 @@ public enum ScenarioLoader {
 
 /// The top-level fields of report.json a threshold may name.
 public enum ThresholdPaths {
-    public static let roots: Set<String> = ["duration_s", "settlements", "reversals", "errors"]
+    public static let roots: Set<String> = ["duration_s", "settlements", "reversals", "errors", "uploads", "dirty_data"]
     public static func isKnownRoot(_ path: String) -> Bool {
         guard let first = path.split(separator: ".").first else { return false }
         return roots.contains(String(first))

@@ -34,6 +34,16 @@ public final class NodeServer {
     private let drainLimit = 1024
     /// How long a stopping node waits for answers already on their way.
     private let drainTimeoutMs: Int64 = 5_000
+    /// County tier: the checks of uploads, built once the catalog is downloaded.
+    private var validator: UploadValidator?
+    /// Provincial tier: outbox batches sent to the national store and not yet acknowledged.
+    private var outboxInFlight: [String: Int64] = [:]
+    private var lastOutboxFlushMs: Int64 = 0
+    private var outboxSequence = 0
+    /// Most records in one batch to the national store; how often the outbox is flushed.
+    private let outboxBatchLimit = 2_000
+    private let outboxFlushIntervalMs: Int64 = 100
+    private let outboxResendMs: Int64 = 5_000
 
     public init(topology: Topology, id: DivisionCode, dataDirectory: String, logger: Logger) throws {
         guard let spec = topology.node(id) else {
@@ -54,7 +64,8 @@ public final class NodeServer {
         settlementSerial = try ledger.read { try $0.settlementCount() }
 
         machine = NodeMachine(config: .init(id: id, tier: spec.tier, routing: topology.routingTable,
-                                            institutions: Set(topology.institutions(of: id))))
+                                            institutions: Set(topology.institutions(of: id)),
+                                            nationalCatalog: spec.parent == nil ? Catalog.national() : nil))
         context = try Context()
         downstream = try context.socket(.router)
         try downstream.setRouterMandatory(true)      // unroutable answers fail loudly, not silently
@@ -105,10 +116,13 @@ public final class NodeServer {
             var directives: [Directive] = []
             if readable[0] { drain(downstream, from: nil, into: &directives) }
             if readable.count > 1, readable[1], let upstream { drain(upstream, from: .parent, into: &directives) }
+            if spec.tier == .province && now - lastOutboxFlushMs >= outboxFlushIntervalMs { flushOutbox(now) }
             now = wallClockMs()
             let wasSignedIn = machine.isSignedIn
+            let wasReady = machine.isReady
             directives += machine.tick(nowMs: now)
             try execute(directives)
+            if machine.isReady != wasReady { lastStatusMs = 0 }
             if machine.isSignedIn && !wasSignedIn {
                 logger.info("signed in", metadata: ["parent": "\(spec.parent?.value ?? "-")"])
                 lastStatusMs = 0
@@ -152,7 +166,11 @@ public final class NodeServer {
             case .request(let request):
                 directives += machine.receivedRequest(request, from: peer, nowMs: now)
             case .response(let response):
-                directives += machine.receivedResponse(response, from: peer, nowMs: now)
+                if peer == .parent, outboxInFlight[response.reqMsgid] != nil {
+                    acknowledgeOutbox(response)
+                } else {
+                    directives += machine.receivedResponse(response, from: peer, nowMs: now)
+                }
             case .malformed(let code, let detail):
                 logger.warning("bad input refused", metadata: ["error.code": "\(code.rawValue)", "detail": "\(detail)",
                                                                "peer": "\(describe(peer))"])
@@ -192,9 +210,12 @@ public final class NodeServer {
         guard !work.isEmpty else { return }
         var outgoing: [Outgoing] = []
         outgoing.reserveCapacity(work.count)
+        var uploadsToForward: [(request: WireRequest, passing: UploadInput, received: Int32, rejects: [UploadReject],
+                                peer: Peer, receivedAtMs: Int64)] = []
         do {
             try ledger.write { tx in
                 outgoing.removeAll(keepingCapacity: true)
+                uploadsToForward.removeAll()
                 for directive in work {
                     switch directive {
                     case .answer(let response, let peer, let record):
@@ -203,6 +224,13 @@ public final class NodeServer {
                     case .settleHere(let request, let peer, let role, let receivedAtMs):
                         let body = try decide(request, role: role, receivedAtMs: receivedAtMs, tx: tx)
                         outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
+                    case .screenUpload(let request, let peer, let receivedAtMs):
+                        switch try screen(request, receivedAtMs: receivedAtMs, tx: tx) {
+                        case .answer(let body):
+                            outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
+                        case .forward(let passing, let received, let rejects):
+                            uploadsToForward.append((request, passing, received, rejects, peer, receivedAtMs))
+                        }
                     case .forward:
                         break
                     }
@@ -216,7 +244,7 @@ public final class NodeServer {
                 switch directive {
                 case .answer(let response, let peer, _):
                     return Outgoing(peer: peer, frames: WireCodec.frames(response))
-                case .settleHere(let request, let peer, _, let receivedAtMs):
+                case .settleHere(let request, let peer, _, let receivedAtMs), .screenUpload(let request, let peer, let receivedAtMs):
                     let answer = machine.error(.busy, detail: "ledger of node \(spec.id) unavailable",
                                                requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: wallClockMs())
                     return Outgoing(peer: peer, frames: WireCodec.frames(answer))
@@ -226,6 +254,149 @@ public final class NodeServer {
             }
         }
         for message in outgoing { _ = send(message) }
+        // Records this tier passed are recorded: now they may travel up.
+        if !uploadsToForward.isEmpty {
+            let now = wallClockMs()
+            var next: [Directive] = []
+            for upload in uploadsToForward {
+                next += machine.forwardUpload(upload.request, passing: upload.passing, received: upload.received,
+                                              rejects: upload.rejects, replyTo: upload.peer,
+                                              receivedAtMs: upload.receivedAtMs, nowMs: now)
+            }
+            try execute(next)
+        }
+    }
+
+    // MARK: Uploads
+
+    private enum ScreenResult {
+        case answer([UInt8])
+        case forward(UploadInput, received: Int32, rejects: [UploadReject])
+    }
+
+    /// Checks an upload batch at this tier inside the round's transaction: the county's record
+    /// rules, then this tier's duplicate store. The provincial and national tiers store what
+    /// passed (the province also queues it for the national store) and answer; the county and
+    /// city pass it up. A batch msgid seen before gets the same decision, counted once.
+    private func screen(_ request: WireRequest, receivedAtMs: Int64, tx: LedgerTransaction) throws -> ScreenResult {
+        guard case .upload(let input)? = request.input else { return .answer(try machine.error(.missingField, detail: "input.upload", requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: wallClockMs()).serializedBytes()) }
+        if let stored = try tx.uploadBatch(msgid: request.msgid) {
+            if let answer = stored.answer { return .answer(answer) }
+            return .forward(try UploadInput(serializedBytes: stored.forwarded ?? []), received: Int32(stored.received),
+                            rejects: try UploadOutput(serializedBytes: stored.ownRejects).rejects)
+        }
+        let now = wallClockMs()
+        let tier = DataTier(spec.tier)
+        if tier == .county && validator == nil, let catalog = machine.catalog {
+            validator = UploadValidator(county: spec.id, institutions: Set(topology.institutions(of: spec.id)),
+                                        routing: topology.routingTable, catalog: catalog)
+        }
+        let storesRecords = tier == .provincial || tier == .national
+        var passing = UploadInput()
+        passing.catalogVersion = input.catalogVersion
+        var rejects: [UploadReject] = []
+        var rejectedByRule: [String: Int] = [:]
+        for (position, original) in input.records.enumerated() {
+            var record = original
+            if tier == .county { record.batchIndex = Int32(position) }
+            var violation = tier == .county ? validator?.check(record) : nil
+            if violation == nil {
+                let blob: [UInt8]? = storesRecords ? try record.serializedBytes() : nil
+                if try !tx.claimUploadRecord(setlID: record.setlID, msgid: request.msgid, fixmedinsCode: record.fixmedinsCode,
+                                             mdtrtareaAdmvs: record.mdtrtareaAdmvs, record: blob, nowMs: now) {
+                    violation = Violation(rule: UploadRules.duplicate(at: tier), field: "setl_id")
+                } else if tier == .provincial, let blob {
+                    try tx.enqueueForNational(setlID: record.setlID, record: blob)
+                }
+            }
+            if let violation {
+                var reject = UploadReject()
+                reject.setlID = record.setlID
+                reject.index = record.batchIndex
+                reject.ruleID = violation.rule.id
+                reject.field = violation.field
+                reject.tier = tier.rawValue
+                reject.admdvs = spec.id.value
+                rejects.append(reject)
+                rejectedByRule[violation.rule.id, default: 0] += 1
+                try tx.recordUploadReject(msgid: request.msgid, batchIndex: record.batchIndex, setlID: record.setlID,
+                                          fixmedinsCode: record.fixmedinsCode, ruleID: violation.rule.id,
+                                          field: violation.field, nowMs: now)
+            } else {
+                passing.records.append(record)
+            }
+        }
+        try tx.addUploadCount("received", input.records.count)
+        try tx.addUploadCount("accepted", passing.records.count)
+        for (rule, count) in rejectedByRule { try tx.addUploadCount(rule, count) }
+        var ownRejects = UploadOutput()
+        ownRejects.rejects = rejects
+        let received = Int32(input.records.count)
+        if storesRecords {
+            let response = machine.uploadStored(request, received: received, accepted: Int32(passing.records.count),
+                                                rejects: rejects, receivedAtMs: receivedAtMs, nowMs: now)
+            let body: [UInt8] = try response.serializedBytes()
+            try tx.saveUploadBatch(msgid: request.msgid, decision: UploadBatchDecision(
+                received: input.records.count, ownRejects: try ownRejects.serializedBytes(), forwarded: nil, answer: body))
+            return .answer(body)
+        }
+        try tx.saveUploadBatch(msgid: request.msgid, decision: UploadBatchDecision(
+            received: input.records.count, ownRejects: try ownRejects.serializedBytes(),
+            forwarded: try passing.serializedBytes(), answer: nil))
+        return .forward(passing, received: received, rejects: rejects)
+    }
+
+    /// Provincial tier: groups queued records into batches for the national store and sends
+    /// those not yet acknowledged (again after `outboxResendMs`). Batches keep their msgid across
+    /// restarts, and the national tier answers a repeated msgid from its store: exactly once.
+    private func flushOutbox(_ now: Int64) {
+        lastOutboxFlushMs = now
+        guard machine.isSignedIn, let upstream else { return }
+        do {
+            let batches = try ledger.write { tx -> [(msgid: String, records: [[UInt8]])] in
+                outboxSequence += 1
+                let msgid = MessageID.request(institution: "N\(spec.id.value)00000", unixMs: now, sequence: outboxSequence)
+                _ = try tx.assignOutboxBatch(msgid: msgid, limit: outboxBatchLimit)
+                return try tx.outboxBatches()
+            }
+            for batch in batches where now - (outboxInFlight[batch.msgid] ?? .min / 2) >= outboxResendMs {
+                var request = WireRequest()
+                request.infno = TransactionCode.upload.rawValue
+                request.msgid = batch.msgid
+                request.mdtrtareaAdmvs = spec.id.value
+                request.insuplcAdmdvs = request.mdtrtareaAdmvs
+                request.infver = "V1.0"
+                request.infTime = CivilTime(unixMs: now).readable
+                var input = UploadInput()
+                input.records = try batch.records.map { try UploadRecord(serializedBytes: $0) }
+                input.catalogVersion = machine.catalog?.version ?? ""
+                request.input = .upload(input)
+                do {
+                    try upstream.send(WireCodec.frames(request), wait: false)
+                    outboxInFlight[batch.msgid] = now
+                } catch {
+                    logger.warning("outbox batch not sent", metadata: ["upload.msgid": "\(batch.msgid)", "error": "\(error)"])
+                }
+            }
+        } catch {
+            logger.error("outbox flush failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func acknowledgeOutbox(_ response: WireResponse) {
+        guard response.infcode == 0 else {
+            // Not stored above (busy, catalog not loaded): the batch is sent again later.
+            logger.warning("national store refused a batch", metadata: ["upload.msgid": "\(response.reqMsgid)",
+                                                                        "error.code": "\(response.errCode)"])
+            outboxInFlight[response.reqMsgid] = 0
+            return
+        }
+        do {
+            try ledger.write { tx in try tx.acknowledgeOutboxBatch(msgid: response.reqMsgid) }
+            outboxInFlight[response.reqMsgid] = nil
+        } catch {
+            logger.error("outbox acknowledgement failed", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Settles or reverses at the insured county, inside the round's transaction, and returns
@@ -339,6 +510,7 @@ public final class NodeServer {
         lastStatusMs = now
         let status = NodeStatus(id: spec.id.value, tier: spec.tier.rawValue, pid: getpid(), endpoint: endpoint,
                                 state: state, signedIn: machine.isSignedIn, signNo: machine.signNo ?? "",
+                                catalogVersion: machine.catalog?.version ?? "",
                                 startedAtMs: startedAtMs, updatedAtMs: now, messagesHandled: messagesHandled,
                                 pending: machine.pendingCount)
         guard let data = try? JSONEncoder().encode(status) else { return }

@@ -113,6 +113,52 @@ public final class Ledger {
                 CREATE INDEX transits_omsgid ON transits(omsgid) WHERE omsgid != '';
                 """)
         }
+        migrator.registerMigration("v2-uploads") { db in
+            try db.execute(sql: """
+                -- Every setl_id that passed this tier's checks: the store duplicates are caught in.
+                -- At the provincial and national tiers it is also the concentration store (record).
+                CREATE TABLE upload_records (
+                    setl_id TEXT PRIMARY KEY NOT NULL,
+                    msgid TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    mdtrtarea_admvs TEXT NOT NULL,
+                    record BLOB,
+                    stored_at_ms INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                -- Records this tier refused, for operators and the reports.
+                CREATE TABLE upload_rejects (
+                    msgid TEXT NOT NULL,
+                    batch_index INTEGER NOT NULL,
+                    setl_id TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    rule_id TEXT NOT NULL,
+                    field TEXT NOT NULL,
+                    rejected_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (msgid, batch_index)
+                );
+                -- This tier's decision per batch msgid: a repeated batch is never counted twice.
+                CREATE TABLE upload_batches (
+                    msgid TEXT PRIMARY KEY NOT NULL,
+                    received INTEGER NOT NULL,
+                    own_rejects BLOB NOT NULL,      -- serialized UploadOutput with this tier's rejects
+                    forwarded BLOB,                 -- serialized UploadInput passed up (county, city)
+                    answer BLOB                     -- serialized Response (provincial, national)
+                );
+                -- received = accepted + sum of rejected by rule, exactly, per tier.
+                CREATE TABLE upload_counts (
+                    name TEXT PRIMARY KEY NOT NULL,  -- 'received', 'accepted', or a rule id
+                    count INTEGER NOT NULL
+                );
+                -- Provincial tier: accepted records waiting to reach the national store.
+                CREATE TABLE upload_outbox (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    setl_id TEXT NOT NULL,
+                    record BLOB NOT NULL,
+                    batch_msgid TEXT
+                );
+                CREATE INDEX upload_outbox_batch ON upload_outbox(batch_msgid);
+                """)
+        }
         return migrator
     }
 
@@ -313,4 +359,123 @@ public struct LedgerTransaction {
 
 public enum LedgerTable: String, Sendable {
     case persons, settlements, reversals, transits
+    case uploadRecords = "upload_records", uploadRejects = "upload_rejects", uploadOutbox = "upload_outbox"
+}
+
+// MARK: Uploads
+
+/// A tier's stored decision on one upload batch.
+public struct UploadBatchDecision: Sendable {
+    public var received: Int
+    public var ownRejects: [UInt8]
+    public var forwarded: [UInt8]?
+    public var answer: [UInt8]?
+
+    public init(received: Int, ownRejects: [UInt8], forwarded: [UInt8]?, answer: [UInt8]?) {
+        self.received = received
+        self.ownRejects = ownRejects
+        self.forwarded = forwarded
+        self.answer = answer
+    }
+}
+
+extension LedgerTransaction {
+    public func uploadBatch(msgid: String) throws -> UploadBatchDecision? {
+        let statement = try db.cachedStatement(sql: "SELECT received, own_rejects, forwarded, answer FROM upload_batches WHERE msgid = ?")
+        guard let row = try Row.fetchOne(statement, arguments: [msgid]) else { return nil }
+        return UploadBatchDecision(received: row[0], ownRejects: Array(row[1] as Data),
+                                   forwarded: (row[2] as Data?).map { Array($0) }, answer: (row[3] as Data?).map { Array($0) })
+    }
+
+    public func saveUploadBatch(msgid: String, decision: UploadBatchDecision) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO upload_batches (msgid, received, own_rejects, forwarded, answer) VALUES (?, ?, ?, ?, ?)
+            """)
+        try statement.execute(arguments: [msgid, decision.received, Data(decision.ownRejects),
+                                          decision.forwarded.map { Data($0) }, decision.answer.map { Data($0) }])
+    }
+
+    /// Claims `setlID` for this tier: false when a record with it already passed here (a duplicate).
+    public func claimUploadRecord(setlID: String, msgid: String, fixmedinsCode: String, mdtrtareaAdmvs: String,
+                                  record: [UInt8]?, nowMs: Int64) throws -> Bool {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO upload_records (setl_id, msgid, fixmedins_code, mdtrtarea_admvs, record, stored_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(setl_id) DO NOTHING
+            """)
+        try statement.execute(arguments: [setlID, msgid, fixmedinsCode, mdtrtareaAdmvs, record.map { Data($0) }, nowMs])
+        return db.changesCount == 1
+    }
+
+    public func recordUploadReject(msgid: String, batchIndex: Int32, setlID: String, fixmedinsCode: String,
+                                   ruleID: String, field: String, nowMs: Int64) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO upload_rejects (msgid, batch_index, setl_id, fixmedins_code, rule_id, field, rejected_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+            """)
+        try statement.execute(arguments: [msgid, batchIndex, setlID, fixmedinsCode, ruleID, field, nowMs])
+    }
+
+    /// Adds to the tier's counters ('received', 'accepted' or a rule id).
+    public func addUploadCount(_ name: String, _ amount: Int) throws {
+        guard amount != 0 else { return }
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO upload_counts (name, count) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET count = count + excluded.count
+            """)
+        try statement.execute(arguments: [name, amount])
+    }
+
+    public func uploadCounts() throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT name, count FROM upload_counts") { counts[row[0]] = row[1] }
+        return counts
+    }
+
+    public func enqueueForNational(setlID: String, record: [UInt8]) throws {
+        let statement = try db.cachedStatement(sql: "INSERT INTO upload_outbox (setl_id, record) VALUES (?, ?)")
+        try statement.execute(arguments: [setlID, Data(record)])
+    }
+
+    /// Assigns up to `limit` unassigned outbox records to a new batch `msgid`; returns how many.
+    public func assignOutboxBatch(msgid: String, limit: Int) throws -> Int {
+        try db.execute(sql: """
+            UPDATE upload_outbox SET batch_msgid = ? WHERE seq IN
+              (SELECT seq FROM upload_outbox WHERE batch_msgid IS NULL ORDER BY seq LIMIT ?)
+            """, arguments: [msgid, limit])
+        return db.changesCount
+    }
+
+    /// Batches assigned but not yet acknowledged by the national tier, with their records.
+    public func outboxBatches() throws -> [(msgid: String, records: [[UInt8]])] {
+        var batches: [String: [[UInt8]]] = [:]
+        var order: [String] = []
+        for row in try Row.fetchAll(db, sql: "SELECT batch_msgid, record FROM upload_outbox WHERE batch_msgid IS NOT NULL ORDER BY seq") {
+            let msgid: String = row[0]
+            if batches[msgid] == nil { order.append(msgid) }
+            batches[msgid, default: []].append(Array(row[1] as Data))
+        }
+        return order.map { ($0, batches[$0]!) }
+    }
+
+    public func acknowledgeOutboxBatch(msgid: String) throws {
+        try db.execute(sql: "DELETE FROM upload_outbox WHERE batch_msgid = ?", arguments: [msgid])
+    }
+
+    public func outboxPending() throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM upload_outbox") ?? 0
+    }
+
+    public func maxOutboxSeq() throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'upload_outbox'") ?? 0
+    }
+
+    /// Stored records (provincial and national tiers): setl_id, institution, place of treatment.
+    public func storedUploadKeys(sinceMs: Int64 = 0) throws -> [(setlID: String, fixmedinsCode: String)] {
+        try Row.fetchAll(db, sql: "SELECT setl_id, fixmedins_code FROM upload_records WHERE stored_at_ms >= ?",
+                         arguments: [sinceMs]).map { ($0[0], $0[1]) }
+    }
+
+    public func uploadRejectKeys(sinceMs: Int64 = 0) throws -> [(setlID: String, fixmedinsCode: String, ruleID: String)] {
+        try Row.fetchAll(db, sql: "SELECT setl_id, fixmedins_code, rule_id FROM upload_rejects WHERE rejected_at_ms >= ?",
+                         arguments: [sinceMs]).map { ($0[0], $0[1], $0[2]) }
+    }
 }

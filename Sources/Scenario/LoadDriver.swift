@@ -13,6 +13,8 @@ public struct Progress: Sendable {
     public var inFlight: Int
     public var errors: Int
     public var dropped: Int
+    public var uploadBatches: Int = 0
+    public var recordsRejected: Int = 0
 }
 
 /// Drives a scenario's settlement load against a running cluster, acting as the hospitals of
@@ -21,9 +23,13 @@ public struct Progress: Sendable {
 /// dropped and counted, never delayed.
 public final class LoadDriver {
     private let topology: Topology
-    private let load: SettlementLoad
-    private let schedule: ArrivalSchedule
-    private var planner: LoadPlanner
+    private let load: SettlementLoad?
+    private let schedule: ArrivalSchedule?
+    private var planner: LoadPlanner?
+    private let uploadLoad: UploadLoad?
+    private let uploadSchedule: ArrivalSchedule?
+    private var generator: DirtyDataGenerator?
+    public let durationUs: Int64
     private let context: Context
     private var sockets: [Socket] = []
     private var socketIndex: [DivisionCode: Int] = [:]
@@ -39,11 +45,23 @@ public final class LoadDriver {
         var msgid: String
     }
 
-    public init(topology: Topology, load: SettlementLoad, seed: UInt64, durationMs: Int64) throws {
+    public init(topology: Topology, load: SettlementLoad?, uploads: UploadLoad? = nil, catalog: Catalog = .national(),
+                seed: UInt64, durationMs: Int64) throws {
         self.topology = topology
         self.load = load
-        schedule = ArrivalSchedule(executor: load.executor, durationMs: durationMs)
-        planner = try LoadPlanner(topology: topology, load: load, seed: seed)
+        durationUs = durationMs * 1_000
+        schedule = load.map { ArrivalSchedule(executor: $0.executor, durationMs: durationMs) }
+        planner = try load.map { try LoadPlanner(topology: topology, load: $0, seed: seed) }
+        uploadLoad = uploads
+        let batchSchedule = uploads.map { ArrivalSchedule(executor: $0.executor, durationMs: durationMs) }
+        uploadSchedule = batchSchedule
+        generator = uploads.map { uploads in
+            // A duplicate copies a record about two seconds old: by then its original is stored.
+            let batchesPerSecond = max(1, (batchSchedule?.expectedArrivals ?? 1) / max(1, Int(durationMs / 1_000)))
+            return DirtyDataGenerator(topology: topology, catalog: catalog, batchSize: uploads.batchSize,
+                                      dirtyRate: uploads.dirtyRate, kinds: uploads.dirtyKinds, seed: seed &+ 4_101,
+                                      duplicateLagBatches: 2 * batchesPerSecond)
+        }
         context = try Context()
         for county in topology.counties {
             let socket = try context.socket(.dealer)
@@ -56,14 +74,27 @@ public final class LoadDriver {
         }
     }
 
-    public var expectedArrivals: Int { schedule.expectedArrivals }
+    public var expectedArrivals: Int { schedule?.expectedArrivals ?? 0 }
+    public var expectedBatches: Int { uploadSchedule?.expectedArrivals ?? 0 }
 
-    public func run(progress: (Progress) -> Void) throws -> Measurement {
+    struct PendingBatch {
+        var plan: UploadBatchPlan
+        var intendedUs: Int64
+    }
+
+    public func run(progress: (Progress) -> Void) throws -> (Measurement, UploadMeasurement) {
         var measurement = Measurement()
+        var uploads = UploadMeasurement()
         var outstanding: [String: Outstanding] = [:]
+        var batches: [String: PendingBatch] = [:]
+        /// When each accepted record's batch was answered (stored at its provincial tier).
+        var storedAtUs: [String: Int64] = [:]
         var settlementsInFlight = 0
-        var arrivals = schedule.makeIterator()
-        var nextArrival = arrivals.next()
+        var arrivals = schedule?.makeIterator()
+        var nextArrival = arrivals?.next()
+        var batchArrivals = uploadSchedule?.makeIterator()
+        var nextBatch = batchArrivals?.next()
+        let catalogVersion = Catalog.national().version
         var poller = Poller(sockets)
         let start = monotonicUs()
         var lastProgressUs: Int64 = 0
@@ -88,8 +119,37 @@ public final class LoadDriver {
         while true {
             var now = monotonicUs() - start
             // Everything due goes out now; latency still counts from each intended time.
-            while let due = nextArrival, due <= now {
-                let plan = planner.next()
+            while let due = nextBatch, due <= now, let uploadLoad {
+                // Only a record stored at the provincial tier at least a second ago is copied: by
+                // then it is on its way to (or in) the national store, so the copy meets it.
+                let plan = generator!.nextBatch(canDuplicate: { record in
+                    storedAtUs[record.setlID].map { now - $0 >= 1_000_000 } ?? false
+                })
+                uploads.batchesScheduled += 1
+                if batches.count >= uploadLoad.maxInFlight {
+                    uploads.batchesDropped += 1
+                } else {
+                    let msgid = try sendBatch(plan, catalogVersion: catalogVersion)
+                    batches[msgid] = PendingBatch(plan: plan, intendedUs: due)
+                    uploads.batchesSent += 1
+                    uploads.recordsSent += plan.records.count
+                    for generated in plan.records {
+                        let key = UploadMeasurement.key(generated.record.setlID, generated.record.fixmedinsCode)
+                        if let kind = generated.dirtyKind {
+                            uploads.dirtySent += 1
+                            uploads.injectedByKind[kind, default: 0] += 1
+                            if let rule = generated.expectedRule { uploads.injectedByRule[rule, default: 0] += 1 }
+                            uploads.dirtyKeys.insert(key)
+                        } else {
+                            uploads.cleanSent += 1
+                            uploads.cleanKeys.insert(key)
+                        }
+                    }
+                }
+                nextBatch = batchArrivals?.next()
+            }
+            while let due = nextArrival, due <= now, let load, planner != nil {
+                let plan = planner!.next()
                 if settlementsInFlight >= load.maxInFlight {
                     measurement.scheduledArrival(atUs: due, dropped: true, route: plan.route)
                 } else {
@@ -97,17 +157,29 @@ public final class LoadDriver {
                     _ = try send(plan, intendedUs: due)
                     settlementsInFlight += 1
                 }
-                nextArrival = arrivals.next()
+                nextArrival = arrivals?.next()
             }
-            if nextArrival == nil && (outstanding.isEmpty || now > schedule.durationUs + drainTimeoutUs) { break }
+            if nextArrival == nil && nextBatch == nil
+                && ((outstanding.isEmpty && batches.isEmpty) || now > durationUs + drainTimeoutUs) { break }
 
-            let waitUs = nextArrival.map { $0 - now } ?? 50_000
+            let waitUs = [nextArrival, nextBatch].compactMap { $0.map { $0 - now } }.min() ?? 50_000
             let readable = try poller.poll(timeoutMs: Int(max(0, min(50_000, waitUs)) / 1_000))
             now = monotonicUs() - start
             for (index, isReadable) in readable.enumerated() where isReadable {
                 while let frames = try sockets[index].receive(wait: false) {
-                    guard case .response(let response) = WireCodec.decode(frames[...]),
-                          let item = outstanding.removeValue(forKey: response.reqMsgid) else { continue }
+                    guard case .response(let response) = WireCodec.decode(frames[...]) else { continue }
+                    if let batch = batches.removeValue(forKey: response.reqMsgid) {
+                        uploads.record(response, for: batch.plan, latencyUs: now - batch.intendedUs)
+                        if response.infcode == 0, case .upload(let output)? = response.output {
+                            let refused = Set(output.rejects.map(\.index))
+                            for (index, generated) in batch.plan.records.enumerated()
+                            where generated.dirtyKind == nil && !refused.contains(Int32(index)) {
+                                storedAtUs[generated.record.setlID] = now
+                            }
+                        }
+                        continue
+                    }
+                    guard let item = outstanding.removeValue(forKey: response.reqMsgid) else { continue }
                     let ok = response.infcode == 0 && response.errMsg.isEmpty
                     if item.isReversal {
                         if ok { measurement.reversalsSucceeded += 1 } else {
@@ -136,9 +208,10 @@ public final class LoadDriver {
             }
             if now - lastProgressUs >= 1_000_000 {
                 let elapsed = Double(now - lastProgressUs) / 1e6
-                progress(Progress(elapsedS: Double(now) / 1e6, durationS: Double(schedule.durationUs) / 1e6,
-                                  targetRate: schedule.rate(atUs: now), achievedRate: Double(answeredSinceProgress) / elapsed,
-                                  inFlight: settlementsInFlight, errors: measurement.failed, dropped: measurement.dropped))
+                progress(Progress(elapsedS: Double(now) / 1e6, durationS: Double(durationUs) / 1e6,
+                                  targetRate: schedule?.rate(atUs: now) ?? 0, achievedRate: Double(answeredSinceProgress) / elapsed,
+                                  inFlight: settlementsInFlight, errors: measurement.failed, dropped: measurement.dropped,
+                                  uploadBatches: uploads.batchesAnswered, recordsRejected: uploads.rejectedAsExpected + uploads.rejectedOtherwise))
                 lastProgressUs = now
                 answeredSinceProgress = 0
             }
@@ -149,8 +222,32 @@ public final class LoadDriver {
             measurement.reversalsFailed += unansweredReversals
             measurement.errorsByCode["no_answer", default: 0] += unansweredReversals
         }
-        measurement.loadDurationUs = schedule.durationUs
-        return measurement
+        measurement.loadDurationUs = durationUs
+        uploads.batchesUnanswered = batches.count
+        if !batches.isEmpty { uploads.errorsByCode["no_answer", default: 0] += batches.count }
+        return (measurement, uploads)
+    }
+
+    /// Sends one upload batch as its hospital, to its county node.
+    private func sendBatch(_ plan: UploadBatchPlan, catalogVersion: String) throws -> String {
+        let sequence = sequences[plan.institution, default: 0]
+        sequences[plan.institution] = sequence + 1
+        let now = wallClockMs()
+        var request = WireRequest()
+        request.infno = TransactionCode.upload.rawValue
+        request.msgid = MessageID.request(institution: plan.institution, unixMs: now, sequence: sequence + 1)
+        request.mdtrtareaAdmvs = plan.county.value
+        request.insuplcAdmdvs = plan.county.value
+        request.infver = "V1.0"
+        request.opterType = "1"
+        request.infTime = CivilTime(unixMs: now).readable
+        request.fixmedinsCode = plan.institution
+        var input = UploadInput()
+        input.records = plan.records.map(\.record)
+        input.catalogVersion = catalogVersion
+        request.input = .upload(input)
+        try sockets[socketIndex[plan.county]!].send(WireCodec.frames(request))
+        return request.msgid
     }
 }
 

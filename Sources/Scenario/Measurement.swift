@@ -78,3 +78,50 @@ public struct Measurement: Sendable {
         seconds[index].inFlight = count
     }
 }
+
+/// What the upload load sent and what the hospitals were answered.
+public struct UploadMeasurement: Sendable {
+    var batchesScheduled = 0, batchesSent = 0, batchesDropped = 0, batchesAnswered = 0, batchesFailed = 0, batchesUnanswered = 0
+    var recordsSent = 0, recordsAcceptedProvincial = 0
+    /// Dirty records sent, by generator kind and by the rule expected to catch them.
+    var injectedByKind: [String: Int] = [:]
+    var injectedByRule: [String: Int] = [:]
+    var dirtySent = 0, cleanSent = 0
+    /// Rejects the hospitals were told about: matching the expected rule and tier, or not.
+    var rejectedAsExpected = 0, rejectedOtherwise = 0
+    /// Clean records rejected (false rejects) seen in answers.
+    var cleanRejected = 0
+    var latency = Measurement.makeHistogram()
+    var errorsByCode: [String: Int] = [:]
+    /// Per record identity "setl_id|fixmedins_code": true when any copy sent under it was clean.
+    var cleanKeys: Set<String> = []
+    var dirtyKeys: Set<String> = []
+
+    static func key(_ setlID: String, _ fixmedinsCode: String) -> String { setlID + "|" + fixmedinsCode }
+}
+
+extension UploadMeasurement {
+    /// Takes in a batch's answer: which records were refused, by which rule at which tier,
+    /// against what the generator injected.
+    mutating func record(_ response: WireResponse, for plan: UploadBatchPlan, latencyUs: Int64) {
+        batchesAnswered += 1
+        _ = latency.record(UInt64(max(1, latencyUs)))
+        guard response.infcode == 0, response.errMsg.isEmpty, case .upload(let output)? = response.output else {
+            batchesFailed += 1
+            errorsByCode[response.errCode.isEmpty ? "unknown" : response.errCode, default: 0] += 1
+            return
+        }
+        recordsAcceptedProvincial += Int(output.accepted)
+        for reject in output.rejects {
+            guard reject.index >= 0, Int(reject.index) < plan.records.count else { continue }
+            let generated = plan.records[Int(reject.index)]
+            if generated.dirtyKind == nil {
+                cleanRejected += 1
+            } else if generated.expectedRule == reject.ruleID && generated.expectedTier?.rawValue == reject.tier {
+                rejectedAsExpected += 1
+            } else {
+                rejectedOtherwise += 1
+            }
+        }
+    }
+}

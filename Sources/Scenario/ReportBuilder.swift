@@ -5,7 +5,7 @@ import SettlementModel
 
 /// Turns a run's measurement into report.json's model and applies the thresholds.
 public enum ReportBuilder {
-    static func summary(_ histogram: Histogram<UInt64>) -> LatencySummary {
+    public static func summary(_ histogram: Histogram<UInt64>) -> LatencySummary {
         guard histogram.totalCount > 0 else { return LatencySummary(p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0) }
         func ms(_ us: UInt64) -> Double { (Double(us) / 1_000 * 100).rounded() / 100 }
         return LatencySummary(p50: ms(histogram.valueAtPercentile(50)), p90: ms(histogram.valueAtPercentile(90)),
@@ -41,8 +41,15 @@ public enum ReportBuilder {
             errors: ErrorFigures(byCode: m.errorsByCode), timeline: timeline,
             stages: stages.enumerated().map { StageMark(index: $0, startS: $1.startS, label: $1.label) },
             thresholds: [], machine: MachineInfo(cores: ProcessInfo.processInfo.activeProcessorCount, build: build))
+        return applyThresholds(spec.thresholds, to: report)
+    }
+
+    /// Evaluates the thresholds against the report as it will be written.
+    public static func applyThresholds(_ thresholds: [ThresholdSpec], to report: RunReport) -> RunReport {
+        var report = report
+        report.thresholds = []
         let json = (try? JSONValue.of(report)) ?? .null
-        report.thresholds = Thresholds.evaluate(spec.thresholds, against: json)
+        report.thresholds = Thresholds.evaluate(thresholds, against: json)
         report.passed = report.thresholds.allSatisfy(\.passed)
         return report
     }

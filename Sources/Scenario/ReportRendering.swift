@@ -70,6 +70,18 @@ public enum ReportRendering {
         md.append("")
         md.append("**Identity violations:** \(grouped(s.identityViolations)) \(s.identityViolations == 0 ? "✓" : "✗")")
         md.append("")
+        if let uploads = report.uploads, let dirty = report.dirtyData {
+            md.append("## Uploads and dirty data")
+            md.append("")
+            md.append(markdownTable(["Metric", "Value"], uploadRows(uploads, dirty), rightAligned: [1]))
+            md.append("")
+            md.append(markdownTable(["Tier", "Received", "Accepted", "Rejected", "Dirty rate", "Accounting"],
+                                    tierRows(dirty), rightAligned: [1, 2, 3, 4]))
+            md.append("")
+            md.append(markdownTable(["Rule", "Tier", "Checks", "Injected", "Detected"], ruleRows(dirty, withChecks: true),
+                                    rightAligned: [3, 4]))
+            md.append("")
+        }
         return md.joined(separator: "\n")
     }
 
@@ -101,6 +113,15 @@ public enum ReportRendering {
         if !errors.isEmpty {
             out.append("")
             out.append(textTable(["error", "count"], errors.map { [$0.code, grouped($0.count)] }, rightAligned: [1]))
+        }
+        if let uploads = report.uploads, let dirty = report.dirtyData {
+            out.append("")
+            out.append(textTable(["uploads", "value"], uploadRows(uploads, dirty), rightAligned: [1]))
+            out.append("")
+            out.append(textTable(["tier", "received", "accepted", "rejected", "dirty rate", "accounting"], tierRows(dirty),
+                                 rightAligned: [1, 2, 3, 4]))
+            out.append("")
+            out.append(textTable(["rule", "tier", "injected", "detected"], ruleRows(dirty, withChecks: false), rightAligned: [2, 3]))
         }
         if !report.thresholds.isEmpty {
             out.append("")
@@ -135,10 +156,14 @@ public enum ReportRendering {
         h.append("</header>")
         h.append("<noscript><p class=\"warn\">Charts need JavaScript; the tables below do not.</p></noscript>")
         h.append("<section class=\"charts\">")
-        for (id, kind, label) in [("rate", "timeseries", "Rate over time"),
-                                  ("latency", "timeseries", "Latency percentiles over time"),
-                                  ("errors", "bars", "Errors by code"),
-                                  ("routes", "bars", "Latency by route")] {
+        var charts = [("rate", "timeseries", "Rate over time"),
+                      ("latency", "timeseries", "Latency percentiles over time"),
+                      ("errors", "bars", "Errors by code"),
+                      ("routes", "bars", "Latency by route")]
+        if report.dirtyData != nil {
+            charts += [("dirty-tiers", "bars", "Dirty rate by tier"), ("dirty-rules", "bars", "Dirty data by rule")]
+        }
+        for (id, kind, label) in charts {
             h.append("<figure><svg class=\"chart\" id=\"chart-\(id)\" data-chart=\"\(id)\" data-kind=\"\(kind)\" "
                 + "viewBox=\"0 0 640 300\" role=\"img\" aria-label=\"\(label)\"></svg></figure>")
         }
@@ -173,6 +198,17 @@ public enum ReportRendering {
                      fixed(r.latencyMs.p50, 2), fixed(r.latencyMs.p99, 2), fixed(r.latencyMs.max, 2)]
                 },
                 rightAligned: Set(1...7), cssClass: "routes"))
+            h.append("</div>")
+        }
+        if let uploads = report.uploads, let dirty = report.dirtyData {
+            h.append("<div><h2>Uploads and dirty data</h2>")
+            h.append(htmlTable(["Metric", "Value"], uploadRows(uploads, dirty), rightAligned: [1], cssClass: "uploads"))
+            h.append("</div>")
+            h.append("<div class=\"wide\"><h2>Dirty data by tier and rule</h2>")
+            h.append(htmlTable(["Tier", "Received", "Accepted", "Rejected", "Dirty rate", "Accounting"], tierRows(dirty),
+                               rightAligned: [1, 2, 3, 4], cssClass: "tiers"))
+            h.append(htmlTable(["Rule", "Tier", "Checks", "Injected", "Detected"], ruleRows(dirty, withChecks: true),
+                               rightAligned: [3, 4], cssClass: "rules"))
             h.append("</div>")
         }
         h.append("<div><h2>Reversals</h2>")
@@ -251,6 +287,34 @@ public enum ReportRendering {
             ["Latency p999", "\(fixed(l.p999, 2)) ms"],
             ["Latency max", "\(fixed(l.max, 2)) ms"],
         ]
+    }
+
+    static func uploadRows(_ u: UploadFigures, _ d: DirtyDataFigures) -> [[String]] {
+        [["Batches sent", grouped(u.batches)], ["Batches dropped", grouped(u.batchesDropped)],
+         ["Batches failed", grouped(u.batchesFailed)], ["Batches unanswered", grouped(u.batchesUnanswered)],
+         ["Records sent", grouped(u.recordsSent)], ["Accepted (provincial)", grouped(u.acceptedProvincial)],
+         ["Accepted (national)", grouped(u.acceptedNational)], ["Records/s", fixed(u.throughputRecordsPerS, 1)],
+         ["Batch latency p50", "\(fixed(u.batchLatencyMs.p50, 2)) ms"], ["Batch latency p99", "\(fixed(u.batchLatencyMs.p99, 2)) ms"],
+         ["Injected dirty", "\(grouped(d.injected)) (\(percent(d.injectedRate)))"],
+         ["Detected", "\(grouped(d.detected)) (\(percent(d.detectedRate)))"],
+         ["Leaked to national", "\(grouped(d.leaked)) (\(percent(d.leakRate)))"],
+         ["False rejects", "\(grouped(d.falseRejects)) (\(percent(d.falseRejectRate)))"],
+         ["Accounting exact", d.accountingExact ? "yes" : "NO"]]
+    }
+
+    static func tierRows(_ d: DirtyDataFigures) -> [[String]] {
+        ["county", "city", "provincial", "national"].compactMap { tier in
+            d.byTier[tier].map { [tier, grouped($0.received), grouped($0.accepted), grouped($0.rejected), percent($0.rate),
+                                  $0.accountingExact ? "exact" : "BROKEN"] }
+        }
+    }
+
+    static func ruleRows(_ d: DirtyDataFigures, withChecks: Bool) -> [[String]] {
+        d.byRule.keys.sorted().map { id in
+            let r = d.byRule[id]!
+            return withChecks ? [id, r.tier, r.checks, grouped(r.injected), grouped(r.detected)]
+                              : [id, r.tier, grouped(r.injected), grouped(r.detected)]
+        }
     }
 
     static func orderedRoutes(_ byRoute: [String: RouteFigures]) -> [(String, RouteFigures)] {
@@ -492,6 +556,17 @@ public enum ReportRendering {
               var l = byRoute[r].latency_ms || {};
               return {label: r, values: [num(l.p50), num(l.p99)]};
             }), 2, "no per-route figures");
+            var dirty = report.dirty_data;
+            if (dirty) {
+              var tiers = ["county", "city", "provincial", "national"].filter(function (t) { return dirty.by_tier && t in dirty.by_tier; });
+              barChart("chart-dirty-tiers", "Dirty rate by tier", "% of received", ["rejected %"], tiers.map(function (t) {
+                return {label: t, values: [num(dirty.by_tier[t].rate) * 100]};
+              }), 2, "no uploads");
+              var rules = Object.keys(dirty.by_rule || {}).sort();
+              barChart("chart-dirty-rules", "Dirty data by rule", "records", ["injected", "detected"], rules.map(function (r) {
+                return {label: r.replace("DQ-", ""), values: [num(dirty.by_rule[r].injected), num(dirty.by_rule[r].detected)]};
+              }), 0, "no rules");
+            }
             document.body.dataset.rendered = "true";
           } catch (e) {
             document.body.dataset.renderError = String(e);

@@ -19,9 +19,13 @@ public struct RunReport: Codable, Sendable {
     public var stages: [StageMark]
     public var thresholds: [ThresholdResult]
     public var machine: MachineInfo
+    /// Present when the scenario drove uploads.
+    public var uploads: UploadFigures?
+    public var dirtyData: DirtyDataFigures?
 
     enum CodingKeys: String, CodingKey {
-        case scenario, seed, topology, passed, settlements, reversals, errors, timeline, stages, thresholds, machine
+        case scenario, seed, topology, passed, settlements, reversals, errors, timeline, stages, thresholds, machine, uploads
+        case dirtyData = "dirty_data"
         case startedAt = "started_at"
         case durationS = "duration_s"
     }
@@ -142,4 +146,88 @@ public struct ThresholdResult: Codable, Sendable {
 public struct MachineInfo: Codable, Sendable {
     public var cores: Int
     public var build: String
+}
+
+/// The upload load (4101): batches, records and what reached the national store.
+public struct UploadFigures: Codable, Sendable {
+    public var batches: Int
+    public var batchesDropped: Int
+    public var batchesFailed: Int
+    public var batchesUnanswered: Int
+    public var recordsSent: Int
+    /// Records the provincial tier stored (the hospitals' answers).
+    public var acceptedProvincial: Int
+    /// Records that reached the national store during the run.
+    public var acceptedNational: Int
+    public var throughputRecordsPerS: Double
+    /// From the intended send time of a batch to its answer (stored at the provincial tier).
+    public var batchLatencyMs: LatencySummary
+
+    enum CodingKeys: String, CodingKey {
+        case batches
+        case batchesDropped = "batches_dropped"
+        case batchesFailed = "batches_failed"
+        case batchesUnanswered = "batches_unanswered"
+        case recordsSent = "records_sent"
+        case acceptedProvincial = "accepted_provincial"
+        case acceptedNational = "accepted_national"
+        case throughputRecordsPerS = "throughput_records_per_s"
+        case batchLatencyMs = "batch_latency_ms"
+    }
+}
+
+public struct TierDataFigures: Codable, Sendable {
+    public var received: Int
+    public var accepted: Int
+    public var rejected: Int
+    /// rejected / received at this tier.
+    public var rate: Double
+    /// received = accepted + rejected held at every node of the tier.
+    public var accountingExact: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case received, accepted, rejected, rate
+        case accountingExact = "accounting_exact"
+    }
+}
+
+public struct RuleDataFigures: Codable, Sendable {
+    public var injected: Int
+    public var detected: Int
+    public var tier: String
+    public var checks: String
+}
+
+/// Dirty data: what the generator injected against what each tier detected.
+public struct DirtyDataFigures: Codable, Sendable {
+    public var injected: Int
+    public var detected: Int
+    /// Dirty records that reached the national store.
+    public var leaked: Int
+    /// Clean records rejected anywhere.
+    public var falseRejects: Int
+    /// Dirty rejected at the rule and tier expected of them.
+    public var detectedAsExpected: Int
+    public var injectedRate: Double
+    public var detectedRate: Double
+    public var leakRate: Double
+    public var falseRejectRate: Double
+    public var byTier: [String: TierDataFigures]
+    public var byRule: [String: RuleDataFigures]
+    public var byKind: [String: Int]
+    public var accountingExact: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case injected, detected, leaked
+        case falseRejects = "false_rejects"
+        case detectedAsExpected = "detected_as_expected"
+        case injectedRate = "injected_rate"
+        case detectedRate = "detected_rate"
+        case leakRate = "leak_rate"
+        case falseRejectRate = "false_reject_rate"
+        case byTier = "by_tier"
+        case byRule = "by_rule"
+        case byKind = "by_kind"
+        case accountingExact = "accounting_exact"
+    }
 }

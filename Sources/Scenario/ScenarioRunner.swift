@@ -42,9 +42,7 @@ public enum ScenarioRunner {
             throw ScenarioError(code: .invalidScenario, message: "scenario problems, nothing started:\n\(error)")
         }
         if let seed = options.seedOverride { spec.seed = seed }
-        guard let load = spec.settlements else {
-            throw ScenarioError(code: .invalidScenario, message: "\(spec.file): no settlement load to drive")
-        }
+        let load = spec.settlements
 
         var topology: Topology
         var cluster: Cluster?
@@ -69,7 +67,7 @@ public enum ScenarioRunner {
             }
         }
         // Check the mix against the topology before anything starts.
-        _ = try LoadPlanner(topology: topology, load: load, seed: spec.seed)
+        if let load { _ = try LoadPlanner(topology: topology, load: load, seed: spec.seed) }
 
         let stamp = CivilTime(unixMs: Int64(Date().timeIntervalSince1970 * 1000)).compact
         let output = options.outputDirectory ?? "run/reports/\(spec.name)-\(stamp)"
@@ -97,17 +95,39 @@ public enum ScenarioRunner {
         }
 
         let startedAt = Date()
+        let dataDirectory = options.attachDataDirectory ?? "\(output)/cluster"
+        let audit = DataQualityAudit(topology: topology, dataDirectory: dataDirectory)
         let measurement: Measurement
-        let driver: LoadDriver
+        let uploadMeasurement: UploadMeasurement
+        var countsBefore: [DivisionCode: [String: Int]] = [:]
+        let startMs = Int64(startedAt.timeIntervalSince1970 * 1000)
         do {
-            driver = try LoadDriver(topology: topology, load: load, seed: spec.seed, durationMs: spec.durationMs)
-            log("running \(spec.name): \(driver.expectedArrivals) settlements over \(Double(spec.durationMs) / 1000) s, seed \(spec.seed)")
-            measurement = try driver.run(progress: progress)
+            if spec.uploads != nil { countsBefore = try audit.counts() }
+            let driver = try LoadDriver(topology: topology, load: load, uploads: spec.uploads, seed: spec.seed,
+                                        durationMs: spec.durationMs)
+            log("running \(spec.name): \(driver.expectedArrivals) settlements and \(driver.expectedBatches) upload batches over \(Double(spec.durationMs) / 1000) s, seed \(spec.seed)")
+            (measurement, uploadMeasurement) = try driver.run(progress: progress)
         } catch {
             throw ScenarioError(code: .runFailed, message: "the load could not be carried out: \(error)")
         }
-        let report = ReportBuilder.build(spec: spec, topologyPath: topology.file, startedAt: startedAt, measurement: measurement,
-                                         stages: ArrivalSchedule.stageStarts(load.executor), build: options.build)
+        var report = ReportBuilder.build(spec: spec, topologyPath: topology.file, startedAt: startedAt, measurement: measurement,
+                                         stages: ArrivalSchedule.stageStarts((load?.executor ?? spec.uploads?.executor)!),
+                                         build: options.build)
+        if spec.uploads != nil {
+            do {
+                log("waiting for the provincial tiers to hand every record to the national store")
+                if try !audit.waitForNationalStore(timeoutS: 30) { log("warning: records still queued for the national store after 30 s") }
+                let (uploads, dirty) = try audit.figures(before: countsBefore, sinceMs: startMs, sent: uploadMeasurement,
+                                                         loadSeconds: Double(spec.durationMs) / 1000)
+                report.uploads = uploads
+                report.dirtyData = dirty
+                for (code, count) in uploadMeasurement.errorsByCode { report.errors.byCode[code, default: 0] += count }
+            } catch {
+                throw ScenarioError(code: .runFailed, message: "cannot read the ledgers in \(dataDirectory): \(error)")
+            }
+            // Thresholds may name upload figures: evaluate again with them in the report.
+            report = ReportBuilder.applyThresholds(spec.thresholds, to: report)
+        }
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

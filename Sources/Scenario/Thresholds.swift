@@ -5,7 +5,7 @@ import NetworkTopology
 /// dotted path, so what gates CI is exactly what the report shows.
 public enum Thresholds {
     /// The numeric value at `path` in `json`, or nil when there is none. A missing count under
-    /// `errors.by_code` is 0: no error of that code happened.
+    /// `errors.by_code` is 0: no error of that code happened. A boolean reads as 1 or 0.
     public static func value(at path: String, in json: JSONValue) -> Double? {
         var current: JSONValue? = json
         let parts = path.split(separator: ".").map(String.init)
@@ -14,8 +14,11 @@ public enum Thresholds {
             if object[part] == nil, index == parts.count - 1, index > 0, parts[index - 1] == "by_code" { return 0 }
             current = object[part]
         }
-        if case .number(let number)? = current { return number }
-        return nil
+        switch current {
+        case .number(let number)?: return number
+        case .bool(let flag)?: return flag ? 1 : 0     // accounting_exact: "== 1"
+        default: return nil
+        }
     }
 
     public static func evaluate(_ specs: [ThresholdSpec], against json: JSONValue) -> [ThresholdResult] {

@@ -107,6 +107,9 @@ public enum Directive: Equatable, Sendable {
     case answer(WireResponse, to: Peer, record: TransitRecord?)
     /// This node is the insured county: settle or reverse against the ledger, then answer.
     case settleHere(WireRequest, replyTo: Peer, role: TransitRole, receivedAtMs: Int64)
+    /// An upload batch (4101) arrived: check it at this tier against the ledger; then pass the
+    /// records that passed up (`forwardUpload`) or, at the provincial and national tiers, store them.
+    case screenUpload(WireRequest, replyTo: Peer, receivedAtMs: Int64)
 }
 
 /// One node's settlement routing as a pure state machine: requests in, directives out.
@@ -124,11 +127,14 @@ public struct NodeMachine: Sendable {
         public var forwardTimeoutMs: Int64
         /// Most requests waiting for answers at once; beyond it new ones are refused as busy.
         public var pendingLimit: Int
-        /// How often an unanswered sign-in is sent again.
+        /// How often an unanswered sign-in (or catalog download) is sent again.
         public var signInRetryMs: Int64
+        /// The national node's catalog; every other node downloads it from its parent (1301).
+        public var nationalCatalog: Catalog?
 
         public init(id: DivisionCode, tier: Tier, routing: RoutingTable, institutions: Set<String> = [],
-                    forwardTimeoutMs: Int64 = 10_000, pendingLimit: Int = 100_000, signInRetryMs: Int64 = 1_000) {
+                    forwardTimeoutMs: Int64 = 10_000, pendingLimit: Int = 100_000, signInRetryMs: Int64 = 1_000,
+                    nationalCatalog: Catalog? = nil) {
             self.id = id
             self.tier = tier
             self.routing = routing
@@ -136,6 +142,7 @@ public struct NodeMachine: Sendable {
             self.forwardTimeoutMs = forwardTimeoutMs
             self.pendingLimit = pendingLimit
             self.signInRetryMs = signInRetryMs
+            self.nationalCatalog = nationalCatalog
         }
     }
 
@@ -147,6 +154,9 @@ public struct NodeMachine: Sendable {
         var role: TransitRole
         var receivedAtMs: Int64
         var deadlineMs: Int64
+        /// For an upload: what this tier refused and how many records it received, merged
+        /// into the answer on its way down.
+        var upload: (received: Int32, rejects: [UploadReject])?
     }
 
     public let config: Configuration
@@ -158,6 +168,9 @@ public struct NodeMachine: Sendable {
     public private(set) var signNo: String?
     public private(set) var signedInChildren: Set<DivisionCode> = []
     public private(set) var isDraining = false
+    public private(set) var catalog: Catalog?
+    private var catalogMsgid: String?
+    private var lastCatalogRequestMs: Int64?
 
     public init(config: Configuration) {
         self.config = config
@@ -165,9 +178,12 @@ public struct NodeMachine: Sendable {
             .filter { config.routing.parent(of: $0) == config.id }
             .map { (Array($0.value.utf8), $0) })
         if config.routing.parent(of: config.id) == nil { signNo = "ROOT" + config.id.value }
+        catalog = config.nationalCatalog
     }
 
     public var isSignedIn: Bool { signNo != nil }
+    /// Signed in and holding the catalog: ready for settlements and uploads.
+    public var isReady: Bool { signNo != nil && catalog != nil }
     public var pendingCount: Int { pending.count }
     /// This node's children by the routing id they present on its ROUTER (their code's bytes).
     private let childIDs: [[UInt8]: DivisionCode]
@@ -180,12 +196,15 @@ public struct NodeMachine: Sendable {
         if signNo == nil, lastSignInSentMs.map({ nowMs - $0 >= config.signInRetryMs }) ?? true {
             directives.append(makeSignIn(nowMs: nowMs))
         }
+        if signNo != nil, catalog == nil, lastCatalogRequestMs.map({ nowMs - $0 >= config.signInRetryMs }) ?? true {
+            directives.append(makeCatalogRequest(nowMs: nowMs))
+        }
         let expired = pending.filter { $0.value.deadlineMs <= nowMs }
         for (msgid, entry) in expired.sorted(by: { $0.key < $1.key }) {
             pending[msgid] = nil
             let response = error(.timeout, detail: "node \(config.id) waited \(config.forwardTimeoutMs) ms",
                                  requestMsgid: msgid, receivedAtMs: entry.receivedAtMs, nowMs: nowMs)
-            let record = TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs)
+            let record = entry.upload == nil ? TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs) : nil
             for (index, waiter) in entry.waiters.enumerated() {
                 directives.append(.answer(response, to: waiter, record: index == 0 ? record : nil))
             }
@@ -197,6 +216,7 @@ public struct NodeMachine: Sendable {
     public func nextDeadlineMs(nowMs: Int64) -> Int64 {
         var next = pending.values.lazy.map(\.deadlineMs).min() ?? nowMs + 1_000
         if signNo == nil { next = min(next, lastSignInSentMs.map { $0 + config.signInRetryMs } ?? nowMs) }
+        if signNo != nil && catalog == nil { next = min(next, lastCatalogRequestMs.map { $0 + config.signInRetryMs } ?? nowMs) }
         return next
     }
 
@@ -210,6 +230,7 @@ public struct NodeMachine: Sendable {
         }
         let code = TransactionCode(rawValue: request.infno)!
         if code == .signIn { return [signInAnswer(request, from: peer, nowMs: nowMs)] }
+        if code == .catalogDownload { return [catalogAnswer(request, from: peer, nowMs: nowMs)] }
 
         let fromChild: Bool
         switch peer {
@@ -220,6 +241,14 @@ public struct NodeMachine: Sendable {
         if isDraining && peer != .parent {
             return [.answer(error(.shuttingDown, detail: "node \(config.id)", requestMsgid: request.msgid,
                                   receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
+        }
+        if code == .upload {
+            guard catalog != nil else {
+                return [.answer(error(.catalogNotLoaded, detail: "node \(config.id)", requestMsgid: request.msgid,
+                                      receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
+            }
+            if pending[request.msgid] != nil { return [] }   // the same batch again while it is still out
+            return [.screenUpload(request, replyTo: peer, receivedAtMs: nowMs)]
         }
         let insured = DivisionCode(request.insuplcAdmdvs)!
         guard let hop = config.routing.nextHop(from: config.id, to: insured) else {
@@ -261,10 +290,21 @@ public struct NodeMachine: Sendable {
             }
             return []
         }
+        if let catalogMsgid, response.reqMsgid == catalogMsgid, peer == .parent {
+            if response.infcode == 0, case .catalog(let out)? = response.output {
+                catalog = Catalog(out)
+                self.catalogMsgid = nil
+            }
+            return []
+        }
         // Only the peer the request went to may answer it: a late answer finds nobody waiting,
         // and an answer from anyone else (a hospital forging one) is ignored.
         guard let entry = pending[response.reqMsgid], entry.forwardedTo == peer else { return [] }
         pending[response.reqMsgid] = nil
+        if let upload = entry.upload {
+            let merged = Self.merge(upload, into: response)
+            return entry.waiters.map { .answer(merged, to: $0, record: nil) }
+        }
         let record = TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs)
         return entry.waiters.enumerated().map { index, waiter in
             .answer(response, to: waiter, record: index == 0 ? record : nil)
@@ -277,7 +317,7 @@ public struct NodeMachine: Sendable {
         guard let entry = pending.removeValue(forKey: msgid) else { return [] }
         let response = error(.unreachable, detail: "node \(config.id) could not reach the next hop",
                              requestMsgid: msgid, receivedAtMs: entry.receivedAtMs, nowMs: nowMs)
-        let record = TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs)
+        let record = entry.upload == nil ? TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs) : nil
         return entry.waiters.enumerated().map { index, waiter in
             .answer(response, to: waiter, record: index == 0 ? record : nil)
         }
@@ -291,6 +331,57 @@ public struct NodeMachine: Sendable {
         signNo = signNo ?? "STOPPING"  // no sign-in retry while stopping
         defer { signNo = saved }
         return tick(nowMs: nowMs)
+    }
+
+    // MARK: Uploads
+
+    /// After this tier screened a batch (and recorded its decision): pass what passed up to the
+    /// parent, remembering this tier's rejects for the answer. When nothing passed, answer now.
+    public mutating func forwardUpload(_ request: WireRequest, passing: UploadInput, received: Int32,
+                                       rejects: [UploadReject], replyTo peer: Peer, receivedAtMs: Int64, nowMs: Int64) -> [Directive] {
+        if passing.records.isEmpty || config.routing.parent(of: config.id) == nil {
+            var response = success(requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
+            response.output = .upload(Self.output(received: received, accepted: 0, rejects: rejects))
+            return [.answer(response, to: peer, record: nil)]
+        }
+        guard pending.count < config.pendingLimit else {
+            return [.answer(error(.busy, detail: "node \(config.id) has \(pending.count) requests pending",
+                                  requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs), to: peer, record: nil)]
+        }
+        var upward = request
+        upward.input = .upload(passing)
+        pending[request.msgid] = Pending(meta: RequestMeta(request), waiters: [peer], forwardedTo: .parent, role: .relay,
+                                         receivedAtMs: receivedAtMs, deadlineMs: nowMs + config.forwardTimeoutMs,
+                                         upload: (received, rejects))
+        return [.forward(upward, to: .parent)]
+    }
+
+    /// The answer of the tier that stored a batch (provincial, national).
+    public mutating func uploadStored(_ request: WireRequest, received: Int32, accepted: Int32, rejects: [UploadReject],
+                                      receivedAtMs: Int64, nowMs: Int64) -> WireResponse {
+        var response = success(requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
+        response.output = .upload(Self.output(received: received, accepted: accepted, rejects: rejects))
+        return response
+    }
+
+    static func output(received: Int32, accepted: Int32, rejects: [UploadReject]) -> UploadOutput {
+        var out = UploadOutput()
+        out.received = received
+        out.accepted = accepted
+        out.rejected = Int32(rejects.count)
+        out.rejects = rejects
+        return out
+    }
+
+    /// This tier's rejects joined to the answer from above; errors from above pass unchanged.
+    static func merge(_ upload: (received: Int32, rejects: [UploadReject]), into response: WireResponse) -> WireResponse {
+        guard response.infcode == 0, case .upload(var out)? = response.output else { return response }
+        var merged = response
+        out.rejects = upload.rejects + out.rejects
+        out.rejected = Int32(out.rejects.count)
+        out.received = upload.received
+        merged.output = .upload(out)
+        return merged
     }
 
     // MARK: Answers
@@ -357,6 +448,35 @@ public struct NodeMachine: Sendable {
         return .answer(response, to: peer, record: nil)
     }
 
+    private mutating func makeCatalogRequest(nowMs: Int64) -> Directive {
+        signInSequence += 1
+        lastCatalogRequestMs = nowMs
+        var request = WireRequest()
+        request.infno = TransactionCode.catalogDownload.rawValue
+        request.msgid = MessageID.request(institution: "N\(config.id.value)00000", unixMs: nowMs, sequence: signInSequence)
+        request.mdtrtareaAdmvs = config.id.value
+        request.insuplcAdmdvs = config.id.value
+        request.infver = "V1.0"
+        request.infTime = CivilTime(unixMs: nowMs).readable
+        request.input = .catalog(CatalogInput())
+        catalogMsgid = request.msgid
+        return .forward(request, to: .parent)
+    }
+
+    private mutating func catalogAnswer(_ request: WireRequest, from peer: Peer, nowMs: Int64) -> Directive {
+        guard case .downstream(let id) = peer, childIDs[id] != nil else {
+            return .answer(error(.wrongNode, detail: "only child nodes download the catalog from node \(config.id)",
+                                 requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)
+        }
+        guard let catalog else {
+            return .answer(error(.catalogNotLoaded, detail: "node \(config.id)", requestMsgid: request.msgid,
+                                 receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)
+        }
+        var response = success(requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs)
+        response.output = .catalog(catalog.output)
+        return .answer(response, to: peer, record: nil)
+    }
+
     // MARK: Validation
 
     struct Problem { var code: ErrorCode; var detail: String }
@@ -370,7 +490,14 @@ public struct NodeMachine: Sendable {
             return Problem(code: .missingField, detail: "msgid (1 to 64 characters)")
         }
         switch (code, request.input) {
-        case (.signIn, .signIn?): return nil
+        case (.signIn, .signIn?), (.catalogDownload, .catalog?): return nil
+        case (.upload, .upload?):
+            // A hospital uploads from its county; a provincial tier's batch for the national
+            // store names the province.
+            guard let treatment = DivisionCode(request.mdtrtareaAdmvs), config.routing.contains(treatment) else {
+                return Problem(code: .badDivision, detail: "mdtrtarea_admvs \"\(request.mdtrtareaAdmvs.prefix(8))\" is not a node of this network")
+            }
+            return hospitalProblem(request, treatment: treatment, from: peer)
         case (.outpatientSettlement, .settlement?), (.inpatientSettlement, .settlement?),
              (.outpatientReversal, .reversal?), (.inpatientReversal, .reversal?): break
         default:
@@ -383,6 +510,11 @@ public struct NodeMachine: Sendable {
             return Problem(code: .badDivision, detail: "insuplc_admdvs \"\(request.insuplcAdmdvs.prefix(8))\" is not a county of this network")
         }
         _ = insured
+        return hospitalProblem(request, treatment: treatment, from: peer)
+    }
+
+    /// What a hospital (a downstream peer that is not a child node) may not do.
+    func hospitalProblem(_ request: WireRequest, treatment: DivisionCode, from peer: Peer) -> Problem? {
         if case .downstream(let id) = peer, childIDs[id] == nil {
             // A hospital: it may only talk to the county where it sits.
             guard config.tier == .county, treatment == config.id else {

@@ -28,13 +28,16 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     public var state: String           // starting, running, draining, stopped
     public var signedIn: Bool
     public var signNo: String
+    /// The catalog version the node holds (empty until downloaded): a node is ready for
+    /// uploads once it has one.
+    public var catalogVersion: String
     public var startedAtMs: Int64
     public var updatedAtMs: Int64
     public var messagesHandled: Int64
     public var pending: Int
 
     public init(id: String, tier: String, pid: Int32, endpoint: String, state: String, signedIn: Bool,
-                signNo: String, startedAtMs: Int64, updatedAtMs: Int64, messagesHandled: Int64, pending: Int) {
+                signNo: String, catalogVersion: String, startedAtMs: Int64, updatedAtMs: Int64, messagesHandled: Int64, pending: Int) {
         self.id = id
         self.tier = tier
         self.pid = pid
@@ -42,6 +45,7 @@ public struct NodeStatus: Codable, Equatable, Sendable {
         self.state = state
         self.signedIn = signedIn
         self.signNo = signNo
+        self.catalogVersion = catalogVersion
         self.startedAtMs = startedAtMs
         self.updatedAtMs = updatedAtMs
         self.messagesHandled = messagesHandled

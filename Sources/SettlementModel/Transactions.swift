@@ -11,6 +11,8 @@ public typealias SignInOutput = Settlenet_V1_SignInOutput
 /// The transaction codes (infno) SettleNet's nodes serve.
 public enum TransactionCode: String, CaseIterable, Sendable {
     case signIn = "9001"
+    case catalogDownload = "1301"
+    case upload = "4101"
     case outpatientSettlement = "2207"
     case outpatientReversal = "2208"
     case inpatientSettlement = "2304"
@@ -54,6 +56,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case timeout = "SN-E3002"            // indefinite: sent, no answer in time
     case shuttingDown = "SN-E3003"       // definite: the node is draining and took nothing new
     case busy = "SN-E3004"               // definite: the pending table is full
+    case catalogNotLoaded = "SN-E3005"   // definite: the node has not downloaded the catalog yet
 
     public var message: String {
         switch self {
@@ -74,6 +77,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
         case .timeout: "no answer from the next hop in time; outcome unknown"
         case .shuttingDown: "node is shutting down; request not accepted"
         case .busy: "node busy; request not accepted"
+        case .catalogNotLoaded: "catalog not downloaded yet; upload not accepted, retry later"
         }
     }
 

@@ -9,10 +9,11 @@ import SwiftProtobuf
 public enum WireCodec {
     public static let requestKind: [UInt8] = Array("req".utf8)
     public static let responseKind: [UInt8] = Array("rsp".utf8)
-    /// Bodies above this many bytes are answered with SN-E1007 and not parsed.
-    public static let maxBodyBytes = 64 * 1024
+    /// Bodies above this many bytes are answered with SN-E1007 and not parsed. Sized for an
+    /// upload batch (4101) of up to 5,000 settlement lists; a settlement needs a few hundred bytes.
+    public static let maxBodyBytes = 2 * 1024 * 1024
     /// Peers sending a single message above this many bytes are disconnected by libzmq itself.
-    public static let maxMessageBytes: Int64 = 1024 * 1024
+    public static let maxMessageBytes: Int64 = 4 * 1024 * 1024
 
     public enum Decoded {
         case request(WireRequest)

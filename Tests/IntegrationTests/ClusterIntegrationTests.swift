@@ -115,7 +115,7 @@ import Testing
         #expect(try errorCode([[], WireCodec.requestKind, Array(validBody.prefix(validBody.count / 2))]) == ErrorCode.malformedMessage.rawValue)
         #expect(try errorCode([[], Array("xyz".utf8), validBody]) == ErrorCode.malformedFrame.rawValue)
         #expect(try errorCode([[1, 2, 3]]) == ErrorCode.malformedFrame.rawValue)
-        #expect(try errorCode([[], WireCodec.requestKind, [UInt8](repeating: 0x41, count: 100_000)]) == ErrorCode.oversizeMessage.rawValue)
+        #expect(try errorCode([[], WireCodec.requestKind, [UInt8](repeating: 0x41, count: WireCodec.maxBodyBytes + 1)]) == ErrorCode.oversizeMessage.rawValue)
         var unknownInfno = valid
         unknownInfno.infno = "1234"
         #expect(try client.call(unknownInfno)?.errCode == ErrorCode.unknownTransaction.rawValue)

@@ -154,6 +154,17 @@ import Testing
         #expect(city.signedInChildren == [code("370211")])
         _ = county.receivedResponse(answer, from: .parent, nowMs: 2_002)
         #expect(county.isSignedIn)
+        #expect(!county.isReady)
+        // Signed in, the node downloads the catalog (1301) from its parent, and then is ready.
+        guard case .forward(let download, .parent)? = county.tick(nowMs: 3_000).first else { Issue.record("no 1301"); return }
+        #expect(download.infno == "1301")
+        city = NodeMachine(config: .init(id: code("370200"), tier: .city, routing: Minimal.routing, nationalCatalog: Catalog.national()))
+        guard case .answer(let catalogAnswer, _, _)? = city.receivedRequest(download, from: .downstream(Array("370211".utf8)), nowMs: 3_001).first else {
+            Issue.record("no catalog answer"); return
+        }
+        _ = county.receivedResponse(catalogAnswer, from: .parent, nowMs: 3_002)
+        #expect(county.isReady)
+        #expect(county.catalog?.version == Catalog.national().version)
         #expect(county.tick(nowMs: 10_000).isEmpty)
     }
 

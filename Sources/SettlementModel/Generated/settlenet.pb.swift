@@ -35,7 +35,7 @@ public nonisolated struct Settlenet_V1_Request: @unchecked Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// transaction code: 9001, 2207, 2208, 2304, 2305
+  /// transaction code: 9001, 1301, 2207, 2208, 2304, 2305, 4101
   public var infno: String {
     get {_storage._infno}
     set {_uniqueStorage()._infno = newValue}
@@ -151,6 +151,24 @@ public nonisolated struct Settlenet_V1_Request: @unchecked Sendable {
     set {_uniqueStorage()._input = .reversal(newValue)}
   }
 
+  /// 1301 catalog download (node to parent)
+  public var catalog: Settlenet_V1_CatalogInput {
+    get {
+      if case .catalog(let v)? = _storage._input {return v}
+      return Settlenet_V1_CatalogInput()
+    }
+    set {_uniqueStorage()._input = .catalog(newValue)}
+  }
+
+  /// 4101 settlement-list upload (a batch of records)
+  public var upload: Settlenet_V1_UploadInput {
+    get {
+      if case .upload(let v)? = _storage._input {return v}
+      return Settlenet_V1_UploadInput()
+    }
+    set {_uniqueStorage()._input = .upload(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Input: Equatable, Sendable {
@@ -160,6 +178,10 @@ public nonisolated struct Settlenet_V1_Request: @unchecked Sendable {
     case settlement(Settlenet_V1_SettlementInput)
     /// 2208 outpatient, 2305 inpatient
     case reversal(Settlenet_V1_ReversalInput)
+    /// 1301 catalog download (node to parent)
+    case catalog(Settlenet_V1_CatalogInput)
+    /// 4101 settlement-list upload (a batch of records)
+    case upload(Settlenet_V1_UploadInput)
 
   }
 
@@ -235,12 +257,30 @@ public nonisolated struct Settlenet_V1_Response: Sendable {
     set {output = .reversal(newValue)}
   }
 
+  public var catalog: Settlenet_V1_CatalogOutput {
+    get {
+      if case .catalog(let v)? = output {return v}
+      return Settlenet_V1_CatalogOutput()
+    }
+    set {output = .catalog(newValue)}
+  }
+
+  public var upload: Settlenet_V1_UploadOutput {
+    get {
+      if case .upload(let v)? = output {return v}
+      return Settlenet_V1_UploadOutput()
+    }
+    set {output = .upload(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Output: Equatable, Sendable {
     case signIn(Settlenet_V1_SignInOutput)
     case settlement(Settlenet_V1_SettlementOutput)
     case reversal(Settlenet_V1_ReversalOutput)
+    case catalog(Settlenet_V1_CatalogOutput)
+    case upload(Settlenet_V1_UploadOutput)
 
   }
 
@@ -518,13 +558,185 @@ public nonisolated struct Settlenet_V1_ReversalOutput: Sendable {
   public init() {}
 }
 
+/// 1301: a node asks its parent for the national catalog it holds.
+public nonisolated struct Settlenet_V1_CatalogInput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the version the node already holds, empty if none
+  public var knownVersion: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Settlenet_V1_CatalogOutput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var version: String = String()
+
+  /// [A-Z0-9], 20 or 23 characters
+  public var drugCodes: [String] = []
+
+  /// 15 digits
+  public var serviceCodes: [String] = []
+
+  /// ICD-10 insurance edition style, e.g. A00.000
+  public var diagnosisCodes: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One line of a settlement list's fee detail.
+public nonisolated struct Settlenet_V1_FeeDetail: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// drug code or service item code
+  public var code: String = String()
+
+  /// "drug" or "service"
+  public var kind: String = String()
+
+  /// fen
+  public var amount: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One settlement list (the main 4101 record) with its diagnosis and fee details.
+public nonisolated struct Settlenet_V1_UploadRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the settlement's id: the record's identity, one copy nationally
+  public var setlID: String = String()
+
+  public var psnNo: String = String()
+
+  /// the institution that treated and uploads
+  public var fixmedinsCode: String = String()
+
+  /// place of treatment: the uploading county
+  public var mdtrtareaAdmvs: String = String()
+
+  /// where the person is insured
+  public var insuplcAdmdvs: String = String()
+
+  /// yyyy-MM-dd
+  public var admDate: String = String()
+
+  /// yyyy-MM-dd, not before adm_date
+  public var dscgDate: String = String()
+
+  /// main diagnosis, in the catalog
+  public var diseCodg: String = String()
+
+  /// attending doctor: D + 11 digits
+  public var atddrCode: String = String()
+
+  /// responsible nurse: N + 11 digits
+  public var nursCode: String = String()
+
+  /// fen: equals the sum of the details
+  public var medfeeSumamt: Int64 = 0
+
+  /// fen
+  public var fundPaySumamt: Int64 = 0
+
+  /// fen: medfee_sumamt = fund_pay_sumamt + psn_pay
+  public var psnPay: Int64 = 0
+
+  public var details: [Settlenet_V1_FeeDetail] = []
+
+  /// position in the hospital's batch (set by the county, kept above)
+  public var batchIndex: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// 4101: a batch of records from a hospital (or the part of it that passed a lower tier).
+public nonisolated struct Settlenet_V1_UploadInput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var records: [Settlenet_V1_UploadRecord] = []
+
+  /// the catalog version the uploader coded against
+  public var catalogVersion: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A record some tier refused: which record, which rule, which field, which tier.
+public nonisolated struct Settlenet_V1_UploadReject: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var setlID: String = String()
+
+  /// position of the record in the hospital's batch
+  public var index: Int32 = 0
+
+  /// stable rule id, docs/DATA_QUALITY.md
+  public var ruleID: String = String()
+
+  public var field: String = String()
+
+  /// county, city, provincial, national
+  public var tier: String = String()
+
+  /// the node that refused it
+  public var admdvs: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Settlenet_V1_UploadOutput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// records in the batch
+  public var received: Int32 = 0
+
+  /// durably stored at the provincial tier
+  public var accepted: Int32 = 0
+
+  public var rejected: Int32 = 0
+
+  public var rejects: [Settlenet_V1_UploadReject] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "settlenet.v1"
 
 nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}infno\0\u{1}msgid\0\u{3}mdtrtarea_admvs\0\u{3}insuplc_admdvs\0\u{3}recer_sys_code\0\u{1}infver\0\u{3}opter_type\0\u{1}opter\0\u{3}opter_name\0\u{3}inf_time\0\u{3}fixmedins_code\0\u{3}fixmedins_name\0\u{3}sign_no\0\u{1}signtype\0\u{1}cainfo\0\u{4}\u{5}sign_in\0\u{1}settlement\0\u{1}reversal\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}infno\0\u{1}msgid\0\u{3}mdtrtarea_admvs\0\u{3}insuplc_admdvs\0\u{3}recer_sys_code\0\u{1}infver\0\u{3}opter_type\0\u{1}opter\0\u{3}opter_name\0\u{3}inf_time\0\u{3}fixmedins_code\0\u{3}fixmedins_name\0\u{3}sign_no\0\u{1}signtype\0\u{1}cainfo\0\u{4}\u{5}sign_in\0\u{1}settlement\0\u{1}reversal\0\u{1}catalog\0\u{1}upload\0")
 
   fileprivate class _StorageClass {
     var _infno: String = String()
@@ -641,6 +853,32 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
             _storage._input = .reversal(v)
           }
         }()
+        case 23: try {
+          var v: Settlenet_V1_CatalogInput?
+          var hadOneofValue = false
+          if let current = _storage._input {
+            hadOneofValue = true
+            if case .catalog(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._input = .catalog(v)
+          }
+        }()
+        case 24: try {
+          var v: Settlenet_V1_UploadInput?
+          var hadOneofValue = false
+          if let current = _storage._input {
+            hadOneofValue = true
+            if case .upload(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._input = .upload(v)
+          }
+        }()
         default: break
         }
       }
@@ -711,6 +949,14 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
         guard case .reversal(let v)? = _storage._input else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
       }()
+      case .catalog?: try {
+        guard case .catalog(let v)? = _storage._input else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+      }()
+      case .upload?: try {
+        guard case .upload(let v)? = _storage._input else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+      }()
       case nil: break
       }
     }
@@ -749,7 +995,7 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Settlenet_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}infcode\0\u{3}inf_refmsgid\0\u{3}refmsg_time\0\u{3}respond_time\0\u{3}err_msg\0\u{3}warn_msg\0\u{1}cainfo\0\u{1}signtype\0\u{3}req_msgid\0\u{3}err_code\0\u{4}\u{a}sign_in\0\u{1}settlement\0\u{1}reversal\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}infcode\0\u{3}inf_refmsgid\0\u{3}refmsg_time\0\u{3}respond_time\0\u{3}err_msg\0\u{3}warn_msg\0\u{1}cainfo\0\u{1}signtype\0\u{3}req_msgid\0\u{3}err_code\0\u{4}\u{a}sign_in\0\u{1}settlement\0\u{1}reversal\0\u{1}catalog\0\u{1}upload\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -806,6 +1052,32 @@ nonisolated extension Settlenet_V1_Response: SwiftProtobuf.Message, SwiftProtobu
           self.output = .reversal(v)
         }
       }()
+      case 23: try {
+        var v: Settlenet_V1_CatalogOutput?
+        var hadOneofValue = false
+        if let current = self.output {
+          hadOneofValue = true
+          if case .catalog(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.output = .catalog(v)
+        }
+      }()
+      case 24: try {
+        var v: Settlenet_V1_UploadOutput?
+        var hadOneofValue = false
+        if let current = self.output {
+          hadOneofValue = true
+          if case .upload(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.output = .upload(v)
+        }
+      }()
       default: break
       }
     }
@@ -858,6 +1130,14 @@ nonisolated extension Settlenet_V1_Response: SwiftProtobuf.Message, SwiftProtobu
     case .reversal?: try {
       guard case .reversal(let v)? = self.output else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .catalog?: try {
+      guard case .catalog(let v)? = self.output else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+    }()
+    case .upload?: try {
+      guard case .upload(let v)? = self.output else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
     }()
     case nil: break
     }
@@ -1369,6 +1649,356 @@ nonisolated extension Settlenet_V1_ReversalOutput: SwiftProtobuf.Message, SwiftP
     if lhs.fundPaySumamt != rhs.fundPaySumamt {return false}
     if lhs.acctPay != rhs.acctPay {return false}
     if lhs.balc != rhs.balc {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Settlenet_V1_CatalogInput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CatalogInput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}known_version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.knownVersion) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.knownVersion.isEmpty {
+      try visitor.visitSingularStringField(value: self.knownVersion, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Settlenet_V1_CatalogInput, rhs: Settlenet_V1_CatalogInput) -> Bool {
+    if lhs.knownVersion != rhs.knownVersion {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Settlenet_V1_CatalogOutput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CatalogOutput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}drug_codes\0\u{3}service_codes\0\u{3}diagnosis_codes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.version) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.drugCodes) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.serviceCodes) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.diagnosisCodes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.version.isEmpty {
+      try visitor.visitSingularStringField(value: self.version, fieldNumber: 1)
+    }
+    if !self.drugCodes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.drugCodes, fieldNumber: 2)
+    }
+    if !self.serviceCodes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.serviceCodes, fieldNumber: 3)
+    }
+    if !self.diagnosisCodes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.diagnosisCodes, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Settlenet_V1_CatalogOutput, rhs: Settlenet_V1_CatalogOutput) -> Bool {
+    if lhs.version != rhs.version {return false}
+    if lhs.drugCodes != rhs.drugCodes {return false}
+    if lhs.serviceCodes != rhs.serviceCodes {return false}
+    if lhs.diagnosisCodes != rhs.diagnosisCodes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Settlenet_V1_FeeDetail: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FeeDetail"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}kind\0\u{1}amount\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.code) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.amount) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.code.isEmpty {
+      try visitor.visitSingularStringField(value: self.code, fieldNumber: 1)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 2)
+    }
+    if self.amount != 0 {
+      try visitor.visitSingularInt64Field(value: self.amount, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Settlenet_V1_FeeDetail, rhs: Settlenet_V1_FeeDetail) -> Bool {
+    if lhs.code != rhs.code {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.amount != rhs.amount {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Settlenet_V1_UploadRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UploadRecord"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}setl_id\0\u{3}psn_no\0\u{3}fixmedins_code\0\u{3}mdtrtarea_admvs\0\u{3}insuplc_admdvs\0\u{3}adm_date\0\u{3}dscg_date\0\u{3}dise_codg\0\u{3}atddr_code\0\u{3}nurs_code\0\u{3}medfee_sumamt\0\u{3}fund_pay_sumamt\0\u{3}psn_pay\0\u{1}details\0\u{3}batch_index\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.setlID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.psnNo) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.fixmedinsCode) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.mdtrtareaAdmvs) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.insuplcAdmdvs) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.admDate) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.dscgDate) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.diseCodg) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.atddrCode) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.nursCode) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.medfeeSumamt) }()
+      case 12: try { try decoder.decodeSingularInt64Field(value: &self.fundPaySumamt) }()
+      case 13: try { try decoder.decodeSingularInt64Field(value: &self.psnPay) }()
+      case 14: try { try decoder.decodeRepeatedMessageField(value: &self.details) }()
+      case 15: try { try decoder.decodeSingularInt32Field(value: &self.batchIndex) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.setlID.isEmpty {
+      try visitor.visitSingularStringField(value: self.setlID, fieldNumber: 1)
+    }
+    if !self.psnNo.isEmpty {
+      try visitor.visitSingularStringField(value: self.psnNo, fieldNumber: 2)
+    }
+    if !self.fixmedinsCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.fixmedinsCode, fieldNumber: 3)
+    }
+    if !self.mdtrtareaAdmvs.isEmpty {
+      try visitor.visitSingularStringField(value: self.mdtrtareaAdmvs, fieldNumber: 4)
+    }
+    if !self.insuplcAdmdvs.isEmpty {
+      try visitor.visitSingularStringField(value: self.insuplcAdmdvs, fieldNumber: 5)
+    }
+    if !self.admDate.isEmpty {
+      try visitor.visitSingularStringField(value: self.admDate, fieldNumber: 6)
+    }
+    if !self.dscgDate.isEmpty {
+      try visitor.visitSingularStringField(value: self.dscgDate, fieldNumber: 7)
+    }
+    if !self.diseCodg.isEmpty {
+      try visitor.visitSingularStringField(value: self.diseCodg, fieldNumber: 8)
+    }
+    if !self.atddrCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.atddrCode, fieldNumber: 9)
+    }
+    if !self.nursCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.nursCode, fieldNumber: 10)
+    }
+    if self.medfeeSumamt != 0 {
+      try visitor.visitSingularInt64Field(value: self.medfeeSumamt, fieldNumber: 11)
+    }
+    if self.fundPaySumamt != 0 {
+      try visitor.visitSingularInt64Field(value: self.fundPaySumamt, fieldNumber: 12)
+    }
+    if self.psnPay != 0 {
+      try visitor.visitSingularInt64Field(value: self.psnPay, fieldNumber: 13)
+    }
+    if !self.details.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.details, fieldNumber: 14)
+    }
+    if self.batchIndex != 0 {
+      try visitor.visitSingularInt32Field(value: self.batchIndex, fieldNumber: 15)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Settlenet_V1_UploadRecord, rhs: Settlenet_V1_UploadRecord) -> Bool {
+    if lhs.setlID != rhs.setlID {return false}
+    if lhs.psnNo != rhs.psnNo {return false}
+    if lhs.fixmedinsCode != rhs.fixmedinsCode {return false}
+    if lhs.mdtrtareaAdmvs != rhs.mdtrtareaAdmvs {return false}
+    if lhs.insuplcAdmdvs != rhs.insuplcAdmdvs {return false}
+    if lhs.admDate != rhs.admDate {return false}
+    if lhs.dscgDate != rhs.dscgDate {return false}
+    if lhs.diseCodg != rhs.diseCodg {return false}
+    if lhs.atddrCode != rhs.atddrCode {return false}
+    if lhs.nursCode != rhs.nursCode {return false}
+    if lhs.medfeeSumamt != rhs.medfeeSumamt {return false}
+    if lhs.fundPaySumamt != rhs.fundPaySumamt {return false}
+    if lhs.psnPay != rhs.psnPay {return false}
+    if lhs.details != rhs.details {return false}
+    if lhs.batchIndex != rhs.batchIndex {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Settlenet_V1_UploadInput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UploadInput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}records\0\u{3}catalog_version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.records) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.catalogVersion) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.records.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.records, fieldNumber: 1)
+    }
+    if !self.catalogVersion.isEmpty {
+      try visitor.visitSingularStringField(value: self.catalogVersion, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Settlenet_V1_UploadInput, rhs: Settlenet_V1_UploadInput) -> Bool {
+    if lhs.records != rhs.records {return false}
+    if lhs.catalogVersion != rhs.catalogVersion {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Settlenet_V1_UploadReject: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UploadReject"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}setl_id\0\u{1}index\0\u{3}rule_id\0\u{1}field\0\u{1}tier\0\u{1}admdvs\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.setlID) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.index) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.ruleID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.field) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.tier) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.admdvs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.setlID.isEmpty {
+      try visitor.visitSingularStringField(value: self.setlID, fieldNumber: 1)
+    }
+    if self.index != 0 {
+      try visitor.visitSingularInt32Field(value: self.index, fieldNumber: 2)
+    }
+    if !self.ruleID.isEmpty {
+      try visitor.visitSingularStringField(value: self.ruleID, fieldNumber: 3)
+    }
+    if !self.field.isEmpty {
+      try visitor.visitSingularStringField(value: self.field, fieldNumber: 4)
+    }
+    if !self.tier.isEmpty {
+      try visitor.visitSingularStringField(value: self.tier, fieldNumber: 5)
+    }
+    if !self.admdvs.isEmpty {
+      try visitor.visitSingularStringField(value: self.admdvs, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Settlenet_V1_UploadReject, rhs: Settlenet_V1_UploadReject) -> Bool {
+    if lhs.setlID != rhs.setlID {return false}
+    if lhs.index != rhs.index {return false}
+    if lhs.ruleID != rhs.ruleID {return false}
+    if lhs.field != rhs.field {return false}
+    if lhs.tier != rhs.tier {return false}
+    if lhs.admdvs != rhs.admdvs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Settlenet_V1_UploadOutput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UploadOutput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}received\0\u{1}accepted\0\u{1}rejected\0\u{1}rejects\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.received) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.accepted) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.rejected) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.rejects) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.received != 0 {
+      try visitor.visitSingularInt32Field(value: self.received, fieldNumber: 1)
+    }
+    if self.accepted != 0 {
+      try visitor.visitSingularInt32Field(value: self.accepted, fieldNumber: 2)
+    }
+    if self.rejected != 0 {
+      try visitor.visitSingularInt32Field(value: self.rejected, fieldNumber: 3)
+    }
+    if !self.rejects.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rejects, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Settlenet_V1_UploadOutput, rhs: Settlenet_V1_UploadOutput) -> Bool {
+    if lhs.received != rhs.received {return false}
+    if lhs.accepted != rhs.accepted {return false}
+    if lhs.rejected != rhs.rejected {return false}
+    if lhs.rejects != rhs.rejects {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
