@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "settlenet",
             dependencies: [
-                "NodeRuntime", "ClusterControl", "NetworkTopology", "SettlementModel", "SettlementCore", "Scenario",
+                "NodeRuntime", "ClusterControl", "NetworkTopology", "SettlementModel", "SettlementCore", "Scenario", "Persistence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -2,6 +2,7 @@ import ClusterControl
 import Foundation
 import NetworkTopology
 import Persistence
+import Scenario
 import SettlementCore
 import SettlementModel
 import SwiftProtobuf
@@ -140,7 +141,55 @@ import Testing
         #expect(!refusal.errMsg.contains(unfiled.psnNo), "a person number in clear in err_msg")
         #expect(try client.call(valid)?.infcode == 0, "the network stopped serving after bad input")
 
-        // 6. Restart a city node: intra-city settlements work again once it has signed back in.
+        // 6. Uploads: a batch is answered once the provincial tier stored what passed; the same
+        //    msgid again, also after the provincial node restarts, is answered the same and
+        //    counted once; every tier keeps received = accepted + rejected.
+        var generator = DirtyDataGenerator(topology: topology, catalog: Catalog.national(), batchSize: 40, dirtyRate: 0.3,
+                                           kinds: ["missing_field": 1, "unknown_code": 1, "date_order": 1], seed: 11,
+                                           duplicateLagBatches: 1)
+        var plan = generator.nextBatch()
+        while plan.county.value != "370211" { plan = generator.nextBatch() }
+        var upload = WireRequest()
+        upload.infno = "4101"
+        upload.msgid = MessageID.request(institution: plan.institution, unixMs: now(), sequence: 4_101)
+        upload.mdtrtareaAdmvs = "370211"
+        upload.insuplcAdmdvs = "370211"
+        upload.fixmedinsCode = plan.institution
+        var batch = UploadInput()
+        batch.records = plan.records.map(\.record)
+        upload.input = .upload(batch)
+        let uploadClient = try HospitalClient(endpoint: cluster.endpoint("370211"))
+        let firstAnswer = try #require(try uploadClient.call(upload))
+        guard case .upload(let stored)? = firstAnswer.output else { Issue.record("no upload output: \(firstAnswer.errMsg)"); return }
+        let dirtyCount = plan.records.filter(\.isDirty).count
+        #expect(stored.received == 40 && stored.accepted == Int32(40 - dirtyCount) && stored.rejected == Int32(dirtyCount))
+        for reject in stored.rejects {
+            let generated = plan.records[Int(reject.index)]
+            #expect(generated.expectedRule == reject.ruleID && reject.tier == "county", "record \(reject.index): \(reject.ruleID)")
+        }
+        func uploadCounts(_ node: String) throws -> [String: Int] { try ledger(cluster, node).read { try $0.uploadCounts() } }
+        let countsBefore = try ["370211", "370200", "370000"].map(uploadCounts)
+        #expect(countsBefore[0]["received"] == 40)
+        #expect(try client.call(upload)?.output == firstAnswer.output)
+        let provincialRestart = try settlenet(["cluster", "restart", "--data-dir", cluster.dataDirectory, "--node", "370000"])
+        #expect(provincialRestart.status == 0, "\(provincialRestart.error)")
+        #expect(try uploadClient.call(upload)?.output == firstAnswer.output)
+        #expect(try ["370211", "370200", "370000"].map(uploadCounts) == countsBefore, "a repeated batch was counted again")
+        for node in ["370211", "370200", "370000"] {
+            let counts = try uploadCounts(node)
+            let rejected = counts.filter { $0.key.hasPrefix("DQ-") }.values.reduce(0, +)
+            #expect(counts["received"] == (counts["accepted"] ?? 0) + rejected, "node \(node) accounting")
+        }
+        // The provincial tier hands the records to the national store (after its restart too).
+        var national: [String: Int] = [:]
+        for _ in 0..<100 {
+            national = try uploadCounts("000000")
+            if national["accepted"] == 40 - dirtyCount { break }
+            usleep(100_000)
+        }
+        #expect(national["accepted"] == 40 - dirtyCount && national["received"] == 40 - dirtyCount)
+
+        // 7. Restart a city node: intra-city settlements work again once it has signed back in.
         let restart = try settlenet(["cluster", "restart", "--data-dir", cluster.dataDirectory, "--node", "370200"])
         #expect(restart.status == 0, "\(restart.output) \(restart.error)")
         pids = cluster.recordedPids
@@ -149,7 +198,7 @@ import Testing
                                               bill: .composed(totalFen: 5_000), inpatient: false, nowMs: now())
         #expect(try client.call(afterRestart)?.infcode == 0)
 
-        // 7. Down: every process gone, graceful.
+        // 8. Down: every process gone, graceful.
         let down = try settlenet(["cluster", "down", "--data-dir", cluster.dataDirectory])
         #expect(down.status == 0)
         #expect(!down.output.contains("killed"), "nodes did not stop gracefully: \(down.output)")

@@ -55,6 +55,66 @@ import Testing
                 "nodes still recorded: \(status.output)")
     }
 
+    @Test func dirtyUploadsAreRejectedWhereExpectedWithExactAccounting() throws {
+        let output = outputDirectory()
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        defer { sweep(output); try? FileManager.default.removeItem(atPath: output) }
+        let scenario = """
+            name: dirty-small
+            topology: Topologies/minimal.yaml
+            seed: 25
+            duration: 5s
+            load:
+              uploads:
+                executor: constant-arrival-rate
+                rate: 8
+                batch_size: 100
+                dirty:
+                  rate: 0.25
+                  kinds: { missing_field: 0.2, bad_format: 0.2, unknown_code: 0.2, bad_admdvs: 0.1,
+                           amount_mismatch: 0.1, date_order: 0.1, duplicate: 0.1 }
+            thresholds:
+              dirty_data.leak_rate: "== 0"
+              dirty_data.false_reject_rate: "== 0"
+              dirty_data.accounting_exact: "== 1"
+            """
+        try scenario.write(toFile: "\(output)/dirty.yaml", atomically: true, encoding: .utf8)
+        let result = try settlenet(["scenario", "run", "\(output)/dirty.yaml", "--out", "\(output)/report"])
+        #expect(result.status == 0, "exit \(result.status): \(result.output)\n\(result.error)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(output)/report/report.json"))
+        let json = try JSONDecoder().decode(JSONValue.self, from: data)
+        let tierPaths = ["county", "city", "provincial", "national"].flatMap { tier in
+            ["received", "rejected", "rate"].map { "dirty_data.by_tier.\(tier).\($0)" }
+        }
+        let rulePaths = ["DQ-R101", "DQ-R106", "DQ-R201", "DQ-R204"].flatMap { rule in
+            ["injected", "detected"].map { "dirty_data.by_rule.\(rule).\($0)" }
+        }
+        let uploadPaths = ["uploads.batches", "uploads.records_sent", "uploads.accepted_national", "uploads.throughput_records_per_s",
+                           "dirty_data.injected_rate", "dirty_data.detected_rate", "dirty_data.leak_rate", "dirty_data.false_reject_rate"]
+        for path in uploadPaths + tierPaths + rulePaths {
+            #expect(Thresholds.value(at: path, in: json) != nil, "report.json lacks \(path)")
+        }
+        let report = try JSONDecoder().decode(RunReport.self, from: data)
+        let uploads = try #require(report.uploads), dirty = try #require(report.dirtyData)
+        #expect(uploads.batches == 40 && uploads.batchesDropped == 0 && uploads.batchesFailed == 0 && uploads.batchesUnanswered == 0)
+        #expect(uploads.recordsSent == 4_000)
+        #expect(dirty.injectedRate > 0.2 && dirty.injectedRate < 0.3, "injected \(dirty.injectedRate)")
+        // Every injected record was refused, by its rule at the first tier able to see it; no
+        // clean record was; nothing dirty reached the national store.
+        #expect(dirty.detected == dirty.injected && dirty.detectedAsExpected == dirty.injected)
+        #expect(dirty.leaked == 0 && dirty.falseRejects == 0)
+        for (id, rule) in dirty.byRule { #expect(rule.injected == rule.detected, "\(id): \(rule.injected) injected, \(rule.detected) detected") }
+        #expect(dirty.byTier.values.allSatisfy { $0.accountingExact })
+        #expect(uploads.acceptedNational == uploads.recordsSent - dirty.injected)
+        // What one tier accepted is what the next received.
+        #expect(dirty.byTier["county"]?.accepted == dirty.byTier["city"]?.received)
+        #expect(dirty.byTier["city"]?.accepted == dirty.byTier["provincial"]?.received)
+        #expect(dirty.byTier["provincial"]?.accepted == dirty.byTier["national"]?.received)
+        let stats = try settlenet(["data", "stats", "--data-dir", "\(output)/report/cluster", "--json"])
+        #expect(stats.status == 0, "\(stats.error)")
+        #expect(stats.output.contains("\"tier\" : \"national\""))
+    }
+
     @Test func anImpossibleThresholdExits99() throws {
         let output = outputDirectory()
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
