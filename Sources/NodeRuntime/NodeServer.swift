@@ -34,6 +34,9 @@ public final class NodeServer {
     private let drainLimit = 1024
     /// How long a stopping node waits for answers already on their way.
     private let drainTimeoutMs: Int64 = 5_000
+    /// Origin county: settlements in doubt already resolved; the hospital asking again with the
+    /// same msgid gets the final answer from the ledger.
+    private var resolvedMsgids: Set<String> = []
     /// County tier: the checks of uploads, built once the catalog is downloaded.
     private var validator: UploadValidator?
     /// Provincial tier: outbox batches sent to the national store and not yet acknowledged.
@@ -66,6 +69,9 @@ public final class NodeServer {
         machine = NodeMachine(config: .init(id: id, tier: spec.tier, routing: topology.routingTable,
                                             institutions: Set(topology.institutions(of: id)),
                                             nationalCatalog: spec.parent == nil ? Catalog.national() : nil))
+        let open = try ledger.read { try $0.openResolutions() }
+        machine.restore(open)
+        resolvedMsgids = Set(try ledger.read { try $0.resolvedMsgids() })
         context = try Context()
         downstream = try context.socket(.router)
         try downstream.setRouterMandatory(true)      // unroutable answers fail loudly, not silently
@@ -164,6 +170,11 @@ public final class NodeServer {
             }
             switch WireCodec.decode(body) {
             case .request(let request):
+                if resolvedMsgids.contains(request.msgid), case .downstream = peer,
+                   let final = try? ledger.read({ try $0.finalAnswer(omsgid: request.msgid) }) {
+                    send(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: final)))
+                    continue
+                }
                 directives += machine.receivedRequest(request, from: peer, nowMs: now)
             case .response(let response):
                 if peer == .parent, outboxInFlight[response.reqMsgid] != nil {
@@ -212,10 +223,12 @@ public final class NodeServer {
         outgoing.reserveCapacity(work.count)
         var uploadsToForward: [(request: WireRequest, passing: UploadInput, received: Int32, rejects: [UploadReject],
                                 peer: Peer, receivedAtMs: Int64)] = []
+        var resolvedNow: [String] = []
         do {
             try ledger.write { tx in
                 outgoing.removeAll(keepingCapacity: true)
                 uploadsToForward.removeAll()
+                resolvedNow.removeAll()
                 for directive in work {
                     switch directive {
                     case .answer(let response, let peer, let record):
@@ -224,6 +237,14 @@ public final class NodeServer {
                     case .settleHere(let request, let peer, let role, let receivedAtMs):
                         let body = try decide(request, role: role, receivedAtMs: receivedAtMs, tx: tx)
                         outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
+                    case .resolution(let resolution):
+                        try tx.saveResolution(resolution)
+                    case .resolved(let omsgid, let finalAnswer, let record):
+                        try tx.resolve(omsgid: omsgid, finalAnswer: try finalAnswer.serializedBytes(), nowMs: wallClockMs())
+                        try tx.recordTransit(record)
+                        resolvedNow.append(omsgid)
+                        logger.info("settlement in doubt resolved", metadata: ["settlement.msgid": "\(omsgid)",
+                                                                               "outcome": "\(finalAnswer.warnMsg)"])
                     case .screenUpload(let request, let peer, let receivedAtMs):
                         switch try screen(request, receivedAtMs: receivedAtMs, tx: tx) {
                         case .answer(let body):
@@ -237,6 +258,7 @@ public final class NodeServer {
                 }
             }
         } catch {
+            resolvedNow.removeAll()
             // Nothing of this round was recorded. Answers passing through are still true
             // (they were decided below), but decisions made here were rolled back: refuse them.
             logger.critical("ledger write failed", metadata: ["error": "\(error)"])
@@ -248,11 +270,12 @@ public final class NodeServer {
                     let answer = machine.error(.busy, detail: "ledger of node \(spec.id) unavailable",
                                                requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: wallClockMs())
                     return Outgoing(peer: peer, frames: WireCodec.frames(answer))
-                case .forward:
+                case .forward, .resolution, .resolved:
                     return nil
                 }
             }
         }
+        resolvedMsgids.formUnion(resolvedNow)
         for message in outgoing { _ = send(message) }
         // Records this tier passed are recorded: now they may travel up.
         if !uploadsToForward.isEmpty {
@@ -471,11 +494,62 @@ public final class NodeServer {
                 try tx.recordTransit(TransitRecord(request: meta, response: response, role: role, nowMs: now))
                 return body
             }
+        case .correction(let input)?:
+            return try correct(request, input, role: role, receivedAtMs: receivedAtMs, now: now, tx: tx)
         default:
             response = machine.error(.missingField, detail: "input", requestMsgid: request.msgid,
                                      receivedAtMs: receivedAtMs, nowMs: now)
             return try response.serializedBytes()
         }
+    }
+
+    /// Correction reversal (2601) at the insured county: whatever became of `omsgid`, it is
+    /// not in effect afterwards. Settled: reversed. Never arrived: a tombstone refuses it should
+    /// it still arrive. Refused or already reversed: said so.
+    private func correct(_ request: WireRequest, _ input: CorrectionInput, role: TransitRole, receivedAtMs: Int64,
+                         now: Int64, tx: LedgerTransaction) throws -> [UInt8] {
+        guard !input.omsgid.isEmpty, let code = TransactionCode(rawValue: input.oinfno), code.isSettlement else {
+            let refusal = machine.error(.missingField, detail: "input.omsgid and input.oinfno (2207 or 2304)",
+                                        requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: now)
+            return try refusal.serializedBytes()
+        }
+        var out = CorrectionOutput()
+        out.omsgid = input.omsgid
+        var infcode: Int32 = 1   // recorded, but not a reversal of money
+        switch try tx.settlementState(msgid: input.omsgid) {
+        case nil:
+            let refusal = machine.error(.cancelledByCorrection, detail: "cancelled by correction \(request.msgid)",
+                                        requestMsgid: input.omsgid, receivedAtMs: now, nowMs: now)
+            try tx.insertTombstone(omsgid: input.omsgid, infno: input.oinfno, psnNo: input.psnNo,
+                                   mdtrtareaAdmvs: request.mdtrtareaAdmvs, fixmedinsCode: request.fixmedinsCode,
+                                   nowMs: now, response: try refusal.serializedBytes())
+            out.outcome = "cancelled"
+        case let (state, setlID)? where state == "settled":
+            out.setlID = setlID
+            let original = try tx.settlement(msgid: input.omsgid)
+            let person = try original.map { try tx.person($0.psnNo) } ?? nil
+            var reversal = ReversalInput()
+            reversal.omsgid = input.omsgid
+            guard case .reversed(let after) = InsuredCounty.reverse(reversal, code: code.reversalCode!, original: original, person: person) else {
+                let refusal = machine.error(.settlementMismatch, detail: "settlement \(input.omsgid) cannot be reversed",
+                                            requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: now)
+                return try refusal.serializedBytes()
+            }
+            try tx.updatePerson(after)
+            infcode = 0
+            out.outcome = "reversed"
+        case let (state, setlID)?:
+            out.setlID = setlID
+            out.outcome = state   // "reversed" already, or "refused"
+        }
+        var response = machine.success(requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: now)
+        response.output = .correction(out)
+        let body: [UInt8] = try response.serializedBytes()
+        try tx.insertReversal(msgid: request.msgid, omsgid: input.omsgid, infno: request.infno, infcode: infcode,
+                              nowMs: now, response: body)
+        try tx.recordTransit(TransitRecord(request: RequestMeta(request), response: response, role: role, nowMs: now))
+        logger.info("correction reversal", metadata: ["settlement.msgid": "\(input.omsgid)", "outcome": "\(out.outcome)"])
+        return body
     }
 
     /// Sends without blocking; false when the peer is not connected or its queue is full.

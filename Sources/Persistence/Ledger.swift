@@ -113,6 +113,23 @@ public final class Ledger {
                 CREATE INDEX transits_omsgid ON transits(omsgid) WHERE omsgid != '';
                 """)
         }
+        migrator.registerMigration("v3-resolutions") { db in
+            try db.execute(sql: """
+                -- Origin county: settlements whose outcome is unknown, resolved by correction reversal (2601).
+                CREATE TABLE resolutions (
+                    omsgid TEXT PRIMARY KEY NOT NULL,
+                    oinfno TEXT NOT NULL,
+                    psn_no TEXT NOT NULL,
+                    insuplc_admdvs TEXT NOT NULL,
+                    mdtrtarea_admvs TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    attempts INTEGER NOT NULL,
+                    next_attempt_ms INTEGER NOT NULL,
+                    resolved_at_ms INTEGER,
+                    final_answer BLOB          -- what the hospital gets when it asks again
+                );
+                """)
+        }
         migrator.registerMigration("v2-uploads") { db in
             try db.execute(sql: """
                 -- Every setl_id that passed this tier's checks: the store duplicates are caught in.
@@ -321,8 +338,17 @@ public struct LedgerTransaction {
         ]
         try statement.execute(arguments: StatementArguments(values))
         if record.state == .reversed && !record.omsgid.isEmpty {
-            let mark = try db.cachedStatement(sql: "UPDATE transits SET state = 'reversed' WHERE msgid = ? AND state = 'settled'")
-            try mark.execute(arguments: [record.omsgid])
+            if record.infno == TransactionCode.correction.rawValue {
+                // A correction settles the doubt: reversed if it had settled, refused if it never took effect.
+                let reversed = record.correctionOutcome == "reversed"
+                let mark = try db.cachedStatement(sql: reversed
+                    ? "UPDATE transits SET state = 'reversed' WHERE msgid = ? AND state IN ('settled', 'unknown')"
+                    : "UPDATE transits SET state = 'refused' WHERE msgid = ? AND state = 'unknown'")
+                try mark.execute(arguments: [record.omsgid])
+            } else {
+                let mark = try db.cachedStatement(sql: "UPDATE transits SET state = 'reversed' WHERE msgid = ? AND state = 'settled'")
+                try mark.execute(arguments: [record.omsgid])
+            }
         }
     }
 
@@ -477,5 +503,69 @@ extension LedgerTransaction {
     public func uploadRejectKeys(sinceMs: Int64 = 0) throws -> [(setlID: String, fixmedinsCode: String, ruleID: String)] {
         try Row.fetchAll(db, sql: "SELECT setl_id, fixmedins_code, rule_id FROM upload_rejects WHERE rejected_at_ms >= ?",
                          arguments: [sinceMs]).map { ($0[0], $0[1], $0[2]) }
+    }
+}
+
+// MARK: Resolutions (origin county)
+
+extension LedgerTransaction {
+    public func saveResolution(_ r: NodeMachine.Resolution) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO resolutions (omsgid, oinfno, psn_no, insuplc_admdvs, mdtrtarea_admvs, fixmedins_code, attempts, next_attempt_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(omsgid) DO UPDATE SET attempts = excluded.attempts, next_attempt_ms = excluded.next_attempt_ms
+            WHERE resolutions.resolved_at_ms IS NULL
+            """)
+        try statement.execute(arguments: [r.omsgid, r.oinfno, r.psnNo, r.insured, r.treatment, r.fixmedinsCode,
+                                          r.attempts, r.nextAttemptMs])
+    }
+
+    public func resolve(omsgid: String, finalAnswer: [UInt8], nowMs: Int64) throws {
+        try db.execute(sql: "UPDATE resolutions SET resolved_at_ms = ?, final_answer = ? WHERE omsgid = ?",
+                       arguments: [nowMs, Data(finalAnswer), omsgid])
+    }
+
+    public func openResolutions() throws -> [NodeMachine.Resolution] {
+        try Row.fetchAll(db, sql: """
+            SELECT omsgid, oinfno, psn_no, insuplc_admdvs, mdtrtarea_admvs, fixmedins_code, attempts, next_attempt_ms
+            FROM resolutions WHERE resolved_at_ms IS NULL
+            """).map { NodeMachine.Resolution(omsgid: $0[0], oinfno: $0[1], psnNo: $0[2], insured: $0[3], treatment: $0[4],
+                                              fixmedinsCode: $0[5], attempts: $0[6], nextAttemptMs: $0[7]) }
+    }
+
+    /// The final answer of a resolved settlement, for the hospital asking again.
+    public func finalAnswer(omsgid: String) throws -> [UInt8]? {
+        let statement = try db.cachedStatement(sql: "SELECT final_answer FROM resolutions WHERE omsgid = ? AND resolved_at_ms IS NOT NULL")
+        return try Data.fetchOne(statement, arguments: [omsgid]).map { Array($0) }
+    }
+
+    public func resolvedMsgids() throws -> [String] {
+        try String.fetchAll(db, sql: "SELECT omsgid FROM resolutions WHERE resolved_at_ms IS NOT NULL")
+    }
+
+    public func resolutionCounts() throws -> (open: Int, resolved: Int) {
+        let open = try Int.fetchOne(db, sql: "SELECT count(*) FROM resolutions WHERE resolved_at_ms IS NULL") ?? 0
+        let resolved = try Int.fetchOne(db, sql: "SELECT count(*) FROM resolutions WHERE resolved_at_ms IS NOT NULL") ?? 0
+        return (open, resolved)
+    }
+
+    /// Insured county: a settlement row that refuses `omsgid` should it ever arrive (a correction
+    /// reached the insured county before the settlement it corrects).
+    public func insertTombstone(omsgid: String, infno: String, psnNo: String, mdtrtareaAdmvs: String, fixmedinsCode: String,
+                                nowMs: Int64, response: [UInt8]) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO settlements (msgid, infno, state, err_code, setl_id, psn_no, mdtrtarea_admvs, fixmedins_code,
+              medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, act_pay_dedc,
+              hifp_pay, hifob_pay, acct_pay, psn_cash_pay, fund_pay_sumamt, acct_pay_in_fund, balc, settled_at_ms, response)
+            VALUES (?, ?, 'refused', ?, NULL, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?, ?)
+            """)
+        try statement.execute(arguments: [omsgid, infno, ErrorCode.cancelledByCorrection.rawValue, psnNo, mdtrtareaAdmvs,
+                                          fixmedinsCode, nowMs, Data(response)])
+    }
+
+    /// The state of a settlement decided here: settled, refused, reversed; nil if none.
+    public func settlementState(msgid: String) throws -> (state: String, setlID: String)? {
+        let statement = try db.cachedStatement(sql: "SELECT state, setl_id FROM settlements WHERE msgid = ?")
+        return try Row.fetchOne(statement, arguments: [msgid]).map { ($0[0], ($0[1] as String?) ?? "") }
     }
 }

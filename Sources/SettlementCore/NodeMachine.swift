@@ -42,6 +42,8 @@ public struct TransitRecord: Equatable, Sendable {
     public var errCode: String
     public var state: TransitState
     public var recordedAtMs: Int64
+    /// For a correction reversal (2601): what became of the settlement (reversed, cancelled, refused).
+    public var correctionOutcome: String = ""
 
     public init(request meta: RequestMeta, response: WireResponse, role: TransitRole, nowMs: Int64) {
         msgid = meta.msgid
@@ -68,10 +70,13 @@ public struct TransitRecord: Equatable, Sendable {
             medfeeSumamt = out.medfeeSumamt
             fundPaySumamt = out.fundPaySumamt
             acctPay = out.acctPay
+        case .correction(let out)?:
+            setlID = out.setlID
+            correctionOutcome = out.outcome
         default: break
         }
         if response.infcode == 0 && response.errMsg.isEmpty {
-            state = meta.isReversal ? .reversed : .settled
+            state = meta.isReversal || meta.infno == TransactionCode.correction.rawValue ? .reversed : .settled
         } else {
             state = response.errCode == ErrorCode.timeout.rawValue ? .unknown : .refused
         }
@@ -87,6 +92,17 @@ public struct RequestMeta: Equatable, Sendable {
     public var fixmedinsCode: String
     public var omsgid: String
     public var isReversal: Bool
+    public var psnNo: String = ""
+
+    public init(omsgid: String, infno: String, treatment: String, insured: String, fixmedinsCode: String) {
+        msgid = omsgid
+        self.infno = infno
+        mdtrtareaAdmvs = treatment
+        insuplcAdmdvs = insured
+        self.fixmedinsCode = fixmedinsCode
+        self.omsgid = ""
+        isReversal = false
+    }
 
     public init(_ request: WireRequest) {
         msgid = request.msgid
@@ -94,7 +110,12 @@ public struct RequestMeta: Equatable, Sendable {
         mdtrtareaAdmvs = request.mdtrtareaAdmvs
         insuplcAdmdvs = request.insuplcAdmdvs
         fixmedinsCode = request.fixmedinsCode
-        if case .reversal(let input)? = request.input { omsgid = input.omsgid } else { omsgid = "" }
+        switch request.input {
+        case .reversal(let input)?: omsgid = input.omsgid; psnNo = input.psnNo
+        case .correction(let input)?: omsgid = input.omsgid; psnNo = input.psnNo
+        case .settlement(let input)?: omsgid = ""; psnNo = input.psnNo
+        default: omsgid = ""
+        }
         isReversal = TransactionCode(rawValue: request.infno)?.isReversal ?? false
     }
 }
@@ -110,6 +131,11 @@ public enum Directive: Equatable, Sendable {
     /// An upload batch (4101) arrived: check it at this tier against the ledger; then pass the
     /// records that passed up (`forwardUpload`) or, at the provincial and national tiers, store them.
     case screenUpload(WireRequest, replyTo: Peer, receivedAtMs: Int64)
+    /// Persist this origin county's resolution of a settlement in doubt (started or rescheduled).
+    case resolution(NodeMachine.Resolution)
+    /// A settlement in doubt is resolved: record its final state and keep the final answer for
+    /// the hospital, who asks again with the same msgid.
+    case resolved(omsgid: String, finalAnswer: WireResponse, record: TransitRecord)
 }
 
 /// One node's settlement routing as a pure state machine: requests in, directives out.
@@ -122,9 +148,13 @@ public struct NodeMachine: Sendable {
         public var routing: RoutingTable
         /// Institution codes registered at this county (empty above county tier).
         public var institutions: Set<String>
-        /// How long a forwarded request may wait for its answer before the waiter gets an
-        /// indefinite timeout answer.
+        /// The time budget of a request that carries none (`budget_ms` 0): how long its sender
+        /// may wait. Each hop keeps `hopReserveMs` to answer back and forwards the rest.
         public var forwardTimeoutMs: Int64
+        /// What each hop keeps of a request's budget to get its answer back in time.
+        public var hopReserveMs: Int64 = 100
+        /// Retries of a correction reversal (2601) back off from 1 s, doubling, to this.
+        public var correctionBackoffMaxMs: Int64 = 8_000
         /// Most requests waiting for answers at once; beyond it new ones are refused as busy.
         public var pendingLimit: Int
         /// How often an unanswered sign-in (or catalog download) is sent again.
@@ -133,7 +163,7 @@ public struct NodeMachine: Sendable {
         public var nationalCatalog: Catalog?
 
         public init(id: DivisionCode, tier: Tier, routing: RoutingTable, institutions: Set<String> = [],
-                    forwardTimeoutMs: Int64 = 10_000, pendingLimit: Int = 100_000, signInRetryMs: Int64 = 1_000,
+                    forwardTimeoutMs: Int64 = 8_000, pendingLimit: Int = 100_000, signInRetryMs: Int64 = 1_000,
                     nationalCatalog: Catalog? = nil) {
             self.id = id
             self.tier = tier
@@ -157,6 +187,36 @@ public struct NodeMachine: Sendable {
         /// For an upload: what this tier refused and how many records it received, merged
         /// into the answer on its way down.
         var upload: (received: Int32, rejects: [UploadReject])?
+        /// For a correction reversal this node sent itself: the settlement it resolves.
+        var resolving: String?
+    }
+
+    /// A settlement whose outcome this origin county does not know: it sends correction
+    /// reversals (2601) until one comes back definite.
+    public struct Resolution: Equatable, Sendable {
+        public var omsgid: String
+        public var oinfno: String
+        public var psnNo: String
+        public var insured: String
+        public var treatment: String
+        public var fixmedinsCode: String
+        public var attempts: Int
+        public var nextAttemptMs: Int64
+
+        public init(omsgid: String, oinfno: String, psnNo: String, insured: String, treatment: String,
+                    fixmedinsCode: String, attempts: Int = 0, nextAttemptMs: Int64) {
+            self.omsgid = omsgid
+            self.oinfno = oinfno
+            self.psnNo = psnNo
+            self.insured = insured
+            self.treatment = treatment
+            self.fixmedinsCode = fixmedinsCode
+            self.attempts = attempts
+            self.nextAttemptMs = nextAttemptMs
+        }
+
+        /// The correction's msgid: the same on every attempt, so a retry is never applied twice.
+        public var correctionMsgid: String { "CR" + omsgid }
     }
 
     public let config: Configuration
@@ -169,6 +229,8 @@ public struct NodeMachine: Sendable {
     public private(set) var signedInChildren: Set<DivisionCode> = []
     public private(set) var isDraining = false
     public private(set) var catalog: Catalog?
+    /// Settlements in doubt at this origin county, by msgid.
+    public private(set) var resolutions: [String: Resolution] = [:]
     private var catalogMsgid: String?
     private var lastCatalogRequestMs: Int64?
 
@@ -202,12 +264,12 @@ public struct NodeMachine: Sendable {
         let expired = pending.filter { $0.value.deadlineMs <= nowMs }
         for (msgid, entry) in expired.sorted(by: { $0.key < $1.key }) {
             pending[msgid] = nil
-            let response = error(.timeout, detail: "node \(config.id) waited \(config.forwardTimeoutMs) ms",
+            let response = error(.timeout, detail: "node \(config.id) waited \(entry.deadlineMs - entry.receivedAtMs) ms",
                                  requestMsgid: msgid, receivedAtMs: entry.receivedAtMs, nowMs: nowMs)
-            let record = entry.upload == nil ? TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs) : nil
-            for (index, waiter) in entry.waiters.enumerated() {
-                directives.append(.answer(response, to: waiter, record: index == 0 ? record : nil))
-            }
+            directives += finish(entry, with: response, nowMs: nowMs)
+        }
+        for msgid in resolutions.keys.sorted() where resolutions[msgid]!.nextAttemptMs <= nowMs {
+            directives += sendCorrection(for: msgid, nowMs: nowMs)
         }
         return directives
     }
@@ -215,6 +277,7 @@ public struct NodeMachine: Sendable {
     /// The earliest time `tick` has something to do, so the shell can sleep until then.
     public func nextDeadlineMs(nowMs: Int64) -> Int64 {
         var next = pending.values.lazy.map(\.deadlineMs).min() ?? nowMs + 1_000
+        if let due = resolutions.values.lazy.map(\.nextAttemptMs).min() { next = min(next, due) }
         if signNo == nil { next = min(next, lastSignInSentMs.map { $0 + config.signInRetryMs } ?? nowMs) }
         if signNo != nil && catalog == nil { next = min(next, lastCatalogRequestMs.map { $0 + config.signInRetryMs } ?? nowMs) }
         return next
@@ -250,6 +313,11 @@ public struct NodeMachine: Sendable {
             if pending[request.msgid] != nil { return [] }   // the same batch again while it is still out
             return [.screenUpload(request, replyTo: peer, receivedAtMs: nowMs)]
         }
+        if fromHospital, resolutions[request.msgid] != nil {
+            // Asked again while its outcome is being resolved: still unknown, but not for long.
+            return [.answer(error(.timeout, detail: "outcome being resolved by correction reversal (2601) at node \(config.id); ask again",
+                                  requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
+        }
         let insured = DivisionCode(request.insuplcAdmdvs)!
         guard let hop = config.routing.nextHop(from: config.id, to: insured) else {
             return [.answer(error(.badDivision, detail: "insuplc_admdvs \(request.insuplcAdmdvs)",
@@ -275,10 +343,19 @@ public struct NodeMachine: Sendable {
                                       requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
             }
             let target: Peer = if case .child(let child) = hop { .downstream(Array(child.value.utf8)) } else { .parent }
+            // The deadline shrinks as the request travels: keep a reserve to answer back, and
+            // give the next hop what remains minus its own reserve, so it answers first.
+            let budget = request.budgetMs > 0 ? Int64(request.budgetMs) : config.forwardTimeoutMs
+            guard budget > 2 * config.hopReserveMs else {
+                return [.answer(error(.deadlineTooShort, detail: "\(budget) ms left at node \(config.id)",
+                                      requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
+            }
             pending[request.msgid] = Pending(meta: RequestMeta(request), waiters: [peer], forwardedTo: target,
                                              role: fromHospital ? .origin : .relay,
-                                             receivedAtMs: nowMs, deadlineMs: nowMs + config.forwardTimeoutMs)
-            return [.forward(request, to: target)]
+                                             receivedAtMs: nowMs, deadlineMs: nowMs + budget - config.hopReserveMs)
+            var onward = request
+            onward.budgetMs = Int32(budget - 2 * config.hopReserveMs)
+            return [.forward(onward, to: target)]
         }
     }
 
@@ -305,11 +382,89 @@ public struct NodeMachine: Sendable {
             let merged = Self.merge(upload, into: response)
             return entry.waiters.map { .answer(merged, to: $0, record: nil) }
         }
-        let record = TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs)
-        return entry.waiters.enumerated().map { index, waiter in
+        return finish(entry, with: response, nowMs: nowMs)
+    }
+
+    /// Passes an answer (or this node's own timeout) to whoever waits, with the transit record.
+    /// At the origin county an indefinite outcome of a settlement starts its resolution; the
+    /// answer to a correction this node sent itself ends or reschedules one.
+    private mutating func finish(_ entry: Pending, with response: WireResponse, nowMs: Int64) -> [Directive] {
+        if let omsgid = entry.resolving { return correctionAnswered(omsgid, response, nowMs: nowMs) }
+        let record = entry.upload == nil ? TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs) : nil
+        var directives: [Directive] = entry.waiters.enumerated().map { index, waiter in
             .answer(response, to: waiter, record: index == 0 ? record : nil)
         }
+        if entry.upload == nil, entry.role == .origin, response.errCode == ErrorCode.timeout.rawValue,
+           TransactionCode(rawValue: entry.meta.infno)?.isSettlement == true, resolutions[entry.meta.msgid] == nil {
+            let resolution = Resolution(omsgid: entry.meta.msgid, oinfno: entry.meta.infno, psnNo: entry.meta.psnNo,
+                                        insured: entry.meta.insuplcAdmdvs, treatment: entry.meta.mdtrtareaAdmvs,
+                                        fixmedinsCode: entry.meta.fixmedinsCode, nextAttemptMs: nowMs)
+            resolutions[entry.meta.msgid] = resolution
+            directives.append(.resolution(resolution))
+        }
+        return directives
     }
+
+    /// Resolutions left open by an earlier run of this node (from its ledger).
+    public mutating func restore(_ open: [Resolution]) {
+        for resolution in open { resolutions[resolution.omsgid] = resolution }
+    }
+
+    private mutating func sendCorrection(for omsgid: String, nowMs: Int64) -> [Directive] {
+        guard var resolution = resolutions[omsgid] else { return [] }
+        resolution.attempts += 1
+        // Back off 1 s, 2 s, 4 s ... up to the maximum, between attempts.
+        let backoff = min(config.correctionBackoffMaxMs, 1_000 << min(10, resolution.attempts - 1))
+        resolution.nextAttemptMs = nowMs + backoff + config.forwardTimeoutMs
+        resolutions[omsgid] = resolution
+        guard pending[resolution.correctionMsgid] == nil else { return [] }
+        var request = WireRequest()
+        request.infno = TransactionCode.correction.rawValue
+        request.msgid = resolution.correctionMsgid
+        request.mdtrtareaAdmvs = resolution.treatment
+        request.insuplcAdmdvs = resolution.insured
+        request.fixmedinsCode = resolution.fixmedinsCode
+        request.infver = "V1.0"
+        request.infTime = CivilTime(unixMs: nowMs).readable
+        request.budgetMs = Int32(config.forwardTimeoutMs - 2 * config.hopReserveMs)
+        var input = CorrectionInput()
+        input.omsgid = resolution.omsgid
+        input.oinfno = resolution.oinfno
+        input.psnNo = resolution.psnNo
+        request.input = .correction(input)
+        pending[request.msgid] = Pending(meta: RequestMeta(request), waiters: [], forwardedTo: .parent, role: .origin,
+                                         receivedAtMs: nowMs, deadlineMs: nowMs + config.forwardTimeoutMs - config.hopReserveMs,
+                                         resolving: resolution.omsgid)
+        return [.forward(request, to: .parent), .resolution(resolution)]
+    }
+
+    private mutating func correctionAnswered(_ omsgid: String, _ response: WireResponse, nowMs: Int64) -> [Directive] {
+        guard var resolution = resolutions[omsgid] else { return [] }
+        let definite = response.errCode != ErrorCode.timeout.rawValue
+        guard definite, response.infcode == 0, case .correction(let out)? = response.output else {
+            if definite {
+                // A definite refusal of the correction itself (a bug or a bad route): try again
+                // later; the settlement stays unresolved and counted until someone acts.
+                resolution.nextAttemptMs = min(resolution.nextAttemptMs, nowMs + config.correctionBackoffMaxMs)
+            } else {
+                resolution.nextAttemptMs = min(resolution.nextAttemptMs, nowMs + min(config.correctionBackoffMaxMs, 1_000 << min(10, resolution.attempts)))
+            }
+            resolutions[omsgid] = resolution
+            return [.resolution(resolution)]
+        }
+        resolutions[omsgid] = nil
+        // The hospital's final answer: the settlement is not in effect (reversed or cancelled).
+        var final = error(.cancelledByCorrection, detail: "outcome \(out.outcome)", requestMsgid: omsgid,
+                          receivedAtMs: nowMs, nowMs: nowMs)
+        final.warnMsg = out.outcome
+        var meta = RequestMeta(omsgid: omsgid, infno: resolution.oinfno, treatment: resolution.treatment,
+                               insured: resolution.insured, fixmedinsCode: resolution.fixmedinsCode)
+        meta.psnNo = resolution.psnNo
+        var record = TransitRecord(request: meta, response: final, role: .origin, nowMs: nowMs)
+        record.state = out.outcome == "reversed" ? .reversed : .refused
+        return [.resolved(omsgid: omsgid, finalAnswer: final, record: record)]
+    }
+
 
     /// The shell could not hand a forwarded request to its next hop (not connected): the
     /// request was certainly not delivered, so the waiters get a definite answer.
@@ -499,7 +654,7 @@ public struct NodeMachine: Sendable {
             }
             return hospitalProblem(request, treatment: treatment, from: peer)
         case (.outpatientSettlement, .settlement?), (.inpatientSettlement, .settlement?),
-             (.outpatientReversal, .reversal?), (.inpatientReversal, .reversal?): break
+             (.outpatientReversal, .reversal?), (.inpatientReversal, .reversal?), (.correction, .correction?): break
         default:
             return Problem(code: .missingField, detail: "input for infno \(request.infno)")
         }

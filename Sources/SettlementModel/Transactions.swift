@@ -7,12 +7,15 @@ public typealias ReversalInput = Settlenet_V1_ReversalInput
 public typealias ReversalOutput = Settlenet_V1_ReversalOutput
 public typealias SignInInput = Settlenet_V1_SignInInput
 public typealias SignInOutput = Settlenet_V1_SignInOutput
+public typealias CorrectionInput = Settlenet_V1_CorrectionInput
+public typealias CorrectionOutput = Settlenet_V1_CorrectionOutput
 
 /// The transaction codes (infno) SettleNet's nodes serve.
 public enum TransactionCode: String, CaseIterable, Sendable {
     case signIn = "9001"
     case catalogDownload = "1301"
     case upload = "4101"
+    case correction = "2601"
     case outpatientSettlement = "2207"
     case outpatientReversal = "2208"
     case inpatientSettlement = "2304"
@@ -51,12 +54,14 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case notFiledOffsite = "SN-E2002"
     case unknownSettlement = "SN-E2003"
     case settlementMismatch = "SN-E2004"
+    case cancelledByCorrection = "SN-E2006"   // definite: the settlement was undone by a 2601
     // Network conditions.
     case unreachable = "SN-E3001"        // definite: the next hop was not connected, nothing sent
     case timeout = "SN-E3002"            // indefinite: sent, no answer in time
     case shuttingDown = "SN-E3003"       // definite: the node is draining and took nothing new
     case busy = "SN-E3004"               // definite: the pending table is full
     case catalogNotLoaded = "SN-E3005"   // definite: the node has not downloaded the catalog yet
+    case deadlineTooShort = "SN-E3006"   // definite: too little time left to forward; not sent
 
     public var message: String {
         switch self {
@@ -73,11 +78,13 @@ public enum ErrorCode: String, CaseIterable, Sendable {
         case .notFiledOffsite: "person not filed for off-site care"
         case .unknownSettlement: "settlement to reverse not found"
         case .settlementMismatch: "reversal does not match the original settlement"
+        case .cancelledByCorrection: "settlement not in effect: its unknown outcome was corrected (2601)"
         case .unreachable: "next hop not reachable; request not delivered"
         case .timeout: "no answer from the next hop in time; outcome unknown"
         case .shuttingDown: "node is shutting down; request not accepted"
         case .busy: "node busy; request not accepted"
         case .catalogNotLoaded: "catalog not downloaded yet; upload not accepted, retry later"
+        case .deadlineTooShort: "deadline too short to forward; request not sent"
         }
     }
 

@@ -12,6 +12,13 @@ import Testing
                                          institutions: institutions, forwardTimeoutMs: timeoutMs, pendingLimit: pendingLimit))
     }
 
+    /// The request as a hop forwards it: the same, with the budget less two reserves (default 10 s).
+    func onward(_ request: WireRequest) -> WireRequest {
+        var forwarded = request
+        forwarded.budgetMs = (request.budgetMs > 0 ? request.budgetMs : 10_000) - 200
+        return forwarded
+    }
+
     func settlement(to insured: String, from treatment: String = "370211", sequence: Int = 1) -> WireRequest {
         var factory = RequestFactory(institution: "H\(treatment)00001", treatment: code(treatment), firstSequence: sequence)
         let psn = SyntheticPopulation(county: code(insured), size: 100).firstPerson(filedOffsite: true)!.psnNo
@@ -28,7 +35,7 @@ import Testing
     @Test func anOffsiteSettlementGoesUpAndItsAnswerComesBackWithARecord() {
         var county = machine("370211")
         let request = settlement(to: "410102")
-        #expect(county.receivedRequest(request, from: hospital, nowMs: 1) == [.forward(request, to: .parent)])
+        #expect(county.receivedRequest(request, from: hospital, nowMs: 1) == [.forward(onward(request), to: .parent)])
         #expect(county.pendingCount == 1)
         var answer = WireResponse()
         answer.infcode = 0
@@ -56,20 +63,22 @@ import Testing
         var national = machine("000000")
         let request = settlement(to: "410102")
         let fromShandong: Peer = .downstream(Array("370000".utf8))
-        #expect(national.receivedRequest(request, from: fromShandong, nowMs: 1) == [.forward(request, to: .downstream(Array("410000".utf8)))])
+        #expect(national.receivedRequest(request, from: fromShandong, nowMs: 1) == [.forward(onward(request), to: .downstream(Array("410000".utf8)))])
         var henan = machine("410000")
-        #expect(henan.receivedRequest(request, from: .parent, nowMs: 1) == [.forward(request, to: .downstream(Array("410100".utf8)))])
+        #expect(henan.receivedRequest(request, from: .parent, nowMs: 1) == [.forward(onward(request), to: .downstream(Array("410100".utf8)))])
         var insured = machine("410102")
         #expect(insured.receivedRequest(request, from: .parent, nowMs: 1)
                 == [.settleHere(request, replyTo: .parent, role: .insured, receivedAtMs: 1)])
     }
 
-    @Test func aSilentNextHopGivesAnIndefiniteTimeout() {
-        var county = machine("370211", timeoutMs: 100)
-        let request = settlement(to: "410102")
+    @Test func aSilentNextHopGivesAnIndefiniteTimeoutBeforeTheSenderGivesUp() {
+        var county = machine("370211", timeoutMs: 1_000)
+        var request = settlement(to: "410102")
+        request.budgetMs = 1_000
         _ = county.receivedRequest(request, from: hospital, nowMs: 0)
-        #expect(county.tick(nowMs: 99).allSatisfy { if case .forward = $0 { true } else { false } })
-        let directives = county.tick(nowMs: 100).filter { if case .answer = $0 { true } else { false } }
+        // The county keeps 100 ms of the hospital's 1,000 to answer back: it gives up at 900.
+        #expect(county.tick(nowMs: 899).allSatisfy { if case .answer = $0 { false } else { true } })
+        let directives = county.tick(nowMs: 900).filter { if case .answer = $0 { true } else { false } }
         guard case .answer(let answer, let peer, let record)? = directives.first else {
             Issue.record("expected a timeout answer")
             return
@@ -211,5 +220,112 @@ import Testing
             Issue.record("accepted another hospital's msgid"); return
         }
         #expect(answer.errCode == ErrorCode.missingField.rawValue)
+    }
+}
+
+@Suite struct DeadlineAndResolutionTests {
+    let hospital: Peer = .downstream([0, 1, 2, 3, 4])
+
+    func machine(_ id: String) -> NodeMachine {
+        let institutions: Set<String> = Minimal.routing.tier(of: code(id)) == .county ? ["H\(id)00001"] : []
+        return NodeMachine(config: .init(id: code(id), tier: Minimal.routing.tier(of: code(id))!, routing: Minimal.routing,
+                                         institutions: institutions, forwardTimeoutMs: 2_000))
+    }
+
+    func settlement(budgetMs: Int32) -> WireRequest {
+        var factory = RequestFactory(institution: "H37021100001", treatment: code("370211"), firstSequence: 1)
+        let psn = SyntheticPopulation(county: code("410102"), size: 100).firstPerson(filedOffsite: true)!.psnNo
+        var request = factory.settlement(psnNo: psn, insured: code("410102"), bill: .composed(totalFen: 10_000), inpatient: false, nowMs: 0)
+        request.budgetMs = budgetMs
+        return request
+    }
+
+    @Test func theBudgetShrinksHopByHopSoEveryHopAnswersBeforeItsCaller() {
+        var at: [String: NodeMachine] = [:]
+        for id in ["370211", "370200", "370000", "000000", "410000", "410100"] { at[id] = machine(id) }
+        var request = settlement(budgetMs: 3_000)
+        var from: Peer = hospital
+        var budgets: [Int32] = []
+        var deadlines: [Int64] = []
+        for id in ["370211", "370200", "370000", "000000", "410000", "410100"] {
+            guard case .forward(let onward, let target)? = at[id]!.receivedRequest(request, from: from, nowMs: 0).first else {
+                Issue.record("\(id) did not forward"); return
+            }
+            budgets.append(onward.budgetMs)
+            // Each hop's own deadline: when its timeout answer goes out.
+            var probe = at[id]!
+            let expiry = (0...3_000).first { now in
+                probe.tick(nowMs: Int64(now)).contains { if case .answer = $0 { true } else { false } }
+            }
+            deadlines.append(Int64(expiry ?? -1))
+            request = onward
+            from = target == .parent ? .downstream(Array(id.utf8)) : .parent
+        }
+        #expect(budgets == [2_800, 2_600, 2_400, 2_200, 2_000, 1_800])
+        #expect(deadlines == [2_900, 2_700, 2_500, 2_300, 2_100, 1_900], "each hop must give up before the one that called it")
+    }
+
+    @Test func tooLittleTimeLeftIsADefiniteRefusalNotAForward() {
+        var county = machine("370211")
+        guard case .answer(let answer, _, _)? = county.receivedRequest(settlement(budgetMs: 150), from: hospital, nowMs: 0).first else {
+            Issue.record("forwarded with no time left"); return
+        }
+        #expect(answer.errCode == ErrorCode.deadlineTooShort.rawValue)
+        #expect(ErrorCode.deadlineTooShort.isDefinite)
+        #expect(county.pendingCount == 0)
+    }
+
+    @Test func anIndefiniteOutcomeIsResolvedByCorrectionReversalWithBackoff() {
+        var county = machine("370211")
+        let request = settlement(budgetMs: 1_000)
+        _ = county.receivedRequest(request, from: hospital, nowMs: 0)
+        // The answer never comes: the hospital gets an indefinite answer, resolution starts, and
+        // the first correction (2601) goes out at once.
+        let timedOut = county.tick(nowMs: 900)
+        func corrections(_ directives: [Directive]) -> [WireRequest] {
+            directives.compactMap { if case .forward(let r, .parent) = $0, r.infno == "2601" { r } else { nil } }
+        }
+        #expect(timedOut.contains { if case .answer(let a, _, _) = $0 { a.errCode == ErrorCode.timeout.rawValue } else { false } })
+        #expect(timedOut.contains { if case .resolution(let r) = $0 { r.omsgid == request.msgid } else { false } })
+        let first = corrections(timedOut)
+        #expect(first.map(\.msgid) == ["CR" + request.msgid])
+        if case .correction(let input)? = first.first?.input { #expect(input.omsgid == request.msgid && input.oinfno == "2207") }
+        // The same msgid again while resolving: still indefinite, nothing forwarded.
+        let again = county.receivedRequest(request, from: hospital, nowMs: 901)
+        #expect(again.count == 1 && again.allSatisfy { if case .answer(let a, _, _) = $0 { a.errCode == ErrorCode.timeout.rawValue } else { false } })
+        // The correction times out too (indefinite): no new attempt until the backoff has passed,
+        // then the same msgid again.
+        let expired = county.tick(nowMs: 900 + 1_900)
+        #expect(corrections(expired).isEmpty)
+        let retryAt = county.resolutions[request.msgid]!.nextAttemptMs
+        #expect(retryAt > 900 + 1_900)
+        #expect(corrections(county.tick(nowMs: retryAt - 1)).isEmpty)
+        let second = corrections(county.tick(nowMs: retryAt))
+        #expect(second.map(\.msgid) == ["CR" + request.msgid])
+        // A definite answer resolves it: the settlement had settled and is now reversed.
+        var answer = WireResponse()
+        answer.infcode = 0
+        answer.reqMsgid = "CR" + request.msgid
+        var out = CorrectionOutput()
+        out.omsgid = request.msgid
+        out.outcome = "reversed"
+        answer.output = .correction(out)
+        let resolved = county.receivedResponse(answer, from: .parent, nowMs: retryAt + 10)
+        guard case .resolved(let omsgid, let final, let record)? = resolved.first else { Issue.record("not resolved: \(resolved)"); return }
+        #expect(omsgid == request.msgid)
+        #expect(final.errCode == ErrorCode.cancelledByCorrection.rawValue && final.reqMsgid == request.msgid)
+        #expect(ErrorCode.cancelledByCorrection.isDefinite)
+        #expect(record.state == .reversed)
+        #expect(county.resolutions.isEmpty)
+        #expect(corrections(county.tick(nowMs: retryAt + 60_000)).isEmpty)
+    }
+
+    @Test func openResolutionsSurviveARestart() {
+        var county = machine("370211")
+        let open = NodeMachine.Resolution(omsgid: "H37021100001202611230000000001", oinfno: "2207", psnNo: "41010200000000000000",
+                                          insured: "410102", treatment: "370211", fixmedinsCode: "H37021100001", nextAttemptMs: 5)
+        county.restore([open])
+        let sent = county.tick(nowMs: 5).compactMap { if case .forward(let r, _) = $0 { r.msgid } else { nil } }
+        #expect(sent.contains("CR" + open.omsgid))
     }
 }

@@ -119,6 +119,15 @@ public nonisolated struct Settlenet_V1_Request: @unchecked Sendable {
     set {_uniqueStorage()._cainfo = newValue}
   }
 
+  /// SettleNet extension: the time left to answer, in milliseconds, as the sender sees it. Each
+  /// hop keeps a reserve to answer back and forwards what remains, so the budget shrinks as the
+  /// request travels and every hop answers before its caller gives up. 0: the receiving county
+  /// applies its default (8 s).
+  public var budgetMs: Int32 {
+    get {_storage._budgetMs}
+    set {_uniqueStorage()._budgetMs = newValue}
+  }
+
   public var input: OneOf_Input? {
     get {return _storage._input}
     set {_uniqueStorage()._input = newValue}
@@ -169,6 +178,15 @@ public nonisolated struct Settlenet_V1_Request: @unchecked Sendable {
     set {_uniqueStorage()._input = .upload(newValue)}
   }
 
+  /// 2601 correction reversal of an outcome left unknown
+  public var correction: Settlenet_V1_CorrectionInput {
+    get {
+      if case .correction(let v)? = _storage._input {return v}
+      return Settlenet_V1_CorrectionInput()
+    }
+    set {_uniqueStorage()._input = .correction(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Input: Equatable, Sendable {
@@ -182,6 +200,8 @@ public nonisolated struct Settlenet_V1_Request: @unchecked Sendable {
     case catalog(Settlenet_V1_CatalogInput)
     /// 4101 settlement-list upload (a batch of records)
     case upload(Settlenet_V1_UploadInput)
+    /// 2601 correction reversal of an outcome left unknown
+    case correction(Settlenet_V1_CorrectionInput)
 
   }
 
@@ -273,6 +293,14 @@ public nonisolated struct Settlenet_V1_Response: Sendable {
     set {output = .upload(newValue)}
   }
 
+  public var correction: Settlenet_V1_CorrectionOutput {
+    get {
+      if case .correction(let v)? = output {return v}
+      return Settlenet_V1_CorrectionOutput()
+    }
+    set {output = .correction(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Output: Equatable, Sendable {
@@ -281,6 +309,7 @@ public nonisolated struct Settlenet_V1_Response: Sendable {
     case reversal(Settlenet_V1_ReversalOutput)
     case catalog(Settlenet_V1_CatalogOutput)
     case upload(Settlenet_V1_UploadOutput)
+    case correction(Settlenet_V1_CorrectionOutput)
 
   }
 
@@ -730,13 +759,50 @@ public nonisolated struct Settlenet_V1_UploadOutput: Sendable {
   public init() {}
 }
 
+/// 2601: undo whatever became of a settlement whose outcome is unknown to the sender.
+public nonisolated struct Settlenet_V1_CorrectionInput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var psnNo: String = String()
+
+  /// msgid of the settlement in doubt
+  public var omsgid: String = String()
+
+  /// its infno: 2207 or 2304
+  public var oinfno: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Settlenet_V1_CorrectionOutput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var omsgid: String = String()
+
+  /// What became of the settlement: "reversed" (it had settled and is now reversed), "cancelled"
+  /// (it had not arrived; it is refused should it ever arrive), "refused" (it had been refused).
+  public var outcome: String = String()
+
+  public var setlID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "settlenet.v1"
 
 nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}infno\0\u{1}msgid\0\u{3}mdtrtarea_admvs\0\u{3}insuplc_admdvs\0\u{3}recer_sys_code\0\u{1}infver\0\u{3}opter_type\0\u{1}opter\0\u{3}opter_name\0\u{3}inf_time\0\u{3}fixmedins_code\0\u{3}fixmedins_name\0\u{3}sign_no\0\u{1}signtype\0\u{1}cainfo\0\u{4}\u{5}sign_in\0\u{1}settlement\0\u{1}reversal\0\u{1}catalog\0\u{1}upload\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}infno\0\u{1}msgid\0\u{3}mdtrtarea_admvs\0\u{3}insuplc_admdvs\0\u{3}recer_sys_code\0\u{1}infver\0\u{3}opter_type\0\u{1}opter\0\u{3}opter_name\0\u{3}inf_time\0\u{3}fixmedins_code\0\u{3}fixmedins_name\0\u{3}sign_no\0\u{1}signtype\0\u{1}cainfo\0\u{3}budget_ms\0\u{4}\u{4}sign_in\0\u{1}settlement\0\u{1}reversal\0\u{1}catalog\0\u{1}upload\0\u{1}correction\0")
 
   fileprivate class _StorageClass {
     var _infno: String = String()
@@ -754,6 +820,7 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
     var _signNo: String = String()
     var _signtype: String = String()
     var _cainfo: String = String()
+    var _budgetMs: Int32 = 0
     var _input: Settlenet_V1_Request.OneOf_Input?
 
       // This property is used as the initial default value for new instances of the type.
@@ -780,6 +847,7 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
       _signNo = source._signNo
       _signtype = source._signtype
       _cainfo = source._cainfo
+      _budgetMs = source._budgetMs
       _input = source._input
     }
   }
@@ -814,6 +882,7 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
         case 13: try { try decoder.decodeSingularStringField(value: &_storage._signNo) }()
         case 14: try { try decoder.decodeSingularStringField(value: &_storage._signtype) }()
         case 15: try { try decoder.decodeSingularStringField(value: &_storage._cainfo) }()
+        case 16: try { try decoder.decodeSingularInt32Field(value: &_storage._budgetMs) }()
         case 20: try {
           var v: Settlenet_V1_SignInInput?
           var hadOneofValue = false
@@ -879,6 +948,19 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
             _storage._input = .upload(v)
           }
         }()
+        case 25: try {
+          var v: Settlenet_V1_CorrectionInput?
+          var hadOneofValue = false
+          if let current = _storage._input {
+            hadOneofValue = true
+            if case .correction(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._input = .correction(v)
+          }
+        }()
         default: break
         }
       }
@@ -936,6 +1018,9 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
       if !_storage._cainfo.isEmpty {
         try visitor.visitSingularStringField(value: _storage._cainfo, fieldNumber: 15)
       }
+      if _storage._budgetMs != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._budgetMs, fieldNumber: 16)
+      }
       switch _storage._input {
       case .signIn?: try {
         guard case .signIn(let v)? = _storage._input else { preconditionFailure() }
@@ -956,6 +1041,10 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
       case .upload?: try {
         guard case .upload(let v)? = _storage._input else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+      }()
+      case .correction?: try {
+        guard case .correction(let v)? = _storage._input else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
       }()
       case nil: break
       }
@@ -983,6 +1072,7 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
         if _storage._signNo != rhs_storage._signNo {return false}
         if _storage._signtype != rhs_storage._signtype {return false}
         if _storage._cainfo != rhs_storage._cainfo {return false}
+        if _storage._budgetMs != rhs_storage._budgetMs {return false}
         if _storage._input != rhs_storage._input {return false}
         return true
       }
@@ -995,7 +1085,7 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Settlenet_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}infcode\0\u{3}inf_refmsgid\0\u{3}refmsg_time\0\u{3}respond_time\0\u{3}err_msg\0\u{3}warn_msg\0\u{1}cainfo\0\u{1}signtype\0\u{3}req_msgid\0\u{3}err_code\0\u{4}\u{a}sign_in\0\u{1}settlement\0\u{1}reversal\0\u{1}catalog\0\u{1}upload\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}infcode\0\u{3}inf_refmsgid\0\u{3}refmsg_time\0\u{3}respond_time\0\u{3}err_msg\0\u{3}warn_msg\0\u{1}cainfo\0\u{1}signtype\0\u{3}req_msgid\0\u{3}err_code\0\u{4}\u{a}sign_in\0\u{1}settlement\0\u{1}reversal\0\u{1}catalog\0\u{1}upload\0\u{1}correction\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1078,6 +1168,19 @@ nonisolated extension Settlenet_V1_Response: SwiftProtobuf.Message, SwiftProtobu
           self.output = .upload(v)
         }
       }()
+      case 25: try {
+        var v: Settlenet_V1_CorrectionOutput?
+        var hadOneofValue = false
+        if let current = self.output {
+          hadOneofValue = true
+          if case .correction(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.output = .correction(v)
+        }
+      }()
       default: break
       }
     }
@@ -1138,6 +1241,10 @@ nonisolated extension Settlenet_V1_Response: SwiftProtobuf.Message, SwiftProtobu
     case .upload?: try {
       guard case .upload(let v)? = self.output else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+    }()
+    case .correction?: try {
+      guard case .correction(let v)? = self.output else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
     }()
     case nil: break
     }
@@ -1999,6 +2106,86 @@ nonisolated extension Settlenet_V1_UploadOutput: SwiftProtobuf.Message, SwiftPro
     if lhs.accepted != rhs.accepted {return false}
     if lhs.rejected != rhs.rejected {return false}
     if lhs.rejects != rhs.rejects {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Settlenet_V1_CorrectionInput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CorrectionInput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}psn_no\0\u{1}omsgid\0\u{1}oinfno\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.psnNo) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.omsgid) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.oinfno) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.psnNo.isEmpty {
+      try visitor.visitSingularStringField(value: self.psnNo, fieldNumber: 1)
+    }
+    if !self.omsgid.isEmpty {
+      try visitor.visitSingularStringField(value: self.omsgid, fieldNumber: 2)
+    }
+    if !self.oinfno.isEmpty {
+      try visitor.visitSingularStringField(value: self.oinfno, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Settlenet_V1_CorrectionInput, rhs: Settlenet_V1_CorrectionInput) -> Bool {
+    if lhs.psnNo != rhs.psnNo {return false}
+    if lhs.omsgid != rhs.omsgid {return false}
+    if lhs.oinfno != rhs.oinfno {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Settlenet_V1_CorrectionOutput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CorrectionOutput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}omsgid\0\u{1}outcome\0\u{3}setl_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.omsgid) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.outcome) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.setlID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.omsgid.isEmpty {
+      try visitor.visitSingularStringField(value: self.omsgid, fieldNumber: 1)
+    }
+    if !self.outcome.isEmpty {
+      try visitor.visitSingularStringField(value: self.outcome, fieldNumber: 2)
+    }
+    if !self.setlID.isEmpty {
+      try visitor.visitSingularStringField(value: self.setlID, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Settlenet_V1_CorrectionOutput, rhs: Settlenet_V1_CorrectionOutput) -> Bool {
+    if lhs.omsgid != rhs.omsgid {return false}
+    if lhs.outcome != rhs.outcome {return false}
+    if lhs.setlID != rhs.setlID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
