@@ -43,7 +43,15 @@ public final class LoadDriver {
         var intendedUs: Int64
         var isReversal: Bool
         var msgid: String
+        var request: WireRequest
+        /// The same msgid asked again because its first answer was indefinite.
+        var isRequery = false
     }
+
+    /// How often a settlement whose outcome is unknown is asked about again (same msgid), and
+    /// how long after the load the driver keeps asking before counting it unresolved.
+    public var requeryIntervalUs: Int64 = 500_000
+    public var resolutionTimeoutUs: Int64 = 30_000_000
 
     public init(topology: Topology, load: SettlementLoad?, uploads: UploadLoad? = nil, catalog: Catalog = .national(),
                 seed: UInt64, durationMs: Int64) throws {
@@ -112,9 +120,12 @@ public final class LoadDriver {
                 factory.settlement(psnNo: plan.psnNo, insured: plan.insured, bill: plan.bill, inpatient: plan.inpatient, nowMs: now)
             }
             try sockets[socketIndex[plan.origin]!].send(WireCodec.frames(request))
-            outstanding[request.msgid] = Outstanding(plan: plan, intendedUs: intendedUs, isReversal: omsgid != nil, msgid: request.msgid)
+            outstanding[request.msgid] = Outstanding(plan: plan, intendedUs: intendedUs, isReversal: omsgid != nil,
+                                                     msgid: request.msgid, request: request)
             return request.msgid
         }
+        /// Settlements answered indefinitely, waiting to be asked about again.
+        var inDoubt: [String: (item: Outstanding, nextQueryUs: Int64)] = [:]
 
         while true {
             var now = monotonicUs() - start
@@ -159,8 +170,18 @@ public final class LoadDriver {
                 }
                 nextArrival = arrivals?.next()
             }
-            if nextArrival == nil && nextBatch == nil
-                && ((outstanding.isEmpty && batches.isEmpty) || now > durationUs + drainTimeoutUs) { break }
+            for (msgid, doubt) in inDoubt where doubt.nextQueryUs <= now && outstanding[msgid] == nil {
+                var item = doubt.item
+                item.isRequery = true
+                try sockets[socketIndex[item.plan.origin]!].send(WireCodec.frames(item.request))
+                outstanding[msgid] = item
+                inDoubt[msgid]!.nextQueryUs = now + requeryIntervalUs
+            }
+            if nextArrival == nil && nextBatch == nil {
+                let answered = outstanding.isEmpty && batches.isEmpty && inDoubt.isEmpty
+                let drained = outstanding.values.allSatisfy(\.isRequery) && batches.isEmpty
+                if answered || now > durationUs + drainTimeoutUs + (drained ? resolutionTimeoutUs : 0) { break }
+            }
 
             let waitUs = [nextArrival, nextBatch].compactMap { $0.map { $0 - now } }.min() ?? 50_000
             let readable = try poller.poll(timeoutMs: Int(max(0, min(50_000, waitUs)) / 1_000))
@@ -181,6 +202,16 @@ public final class LoadDriver {
                     }
                     guard let item = outstanding.removeValue(forKey: response.reqMsgid) else { continue }
                     let ok = response.infcode == 0 && response.errMsg.isEmpty
+                    let indefinite = response.errCode == ErrorCode.timeout.rawValue
+                    if item.isRequery {
+                        if indefinite { continue }   // still being resolved: asked again later
+                        inDoubt[item.msgid] = nil
+                        measurement.resolved(ok: ok, errorCode: response.errCode)
+                        continue
+                    }
+                    if indefinite && !item.isReversal {
+                        inDoubt[item.msgid] = (item, now + requeryIntervalUs)
+                    }
                     if item.isReversal {
                         if ok { measurement.reversalsSucceeded += 1 } else {
                             measurement.reversalsFailed += 1
@@ -216,7 +247,8 @@ public final class LoadDriver {
                 answeredSinceProgress = 0
             }
         }
-        for item in outstanding.values where !item.isReversal { measurement.neverAnswered(route: item.plan.route) }
+        for item in outstanding.values where !item.isReversal && !item.isRequery { measurement.neverAnswered(route: item.plan.route) }
+        measurement.unresolved = inDoubt.count
         let unansweredReversals = outstanding.values.filter(\.isReversal).count
         if unansweredReversals > 0 {
             measurement.reversalsFailed += unansweredReversals

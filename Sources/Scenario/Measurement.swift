@@ -27,6 +27,18 @@ public struct Measurement: Sendable {
     var errorsByCode: [String: Int] = [:]
     var seconds: [Second] = []
     var loadDurationUs: Int64 = 0
+    /// Latency of the answers that were errors: how fast the network says no (or "unknown").
+    var errorLatency = Measurement.makeHistogram()
+    var definiteErrors = 0, indefiniteErrors = 0
+    /// Settlements first answered indefinitely, then resolved: settled after all, not in effect
+    /// (reversed or cancelled by correction, SN-E2006), or refused; or still unresolved at the end.
+    var resolvedSettled = 0, resolvedReversed = 0, resolvedRefused = 0, unresolved = 0
+
+    mutating func resolved(ok: Bool, errorCode: String) {
+        if ok { resolvedSettled += 1 }
+        else if errorCode == ErrorCode.cancelledByCorrection.rawValue { resolvedReversed += 1 }
+        else { resolvedRefused += 1 }
+    }
 
     mutating func second(_ us: Int64) -> Int {
         let index = Int(max(0, us) / 1_000_000)
@@ -55,6 +67,8 @@ public struct Measurement: Sendable {
         seconds[index].answered += 1
         _ = seconds[index].latency.record(latencyUs)
         if let errorCode {
+            _ = errorLatency.record(latencyUs)
+            if ErrorCode(rawValue: errorCode)?.isDefinite ?? true { definiteErrors += 1 } else { indefiniteErrors += 1 }
             failed += 1
             routes[route, default: RouteCounters()].failed += 1
             errorsByCode[errorCode, default: 0] += 1
@@ -71,6 +85,7 @@ public struct Measurement: Sendable {
         failed += count
         routes[route, default: RouteCounters()].failed += count
         errorsByCode["no_answer", default: 0] += count
+        indefiniteErrors += count
     }
 
     mutating func inFlight(_ count: Int, atUs us: Int64) {

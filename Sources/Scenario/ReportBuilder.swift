@@ -32,13 +32,16 @@ public enum ReportBuilder {
             scheduled: m.scheduled, attempted: m.attempted, succeeded: m.succeeded, failed: m.failed, dropped: m.dropped,
             unanswered: m.unanswered, errorRate: m.attempted == 0 ? 0 : round4(Double(m.failed) / Double(m.attempted)),
             throughputPerS: round2(Double(m.succeeded) / loadSeconds), targetRatePerS: round2(Double(m.scheduled) / loadSeconds),
-            latencyMs: summary(m.latency), byRoute: routes, identityViolations: m.identityViolations)
+            latencyMs: summary(m.latency), byRoute: routes, identityViolations: m.identityViolations,
+            reversed: m.resolvedReversed, resolvedSettled: m.resolvedSettled, resolvedRefused: m.resolvedRefused,
+            unresolved: m.unresolved)
         let formatter = ISO8601DateFormatter()
         var report = RunReport(
             scenario: spec.name, seed: spec.seed, topology: topologyPath, startedAt: formatter.string(from: startedAt),
             durationS: round2(loadSeconds), passed: false, settlements: settlements,
             reversals: ReversalFigures(attempted: m.reversalsAttempted, succeeded: m.reversalsSucceeded, failed: m.reversalsFailed),
-            errors: ErrorFigures(byCode: m.errorsByCode), timeline: timeline,
+            errors: ErrorFigures(byCode: m.errorsByCode, definite: m.definiteErrors, indefinite: m.indefiniteErrors,
+                                 responseLatencyMs: summary(m.errorLatency)), timeline: timeline,
             stages: stages.enumerated().map { StageMark(index: $0, startS: $1.startS, label: $1.label) },
             thresholds: [], machine: MachineInfo(cores: ProcessInfo.processInfo.activeProcessorCount, build: build))
         return applyThresholds(spec.thresholds, to: report)

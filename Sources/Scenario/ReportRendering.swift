@@ -286,6 +286,11 @@ public enum ReportRendering {
             ["Latency p99", "\(fixed(l.p99, 2)) ms"],
             ["Latency p999", "\(fixed(l.p999, 2)) ms"],
             ["Latency max", "\(fixed(l.max, 2)) ms"],
+            ["Errors definite / indefinite", "\(grouped(report.errors.definite)) / \(grouped(report.errors.indefinite))"],
+            ["Error answer p50 / p99", "\(fixed(report.errors.responseLatencyMs.p50, 2)) / \(fixed(report.errors.responseLatencyMs.p99, 2)) ms"],
+            ["In doubt, then reversed", grouped(s.reversed)],
+            ["In doubt, then settled / refused", "\(grouped(s.resolvedSettled)) / \(grouped(s.resolvedRefused))"],
+            ["Unresolved at end", grouped(s.unresolved)],
         ]
     }
 

@@ -62,6 +62,13 @@ public struct SettlementFigures: Codable, Sendable {
     public var byRoute: [String: RouteFigures]
     /// Settlements whose amount identities did not hold (must be 0).
     public var identityViolations: Int
+    /// First answered indefinitely (SN-E3002), then resolved: no longer in effect after a
+    /// correction reversal (reversed or cancelled), settled after all, or refused.
+    public var reversed: Int
+    public var resolvedSettled: Int
+    public var resolvedRefused: Int
+    /// Still in doubt at the end of the run: must be 0.
+    public var unresolved: Int
 
     enum CodingKeys: String, CodingKey {
         case scheduled, attempted, succeeded, failed, dropped, unanswered
@@ -71,6 +78,9 @@ public struct SettlementFigures: Codable, Sendable {
         case latencyMs = "latency_ms"
         case byRoute = "by_route"
         case identityViolations = "identity_violations"
+        case reversed, unresolved
+        case resolvedSettled = "resolved_settled"
+        case resolvedRefused = "resolved_refused"
     }
 }
 
@@ -97,8 +107,17 @@ public struct ReversalFigures: Codable, Sendable {
 public struct ErrorFigures: Codable, Sendable {
     /// Error code (SN-Exxxx, or "no_answer") to count.
     public var byCode: [String: Int]
+    /// Error answers that were definite (it certainly did not happen) or indefinite (it may have).
+    public var definite: Int
+    public var indefinite: Int
+    /// How fast error answers came back, from the intended send time.
+    public var responseLatencyMs: LatencySummary
 
-    enum CodingKeys: String, CodingKey { case byCode = "by_code" }
+    enum CodingKeys: String, CodingKey {
+        case byCode = "by_code"
+        case definite, indefinite
+        case responseLatencyMs = "response_latency_ms"
+    }
 }
 
 public struct TimelinePoint: Codable, Sendable {

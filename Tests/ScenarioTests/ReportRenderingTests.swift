@@ -23,10 +23,11 @@ enum SampleReport {
               "intra_city": {"attempted": 390, "succeeded": 370, "failed": 20, "throughput_per_s": 61.7,
                 "latency_ms": {"p50": 1.5, "p90": 2.6, "p99": 7.9, "p999": 11.0, "max": 13.0, "mean": 1.7}}
             },
-            "identity_violations": 0
+            "identity_violations": 0, "reversed": 2, "resolved_settled": 1, "resolved_refused": 0, "unresolved": 0
           },
           "reversals": {"attempted": 12, "succeeded": 11, "failed": 1},
-          "errors": {"by_code": \(byCode ?? #"{"SN-E2001": 25, "no_answer": 3, "SN-E3002": 12}"#)},
+          "errors": {"by_code": \(byCode ?? #"{"SN-E2001": 25, "no_answer": 3, "SN-E3002": 12}"#), "definite": 25, "indefinite": 15,
+                     "response_latency_ms": {"p50": 3, "p90": 8, "p99": 20, "p999": 30, "max": 31, "mean": 5}},
           "timeline": [
             {"second": 0, "target_rate": 100, "achieved_rate": 96, "succeeded": 95, "errors": 1, "dropped": 0,
              "in_flight": 4, "latency_p50_ms": 1.1, "latency_p99_ms": 4.0},
