@@ -180,6 +180,36 @@ public struct Cluster {
         try waitForSignIn([current.nodes[index]], timeoutSeconds: timeoutSeconds)
     }
 
+    // MARK: faults
+
+    /// The pid of a node's current process, if it runs.
+    public func pid(of id: String) throws -> Int32? {
+        try record().nodes.first { $0.id == id && Processes.isNode($0.pid, nodeID: $0.id) }?.pid
+    }
+
+    /// SIGKILL a node's process: no graceful stop, as a crash would.
+    public func kill(node id: String) throws {
+        guard let pid = try pid(of: id) else { throw ClusterError("node \(id) is not running in \(layout.root)") }
+        Processes.signal(pid, SIGKILL)
+        let deadline = Date().addingTimeInterval(5)
+        while Processes.isNode(pid, nodeID: id) && Date() < deadline { usleep(10_000) }
+    }
+
+    /// Starts a node that is not running (after a kill), without waiting for its sign-in.
+    public func start(node id: String) throws {
+        var current = try record()
+        guard let index = current.nodes.firstIndex(where: { $0.id == id }), let code = DivisionCode(id) else {
+            throw ClusterError("node \(id) is not part of the cluster in \(layout.root)")
+        }
+        guard !Processes.isNode(current.nodes[index].pid, nodeID: id) else { return }
+        let pid = try Processes.spawn(nodeArguments(executable: current.executable, topologyPath: current.topology,
+                                                    id: code, basePort: current.basePort),
+                                      logPath: layout.logPath(code))
+        current.nodes[index].pid = pid
+        current.nodes[index].startedAtMs = nowMs()
+        try save(current)
+    }
+
     // MARK: down
 
     /// Stops every node gracefully (SIGTERM), kills stragglers after `graceSeconds`, and

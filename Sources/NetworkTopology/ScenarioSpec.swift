@@ -14,6 +14,7 @@ public struct ScenarioSpec: Sendable {
     public var settlements: SettlementLoad?
     public var uploads: UploadLoad?
     public var thresholds: [ThresholdSpec]
+    public var faults: [FaultSpec] = []
 
     /// A relative topology path resolves from the working directory first, then from the
     /// scenario file's folder; nil when neither exists.
@@ -81,6 +82,26 @@ public struct SettlementLoad: Sendable, Equatable {
     }
 }
 
+/// A fault injected into the running cluster at a time of the run.
+public struct FaultSpec: Sendable, Equatable {
+    public enum Action: Sendable, Equatable {
+        /// SIGSTOP for `forMs`, then SIGCONT: the node keeps its connections but answers nothing.
+        case pause(node: String, forMs: Int64)
+        /// SIGKILL, and start it again after `restartAfterMs` (nil: it stays down).
+        case kill(node: String, restartAfterMs: Int64?)
+    }
+
+    public var atMs: Int64
+    public var action: Action
+    public var line: Int?
+
+    public var node: String {
+        switch action {
+        case .pause(let node, _), .kill(let node, _): node
+        }
+    }
+}
+
 /// Data uploads (4101): batches of settlement lists, some made dirty on purpose.
 public struct UploadLoad: Sendable, Equatable {
     public var executor: SettlementLoad.Executor
@@ -144,7 +165,8 @@ public enum ScenarioLoader {
         try parse(readTextFile(path, kind: "scenario"), file: path)
     }
 
-    static let topKeys: Set<String> = ["name", "description", "topology", "seed", "duration", "load", "thresholds"]
+    static let topKeys: Set<String> = ["name", "description", "topology", "seed", "duration", "load", "thresholds", "faults"]
+    static let faultKeys: Set<String> = ["at", "pause", "for", "kill", "restart_after"]
     static let loadKeys: Set<String> = ["settlements", "uploads"]
     static let uploadKeys: Set<String> = ["executor", "rate", "start_rate", "stages", "batch_size", "dirty", "max_in_flight"]
     static let dirtyKeys: Set<String> = ["rate", "kinds"]
@@ -208,6 +230,16 @@ public enum ScenarioLoader {
                 thresholds.append(spec)
             }
         }
+        var faults: [FaultSpec] = []
+        if let faultsNode = top.node("faults") {
+            if case .sequence(let items) = faultsNode {
+                for (index, item) in items.enumerated() {
+                    if let fault = parseFault(item, path: "faults[\(index)]", file: file, problems: &problems) { faults.append(fault) }
+                }
+            } else {
+                problems.append(FileProblem(file: file, line: faultsNode.mark?.line, field: "faults", message: "expected a list of faults"))
+            }
+        }
         // The load's length: the duration key, else the sum of the ramp's stages.
         var durationMs = duration ?? 0
         if duration == nil {
@@ -222,7 +254,45 @@ public enum ScenarioLoader {
         }
         if !problems.isEmpty { throw FileProblems(problems) }
         return ScenarioSpec(name: name, file: file, topology: topology, seed: seed, durationMs: durationMs,
-                            settlements: settlements, uploads: uploads, thresholds: thresholds)
+                            settlements: settlements, uploads: uploads, thresholds: thresholds, faults: faults)
+    }
+
+    private static func parseFault(_ node: Node, path: String, file: String, problems: inout [FileProblem]) -> FaultSpec? {
+        guard let map = YAMLMap(node, path: path, file: file, problems: &problems) else { return nil }
+        map.rejectUnknownKeys(faultKeys, subject: nil, problems: &problems)
+        let before = problems.count
+        func duration(_ key: String, required: Bool) -> Int64? {
+            guard let text = map.scalar(key, subject: nil, required: required, problems: &problems) else { return nil }
+            guard let value = parseDuration(text), value >= 0 else {
+                problems.append(FileProblem(file: file, line: map.lineOf(key), field: map.fieldPath(key),
+                                            message: "\"\(text)\" is not a duration like 10s or 500ms"))
+                return nil
+            }
+            return value
+        }
+        func nodeID(_ key: String) -> String? {
+            guard let text = map.scalar(key, subject: nil, required: false, problems: &problems) else { return nil }
+            guard DivisionCode(text) != nil else {
+                problems.append(FileProblem(file: file, line: map.lineOf(key), field: map.fieldPath(key),
+                                            message: "\"\(text)\" is not a 6-digit node id (quote it: \"410102\")"))
+                return nil
+            }
+            return text
+        }
+        let at = duration("at", required: true)
+        let paused = nodeID("pause"), killed = nodeID("kill")
+        var action: FaultSpec.Action?
+        switch (paused, killed) {
+        case (let node?, nil):
+            if let length = duration("for", required: true) { action = .pause(node: node, forMs: length) }
+        case (nil, let node?):
+            action = .kill(node: node, restartAfterMs: duration("restart_after", required: false))
+        default:
+            problems.append(FileProblem(file: file, line: map.line, field: path,
+                                        message: "a fault names exactly one of pause: NODE (with for:) or kill: NODE (with optional restart_after:)"))
+        }
+        guard problems.count == before, let at, let action else { return nil }
+        return FaultSpec(atMs: at, action: action, line: map.line)
     }
 
     /// The arrival executor of a load section: constant-arrival-rate with `rate`, or

@@ -51,6 +51,10 @@ public final class LoadDriver {
     /// How often a settlement whose outcome is unknown is asked about again (same msgid), and
     /// how long after the load the driver keeps asking before counting it unresolved.
     public var requeryIntervalUs: Int64 = 500_000
+    /// A hospital gives up waiting after this long (the county's default budget, 8 s, plus a
+    /// margin) and asks again later with the same msgid: a frozen county cannot answer anyone,
+    /// so only the hospital's own deadline bounds the wait.
+    public var clientTimeoutUs: Int64 = 8_500_000
     public var resolutionTimeoutUs: Int64 = 30_000_000
 
     public init(topology: Topology, load: SettlementLoad?, uploads: UploadLoad? = nil, catalog: Catalog = .national(),
@@ -90,7 +94,7 @@ public final class LoadDriver {
         var intendedUs: Int64
     }
 
-    public func run(progress: (Progress) -> Void) throws -> (Measurement, UploadMeasurement) {
+    public func run(progress: (Progress) -> Void, tick onTick: (Int64) -> Void = { _ in }) throws -> (Measurement, UploadMeasurement) {
         var measurement = Measurement()
         var uploads = UploadMeasurement()
         var outstanding: [String: Outstanding] = [:]
@@ -126,9 +130,13 @@ public final class LoadDriver {
         }
         /// Settlements answered indefinitely, waiting to be asked about again.
         var inDoubt: [String: (item: Outstanding, nextQueryUs: Int64)] = [:]
+        /// First attempts in send order, to find those past the hospital's deadline cheaply.
+        var sentOrder: [(sentUs: Int64, msgid: String)] = []
+        var sentHead = 0
 
         while true {
             var now = monotonicUs() - start
+            onTick(now)
             // Everything due goes out now; latency still counts from each intended time.
             while let due = nextBatch, due <= now, let uploadLoad {
                 // Only a record stored at the provincial tier at least a second ago is copied: by
@@ -165,10 +173,24 @@ public final class LoadDriver {
                     measurement.scheduledArrival(atUs: due, dropped: true, route: plan.route)
                 } else {
                     measurement.scheduledArrival(atUs: due, dropped: false, route: plan.route)
-                    _ = try send(plan, intendedUs: due)
+                    sentOrder.append((now, try send(plan, intendedUs: due)))
                     settlementsInFlight += 1
                 }
                 nextArrival = arrivals?.next()
+            }
+            // The hospital's own deadline: past it, an unanswered settlement is in doubt.
+            while sentHead < sentOrder.count, now - sentOrder[sentHead].sentUs >= clientTimeoutUs {
+                let msgid = sentOrder[sentHead].msgid
+                sentHead += 1
+                guard let item = outstanding[msgid], !item.isRequery else { continue }
+                outstanding[msgid] = nil
+                settlementsInFlight -= 1
+                measurement.answered(route: item.plan.route, intendedUs: item.intendedUs, answeredUs: now, errorCode: "client_timeout")
+                inDoubt[msgid] = (item, now + requeryIntervalUs)
+            }
+            if sentHead > 4_096 && sentHead * 2 > sentOrder.count {
+                sentOrder.removeFirst(sentHead)
+                sentHead = 0
             }
             for (msgid, doubt) in inDoubt where doubt.nextQueryUs <= now && outstanding[msgid] == nil {
                 var item = doubt.item

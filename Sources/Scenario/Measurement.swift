@@ -68,7 +68,8 @@ public struct Measurement: Sendable {
         _ = seconds[index].latency.record(latencyUs)
         if let errorCode {
             _ = errorLatency.record(latencyUs)
-            if ErrorCode(rawValue: errorCode)?.isDefinite ?? true { definiteErrors += 1 } else { indefiniteErrors += 1 }
+            // client_timeout: the hospital's own deadline passed with no answer (indefinite).
+            if errorCode != "client_timeout", ErrorCode(rawValue: errorCode)?.isDefinite ?? true { definiteErrors += 1 } else { indefiniteErrors += 1 }
             failed += 1
             routes[route, default: RouteCounters()].failed += 1
             errorsByCode[errorCode, default: 0] += 1

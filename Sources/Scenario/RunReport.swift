@@ -22,9 +22,11 @@ public struct RunReport: Codable, Sendable {
     /// Present when the scenario drove uploads.
     public var uploads: UploadFigures?
     public var dirtyData: DirtyDataFigures?
+    /// The faults injected, with their actual start and end.
+    public var faults: [FaultRecord] = []
 
     enum CodingKeys: String, CodingKey {
-        case scenario, seed, topology, passed, settlements, reversals, errors, timeline, stages, thresholds, machine, uploads
+        case scenario, seed, topology, passed, settlements, reversals, errors, timeline, stages, thresholds, machine, uploads, faults
         case dirtyData = "dirty_data"
         case startedAt = "started_at"
         case durationS = "duration_s"

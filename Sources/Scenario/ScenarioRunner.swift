@@ -68,6 +68,9 @@ public enum ScenarioRunner {
         }
         // Check the mix against the topology before anything starts.
         if let load { _ = try LoadPlanner(topology: topology, load: load, seed: spec.seed) }
+        for fault in spec.faults where topology.node(DivisionCode(fault.node)!) == nil {
+            throw ScenarioError(code: .invalidScenario, message: "\(spec.file):\(fault.line.map(String.init) ?? "?"): fault names node \(fault.node), which is not in \(topology.file)")
+        }
 
         let stamp = CivilTime(unixMs: Int64(Date().timeIntervalSince1970 * 1000)).compact
         let output = options.outputDirectory ?? "run/reports/\(spec.name)-\(stamp)"
@@ -99,6 +102,7 @@ public enum ScenarioRunner {
         let audit = DataQualityAudit(topology: topology, dataDirectory: dataDirectory)
         let measurement: Measurement
         let uploadMeasurement: UploadMeasurement
+        var faultRecords: [FaultRecord] = []
         var countsBefore: [DivisionCode: [String: Int]] = [:]
         let startMs = Int64(startedAt.timeIntervalSince1970 * 1000)
         do {
@@ -106,13 +110,18 @@ public enum ScenarioRunner {
             let driver = try LoadDriver(topology: topology, load: load, uploads: spec.uploads, seed: spec.seed,
                                         durationMs: spec.durationMs)
             log("running \(spec.name): \(driver.expectedArrivals) settlements and \(driver.expectedBatches) upload batches over \(Double(spec.durationMs) / 1000) s, seed \(spec.seed)")
-            (measurement, uploadMeasurement) = try driver.run(progress: progress)
+            let injector = FaultInjector(faults: spec.faults, cluster: Cluster(dataDirectory: dataDirectory), log: log)
+            defer { injector.clearAll(nowUs: Int64(Date().timeIntervalSince(startedAt) * 1e6)) }
+            (measurement, uploadMeasurement) = try driver.run(progress: progress, tick: injector.tick)
+            injector.clearAll(nowUs: Int64(Date().timeIntervalSince(startedAt) * 1e6))
+            faultRecords = injector.records
         } catch {
             throw ScenarioError(code: .runFailed, message: "the load could not be carried out: \(error)")
         }
         var report = ReportBuilder.build(spec: spec, topologyPath: topology.file, startedAt: startedAt, measurement: measurement,
                                          stages: ArrivalSchedule.stageStarts((load?.executor ?? spec.uploads?.executor)!),
                                          build: options.build)
+        report.faults = faultRecords
         if spec.uploads != nil {
             do {
                 log("waiting for the provincial tiers to hand every record to the national store")

@@ -345,7 +345,8 @@ public struct NodeMachine: Sendable {
             let target: Peer = if case .child(let child) = hop { .downstream(Array(child.value.utf8)) } else { .parent }
             // The deadline shrinks as the request travels: keep a reserve to answer back, and
             // give the next hop what remains minus its own reserve, so it answers first.
-            let budget = request.budgetMs > 0 ? Int64(request.budgetMs) : config.forwardTimeoutMs
+            // At most a minute: a sender cannot pin a pending entry at every hop for longer.
+            let budget = request.budgetMs > 0 ? min(Int64(request.budgetMs), 60_000) : config.forwardTimeoutMs
             guard budget > 2 * config.hopReserveMs else {
                 return [.answer(error(.deadlineTooShort, detail: "\(budget) ms left at node \(config.id)",
                                       requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]

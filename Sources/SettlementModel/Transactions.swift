@@ -37,7 +37,7 @@ public enum TransactionCode: String, CaseIterable, Sendable {
 
 /// Stable error codes carried in `err_msg` as `FSI-<message>[<code>]` and alone in `err_code`.
 /// Definite: the operation certainly did not happen. Indefinite: it may have happened and the
-/// caller must resolve it (query or correction reversal). docs/PROTOCOL.md lists them.
+/// caller must resolve it (query or correction reversal). docs/ERRORS.md lists them.
 public enum ErrorCode: String, CaseIterable, Sendable {
     // Malformed input: definite.
     case malformedFrame = "SN-E1001"

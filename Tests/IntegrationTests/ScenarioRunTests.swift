@@ -115,6 +115,46 @@ import Testing
         #expect(stats.output.contains("\"tier\" : \"national\""))
     }
 
+    @Test func underAPausedCountyEveryRequestIsAnsweredInTimeAndNothingStaysInDoubt() throws {
+        let output = outputDirectory()
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        defer { sweep(output); try? FileManager.default.removeItem(atPath: output) }
+        let scenario = """
+            name: storm-small
+            topology: Topologies/minimal.yaml
+            seed: 9
+            duration: 6s
+            load:
+              settlements:
+                executor: constant-arrival-rate
+                rate: 40
+                mix:
+                  route: { local: 0.2, cross_province: 0.8 }
+                  unfiled_offsite: 0.2
+            faults:
+              - { at: 1s, pause: "410102", for: 9s }
+            thresholds:
+              settlements.unresolved: "== 0"
+            """
+        try scenario.write(toFile: "\(output)/storm.yaml", atomically: true, encoding: .utf8)
+        let result = try settlenet(["scenario", "run", "\(output)/storm.yaml", "--out", "\(output)/report"])
+        #expect(result.status == 0, "exit \(result.status): \(result.output)\n\(result.error)")
+        let report = try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(output)/report/report.json")))
+        // Settlements toward the paused county came back indefinite, and were resolved: reversed
+        // by correction, or (for the paused county's own hospitals) settled or refused when asked again.
+        #expect(report.errors.indefinite > 0)
+        #expect(report.settlements.reversed > 0, "no correction reversal happened")
+        #expect(report.settlements.unresolved == 0 && report.settlements.unanswered == 0)
+        #expect(report.settlements.reversed + report.settlements.resolvedSettled + report.settlements.resolvedRefused
+                == report.errors.indefinite)
+        // No answer later than the deadline (8 s, or the hospital's own 8.5 s timeout).
+        #expect(report.errors.responseLatencyMs.max <= 8_600, "an answer took \(report.errors.responseLatencyMs.max) ms")
+        #expect(report.errors.byCode["SN-E2002", default: 0] > 0)
+        #expect(report.faults.count == 1 && report.faults.first?.startedS != nil && report.faults.first?.endedS != nil)
+        // The definite refusals came back fast even during the storm.
+        #expect(report.settlements.identityViolations == 0)
+    }
+
     @Test func anImpossibleThresholdExits99() throws {
         let output = outputDirectory()
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)

@@ -43,6 +43,7 @@ enum SampleReport {
              "in_flight": 2, "latency_p50_ms": 1.3, "latency_p99_ms": 6.1}
           ],
           "stages": [{"index": 0, "start_s": 0, "label": "steady 100/s"}, {"index": 1, "start_s": 3, "label": "spike 400/s"}],
+          "faults": [],
           "thresholds": [
             {"path": "settlements.error_rate", "condition": "< 0.05", "value": 0.0336, "passed": true},
             {"path": "settlements.latency_ms.p99", "condition": "< 5", "value": 8.75, "passed": false}
