@@ -167,16 +167,11 @@ public struct Cluster {
         guard let index = current.nodes.firstIndex(where: { $0.id == id }) else {
             throw ClusterError("node \(id) is not part of the cluster in \(layout.root) (nodes: \(current.nodes.map(\.id).joined(separator: ", ")))")
         }
-        let topology = try TopologyLoader.load(path: current.topology).withBasePort(current.basePort)
+        // The topology must still load before the node is stopped: a broken file would leave it down.
+        _ = try TopologyLoader.load(path: current.topology)
         stop([current.nodes[index]], graceSeconds: 10)
-        let code = DivisionCode(id)!
-        try? FileManager.default.removeItem(atPath: layout.statusPath(code))
-        let pid = try Processes.spawn(nodeArguments(executable: current.executable, topologyPath: current.topology,
-                                                    id: code, basePort: topology.basePort),
-                                      logPath: layout.logPath(code))
-        current.nodes[index].pid = pid
-        current.nodes[index].startedAtMs = nowMs()
-        try save(current)
+        try? FileManager.default.removeItem(atPath: layout.statusPath(DivisionCode(id)!))
+        try respawn(&current, index: index)
         try waitForSignIn([current.nodes[index]], timeoutSeconds: timeoutSeconds)
     }
 
@@ -198,16 +193,22 @@ public struct Cluster {
     /// Starts a node that is not running (after a kill), without waiting for its sign-in.
     public func start(node id: String) throws {
         var current = try record()
-        guard let index = current.nodes.firstIndex(where: { $0.id == id }), let code = DivisionCode(id) else {
+        guard let index = current.nodes.firstIndex(where: { $0.id == id }) else {
             throw ClusterError("node \(id) is not part of the cluster in \(layout.root)")
         }
         guard !Processes.isNode(current.nodes[index].pid, nodeID: id) else { return }
-        let pid = try Processes.spawn(nodeArguments(executable: current.executable, topologyPath: current.topology,
-                                                    id: code, basePort: current.basePort),
+        try respawn(&current, index: index)
+    }
+
+    /// Starts node `index` of `record` again and saves its new pid.
+    private func respawn(_ record: inout ClusterRecord, index: Int) throws {
+        let code = DivisionCode(record.nodes[index].id)!
+        let pid = try Processes.spawn(nodeArguments(executable: record.executable, topologyPath: record.topology,
+                                                    id: code, basePort: record.basePort),
                                       logPath: layout.logPath(code))
-        current.nodes[index].pid = pid
-        current.nodes[index].startedAtMs = nowMs()
-        try save(current)
+        record.nodes[index].pid = pid
+        record.nodes[index].startedAtMs = nowMs()
+        try save(record)
     }
 
     // MARK: down

@@ -571,17 +571,23 @@ public struct NodeMachine: Sendable {
 
     // MARK: Sign-in
 
-    private mutating func makeSignIn(nowMs: Int64) -> Directive {
+    /// A request this node sends its parent on its own behalf (sign-in, catalog download).
+    private mutating func ownRequest(_ code: TransactionCode, nowMs: Int64) -> WireRequest {
         signInSequence += 1
-        lastSignInSentMs = nowMs
         var request = WireRequest()
-        request.infno = TransactionCode.signIn.rawValue
+        request.infno = code.rawValue
         // Nodes are not institutions: the msgid's 12-char prefix is "N" + division + "00000".
         request.msgid = MessageID.request(institution: "N\(config.id.value)00000", unixMs: nowMs, sequence: signInSequence)
         request.mdtrtareaAdmvs = config.id.value
         request.insuplcAdmdvs = config.id.value
         request.infver = "V1.0"
         request.infTime = CivilTime(unixMs: nowMs).readable
+        return request
+    }
+
+    private mutating func makeSignIn(nowMs: Int64) -> Directive {
+        lastSignInSentMs = nowMs
+        var request = ownRequest(.signIn, nowMs: nowMs)
         var input = SignInInput()
         input.nodeID = config.id.value
         input.opterNo = config.id.value
@@ -605,15 +611,8 @@ public struct NodeMachine: Sendable {
     }
 
     private mutating func makeCatalogRequest(nowMs: Int64) -> Directive {
-        signInSequence += 1
         lastCatalogRequestMs = nowMs
-        var request = WireRequest()
-        request.infno = TransactionCode.catalogDownload.rawValue
-        request.msgid = MessageID.request(institution: "N\(config.id.value)00000", unixMs: nowMs, sequence: signInSequence)
-        request.mdtrtareaAdmvs = config.id.value
-        request.insuplcAdmdvs = config.id.value
-        request.infver = "V1.0"
-        request.infTime = CivilTime(unixMs: nowMs).readable
+        var request = ownRequest(.catalogDownload, nowMs: nowMs)
         request.input = .catalog(CatalogInput())
         catalogMsgid = request.msgid
         return .forward(request, to: .parent)
