@@ -239,7 +239,8 @@ public final class NodeServer {
                         outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
                     case .resolution(let resolution):
                         try tx.saveResolution(resolution)
-                    case .resolved(let omsgid, let finalAnswer, let record):
+                    case .resolved(let resolution, let finalAnswer, let record):
+                        let omsgid = resolution.omsgid
                         try tx.resolve(omsgid: omsgid, finalAnswer: try finalAnswer.serializedBytes(), nowMs: wallClockMs())
                         try tx.recordTransit(record)
                         resolvedNow.append(omsgid)
@@ -259,6 +260,8 @@ public final class NodeServer {
             }
         } catch {
             resolvedNow.removeAll()
+            // Resolutions decided in this round are not durable: keep resolving them.
+            machine.restore(work.compactMap { if case .resolved(let resolution, _, _) = $0 { resolution } else { nil } })
             // Nothing of this round was recorded. Answers passing through are still true
             // (they were decided below), but decisions made here were rolled back: refuse them.
             logger.critical("ledger write failed", metadata: ["error": "\(error)"])

@@ -52,6 +52,8 @@ public enum InsuredCounty {
                                person: PersonAccount?) -> ReverseOutcome {
         if input.omsgid.isEmpty { return .refused(.missingField, detail: "input.omsgid") }
         guard let original else { return .refused(.unknownSettlement, detail: "omsgid \(input.omsgid.prefix(64))") }
+        // Money is restored once: a settlement already reversed (by 2208/2305 or 2601) stays so.
+        if original.reversed { return .refused(.settlementMismatch, detail: "settlement \(input.omsgid.prefix(64)) is already reversed") }
         if original.infno != code.reversalTarget?.rawValue {
             return .refused(.settlementMismatch, detail: "infno \(code.rawValue) cannot reverse a \(original.infno) settlement")
         }

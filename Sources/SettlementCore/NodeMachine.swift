@@ -135,7 +135,7 @@ public enum Directive: Equatable, Sendable {
     case resolution(NodeMachine.Resolution)
     /// A settlement in doubt is resolved: record its final state and keep the final answer for
     /// the hospital, who asks again with the same msgid.
-    case resolved(omsgid: String, finalAnswer: WireResponse, record: TransitRecord)
+    case resolved(NodeMachine.Resolution, finalAnswer: WireResponse, record: TransitRecord)
 }
 
 /// One node's settlement routing as a pure state machine: requests in, directives out.
@@ -310,7 +310,12 @@ public struct NodeMachine: Sendable {
                 return [.answer(error(.catalogNotLoaded, detail: "node \(config.id)", requestMsgid: request.msgid,
                                       receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
             }
-            if pending[request.msgid] != nil { return [] }   // the same batch again while it is still out
+            if var existing = pending[request.msgid] {
+                // The same batch again while it is still out: one answer serves both.
+                if !existing.waiters.contains(peer) { existing.waiters.append(peer) }
+                pending[request.msgid] = existing
+                return []
+            }
             return [.screenUpload(request, replyTo: peer, receivedAtMs: nowMs)]
         }
         if fromHospital, resolutions[request.msgid] != nil {
@@ -463,7 +468,7 @@ public struct NodeMachine: Sendable {
         meta.psnNo = resolution.psnNo
         var record = TransitRecord(request: meta, response: final, role: .origin, nowMs: nowMs)
         record.state = out.outcome == "reversed" ? .reversed : .refused
-        return [.resolved(omsgid: omsgid, finalAnswer: final, record: record)]
+        return [.resolved(resolution, finalAnswer: final, record: record)]
     }
 
 

@@ -87,3 +87,18 @@ import Testing
         #expect(MessageID.response(division: "410102", unixMs: 0, serial: 42).count == 30)
     }
 }
+
+@Suite struct ReversalOnceTests {
+    @Test func aSettlementAlreadyReversedIsNeverReversedAgain() {
+        let population = SyntheticPopulation(county: code("410102"), size: 100)
+        let person = population.firstPerson(filedOffsite: true)!.account
+        let split = Split(bill: .composed(totalFen: 10_000), actPayDedc: 0, hifpPay: 1_000, hifobPay: 0, acctPay: 500,
+                          psnCashPay: 8_500, acctPayInFund: false, balanceAfterFen: person.balanceFen - 500)
+        let original = StoredSettlement(msgid: "M1", infno: "2207", psnNo: person.psnNo, setlID: "S1", reversed: true, split: split)
+        var input = ReversalInput()
+        input.omsgid = "M1"
+        guard case .refused(.settlementMismatch, _) = InsuredCounty.reverse(input, code: .outpatientReversal, original: original, person: person) else {
+            Issue.record("a reversed settlement was reversed again: money restored twice"); return
+        }
+    }
+}

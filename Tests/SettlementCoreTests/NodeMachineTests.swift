@@ -311,7 +311,7 @@ import Testing
         out.outcome = "reversed"
         answer.output = .correction(out)
         let resolved = county.receivedResponse(answer, from: .parent, nowMs: retryAt + 10)
-        guard case .resolved(let omsgid, let final, let record)? = resolved.first else { Issue.record("not resolved: \(resolved)"); return }
+        guard case .resolved(let resolution, let final, let record)? = resolved.first, case let omsgid = resolution.omsgid else { Issue.record("not resolved: \(resolved)"); return }
         #expect(omsgid == request.msgid)
         #expect(final.errCode == ErrorCode.cancelledByCorrection.rawValue && final.reqMsgid == request.msgid)
         #expect(ErrorCode.cancelledByCorrection.isDefinite)
