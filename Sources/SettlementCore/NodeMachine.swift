@@ -221,6 +221,9 @@ public struct NodeMachine: Sendable {
 
     public let config: Configuration
     private var pending: [String: Pending] = [:]
+    /// No pending request expires before this (it may be earlier than the true minimum when the
+    /// earliest entry was answered; a scan then recomputes it). Keeps `tick` off the whole table.
+    private var earliestDeadlineMs: Int64 = .max
     private var responseSerial: UInt64 = 0
     private var signInSequence = 0
     private var signInMsgid: String?
@@ -261,14 +264,17 @@ public struct NodeMachine: Sendable {
         if signNo != nil, catalog == nil, lastCatalogRequestMs.map({ nowMs - $0 >= config.signInRetryMs }) ?? true {
             directives.append(makeCatalogRequest(nowMs: nowMs))
         }
-        let expired = pending.filter { $0.value.deadlineMs <= nowMs }
+        let expired = nowMs >= earliestDeadlineMs ? pending.filter { $0.value.deadlineMs <= nowMs } : [:]
+        if nowMs >= earliestDeadlineMs {
+            earliestDeadlineMs = pending.values.lazy.filter { $0.deadlineMs > nowMs }.map(\.deadlineMs).min() ?? .max
+        }
         for (msgid, entry) in expired.sorted(by: { $0.key < $1.key }) {
             pending[msgid] = nil
             let response = error(.timeout, detail: "node \(config.id) waited \(entry.deadlineMs - entry.receivedAtMs) ms",
                                  requestMsgid: msgid, receivedAtMs: entry.receivedAtMs, nowMs: nowMs)
             directives += finish(entry, with: response, nowMs: nowMs)
         }
-        for msgid in resolutions.keys.sorted() where resolutions[msgid]!.nextAttemptMs <= nowMs {
+        for msgid in resolutions.filter({ $0.value.nextAttemptMs <= nowMs }).keys.sorted() {
             directives += sendCorrection(for: msgid, nowMs: nowMs)
         }
         return directives
@@ -276,7 +282,7 @@ public struct NodeMachine: Sendable {
 
     /// The earliest time `tick` has something to do, so the shell can sleep until then.
     public func nextDeadlineMs(nowMs: Int64) -> Int64 {
-        var next = pending.values.lazy.map(\.deadlineMs).min() ?? nowMs + 1_000
+        var next = earliestDeadlineMs == .max ? nowMs + 1_000 : earliestDeadlineMs
         if let due = resolutions.values.lazy.map(\.nextAttemptMs).min() { next = min(next, due) }
         if signNo == nil { next = min(next, lastSignInSentMs.map { $0 + config.signInRetryMs } ?? nowMs) }
         if signNo != nil && catalog == nil { next = min(next, lastCatalogRequestMs.map { $0 + config.signInRetryMs } ?? nowMs) }
@@ -356,9 +362,9 @@ public struct NodeMachine: Sendable {
                 return [.answer(error(.deadlineTooShort, detail: "\(budget) ms left at node \(config.id)",
                                       requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
             }
-            pending[request.msgid] = Pending(meta: RequestMeta(request), waiters: [peer], forwardedTo: target,
+            addPending(request.msgid, Pending(meta: RequestMeta(request), waiters: [peer], forwardedTo: target,
                                              role: fromHospital ? .origin : .relay,
-                                             receivedAtMs: nowMs, deadlineMs: nowMs + budget - config.hopReserveMs)
+                                             receivedAtMs: nowMs, deadlineMs: nowMs + budget - config.hopReserveMs))
             var onward = request
             onward.budgetMs = Int32(budget - 2 * config.hopReserveMs)
             return [.forward(onward, to: target)]
@@ -411,6 +417,11 @@ public struct NodeMachine: Sendable {
         return directives
     }
 
+    private mutating func addPending(_ msgid: String, _ entry: Pending) {
+        pending[msgid] = entry
+        earliestDeadlineMs = min(earliestDeadlineMs, entry.deadlineMs)
+    }
+
     /// Resolutions left open by an earlier run of this node (from its ledger).
     public mutating func restore(_ open: [Resolution]) {
         for resolution in open { resolutions[resolution.omsgid] = resolution }
@@ -438,9 +449,9 @@ public struct NodeMachine: Sendable {
         input.oinfno = resolution.oinfno
         input.psnNo = resolution.psnNo
         request.input = .correction(input)
-        pending[request.msgid] = Pending(meta: RequestMeta(request), waiters: [], forwardedTo: .parent, role: .origin,
+        addPending(request.msgid, Pending(meta: RequestMeta(request), waiters: [], forwardedTo: .parent, role: .origin,
                                          receivedAtMs: nowMs, deadlineMs: nowMs + config.forwardTimeoutMs - config.hopReserveMs,
-                                         resolving: resolution.omsgid)
+                                         resolving: resolution.omsgid))
         return [.forward(request, to: .parent), .resolution(resolution)]
     }
 
@@ -488,6 +499,7 @@ public struct NodeMachine: Sendable {
     /// stops before their answers came back).
     public mutating func abandonPending(nowMs: Int64) -> [Directive] {
         for key in pending.keys { pending[key]?.deadlineMs = nowMs }
+        earliestDeadlineMs = nowMs
         let saved = signNo
         signNo = signNo ?? "STOPPING"  // no sign-in retry while stopping
         defer { signNo = saved }
@@ -511,9 +523,9 @@ public struct NodeMachine: Sendable {
         }
         var upward = request
         upward.input = .upload(passing)
-        pending[request.msgid] = Pending(meta: RequestMeta(request), waiters: [peer], forwardedTo: .parent, role: .relay,
+        addPending(request.msgid, Pending(meta: RequestMeta(request), waiters: [peer], forwardedTo: .parent, role: .relay,
                                          receivedAtMs: receivedAtMs, deadlineMs: nowMs + config.forwardTimeoutMs,
-                                         upload: (received, rejects))
+                                         upload: (received, rejects)))
         return [.forward(upward, to: .parent)]
     }
 
