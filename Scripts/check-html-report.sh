@@ -5,7 +5,7 @@
 # (installs the Debian package `chromium` when missing), dumps the DOM after the scripts ran and
 # checks that
 #   - <body> has data-rendered="true" (the page's script ran to its end);
-#   - there are 4 <svg class="chart"> elements (6 with uploads: dirty rate by tier and by rule),
+#   - there are 4 <svg class="chart"> elements (7 with uploads: dirty-rate trend, by tier, by rule),
 #     each with data-points > 0, except the errors chart,
 #     which may have 0 when the embedded report has no errors;
 #   - every time-series chart has a path/polyline of class "series" with a non-empty d/points.
@@ -126,7 +126,7 @@ has_errors = bool(report and any((report.get("errors") or {}).get("by_code", {})
 
 has_settlements = bool(report and (report.get("settlements") or {}).get("attempted", 0) > 0)
 has_dirty = bool(report and report.get("dirty_data"))
-expected_charts = 4 + (2 if has_dirty else 0)   # uploads add dirty rate by tier and by rule
+expected_charts = 4 + (3 if has_dirty else 0)   # uploads add the dirty-rate trend, by tier and by rule
 if len(dom.charts) != expected_charts:
     problems.append("expected %d svg.chart elements, found %d" % (expected_charts, len(dom.charts)))
 summary = []
@@ -143,7 +143,7 @@ for chart in dom.charts:
     may_be_empty = (name == "errors" and not has_errors) or (name in ("rate", "latency", "routes") and not has_settlements)
     if points <= 0 and not may_be_empty:
         problems.append("chart %s: data-points=%d" % (name, points))
-    if a.get("data-kind") == "timeseries" and has_settlements:
+    if a.get("data-kind") == "timeseries" and (has_settlements or name == "dirty-trend"):
         drawn = [s for s in chart["series"] if (s.get("d") or s.get("points") or "").strip()]
         if not drawn:
             problems.append("chart %s: no series path with a non-empty d/points" % name)

@@ -92,6 +92,10 @@ public final class LoadDriver {
     struct PendingBatch {
         var plan: UploadBatchPlan
         var intendedUs: Int64
+        var request: WireRequest
+        /// Answered indefinitely: send the same batch (same msgid) again at this time. Every
+        /// tier answers a batch it decided from its stored decision, so nothing counts twice.
+        var resendAtUs: Int64?
     }
 
     public func run(progress: (Progress) -> Void, tick onTick: (Int64) -> Void = { _ in }) throws -> (Measurement, UploadMeasurement) {
@@ -148,8 +152,8 @@ public final class LoadDriver {
                 if batches.count >= uploadLoad.maxInFlight {
                     uploads.batchesDropped += 1
                 } else {
-                    let msgid = try sendBatch(plan, catalogVersion: catalogVersion)
-                    batches[msgid] = PendingBatch(plan: plan, intendedUs: due)
+                    let request = try sendBatch(plan, catalogVersion: catalogVersion)
+                    batches[request.msgid] = PendingBatch(plan: plan, intendedUs: due, request: request)
                     uploads.batchesSent += 1
                     uploads.recordsSent += plan.records.count
                     for generated in plan.records {
@@ -177,6 +181,10 @@ public final class LoadDriver {
                     settlementsInFlight += 1
                 }
                 nextArrival = arrivals?.next()
+            }
+            for (msgid, batch) in batches where (batch.resendAtUs ?? .max) <= now {
+                try sockets[socketIndex[batch.plan.county]!].send(WireCodec.frames(batch.request))
+                batches[msgid]!.resendAtUs = nil
             }
             // The hospital's own deadline: past it, an unanswered settlement is in doubt.
             while sentHead < sentOrder.count, now - sentOrder[sentHead].sentUs >= clientTimeoutUs {
@@ -211,9 +219,16 @@ public final class LoadDriver {
             for (index, isReadable) in readable.enumerated() where isReadable {
                 while let frames = try sockets[index].receive(wait: false) {
                     guard case .response(let response) = WireCodec.decode(frames[...]) else { continue }
+                    if let pending = batches[response.reqMsgid], pending.resendAtUs == nil,
+                       response.errCode == ErrorCode.timeout.rawValue {
+                        // Outcome unknown: ask again with the same msgid rather than count it failed.
+                        batches[response.reqMsgid]!.resendAtUs = now + requeryIntervalUs
+                        continue
+                    }
                     if let batch = batches.removeValue(forKey: response.reqMsgid) {
                         uploads.record(response, for: batch.plan, latencyUs: now - batch.intendedUs)
                         if response.infcode == 0, case .upload(let output)? = response.output {
+                            measurement.uploadAnswered(atUs: now, records: batch.plan.records.count, rejected: output.rejects.count)
                             let refused = Set(output.rejects.map(\.index))
                             for (index, generated) in batch.plan.records.enumerated()
                             where generated.dirtyKind == nil && !refused.contains(Int32(index)) {
@@ -283,7 +298,7 @@ public final class LoadDriver {
     }
 
     /// Sends one upload batch as its hospital, to its county node.
-    private func sendBatch(_ plan: UploadBatchPlan, catalogVersion: String) throws -> String {
+    private func sendBatch(_ plan: UploadBatchPlan, catalogVersion: String) throws -> WireRequest {
         let sequence = sequences[plan.institution, default: 0]
         sequences[plan.institution] = sequence + 1
         let now = wallClockMs()
@@ -301,7 +316,7 @@ public final class LoadDriver {
         input.catalogVersion = catalogVersion
         request.input = .upload(input)
         try sockets[socketIndex[plan.county]!].send(WireCodec.frames(request))
-        return request.msgid
+        return request
     }
 }
 

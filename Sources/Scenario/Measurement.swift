@@ -17,6 +17,9 @@ public struct Measurement: Sendable {
     public struct Second: Sendable {
         var scheduled = 0, dropped = 0, answered = 0, succeeded = 0, errors = 0, inFlight = 0
         var latency = Measurement.makeHistogram()
+        var errorLatency = Measurement.makeHistogram()
+        /// Upload records whose batch was answered in this second, and how many were refused.
+        var recordsAnswered = 0, recordsRejected = 0
     }
 
     var scheduled = 0, attempted = 0, succeeded = 0, failed = 0, dropped = 0, unanswered = 0
@@ -68,6 +71,7 @@ public struct Measurement: Sendable {
         _ = seconds[index].latency.record(latencyUs)
         if let errorCode {
             _ = errorLatency.record(latencyUs)
+            _ = seconds[index].errorLatency.record(latencyUs)
             // client_timeout: the hospital's own deadline passed with no answer (indefinite).
             if errorCode != "client_timeout", ErrorCode(rawValue: errorCode)?.isDefinite ?? true { definiteErrors += 1 } else { indefiniteErrors += 1 }
             failed += 1
@@ -87,6 +91,13 @@ public struct Measurement: Sendable {
         routes[route, default: RouteCounters()].failed += count
         errorsByCode["no_answer", default: 0] += count
         indefiniteErrors += count
+    }
+
+    /// An upload batch answered: for the dirty-rate trend.
+    mutating func uploadAnswered(atUs us: Int64, records: Int, rejected: Int) {
+        let index = second(us)
+        seconds[index].recordsAnswered += records
+        seconds[index].recordsRejected += rejected
     }
 
     mutating func inFlight(_ count: Int, atUs us: Int64) {

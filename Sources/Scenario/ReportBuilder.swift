@@ -26,7 +26,11 @@ public enum ReportBuilder {
         let timeline = m.seconds.enumerated().map { index, second in
             TimelinePoint(second: index, targetRate: Double(second.scheduled), achievedRate: Double(second.answered),
                           succeeded: second.succeeded, errors: second.errors, dropped: second.dropped, inFlight: second.inFlight,
-                          latencyP50Ms: summary(second.latency).p50, latencyP99Ms: summary(second.latency).p99)
+                          latencyP50Ms: summary(second.latency).p50, latencyP99Ms: summary(second.latency).p99,
+                          errorLatencyP99Ms: summary(second.errorLatency).p99,
+                          recordsAnswered: second.recordsAnswered, recordsRejected: second.recordsRejected,
+                          dirtyRatePct: second.recordsAnswered == 0 ? 0
+                              : round2(Double(second.recordsRejected) / Double(second.recordsAnswered) * 100))
         }
         let settlements = SettlementFigures(
             scheduled: m.scheduled, attempted: m.attempted, succeeded: m.succeeded, failed: m.failed, dropped: m.dropped,

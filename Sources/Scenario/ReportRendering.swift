@@ -161,7 +161,8 @@ public enum ReportRendering {
                       ("errors", "bars", "Errors by code"),
                       ("routes", "bars", "Latency by route")]
         if report.dirtyData != nil {
-            charts += [("dirty-tiers", "bars", "Dirty rate by tier"), ("dirty-rules", "bars", "Dirty data by rule")]
+            charts += [("dirty-trend", "timeseries", "Dirty rate over time"),
+                       ("dirty-tiers", "bars", "Dirty rate by tier"), ("dirty-rules", "bars", "Dirty data by rule")]
         }
         for (id, kind, label) in charts {
             h.append("<figure><svg class=\"chart\" id=\"chart-\(id)\" data-chart=\"\(id)\" data-kind=\"\(kind)\" "
@@ -549,7 +550,8 @@ public enum ReportRendering {
             lineChart("chart-rate", "Rate over time", "per second",
               [{name: "target rate", key: "target_rate"}, {name: "achieved rate", key: "achieved_rate"}]);
             lineChart("chart-latency", "Latency percentiles over time", "ms",
-              [{name: "p50", key: "latency_p50_ms"}, {name: "p99", key: "latency_p99_ms"}]);
+              [{name: "p50", key: "latency_p50_ms"}, {name: "p99", key: "latency_p99_ms"},
+               {name: "error answers p99", key: "error_latency_p99_ms"}]);
             var byCode = (report.errors && report.errors.by_code) || {};
             barChart("chart-errors", "Errors by code", "count", ["errors"],
               Object.keys(byCode).sort(function (a, b) { return byCode[b] - byCode[a] || (a < b ? -1 : 1); })
@@ -563,6 +565,8 @@ public enum ReportRendering {
             }), 2, "no per-route figures");
             var dirty = report.dirty_data;
             if (dirty) {
+              lineChart("chart-dirty-trend", "Dirty rate over time (hospitals' answers)", "% refused",
+                [{name: "refused %", key: "dirty_rate_pct"}]);
               var tiers = ["county", "city", "provincial", "national"].filter(function (t) { return dirty.by_tier && t in dirty.by_tier; });
               barChart("chart-dirty-tiers", "Dirty rate by tier", "% of received", ["rejected %"], tiers.map(function (t) {
                 return {label: t, values: [num(dirty.by_tier[t].rate) * 100]};

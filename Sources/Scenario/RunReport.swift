@@ -134,9 +134,20 @@ public struct TimelinePoint: Codable, Sendable {
     public var inFlight: Int
     public var latencyP50Ms: Double
     public var latencyP99Ms: Double
+    /// How long the error answers of this second took (p99).
+    public var errorLatencyP99Ms: Double
+    /// Upload records answered in this second, refused among them, and the refused share in %
+    /// (hospitals' answers: county, city and provincial rejects).
+    public var recordsAnswered: Int
+    public var recordsRejected: Int
+    public var dirtyRatePct: Double
 
     enum CodingKeys: String, CodingKey {
         case second, succeeded, errors, dropped
+        case errorLatencyP99Ms = "error_latency_p99_ms"
+        case recordsAnswered = "records_answered"
+        case recordsRejected = "records_rejected"
+        case dirtyRatePct = "dirty_rate_pct"
         case targetRate = "target_rate"
         case achievedRate = "achieved_rate"
         case inFlight = "in_flight"

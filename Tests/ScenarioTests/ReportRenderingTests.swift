@@ -30,17 +30,17 @@ enum SampleReport {
                      "response_latency_ms": {"p50": 3, "p90": 8, "p99": 20, "p999": 30, "max": 31, "mean": 5}},
           "timeline": [
             {"second": 0, "target_rate": 100, "achieved_rate": 96, "succeeded": 95, "errors": 1, "dropped": 0,
-             "in_flight": 4, "latency_p50_ms": 1.1, "latency_p99_ms": 4.0},
+             "in_flight": 4, "latency_p50_ms": 1.1, "latency_p99_ms": 4.0, "error_latency_p99_ms": 0, "records_answered": 0, "records_rejected": 0, "dirty_rate_pct": 0},
             {"second": 1, "target_rate": 100, "achieved_rate": 101, "succeeded": 100, "errors": 1, "dropped": 0,
-             "in_flight": 3, "latency_p50_ms": 1.0, "latency_p99_ms": 3.8},
+             "in_flight": 3, "latency_p50_ms": 1.0, "latency_p99_ms": 3.8, "error_latency_p99_ms": 0, "records_answered": 0, "records_rejected": 0, "dirty_rate_pct": 0},
             {"second": 2, "target_rate": 100, "achieved_rate": 99, "succeeded": 97, "errors": 2, "dropped": 0,
-             "in_flight": 5, "latency_p50_ms": 1.2, "latency_p99_ms": 4.4},
+             "in_flight": 5, "latency_p50_ms": 1.2, "latency_p99_ms": 4.4, "error_latency_p99_ms": 0, "records_answered": 0, "records_rejected": 0, "dirty_rate_pct": 0},
             {"second": 3, "target_rate": 400, "achieved_rate": 310, "succeeded": 290, "errors": 20, "dropped": 6,
-             "in_flight": 64, "latency_p50_ms": 2.9, "latency_p99_ms": 14.2},
+             "in_flight": 64, "latency_p50_ms": 2.9, "latency_p99_ms": 14.2, "error_latency_p99_ms": 0, "records_answered": 0, "records_rejected": 0, "dirty_rate_pct": 0},
             {"second": 4, "target_rate": 400, "achieved_rate": 360, "succeeded": 345, "errors": 15, "dropped": 4,
-             "in_flight": 64, "latency_p50_ms": 3.4, "latency_p99_ms": 18.9},
+             "in_flight": 64, "latency_p50_ms": 3.4, "latency_p99_ms": 18.9, "error_latency_p99_ms": 0, "records_answered": 0, "records_rejected": 0, "dirty_rate_pct": 0},
             {"second": 5, "target_rate": 100, "achieved_rate": 224, "succeeded": 223, "errors": 1, "dropped": 0,
-             "in_flight": 2, "latency_p50_ms": 1.3, "latency_p99_ms": 6.1}
+             "in_flight": 2, "latency_p50_ms": 1.3, "latency_p99_ms": 6.1, "error_latency_p99_ms": 0, "records_answered": 0, "records_rejected": 0, "dirty_rate_pct": 0}
           ],
           "stages": [{"index": 0, "start_s": 0, "label": "steady 100/s"}, {"index": 1, "start_s": 3, "label": "spike 400/s"}],
           "faults": [],
