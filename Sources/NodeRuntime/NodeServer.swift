@@ -37,6 +37,13 @@ public final class NodeServer {
     /// Origin county: settlements in doubt already resolved; the hospital asking again with the
     /// same msgid gets the final answer from the ledger.
     private var resolvedMsgids: Set<String> = []
+    /// Ticket events sent and not yet answered: what each is, for when its answer comes.
+    private var ticketsInFlight: [String: (sentAtMs: Int64, event: String, ticketID: String, kind: String)] = [:]
+    private var ticketSequence = 0
+    private var lastTicketFlushMs: Int64 = 0
+    /// Open node_unresponsive tickets this node opened, by the silent node: closed when it answers again.
+    private var openUnresponsive: [String: String] = [:]
+    private let registryID: String
     /// County tier: the checks of uploads, built once the catalog is downloaded.
     private var validator: UploadValidator?
     /// Provincial tier: outbox batches sent to the national store and not yet acknowledged.
@@ -69,9 +76,14 @@ public final class NodeServer {
         machine = NodeMachine(config: .init(id: id, tier: spec.tier, routing: topology.routingTable,
                                             institutions: Set(topology.institutions(of: id)),
                                             nationalCatalog: spec.parent == nil ? Catalog.national() : nil))
+        registryID = topology.nodes.first { $0.parent == nil }?.id.value ?? "000000"
         let open = try ledger.read { try $0.openResolutions() }
         machine.restore(open)
         resolvedMsgids = Set(try ledger.read { try $0.resolvedMsgids() })
+        for ticket in try ledger.read({ try $0.tickets() }) where ticket.kind == "node_unresponsive"
+            && ticket.openedBy == id.value && ticket.state != "closed" {
+            openUnresponsive[ticket.responsible] = ticket.ticketID
+        }
         context = try Context()
         downstream = try context.socket(.router)
         try downstream.setRouterMandatory(true)      // unroutable answers fail loudly, not silently
@@ -123,6 +135,7 @@ public final class NodeServer {
             if readable[0] { drain(downstream, from: nil, into: &directives) }
             if readable.count > 1, readable[1], let upstream { drain(upstream, from: .parent, into: &directives) }
             if spec.tier == .province && now - lastOutboxFlushMs >= outboxFlushIntervalMs { flushOutbox(now) }
+            if now - lastTicketFlushMs >= 200 { flushTicketOutbox(now) }
             now = wallClockMs()
             let wasSignedIn = machine.isSignedIn
             let wasReady = machine.isReady
@@ -177,8 +190,13 @@ public final class NodeServer {
                 }
                 directives += machine.receivedRequest(request, from: peer, nowMs: now)
             case .response(let response):
+                if let node = machine.nodeID(of: peer), let ticketID = openUnresponsive[node] {
+                    closeUnresponsive(node: node, ticketID: ticketID, now: now)   // it answers again: it is back
+                }
                 if peer == .parent, outboxInFlight[response.reqMsgid] != nil {
                     acknowledgeOutbox(response)
+                } else if ticketsInFlight[response.reqMsgid] != nil {
+                    ticketEventAnswered(response, now: now)
                 } else {
                     directives += machine.receivedResponse(response, from: peer, nowMs: now)
                 }
@@ -239,6 +257,12 @@ public final class NodeServer {
                         outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
                     case .resolution(let resolution):
                         try tx.saveResolution(resolution)
+                    case .openTicket(let kind, let code, let subject, let responsible, let reason):
+                        try openTicket(kind: kind, code: code, subject: subject, responsible: responsible, reason: reason,
+                                       now: wallClockMs(), tx: tx)
+                    case .ticketHere(let request, let peer, let receivedAtMs):
+                        let body = try ticketArrived(request, receivedAtMs: receivedAtMs, tx: tx)
+                        outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
                     case .resolved(let resolution, let finalAnswer, let record):
                         let omsgid = resolution.omsgid
                         try tx.resolve(omsgid: omsgid, finalAnswer: try finalAnswer.serializedBytes(), nowMs: wallClockMs())
@@ -273,8 +297,12 @@ public final class NodeServer {
                     let answer = machine.error(.busy, detail: "ledger of node \(spec.id) unavailable",
                                                requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: wallClockMs())
                     return Outgoing(peer: peer, frames: WireCodec.frames(answer))
-                case .forward, .resolution, .resolved:
+                case .forward, .resolution, .resolved, .openTicket:
                     return nil
+                case .ticketHere(let request, let peer, let receivedAtMs):
+                    let answer = machine.error(.busy, detail: "ledger of node \(spec.id) unavailable",
+                                               requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: wallClockMs())
+                    return Outgoing(peer: peer, frames: WireCodec.frames(answer))
                 }
             }
         }
@@ -290,6 +318,168 @@ public final class NodeServer {
                                               receivedAtMs: upload.receivedAtMs, nowMs: now)
             }
             try execute(next)
+        }
+    }
+
+    // MARK: Tickets
+
+    /// Opens a ticket (or counts one more occurrence of an open one for the same cause), sends
+    /// it to the responsible node, and reports it to the national registry.
+    private func openTicket(kind: String, code: String, subject: String, responsible: String, reason: String,
+                            now: Int64, tx: LedgerTransaction) throws {
+        if let existing = try tx.openTicket(kind: kind, subject: subject, responsible: responsible) {
+            try tx.addTicketOccurrence(existing.ticketID)
+            return
+        }
+        ticketSequence += 1
+        let count = try tx.countTickets() + 1
+        let ticketID = "TK\(spec.id.value)\(CivilTime(unixMs: now).compact)\(count)"
+        var input = TicketInput()
+        input.ticketID = ticketID
+        input.kind = kind
+        input.code = code
+        input.subject = subject
+        input.responsible = responsible
+        input.openedBy = spec.id.value
+        input.reason = reason
+        input.atMs = now
+        input.occurrences = 1
+        let selfResponsible = responsible == spec.id.value
+        try tx.upsertTicket(row(input, state: selfResponsible ? "acknowledged" : "open", now: now))
+        try queueTicketEvent("opened", input, to: registryID, now: now, tx: tx)
+        if selfResponsible {
+            try queueTicketEvent("acknowledged", input, to: registryID, now: now, tx: tx)
+        } else {
+            try queueTicketEvent("open", input, to: responsible, now: now, tx: tx)
+        }
+        if kind == "node_unresponsive" { openUnresponsive[responsible] = ticketID }
+        logger.warning("ticket opened", metadata: ["ticket.id": "\(ticketID)", "ticket.kind": "\(kind)",
+                                                   "ticket.responsible": "\(responsible)", "error.code": "\(code)"])
+    }
+
+    private func row(_ input: TicketInput, state: String, now: Int64) -> TicketRow {
+        TicketRow(ticketID: input.ticketID, kind: input.kind, code: input.code, subject: input.subject,
+                  responsible: input.responsible, openedBy: input.openedBy, state: state, reason: input.reason,
+                  occurrences: Int(input.occurrences), openedAtMs: input.atMs,
+                  acknowledgedAtMs: state == "open" ? nil : now, closedAtMs: state == "closed" ? now : nil)
+    }
+
+    /// Queues a ticket event for `destination`; the registry's own events are recorded at once.
+    private func queueTicketEvent(_ event: String, _ ticket: TicketInput, to destination: String, now: Int64,
+                                  tx: LedgerTransaction) throws {
+        var input = ticket
+        input.event = event
+        input.atMs = now
+        if destination == spec.id.value {
+            _ = try applyTicketEvent(input, tx: tx)
+            return
+        }
+        ticketSequence += 1
+        var request = WireRequest()
+        request.infno = TransactionCode.ticket.rawValue
+        request.msgid = "TE\(spec.id.value)\(now)\(ticketSequence)"
+        request.mdtrtareaAdmvs = spec.id.value
+        request.insuplcAdmdvs = destination
+        request.infver = "V1.0"
+        request.infTime = CivilTime(unixMs: now).readable
+        request.input = .ticket(input)
+        try tx.enqueueTicketEvent(msgid: request.msgid, destination: destination, body: try request.serializedBytes())
+    }
+
+    /// A ticket event for this node: as the responsible node it acknowledges (响应); as the
+    /// national registry it records the state change with its time.
+    private func ticketArrived(_ request: WireRequest, receivedAtMs: Int64, tx: LedgerTransaction) throws -> [UInt8] {
+        guard case .ticket(let input)? = request.input else {
+            return try machine.error(.missingField, detail: "input.ticket", requestMsgid: request.msgid,
+                                     receivedAtMs: receivedAtMs, nowMs: wallClockMs()).serializedBytes()
+        }
+        let now = wallClockMs()
+        var state = try applyTicketEvent(input, tx: tx)
+        if input.event == "open" {
+            try tx.upsertTicket(row(input, state: "acknowledged", now: now))
+            try queueTicketEvent("acknowledged", input, to: registryID, now: now, tx: tx)
+            state = "acknowledged"
+            logger.warning("ticket acknowledged", metadata: ["ticket.id": "\(input.ticketID)", "ticket.kind": "\(input.kind)"])
+        }
+        var response = machine.success(requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: now)
+        var out = TicketOutput()
+        out.ticketID = input.ticketID
+        out.state = state
+        response.output = .ticket(out)
+        return try response.serializedBytes()
+    }
+
+    /// The registry's part: every event ("opened", "acknowledged", "closed") with its time.
+    private func applyTicketEvent(_ input: TicketInput, tx: LedgerTransaction) throws -> String {
+        guard spec.id.value == registryID, input.event != "open" else { return "received" }
+        let state = input.event == "opened" ? "open" : input.event
+        var ticket = row(input, state: state, now: input.atMs)
+        if input.event == "opened" { ticket.openedAtMs = input.atMs }
+        try tx.upsertTicket(ticket)
+        try tx.recordTicketEvent(ticketID: input.ticketID, event: input.event, node: input.event == "acknowledged" ? input.responsible : input.openedBy,
+                                 atMs: input.atMs)
+        return state
+    }
+
+    private func flushTicketOutbox(_ now: Int64) {
+        lastTicketFlushMs = now
+        guard machine.isSignedIn || spec.parent == nil,
+              let queued = try? ledger.read({ try $0.ticketOutbox() }) else { return }
+        for entry in queued where now - (ticketsInFlight[entry.msgid]?.sentAtMs ?? .min / 2) >= 3_000 {
+            guard let destination = DivisionCode(entry.destination),
+                  let hop = topology.routingTable.nextHop(from: spec.id, to: destination),
+                  let request = try? WireRequest(serializedBytes: entry.body), case .ticket(let input)? = request.input else { continue }
+            let peer: Peer
+            switch hop {
+            case .here: continue
+            case .parent: peer = .parent
+            case .child(let child): peer = .downstream(Array(child.value.utf8))
+            }
+            ticketsInFlight[entry.msgid] = (now, input.event, input.ticketID, input.kind)
+            send(Outgoing(peer: peer, frames: [[], WireCodec.requestKind, entry.body], requestMsgid: entry.msgid))
+        }
+    }
+
+    private func ticketEventAnswered(_ response: WireResponse, now: Int64) {
+        guard let sent = ticketsInFlight.removeValue(forKey: response.reqMsgid) else { return }
+        guard response.infcode == 0, case .ticket(let out)? = response.output else { return }   // sent again later
+        do {
+            try ledger.write { tx in
+                try tx.removeTicketEvent(msgid: response.reqMsgid)
+                if sent.event == "open", out.state == "acknowledged", var ticket = try tx.ticket(sent.ticketID) {
+                    ticket.state = "acknowledged"
+                    ticket.acknowledgedAtMs = now
+                    try tx.upsertTicket(ticket)
+                }
+            }
+        } catch {
+            logger.error("ticket acknowledgement not recorded", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The silent node answers again: its ticket is closed (销号) and the registry told.
+    private func closeUnresponsive(node: String, ticketID: String, now: Int64) {
+        openUnresponsive[node] = nil
+        do {
+            try ledger.write { tx in
+                guard var ticket = try tx.ticket(ticketID), ticket.state != "closed" else { return }
+                ticket.state = "closed"
+                ticket.closedAtMs = now
+                try tx.upsertTicket(ticket)
+                var input = TicketInput()
+                input.ticketID = ticket.ticketID
+                input.kind = ticket.kind
+                input.code = ticket.code
+                input.subject = ticket.subject
+                input.responsible = ticket.responsible
+                input.openedBy = ticket.openedBy
+                input.reason = "node \(node) answers again"
+                input.occurrences = Int32(ticket.occurrences)
+                try queueTicketEvent("closed", input, to: registryID, now: now, tx: tx)
+            }
+            logger.info("ticket closed", metadata: ["ticket.id": "\(ticketID)", "ticket.responsible": "\(node)"])
+        } catch {
+            logger.error("ticket close not recorded", metadata: ["error": "\(error)"])
         }
     }
 
@@ -345,6 +535,11 @@ public final class NodeServer {
                 reject.admdvs = spec.id.value
                 rejects.append(reject)
                 rejectedByRule[violation.rule.id, default: 0] += 1
+                if tier != .county {
+                    // Found above the county: the uploading county's institution must correct and re-upload.
+                    try openTicket(kind: "upload_reject", code: violation.rule.id, subject: record.fixmedinsCode,
+                                   responsible: record.mdtrtareaAdmvs, reason: violation.rule.checks, now: now, tx: tx)
+                }
                 try tx.recordUploadReject(msgid: request.msgid, batchIndex: record.batchIndex, setlID: record.setlID,
                                           fixmedinsCode: record.fixmedinsCode, ruleID: violation.rule.id,
                                           field: violation.field, nowMs: now)
@@ -465,6 +660,11 @@ public final class NodeServer {
                 try tx.insertRefused(request: request, errCode: errorCode.rawValue, nowMs: now, response: body)
                 try tx.recordTransit(TransitRecord(request: meta, response: response, role: role, nowMs: now))
                 logger.info("settlement refused", metadata: ["settlement.msgid": "\(request.msgid)", "error.code": "\(errorCode.rawValue)"])
+                if errorCode == .unknownPerson || errorCode == .notFiledOffsite {
+                    // Refused because of data this county holds: its registry or filings need a look.
+                    try openTicket(kind: "business_refusal", code: errorCode.rawValue, subject: request.fixmedinsCode,
+                                   responsible: spec.id.value, reason: errorCode.message, now: now, tx: tx)
+                }
                 return body
             }
         case .reversal(let input)?:

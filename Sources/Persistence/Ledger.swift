@@ -130,6 +130,40 @@ public final class Ledger {
                 );
                 """)
         }
+        migrator.registerMigration("v4-tickets") { db in
+            try db.execute(sql: """
+                -- Tickets this node opened or is responsible for.
+                CREATE TABLE tickets (
+                    ticket_id TEXT PRIMARY KEY NOT NULL,
+                    kind TEXT NOT NULL,
+                    code TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    responsible TEXT NOT NULL,
+                    opened_by TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'closed')),
+                    reason TEXT NOT NULL,
+                    occurrences INTEGER NOT NULL,
+                    opened_at_ms INTEGER NOT NULL,
+                    acknowledged_at_ms INTEGER,
+                    closed_at_ms INTEGER
+                );
+                CREATE INDEX tickets_open ON tickets(kind, subject, responsible) WHERE state != 'closed';
+                -- Ticket events waiting to reach the responsible node or the national registry.
+                CREATE TABLE ticket_outbox (
+                    msgid TEXT PRIMARY KEY NOT NULL,
+                    destination TEXT NOT NULL,
+                    body BLOB NOT NULL
+                );
+                -- National tier: the registry, every state change with its time.
+                CREATE TABLE ticket_events (
+                    ticket_id TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    node TEXT NOT NULL,
+                    at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (ticket_id, event)
+                );
+                """)
+        }
         migrator.registerMigration("v2-uploads") { db in
             try db.execute(sql: """
                 -- Every setl_id that passed this tier's checks: the store duplicates are caught in.
@@ -567,5 +601,118 @@ extension LedgerTransaction {
     public func settlementState(msgid: String) throws -> (state: String, setlID: String)? {
         let statement = try db.cachedStatement(sql: "SELECT state, setl_id FROM settlements WHERE msgid = ?")
         return try Row.fetchOne(statement, arguments: [msgid]).map { ($0[0], ($0[1] as String?) ?? "") }
+    }
+}
+
+// MARK: Tickets
+
+/// One ticket as a node (or the national registry) holds it.
+public struct TicketRow: Codable, Equatable, Sendable {
+    public var ticketID: String
+    public var kind: String
+    public var code: String
+    public var subject: String
+    public var responsible: String
+    public var openedBy: String
+    public var state: String
+    public var reason: String
+    public var occurrences: Int
+    public var openedAtMs: Int64
+    public var acknowledgedAtMs: Int64?
+    public var closedAtMs: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case kind, code, subject, responsible, state, reason, occurrences
+        case ticketID = "ticket_id"
+        case openedBy = "opened_by"
+        case openedAtMs = "opened_at_ms"
+        case acknowledgedAtMs = "acknowledged_at_ms"
+        case closedAtMs = "closed_at_ms"
+    }
+
+    public init(ticketID: String, kind: String, code: String, subject: String, responsible: String, openedBy: String,
+                state: String, reason: String, occurrences: Int, openedAtMs: Int64, acknowledgedAtMs: Int64?, closedAtMs: Int64?) {
+        self.ticketID = ticketID; self.kind = kind; self.code = code; self.subject = subject
+        self.responsible = responsible; self.openedBy = openedBy; self.state = state; self.reason = reason
+        self.occurrences = occurrences; self.openedAtMs = openedAtMs
+        self.acknowledgedAtMs = acknowledgedAtMs; self.closedAtMs = closedAtMs
+    }
+
+    init(row: Row) {
+        ticketID = row["ticket_id"]; kind = row["kind"]; code = row["code"]; subject = row["subject"]
+        responsible = row["responsible"]; openedBy = row["opened_by"]; state = row["state"]; reason = row["reason"]
+        occurrences = row["occurrences"]; openedAtMs = row["opened_at_ms"]
+        acknowledgedAtMs = row["acknowledged_at_ms"]; closedAtMs = row["closed_at_ms"]
+    }
+}
+
+extension LedgerTransaction {
+    /// The ticket not yet closed for this cause, if any.
+    public func openTicket(kind: String, subject: String, responsible: String) throws -> TicketRow? {
+        let statement = try db.cachedStatement(sql: """
+            SELECT * FROM tickets WHERE kind = ? AND subject = ? AND responsible = ? AND state != 'closed'
+            """)
+        return try Row.fetchOne(statement, arguments: [kind, subject, responsible]).map(TicketRow.init)
+    }
+
+    public func countTickets() throws -> Int { try Int.fetchOne(db, sql: "SELECT count(*) FROM tickets") ?? 0 }
+
+    public func ticket(_ ticketID: String) throws -> TicketRow? {
+        try Row.fetchOne(db, sql: "SELECT * FROM tickets WHERE ticket_id = ?", arguments: [ticketID]).map(TicketRow.init)
+    }
+
+    /// Records a ticket as this node learns of it, or a later state of it. States only move
+    /// forward (open, acknowledged, closed); each time is kept once.
+    public func upsertTicket(_ t: TicketRow) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO tickets (ticket_id, kind, code, subject, responsible, opened_by, state, reason, occurrences,
+              opened_at_ms, acknowledged_at_ms, closed_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(ticket_id) DO UPDATE SET
+              occurrences = max(tickets.occurrences, excluded.occurrences),
+              acknowledged_at_ms = coalesce(tickets.acknowledged_at_ms, excluded.acknowledged_at_ms),
+              closed_at_ms = coalesce(tickets.closed_at_ms, excluded.closed_at_ms),
+              state = CASE
+                WHEN tickets.state = 'closed' OR excluded.state = 'closed' THEN 'closed'
+                WHEN tickets.state = 'acknowledged' OR excluded.state = 'acknowledged' THEN 'acknowledged'
+                ELSE 'open' END
+            """)
+        try statement.execute(arguments: [t.ticketID, t.kind, t.code, t.subject, t.responsible, t.openedBy, t.state,
+                                          t.reason, t.occurrences, t.openedAtMs, t.acknowledgedAtMs, t.closedAtMs])
+    }
+
+    public func addTicketOccurrence(_ ticketID: String) throws {
+        try db.execute(sql: "UPDATE tickets SET occurrences = occurrences + 1 WHERE ticket_id = ?", arguments: [ticketID])
+    }
+
+    public func recordTicketEvent(ticketID: String, event: String, node: String, atMs: Int64) throws {
+        let statement = try db.cachedStatement(sql: "INSERT INTO ticket_events (ticket_id, event, node, at_ms) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        try statement.execute(arguments: [ticketID, event, node, atMs])
+    }
+
+    public func tickets(state: String? = nil) throws -> [TicketRow] {
+        if let state {
+            return try Row.fetchAll(db, sql: "SELECT * FROM tickets WHERE state = ? ORDER BY opened_at_ms", arguments: [state]).map(TicketRow.init)
+        }
+        return try Row.fetchAll(db, sql: "SELECT * FROM tickets ORDER BY opened_at_ms").map(TicketRow.init)
+    }
+
+    public func ticketEvents(_ ticketID: String) throws -> [(event: String, node: String, atMs: Int64)] {
+        try Row.fetchAll(db, sql: "SELECT event, node, at_ms FROM ticket_events WHERE ticket_id = ? ORDER BY at_ms",
+                         arguments: [ticketID]).map { ($0[0], $0[1], $0[2]) }
+    }
+
+    public func enqueueTicketEvent(msgid: String, destination: String, body: [UInt8]) throws {
+        let statement = try db.cachedStatement(sql: "INSERT INTO ticket_outbox (msgid, destination, body) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+        try statement.execute(arguments: [msgid, destination, Data(body)])
+    }
+
+    public func ticketOutbox() throws -> [(msgid: String, destination: String, body: [UInt8])] {
+        try Row.fetchAll(db, sql: "SELECT msgid, destination, body FROM ticket_outbox ORDER BY rowid LIMIT 500")
+            .map { ($0[0], $0[1], Array($0[2] as Data)) }
+    }
+
+    public func removeTicketEvent(msgid: String) throws {
+        try db.execute(sql: "DELETE FROM ticket_outbox WHERE msgid = ?", arguments: [msgid])
     }
 }

@@ -136,6 +136,10 @@ public enum Directive: Equatable, Sendable {
     /// A settlement in doubt is resolved: record its final state and keep the final answer for
     /// the hospital, who asks again with the same msgid.
     case resolved(NodeMachine.Resolution, finalAnswer: WireResponse, record: TransitRecord)
+    /// A ticket event addressed to this node (it is the responsible node or the registry).
+    case ticketHere(WireRequest, replyTo: Peer, receivedAtMs: Int64)
+    /// Something needs someone's action: open (or count again) a ticket.
+    case openTicket(kind: String, code: String, subject: String, responsible: String, reason: String)
 }
 
 /// One node's settlement routing as a pure state machine: requests in, directives out.
@@ -189,6 +193,8 @@ public struct NodeMachine: Sendable {
         var upload: (received: Int32, rejects: [UploadReject])?
         /// For a correction reversal this node sent itself: the settlement it resolves.
         var resolving: String?
+        /// A ticket event passing through: no transit record, no ticket about itself.
+        var isTicket = false
     }
 
     /// A settlement whose outcome this origin county does not know: it sends correction
@@ -329,6 +335,17 @@ public struct NodeMachine: Sendable {
             return [.answer(error(.timeout, detail: "outcome being resolved by correction reversal (2601) at node \(config.id); ask again",
                                   requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
         }
+        if code == .ticket {
+            let destination = DivisionCode(request.insuplcAdmdvs)!
+            guard let hop = config.routing.nextHop(from: config.id, to: destination) else { return [] }
+            if hop == .here { return [.ticketHere(request, replyTo: peer, receivedAtMs: nowMs)] }
+            if pending[request.msgid] != nil { return [] }
+            let target: Peer = if case .child(let child) = hop { .downstream(Array(child.value.utf8)) } else { .parent }
+            addPending(request.msgid, Pending(meta: RequestMeta(request), waiters: [peer], forwardedTo: target, role: .relay,
+                                              receivedAtMs: nowMs, deadlineMs: nowMs + config.forwardTimeoutMs - config.hopReserveMs,
+                                              isTicket: true))
+            return [.forward(request, to: target)]
+        }
         let insured = DivisionCode(request.insuplcAdmdvs)!
         guard let hop = config.routing.nextHop(from: config.id, to: insured) else {
             return [.answer(error(.badDivision, detail: "insuplc_admdvs \(request.insuplcAdmdvs)",
@@ -402,9 +419,16 @@ public struct NodeMachine: Sendable {
     /// answer to a correction this node sent itself ends or reschedules one.
     private mutating func finish(_ entry: Pending, with response: WireResponse, nowMs: Int64) -> [Directive] {
         if let omsgid = entry.resolving { return correctionAnswered(omsgid, response, nowMs: nowMs) }
-        let record = entry.upload == nil ? TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs) : nil
+        let record = entry.upload == nil && !entry.isTicket
+            ? TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs) : nil
         var directives: [Directive] = entry.waiters.enumerated().map { index, waiter in
             .answer(response, to: waiter, record: index == 0 ? record : nil)
+        }
+        // This node's own wait ran out: the next hop stopped answering. That needs its operator.
+        if !entry.isTicket, response.errCode == ErrorCode.timeout.rawValue,
+           response.infRefmsgid.hasPrefix(config.id.value), let silent = nodeID(of: entry.forwardedTo) {
+            directives.append(.openTicket(kind: "node_unresponsive", code: ErrorCode.timeout.rawValue, subject: silent,
+                                          responsible: silent, reason: "no answer from node \(silent) within the deadline"))
         }
         if entry.upload == nil, entry.role == .origin, response.errCode == ErrorCode.timeout.rawValue,
            TransactionCode(rawValue: entry.meta.infno)?.isSettlement == true, resolutions[entry.meta.msgid] == nil {
@@ -420,6 +444,14 @@ public struct NodeMachine: Sendable {
     private mutating func addPending(_ msgid: String, _ entry: Pending) {
         pending[msgid] = entry
         earliestDeadlineMs = min(earliestDeadlineMs, entry.deadlineMs)
+    }
+
+    /// The node id behind a peer, if it is a node (not a hospital).
+    public func nodeID(of peer: Peer) -> String? {
+        switch peer {
+        case .parent: return config.routing.parent(of: config.id)?.value
+        case .downstream(let id): return childIDs[id]?.value
+        }
     }
 
     /// Resolutions left open by an earlier run of this node (from its ledger).
@@ -489,10 +521,17 @@ public struct NodeMachine: Sendable {
         guard let entry = pending.removeValue(forKey: msgid) else { return [] }
         let response = error(.unreachable, detail: "node \(config.id) could not reach the next hop",
                              requestMsgid: msgid, receivedAtMs: entry.receivedAtMs, nowMs: nowMs)
-        let record = entry.upload == nil ? TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs) : nil
-        return entry.waiters.enumerated().map { index, waiter in
+        if let omsgid = entry.resolving { return correctionAnswered(omsgid, response, nowMs: nowMs) }
+        let record = entry.upload == nil && !entry.isTicket
+            ? TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs) : nil
+        var directives: [Directive] = entry.waiters.enumerated().map { index, waiter in
             .answer(response, to: waiter, record: index == 0 ? record : nil)
         }
+        if !entry.isTicket, let dead = nodeID(of: entry.forwardedTo) {
+            directives.append(.openTicket(kind: "node_unresponsive", code: ErrorCode.unreachable.rawValue, subject: dead,
+                                          responsible: dead, reason: "node \(dead) not connected"))
+        }
+        return directives
     }
 
     /// Answers of every still-pending request with an indefinite timeout (used when the node
@@ -663,6 +702,15 @@ public struct NodeMachine: Sendable {
         }
         switch (code, request.input) {
         case (.signIn, .signIn?), (.catalogDownload, .catalog?): return nil
+        case (.ticket, .ticket?):
+            // Between nodes only; the destination (insuplc_admdvs) may be any node.
+            guard case .downstream(let id) = peer, childIDs[id] == nil else {
+                guard let destination = DivisionCode(request.insuplcAdmdvs), config.routing.contains(destination) else {
+                    return Problem(code: .badDivision, detail: "insuplc_admdvs \"\(request.insuplcAdmdvs.prefix(8))\" is not a node of this network")
+                }
+                return nil
+            }
+            return Problem(code: .wrongNode, detail: "tickets travel between nodes only (node \(config.id))")
         case (.upload, .upload?):
             // A hospital uploads from its county; a provincial tier's batch for the national
             // store names the province.

@@ -9,6 +9,8 @@ public typealias SignInInput = Settlenet_V1_SignInInput
 public typealias SignInOutput = Settlenet_V1_SignInOutput
 public typealias CorrectionInput = Settlenet_V1_CorrectionInput
 public typealias CorrectionOutput = Settlenet_V1_CorrectionOutput
+public typealias TicketInput = Settlenet_V1_TicketInput
+public typealias TicketOutput = Settlenet_V1_TicketOutput
 
 /// The transaction codes (infno) SettleNet's nodes serve.
 public enum TransactionCode: String, CaseIterable, Sendable {
@@ -16,6 +18,7 @@ public enum TransactionCode: String, CaseIterable, Sendable {
     case catalogDownload = "1301"
     case upload = "4101"
     case correction = "2601"
+    case ticket = "9101"
     case outpatientSettlement = "2207"
     case outpatientReversal = "2208"
     case inpatientSettlement = "2304"

@@ -187,6 +187,15 @@ public nonisolated struct Settlenet_V1_Request: @unchecked Sendable {
     set {_uniqueStorage()._input = .correction(newValue)}
   }
 
+  /// 9101 error ticket event (SettleNet extension)
+  public var ticket: Settlenet_V1_TicketInput {
+    get {
+      if case .ticket(let v)? = _storage._input {return v}
+      return Settlenet_V1_TicketInput()
+    }
+    set {_uniqueStorage()._input = .ticket(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Input: Equatable, Sendable {
@@ -202,6 +211,8 @@ public nonisolated struct Settlenet_V1_Request: @unchecked Sendable {
     case upload(Settlenet_V1_UploadInput)
     /// 2601 correction reversal of an outcome left unknown
     case correction(Settlenet_V1_CorrectionInput)
+    /// 9101 error ticket event (SettleNet extension)
+    case ticket(Settlenet_V1_TicketInput)
 
   }
 
@@ -301,6 +312,14 @@ public nonisolated struct Settlenet_V1_Response: Sendable {
     set {output = .correction(newValue)}
   }
 
+  public var ticket: Settlenet_V1_TicketOutput {
+    get {
+      if case .ticket(let v)? = output {return v}
+      return Settlenet_V1_TicketOutput()
+    }
+    set {output = .ticket(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Output: Equatable, Sendable {
@@ -310,6 +329,7 @@ public nonisolated struct Settlenet_V1_Response: Sendable {
     case catalog(Settlenet_V1_CatalogOutput)
     case upload(Settlenet_V1_UploadOutput)
     case correction(Settlenet_V1_CorrectionOutput)
+    case ticket(Settlenet_V1_TicketOutput)
 
   }
 
@@ -796,13 +816,67 @@ public nonisolated struct Settlenet_V1_CorrectionOutput: Sendable {
   public init() {}
 }
 
+/// 9101 (SettleNet extension): an error ticket event, after the platform's "report, respond,
+/// close" (报错 / 响应 / 销号). The request's insuplc_admdvs names the node it goes to: the
+/// responsible node (event "open": it acknowledges), or the national registry (every event).
+public nonisolated struct Settlenet_V1_TicketInput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var ticketID: String = String()
+
+  /// open, opened, acknowledged, closed
+  public var event: String = String()
+
+  /// node_unresponsive, business_refusal, upload_reject, correction_failed
+  public var kind: String = String()
+
+  /// the error code or rule id behind it
+  public var code: String = String()
+
+  /// what it is about: a node, an institution; never personal data
+  public var subject: String = String()
+
+  /// the node that must act
+  public var responsible: String = String()
+
+  public var openedBy: String = String()
+
+  public var reason: String = String()
+
+  /// when the event happened
+  public var atMs: Int64 = 0
+
+  public var occurrences: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Settlenet_V1_TicketOutput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var ticketID: String = String()
+
+  /// the state the receiver recorded
+  public var state: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "settlenet.v1"
 
 nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}infno\0\u{1}msgid\0\u{3}mdtrtarea_admvs\0\u{3}insuplc_admdvs\0\u{3}recer_sys_code\0\u{1}infver\0\u{3}opter_type\0\u{1}opter\0\u{3}opter_name\0\u{3}inf_time\0\u{3}fixmedins_code\0\u{3}fixmedins_name\0\u{3}sign_no\0\u{1}signtype\0\u{1}cainfo\0\u{3}budget_ms\0\u{4}\u{4}sign_in\0\u{1}settlement\0\u{1}reversal\0\u{1}catalog\0\u{1}upload\0\u{1}correction\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}infno\0\u{1}msgid\0\u{3}mdtrtarea_admvs\0\u{3}insuplc_admdvs\0\u{3}recer_sys_code\0\u{1}infver\0\u{3}opter_type\0\u{1}opter\0\u{3}opter_name\0\u{3}inf_time\0\u{3}fixmedins_code\0\u{3}fixmedins_name\0\u{3}sign_no\0\u{1}signtype\0\u{1}cainfo\0\u{3}budget_ms\0\u{4}\u{4}sign_in\0\u{1}settlement\0\u{1}reversal\0\u{1}catalog\0\u{1}upload\0\u{1}correction\0\u{1}ticket\0")
 
   fileprivate class _StorageClass {
     var _infno: String = String()
@@ -961,6 +1035,19 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
             _storage._input = .correction(v)
           }
         }()
+        case 26: try {
+          var v: Settlenet_V1_TicketInput?
+          var hadOneofValue = false
+          if let current = _storage._input {
+            hadOneofValue = true
+            if case .ticket(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._input = .ticket(v)
+          }
+        }()
         default: break
         }
       }
@@ -1046,6 +1133,10 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
         guard case .correction(let v)? = _storage._input else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
       }()
+      case .ticket?: try {
+        guard case .ticket(let v)? = _storage._input else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+      }()
       case nil: break
       }
     }
@@ -1085,7 +1176,7 @@ nonisolated extension Settlenet_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Settlenet_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}infcode\0\u{3}inf_refmsgid\0\u{3}refmsg_time\0\u{3}respond_time\0\u{3}err_msg\0\u{3}warn_msg\0\u{1}cainfo\0\u{1}signtype\0\u{3}req_msgid\0\u{3}err_code\0\u{4}\u{a}sign_in\0\u{1}settlement\0\u{1}reversal\0\u{1}catalog\0\u{1}upload\0\u{1}correction\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}infcode\0\u{3}inf_refmsgid\0\u{3}refmsg_time\0\u{3}respond_time\0\u{3}err_msg\0\u{3}warn_msg\0\u{1}cainfo\0\u{1}signtype\0\u{3}req_msgid\0\u{3}err_code\0\u{4}\u{a}sign_in\0\u{1}settlement\0\u{1}reversal\0\u{1}catalog\0\u{1}upload\0\u{1}correction\0\u{1}ticket\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1181,6 +1272,19 @@ nonisolated extension Settlenet_V1_Response: SwiftProtobuf.Message, SwiftProtobu
           self.output = .correction(v)
         }
       }()
+      case 26: try {
+        var v: Settlenet_V1_TicketOutput?
+        var hadOneofValue = false
+        if let current = self.output {
+          hadOneofValue = true
+          if case .ticket(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.output = .ticket(v)
+        }
+      }()
       default: break
       }
     }
@@ -1245,6 +1349,10 @@ nonisolated extension Settlenet_V1_Response: SwiftProtobuf.Message, SwiftProtobu
     case .correction?: try {
       guard case .correction(let v)? = self.output else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+    }()
+    case .ticket?: try {
+      guard case .ticket(let v)? = self.output else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
     }()
     case nil: break
     }
@@ -2186,6 +2294,116 @@ nonisolated extension Settlenet_V1_CorrectionOutput: SwiftProtobuf.Message, Swif
     if lhs.omsgid != rhs.omsgid {return false}
     if lhs.outcome != rhs.outcome {return false}
     if lhs.setlID != rhs.setlID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Settlenet_V1_TicketInput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TicketInput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ticket_id\0\u{1}event\0\u{1}kind\0\u{1}code\0\u{1}subject\0\u{1}responsible\0\u{3}opened_by\0\u{1}reason\0\u{3}at_ms\0\u{1}occurrences\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.ticketID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.event) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.code) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.subject) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.responsible) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.openedBy) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.atMs) }()
+      case 10: try { try decoder.decodeSingularInt32Field(value: &self.occurrences) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.ticketID.isEmpty {
+      try visitor.visitSingularStringField(value: self.ticketID, fieldNumber: 1)
+    }
+    if !self.event.isEmpty {
+      try visitor.visitSingularStringField(value: self.event, fieldNumber: 2)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 3)
+    }
+    if !self.code.isEmpty {
+      try visitor.visitSingularStringField(value: self.code, fieldNumber: 4)
+    }
+    if !self.subject.isEmpty {
+      try visitor.visitSingularStringField(value: self.subject, fieldNumber: 5)
+    }
+    if !self.responsible.isEmpty {
+      try visitor.visitSingularStringField(value: self.responsible, fieldNumber: 6)
+    }
+    if !self.openedBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.openedBy, fieldNumber: 7)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 8)
+    }
+    if self.atMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.atMs, fieldNumber: 9)
+    }
+    if self.occurrences != 0 {
+      try visitor.visitSingularInt32Field(value: self.occurrences, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Settlenet_V1_TicketInput, rhs: Settlenet_V1_TicketInput) -> Bool {
+    if lhs.ticketID != rhs.ticketID {return false}
+    if lhs.event != rhs.event {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.code != rhs.code {return false}
+    if lhs.subject != rhs.subject {return false}
+    if lhs.responsible != rhs.responsible {return false}
+    if lhs.openedBy != rhs.openedBy {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.atMs != rhs.atMs {return false}
+    if lhs.occurrences != rhs.occurrences {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Settlenet_V1_TicketOutput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TicketOutput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ticket_id\0\u{1}state\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.ticketID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.ticketID.isEmpty {
+      try visitor.visitSingularStringField(value: self.ticketID, fieldNumber: 1)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Settlenet_V1_TicketOutput, rhs: Settlenet_V1_TicketOutput) -> Bool {
+    if lhs.ticketID != rhs.ticketID {return false}
+    if lhs.state != rhs.state {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
