@@ -111,3 +111,31 @@ public struct DataQualityAudit {
     func round2(_ value: Double) -> Double { (value * 100).rounded() / 100 }
     func round4(_ value: Double) -> Double { (value * 10_000).rounded() / 10_000 }
 }
+
+extension DataQualityAudit {
+    /// Waits (up to `timeoutS`) until no node has ticket events still to deliver, then reads the
+    /// national registry's tickets opened since `sinceMs`.
+    public func tickets(sinceMs: Int64, timeoutS: Double) throws -> TicketFigures {
+        let deadline = Date().addingTimeInterval(timeoutS)
+        while Date() < deadline {
+            let queued = try topology.nodes.reduce(0) { $0 + (try ledger($1.id).read { try $0.ticketOutbox().count }) }
+            if queued == 0 { break }
+            usleep(100_000)
+        }
+        guard let national = topology.nodes.first(where: { $0.parent == nil }) else {
+            return TicketFigures(opened: 0, acknowledged: 0, closed: 0, openAtEnd: 0,
+                                 timeToCloseMs: ReportBuilder.summary(Measurement.makeHistogram()), byKind: [:], openReasons: [:])
+        }
+        let all = try ledger(national.id).read { try $0.tickets() }.filter { $0.openedAtMs >= sinceMs }
+        var closeTimes = Measurement.makeHistogram()
+        for ticket in all { if let closed = ticket.closedAtMs { _ = closeTimes.record(UInt64(max(1, (closed - ticket.openedAtMs) * 1_000))) } }
+        var byKind: [String: Int] = [:], reasons: [String: Int] = [:]
+        for ticket in all {
+            byKind[ticket.kind, default: 0] += 1
+            if ticket.state != "closed" { reasons["\(ticket.kind): \(ticket.reason)", default: 0] += 1 }
+        }
+        return TicketFigures(opened: all.count, acknowledged: all.filter { $0.acknowledgedAtMs != nil }.count,
+                             closed: all.filter { $0.state == "closed" }.count, openAtEnd: all.filter { $0.state != "closed" }.count,
+                             timeToCloseMs: ReportBuilder.summary(closeTimes), byKind: byKind, openReasons: reasons)
+    }
+}

@@ -292,7 +292,11 @@ public enum ReportRendering {
             ["In doubt, then reversed", grouped(s.reversed)],
             ["In doubt, then settled / refused", "\(grouped(s.resolvedSettled)) / \(grouped(s.resolvedRefused))"],
             ["Unresolved at end", grouped(s.unresolved)],
-        ]
+        ] + (report.tickets.map { t in
+            [["Tickets opened / acknowledged / closed", "\(grouped(t.opened)) / \(grouped(t.acknowledged)) / \(grouped(t.closed))"],
+             ["Tickets open at end", grouped(t.openAtEnd)],
+             ["Ticket time to close p50 / p99", "\(fixed(t.timeToCloseMs.p50, 0)) / \(fixed(t.timeToCloseMs.p99, 0)) ms"]]
+        } ?? [])
     }
 
     static func uploadRows(_ u: UploadFigures, _ d: DirtyDataFigures) -> [[String]] {

@@ -24,9 +24,10 @@ public struct RunReport: Codable, Sendable {
     public var dirtyData: DirtyDataFigures?
     /// The faults injected, with their actual start and end.
     public var faults: [FaultRecord] = []
+    public var tickets: TicketFigures?
 
     enum CodingKeys: String, CodingKey {
-        case scenario, seed, topology, passed, settlements, reversals, errors, timeline, stages, thresholds, machine, uploads, faults
+        case scenario, seed, topology, passed, settlements, reversals, errors, timeline, stages, thresholds, machine, uploads, faults, tickets
         case dirtyData = "dirty_data"
         case startedAt = "started_at"
         case durationS = "duration_s"
@@ -261,5 +262,25 @@ public struct DirtyDataFigures: Codable, Sendable {
         case byRule = "by_rule"
         case byKind = "by_kind"
         case accountingExact = "accounting_exact"
+    }
+}
+
+/// Error tickets opened during the run, from the national registry.
+public struct TicketFigures: Codable, Sendable {
+    public var opened: Int
+    public var acknowledged: Int
+    public var closed: Int
+    public var openAtEnd: Int
+    public var timeToCloseMs: LatencySummary
+    public var byKind: [String: Int]
+    /// Tickets still open at the end, with why: "every opened ticket is closed or reported open".
+    public var openReasons: [String: Int]
+
+    enum CodingKeys: String, CodingKey {
+        case opened, acknowledged, closed
+        case openAtEnd = "open_at_end"
+        case timeToCloseMs = "time_to_close_ms"
+        case byKind = "by_kind"
+        case openReasons = "open_reasons"
     }
 }

@@ -134,9 +134,14 @@ public enum ScenarioRunner {
             } catch {
                 throw ScenarioError(code: .runFailed, message: "cannot read the ledgers in \(dataDirectory): \(error)")
             }
-            // Thresholds may name upload figures: evaluate again with them in the report.
-            report = ReportBuilder.applyThresholds(spec.thresholds, to: report)
         }
+        do {
+            report.tickets = try audit.tickets(sinceMs: startMs, timeoutS: 5)
+        } catch {
+            log("warning: cannot read the ticket registry: \(error)")
+        }
+        // Thresholds may name upload and ticket figures: evaluate again with them in the report.
+        report = ReportBuilder.applyThresholds(spec.thresholds, to: report)
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -73,5 +73,24 @@ import Testing
         }
         let origin = try Ledger(path: DataLayout(root: cluster.dataDirectory).ledgerPath(DivisionCode("370211")!))
         #expect(try origin.read { try $0.resolutionCounts() }.open == 0)
+
+        // The city next to the silent county reported it (报错); the county acknowledged the
+        // ticket when it was back (响应), and the city closed it when it answered again (销号).
+        // The national registry holds every step with its time.
+        let registry = try Ledger(path: DataLayout(root: cluster.dataDirectory).ledgerPath(DivisionCode("000000")!))
+        var ticket: TicketRow?
+        for _ in 0..<100 {
+            ticket = try registry.read { try $0.tickets() }.first { $0.kind == "node_unresponsive" && $0.responsible == "410102" }
+            if ticket?.state == "closed" { break }
+            usleep(100_000)
+        }
+        let closed = try #require(ticket, "no ticket for the silent county in the registry")
+        #expect(closed.openedBy == "410100" && closed.state == "closed")
+        let events = try registry.read { try $0.ticketEvents(closed.ticketID) }
+        #expect(Set(events.map(\.event)) == ["opened", "acknowledged", "closed"], "\(events)")
+        #expect(events.first { $0.event == "acknowledged" }?.node == "410102")
+        if let opened = closed.acknowledgedAtMs, let done = closed.closedAtMs { #expect(closed.openedAtMs <= opened && opened <= done) }
+        let listed = try settlenet(["tickets", "list", "--data-dir", cluster.dataDirectory, "--state", "closed", "--json"])
+        #expect(listed.status == 0 && listed.output.contains(closed.ticketID))
     }
 }

@@ -151,8 +151,15 @@ import Testing
         #expect(report.errors.responseLatencyMs.max <= 8_600, "an answer took \(report.errors.responseLatencyMs.max) ms")
         #expect(report.errors.byCode["SN-E2002", default: 0] > 0)
         #expect(report.faults.count == 1 && report.faults.first?.startedS != nil && report.faults.first?.endedS != nil)
-        // The definite refusals came back fast even during the storm.
         #expect(report.settlements.identityViolations == 0)
+        // Tickets: the silent county's was acknowledged and closed once it was back; the refusals
+        // caused by filing data stay open, each with its reason.
+        let tickets = try #require(report.tickets)
+        #expect(tickets.byKind["node_unresponsive", default: 0] >= 1 && tickets.closed >= 1)
+        #expect(tickets.byKind["business_refusal", default: 0] > 0)
+        #expect(tickets.acknowledged == tickets.opened)
+        #expect(tickets.openReasons.values.reduce(0, +) == tickets.openAtEnd)
+        #expect(tickets.opened == tickets.closed + tickets.openAtEnd)
     }
 
     @Test func anImpossibleThresholdExits99() throws {
