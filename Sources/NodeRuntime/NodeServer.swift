@@ -41,6 +41,9 @@ public final class NodeServer {
     private var ticketsInFlight: [String: (sentAtMs: Int64, event: String, ticketID: String, kind: String)] = [:]
     private var ticketSequence = 0
     private var lastTicketFlushMs: Int64 = 0
+    /// False once a flush found the ticket outbox empty; set when an event is queued. Spares
+    /// a ledger read every 200 ms on a node with nothing to send.
+    private var ticketOutboxMayHaveWork = true
     /// Open node_unresponsive tickets this node opened, by the silent node: closed when it answers again.
     private var openUnresponsive: [String: String] = [:]
     private let registryID: String
@@ -331,7 +334,6 @@ public final class NodeServer {
             try tx.addTicketOccurrence(existing.ticketID)
             return
         }
-        ticketSequence += 1
         let count = try tx.countTickets() + 1
         let ticketID = "TK\(spec.id.value)\(CivilTime(unixMs: now).compact)\(count)"
         var input = TicketInput()
@@ -384,6 +386,7 @@ public final class NodeServer {
         request.infTime = CivilTime(unixMs: now).readable
         request.input = .ticket(input)
         try tx.enqueueTicketEvent(msgid: request.msgid, destination: destination, body: try request.serializedBytes())
+        ticketOutboxMayHaveWork = true
     }
 
     /// A ticket event for this node: as the responsible node it acknowledges (响应); as the
@@ -423,8 +426,9 @@ public final class NodeServer {
 
     private func flushTicketOutbox(_ now: Int64) {
         lastTicketFlushMs = now
-        guard machine.isSignedIn || spec.parent == nil,
+        guard ticketOutboxMayHaveWork, machine.isSignedIn || spec.parent == nil,
               let queued = try? ledger.read({ try $0.ticketOutbox() }) else { return }
+        if queued.isEmpty { ticketOutboxMayHaveWork = false }
         for entry in queued where now - (ticketsInFlight[entry.msgid]?.sentAtMs ?? .min / 2) >= 3_000 {
             guard let destination = DivisionCode(entry.destination),
                   let hop = topology.routingTable.nextHop(from: spec.id, to: destination),

@@ -19,6 +19,11 @@ public struct DataQualityAudit {
 
     func ledger(_ id: DivisionCode) throws -> Ledger { try Ledger(path: layout.ledgerPath(id)) }
 
+    /// The national node's ledger: the national store and the ticket registry.
+    func nationalLedger() throws -> Ledger? {
+        try topology.nodes.first { $0.parent == nil }.map { try ledger($0.id) }
+    }
+
     /// Every node's upload counters now.
     public func counts() throws -> [DivisionCode: [String: Int]] {
         var all: [DivisionCode: [String: Int]] = [:]
@@ -68,18 +73,15 @@ public struct DataQualityAudit {
             figures.rate = figures.received == 0 ? 0 : round4(Double(figures.rejected) / Double(figures.received))
             byTier[tier] = figures
         }
-        let national = try topology.nodes.filter { $0.tier == .national }.flatMap { node in
-            try ledger(node.id).read { try $0.storedUploadKeys(sinceMs: sinceMs) }
-        }
+        let registry = try nationalLedger()
+        let national = try registry?.read { try $0.storedUploadKeys(sinceMs: sinceMs) } ?? []
         // A record identity sent both clean and dirty (a duplicate copied by the same hospital)
         // counts as clean: the store holds one copy either way.
         let leaked = national.filter { key in
             let identity = UploadMeasurement.key(key.setlID, key.fixmedinsCode)
             return sent.dirtyKeys.contains(identity) && !sent.cleanKeys.contains(identity)
         }.count
-        let nationalRejects = try topology.nodes.filter { $0.tier == .national }.flatMap { node in
-            try ledger(node.id).read { try $0.uploadRejectKeys(sinceMs: sinceMs) }
-        }
+        let nationalRejects = try registry?.read { try $0.uploadRejectKeys(sinceMs: sinceMs) } ?? []
         let cleanRejectedNationally = nationalRejects.filter { reject in
             let identity = UploadMeasurement.key(reject.setlID, reject.fixmedinsCode)
             return sent.cleanKeys.contains(identity) && !sent.dirtyKeys.contains(identity)
@@ -122,11 +124,7 @@ extension DataQualityAudit {
             if queued == 0 { break }
             usleep(100_000)
         }
-        guard let national = topology.nodes.first(where: { $0.parent == nil }) else {
-            return TicketFigures(opened: 0, acknowledged: 0, closed: 0, openAtEnd: 0,
-                                 timeToCloseMs: ReportBuilder.summary(Measurement.makeHistogram()), byKind: [:], openReasons: [:])
-        }
-        let all = try ledger(national.id).read { try $0.tickets() }.filter { $0.openedAtMs >= sinceMs }
+        let all = try nationalLedger()?.read { try $0.tickets() }.filter { $0.openedAtMs >= sinceMs } ?? []
         var closeTimes = Measurement.makeHistogram()
         for ticket in all { if let closed = ticket.closedAtMs { _ = closeTimes.record(UInt64(max(1, (closed - ticket.openedAtMs) * 1_000))) } }
         var byKind: [String: Int] = [:], reasons: [String: Int] = [:]
