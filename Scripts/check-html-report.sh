@@ -5,7 +5,8 @@
 # (installs the Debian package `chromium` when missing), dumps the DOM after the scripts ran and
 # checks that
 #   - <body> has data-rendered="true" (the page's script ran to its end);
-#   - there are 4 <svg class="chart"> elements (7 with uploads: dirty-rate trend, by tier, by rule),
+#   - there are 5 <svg class="chart"> elements (rate, latency, errors, routes, ticket backlog; 8 with
+#     uploads: dirty-rate trend, by tier, by rule),
 #     each with data-points > 0, except the errors chart,
 #     which may have 0 when the embedded report has no errors;
 #   - every time-series chart has a path/polyline of class "series" with a non-empty d/points.
@@ -126,7 +127,7 @@ has_errors = bool(report and any((report.get("errors") or {}).get("by_code", {})
 
 has_settlements = bool(report and (report.get("settlements") or {}).get("attempted", 0) > 0)
 has_dirty = bool(report and report.get("dirty_data"))
-expected_charts = 4 + (3 if has_dirty else 0)   # uploads add the dirty-rate trend, by tier and by rule
+expected_charts = 5 + (3 if has_dirty else 0)   # uploads add the dirty-rate trend, by tier and by rule
 if len(dom.charts) != expected_charts:
     problems.append("expected %d svg.chart elements, found %d" % (expected_charts, len(dom.charts)))
 summary = []

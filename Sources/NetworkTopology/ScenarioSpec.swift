@@ -110,11 +110,29 @@ public struct UploadLoad: Sendable, Equatable {
     public var dirtyRate: Double
     public var dirtyKinds: [String: Double]
     public var maxInFlight: Int
+    /// The data-governance loop, on when the scenario sets `dirty.fix_probability`.
+    public var governance: Governance?
+
+    /// Institutions correct what the network rejects and re-upload it; each piece of feedback
+    /// about a kind of defect (a batch answer with such rejects, an upload_reject ticket) makes
+    /// the institution fix that systematic cause with `fixProbability`. A fixed cause keeps
+    /// `residualShare` of its rate: slips that no fix removes.
+    public struct Governance: Sendable, Equatable {
+        public var fixProbability: Double
+        public var residualShare: Double
+
+        public init(fixProbability: Double, residualShare: Double) {
+            self.fixProbability = fixProbability
+            self.residualShare = residualShare
+        }
+    }
 
     public static let kindNames = ["missing_field", "bad_format", "unknown_code", "bad_admdvs", "amount_mismatch",
                                    "date_order", "duplicate"]
 
-    public init(executor: SettlementLoad.Executor, batchSize: Int, dirtyRate: Double, dirtyKinds: [String: Double], maxInFlight: Int) {
+    public init(executor: SettlementLoad.Executor, batchSize: Int, dirtyRate: Double, dirtyKinds: [String: Double], maxInFlight: Int,
+                governance: Governance? = nil) {
+        self.governance = governance
         self.executor = executor
         self.batchSize = batchSize
         self.dirtyRate = dirtyRate
@@ -169,7 +187,7 @@ public enum ScenarioLoader {
     static let faultKeys: Set<String> = ["at", "pause", "for", "kill", "restart_after"]
     static let loadKeys: Set<String> = ["settlements", "uploads"]
     static let uploadKeys: Set<String> = ["executor", "rate", "start_rate", "stages", "batch_size", "dirty", "max_in_flight"]
-    static let dirtyKeys: Set<String> = ["rate", "kinds"]
+    static let dirtyKeys: Set<String> = ["rate", "kinds", "fix_probability", "residual_share"]
     static let settlementKeys: Set<String> = ["executor", "rate", "start_rate", "stages", "mix", "max_in_flight",
                                               "outpatient_yuan", "inpatient_yuan"]
     static let mixKeys: Set<String> = ["route", "inpatient", "reversal", "unfiled_offsite"]
@@ -362,6 +380,7 @@ public enum ScenarioLoader {
         let maxInFlight = map.int("max_in_flight", subject: nil, required: false, range: 1...100_000, problems: &problems) ?? 100
         var dirtyRate = 0.0
         var kinds: [String: Double] = [:]
+        var governance: UploadLoad.Governance?
         if let dirtyNode = map.node("dirty"), let dirty = YAMLMap(dirtyNode, path: "\(path).dirty", file: file, problems: &problems) {
             dirty.rejectUnknownKeys(dirtyKeys, subject: nil, problems: &problems)
             dirtyRate = numberValue(dirty, "rate", required: true, range: 0...1, file: file, problems: &problems) ?? 0
@@ -373,13 +392,21 @@ public enum ScenarioLoader {
                     }
                 }
             }
+            if let fix = numberValue(dirty, "fix_probability", required: false, range: 0...1, file: file, problems: &problems) {
+                let residual = numberValue(dirty, "residual_share", required: false, range: 0...1, file: file, problems: &problems) ?? 0
+                governance = UploadLoad.Governance(fixProbability: fix, residualShare: residual)
+            } else if dirty.node("residual_share") != nil {
+                problems.append(FileProblem(file: file, line: dirty.lineOf("residual_share"), field: "\(path).dirty.residual_share",
+                                            message: "only meaningful with dirty.fix_probability (the governance loop)"))
+            }
             if dirtyRate > 0 && kinds.values.reduce(0, +) <= 0 {
                 // No kinds given: every kind alike.
                 for name in UploadLoad.kindNames { kinds[name] = 1 }
             }
         }
         guard problems.count == before, let executor, let batchSize else { return nil }
-        return UploadLoad(executor: executor, batchSize: batchSize, dirtyRate: dirtyRate, dirtyKinds: kinds, maxInFlight: maxInFlight)
+        return UploadLoad(executor: executor, batchSize: batchSize, dirtyRate: dirtyRate, dirtyKinds: kinds, maxInFlight: maxInFlight,
+                          governance: governance)
     }
 
     private static func parseSettlements(_ node: Node, file: String, problems: inout [FileProblem]) -> SettlementLoad? {

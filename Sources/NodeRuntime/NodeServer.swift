@@ -327,11 +327,18 @@ public final class NodeServer {
     // MARK: Tickets
 
     /// Opens a ticket (or counts one more occurrence of an open one for the same cause), sends
-    /// it to the responsible node, and reports it to the national registry.
+    /// it to the responsible node, and reports it to the national registry. `setlIDs` name the
+    /// records an upload_reject is about: the responsible county hands them to the institution.
     private func openTicket(kind: String, code: String, subject: String, responsible: String, reason: String,
-                            now: Int64, tx: LedgerTransaction) throws {
-        if let existing = try tx.openTicket(kind: kind, subject: subject, responsible: responsible) {
+                            setlIDs: [String] = [], now: Int64, tx: LedgerTransaction) throws {
+        let selfResponsible = responsible == spec.id.value
+        if let existing = try tx.openTicket(kind: kind, subject: subject, responsible: responsible, openedBy: spec.id.value) {
             try tx.addTicketOccurrence(existing.ticketID)
+            if !setlIDs.isEmpty && !selfResponsible {
+                var input = ticketInput(existing)
+                input.setlIds = setlIDs
+                try queueTicketEvent("occurrence", input, to: responsible, now: now, tx: tx)
+            }
             return
         }
         let count = try tx.countTickets() + 1
@@ -346,17 +353,47 @@ public final class NodeServer {
         input.reason = reason
         input.atMs = now
         input.occurrences = 1
-        let selfResponsible = responsible == spec.id.value
         try tx.upsertTicket(row(input, state: selfResponsible ? "acknowledged" : "open", now: now))
         try queueTicketEvent("opened", input, to: registryID, now: now, tx: tx)
         if selfResponsible {
             try queueTicketEvent("acknowledged", input, to: registryID, now: now, tx: tx)
         } else {
+            input.setlIds = setlIDs
             try queueTicketEvent("open", input, to: responsible, now: now, tx: tx)
         }
         if kind == "node_unresponsive" { openUnresponsive[responsible] = ticketID }
         logger.warning("ticket opened", metadata: ["ticket.id": "\(ticketID)", "ticket.kind": "\(kind)",
                                                    "ticket.responsible": "\(responsible)", "error.code": "\(code)"])
+    }
+
+    private func ticketInput(_ ticket: TicketRow) -> TicketInput {
+        var input = TicketInput()
+        input.ticketID = ticket.ticketID
+        input.kind = ticket.kind
+        input.code = ticket.code
+        input.subject = ticket.subject
+        input.responsible = ticket.responsible
+        input.openedBy = ticket.openedBy
+        input.reason = ticket.reason
+        input.occurrences = Int32(ticket.occurrences)
+        return input
+    }
+
+    /// The cause is gone: the opener closes the ticket (销号) and tells the registry and, for
+    /// an upload_reject, the responsible county (so that its institution stops being asked).
+    private func closeTicket(_ ticketID: String, reason: String, now: Int64, tx: LedgerTransaction) throws {
+        guard var ticket = try tx.ticket(ticketID), ticket.state != "closed" else { return }
+        ticket.state = "closed"
+        ticket.closedAtMs = now
+        try tx.upsertTicket(ticket)
+        var input = ticketInput(ticket)
+        input.reason = reason
+        try queueTicketEvent("closed", input, to: registryID, now: now, tx: tx)
+        if ticket.kind == "upload_reject" && ticket.responsible != spec.id.value {
+            try queueTicketEvent("closed", input, to: ticket.responsible, now: now, tx: tx)
+        }
+        logger.info("ticket closed", metadata: ["ticket.id": "\(ticketID)", "ticket.kind": "\(ticket.kind)",
+                                                "ticket.responsible": "\(ticket.responsible)"])
     }
 
     private func row(_ input: TicketInput, state: String, now: Int64) -> TicketRow {
@@ -389,32 +426,51 @@ public final class NodeServer {
         ticketOutboxMayHaveWork = true
     }
 
-    /// A ticket event for this node: as the responsible node it acknowledges (响应); as the
-    /// national registry it records the state change with its time.
+    /// A ticket event for this node: as the responsible node it acknowledges (响应) and keeps
+    /// the records behind an upload_reject; as the national registry it records the state change
+    /// with its time. A hospital's "list" asks its county what it has to correct.
     private func ticketArrived(_ request: WireRequest, receivedAtMs: Int64, tx: LedgerTransaction) throws -> [UInt8] {
         guard case .ticket(let input)? = request.input else {
             return try machine.error(.missingField, detail: "input.ticket", requestMsgid: request.msgid,
                                      receivedAtMs: receivedAtMs, nowMs: wallClockMs()).serializedBytes()
         }
         let now = wallClockMs()
-        var state = try applyTicketEvent(input, tx: tx)
-        if input.event == "open" {
-            try tx.upsertTicket(row(input, state: "acknowledged", now: now))
-            try queueTicketEvent("acknowledged", input, to: registryID, now: now, tx: tx)
-            state = "acknowledged"
-            logger.warning("ticket acknowledged", metadata: ["ticket.id": "\(input.ticketID)", "ticket.kind": "\(input.kind)"])
-        }
-        var response = machine.success(requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: now)
         var out = TicketOutput()
         out.ticketID = input.ticketID
-        out.state = state
+        switch input.event {
+        case "list":
+            out.state = "listed"
+            out.tickets = try tx.openTickets(kind: "upload_reject", subject: request.fixmedinsCode, responsible: spec.id.value)
+                .map { ticket, setlIDs in
+                    var listed = ticketInput(ticket)
+                    listed.setlIds = setlIDs
+                    return listed
+                }
+        case "open":
+            try tx.upsertTicket(row(input, state: "acknowledged", now: now))
+            try tx.addTicketRecords(input.ticketID, setlIDs: input.setlIds)
+            try queueTicketEvent("acknowledged", input, to: registryID, now: now, tx: tx)
+            out.state = "acknowledged"
+            logger.warning("ticket acknowledged", metadata: ["ticket.id": "\(input.ticketID)", "ticket.kind": "\(input.kind)"])
+        case "occurrence":
+            try tx.addTicketRecords(input.ticketID, setlIDs: input.setlIds)
+            out.state = "acknowledged"
+        case "closed" where spec.id.value != registryID:
+            var ticket = row(input, state: "closed", now: now)
+            ticket.closedAtMs = input.atMs
+            try tx.upsertTicket(ticket)
+            out.state = "closed"
+        default:
+            out.state = try applyTicketEvent(input, tx: tx)
+        }
+        var response = machine.success(requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: now)
         response.output = .ticket(out)
         return try response.serializedBytes()
     }
 
     /// The registry's part: every event ("opened", "acknowledged", "closed") with its time.
     private func applyTicketEvent(_ input: TicketInput, tx: LedgerTransaction) throws -> String {
-        guard spec.id.value == registryID, input.event != "open" else { return "received" }
+        guard spec.id.value == registryID, ["opened", "acknowledged", "closed"].contains(input.event) else { return "received" }
         let state = input.event == "opened" ? "open" : input.event
         var ticket = row(input, state: state, now: input.atMs)
         if input.event == "opened" { ticket.openedAtMs = input.atMs }
@@ -465,23 +521,7 @@ public final class NodeServer {
     private func closeUnresponsive(node: String, ticketID: String, now: Int64) {
         openUnresponsive[node] = nil
         do {
-            try ledger.write { tx in
-                guard var ticket = try tx.ticket(ticketID), ticket.state != "closed" else { return }
-                ticket.state = "closed"
-                ticket.closedAtMs = now
-                try tx.upsertTicket(ticket)
-                var input = TicketInput()
-                input.ticketID = ticket.ticketID
-                input.kind = ticket.kind
-                input.code = ticket.code
-                input.subject = ticket.subject
-                input.responsible = ticket.responsible
-                input.openedBy = ticket.openedBy
-                input.reason = "node \(node) answers again"
-                input.occurrences = Int32(ticket.occurrences)
-                try queueTicketEvent("closed", input, to: registryID, now: now, tx: tx)
-            }
-            logger.info("ticket closed", metadata: ["ticket.id": "\(ticketID)", "ticket.responsible": "\(node)"])
+            try ledger.write { tx in try closeTicket(ticketID, reason: "node \(node) answers again", now: now, tx: tx) }
         } catch {
             logger.error("ticket close not recorded", metadata: ["error": "\(error)"])
         }
@@ -516,6 +556,7 @@ public final class NodeServer {
         passing.catalogVersion = input.catalogVersion
         var rejects: [UploadReject] = []
         var rejectedByRule: [String: Int] = [:]
+        var corrections = 0
         for (position, original) in input.records.enumerated() {
             var record = original
             if tier == .county { record.batchIndex = Int32(position) }
@@ -542,15 +583,21 @@ public final class NodeServer {
                 if tier != .county {
                     // Found above the county: the uploading county's institution must correct and re-upload.
                     try openTicket(kind: "upload_reject", code: violation.rule.id, subject: record.fixmedinsCode,
-                                   responsible: record.mdtrtareaAdmvs, reason: violation.rule.checks, now: now, tx: tx)
+                                   responsible: record.mdtrtareaAdmvs, reason: violation.rule.checks,
+                                   setlIDs: [record.setlID], now: now, tx: tx)
                 }
                 try tx.recordUploadReject(msgid: request.msgid, batchIndex: record.batchIndex, setlID: record.setlID,
                                           fixmedinsCode: record.fixmedinsCode, ruleID: violation.rule.id,
                                           field: violation.field, nowMs: now)
             } else {
+                if !record.correctsSetlID.isEmpty {
+                    corrections += 1
+                    try correctionPassed(record, tier: tier, now: now, tx: tx)
+                }
                 passing.records.append(record)
             }
         }
+        try tx.addUploadCount("corrections", corrections)
         try tx.addUploadCount("received", input.records.count)
         try tx.addUploadCount("accepted", passing.records.count)
         for (rule, count) in rejectedByRule { try tx.addUploadCount(rule, count) }
@@ -569,6 +616,19 @@ public final class NodeServer {
             received: input.records.count, ownRejects: try ownRejects.serializedBytes(),
             forwarded: try passing.serializedBytes(), answer: nil))
         return .forward(passing, received: received, rejects: rejects)
+    }
+
+    /// A corrected re-upload passed this tier: the reject it names is corrected. Above the
+    /// county, where rejects open tickets, the institution's ticket closes (销号) once none of
+    /// its rejects here waits for a correction.
+    private func correctionPassed(_ record: UploadRecord, tier: DataTier, now: Int64, tx: LedgerTransaction) throws {
+        guard try tx.markRejectCorrected(setlID: record.correctsSetlID, fixmedinsCode: record.fixmedinsCode, nowMs: now),
+              tier != .county, try tx.uncorrectedRejects(fixmedinsCode: record.fixmedinsCode) == 0,
+              let ticket = try tx.openTicket(kind: "upload_reject", subject: record.fixmedinsCode, responsible: record.mdtrtareaAdmvs,
+                                             openedBy: spec.id.value)
+        else { return }
+        try closeTicket(ticket.ticketID, reason: "institution \(record.fixmedinsCode) corrected and re-uploaded its records",
+                        now: now, tx: tx)
     }
 
     /// Provincial tier: groups queued records into batches for the national store and sends

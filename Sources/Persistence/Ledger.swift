@@ -210,6 +210,22 @@ public final class Ledger {
                 CREATE INDEX upload_outbox_batch ON upload_outbox(batch_msgid);
                 """)
         }
+        migrator.registerMigration("v5-governance") { db in
+            try db.execute(sql: """
+                -- A reject is corrected when its institution re-uploads a record naming it
+                -- (corrects_setl_id) and that record passes here.
+                ALTER TABLE upload_rejects ADD COLUMN corrected_at_ms INTEGER;
+                CREATE INDEX upload_rejects_uncorrected ON upload_rejects(fixmedins_code, setl_id)
+                    WHERE corrected_at_ms IS NULL;
+                -- Responsible county: the records behind each upload_reject ticket, for the
+                -- institution asking what to correct.
+                CREATE TABLE ticket_records (
+                    ticket_id TEXT NOT NULL,
+                    setl_id TEXT NOT NULL,
+                    PRIMARY KEY (ticket_id, setl_id)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 
@@ -475,6 +491,25 @@ extension LedgerTransaction {
         try statement.execute(arguments: [msgid, batchIndex, setlID, fixmedinsCode, ruleID, field, nowMs])
     }
 
+    /// Marks this tier's uncorrected rejects of `setlID` from `fixmedinsCode` corrected; true
+    /// when there was one.
+    public func markRejectCorrected(setlID: String, fixmedinsCode: String, nowMs: Int64) throws -> Bool {
+        let statement = try db.cachedStatement(sql: """
+            UPDATE upload_rejects SET corrected_at_ms = ?
+            WHERE fixmedins_code = ? AND setl_id = ? AND corrected_at_ms IS NULL
+            """)
+        try statement.execute(arguments: [nowMs, fixmedinsCode, setlID])
+        return db.changesCount > 0
+    }
+
+    /// Rejects of `fixmedinsCode`'s records at this tier still waiting for a correction.
+    public func uncorrectedRejects(fixmedinsCode: String) throws -> Int {
+        let statement = try db.cachedStatement(sql: """
+            SELECT count(*) FROM upload_rejects WHERE fixmedins_code = ? AND corrected_at_ms IS NULL
+            """)
+        return try Int.fetchOne(statement, arguments: [fixmedinsCode]) ?? 0
+    }
+
     /// Adds to the tier's counters ('received', 'accepted' or a rule id).
     public func addUploadCount(_ name: String, _ amount: Int) throws {
         guard amount != 0 else { return }
@@ -647,12 +682,13 @@ public struct TicketRow: Codable, Equatable, Sendable {
 }
 
 extension LedgerTransaction {
-    /// The ticket not yet closed for this cause, if any.
-    public func openTicket(kind: String, subject: String, responsible: String) throws -> TicketRow? {
+    /// The ticket `openedBy` opened for this cause and has not closed, if any. (The national
+    /// ledger also holds every other node's tickets, as the registry.)
+    public func openTicket(kind: String, subject: String, responsible: String, openedBy: String) throws -> TicketRow? {
         let statement = try db.cachedStatement(sql: """
-            SELECT * FROM tickets WHERE kind = ? AND subject = ? AND responsible = ? AND state != 'closed'
+            SELECT * FROM tickets WHERE kind = ? AND subject = ? AND responsible = ? AND opened_by = ? AND state != 'closed'
             """)
-        return try Row.fetchOne(statement, arguments: [kind, subject, responsible]).map(TicketRow.init)
+        return try Row.fetchOne(statement, arguments: [kind, subject, responsible, openedBy]).map(TicketRow.init)
     }
 
     public func countTickets() throws -> Int { try Int.fetchOne(db, sql: "SELECT count(*) FROM tickets") ?? 0 }
@@ -710,6 +746,24 @@ extension LedgerTransaction {
     public func ticketOutbox() throws -> [(msgid: String, destination: String, body: [UInt8])] {
         try Row.fetchAll(db, sql: "SELECT msgid, destination, body FROM ticket_outbox ORDER BY rowid LIMIT 500")
             .map { ($0[0], $0[1], Array($0[2] as Data)) }
+    }
+
+    /// Responsible county: the records an upload_reject ticket is about.
+    public func addTicketRecords(_ ticketID: String, setlIDs: [String]) throws {
+        let statement = try db.cachedStatement(sql: "INSERT INTO ticket_records (ticket_id, setl_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        for setlID in setlIDs { try statement.execute(arguments: [ticketID, setlID]) }
+    }
+
+    /// The not-closed tickets of `kind` about `subject` that this node is responsible for,
+    /// each with its records.
+    public func openTickets(kind: String, subject: String, responsible: String) throws -> [(ticket: TicketRow, setlIDs: [String])] {
+        let tickets = try Row.fetchAll(db, sql: """
+            SELECT * FROM tickets WHERE kind = ? AND subject = ? AND responsible = ? AND state != 'closed' ORDER BY opened_at_ms
+            """, arguments: [kind, subject, responsible]).map(TicketRow.init)
+        return try tickets.map { ticket in
+            (ticket, try String.fetchAll(db, sql: "SELECT setl_id FROM ticket_records WHERE ticket_id = ? ORDER BY setl_id",
+                                         arguments: [ticket.ticketID]))
+        }
     }
 
     public func removeTicketEvent(msgid: String) throws {

@@ -11,9 +11,13 @@ public struct GeneratedRecord: Sendable, Equatable {
     /// The rule id the network must reject it with, and the tier that must do so (nil for clean).
     public var expectedRule: String?
     public var expectedTier: DataTier?
+    /// A spoiled record's clean original: what its institution re-uploads once told.
+    public var original: UploadRecord?
 
-    public init(record: UploadRecord, dirtyKind: String? = nil, expectedRule: String? = nil, expectedTier: DataTier? = nil) {
+    public init(record: UploadRecord, dirtyKind: String? = nil, expectedRule: String? = nil, expectedTier: DataTier? = nil,
+                original: UploadRecord? = nil) {
         self.record = record
+        self.original = original
         self.dirtyKind = dirtyKind
         self.expectedRule = expectedRule
         self.expectedTier = expectedTier
@@ -43,6 +47,12 @@ public struct UploadBatchPlan: Sendable, Equatable {
 /// `duplicateLagBatches` batches earlier, so the original has been accepted by then, and are
 /// expected to be caught by the tier where the two copies first meet. The same seed gives the
 /// same sequence of batches on every machine: nothing here iterates a `Set` or a `Dictionary`.
+///
+/// With a governance loop, every institution starts with every systematic cause of dirt (each
+/// kind at its weighted share of `dirtyRate`). Feedback about a kind (`feedback(institution:kind:)`)
+/// fixes that cause with the loop's probability, leaving `residualShare` of its rate. The fix
+/// draws come from their own stream; feedback arrives when the network answers, so a run with
+/// the loop on is replayable batch by batch only as far as the answers come in the same order.
 public struct DirtyDataGenerator: Sendable {
     /// The seven dirty kinds, in the order the kind draw walks them.
     public static let kinds: [String] = ["missing_field", "bad_format", "unknown_code", "bad_admdvs",
@@ -67,6 +77,12 @@ public struct DirtyDataGenerator: Sendable {
     /// Normalised kind weights in `kinds` order; empty when no kind has a positive weight.
     private let weights: [(kind: String, share: Double)]
     private let duplicateLagBatches: Int
+    private let governance: UploadLoad.Governance?
+    private var fixRandom: SplitMix64
+    /// Per institution, the kinds whose systematic cause it has fixed.
+    private var fixedCauses: [String: Set<String>] = [:]
+    /// Causes fixed so far, over all institutions.
+    public private(set) var causesFixed = 0
 
     /// Batches generated so far; the next batch's number.
     public private(set) var batchesGenerated = 0
@@ -88,8 +104,10 @@ public struct DirtyDataGenerator: Sendable {
     ///   - duplicateLagBatches: a duplicate copies a record generated at least this many batches
     ///     before (at least 1: never a record of the same batch).
     public init(topology: Topology, catalog: Catalog, batchSize: Int, dirtyRate: Double, kinds: [String: Double],
-                seed: UInt64, duplicateLagBatches: Int) {
+                seed: UInt64, duplicateLagBatches: Int, governance: UploadLoad.Governance? = nil) {
         random = SplitMix64(seed: seed)
+        fixRandom = SplitMix64(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
+        self.governance = governance
         routing = topology.routingTable
         self.catalog = catalog
         drugs = catalog.drugs.sorted()
@@ -129,8 +147,10 @@ public struct DirtyDataGenerator: Sendable {
         let institution = pick(institutions[county]!)
         var records: [GeneratedRecord] = []
         records.reserveCapacity(batchSize)
+        let causes = kindWeights(of: institution)
+        let dirtyShare = causes.reduce(0) { $0 + $1.share }
         for _ in 0..<batchSize {
-            let drawn: String? = uniform() < dirtyRate ? drawKind() : nil
+            let drawn: String? = uniform() < dirtyRate * dirtyShare ? drawKind(from: causes) : nil
             if drawn == "duplicate", let original = takeFromPool(where: canDuplicate) {
                 records.append(duplicate(of: original, county: county, institution: institution))
                 continue
@@ -138,7 +158,7 @@ public struct DirtyDataGenerator: Sendable {
             let clean = cleanRecord(county: county, institution: institution)
             // A duplicate with nothing old enough (or stored) to copy yet becomes another dirty
             // kind, so the injected rate stays the configured one.
-            let kind = drawn == "duplicate" ? drawKind(excludingDuplicate: true) : drawn
+            let kind = drawn == "duplicate" ? drawKind(from: causes, excludingDuplicate: true) : drawn
             guard let kind else {
                 // Clean: sent as it is, and a candidate original for later duplicates.
                 pending.append((number, clean))
@@ -218,7 +238,7 @@ public struct DirtyDataGenerator: Sendable {
         default:
             preconditionFailure("unknown dirty kind \(kind)")
         }
-        return GeneratedRecord(record: record, dirtyKind: kind, expectedRule: rule.id, expectedTier: rule.tier)
+        return GeneratedRecord(record: record, dirtyKind: kind, expectedRule: rule.id, expectedTier: rule.tier, original: clean)
     }
 
     /// R101: blank one required field, drop the details, or blank a detail's code.
@@ -393,6 +413,52 @@ public struct DirtyDataGenerator: Sendable {
         }
     }
 
+    // MARK: - Governance
+
+    /// The kinds' shares of the dirty rate at `institution`: the configured weights, a fixed
+    /// cause cut to its residual share.
+    private func kindWeights(of institution: String) -> [(kind: String, share: Double)] {
+        guard let governance, let fixed = fixedCauses[institution], !fixed.isEmpty else { return weights }
+        return weights.map { (kind: $0.kind, share: fixed.contains($0.kind) ? $0.share * governance.residualShare : $0.share) }
+    }
+
+    /// The dirty rate `institution` produces now (before duplicates fall back to other kinds).
+    public func dirtyRate(of institution: String) -> Double {
+        dirtyRate * kindWeights(of: institution).reduce(0) { $0 + $1.share }
+    }
+
+    /// `institution` was told about records of `kind` it got wrong: it fixes that systematic
+    /// cause with the loop's probability. True when this feedback fixed it.
+    public mutating func feedback(institution: String, kind: String) -> Bool {
+        guard let governance, Self.kinds.contains(kind), !(fixedCauses[institution]?.contains(kind) ?? false) else { return false }
+        guard Double(fixRandom.next() >> 11) / Double(UInt64(1) << 53) < governance.fixProbability else { return false }
+        fixedCauses[institution, default: []].insert(kind)
+        causesFixed += 1
+        return true
+    }
+
+    /// What the institution uploads instead of a rejected record, naming it (`corrects_setl_id`):
+    /// the spoiled record's clean original; for a copy of another's record (a duplicate), the
+    /// institution's own record. Nil for a record generated clean: nothing to correct.
+    public mutating func correction(of generated: GeneratedRecord, county: DivisionCode, institution: String) -> UploadRecord? {
+        if generated.dirtyKind == "duplicate" {
+            return replacement(forDuplicate: generated.record.setlID, county: county, institution: institution)
+        }
+        guard var corrected = generated.original else { return nil }
+        corrected.correctsSetlID = corrected.setlID
+        return corrected
+    }
+
+    /// The institution's own record in place of a copy of `setlID` it uploaded by mistake.
+    public mutating func replacement(forDuplicate setlID: String, county: DivisionCode, institution: String) -> UploadRecord {
+        var own = cleanRecord(county: county, institution: institution)
+        own.correctsSetlID = setlID
+        return own
+    }
+
+    /// The kind of defect the network cites with a rule id: the cause an institution looks at.
+    public static func kind(ofRule ruleID: String) -> String? { UploadRules.all.first { $0.id == ruleID }?.kind }
+
     // MARK: - Random helpers
 
     private mutating func uniform() -> Double { Double(random.next() >> 11) / Double(UInt64(1) << 53) }
@@ -402,10 +468,10 @@ public struct DirtyDataGenerator: Sendable {
     }
     private mutating func detailIndex(_ record: UploadRecord) -> Int { Int(random.next() % UInt64(record.details.count)) }
 
-    /// A dirty kind by the normalised weights; without duplicates, among the other kinds (nil
-    /// when duplicates are the only kind: the record is then sent clean).
-    private mutating func drawKind(excludingDuplicate: Bool = false) -> String? {
-        let candidates = excludingDuplicate ? weights.filter { $0.kind != "duplicate" } : weights
+    /// A dirty kind by `causes`' weights; without duplicates, among the other kinds (nil when
+    /// duplicates are the only kind: the record is then sent clean).
+    private mutating func drawKind(from causes: [(kind: String, share: Double)], excludingDuplicate: Bool = false) -> String? {
+        let candidates = excludingDuplicate ? causes.filter { $0.kind != "duplicate" } : causes
         guard !candidates.isEmpty else { return nil }
         let total = candidates.reduce(0) { $0 + $1.share }
         var roll = uniform() * total

@@ -72,7 +72,7 @@ public final class LoadDriver {
             let batchesPerSecond = max(1, (batchSchedule?.expectedArrivals ?? 1) / max(1, Int(durationMs / 1_000)))
             return DirtyDataGenerator(topology: topology, catalog: catalog, batchSize: uploads.batchSize,
                                       dirtyRate: uploads.dirtyRate, kinds: uploads.dirtyKinds, seed: seed &+ 4_101,
-                                      duplicateLagBatches: 2 * batchesPerSecond)
+                                      duplicateLagBatches: 2 * batchesPerSecond, governance: uploads.governance)
         }
         context = try Context()
         for county in topology.counties {
@@ -96,7 +96,35 @@ public final class LoadDriver {
         /// Answered indefinitely: send the same batch (same msgid) again at this time. Every
         /// tier answers a batch it decided from its stored decision, so nothing counts twice.
         var resendAtUs: Int64?
+        /// Corrected records re-uploaded by the governance loop, not the scheduled load.
+        var isCorrection = false
     }
+
+    /// The institutions' side of the data-governance loop: what they were told to correct, what
+    /// waits to be re-uploaded, and what they asked their county.
+    struct Governance {
+        /// "setl_id|institution" of every rejected duplicate an institution has dealt with.
+        var handled: Set<String> = []
+        /// Duplicates sent, by "setl_id|institution": their county, to replace them once a
+        /// ticket names them (a duplicate found nationally reaches the institution only so).
+        var duplicatesSent: [String: DivisionCode] = [:]
+        /// Corrected records waiting for their re-upload batch, per institution.
+        var queued: [String: (county: DivisionCode, records: [UploadRecord])] = [:]
+        /// Ticket lists asked and not yet answered: msgid to institution.
+        var listsInFlight: [String: String] = [:]
+        var lastListRoundUs: Int64 = 0
+        var lastFlushUs: Int64 = 0
+        /// Whether an answer of the current list round named an open ticket (or the round
+        /// began before the load was over).
+        var roundBusy = false
+        /// Consecutive list rounds after the load in which no institution had a ticket open.
+        var quietRounds = 0
+        var queuedCount: Int { queued.values.reduce(0) { $0 + $1.records.count } }
+    }
+    /// How often each institution asks its county for open upload_reject tickets, and how often
+    /// corrected records are re-uploaded.
+    public var ticketListIntervalUs: Int64 = 1_000_000
+    public var correctionFlushIntervalUs: Int64 = 500_000
 
     public func run(progress: (Progress) -> Void, tick onTick: (Int64) -> Void = { _ in }) throws -> (Measurement, UploadMeasurement) {
         var measurement = Measurement()
@@ -116,6 +144,7 @@ public final class LoadDriver {
         var lastProgressUs: Int64 = 0
         var answeredSinceProgress = 0
         var lastInFlightSecond = -1
+        var governance = uploadLoad?.governance == nil ? nil : Governance()
 
         func send(_ plan: PlannedSettlement, intendedUs: Int64, reversalOf omsgid: String? = nil) throws -> String {
             let sequence = sequences[plan.institution, default: 0]
@@ -163,6 +192,9 @@ public final class LoadDriver {
                             uploads.injectedByKind[kind, default: 0] += 1
                             if let rule = generated.expectedRule { uploads.injectedByRule[rule, default: 0] += 1 }
                             uploads.dirtyKeys.insert(key)
+                            if kind == "duplicate", governance != nil {
+                                governance!.duplicatesSent[UploadMeasurement.key(generated.record.setlID, plan.institution)] = plan.county
+                            }
                         } else {
                             uploads.cleanSent += 1
                             uploads.cleanKeys.insert(key)
@@ -186,6 +218,10 @@ public final class LoadDriver {
                 try sockets[socketIndex[batch.plan.county]!].send(WireCodec.frames(batch.request))
                 batches[msgid]!.resendAtUs = nil
             }
+            if governance != nil, let uploadLoad {
+                try stepGovernance(&governance!, uploads: &uploads, batches: &batches, now: now,
+                                   loadOver: nextBatch == nil, batchSize: uploadLoad.batchSize, catalogVersion: catalogVersion)
+            }
             // The hospital's own deadline: past it, an unanswered settlement is in doubt.
             while sentHead < sentOrder.count, now - sentOrder[sentHead].sentUs >= clientTimeoutUs {
                 let msgid = sentOrder[sentHead].msgid
@@ -208,7 +244,9 @@ public final class LoadDriver {
                 inDoubt[msgid]!.nextQueryUs = now + requeryIntervalUs
             }
             if nextArrival == nil && nextBatch == nil {
-                let answered = outstanding.isEmpty && batches.isEmpty && inDoubt.isEmpty
+                // With the governance loop, until every upload_reject ticket is closed.
+                let governed = governance.map { $0.queued.isEmpty && $0.quietRounds >= 2 } ?? true
+                let answered = outstanding.isEmpty && batches.isEmpty && inDoubt.isEmpty && governed
                 let drained = outstanding.values.allSatisfy(\.isRequery) && batches.isEmpty
                 if answered || now > durationUs + drainTimeoutUs + (drained ? resolutionTimeoutUs : 0) { break }
             }
@@ -225,8 +263,17 @@ public final class LoadDriver {
                         batches[response.reqMsgid]!.resendAtUs = now + requeryIntervalUs
                         continue
                     }
+                    if let institution = governance?.listsInFlight.removeValue(forKey: response.reqMsgid) {
+                        ticketsListed(response, institution: institution, governance: &governance!, uploads: &uploads)
+                        continue
+                    }
                     if let batch = batches.removeValue(forKey: response.reqMsgid) {
+                        if batch.isCorrection {
+                            uploads.recordCorrections(response, for: batch.plan)
+                            continue
+                        }
                         uploads.record(response, for: batch.plan, latencyUs: now - batch.intendedUs)
+                        if governance != nil { correctRejected(response, in: batch.plan, governance: &governance!, uploads: &uploads) }
                         if response.infcode == 0, case .upload(let output)? = response.output {
                             measurement.uploadAnswered(atUs: now, records: batch.plan.records.count, rejected: output.rejects.count)
                             let refused = Set(output.rejects.map(\.index))
@@ -295,6 +342,98 @@ public final class LoadDriver {
         uploads.batchesUnanswered = batches.count
         if !batches.isEmpty { uploads.errorsByCode["no_answer", default: 0] += batches.count }
         return (measurement, uploads)
+    }
+
+    // MARK: Data governance
+
+    /// The institutions' turn: re-upload what waits to be corrected, and ask the counties for
+    /// open upload_reject tickets (what was found above the county after the answer left).
+    private func stepGovernance(_ governance: inout Governance, uploads: inout UploadMeasurement,
+                                batches: inout [String: PendingBatch], now: Int64, loadOver: Bool, batchSize: Int,
+                                catalogVersion: String) throws {
+        if now - governance.lastFlushUs >= correctionFlushIntervalUs {
+            governance.lastFlushUs = now
+            for institution in governance.queued.keys.sorted() {
+                guard batches.count < (uploadLoad?.maxInFlight ?? 0), let entry = governance.queued[institution] else { break }
+                let records = Array(entry.records.prefix(batchSize))
+                let rest = Array(entry.records.dropFirst(records.count))
+                governance.queued[institution] = rest.isEmpty ? nil : (entry.county, rest)
+                let plan = UploadBatchPlan(county: entry.county, institution: institution,
+                                           records: records.map { GeneratedRecord(record: $0) })
+                let request = try sendBatch(plan, catalogVersion: catalogVersion)
+                batches[request.msgid] = PendingBatch(plan: plan, intendedUs: now, request: request, isCorrection: true)
+                uploads.correctionsSent += records.count
+                for record in records { uploads.cleanKeys.insert(UploadMeasurement.key(record.setlID, record.fixmedinsCode)) }
+            }
+        }
+        if !governance.listsInFlight.isEmpty && now - governance.lastListRoundUs >= 5 * ticketListIntervalUs {
+            // A county that does not answer (paused, down): this round tells nothing.
+            governance.listsInFlight = [:]
+            governance.quietRounds = 0
+        }
+        guard governance.listsInFlight.isEmpty, now - governance.lastListRoundUs >= ticketListIntervalUs else { return }
+        governance.lastListRoundUs = now
+        governance.roundBusy = !loadOver
+        for county in topology.counties {
+            for institution in topology.institutions(of: county.id) {
+                let sequence = sequences[institution, default: 0]
+                sequences[institution] = sequence + 1
+                var request = WireRequest()
+                request.infno = TransactionCode.ticket.rawValue
+                request.msgid = MessageID.request(institution: institution, unixMs: wallClockMs(), sequence: sequence + 1)
+                request.mdtrtareaAdmvs = county.id.value
+                request.insuplcAdmdvs = county.id.value
+                request.infver = "V1.0"
+                request.fixmedinsCode = institution
+                var input = TicketInput()
+                input.event = "list"
+                input.subject = institution
+                request.input = .ticket(input)
+                try sockets[socketIndex[county.id]!].send(WireCodec.frames(request))
+                governance.listsInFlight[request.msgid] = institution
+            }
+        }
+    }
+
+    /// An institution's first-upload batch was answered: it corrects each rejected record it
+    /// generated dirty and, once per kind of defect cited, may fix that cause.
+    private func correctRejected(_ response: WireResponse, in plan: UploadBatchPlan, governance: inout Governance,
+                                 uploads: inout UploadMeasurement) {
+        guard response.infcode == 0, case .upload(let output)? = response.output, !output.rejects.isEmpty else { return }
+        var kinds: Set<String> = []
+        for reject in output.rejects where reject.index >= 0 && Int(reject.index) < plan.records.count {
+            // A batch is answered once; only a duplicate may also be named by a ticket later.
+            let generated = plan.records[Int(reject.index)]
+            guard generated.isDirty, generated.dirtyKind != "duplicate"
+                    || governance.handled.insert(UploadMeasurement.key(generated.record.setlID, plan.institution)).inserted,
+                  let corrected = generator!.correction(of: generated, county: plan.county, institution: plan.institution) else { continue }
+            governance.queued[plan.institution, default: (plan.county, [])].records.append(corrected)
+            if let kind = DirtyDataGenerator.kind(ofRule: reject.ruleID) { kinds.insert(kind) }
+        }
+        for kind in kinds.sorted() where generator!.feedback(institution: plan.institution, kind: kind) { uploads.causesFixed += 1 }
+    }
+
+    /// A county listed an institution's open upload_reject tickets: each record not dealt with
+    /// yet (a duplicate found above the answer's tier) is replaced by the institution's own.
+    private func ticketsListed(_ response: WireResponse, institution: String, governance: inout Governance,
+                               uploads: inout UploadMeasurement) {
+        guard response.infcode == 0, case .ticket(let output)? = response.output else {
+            uploads.errorsByCode[response.errCode.isEmpty ? "unknown" : response.errCode, default: 0] += 1
+            return
+        }
+        var kinds: Set<String> = []
+        for ticket in output.tickets {
+            for setlID in ticket.setlIds {
+                let key = UploadMeasurement.key(setlID, institution)
+                guard let county = governance.duplicatesSent[key], governance.handled.insert(key).inserted else { continue }
+                let own = generator!.replacement(forDuplicate: setlID, county: county, institution: institution)
+                governance.queued[institution, default: (county, [])].records.append(own)
+                if let kind = DirtyDataGenerator.kind(ofRule: ticket.code) { kinds.insert(kind) }
+            }
+        }
+        for kind in kinds.sorted() where generator!.feedback(institution: institution, kind: kind) { uploads.causesFixed += 1 }
+        if !output.tickets.isEmpty { governance.roundBusy = true }
+        if governance.listsInFlight.isEmpty { governance.quietRounds = governance.roundBusy ? 0 : governance.quietRounds + 1 }
     }
 
     /// Sends one upload batch as its hospital, to its county node.

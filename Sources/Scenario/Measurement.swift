@@ -123,11 +123,25 @@ public struct UploadMeasurement: Sendable {
     /// Per record identity "setl_id|fixmedins_code": true when any copy sent under it was clean.
     var cleanKeys: Set<String> = []
     var dirtyKeys: Set<String> = []
+    /// The governance loop: causes institutions fixed, corrected records re-uploaded and what
+    /// became of them (a corrected record is clean: any reject of one is a false reject).
+    var causesFixed = 0, correctionsSent = 0, correctionsAccepted = 0, correctionsRejected = 0
 
     static func key(_ setlID: String, _ fixmedinsCode: String) -> String { setlID + "|" + fixmedinsCode }
 }
 
 extension UploadMeasurement {
+    /// Takes in a re-upload batch's answer.
+    mutating func recordCorrections(_ response: WireResponse, for plan: UploadBatchPlan) {
+        guard response.infcode == 0, response.errMsg.isEmpty, case .upload(let output)? = response.output else {
+            batchesFailed += 1
+            errorsByCode[response.errCode.isEmpty ? "unknown" : response.errCode, default: 0] += 1
+            return
+        }
+        correctionsRejected += output.rejects.count
+        correctionsAccepted += plan.records.count - output.rejects.count
+    }
+
     /// Takes in a batch's answer: which records were refused, by which rule at which tier,
     /// against what the generator injected.
     mutating func record(_ response: WireResponse, for plan: UploadBatchPlan, latencyUs: Int64) {

@@ -40,7 +40,7 @@ public enum ReportBuilder {
             reversed: m.resolvedReversed, resolvedSettled: m.resolvedSettled, resolvedRefused: m.resolvedRefused,
             unresolved: m.unresolved)
         let formatter = ISO8601DateFormatter()
-        var report = RunReport(
+        let report = RunReport(
             scenario: spec.name, seed: spec.seed, topology: topologyPath, startedAt: formatter.string(from: startedAt),
             durationS: round2(loadSeconds), passed: false, settlements: settlements,
             reversals: ReversalFigures(attempted: m.reversalsAttempted, succeeded: m.reversalsSucceeded, failed: m.reversalsFailed),
@@ -49,6 +49,22 @@ public enum ReportBuilder {
             stages: stages.enumerated().map { StageMark(index: $0, startS: $1.startS, label: $1.label) },
             thresholds: [], machine: MachineInfo(cores: ProcessInfo.processInfo.activeProcessorCount, build: build))
         return applyThresholds(spec.thresholds, to: report)
+    }
+
+    /// The governance loop's figures: what the institutions did (from the driver) and the
+    /// first-upload dirty rate of the load's first and last quarter (from the timeline).
+    static func governance(_ loop: UploadLoad.Governance, sent: UploadMeasurement, timeline: [TimelinePoint],
+                           loadSeconds: Double) -> GovernanceFigures {
+        func ratePct(_ seconds: Range<Double>) -> Double {
+            let points = timeline.filter { seconds.contains(Double($0.second)) }
+            let answered = points.reduce(0) { $0 + $1.recordsAnswered }
+            return answered == 0 ? 0 : round2(Double(points.reduce(0) { $0 + $1.recordsRejected }) / Double(answered) * 100)
+        }
+        return GovernanceFigures(fixProbability: loop.fixProbability, residualShare: loop.residualShare,
+                                 causesFixed: sent.causesFixed, correctionsSent: sent.correctionsSent,
+                                 correctionsAccepted: sent.correctionsAccepted, correctionsRejected: sent.correctionsRejected,
+                                 dirtyRateFirstQuarterPct: ratePct(0..<loadSeconds / 4),
+                                 dirtyRateLastQuarterPct: ratePct(loadSeconds * 3 / 4..<loadSeconds))
     }
 
     /// Evaluates the thresholds against the report as it will be written.

@@ -159,7 +159,8 @@ public enum ReportRendering {
         var charts = [("rate", "timeseries", "Rate over time"),
                       ("latency", "timeseries", "Latency percentiles over time"),
                       ("errors", "bars", "Errors by code"),
-                      ("routes", "bars", "Latency by route")]
+                      ("routes", "bars", "Latency by route"),
+                      ("tickets", "timeseries", "Error tickets open over time")]
         if report.dirtyData != nil {
             charts += [("dirty-trend", "timeseries", "Dirty rate over time"),
                        ("dirty-tiers", "bars", "Dirty rate by tier"), ("dirty-rules", "bars", "Dirty data by rule")]
@@ -296,6 +297,11 @@ public enum ReportRendering {
             [["Tickets opened / acknowledged / closed", "\(grouped(t.opened)) / \(grouped(t.acknowledged)) / \(grouped(t.closed))"],
              ["Tickets open at end", grouped(t.openAtEnd)],
              ["Ticket time to close p50 / p99", "\(fixed(t.timeToCloseMs.p50, 0)) / \(fixed(t.timeToCloseMs.p99, 0)) ms"]]
+        } ?? []) + (report.dirtyData?.governance.map { g in
+            [["Dirty rate, first / last quarter", "\(fixed(g.dirtyRateFirstQuarterPct, 2)) % / \(fixed(g.dirtyRateLastQuarterPct, 2)) %"],
+             ["Causes fixed (fix probability \(fixed(g.fixProbability, 2)))", grouped(g.causesFixed)],
+             ["Corrections re-uploaded / accepted / rejected",
+              "\(grouped(g.correctionsSent)) / \(grouped(g.correctionsAccepted)) / \(grouped(g.correctionsRejected))"]]
         } ?? [])
     }
 
@@ -432,7 +438,7 @@ public enum ReportRendering {
         tr.fail td,p.fail{color:#b91c1c}tr.pass td:last-child,p.pass{color:#15803d}
         """
 
-    /// Draws the four charts from #report-data; sets data-points on each and, last,
+    /// Draws the charts from #report-data; sets data-points on each and, last,
     /// body[data-rendered="true"] (Scripts/check-html-report.sh checks both in a real browser).
     static let script = #"""
         (function () {
@@ -567,9 +573,11 @@ public enum ReportRendering {
               var l = byRoute[r].latency_ms || {};
               return {label: r, values: [num(l.p50), num(l.p99)]};
             }), 2, "no per-route figures");
+            lineChart("chart-tickets", "Error tickets open over time (backlog)", "tickets open",
+              [{name: "open tickets", key: "tickets_open"}]);
             var dirty = report.dirty_data;
             if (dirty) {
-              lineChart("chart-dirty-trend", "Dirty rate over time (hospitals' answers)", "% refused",
+              lineChart("chart-dirty-trend", "Dirty rate over time (first uploads, hospitals' answers)", "% refused",
                 [{name: "refused %", key: "dirty_rate_pct"}]);
               var tiers = ["county", "city", "provincial", "national"].filter(function (t) { return dirty.by_tier && t in dirty.by_tier; });
               barChart("chart-dirty-tiers", "Dirty rate by tier", "% of received", ["rejected %"], tiers.map(function (t) {

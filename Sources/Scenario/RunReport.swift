@@ -142,9 +142,12 @@ public struct TimelinePoint: Codable, Sendable {
     public var recordsAnswered: Int
     public var recordsRejected: Int
     public var dirtyRatePct: Double
+    /// Error tickets open in the national registry at the end of this second (the backlog).
+    public var ticketsOpen: Int?
 
     enum CodingKeys: String, CodingKey {
         case second, succeeded, errors, dropped
+        case ticketsOpen = "tickets_open"
         case errorLatencyP99Ms = "error_latency_p99_ms"
         case recordsAnswered = "records_answered"
         case recordsRejected = "records_rejected"
@@ -249,9 +252,11 @@ public struct DirtyDataFigures: Codable, Sendable {
     public var byRule: [String: RuleDataFigures]
     public var byKind: [String: Int]
     public var accountingExact: Bool
+    /// The data-governance loop, when the scenario runs it.
+    public var governance: GovernanceFigures?
 
     enum CodingKeys: String, CodingKey {
-        case injected, detected, leaked
+        case injected, detected, leaked, governance
         case falseRejects = "false_rejects"
         case detectedAsExpected = "detected_as_expected"
         case injectedRate = "injected_rate"
@@ -262,6 +267,35 @@ public struct DirtyDataFigures: Codable, Sendable {
         case byRule = "by_rule"
         case byKind = "by_kind"
         case accountingExact = "accounting_exact"
+    }
+}
+
+/// The data-governance loop: institutions fixing causes and re-uploading corrected records, and
+/// the dirty-data rate of first uploads early and late in the run.
+public struct GovernanceFigures: Codable, Sendable {
+    public var fixProbability: Double
+    public var residualShare: Double
+    /// (institution, kind of defect) causes fixed during the run.
+    public var causesFixed: Int
+    /// Corrected records re-uploaded, accepted (stored at the provincial tier) and rejected
+    /// (corrected records are clean: must be 0).
+    public var correctionsSent: Int
+    public var correctionsAccepted: Int
+    public var correctionsRejected: Int
+    /// Records refused / records answered, first uploads only, in the first and the last
+    /// quarter of the load, in %.
+    public var dirtyRateFirstQuarterPct: Double
+    public var dirtyRateLastQuarterPct: Double
+
+    enum CodingKeys: String, CodingKey {
+        case fixProbability = "fix_probability"
+        case residualShare = "residual_share"
+        case causesFixed = "causes_fixed"
+        case correctionsSent = "corrections_sent"
+        case correctionsAccepted = "corrections_accepted"
+        case correctionsRejected = "corrections_rejected"
+        case dirtyRateFirstQuarterPct = "dirty_rate_first_quarter_pct"
+        case dirtyRateLastQuarterPct = "dirty_rate_last_quarter_pct"
     }
 }
 

@@ -130,6 +130,10 @@ public enum ScenarioRunner {
                                                          loadSeconds: Double(spec.durationMs) / 1000)
                 report.uploads = uploads
                 report.dirtyData = dirty
+                if let loop = spec.uploads?.governance {
+                    report.dirtyData?.governance = ReportBuilder.governance(loop, sent: uploadMeasurement, timeline: report.timeline,
+                                                                            loadSeconds: Double(spec.durationMs) / 1000)
+                }
                 for (code, count) in uploadMeasurement.errorsByCode { report.errors.byCode[code, default: 0] += count }
             } catch {
                 throw ScenarioError(code: .runFailed, message: "cannot read the ledgers in \(dataDirectory): \(error)")
@@ -137,6 +141,8 @@ public enum ScenarioRunner {
         }
         do {
             report.tickets = try audit.tickets(sinceMs: startMs, timeoutS: 5)
+            let backlog = try audit.ticketBacklog(sinceMs: startMs, seconds: report.timeline.count)
+            for index in report.timeline.indices { report.timeline[index].ticketsOpen = backlog[index] }
         } catch {
             log("warning: cannot read the ticket registry: \(error)")
         }

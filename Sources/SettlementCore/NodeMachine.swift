@@ -702,15 +702,19 @@ public struct NodeMachine: Sendable {
         }
         switch (code, request.input) {
         case (.signIn, .signIn?), (.catalogDownload, .catalog?): return nil
-        case (.ticket, .ticket?):
-            // Between nodes only; the destination (insuplc_admdvs) may be any node.
+        case (.ticket, .ticket(let input)?):
+            // Between nodes, to any node (insuplc_admdvs); from a hospital only "list", to its own
+            // county: what it has to correct and re-upload.
             guard case .downstream(let id) = peer, childIDs[id] == nil else {
                 guard let destination = DivisionCode(request.insuplcAdmdvs), config.routing.contains(destination) else {
                     return Problem(code: .badDivision, detail: "insuplc_admdvs \"\(request.insuplcAdmdvs.prefix(8))\" is not a node of this network")
                 }
                 return nil
             }
-            return Problem(code: .wrongNode, detail: "tickets travel between nodes only (node \(config.id))")
+            guard input.event == "list", request.insuplcAdmdvs == config.id.value else {
+                return Problem(code: .wrongNode, detail: "a hospital may only list its tickets at its own county (node \(config.id))")
+            }
+            return hospitalProblem(request, treatment: config.id, from: peer)
         case (.upload, .upload?):
             // A hospital uploads from its county; a provincial tier's batch for the national
             // store names the province.

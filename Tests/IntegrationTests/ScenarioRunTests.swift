@@ -115,6 +115,54 @@ import Testing
         #expect(stats.output.contains("\"tier\" : \"national\""))
     }
 
+    @Test func theGovernanceLoopCorrectsEveryRejectClosesItsTicketsAndTheDirtyRateFalls() throws {
+        let output = outputDirectory()
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        defer { sweep(output); try? FileManager.default.removeItem(atPath: output) }
+        let scenario = """
+            name: governance-small
+            topology: Topologies/minimal.yaml
+            seed: 31
+            duration: 20s
+            load:
+              uploads:
+                executor: constant-arrival-rate
+                rate: 10
+                batch_size: 100
+                dirty:
+                  rate: 0.25
+                  kinds: { missing_field: 0.2, bad_format: 0.2, unknown_code: 0.2, bad_admdvs: 0.1,
+                           amount_mismatch: 0.1, date_order: 0.1, duplicate: 0.1 }
+                  fix_probability: 0.25
+                  residual_share: 0.2
+            """
+        try scenario.write(toFile: "\(output)/governance.yaml", atomically: true, encoding: .utf8)
+        let result = try settlenet(["scenario", "run", "\(output)/governance.yaml", "--out", "\(output)/report"])
+        #expect(result.status == 0, "exit \(result.status): \(result.output)\n\(result.error)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(output)/report/report.json"))
+        let report = try JSONDecoder().decode(RunReport.self, from: data)
+        let dirty = try #require(report.dirtyData), loop = try #require(dirty.governance)
+        // Institutions told about their defects fix causes: the first-upload dirty rate falls.
+        #expect(loop.causesFixed > 0)
+        #expect(loop.dirtyRateFirstQuarterPct > 18, "first quarter \(loop.dirtyRateFirstQuarterPct) %")
+        #expect(loop.dirtyRateLastQuarterPct < loop.dirtyRateFirstQuarterPct - 5,
+                "first quarter \(loop.dirtyRateFirstQuarterPct) %, last \(loop.dirtyRateLastQuarterPct) %")
+        // Every rejected record was corrected and re-uploaded, and every correction got in.
+        #expect(loop.correctionsSent == dirty.detected, "\(loop.correctionsSent) corrections for \(dirty.detected) rejects")
+        #expect(loop.correctionsAccepted == loop.correctionsSent && loop.correctionsRejected == 0)
+        #expect(dirty.leaked == 0 && dirty.falseRejects == 0 && dirty.accountingExact)
+        // Duplicates found above the county opened tickets; the re-uploads closed every one (销号).
+        let tickets = try #require(report.tickets)
+        #expect((tickets.byKind["upload_reject"] ?? 0) > 0)
+        #expect(tickets.openAtEnd == 0 && tickets.closed == tickets.opened, "open at end: \(tickets.openReasons)")
+        #expect(report.timeline.contains { ($0.ticketsOpen ?? 0) > 0 }, "the backlog chart has something to show")
+        let listed = try settlenet(["tickets", "list", "--data-dir", "\(output)/report/cluster", "--json"])
+        #expect(listed.status == 0, "\(listed.error)")
+        #expect(listed.output.contains("\"upload_reject\"") && !listed.output.contains("\"state\" : \"acknowledged\""))
+        let html = try String(contentsOfFile: "\(output)/report/report.html", encoding: .utf8)
+        #expect(html.contains("data-chart=\"tickets\"") && html.contains("data-chart=\"dirty-trend\""))
+    }
+
     @Test func underAPausedCountyEveryRequestIsAnsweredInTimeAndNothingStaysInDoubt() throws {
         let output = outputDirectory()
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)

@@ -165,4 +165,94 @@ import Testing
         #expect(first != other)
         #expect(first.map(\.county) != other.map(\.county))
     }
+
+    // MARK: - Governance loop
+
+    static func governed(_ topology: Topology, fix: Double, residual: Double) -> DirtyDataGenerator {
+        DirtyDataGenerator(topology: topology, catalog: catalog, batchSize: 100, dirtyRate: 0.25, kinds: weights, seed: 7,
+                           duplicateLagBatches: 3, governance: UploadLoad.Governance(fixProbability: fix, residualShare: residual))
+    }
+
+    /// Dirty share of `institution`'s records over `count` batches.
+    static func dirtyShare(of institution: String, _ generator: inout DirtyDataGenerator, count: Int) -> Double {
+        var dirty = 0, total = 0
+        for _ in 0..<count {
+            let plan = generator.nextBatch()
+            guard plan.institution == institution else { continue }
+            total += plan.records.count
+            dirty += plan.records.filter(\.isDirty).count
+        }
+        return total == 0 ? 0 : Double(dirty) / Double(total)
+    }
+
+    @Test func aFixedCauseKeepsOnlyItsResidualShareAndOtherInstitutionsAreUntouched() throws {
+        var generator = Self.governed(try Self.minimal(), fix: 1, residual: 0.2)
+        let fixer = generator.nextBatch().institution
+        #expect(abs(generator.dirtyRate(of: fixer) - 0.25) < 1e-9)
+        for kind in DirtyDataGenerator.kinds {
+            let fixed = generator.feedback(institution: fixer, kind: kind)
+            #expect(fixed)
+        }
+        let again = generator.feedback(institution: fixer, kind: "bad_format")
+        #expect(!again, "a cause is fixed once")
+        #expect(generator.causesFixed == 7)
+        #expect(abs(generator.dirtyRate(of: fixer) - 0.05) < 1e-9)
+        let other = try #require(Self.minimal().counties.flatMap { try! Self.minimal().institutions(of: $0.id) }.first { $0 != fixer })
+        #expect(abs(generator.dirtyRate(of: other) - 0.25) < 1e-9)
+        // And the records follow: about 5% dirty at the fixer (drawn, so with a margin).
+        let share = Self.dirtyShare(of: fixer, &generator, count: 3_000)
+        #expect(share > 0.03 && share < 0.07, "dirty share after every fix: \(share)")
+    }
+
+    @Test func withoutAFixProbabilityFeedbackChangesNothing() throws {
+        var generator = Self.governed(try Self.minimal(), fix: 0, residual: 0.2)
+        let institution = generator.nextBatch().institution
+        var fixes = 0
+        for _ in 0..<100 { for kind in DirtyDataGenerator.kinds where generator.feedback(institution: institution, kind: kind) { fixes += 1 } }
+        #expect(fixes == 0)
+        #expect(generator.causesFixed == 0 && abs(generator.dirtyRate(of: institution) - 0.25) < 1e-9)
+    }
+
+    @Test func fixesAreDrawnAtTheConfiguredProbability() throws {
+        var generator = Self.governed(try Self.minimal(), fix: 0.3, residual: 0)
+        let institutions = try Self.minimal().counties.flatMap { try Self.minimal().institutions(of: $0.id) }
+        var fixed = 0
+        for institution in institutions { for kind in DirtyDataGenerator.kinds where generator.feedback(institution: institution, kind: kind) { fixed += 1 } }
+        let share = Double(fixed) / Double(institutions.count * DirtyDataGenerator.kinds.count)
+        #expect(share > 0.15 && share < 0.45, "fixed on first feedback: \(share) (expected about 0.3)")
+    }
+
+    @Test func correctionsAreCleanAndNameTheRecordTheyReplace() throws {
+        let topology = try Self.minimal()
+        let validators = Self.validators(topology)
+        var generator = Self.governed(topology, fix: 0, residual: 0)
+        var checked: [String: Int] = [:]
+        for _ in 0..<60 {
+            let plan = generator.nextBatch()
+            for generated in plan.records {
+                let correction = generator.correction(of: generated, county: plan.county, institution: plan.institution)
+                guard let kind = generated.dirtyKind else {
+                    #expect(correction == nil)
+                    continue
+                }
+                let corrected = try #require(correction)
+                #expect(validators[plan.county]!.check(corrected) == nil, "\(kind): the correction breaks a rule")
+                #expect(corrected.fixmedinsCode == plan.institution && corrected.mdtrtareaAdmvs == plan.county.value)
+                if kind == "duplicate" {
+                    // The institution's own record instead of the copy: a new identity naming the copy.
+                    #expect(corrected.correctsSetlID == generated.record.setlID && corrected.setlID != generated.record.setlID)
+                } else {
+                    #expect(corrected.correctsSetlID == corrected.setlID)
+                }
+                checked[kind, default: 0] += 1
+            }
+        }
+        #expect(Set(checked.keys) == Set(DirtyDataGenerator.kinds), "kinds corrected: \(checked)")
+    }
+
+    @Test func everyRuleNamesTheKindOfDefectBehindIt() {
+        for rule in UploadRules.all { #expect(DirtyDataGenerator.kind(ofRule: rule.id) == rule.kind) }
+        #expect(DirtyDataGenerator.kind(ofRule: "DQ-R999") == nil)
+    }
 }
+

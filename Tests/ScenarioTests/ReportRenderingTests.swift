@@ -114,7 +114,7 @@ enum SampleReport {
         #expect(decoded.stages.map(\.label) == ["steady 100/s", "spike 400/s"])
         #expect(decoded.errors.byCode == report.errors.byCode)
         #expect(decoded.thresholds.map(\.passed) == [true, false])
-        #expect(occurrences(of: #"<svg class="chart""#, in: html) == 4)
+        #expect(occurrences(of: #"<svg class="chart""#, in: html) == 5)
         #expect(html.contains(#"<table class="thresholds">"#))
         #expect(html.contains("document.body.dataset.rendered = \"true\""))
         // Self-contained: nothing loaded from elsewhere.
@@ -160,7 +160,7 @@ enum SampleReport {
         #expect(md.contains("No thresholds."))
         #expect(!md.contains("| local |"))
         let html = ReportRendering.html(report)
-        #expect(occurrences(of: #"<svg class="chart""#, in: html) == 4)
+        #expect(occurrences(of: #"<svg class="chart""#, in: html) == 5)
         #expect(html.contains("\"no errors\""))
     }
 

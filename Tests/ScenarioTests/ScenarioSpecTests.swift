@@ -89,6 +89,34 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .contains { $0.contains("field duration: required for a constant-arrival-rate load") })
     }
 
+    @Test func theGovernanceLoopIsOnWithAFixProbabilityAndItsKeysAreChecked() throws {
+        let shipped = try ScenarioLoader.load(path: "\(repositoryRoot)/Scenarios/governance.yaml")
+        let loop = try #require(shipped.uploads?.governance)
+        #expect(loop.fixProbability == 0.06 && loop.residualShare == 0.4)
+        #expect(try ScenarioLoader.load(path: "\(repositoryRoot)/Scenarios/dirty-data.yaml").uploads?.governance == nil)
+        let base = """
+            name: g
+            topology: Topologies/minimal.yaml
+            duration: 5s
+            load:
+              uploads:
+                executor: constant-arrival-rate
+                rate: 5
+                batch_size: 10
+                dirty:
+                  rate: 0.25
+                  KEYS
+            """
+        #expect(problems(base.replacingOccurrences(of: "KEYS", with: "fix_probability: 1.5"))
+            .contains { $0.contains("load.uploads.dirty.fix_probability: \"1.5\" is not a number from 0.0 to 1.0") })
+        #expect(problems(base.replacingOccurrences(of: "KEYS", with: "residual_share: 0.5"))
+            .contains { $0.hasPrefix("s.yaml:11: field load.uploads.dirty.residual_share: only meaningful with dirty.fix_probability") })
+        #expect(problems(base.replacingOccurrences(of: "KEYS", with: "fix_probabilty: 0.5"))
+            .contains { $0.contains("load.uploads.dirty.fix_probabilty: unknown key") })
+        let defaults = try ScenarioLoader.parse(base.replacingOccurrences(of: "KEYS", with: "fix_probability: 0.2"), file: "s.yaml")
+        #expect(defaults.uploads?.governance == UploadLoad.Governance(fixProbability: 0.2, residualShare: 0))
+    }
+
     @Test func thresholdConditionsParseEveryOperator() {
         #expect(ThresholdSpec(path: "a", condition: "<= 0.05")?.comparison == .lessOrEqual)
         #expect(ThresholdSpec(path: "a", condition: ">=10")?.limit == 10)

@@ -221,6 +221,37 @@ import Testing
         }
         #expect(answer.errCode == ErrorCode.missingField.rawValue)
     }
+
+    /// A hospital's 9101: "list" (what to correct) at its own county only; no other ticket event.
+    func ticketRequest(event: String, to county: String, institution: String = "H37021100001") -> WireRequest {
+        var request = WireRequest()
+        request.infno = TransactionCode.ticket.rawValue
+        request.msgid = MessageID.request(institution: institution, unixMs: 1_000, sequence: 1)
+        request.mdtrtareaAdmvs = county
+        request.insuplcAdmdvs = county
+        request.fixmedinsCode = institution
+        var input = TicketInput()
+        input.event = event
+        request.input = .ticket(input)
+        return request
+    }
+
+    @Test func aHospitalMayListItsTicketsAtItsCountyAndDoNothingElseWithTickets() {
+        let hospital: Peer = .downstream([0, 1, 2, 3, 4])
+        var county = NodeMachine(config: .init(id: code("370211"), tier: .county, routing: Minimal.routing,
+                                               institutions: ["H37021100001"]))
+        let list = ticketRequest(event: "list", to: "370211")
+        #expect(county.receivedRequest(list, from: hospital, nowMs: 5) == [.ticketHere(list, replyTo: hospital, receivedAtMs: 5)])
+        let refused: [(WireRequest, ErrorCode)] = [(ticketRequest(event: "closed", to: "370211"), .wrongNode),
+                                    (ticketRequest(event: "list", to: "000000"), .wrongNode),
+                                    (ticketRequest(event: "list", to: "370211", institution: "H41010200001"), .unknownInstitution)]
+        for (request, expected) in refused {
+            guard case .answer(let answer, _, _)? = county.receivedRequest(request, from: hospital, nowMs: 5).first else {
+                Issue.record("\(request.input!) accepted from a hospital"); continue
+            }
+            #expect(answer.errCode == expected.rawValue, "\(answer.errMsg)")
+        }
+    }
 }
 
 @Suite struct DeadlineAndResolutionTests {

@@ -711,6 +711,10 @@ public nonisolated struct Settlenet_V1_UploadRecord: Sendable {
   /// position in the hospital's batch (set by the county, kept above)
   public var batchIndex: Int32 = 0
 
+  /// A corrected re-upload: the setl_id of the rejected record this one replaces. The tier that
+  /// rejected it marks the reject corrected and closes its ticket once none is left uncorrected.
+  public var correctsSetlID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -826,7 +830,7 @@ public nonisolated struct Settlenet_V1_TicketInput: Sendable {
 
   public var ticketID: String = String()
 
-  /// open, opened, acknowledged, closed
+  /// open, opened, acknowledged, occurrence, closed; list (hospital to county)
   public var event: String = String()
 
   /// node_unresponsive, business_refusal, upload_reject, correction_failed
@@ -850,6 +854,9 @@ public nonisolated struct Settlenet_V1_TicketInput: Sendable {
 
   public var occurrences: Int32 = 0
 
+  /// upload_reject: the rejected records this event is about (settlement ids, never personal data).
+  public var setlIds: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -864,6 +871,10 @@ public nonisolated struct Settlenet_V1_TicketOutput: Sendable {
 
   /// the state the receiver recorded
   public var state: String = String()
+
+  /// Answer to a hospital's "list" (9101 from a hospital to its county): the open upload_reject
+  /// tickets about that institution, each with the records still to correct.
+  public var tickets: [Settlenet_V1_TicketInput] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1986,7 +1997,7 @@ nonisolated extension Settlenet_V1_FeeDetail: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Settlenet_V1_UploadRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UploadRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}setl_id\0\u{3}psn_no\0\u{3}fixmedins_code\0\u{3}mdtrtarea_admvs\0\u{3}insuplc_admdvs\0\u{3}adm_date\0\u{3}dscg_date\0\u{3}dise_codg\0\u{3}atddr_code\0\u{3}nurs_code\0\u{3}medfee_sumamt\0\u{3}fund_pay_sumamt\0\u{3}psn_pay\0\u{1}details\0\u{3}batch_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}setl_id\0\u{3}psn_no\0\u{3}fixmedins_code\0\u{3}mdtrtarea_admvs\0\u{3}insuplc_admdvs\0\u{3}adm_date\0\u{3}dscg_date\0\u{3}dise_codg\0\u{3}atddr_code\0\u{3}nurs_code\0\u{3}medfee_sumamt\0\u{3}fund_pay_sumamt\0\u{3}psn_pay\0\u{1}details\0\u{3}batch_index\0\u{3}corrects_setl_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2009,6 +2020,7 @@ nonisolated extension Settlenet_V1_UploadRecord: SwiftProtobuf.Message, SwiftPro
       case 13: try { try decoder.decodeSingularInt64Field(value: &self.psnPay) }()
       case 14: try { try decoder.decodeRepeatedMessageField(value: &self.details) }()
       case 15: try { try decoder.decodeSingularInt32Field(value: &self.batchIndex) }()
+      case 16: try { try decoder.decodeSingularStringField(value: &self.correctsSetlID) }()
       default: break
       }
     }
@@ -2060,6 +2072,9 @@ nonisolated extension Settlenet_V1_UploadRecord: SwiftProtobuf.Message, SwiftPro
     if self.batchIndex != 0 {
       try visitor.visitSingularInt32Field(value: self.batchIndex, fieldNumber: 15)
     }
+    if !self.correctsSetlID.isEmpty {
+      try visitor.visitSingularStringField(value: self.correctsSetlID, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2079,6 +2094,7 @@ nonisolated extension Settlenet_V1_UploadRecord: SwiftProtobuf.Message, SwiftPro
     if lhs.psnPay != rhs.psnPay {return false}
     if lhs.details != rhs.details {return false}
     if lhs.batchIndex != rhs.batchIndex {return false}
+    if lhs.correctsSetlID != rhs.correctsSetlID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2301,7 +2317,7 @@ nonisolated extension Settlenet_V1_CorrectionOutput: SwiftProtobuf.Message, Swif
 
 nonisolated extension Settlenet_V1_TicketInput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TicketInput"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ticket_id\0\u{1}event\0\u{1}kind\0\u{1}code\0\u{1}subject\0\u{1}responsible\0\u{3}opened_by\0\u{1}reason\0\u{3}at_ms\0\u{1}occurrences\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ticket_id\0\u{1}event\0\u{1}kind\0\u{1}code\0\u{1}subject\0\u{1}responsible\0\u{3}opened_by\0\u{1}reason\0\u{3}at_ms\0\u{1}occurrences\0\u{3}setl_ids\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2319,6 +2335,7 @@ nonisolated extension Settlenet_V1_TicketInput: SwiftProtobuf.Message, SwiftProt
       case 8: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.atMs) }()
       case 10: try { try decoder.decodeSingularInt32Field(value: &self.occurrences) }()
+      case 11: try { try decoder.decodeRepeatedStringField(value: &self.setlIds) }()
       default: break
       }
     }
@@ -2355,6 +2372,9 @@ nonisolated extension Settlenet_V1_TicketInput: SwiftProtobuf.Message, SwiftProt
     if self.occurrences != 0 {
       try visitor.visitSingularInt32Field(value: self.occurrences, fieldNumber: 10)
     }
+    if !self.setlIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.setlIds, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2369,6 +2389,7 @@ nonisolated extension Settlenet_V1_TicketInput: SwiftProtobuf.Message, SwiftProt
     if lhs.reason != rhs.reason {return false}
     if lhs.atMs != rhs.atMs {return false}
     if lhs.occurrences != rhs.occurrences {return false}
+    if lhs.setlIds != rhs.setlIds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2376,7 +2397,7 @@ nonisolated extension Settlenet_V1_TicketInput: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Settlenet_V1_TicketOutput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TicketOutput"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ticket_id\0\u{1}state\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ticket_id\0\u{1}state\0\u{1}tickets\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2386,6 +2407,7 @@ nonisolated extension Settlenet_V1_TicketOutput: SwiftProtobuf.Message, SwiftPro
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.ticketID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.tickets) }()
       default: break
       }
     }
@@ -2398,12 +2420,16 @@ nonisolated extension Settlenet_V1_TicketOutput: SwiftProtobuf.Message, SwiftPro
     if !self.state.isEmpty {
       try visitor.visitSingularStringField(value: self.state, fieldNumber: 2)
     }
+    if !self.tickets.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.tickets, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Settlenet_V1_TicketOutput, rhs: Settlenet_V1_TicketOutput) -> Bool {
     if lhs.ticketID != rhs.ticketID {return false}
     if lhs.state != rhs.state {return false}
+    if lhs.tickets != rhs.tickets {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
