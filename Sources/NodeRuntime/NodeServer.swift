@@ -400,7 +400,7 @@ public final class NodeServer {
         TicketRow(ticketID: input.ticketID, kind: input.kind, code: input.code, subject: input.subject,
                   responsible: input.responsible, openedBy: input.openedBy, state: state, reason: input.reason,
                   occurrences: Int(input.occurrences), openedAtMs: input.atMs,
-                  acknowledgedAtMs: state == "open" ? nil : now, closedAtMs: state == "closed" ? now : nil)
+                  acknowledgedAtMs: state == "acknowledged" ? now : nil, closedAtMs: state == "closed" ? now : nil)
     }
 
     /// Queues a ticket event for `destination`; the registry's own events are recorded at once.
