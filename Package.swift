@@ -51,27 +51,36 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]
         ),
         .target(
+            name: "Reconciliation",
+            dependencies: ["SettlementModel", "SettlementCore", "NetworkTopology", "Persistence"]
+        ),
+        .target(
             name: "Scenario",
             dependencies: ["SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "ZeroMQ", "Persistence",
+                           "Reconciliation",
                            .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .executableTarget(
             name: "settlenet",
             dependencies: [
                 "NodeRuntime", "ClusterControl", "NetworkTopology", "SettlementModel", "SettlementCore", "Scenario", "Persistence",
+                "Reconciliation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "ReconciliationTests",
+                    dependencies: ["Reconciliation", "Persistence", "NetworkTopology", "SettlementCore", "SettlementModel"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Scenario", "NetworkTopology", "SettlementModel", "SettlementCore"]),
         .testTarget(name: "SettlementCoreTests", dependencies: ["SettlementCore", "SettlementModel"]),
         .testTarget(name: "NetworkTopologyTests", dependencies: ["NetworkTopology", "SettlementCore", "SettlementModel"]),
         .testTarget(name: "PersistenceTests", dependencies: ["Persistence", "SettlementCore", "SettlementModel"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Persistence", "Scenario"]
+            dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Persistence", "Scenario",
+                           "Reconciliation", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ],
     swiftLanguageModes: [.v6]

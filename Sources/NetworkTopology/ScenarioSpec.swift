@@ -482,7 +482,8 @@ public enum ScenarioLoader {
 
 /// The top-level fields of report.json a threshold may name.
 public enum ThresholdPaths {
-    public static let roots: Set<String> = ["duration_s", "settlements", "reversals", "errors", "uploads", "dirty_data", "tickets"]
+    public static let roots: Set<String> = ["duration_s", "settlements", "reversals", "errors", "uploads", "dirty_data", "tickets",
+                                            "reconciliation"]
     public static func isKnownRoot(_ path: String) -> Bool {
         guard let first = path.split(separator: ".").first else { return false }
         return roots.contains(String(first))

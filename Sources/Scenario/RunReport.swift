@@ -1,3 +1,4 @@
+import Reconciliation
 /// What a scenario run measured: encoded as report.json (field names are the report's public
 /// interface: thresholds and CI gates name them by dotted path), rendered as report.md and
 /// report.html. Latencies are milliseconds read from HDR histograms; rates are per second.
@@ -25,9 +26,12 @@ public struct RunReport: Codable, Sendable {
     /// The faults injected, with their actual start and end.
     public var faults: [FaultRecord] = []
     public var tickets: TicketFigures?
+    /// Every ledger checked against the others at the end of the run (`settlenet reconcile`).
+    public var reconciliation: ReconciliationFigures?
 
     enum CodingKeys: String, CodingKey {
         case scenario, seed, topology, passed, settlements, reversals, errors, timeline, stages, thresholds, machine, uploads, faults, tickets
+        case reconciliation
         case dirtyData = "dirty_data"
         case startedAt = "started_at"
         case durationS = "duration_s"
@@ -296,6 +300,49 @@ public struct GovernanceFigures: Codable, Sendable {
         case correctionsRejected = "corrections_rejected"
         case dirtyRateFirstQuarterPct = "dirty_rate_first_quarter_pct"
         case dirtyRateLastQuarterPct = "dirty_rate_last_quarter_pct"
+    }
+}
+
+/// The reconciliation verdict in numbers (for thresholds), with what is wrong by msgid.
+public struct ReconciliationFigures: Codable, Sendable {
+    public var passed: Bool
+    public var checked: Int
+    public var lost: Int
+    public var duplicated: Int
+    public var mismatched: Int
+    public var unresolved: Int
+    public var balancesChecked: Int
+    public var balancesWrong: Int
+    public var clearingBalanced: Bool
+    public var uploadsBalanced: Bool
+    /// Up to 20 of each kind of problem: msgids, masked persons, disputes.
+    public var problems: [String: [String]]
+
+    public init(_ r: ReconciliationResult) {
+        passed = r.passed
+        checked = r.checked
+        lost = r.lost.count
+        duplicated = r.duplicated.count
+        mismatched = r.mismatched.count
+        unresolved = r.unresolved.count
+        balancesChecked = r.balancesChecked
+        balancesWrong = r.balancesWrong.count
+        clearingBalanced = r.clearingBalanced
+        uploadsBalanced = r.uploadsBalanced
+        problems = [:]
+        for (name, items) in [("lost", r.lost), ("duplicated", r.duplicated), ("mismatched", r.mismatched),
+                              ("unresolved", r.unresolved), ("balances", r.balancesWrong), ("clearing", r.clearingDisputes),
+                              ("uploads", r.uploadProblems)] where !items.isEmpty {
+            problems[name] = Array(items.prefix(ReconciliationText.listLimit))
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case passed, checked, lost, duplicated, mismatched, unresolved, problems
+        case balancesChecked = "balances_checked"
+        case balancesWrong = "balances_wrong"
+        case clearingBalanced = "clearing_balanced"
+        case uploadsBalanced = "uploads_balanced"
     }
 }
 

@@ -1,5 +1,6 @@
 import ClusterControl
 import Foundation
+import Reconciliation
 import NetworkTopology
 import SettlementModel
 
@@ -146,7 +147,15 @@ public enum ScenarioRunner {
         } catch {
             log("warning: cannot read the ticket registry: \(error)")
         }
-        // Thresholds may name upload and ticket figures: evaluate again with them in the report.
+        do {
+            // Every settlement is answered by now; the provincial outboxes were waited for above.
+            let result = Reconciler(topology: topology).check(try ClusterSnapshot.read(topology: topology, dataDirectory: dataDirectory))
+            report.reconciliation = ReconciliationFigures(result)
+            log(ReconciliationText.verdict(result))
+        } catch {
+            log("warning: cannot reconcile the ledgers in \(dataDirectory): \(error)")
+        }
+        // Thresholds may name upload, ticket and reconciliation figures: evaluate again with them in the report.
         report = ReportBuilder.applyThresholds(spec.thresholds, to: report)
         do {
             let encoder = JSONEncoder()

@@ -1,4 +1,9 @@
 import Foundation
+import GRDB
+import NetworkTopology
+import Persistence
+import Reconciliation
+import SettlementModel
 import Scenario
 import Testing
 
@@ -53,6 +58,48 @@ import Testing
         let status = try settlenet(["cluster", "status", "--data-dir", "\(output)/cluster", "--json"])
         #expect(status.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" || status.output.contains("[]"),
                 "nodes still recorded: \(status.output)")
+
+        // Every ledger agrees with the others, at the end of the run and when asked again.
+        let reconciliation = try #require(report.reconciliation)
+        #expect(reconciliation.passed && reconciliation.checked >= report.settlements.attempted, "\(reconciliation.problems)")
+        let clean = try settlenet(["reconcile", "--data-dir", "\(output)/cluster"])
+        #expect(clean.status == 0 && clean.output.contains("reconciliation: PASS"), "\(clean.output)\n\(clean.error)")
+        try reconciliationCatchesBrokenLedgers(dataDirectory: "\(output)/cluster")
+    }
+
+    /// Breaks the ledgers of a finished run three ways and expects `settlenet reconcile` to name each.
+    func reconciliationCatchesBrokenLedgers(dataDirectory: String) throws {
+        let layout = DataLayout(root: dataDirectory)
+        let national = try DatabaseQueue(path: layout.ledgerPath(DivisionCode("000000")!))
+        let crossProvince = try national.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT msgid, insuplc_admdvs FROM transits WHERE state = 'settled' AND infno IN ('2207', '2304') AND acct_pay > 0 ORDER BY msgid LIMIT 3
+                """).map { (msgid: $0[0] as String, insured: $0[1] as String) }
+        }
+        try #require(crossProvince.count == 3, "the run settled too few cross-province settlements to break")
+        let (deleted, doubled, changed) = (crossProvince[0], crossProvince[1], crossProvince[2])
+        try DatabaseQueue(path: layout.ledgerPath(DivisionCode(deleted.insured)!)).write { db in
+            try db.execute(sql: "DELETE FROM settlements WHERE msgid = ?", arguments: [deleted.msgid])
+        }
+        let copy = "D" + doubled.msgid.dropFirst()
+        try DatabaseQueue(path: layout.ledgerPath(DivisionCode(doubled.insured)!)).write { db in
+            try db.execute(sql: "CREATE TEMP TABLE twin AS SELECT * FROM settlements WHERE msgid = ?", arguments: [doubled.msgid])
+            try db.execute(sql: "UPDATE twin SET msgid = ?, setl_id = setl_id || 'D'", arguments: [copy])
+            try db.execute(sql: "INSERT INTO settlements SELECT * FROM twin")
+        }
+        try national.write { db in
+            try db.execute(sql: "UPDATE transits SET fund_pay_sumamt = fund_pay_sumamt + 1 WHERE msgid = ?", arguments: [changed.msgid])
+        }
+        let broken = try settlenet(["reconcile", "--data-dir", dataDirectory, "--json"])
+        #expect(broken.status == 1, "exit \(broken.status): \(broken.error)")
+        let verdict = try JSONDecoder().decode(ReconciliationResult.self, from: Data(broken.output.utf8))
+        #expect(verdict.lost == [deleted.msgid])
+        #expect(verdict.duplicated == [copy])
+        #expect(verdict.mismatched == [changed.msgid])
+        #expect(verdict.balancesWrong.count == 2, "the deleted and the doubled settlement both paid from an account")
+        #expect(!verdict.clearingBalanced, "the changed fund payment is the national tier's: provinces dispute it")
+        let text = try settlenet(["reconcile", "--data-dir", dataDirectory])
+        #expect(text.status == 1 && text.output.contains("lost: \(deleted.msgid)") && text.output.contains("FAIL"))
     }
 
     @Test func dirtyUploadsAreRejectedWhereExpectedWithExactAccounting() throws {
@@ -151,6 +198,7 @@ import Testing
         #expect(loop.correctionsSent == dirty.detected, "\(loop.correctionsSent) corrections for \(dirty.detected) rejects")
         #expect(loop.correctionsAccepted == loop.correctionsSent && loop.correctionsRejected == 0)
         #expect(dirty.leaked == 0 && dirty.falseRejects == 0 && dirty.accountingExact)
+        #expect(report.reconciliation?.uploadsBalanced == true && report.reconciliation?.passed == true)
         // Duplicates found above the county opened tickets; the re-uploads closed every one (销号).
         let tickets = try #require(report.tickets)
         #expect((tickets.byKind["upload_reject"] ?? 0) > 0)
@@ -200,6 +248,8 @@ import Testing
         #expect(report.errors.byCode["SN-E2002", default: 0] > 0)
         #expect(report.faults.count == 1 && report.faults.first?.startedS != nil && report.faults.first?.endedS != nil)
         #expect(report.settlements.identityViolations == 0)
+        // Money in flight through the pause ended settled once or not at all, on every tier alike.
+        #expect(report.reconciliation?.passed == true, "\(report.reconciliation?.problems ?? [:])")
         // Tickets: the silent county's was acknowledged and closed once it was back; the refusals
         // caused by filing data stay open, each with its reason.
         let tickets = try #require(report.tickets)
