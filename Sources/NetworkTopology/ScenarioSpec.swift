@@ -89,15 +89,38 @@ public struct FaultSpec: Sendable, Equatable {
         case pause(node: String, forMs: Int64)
         /// SIGKILL, and start it again after `restartAfterMs` (nil: it stays down).
         case kill(node: String, restartAfterMs: Int64?)
+        /// Both directions of the link between two adjacent nodes: messages delayed (with
+        /// jitter), lost, duplicated or corrupted, each with its probability.
+        case link(LinkEffects)
+        /// No message gets through from `from` to `to` (and back, unless one-way).
+        case partition(from: String, to: String, oneWay: Bool, forMs: Int64)
+    }
+
+    public struct LinkEffects: Sendable, Equatable {
+        public var a: String, b: String
+        public var forMs: Int64
+        public var delayMs: Int64 = 0, jitterMs: Int64 = 0
+        public var loss = 0.0, duplicate = 0.0, corrupt = 0.0
+
+        public init(a: String, b: String, forMs: Int64, delayMs: Int64 = 0, jitterMs: Int64 = 0, loss: Double = 0,
+                    duplicate: Double = 0, corrupt: Double = 0) {
+            self.a = a; self.b = b; self.forMs = forMs; self.delayMs = delayMs; self.jitterMs = jitterMs
+            self.loss = loss; self.duplicate = duplicate; self.corrupt = corrupt
+        }
     }
 
     public var atMs: Int64
     public var action: Action
     public var line: Int?
 
-    public var node: String {
+    /// The node, or the two ends of the link, as the scenario names them ("370200-370000").
+    public var node: String { nodes.joined(separator: "-") }
+
+    public var nodes: [String] {
         switch action {
-        case .pause(let node, _), .kill(let node, _): node
+        case .pause(let node, _), .kill(let node, _): [node]
+        case .link(let effects): [effects.a, effects.b]
+        case .partition(let from, let to, _, _): [from, to]
         }
     }
 }
@@ -184,7 +207,8 @@ public enum ScenarioLoader {
     }
 
     static let topKeys: Set<String> = ["name", "description", "topology", "seed", "duration", "load", "thresholds", "faults"]
-    static let faultKeys: Set<String> = ["at", "pause", "for", "kill", "restart_after"]
+    static let faultKeys: Set<String> = ["at", "pause", "for", "kill", "restart_after", "link", "delay", "jitter", "loss",
+                                         "duplicate", "corrupt", "partition", "direction"]
     static let loadKeys: Set<String> = ["settlements", "uploads"]
     static let uploadKeys: Set<String> = ["executor", "rate", "start_rate", "stages", "batch_size", "dirty", "max_in_flight"]
     static let dirtyKeys: Set<String> = ["rate", "kinds", "fix_probability", "residual_share"]
@@ -297,17 +321,56 @@ public enum ScenarioLoader {
             }
             return text
         }
+        func pair(_ key: String) -> (String, String)? {
+            let ids: [String]
+            if let node = map.node(key), case .sequence(let items) = node {
+                ids = items.compactMap { $0.string }
+            } else if let text = map.scalar(key, subject: nil, required: false, problems: &problems) {
+                ids = text.split(separator: "-").map(String.init)
+            } else {
+                return nil
+            }
+            guard ids.count == 2, ids.allSatisfy({ DivisionCode($0) != nil }), ids[0] != ids[1] else {
+                problems.append(FileProblem(file: file, line: map.lineOf(key), field: map.fieldPath(key),
+                                            message: "expected two different node ids: \"370200-370000\" or [\"370200\", \"370000\"]"))
+                return nil
+            }
+            return (ids[0], ids[1])
+        }
+        func probability(_ key: String) -> Double {
+            numberValue(map, key, required: false, range: 0...1, file: file, problems: &problems) ?? 0
+        }
         let at = duration("at", required: true)
-        let paused = nodeID("pause"), killed = nodeID("kill")
+        let named = ["pause", "kill", "link", "partition"].filter { map.node($0) != nil }
         var action: FaultSpec.Action?
-        switch (paused, killed) {
-        case (let node?, nil):
-            if let length = duration("for", required: true) { action = .pause(node: node, forMs: length) }
-        case (nil, let node?):
-            action = .kill(node: node, restartAfterMs: duration("restart_after", required: false))
+        switch named {
+        case ["pause"]:
+            if let node = nodeID("pause"), let length = duration("for", required: true) { action = .pause(node: node, forMs: length) }
+        case ["kill"]:
+            if let node = nodeID("kill") { action = .kill(node: node, restartAfterMs: duration("restart_after", required: false)) }
+        case ["link"]:
+            if let (a, b) = pair("link"), let length = duration("for", required: true) {
+                let effects = FaultSpec.LinkEffects(a: a, b: b, forMs: length, delayMs: duration("delay", required: false) ?? 0,
+                                                    jitterMs: duration("jitter", required: false) ?? 0, loss: probability("loss"),
+                                                    duplicate: probability("duplicate"), corrupt: probability("corrupt"))
+                if effects.delayMs == 0 && effects.loss == 0 && effects.duplicate == 0 && effects.corrupt == 0 {
+                    problems.append(FileProblem(file: file, line: map.line, field: path,
+                                                message: "a link fault needs at least one of delay, loss, duplicate, corrupt"))
+                } else {
+                    action = .link(effects)
+                }
+            }
+        case ["partition"]:
+            let direction = map.scalar("direction", subject: nil, required: false, problems: &problems) ?? "both"
+            if !["both", "one-way"].contains(direction) {
+                problems.append(FileProblem(file: file, line: map.lineOf("direction"), field: map.fieldPath("direction"),
+                                            message: "\"\(direction)\" is not both or one-way"))
+            } else if let (from, to) = pair("partition"), let length = duration("for", required: true) {
+                action = .partition(from: from, to: to, oneWay: direction == "one-way", forMs: length)
+            }
         default:
             problems.append(FileProblem(file: file, line: map.line, field: path,
-                                        message: "a fault names exactly one of pause: NODE (with for:) or kill: NODE (with optional restart_after:)"))
+                                        message: "a fault names exactly one of pause: NODE (with for:), kill: NODE (with optional restart_after:), link: \"A-B\" (with for:) or partition: [A, B] (with for:)"))
         }
         guard problems.count == before, let at, let action else { return nil }
         return FaultSpec(atMs: at, action: action, line: map.line)

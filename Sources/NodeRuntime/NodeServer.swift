@@ -44,6 +44,12 @@ public final class NodeServer {
     /// False once a flush found the ticket outbox empty; set when an event is queued. Spares
     /// a ledger read every 200 ms on a node with nothing to send.
     private var ticketOutboxMayHaveWork = true
+    /// Link faults on this node's outgoing links (docs/FAULTS.md), the file's stamp when read,
+    /// and messages held back by a delay, with when they are due.
+    private var linkFaults = LinkFaultTable()
+    private var linkFaultsStamp: Int64?
+    private var lastLinkFaultCheckMs: Int64 = 0
+    private var delayed: [(dueMs: Int64, message: Outgoing)] = []
     /// Open node_unresponsive tickets this node opened, by the silent node: closed when it answers again.
     private var openUnresponsive: [String: String] = [:]
     private let registryID: String
@@ -132,7 +138,10 @@ public final class NodeServer {
                 try execute(machine.abandonPending(nowMs: now))
                 break
             }
-            let wait = max(0, min(50, machine.nextDeadlineMs(nowMs: now) - now))
+            if now - lastLinkFaultCheckMs >= 100 { refreshLinkFaults(now) }
+            flushDelayed(now)
+            let nextDelayed = delayed.map(\.dueMs).min() ?? .max
+            let wait = max(0, min(50, machine.nextDeadlineMs(nowMs: now) - now, nextDelayed - now))
             let readable = try poller.poll(timeoutMs: Int(wait))
             var directives: [Directive] = []
             if readable[0] { drain(downstream, from: nil, into: &directives) }
@@ -183,6 +192,11 @@ public final class NodeServer {
                 guard frames.count >= 1 else { continue }
                 peer = .downstream(frames[0])
                 body = frames.dropFirst()
+            }
+            guard let body = WireCodec.unsealed(body) else {
+                // Damaged on the link: dropped, as a lost message (the sender's deadline covers it).
+                logger.warning("integrity check failed: message dropped", metadata: ["peer": "\(describe(peer))"])
+                continue
             }
             switch WireCodec.decode(body) {
             case .request(let request):
@@ -819,9 +833,80 @@ public final class NodeServer {
         return body
     }
 
-    /// Sends without blocking; false when the peer is not connected or its queue is full.
+    // MARK: Link faults
+
+    /// Reads the cluster's link-fault file when it changed (checked every 100 ms): the scenario
+    /// runner's faults on this node's outgoing links. A missing or unreadable file means none.
+    private func refreshLinkFaults(_ now: Int64) {
+        lastLinkFaultCheckMs = now
+        var info = stat()
+        let path = layout.linkFaultsFile
+        let stamp: Int64? = stat(path, &info) == 0 ? Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec) : nil
+        guard stamp != linkFaultsStamp else { return }
+        linkFaultsStamp = stamp
+        guard stamp != nil, let data = FileManager.default.contents(atPath: path) else {
+            linkFaults = LinkFaultTable()
+            return
+        }
+        do {
+            linkFaults = LinkFaultTable(faults: try JSONDecoder().decode([LinkFault].self, from: data), sender: spec.id.value)
+            logger.info("link faults loaded", metadata: ["faults": "\(linkFaults.faults.count)"])
+        } catch {
+            logger.warning("link-fault file unreadable; no link faults", metadata: ["file": "\(path)", "error": "\(error)"])
+            linkFaults = LinkFaultTable()
+        }
+    }
+
+    /// Sends a message through this node's link faults: dropped, delayed, duplicated or with a
+    /// byte flipped, as the fault in force on that link decides. Hospitals' links have none.
+    /// Messages to other nodes are sealed with a checksum first, as the sender's stack would do.
     @discardableResult
     private func send(_ message: Outgoing) -> Bool {
+        let peer: String
+        switch message.peer {
+        case .parent: peer = spec.parent?.value ?? ""
+        case .downstream(let id): peer = String(decoding: id, as: UTF8.self)
+        }
+        var message = message
+        if message.peer == .parent || topology.routingTable.parent(of: DivisionCode(peer) ?? spec.id) == spec.id {
+            message.frames = WireCodec.sealed(message.frames)
+        }
+        guard !linkFaults.isEmpty else { return transmit(message) }
+        let decision = linkFaults.decide(to: peer, nowMs: wallClockMs())
+        if decision == .untouched { return transmit(message) }
+        if decision.dropped { return true }   // lost on the wire: the sender cannot tell
+        var faulty = message
+        if let position = decision.corruptAt {
+            // One byte flipped anywhere in the kind, body or checksum frames.
+            let last = faulty.frames.count - 1
+            let sizes = faulty.frames.map(\.count)
+            var offset = position % max(1, sizes.reduce(0, +))
+            for index in 0...last where sizes[index] > 0 {
+                if offset < sizes[index] { faulty.frames[index][offset] ^= 0xFF; break }
+                offset -= sizes[index]
+            }
+        }
+        let copies = decision.duplicated ? 2 : 1
+        if decision.delayMs > 0 {
+            let due = wallClockMs() + Int64(decision.delayMs)
+            for _ in 0..<copies { delayed.append((due, faulty)) }
+            return true
+        }
+        for _ in 0..<copies { transmit(faulty) }
+        return true
+    }
+
+    /// Sends the delayed messages that are due.
+    private func flushDelayed(_ now: Int64) {
+        guard !delayed.isEmpty else { return }
+        let due = delayed.filter { $0.dueMs <= now }
+        delayed.removeAll { $0.dueMs <= now }
+        for entry in due.sorted(by: { $0.dueMs < $1.dueMs }) { transmit(entry.message) }
+    }
+
+    /// Sends without blocking; false when the peer is not connected or its queue is full.
+    @discardableResult
+    private func transmit(_ message: Outgoing) -> Bool {
         do {
             switch message.peer {
             case .parent:

@@ -437,6 +437,11 @@ public struct LedgerTransaction {
                                       psnNo: "") }
     }
 
+    /// Reversals (2208, 2305, 2601) whose outcome this tier never learned: their msgids.
+    public func unknownReversals() throws -> [String] {
+        try String.fetchAll(db, sql: "SELECT msgid FROM transits WHERE infno IN ('2208', '2305', '2601') AND state = 'unknown'")
+    }
+
     /// Every settlement this insured county decided, with its state now.
     public func decidedSettlements() throws -> [SettlementView] {
         try Row.fetchAll(db, sql: """

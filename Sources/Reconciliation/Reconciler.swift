@@ -13,6 +13,8 @@ public struct ClusterSnapshot: Sendable {
         public var balances: [String: Int64] = [:]
         /// Hospital's county: settlements whose outcome it is still resolving (2601).
         public var openResolutions = 0
+        /// Reversals whose outcome this tier never learned.
+        public var unknownReversals: [String] = []
         /// Upload counters ('received', 'accepted', rule ids) and the size of the store.
         public var uploadCounts: [String: Int] = [:]
         public var storedRecords = 0
@@ -34,6 +36,7 @@ public struct ClusterSnapshot: Sendable {
             nodes[spec.id] = try ledger.read { tx in
                 var node = Node()
                 for transit in try tx.settlementTransits() { node.transits[transit.msgid] = transit }
+                node.unknownReversals = try tx.unknownReversals()
                 if spec.tier == .county {
                     for settlement in try tx.decidedSettlements() { node.decided[settlement.msgid] = settlement }
                     node.balances = try tx.balances()
@@ -157,6 +160,7 @@ public struct Reconciler: Sendable {
                 }
             }
         }
+        for node in snapshot.nodes.values { unresolved.formUnion(node.unknownReversals) }
         for (id, node) in snapshot.nodes where node.openResolutions > 0 {
             unresolved.insert("\(node.openResolutions) settlement(s) still being resolved at \(id)")
         }

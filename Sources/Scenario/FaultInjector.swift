@@ -1,6 +1,8 @@
 import ClusterControl
 import Foundation
 import NetworkTopology
+import SettlementCore
+import SettlementModel
 
 /// One fault as it happened, for the report.
 public struct FaultRecord: Codable, Sendable {
@@ -14,33 +16,78 @@ public struct FaultRecord: Codable, Sendable {
     public var note: String
 
     enum CodingKeys: String, CodingKey {
-        case kind, node, note
+        case kind, note
+        case node = "target"
         case atS = "at_s"
-        case startedS = "started_s"
-        case endedS = "ended_s"
+        case startedS = "start_s"
+        case endedS = "end_s"
     }
 }
 
-/// Carries out a scenario's process faults on a launched cluster: pause (SIGSTOP, then SIGCONT)
-/// and kill (SIGKILL, then an optional restart). A pause also starts a small detached process
-/// that sends SIGCONT when the pause is up, so the fault expires by itself even if the runner
-/// dies; `clearAll` ends every fault still active when the scenario ends.
+/// Carries out a scenario's faults on a launched cluster: pause (SIGSTOP, then SIGCONT), kill
+/// (SIGKILL, then an optional restart), and link faults and partitions, which it writes to the
+/// cluster's link-fault file for the nodes to apply (docs/FAULTS.md). Every fault expires by
+/// itself even if the runner dies: a pause starts a detached watchdog that sends SIGCONT, and
+/// every link-fault entry carries its end time. `clearAll` ends every fault still active when
+/// the scenario ends.
 public final class FaultInjector {
     private let cluster: Cluster
+    private let linkFaultsFile: String
+    private let seed: UInt64
+    /// The link-fault entries of each active link fault or partition, by fault index.
+    private var linkEntries: [Int: [LinkFault]] = [:]
     private var pending: [(index: Int, spec: FaultSpec)]
     private var active: [(index: Int, endUs: Int64, pid: Int32?)] = []
     public private(set) var records: [FaultRecord]
     private let log: (String) -> Void
 
-    public init(faults: [FaultSpec], cluster: Cluster, log: @escaping (String) -> Void) {
+    public init(faults: [FaultSpec], cluster: Cluster, linkFaultsFile: String, seed: UInt64, log: @escaping (String) -> Void) {
         self.cluster = cluster
+        self.linkFaultsFile = linkFaultsFile
+        self.seed = seed
         self.log = log
         pending = faults.enumerated().map { ($0, $1) }.sorted { $0.spec.atMs < $1.spec.atMs }
         records = faults.map { fault in
-            switch fault.action {
-            case .pause(let node, _): FaultRecord(kind: "pause", node: node, atS: Double(fault.atMs) / 1000, note: "")
-            case .kill(let node, _): FaultRecord(kind: "kill", node: node, atS: Double(fault.atMs) / 1000, note: "")
+            let kind = switch fault.action {
+            case .pause: "pause"
+            case .kill: "kill"
+            case .link: "link"
+            case .partition: "partition"
             }
+            return FaultRecord(kind: kind, node: fault.node, atS: Double(fault.atMs) / 1000, note: "")
+        }
+    }
+
+    /// The entries of a link fault or partition starting at `nowMs` (Unix ms), one per direction.
+    /// Each direction's decisions draw from a seed of the scenario's seed, the fault's place in
+    /// the list and the direction: the same scenario replays the same decisions.
+    public static func linkEntries(_ action: FaultSpec.Action, index: Int, seed: UInt64, nowMs: Int64) -> [LinkFault] {
+        func seedOf(_ from: String, _ to: String) -> UInt64 {
+            seed &+ UInt64(index + 1) &* 0x1000_0000_01B3 &+ UInt64(from)! &* 1_000_003 &+ UInt64(to)!
+        }
+        switch action {
+        case .link(let e):
+            return [(e.a, e.b), (e.b, e.a)].map { from, to in
+                LinkFault(from: from, to: to, startMs: nowMs, endMs: nowMs + e.forMs, delayMs: Int(e.delayMs), jitterMs: Int(e.jitterMs),
+                          loss: e.loss, duplicate: e.duplicate, corrupt: e.corrupt, seed: seedOf(from, to))
+            }
+        case .partition(let from, let to, let oneWay, let forMs):
+            return (oneWay ? [(from, to)] : [(from, to), (to, from)]).map { from, to in
+                LinkFault(from: from, to: to, startMs: nowMs, endMs: nowMs + forMs, loss: 1, seed: seedOf(from, to))
+            }
+        case .pause, .kill:
+            return []
+        }
+    }
+
+    /// Writes every active link-fault entry, atomically: nodes read the file when it changes.
+    private func writeLinkFaults() {
+        let all = linkEntries.keys.sorted().flatMap { linkEntries[$0]! }
+        do {
+            let data = try JSONEncoder().encode(all)
+            try data.write(to: URL(fileURLWithPath: linkFaultsFile), options: .atomic)
+        } catch {
+            log("warning: cannot write the link-fault file \(linkFaultsFile): \(error)")
         }
     }
 
@@ -77,6 +124,16 @@ public final class FaultInjector {
                 try cluster.kill(node: node)
                 log("fault: killed node \(node)\(restartAfterMs.map { ", restart in \(Double($0) / 1000) s" } ?? "")")
                 if let restartAfterMs { active.append((index, nowUs + restartAfterMs * 1_000, nil)) }
+            case .link(let effects):
+                linkEntries[index] = Self.linkEntries(spec.action, index: index, seed: seed, nowMs: wallMs())
+                writeLinkFaults()
+                active.append((index, nowUs + effects.forMs * 1_000, nil))
+                log("fault: link \(spec.node) for \(Double(effects.forMs) / 1000) s (delay \(effects.delayMs) ms ± \(effects.jitterMs), loss \(effects.loss), duplicate \(effects.duplicate), corrupt \(effects.corrupt))")
+            case .partition(_, _, let oneWay, let forMs):
+                linkEntries[index] = Self.linkEntries(spec.action, index: index, seed: seed, nowMs: wallMs())
+                writeLinkFaults()
+                active.append((index, nowUs + forMs * 1_000, nil))
+                log("fault: partition \(spec.node)\(oneWay ? " (one way)" : "") for \(Double(forMs) / 1000) s")
             }
             records[index].startedS = Double(nowUs) / 1e6
         } catch {
@@ -90,6 +147,10 @@ public final class FaultInjector {
         if record.kind == "pause", let pid = active.first(where: { $0.index == index })?.pid {
             kill(pid, SIGCONT)
             log("fault over: node \(record.node) resumed")
+        } else if record.kind == "link" || record.kind == "partition" {
+            linkEntries[index] = nil
+            writeLinkFaults()
+            log("fault over: \(record.kind) \(record.node) cleared")
         } else if record.kind == "kill" {
             do {
                 try cluster.start(node: record.node)
@@ -100,6 +161,8 @@ public final class FaultInjector {
         }
         records[index].endedS = Double(nowUs) / 1e6
     }
+
+    private func wallMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000) }
 
     private func spawnDetached(_ arguments: [String]) throws {
         var pid: pid_t = 0

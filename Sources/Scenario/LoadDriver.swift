@@ -290,11 +290,18 @@ public final class LoadDriver {
                     if item.isRequery {
                         if indefinite { continue }   // still being resolved: asked again later
                         inDoubt[item.msgid] = nil
-                        measurement.resolved(ok: ok, errorCode: response.errCode)
+                        if item.isReversal {
+                            if ok { measurement.reversalsSucceeded += 1 } else { measurement.reversalsFailed += 1 }
+                        } else {
+                            measurement.resolved(ok: ok, errorCode: response.errCode)
+                        }
                         continue
                     }
-                    if indefinite && !item.isReversal {
+                    if indefinite {
+                        // Outcome unknown: asked again with the same msgid until the answer is definite.
+                        // A reversal is idempotent by its msgid like a settlement.
                         inDoubt[item.msgid] = (item, now + requeryIntervalUs)
+                        if item.isReversal { continue }
                     }
                     if item.isReversal {
                         if ok { measurement.reversalsSucceeded += 1 } else {

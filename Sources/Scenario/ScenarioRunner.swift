@@ -69,8 +69,17 @@ public enum ScenarioRunner {
         }
         // Check the mix against the topology before anything starts.
         if let load { _ = try LoadPlanner(topology: topology, load: load, seed: spec.seed) }
-        for fault in spec.faults where topology.node(DivisionCode(fault.node)!) == nil {
-            throw ScenarioError(code: .invalidScenario, message: "\(spec.file):\(fault.line.map(String.init) ?? "?"): fault names node \(fault.node), which is not in \(topology.file)")
+        for fault in spec.faults {
+            let place = "\(spec.file):\(fault.line.map(String.init) ?? "?")"
+            for node in fault.nodes where topology.node(DivisionCode(node)!) == nil {
+                throw ScenarioError(code: .invalidScenario, message: "\(place): fault names node \(node), which is not in \(topology.file)")
+            }
+            if fault.nodes.count == 2 {
+                let (a, b) = (DivisionCode(fault.nodes[0])!, DivisionCode(fault.nodes[1])!)
+                guard topology.node(a)?.parent == b || topology.node(b)?.parent == a else {
+                    throw ScenarioError(code: .invalidScenario, message: "\(place): \(fault.node) is not a link of \(topology.file) (a link joins a node and its parent)")
+                }
+            }
         }
 
         let stamp = CivilTime(unixMs: Int64(Date().timeIntervalSince1970 * 1000)).compact
@@ -111,7 +120,8 @@ public enum ScenarioRunner {
             let driver = try LoadDriver(topology: topology, load: load, uploads: spec.uploads, seed: spec.seed,
                                         durationMs: spec.durationMs)
             log("running \(spec.name): \(driver.expectedArrivals) settlements and \(driver.expectedBatches) upload batches over \(Double(spec.durationMs) / 1000) s, seed \(spec.seed)")
-            let injector = FaultInjector(faults: spec.faults, cluster: Cluster(dataDirectory: dataDirectory), log: log)
+            let injector = FaultInjector(faults: spec.faults, cluster: Cluster(dataDirectory: dataDirectory),
+                                         linkFaultsFile: DataLayout(root: dataDirectory).linkFaultsFile, seed: spec.seed, log: log)
             defer { injector.clearAll(nowUs: Int64(Date().timeIntervalSince(startedAt) * 1e6)) }
             (measurement, uploadMeasurement) = try driver.run(progress: progress, tick: injector.tick)
             injector.clearAll(nowUs: Int64(Date().timeIntervalSince(startedAt) * 1e6))

@@ -17,6 +17,8 @@ public struct DataLayout: Sendable {
     public func ledgerPath(_ id: DivisionCode) -> String { "\(nodeDirectory(id))/ledger.sqlite" }
     public func statusPath(_ id: DivisionCode) -> String { "\(nodeDirectory(id))/status.json" }
     public func logPath(_ id: DivisionCode) -> String { "\(logsDirectory)/\(id.value).log" }
+    /// The link faults in force (written by the scenario runner, read by every node).
+    public var linkFaultsFile: String { "\(root)/link-faults.json" }
 }
 
 /// A node's report of itself, rewritten atomically about once a second.

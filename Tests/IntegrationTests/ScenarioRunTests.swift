@@ -3,6 +3,7 @@ import GRDB
 import NetworkTopology
 import Persistence
 import Reconciliation
+import SettlementCore
 import SettlementModel
 import Scenario
 import Testing
@@ -258,6 +259,50 @@ import Testing
         #expect(tickets.acknowledged == tickets.opened)
         #expect(tickets.openReasons.values.reduce(0, +) == tickets.openAtEnd)
         #expect(tickets.opened == tickets.closed + tickets.openAtEnd)
+    }
+
+    @Test func linkFaultsAndAPartitionActOnRealMessagesAndEveryLedgerStillAgrees() throws {
+        let output = outputDirectory()
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        defer { sweep(output); try? FileManager.default.removeItem(atPath: output) }
+        let scenario = """
+            name: links-small
+            topology: Topologies/minimal.yaml
+            seed: 77
+            duration: 12s
+            load:
+              settlements:
+                executor: constant-arrival-rate
+                rate: 80
+                mix:
+                  route: { local: 0.1, intra_city: 0.1, intra_province: 0.3, cross_province: 0.5 }
+                  reversal: 0.02
+                max_in_flight: 2000
+            faults:
+              - { at: 1s, link: "370200-370000", delay: 30ms, jitter: 10ms, loss: 0.1, duplicate: 0.05, for: 4s }
+              - { at: 2s, link: "410300-410000", corrupt: 0.2, for: 3s }
+              - { at: 6s, partition: ["410000", "000000"], for: 2s }
+            """
+        try scenario.write(toFile: "\(output)/links.yaml", atomically: true, encoding: .utf8)
+        let result = try settlenet(["scenario", "run", "\(output)/links.yaml", "--out", "\(output)/report"])
+        #expect(result.status == 0, "exit \(result.status): \(result.output)\n\(result.error)")
+        let report = try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(output)/report/report.json")))
+        // Every fault started, acted and ended when its time was up.
+        #expect(report.faults.map(\.kind) == ["link", "link", "partition"])
+        for fault in report.faults {
+            let started = try #require(fault.startedS), ended = try #require(fault.endedS)
+            #expect(started >= fault.atS && ended > started, "\(fault)")
+        }
+        #expect(report.errors.indefinite > 0, "lost and cut-off messages leave outcomes unknown")
+        let provinceLog = try String(contentsOfFile: "\(output)/report/cluster/logs/410000.log", encoding: .utf8)
+        #expect(provinceLog.contains("integrity check failed"), "corrupted frames reach the province and are dropped")
+        // And still: every settlement settled once or not at all, on every tier alike.
+        #expect(report.settlements.unresolved == 0 && report.settlements.unanswered == 0)
+        let reconciliation = try #require(report.reconciliation)
+        #expect(reconciliation.passed, "\(reconciliation.problems)")
+        // The faults are over: the file the nodes read holds nothing in force.
+        let entries = try JSONDecoder().decode([LinkFault].self, from: Data(contentsOf: URL(fileURLWithPath: "\(output)/report/cluster/link-faults.json")))
+        #expect(entries.isEmpty)
     }
 
     @Test func anImpossibleThresholdExits99() throws {

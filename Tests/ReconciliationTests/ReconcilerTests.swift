@@ -119,6 +119,9 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         var snapshot = consistent()
         snapshot.nodes[DivisionCode("410100")!]!.transits[cross]!.state = "unknown"
         #expect(reconciler.check(snapshot).unresolved == [cross])
+        var reversal = consistent()
+        reversal.nodes[DivisionCode("370211")!]!.unknownReversals = ["H37021100001202611230000000005"]
+        #expect(reconciler.check(reversal).unresolved == ["H37021100001202611230000000005"])
         var open = consistent()
         open.nodes[DivisionCode("370211")!]!.openResolutions = 2
         #expect(reconciler.check(open).unresolved == ["2 settlement(s) still being resolved at 370211"])

@@ -1,6 +1,7 @@
 import Foundation
 import NetworkTopology
 import Scenario
+import SettlementCore
 import SettlementModel
 import Testing
 
@@ -115,6 +116,54 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .contains { $0.contains("load.uploads.dirty.fix_probabilty: unknown key") })
         let defaults = try ScenarioLoader.parse(base.replacingOccurrences(of: "KEYS", with: "fix_probability: 0.2"), file: "s.yaml")
         #expect(defaults.uploads?.governance == UploadLoad.Governance(fixProbability: 0.2, residualShare: 0))
+    }
+
+    @Test func linkFaultsAndPartitionsParseAsTheIssueWritesThem() throws {
+        let text = """
+            name: faults
+            topology: Topologies/minimal.yaml
+            seed: 9
+            duration: 60s
+            load:
+              settlements:
+                executor: constant-arrival-rate
+                rate: 10
+                mix:
+                  route: { local: 1 }
+            faults:
+              - { at: 10s, kill: "370000", restart_after: 3s }
+              - { at: 20s, pause: "410102", for: 4s }
+              - { at: 25s, link: "370200-370000", delay: 50ms, jitter: 20ms, loss: 0.05, duplicate: 0.01, for: 10s }
+              - { at: 40s, partition: ["410000", "000000"], for: 5s }
+              - { at: 50s, partition: ["370211", "370200"], direction: one-way, for: 3s }
+              - { at: 55s, link: "410300-410000", corrupt: 0.01, for: 5s }
+            """
+        let spec = try ScenarioLoader.parse(text, file: "f.yaml")
+        #expect(spec.faults.count == 6)
+        #expect(spec.faults[2].action == .link(.init(a: "370200", b: "370000", forMs: 10_000, delayMs: 50, jitterMs: 20, loss: 0.05,
+                                                     duplicate: 0.01, corrupt: 0)))
+        #expect(spec.faults[3].action == .partition(from: "410000", to: "000000", oneWay: false, forMs: 5_000))
+        #expect(spec.faults[4].action == .partition(from: "370211", to: "370200", oneWay: true, forMs: 3_000))
+        #expect(spec.faults[5].node == "410300-410000")
+        let broken = text.replacingOccurrences(of: "direction: one-way", with: "direction: sideways")
+            .replacingOccurrences(of: "corrupt: 0.01", with: "corrupt: 2")
+            .replacingOccurrences(of: "link: \"370200-370000\"", with: "link: \"370200\"")
+        let found = problems(broken)
+        #expect(found.contains { $0.contains("direction: \"sideways\" is not both or one-way") }, "\(found)")
+        #expect(found.contains { $0.contains("corrupt: \"2\" is not a number from 0.0 to 1.0") }, "\(found)")
+        #expect(found.contains { $0.contains("faults[2].link: expected two different node ids") }, "\(found)")
+        #expect(problems(text.replacingOccurrences(of: "corrupt: 0.01, ", with: ""))
+            .contains { $0.contains("a link fault needs at least one of delay, loss, duplicate, corrupt") })
+    }
+
+    @Test func theSameSeedGivesTheSameLinkFaultEntries() throws {
+        let flaky = FaultSpec.Action.link(.init(a: "370200", b: "370000", forMs: 1_000, loss: 0.1))
+        let first = FaultInjector.linkEntries(flaky, index: 2, seed: 9, nowMs: 0)
+        #expect(first == FaultInjector.linkEntries(flaky, index: 2, seed: 9, nowMs: 0))
+        #expect(first.map(\.from) == ["370200", "370000"] && first[0].seed != first[1].seed)
+        #expect(first.map(\.seed) != FaultInjector.linkEntries(flaky, index: 2, seed: 10, nowMs: 0).map(\.seed))
+        let oneWay = FaultInjector.linkEntries(.partition(from: "370211", to: "370200", oneWay: true, forMs: 500), index: 0, seed: 9, nowMs: 7)
+        #expect(oneWay.count == 1 && oneWay[0].loss == 1 && oneWay[0].from == "370211" && oneWay[0].endMs == 507)
     }
 
     @Test func thresholdConditionsParseEveryOperator() {
