@@ -29,8 +29,8 @@ func settlenet(_ arguments: [String]) throws -> CommandResult {
     process.currentDirectoryURL = URL(fileURLWithPath: repositoryRoot)
     // Files, not pipes: a pipe's reader would wait for every process holding its write end.
     let base = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-cli-\(UUID().uuidString)").path
-    FileManager.default.createFile(atPath: base + ".out", contents: nil)
-    FileManager.default.createFile(atPath: base + ".err", contents: nil)
+    _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
+    _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
     defer {
         try? FileManager.default.removeItem(atPath: base + ".out")
         try? FileManager.default.removeItem(atPath: base + ".err")
