@@ -424,6 +424,8 @@ public enum ReportRendering {
         .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:16px}
         figure{margin:0;border:1px solid #e5e7eb;border-radius:6px;padding:8px}
         svg.chart{width:100%;height:auto;display:block}
+        .fault{fill:#d62728;fill-opacity:.10;stroke:none}
+        .fault-label{font-size:9px;fill:#b22}
         svg .title{font-size:14px;font-weight:600;fill:#111827}
         svg .tick,svg .legend,svg .axis-label{font-size:11px;fill:#4b5563}
         svg .grid{stroke:#e5e7eb}svg .axis{stroke:#9ca3af}
@@ -516,6 +518,14 @@ public enum ReportRendering {
               el(svg, "line", {x1: x(t), x2: x(t), y1: H - B, y2: H - B + 4, "class": "axis"});
               el(svg, "text", {x: x(t), y: H - B + 16, "text-anchor": "middle", "class": "tick"}, label(t, st));
             }
+            // Faults: a band from their actual start to their end (or the end of the chart).
+            (report.faults || []).forEach(function (f) {
+              if (f.start_s === undefined || f.start_s === null) return;
+              var fx0 = x(Math.max(x0, num(f.start_s))), fx1 = x(Math.min(x1, f.end_s === undefined || f.end_s === null ? x1 : num(f.end_s)));
+              if (fx1 <= fx0) return;
+              el(svg, "rect", {x: fx0, y: T, width: fx1 - fx0, height: H - B - T, "class": "fault"});
+              el(svg, "text", {x: fx0 + 2, y: H - B - 4, "class": "fault-label"}, f.kind + " " + f.target);
+            });
             stages.forEach(function (s) {
               var sx = x(num(s.start_s));
               el(svg, "line", {x1: sx, x2: sx, y1: T, y2: H - B, "class": "stage"});
