@@ -470,9 +470,7 @@ public final class NodeServer {
             try tx.addTicketRecords(input.ticketID, setlIDs: input.setlIds)
             out.state = "acknowledged"
         case "closed" where spec.id.value != registryID:
-            var ticket = row(input, state: "closed", now: now)
-            ticket.closedAtMs = input.atMs
-            try tx.upsertTicket(ticket)
+            try tx.upsertTicket(row(input, state: "closed", now: input.atMs))
             out.state = "closed"
         default:
             out.state = try applyTicketEvent(input, tx: tx)
@@ -862,17 +860,13 @@ public final class NodeServer {
     /// Messages to other nodes are sealed with a checksum first, as the sender's stack would do.
     @discardableResult
     private func send(_ message: Outgoing) -> Bool {
-        let peer: String
-        switch message.peer {
-        case .parent: peer = spec.parent?.value ?? ""
-        case .downstream(let id): peer = String(decoding: id, as: UTF8.self)
-        }
+        // Only links between nodes are sealed and faulty; a hospital is no node.
+        guard let peer = machine.nodeID(of: message.peer) else { return transmit(message) }
         var message = message
-        if message.peer == .parent || topology.routingTable.parent(of: DivisionCode(peer) ?? spec.id) == spec.id {
-            message.frames = WireCodec.sealed(message.frames)
-        }
+        message.frames = WireCodec.sealed(message.frames)
         guard !linkFaults.isEmpty else { return transmit(message) }
-        let decision = linkFaults.decide(to: peer, nowMs: wallClockMs())
+        let now = wallClockMs()
+        let decision = linkFaults.decide(to: peer, nowMs: now)
         if decision == .untouched { return transmit(message) }
         if decision.dropped { return true }   // lost on the wire: the sender cannot tell
         var faulty = message
@@ -888,7 +882,7 @@ public final class NodeServer {
         }
         let copies = decision.duplicated ? 2 : 1
         if decision.delayMs > 0 {
-            let due = wallClockMs() + Int64(decision.delayMs)
+            let due = now + Int64(decision.delayMs)
             for _ in 0..<copies { delayed.append((due, faulty)) }
             return true
         }

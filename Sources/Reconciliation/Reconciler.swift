@@ -81,6 +81,12 @@ public struct ReconciliationResult: Codable, Sendable, Equatable {
     public var uploadsBalanced: Bool
     public var uploadProblems: [String]
 
+    /// Each kind of problem with its items, in the order people read them.
+    public var problemLists: [(name: String, items: [String])] {
+        [("lost", lost), ("duplicated", duplicated), ("mismatched", mismatched), ("unresolved", unresolved),
+         ("balances", balancesWrong), ("clearing", clearingDisputes), ("uploads", uploadProblems)]
+    }
+
     public var passed: Bool {
         lost.isEmpty && duplicated.isEmpty && mismatched.isEmpty && unresolved.isEmpty && balancesWrong.isEmpty
             && clearingBalanced && uploadsBalanced
@@ -108,25 +114,30 @@ public struct Reconciler: Sendable {
         let routing = topology.routingTable
         var lost: Set<String> = [], duplicated: Set<String> = [], mismatched: Set<String> = [], unresolved: Set<String> = []
 
-        // Where each msgid was decided: normally exactly one insured county.
+        // Every record of each msgid, read once: where it was decided (normally exactly one
+        // insured county) and what each tier holds of it.
         var decidedAt: [String: [DivisionCode]] = [:]
-        for (id, node) in snapshot.nodes { for msgid in node.decided.keys { decidedAt[msgid, default: []].append(id) } }
-        var all = Set(decidedAt.keys)
-        for node in snapshot.nodes.values { all.formUnion(node.transits.keys) }
+        var seenAt: [String: [DivisionCode: SettlementView]] = [:]
+        for (id, node) in snapshot.nodes {
+            for msgid in node.decided.keys { decidedAt[msgid, default: []].append(id) }
+            for (msgid, transit) in node.transits { seenAt[msgid, default: [:]][id] = transit }
+        }
+        let all = Set(decidedAt.keys).union(seenAt.keys)
 
         for msgid in all {
             let places = decidedAt[msgid] ?? []
             if places.count > 1 { duplicated.insert(msgid); continue }
             let insuredID = places.first
             let decision = insuredID.flatMap { snapshot.nodes[$0]?.decided[msgid] }
+            let seen = seenAt[msgid] ?? [:]
             // The route: from any record of it (every record names both ends).
-            let anyTransit = snapshot.nodes.values.lazy.compactMap { $0.transits[msgid] }.first
+            let anyTransit = seen.values.first
             guard let treatment = DivisionCode(decision?.treatment ?? anyTransit?.treatment ?? ""),
                   let insured = insuredID ?? DivisionCode(anyTransit?.insured ?? "") else { mismatched.insert(msgid); continue }
             let path = routing.path(from: treatment, to: insured)
-            let atOrigin = snapshot.nodes[treatment]?.transits[msgid]
+            let atOrigin = seen[treatment]
 
-            if snapshot.nodes.values.contains(where: { $0.transits[msgid]?.state == "unknown" }) {
+            if seen.values.contains(where: { $0.state == "unknown" }) {
                 unresolved.insert(msgid)
                 continue
             }
@@ -136,26 +147,25 @@ public struct Reconciler: Sendable {
                 lost.insert(msgid)
                 continue
             }
-            guard let atOrigin else {
+            guard atOrigin != nil else {
                 // Money moved (or was refused) at the insured county without the hospital's county knowing.
                 if decision.state != "refused" { duplicated.insert(msgid) } else { lost.insert(msgid) }
                 continue
             }
-            _ = atOrigin
             // A tombstone (a correction arrived before the settlement): the settlement never took
             // effect, and the tiers beyond where it was lost hold nothing of it.
             let tombstone = decision.state == "refused" && decision.errCode == ErrorCode.cancelledByCorrection.rawValue
             for tier in path {
-                guard let seen = snapshot.nodes[tier]?.transits[msgid] else {
+                guard let record = seen[tier] else {
                     if !tombstone { lost.insert(msgid) }
                     continue
                 }
-                if seen.state != decision.state { mismatched.insert(msgid); continue }
+                if record.state != decision.state { mismatched.insert(msgid); continue }
                 // A tier that gave up waiting (or the hospital's county, answered by the resolution)
                 // learned only the final state, by the correction: its amounts stay unknown.
-                let sawTheAnswer = seen.errCode.isEmpty
-                if decision.state != "refused" && sawTheAnswer && (seen.setlID != decision.setlID || seen.medfeeSumamt != decision.medfeeSumamt
-                        || seen.fundPaySumamt != decision.fundPaySumamt || seen.acctPay != decision.acctPay) {
+                let sawTheAnswer = record.errCode.isEmpty
+                if decision.state != "refused" && sawTheAnswer && (record.setlID != decision.setlID || record.medfeeSumamt != decision.medfeeSumamt
+                        || record.fundPaySumamt != decision.fundPaySumamt || record.acctPay != decision.acctPay) {
                     mismatched.insert(msgid)
                 }
             }
@@ -190,12 +200,12 @@ public struct Reconciler: Sendable {
             for (psnNo, balance) in node.balances.sorted(by: { $0.key < $1.key }) {
                 checked += 1
                 guard let index = population.index(of: psnNo) else {
-                    wrong.append("\(Self.mask(psnNo)) at \(county.id): not a person of its population")
+                    wrong.append("\(PersonalData.mask(psnNo)) at \(county.id): not a person of its population")
                     continue
                 }
                 let expected = population.person(index).initialBalanceFen - (paid[psnNo] ?? 0)
                 if balance != expected {
-                    wrong.append("\(Self.mask(psnNo)) at \(county.id): balance \(balance) fen, expected \(expected)")
+                    wrong.append("\(PersonalData.mask(psnNo)) at \(county.id): balance \(balance) fen, expected \(expected)")
                 }
             }
         }
@@ -250,15 +260,7 @@ public struct Reconciler: Sendable {
     }
 
     func province(of county: String) -> DivisionCode? {
-        guard var node = DivisionCode(county) else { return nil }
         let routing = topology.routingTable
-        while let tier = routing.tier(of: node), tier != .province {
-            guard let parent = routing.parent(of: node) else { return nil }
-            node = parent
-        }
-        return routing.tier(of: node) == .province ? node : nil
+        return DivisionCode(county).flatMap { routing.ancestors(of: $0).first { routing.tier(of: $0) == .province } }
     }
-
-    /// A person number with only its county prefix left: never personal data in clear.
-    static func mask(_ psnNo: String) -> String { String(psnNo.prefix(6)) + String(repeating: "*", count: max(0, psnNo.count - 6)) }
 }

@@ -16,9 +16,7 @@ public enum ReconciliationText {
                 + (r.clearingBalanced ? "net positions sum to 0 and every province confirms" : "\(r.clearingDisputes.count) dispute(s)")),
             line(r.uploadsBalanced, "uploads: received = accepted + rejected everywhere, national store complete"),
         ]
-        for (name, items) in [("lost", r.lost), ("duplicated", r.duplicated), ("mismatched", r.mismatched),
-                              ("unresolved", r.unresolved), ("balance", r.balancesWrong), ("clearing", r.clearingDisputes),
-                              ("uploads", r.uploadProblems)] where !items.isEmpty {
+        for (name, items) in r.problemLists where !items.isEmpty {
             for item in items.prefix(listLimit) { lines.append("  \(name): \(item)") }
             if items.count > listLimit { lines.append("  \(name): ... and \(items.count - listLimit) more (--json lists all)") }
         }

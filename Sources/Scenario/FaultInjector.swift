@@ -125,15 +125,9 @@ public final class FaultInjector {
                 log("fault: killed node \(node)\(restartAfterMs.map { ", restart in \(Double($0) / 1000) s" } ?? "")")
                 if let restartAfterMs { active.append((index, nowUs + restartAfterMs * 1_000, nil)) }
             case .link(let effects):
-                linkEntries[index] = Self.linkEntries(spec.action, index: index, seed: seed, nowMs: wallMs())
-                writeLinkFaults()
-                active.append((index, nowUs + effects.forMs * 1_000, nil))
-                log("fault: link \(spec.node) for \(Double(effects.forMs) / 1000) s (delay \(effects.delayMs) ms ± \(effects.jitterMs), loss \(effects.loss), duplicate \(effects.duplicate), corrupt \(effects.corrupt))")
+                startLinkFault(index, spec, forMs: effects.forMs, nowUs: nowUs, what: "link \(spec.node) (delay \(effects.delayMs) ms ± \(effects.jitterMs), loss \(effects.loss), duplicate \(effects.duplicate), corrupt \(effects.corrupt))")
             case .partition(_, _, let oneWay, let forMs):
-                linkEntries[index] = Self.linkEntries(spec.action, index: index, seed: seed, nowMs: wallMs())
-                writeLinkFaults()
-                active.append((index, nowUs + forMs * 1_000, nil))
-                log("fault: partition \(spec.node)\(oneWay ? " (one way)" : "") for \(Double(forMs) / 1000) s")
+                startLinkFault(index, spec, forMs: forMs, nowUs: nowUs, what: "partition \(spec.node)\(oneWay ? " (one way)" : "")")
             }
             records[index].startedS = Double(nowUs) / 1e6
         } catch {
@@ -162,7 +156,13 @@ public final class FaultInjector {
         records[index].endedS = Double(nowUs) / 1e6
     }
 
-    private func wallMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000) }
+    /// Puts a link fault or partition in the file the nodes read, until `forMs` from now.
+    private func startLinkFault(_ index: Int, _ spec: FaultSpec, forMs: Int64, nowUs: Int64, what: String) {
+        linkEntries[index] = Self.linkEntries(spec.action, index: index, seed: seed, nowMs: Int64(Date().timeIntervalSince1970 * 1_000))
+        writeLinkFaults()
+        active.append((index, nowUs + forMs * 1_000, nil))
+        log("fault: \(what) for \(Double(forMs) / 1000) s")
+    }
 
     private func spawnDetached(_ arguments: [String]) throws {
         var pid: pid_t = 0

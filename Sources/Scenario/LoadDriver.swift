@@ -119,7 +119,6 @@ public final class LoadDriver {
         var roundBusy = false
         /// Consecutive list rounds after the load in which no institution had a ticket open.
         var quietRounds = 0
-        var queuedCount: Int { queued.values.reduce(0) { $0 + $1.records.count } }
     }
     /// How often each institution asks its county for open upload_reject tickets, and how often
     /// corrected records are re-uploaded.
@@ -383,15 +382,7 @@ public final class LoadDriver {
         governance.roundBusy = !loadOver
         for county in topology.counties {
             for institution in topology.institutions(of: county.id) {
-                let sequence = sequences[institution, default: 0]
-                sequences[institution] = sequence + 1
-                var request = WireRequest()
-                request.infno = TransactionCode.ticket.rawValue
-                request.msgid = MessageID.request(institution: institution, unixMs: wallClockMs(), sequence: sequence + 1)
-                request.mdtrtareaAdmvs = county.id.value
-                request.insuplcAdmdvs = county.id.value
-                request.infver = "V1.0"
-                request.fixmedinsCode = institution
+                var request = hospitalRequest(.ticket, institution: institution, county: county.id)
                 var input = TicketInput()
                 input.event = "list"
                 input.subject = institution
@@ -417,7 +408,12 @@ public final class LoadDriver {
             governance.queued[plan.institution, default: (plan.county, [])].records.append(corrected)
             if let kind = DirtyDataGenerator.kind(ofRule: reject.ruleID) { kinds.insert(kind) }
         }
-        for kind in kinds.sorted() where generator!.feedback(institution: plan.institution, kind: kind) { uploads.causesFixed += 1 }
+        feedback(kinds, to: plan.institution, uploads: &uploads)
+    }
+
+    /// The institution was told about these kinds of defect: once per kind, it may fix the cause.
+    private func feedback(_ kinds: Set<String>, to institution: String, uploads: inout UploadMeasurement) {
+        for kind in kinds.sorted() where generator!.feedback(institution: institution, kind: kind) { uploads.causesFixed += 1 }
     }
 
     /// A county listed an institution's open upload_reject tickets: each record not dealt with
@@ -438,25 +434,31 @@ public final class LoadDriver {
                 if let kind = DirtyDataGenerator.kind(ofRule: ticket.code) { kinds.insert(kind) }
             }
         }
-        for kind in kinds.sorted() where generator!.feedback(institution: institution, kind: kind) { uploads.causesFixed += 1 }
+        feedback(kinds, to: institution, uploads: &uploads)
         if !output.tickets.isEmpty { governance.roundBusy = true }
         if governance.listsInFlight.isEmpty { governance.quietRounds = governance.roundBusy ? 0 : governance.quietRounds + 1 }
     }
 
-    /// Sends one upload batch as its hospital, to its county node.
-    private func sendBatch(_ plan: UploadBatchPlan, catalogVersion: String) throws -> WireRequest {
-        let sequence = sequences[plan.institution, default: 0]
-        sequences[plan.institution] = sequence + 1
+    /// An envelope from `institution` to its own county, with the institution's next msgid.
+    private func hospitalRequest(_ code: TransactionCode, institution: String, county: DivisionCode) -> WireRequest {
+        let sequence = sequences[institution, default: 0]
+        sequences[institution] = sequence + 1
         let now = wallClockMs()
         var request = WireRequest()
-        request.infno = TransactionCode.upload.rawValue
-        request.msgid = MessageID.request(institution: plan.institution, unixMs: now, sequence: sequence + 1)
-        request.mdtrtareaAdmvs = plan.county.value
-        request.insuplcAdmdvs = plan.county.value
+        request.infno = code.rawValue
+        request.msgid = MessageID.request(institution: institution, unixMs: now, sequence: sequence + 1)
+        request.mdtrtareaAdmvs = county.value
+        request.insuplcAdmdvs = county.value
         request.infver = "V1.0"
         request.opterType = "1"
         request.infTime = CivilTime(unixMs: now).readable
-        request.fixmedinsCode = plan.institution
+        request.fixmedinsCode = institution
+        return request
+    }
+
+    /// Sends one upload batch as its hospital, to its county node.
+    private func sendBatch(_ plan: UploadBatchPlan, catalogVersion: String) throws -> WireRequest {
+        var request = hospitalRequest(.upload, institution: plan.institution, county: plan.county)
         var input = UploadInput()
         input.records = plan.records.map(\.record)
         input.catalogVersion = catalogVersion

@@ -103,10 +103,7 @@ public enum ReportRendering {
             out.append("")
             out.append(textTable(
                 ["route", "attempted", "succeeded", "failed", "per s", "p50 ms", "p99 ms", "max ms"],
-                routes.map { name, r in
-                    [name, grouped(r.attempted), grouped(r.succeeded), grouped(r.failed), fixed(r.throughputPerS, 1),
-                     fixed(r.latencyMs.p50, 2), fixed(r.latencyMs.p99, 2), fixed(r.latencyMs.max, 2)]
-                },
+                routeCells(routes),
                 rightAligned: Set(1...7)))
         }
         let errors = sortedErrors(report.errors)
@@ -195,10 +192,7 @@ public enum ReportRendering {
             h.append("<div class=\"wide\"><h2>By route</h2>")
             h.append(htmlTable(
                 ["Route", "Attempted", "Succeeded", "Failed", "Per s", "p50 ms", "p99 ms", "max ms"],
-                routes.map { name, r in
-                    [name, grouped(r.attempted), grouped(r.succeeded), grouped(r.failed), fixed(r.throughputPerS, 1),
-                     fixed(r.latencyMs.p50, 2), fixed(r.latencyMs.p99, 2), fixed(r.latencyMs.max, 2)]
-                },
+                routeCells(routes),
                 rightAligned: Set(1...7), cssClass: "routes"))
             h.append("</div>")
         }
@@ -267,6 +261,14 @@ public enum ReportRendering {
     // MARK: - Shared pieces
 
     static func verdict(_ report: RunReport) -> String { report.passed ? "PASSED" : "FAILED" }
+
+    /// One row per route, in the text and the HTML report alike.
+    static func routeCells(_ routes: [(String, RouteFigures)]) -> [[String]] {
+        routes.map { name, r in
+            [name, grouped(r.attempted), grouped(r.succeeded), grouped(r.failed), fixed(r.throughputPerS, 1),
+             fixed(r.latencyMs.p50, 2), fixed(r.latencyMs.p99, 2), fixed(r.latencyMs.max, 2)]
+        }
+    }
 
     static func machine(_ m: MachineInfo) -> String { "\(m.cores) cores, \(m.build) build" }
 

@@ -330,9 +330,7 @@ public struct ReconciliationFigures: Codable, Sendable {
         clearingBalanced = r.clearingBalanced
         uploadsBalanced = r.uploadsBalanced
         problems = [:]
-        for (name, items) in [("lost", r.lost), ("duplicated", r.duplicated), ("mismatched", r.mismatched),
-                              ("unresolved", r.unresolved), ("balances", r.balancesWrong), ("clearing", r.clearingDisputes),
-                              ("uploads", r.uploadProblems)] where !items.isEmpty {
+        for (name, items) in r.problemLists where !items.isEmpty {
             problems[name] = Array(items.prefix(ReconciliationText.listLimit))
         }
     }
