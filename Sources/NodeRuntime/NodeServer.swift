@@ -49,6 +49,8 @@ public final class NodeServer {
     private var linkFaults = LinkFaultTable()
     private var linkFaultsStamp: Int64?
     private var lastLinkFaultCheckMs: Int64 = 0
+    /// Decisions of the link faults not yet appended to the trace file.
+    private var decisionTrace: [TracedDecision] = []
     private var delayed: [(dueMs: Int64, message: Outgoing)] = []
     /// Open node_unresponsive tickets this node opened, by the silent node: closed when it answers again.
     private var openUnresponsive: [String: String] = [:]
@@ -161,8 +163,10 @@ public final class NodeServer {
             // Fresh within a quarter second while busy, once a second while idle.
             let busy = !directives.isEmpty
             if now - lastStatusMs >= (busy ? 250 : 1_000) || machine.isSignedIn != wasSignedIn { writeStatus(now) }
+            flushDecisionTrace()
         }
         state = "stopped"
+        flushDecisionTrace()
         writeStatus(wallClockMs())
         downstream.close()
         upstream?.close()
@@ -843,16 +847,38 @@ public final class NodeServer {
         guard stamp != linkFaultsStamp else { return }
         linkFaultsStamp = stamp
         guard stamp != nil, let data = FileManager.default.contents(atPath: path) else {
-            linkFaults = LinkFaultTable()
+            linkFaults.replace(with: [])
             return
         }
         do {
-            linkFaults = LinkFaultTable(faults: try JSONDecoder().decode([LinkFault].self, from: data), sender: spec.id.value)
+            let all = try JSONDecoder().decode([LinkFault].self, from: data)
+            linkFaults.replace(with: all.filter { $0.from == spec.id.value })
             logger.info("link faults loaded", metadata: ["faults": "\(linkFaults.faults.count)"])
         } catch {
             logger.warning("link-fault file unreadable; no link faults", metadata: ["file": "\(path)", "error": "\(error)"])
-            linkFaults = LinkFaultTable()
+            linkFaults.replace(with: [])
         }
+    }
+
+    /// Appends the decisions taken in this round of the loop to this node's trace, one JSON
+    /// line each, before the next round: the trace is complete as soon as a fault is over.
+    private func flushDecisionTrace() {
+        guard !decisionTrace.isEmpty else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        var bytes: [UInt8] = []
+        for entry in decisionTrace {
+            if let line = try? encoder.encode(entry) { bytes += line; bytes.append(0x0A) }
+        }
+        decisionTrace.removeAll(keepingCapacity: true)
+        let path = layout.linkDecisionsPath(spec.id)
+        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        guard descriptor >= 0 else {
+            logger.warning("link-decision trace not writable", metadata: ["file": "\(path)"])
+            return
+        }
+        defer { close(descriptor) }
+        _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
     }
 
     /// Sends a message through this node's link faults: dropped, delayed, duplicated or with a
@@ -866,7 +892,9 @@ public final class NodeServer {
         message.frames = WireCodec.sealed(message.frames)
         guard !linkFaults.isEmpty else { return transmit(message) }
         let now = wallClockMs()
-        let decision = linkFaults.decide(to: peer, nowMs: now)
+        guard let traced = linkFaults.next(to: peer, nowMs: now) else { return transmit(message) }
+        decisionTrace.append(traced)
+        let decision = traced.decision
         if decision == .untouched { return transmit(message) }
         if decision.dropped { return true }   // lost on the wire: the sender cannot tell
         var faulty = message

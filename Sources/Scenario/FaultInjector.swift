@@ -14,13 +14,62 @@ public struct FaultRecord: Codable, Sendable {
     public var startedS: Double?
     public var endedS: Double?
     public var note: String
+    /// A link fault's or partition's decision seeds, one per direction: they name its entries
+    /// in the nodes' decision traces.
+    public var decisionSeeds: [UInt64]?
+    /// What a link fault or partition did to the messages it caught, from the nodes' traces.
+    public var effects: LinkFaultEffects?
 
     enum CodingKeys: String, CodingKey {
-        case kind, note
+        case kind, note, effects
+        case decisionSeeds = "decision_seeds"
         case node = "target"
         case atS = "at_s"
         case startedS = "start_s"
         case endedS = "end_s"
+    }
+}
+
+/// The messages one link fault decided, and what it did to them.
+public struct LinkFaultEffects: Codable, Sendable, Equatable {
+    public var messages = 0
+    public var dropped = 0
+    public var duplicated = 0
+    public var corrupted = 0
+    public var delayed = 0
+
+    public init() {}
+
+    /// Tallies, per fault, the decisions the nodes traced (`DataLayout.linkDecisionsPath`).
+    /// Lines that do not parse (a node killed mid-write) are skipped.
+    public static func tally(traceFiles: [String], seeds: Set<UInt64>) -> [UInt64: LinkFaultEffects] {
+        var bySeed: [UInt64: LinkFaultEffects] = [:]
+        for entry in traceFiles.flatMap(readTrace) where seeds.contains(entry.fault) {
+            var effects = bySeed[entry.fault, default: LinkFaultEffects()]
+            effects.messages += 1
+            if entry.dropped { effects.dropped += 1 }
+            else {
+                if entry.duplicated { effects.duplicated += 1 }
+                if entry.corruptAt != nil { effects.corrupted += 1 }
+                if entry.delayMs > 0 { effects.delayed += 1 }
+            }
+            bySeed[entry.fault] = effects
+        }
+        return bySeed
+    }
+
+    /// One node's trace, in the order it decided.
+    public static func readTrace(_ path: String) -> [TracedDecision] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        let decoder = JSONDecoder()
+        return data.split(separator: 0x0A).compactMap { try? decoder.decode(TracedDecision.self, from: $0) }
+    }
+
+    static func + (a: Self, b: Self) -> Self {
+        var sum = a
+        sum.messages += b.messages; sum.dropped += b.dropped; sum.duplicated += b.duplicated
+        sum.corrupted += b.corrupted; sum.delayed += b.delayed
+        return sum
     }
 }
 
@@ -159,9 +208,23 @@ public final class FaultInjector {
     /// Puts a link fault or partition in the file the nodes read, until `forMs` from now.
     private func startLinkFault(_ index: Int, _ spec: FaultSpec, forMs: Int64, nowUs: Int64, what: String) {
         linkEntries[index] = Self.linkEntries(spec.action, index: index, seed: seed, nowMs: Int64(Date().timeIntervalSince1970 * 1_000))
+        records[index].decisionSeeds = linkEntries[index]!.map(\.seed)
         writeLinkFaults()
         active.append((index, nowUs + forMs * 1_000, nil))
         log("fault: \(what) for \(Double(forMs) / 1000) s")
+    }
+
+    /// Fills in each link fault's effects from the decision traces in `traceFiles`.
+    public static func withEffects(_ records: [FaultRecord], traceFiles: [String]) -> [FaultRecord] {
+        let seeds = Set(records.flatMap { $0.decisionSeeds ?? [] })
+        guard !seeds.isEmpty else { return records }
+        let tallies = LinkFaultEffects.tally(traceFiles: traceFiles, seeds: seeds)
+        return records.map { record in
+            guard let own = record.decisionSeeds else { return record }
+            var record = record
+            record.effects = own.compactMap { tallies[$0] }.reduce(LinkFaultEffects(), +)
+            return record
+        }
     }
 
     private func spawnDetached(_ arguments: [String]) throws {

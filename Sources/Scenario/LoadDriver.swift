@@ -204,6 +204,7 @@ public final class LoadDriver {
             }
             while let due = nextArrival, due <= now, let load, planner != nil {
                 let plan = planner!.next()
+                measurement.plan.mix(plan, dueUs: due)
                 if settlementsInFlight >= load.maxInFlight {
                     measurement.scheduledArrival(atUs: due, dropped: true, route: plan.route)
                 } else {

@@ -23,6 +23,8 @@ public struct Measurement: Sendable {
     }
 
     var scheduled = 0, attempted = 0, succeeded = 0, failed = 0, dropped = 0, unanswered = 0
+    /// Everything the seed decided about the load, folded as it was scheduled.
+    var plan = PlanDigest()
     var identityViolations = 0
     var reversalsAttempted = 0, reversalsSucceeded = 0, reversalsFailed = 0
     var latency = Measurement.makeHistogram()
@@ -163,6 +165,33 @@ extension UploadMeasurement {
             } else {
                 rejectedOtherwise += 1
             }
+        }
+    }
+}
+
+/// A 64-bit FNV-1a fold of a run's settlement load as the seed planned it: each settlement's
+/// scheduled time, parties, amounts and flags. Two runs of the same scenario with the same
+/// seed print the same digest; anything that changed the plan changes it. Upload batches are
+/// left out: which record a duplicate copies depends on what was stored in time.
+public struct PlanDigest: Sendable, Equatable {
+    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    public var hex: String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    mutating func mix(_ text: String) {
+        for byte in text.utf8 { value = (value ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        value = (value ^ 0x1F) &* 0x100_0000_01b3   // a separator, so "ab","c" differs from "a","bc"
+    }
+
+    mutating func mix(_ plan: PlannedSettlement, dueUs: Int64) {
+        let b = plan.bill
+        for field in ["S", String(dueUs), plan.route.rawValue, plan.origin.value, plan.insured.value, plan.institution, plan.psnNo,
+                      String(b.medfeeSumamt), String(b.fulamtOwnpayAmt), String(b.overlmtSelfpay), String(b.preselfpayAmt),
+                      String(b.inscpScpAmt), String(plan.inpatient), String(plan.reverseAfter), String(plan.expectRefusal)] {
+            mix(field)
         }
     }
 }

@@ -40,7 +40,7 @@ public enum ReportBuilder {
             reversed: m.resolvedReversed, resolvedSettled: m.resolvedSettled, resolvedRefused: m.resolvedRefused,
             unresolved: m.unresolved)
         let formatter = ISO8601DateFormatter()
-        let report = RunReport(
+        var report = RunReport(
             scenario: spec.name, seed: spec.seed, topology: topologyPath, startedAt: formatter.string(from: startedAt),
             durationS: round2(loadSeconds), passed: false, settlements: settlements,
             reversals: ReversalFigures(attempted: m.reversalsAttempted, succeeded: m.reversalsSucceeded, failed: m.reversalsFailed),
@@ -48,6 +48,7 @@ public enum ReportBuilder {
                                  responseLatencyMs: summary(m.errorLatency)), timeline: timeline,
             stages: stages.enumerated().map { StageMark(index: $0, startS: $1.startS, label: $1.label) },
             thresholds: [], machine: MachineInfo(cores: ProcessInfo.processInfo.activeProcessorCount, build: build))
+        report.planDigest = m.plan.hex
         return applyThresholds(spec.thresholds, to: report)
     }
 

@@ -14,7 +14,7 @@ public enum ReportRendering {
         var md: [String] = []
         md.append("# Scenario \(report.scenario) — \(verdict(report))")
         md.append("")
-        md.append("- **Seed:** \(report.seed)")
+        md.append("- **Seed:** \(report.seed)\(report.planDigest.map { " (plan digest \($0))" } ?? "")")
         md.append("- **Topology:** \(report.topology)")
         md.append("- **Started:** \(report.startedAt)")
         md.append("- **Duration:** \(fixed(report.durationS, 1)) s")
@@ -70,6 +70,13 @@ public enum ReportRendering {
         md.append("")
         md.append("**Identity violations:** \(grouped(s.identityViolations)) \(s.identityViolations == 0 ? "✓" : "✗")")
         md.append("")
+        if !report.faults.isEmpty {
+            md.append("## Faults")
+            md.append("")
+            md.append(markdownTable(["Kind", "Target", "Asked at s", "Started s", "Ended s", "What it did"],
+                                    report.faults.map(faultRow), rightAligned: [2, 3, 4]))
+            md.append("")
+        }
         if let uploads = report.uploads, let dirty = report.dirtyData {
             md.append("## Uploads and dirty data")
             md.append("")
@@ -378,6 +385,16 @@ public enum ReportRendering {
         if value == value.rounded() && abs(value) < 1e15 { return grouped(Int(value)) }
         if abs(value) < 1 { return String(format: "%.4g", value) }
         return fixed(value, 2)
+    }
+
+    static func faultRow(_ fault: FaultRecord) -> [String] {
+        var did: [String] = []
+        if let e = fault.effects {
+            did.append("\(grouped(e.messages)) messages: \(grouped(e.dropped)) lost, \(grouped(e.duplicated)) doubled, \(grouped(e.corrupted)) corrupted, \(grouped(e.delayed)) delayed")
+        }
+        if !fault.note.isEmpty { did.append(fault.note) }
+        return [fault.kind, fault.node, fixed(fault.atS, 1), fault.startedS.map { fixed($0, 2) } ?? "–",
+                fault.endedS.map { fixed($0, 2) } ?? "–", did.joined(separator: "; ")]
     }
 
     static func markdownTable(_ headers: [String], _ rows: [[String]], rightAligned: Set<Int>) -> String {

@@ -5,6 +5,8 @@ import Reconciliation
 public struct RunReport: Codable, Sendable {
     public var scenario: String
     public var seed: UInt64
+    /// What the seed planned (`PlanDigest`): the same for two runs of the same scenario and seed.
+    public var planDigest: String?
     public var topology: String
     /// ISO 8601, UTC.
     public var startedAt: String
@@ -33,6 +35,7 @@ public struct RunReport: Codable, Sendable {
         case scenario, seed, topology, passed, settlements, reversals, errors, timeline, stages, thresholds, machine, uploads, faults, tickets
         case reconciliation
         case dirtyData = "dirty_data"
+        case planDigest = "plan_digest"
         case startedAt = "started_at"
         case durationS = "duration_s"
     }

@@ -120,6 +120,8 @@ public enum ScenarioRunner {
             let driver = try LoadDriver(topology: topology, load: load, uploads: spec.uploads, seed: spec.seed,
                                         durationMs: spec.durationMs)
             log("running \(spec.name): \(driver.expectedArrivals) settlements and \(driver.expectedBatches) upload batches over \(Double(spec.durationMs) / 1000) s, seed \(spec.seed)")
+            // Decision traces of an earlier run on an attached cluster would count again.
+            for node in topology.nodes { try? FileManager.default.removeItem(atPath: DataLayout(root: dataDirectory).linkDecisionsPath(node.id)) }
             let injector = FaultInjector(faults: spec.faults, cluster: Cluster(dataDirectory: dataDirectory),
                                          linkFaultsFile: DataLayout(root: dataDirectory).linkFaultsFile, seed: spec.seed, log: log)
             defer { injector.clearAll(nowUs: Int64(Date().timeIntervalSince(startedAt) * 1e6)) }
@@ -165,6 +167,8 @@ public enum ScenarioRunner {
         } catch {
             log("warning: cannot reconcile the ledgers in \(dataDirectory): \(error)")
         }
+        let layout = DataLayout(root: dataDirectory)
+        report.faults = FaultInjector.withEffects(report.faults, traceFiles: topology.nodes.map { layout.linkDecisionsPath($0.id) })
         // Thresholds may name upload, ticket and reconciliation figures: evaluate again with them in the report.
         report = ReportBuilder.applyThresholds(spec.thresholds, to: report)
         do {

@@ -45,17 +45,45 @@ public struct LinkDecision: Equatable, Sendable {
     public static let untouched = LinkDecision(dropped: false, delayMs: 0, duplicated: false, corruptAt: nil)
 }
 
+/// One decision as a node took it, for the trace a run keeps (`DataLayout.linkDecisionsPath`):
+/// which fault (by its seed), the message's number on that link during the fault, and what
+/// became of it. Two runs with the same seed agree entry by entry on `(fault, number)`.
+public struct TracedDecision: Codable, Equatable, Sendable {
+    public var fault: UInt64
+    public var to: String
+    public var number: Int
+    public var dropped: Bool
+    public var delayMs: Int
+    public var duplicated: Bool
+    public var corruptAt: Int?
+
+    public init(fault: UInt64, to: String, number: Int, decision: LinkDecision) {
+        self.fault = fault; self.to = to; self.number = number; dropped = decision.dropped
+        delayMs = decision.delayMs; duplicated = decision.duplicated; corruptAt = decision.corruptAt
+    }
+
+    public var decision: LinkDecision {
+        LinkDecision(dropped: dropped, delayMs: delayMs, duplicated: duplicated, corruptAt: corruptAt)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case fault, to, number, dropped, duplicated
+        case delayMs = "delay_ms"
+        case corruptAt = "corrupt_at"
+    }
+}
+
 /// The link faults one node applies to what it sends, with the per-message decisions drawn
 /// from each fault's seed and the message's number on that link during the fault: replaying
 /// a seed replays the decisions, message by message.
 public struct LinkFaultTable: Sendable {
     public private(set) var faults: [LinkFault]
-    /// Messages decided so far per fault (by index in `faults`).
-    private var sequence: [Int]
+    /// Messages decided so far per fault, by the fault's seed: kept when the table is
+    /// replaced, so a fault's numbering does not restart when another fault begins.
+    private var sequence: [UInt64: Int] = [:]
 
     public init(faults: [LinkFault] = []) {
         self.faults = faults
-        sequence = Array(repeating: 0, count: faults.count)
     }
 
     /// The faults of `node`'s outgoing links, from everything in force in the cluster.
@@ -63,17 +91,35 @@ public struct LinkFaultTable: Sendable {
         self.init(faults: faults.filter { $0.from == node })
     }
 
+    /// Puts `faults` (already this node's) in force, keeping the numbering of those that stay.
+    public mutating func replace(with faults: [LinkFault]) {
+        let kept = Set(faults.map(\.seed))
+        sequence = sequence.filter { kept.contains($0.key) }
+        self.faults = faults
+    }
+
     public var isEmpty: Bool { faults.isEmpty }
 
     /// The decision for the next message from this node to `peer` at `nowMs`; `.untouched`
     /// when no fault is in force on that link.
     public mutating func decide(to peer: String, nowMs: Int64) -> LinkDecision {
-        guard let index = faults.firstIndex(where: { $0.to == peer && $0.startMs <= nowMs && nowMs < $0.endMs }) else {
-            return .untouched
+        next(to: peer, nowMs: nowMs)?.decision ?? .untouched
+    }
+
+    /// As `decide`, with the fault and the message's number on the link; nil when no fault
+    /// is in force on that link.
+    public mutating func next(to peer: String, nowMs: Int64) -> TracedDecision? {
+        guard let fault = faults.first(where: { $0.to == peer && $0.startMs <= nowMs && nowMs < $0.endMs }) else {
+            return nil
         }
-        let fault = faults[index]
-        sequence[index] += 1
-        var random = SplitMix64(seed: fault.seed &+ UInt64(sequence[index]) &* 0x9E37_79B9_7F4A_7C15)
+        let number = sequence[fault.seed, default: 0] + 1
+        sequence[fault.seed] = number
+        return TracedDecision(fault: fault.seed, to: peer, number: number, decision: Self.decision(fault, number: number))
+    }
+
+    /// The fate of the `number`-th message under `fault`: a pure function of the two.
+    public static func decision(_ fault: LinkFault, number: Int) -> LinkDecision {
+        var random = SplitMix64(seed: fault.seed &+ UInt64(number) &* 0x9E37_79B9_7F4A_7C15)
         func chance() -> Double { Double(random.next() >> 11) / Double(UInt64(1) << 53) }
         // Every draw is made, used or not, so one setting never shifts another's decisions.
         let lost = chance() < fault.loss

@@ -3,6 +3,7 @@
 ///     DIR/cluster.json            what `cluster up` started (topology, base port, pids)
 ///     DIR/nodes/<id>/ledger.sqlite  the node's ledger (WAL)
 ///     DIR/nodes/<id>/status.json    the node's own report: pid, signed in, messages handled
+///     DIR/nodes/<id>/link-decisions.jsonl  what the node's link faults did to its messages
 ///     DIR/logs/<id>.log           the node's log
 public struct DataLayout: Sendable {
     public let root: String
@@ -17,6 +18,8 @@ public struct DataLayout: Sendable {
     public func ledgerPath(_ id: DivisionCode) -> String { "\(nodeDirectory(id))/ledger.sqlite" }
     public func statusPath(_ id: DivisionCode) -> String { "\(nodeDirectory(id))/status.json" }
     public func logPath(_ id: DivisionCode) -> String { "\(logsDirectory)/\(id.value).log" }
+    /// One JSON line per message a link fault decided, appended by the sending node.
+    public func linkDecisionsPath(_ id: DivisionCode) -> String { "\(nodeDirectory(id))/link-decisions.jsonl" }
     /// The link faults in force (written by the scenario runner, read by every node).
     public var linkFaultsFile: String { "\(root)/link-faults.json" }
 }

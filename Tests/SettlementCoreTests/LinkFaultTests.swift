@@ -40,6 +40,23 @@ import Testing
         #expect(LinkFaultTable(faults: [flaky], sender: "370000").isEmpty)
     }
 
+    /// Nodes reload the fault file whenever any fault begins or ends; the faults still in force
+    /// go on numbering their messages where they were, or a reload would replay decisions.
+    @Test func reloadingTheFaultsKeepsTheNumberingOfThoseThatStay() {
+        let partition = LinkFault(from: "370200", to: "370202", startMs: 1_000, endMs: 3_000, loss: 1, seed: 99)
+        var table = LinkFaultTable(faults: [flaky], sender: "370200")
+        let before = (0..<10).compactMap { _ in table.next(to: "370000", nowMs: 5_000) }
+        table.replace(with: [flaky, partition])
+        let after = (0..<10).compactMap { _ in table.next(to: "370000", nowMs: 5_000) }
+        #expect(before.map(\.number) == Array(1...10) && after.map(\.number) == Array(11...20))
+        #expect((before + after).map(\.decision) == decisions(flaky, count: 20))
+        #expect(after.allSatisfy { $0.decision == LinkFaultTable.decision(flaky, number: $0.number) })
+        // A fault that ended and comes back under the same seed starts over.
+        table.replace(with: [])
+        table.replace(with: [flaky])
+        #expect(table.next(to: "370000", nowMs: 5_000)?.number == 1)
+    }
+
     @Test func aPartitionDropsEverything() {
         let cut = LinkFault(from: "410000", to: "000000", startMs: 0, endMs: 10, loss: 1, seed: 7)
         let allDropped = decisions(cut, count: 500, atMs: 5).allSatisfy(\.dropped)
