@@ -1,9 +1,10 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 // Dependencies point inward: SettlementModel knows nothing, SettlementCore knows the model,
 // NodeRuntime and ClusterControl are the I/O shells. Only ZeroMQ imports CZeroMQ, only
-// Persistence imports GRDB, only NetworkTopology imports Yams.
+// Persistence (and the benchmark's read of the national store) imports GRDB, only NetworkTopology imports Yams.
 let package = Package(
     name: "SettleNet",
     platforms: [.macOS(.v14)],
@@ -60,10 +61,17 @@ let package = Package(
                            "Reconciliation",
                            .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
+        // The benchmark (`settlenet bench`): the transport baseline and the network's figures.
+        .target(
+            name: "Bench",
+            dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Scenario",
+                           .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
         .executableTarget(
             name: "settlenet",
             dependencies: [
-                "NodeRuntime", "ClusterControl", "NetworkTopology", "SettlementModel", "SettlementCore", "Scenario", "Persistence",
+                "NodeRuntime", "Bench", "ClusterControl", "NetworkTopology", "SettlementModel", "SettlementCore", "Scenario", "Persistence",
                 "Reconciliation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -80,8 +88,21 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Persistence", "Scenario",
-                           "Reconciliation", .product(name: "GRDB", package: "GRDB.swift")]
+                           "Reconciliation", "Bench", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Micro-benchmarks of the hot paths (ordo-one's benchmark package): only when asked for, so
+// that a plain build and CI do not fetch and compile the benchmark tooling.
+//   SETTLENET_BENCHMARKS=1 swift package benchmark --target HotPaths
+if ProcessInfo.processInfo.environment["SETTLENET_BENCHMARKS"] != nil {
+    package.dependencies.append(.package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]))
+    package.targets.append(.executableTarget(
+        name: "HotPaths",
+        dependencies: ["SettlementModel", "SettlementCore", "Persistence", .product(name: "Benchmark", package: "benchmark")],
+        path: "Benchmarks/HotPaths",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    ))
+}

@@ -270,6 +270,16 @@ enum PortProbe {
 extension Cluster {
     /// A base port at which every node of `topology` can bind: the topology's own if free,
     /// otherwise a random one. Lets test suites and demos run side by side.
+    /// A base port with `count` free ports from it on `host`, drawn at random (for helpers such
+    /// as the benchmark's relay chain that need ports of their own).
+    public static func freePorts(_ count: Int, host: String = "127.0.0.1") -> Int? {
+        for _ in 0..<200 {
+            let base = Int.random(in: 20_000...(60_000 - count))
+            if (0..<count).allSatisfy({ PortProbe.isFree(host: host, port: base + $0) }) { return base }
+        }
+        return nil
+    }
+
     public static func freeBasePort(for topology: Topology, preferOwn: Bool = true) -> Int? {
         let span = (topology.nodes.map(\.portOffset).max() ?? 0) + 1
         func allFree(_ base: Int) -> Bool {

@@ -1,0 +1,175 @@
+import Foundation
+import ZeroMQ
+
+/// What `settlenet bench` measured, written as bench.json and printed as a table. Field names
+/// are the file's public interface.
+public struct BenchReport: Codable, Sendable {
+    public struct Machine: Codable, Sendable {
+        public var cores: Int
+        public var build: String
+        public var libzmq: String
+        public var topology: String
+        public var startedAt: String
+
+        enum CodingKeys: String, CodingKey {
+            case cores, build, libzmq, topology
+            case startedAt = "started_at"
+        }
+    }
+
+    public struct Latency: Codable, Sendable {
+        public var ratePerS: Int
+        public var seconds: Int
+        public var attempted: Int
+        public var succeeded: Int
+        public var failed: Int
+        public var dropped: Int
+        public var p50Ms: Double
+        public var p90Ms: Double
+        public var p99Ms: Double
+        public var p999Ms: Double
+        public var maxMs: Double
+
+        enum CodingKeys: String, CodingKey {
+            case seconds, attempted, succeeded, failed, dropped
+            case ratePerS = "rate_per_s"
+            case p50Ms = "p50_ms"
+            case p90Ms = "p90_ms"
+            case p99Ms = "p99_ms"
+            case p999Ms = "p999_ms"
+            case maxMs = "max_ms"
+        }
+    }
+
+    public struct Uploads: Codable, Sendable {
+        public var batchSize: Int
+        public var window: Int
+        public var accepted: Int
+        public var storedNational: Int
+        public var seconds: Double
+        public var perSecond: Double
+        public var errors: Int
+
+        enum CodingKeys: String, CodingKey {
+            case window, accepted, seconds, errors
+            case batchSize = "batch_size"
+            case storedNational = "stored_national"
+            case perSecond = "records_per_s"
+        }
+    }
+
+    public struct Memory: Codable, Sendable {
+        public var residentMB: [String: Double]
+        public var maxMB: Double
+        public var meanMB: Double
+
+        public init(residentMB: [String: Double]) {
+            self.residentMB = residentMB
+            maxMB = residentMB.values.max() ?? 0
+            meanMB = residentMB.isEmpty ? 0 : residentMB.values.reduce(0, +) / Double(residentMB.count)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case residentMB = "resident_mb_by_node"
+            case maxMB = "max_mb"
+            case meanMB = "mean_mb"
+        }
+    }
+
+    public struct Target: Codable, Sendable {
+        public var name: String
+        public var target: String
+        public var measured: String
+        public var met: Bool
+    }
+
+    public var machine: Machine
+    public var baseline: TransportBaseline.Result?
+    /// One closed-loop run per in-flight window.
+    public var settlements: [ClosedLoop.Result] = []
+    /// The best error-free settlement rate over the baseline's round trips.
+    public var ratioToBaseline: Double?
+    public var latency: Latency?
+    public var memory: Memory?
+    public var uploads: Uploads?
+    /// Every ledger checked against the others after steps 2 and 3.
+    public var reconciled: Bool?
+    public var targets: [Target] = []
+
+    public init(machine: Machine) { self.machine = machine }
+
+    enum CodingKeys: String, CodingKey {
+        case machine, baseline, settlements, latency, memory, uploads, reconciled, targets
+        case ratioToBaseline = "ratio_to_baseline"
+    }
+
+    /// The best sustained rate: the fastest window that saw no error.
+    public var bestSettlements: ClosedLoop.Result? {
+        settlements.filter { $0.errors == 0 }.max { $0.perSecond < $1.perSecond }
+    }
+
+    /// The issue's targets on a 2-core machine, against what was measured.
+    mutating func evaluateTargets() {
+        targets = []
+        if let best = bestSettlements, let baseline {
+            ratioToBaseline = best.perSecond / baseline.perSecond
+            targets.append(Target(name: "cross-province settlements / transport baseline", target: ">= 30%",
+                                  measured: String(format: "%.1f%% (%.0f / %.0f)", 100 * ratioToBaseline!, best.perSecond, baseline.perSecond),
+                                  met: ratioToBaseline! >= 0.30))
+        }
+        if let latency {
+            targets.append(Target(name: "p99 latency at \(latency.ratePerS)/s", target: "<= 5 ms",
+                                  measured: String(format: "%.2f ms", latency.p99Ms), met: latency.p99Ms <= 5 && latency.failed == 0))
+        }
+        if let uploads {
+            targets.append(Target(name: "validated records/s into the national store", target: ">= 100000",
+                                  measured: String(format: "%.0f", uploads.perSecond), met: uploads.perSecond >= 100_000))
+        }
+        if let memory {
+            targets.append(Target(name: "resident memory per node", target: "<= 50 MB",
+                                  measured: String(format: "%.1f MB (largest)", memory.maxMB), met: memory.maxMB <= 50))
+        }
+        if let reconciled {
+            targets.append(Target(name: "ledgers reconcile after the load", target: "yes", measured: reconciled ? "yes" : "no", met: reconciled))
+        }
+    }
+
+    /// The table printed at the end of a run.
+    public var table: String {
+        var lines: [String] = []
+        lines.append("SettleNet benchmark — \(machine.cores) cores, \(machine.build) build, libzmq \(machine.libzmq), \(machine.startedAt)")
+        lines.append("")
+        func row(_ name: String, _ value: String) { lines.append(name.padding(toLength: 52, withPad: " ", startingAt: 0) + value) }
+        if let baseline {
+            row("transport baseline (7 processes, \(baseline.window) in flight)", String(format: "%9.0f round trips/s", baseline.perSecond))
+        }
+        for result in settlements {
+            row("cross-province settlements, \(result.window) in flight",
+                String(format: "%9.0f /s   p50 %6.2f ms  p99 %6.2f ms  errors %d", result.perSecond, result.p50Ms, result.p99Ms, result.errors))
+        }
+        if let ratio = ratioToBaseline { row("  best error-free / baseline", String(format: "%9.1f %%", 100 * ratio)) }
+        if let latency {
+            row("latency at \(latency.ratePerS)/s (open model, \(latency.seconds) s)",
+                String(format: "p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms  failed %d", latency.p50Ms, latency.p99Ms,
+                       latency.p999Ms, latency.maxMs, latency.failed))
+        }
+        if let memory { row("resident memory per node", String(format: "max %.1f MB  mean %.1f MB", memory.maxMB, memory.meanMB)) }
+        if let uploads {
+            row("uploads into the national store (batch \(uploads.batchSize))",
+                String(format: "%9.0f records/s (%d records in %.1f s)", uploads.perSecond, uploads.storedNational, uploads.seconds))
+        }
+        lines.append("")
+        lines.append("targets:")
+        for target in targets {
+            lines.append("  \(target.met ? "MET " : "MISS") \(target.name): \(target.measured) (target \(target.target))")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension Context {
+    public static var versionString: String {
+        let v = version
+        return "\(v.major).\(v.minor).\(v.patch)"
+    }
+}

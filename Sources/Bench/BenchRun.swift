@@ -1,0 +1,155 @@
+import ClusterControl
+import Foundation
+import GRDB
+import NetworkTopology
+import Scenario
+import SettlementCore
+import SettlementModel
+import ZeroMQ
+
+/// `settlenet bench`: the transport baseline and the four figures of the real network, measured
+/// in one invocation on one machine, so that the ratios compare like with like.
+public enum BenchRun {
+    public struct Options: Sendable {
+        public var topologyPath: String
+        public var output: String
+        public var executable: String
+        public var build: String
+        public var seconds: Double
+        public var baselineWindow: Int
+        public var windows: [Int]
+        public var latencyRate: Int
+        public var latencySeconds: Int
+        public var uploadWindow: Int
+        public var uploadBatchSize: Int
+        public var seed: UInt64
+
+        public init(topologyPath: String, output: String, executable: String, build: String, seconds: Double = 8,
+                    baselineWindow: Int = 256, windows: [Int] = [32, 128, 256], latencyRate: Int = 1_000, latencySeconds: Int = 15,
+                    uploadWindow: Int = 8, uploadBatchSize: Int = 1_000, seed: UInt64 = 20_261_123) {
+            self.topologyPath = topologyPath; self.output = output; self.executable = executable; self.build = build
+            self.seconds = seconds; self.baselineWindow = baselineWindow; self.windows = windows; self.latencyRate = latencyRate
+            self.latencySeconds = latencySeconds; self.uploadWindow = uploadWindow; self.uploadBatchSize = uploadBatchSize
+            self.seed = seed
+        }
+    }
+
+    public static func run(_ options: Options, log: @escaping (String) -> Void) throws -> BenchReport {
+        try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true)
+        var topology = try TopologyLoader.load(path: options.topologyPath)
+        guard let port = Cluster.freeBasePort(for: topology) else { throw BenchError("no free base port for \(topology.file)") }
+        topology = topology.withBasePort(port)
+        var report = BenchReport(machine: .init(cores: ProcessInfo.processInfo.activeProcessorCount, build: options.build,
+                                                libzmq: Context.versionString, topology: topology.file,
+                                                startedAt: ISO8601DateFormatter().string(from: Date())))
+
+        // 1. The transport alone, on ports of its own (a relay's port lingers after it stops).
+        guard let relayPort = Cluster.freePorts(TransportBaseline.relayCount + 1, host: topology.host) else {
+            throw BenchError("no 7 free ports for the relay chain")
+        }
+        let frames = WireCodec.sealed(WireCodec.frames(try sampleCrossProvinceRequest(topology)))
+        log("1/5 transport baseline: 7 processes (6 zmq_proxy relays and an echo), \(options.baselineWindow) in flight, \(options.seconds) s")
+        report.baseline = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: relayPort, window: options.baselineWindow,
+                                                        seconds: options.seconds, frames: frames)
+        log(String(format: "    %.0f round trips/s", report.baseline!.perSecond))
+
+        // 2–5 on the real network.
+        let dataDirectory = "\(options.output)/cluster"
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+        let cluster = Cluster(dataDirectory: dataDirectory, log: { _ in })
+        log("launching \(topology.name) (\(topology.nodes.count) nodes, data in \(dataDirectory))")
+        try cluster.up(topology: topology, executable: options.executable)
+        defer { _ = try? cluster.down() }
+        let driver = try ClosedLoop(topology: topology)
+
+        for window in options.windows {
+            log("2/5 cross-province settlements, closed loop, \(window) in flight, \(options.seconds) s")
+            let result = try driver.settlements(window: window, seconds: options.seconds, seed: options.seed &+ UInt64(window))
+            log(String(format: "    %.0f settlements/s, p50 %.2f ms, p99 %.2f ms, %d errors", result.perSecond, result.p50Ms, result.p99Ms, result.errors))
+            report.settlements.append(result)
+        }
+
+        log("3/5 latency: \(options.latencyRate) cross-province settlements a second for \(options.latencySeconds) s (open model)")
+        let scenarioFile = "\(options.output)/latency.yaml"
+        try """
+            name: bench-latency
+            topology: \(topology.file)
+            seed: \(options.seed)
+            duration: \(options.latencySeconds)s
+            load:
+              settlements:
+                executor: constant-arrival-rate
+                rate: \(options.latencyRate)
+                mix:
+                  route: { cross_province: 1 }
+                  inpatient: 0.2
+                max_in_flight: 5000
+            """.write(toFile: scenarioFile, atomically: true, encoding: .utf8)
+        var memorySample: [String: Double] = [:]
+        let outcome = try ScenarioRunner.run(
+            ScenarioRunOptions(scenarioPath: scenarioFile, outputDirectory: "\(options.output)/latency", attachDataDirectory: dataDirectory,
+                               executable: options.executable, build: options.build),
+            log: { _ in }, progress: { progress in
+                // Steady state: halfway through the fixed-rate load.
+                if memorySample.isEmpty, progress.elapsedS >= Double(options.latencySeconds) / 2 {
+                    memorySample = (try? residentMB(cluster)) ?? [:]
+                }
+            })
+        let latency = outcome.report.settlements
+        report.latency = .init(ratePerS: options.latencyRate, seconds: options.latencySeconds, attempted: latency.attempted,
+                               succeeded: latency.succeeded, failed: latency.failed, dropped: latency.dropped,
+                               p50Ms: latency.latencyMs.p50, p90Ms: latency.latencyMs.p90, p99Ms: latency.latencyMs.p99,
+                               p999Ms: latency.latencyMs.p999, maxMs: latency.latencyMs.max)
+        report.reconciled = outcome.report.reconciliation?.passed
+        log(String(format: "    p50 %.2f ms, p99 %.2f ms, p999 %.2f ms; every ledger reconciled: %@", latency.latencyMs.p50,
+                   latency.latencyMs.p99, latency.latencyMs.p999, report.reconciled == true ? "yes" : "NO"))
+
+        log("4/5 memory: resident set of every node at steady state (sampled during step 3)")
+        if memorySample.isEmpty { memorySample = try residentMB(cluster) }
+        report.memory = .init(residentMB: memorySample)
+        log(String(format: "    largest %.1f MB, mean %.1f MB over %d nodes", report.memory!.maxMB, report.memory!.meanMB, memorySample.count))
+
+        log("5/5 uploads: clean batches of \(options.uploadBatchSize) records, \(options.uploadWindow) in flight, \(options.seconds) s, until the national store holds them")
+        let national = topology.nodes.first { $0.tier == .national }!.id
+        let store = try DatabaseQueue(path: DataLayout(root: dataDirectory).ledgerPath(national))
+        func stored() throws -> Int { try store.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM upload_records") ?? 0 } }
+        let before = try stored()
+        let startedUs = monotonicUs()
+        let (batches, accepted) = try driver.uploads(window: options.uploadWindow, seconds: options.seconds,
+                                                     batchSize: options.uploadBatchSize, seed: options.seed)
+        var now = try stored()
+        let deadline = monotonicUs() + 60_000_000
+        while now - before < accepted && monotonicUs() < deadline {
+            usleep(20_000)
+            now = try stored()
+        }
+        let seconds = Double(monotonicUs() - startedUs) / 1e6
+        report.uploads = .init(batchSize: options.uploadBatchSize, window: options.uploadWindow, accepted: accepted,
+                               storedNational: now - before, seconds: seconds, perSecond: Double(now - before) / seconds,
+                               errors: batches.errors)
+        log(String(format: "    %d records in the national store in %.1f s: %.0f records/s", now - before, seconds, report.uploads!.perSecond))
+        report.evaluateTargets()
+        return report
+    }
+
+    /// The request a cross-province settlement carries, as the sizes of the baseline's messages.
+    static func sampleCrossProvinceRequest(_ topology: Topology) throws -> WireRequest {
+        let load = SettlementLoad(executor: .constantArrivalRate(ratePerS: 1), mix: .init(routes: [.crossProvince: 1]), maxInFlight: 1)
+        var planner = try LoadPlanner(topology: topology, load: load, seed: 1)
+        let plan = planner.next()
+        var factory = RequestFactory(institution: plan.institution, treatment: plan.origin)
+        return factory.settlement(psnNo: plan.psnNo, insured: plan.insured, bill: plan.bill, inpatient: false, nowMs: wallClockMs())
+    }
+
+    /// Every running node's resident set (VmRSS), in MB.
+    static func residentMB(_ cluster: Cluster) throws -> [String: Double] {
+        var sizes: [String: Double] = [:]
+        for node in try cluster.record().nodes {
+            guard let status = try? String(contentsOfFile: "/proc/\(node.pid)/status", encoding: .utf8),
+                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+                  let kB = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { continue }
+            sizes[node.id] = kB / 1024
+        }
+        return sizes
+    }
+}

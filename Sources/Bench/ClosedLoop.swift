@@ -1,0 +1,171 @@
+import Foundation
+import Histogram
+import NetworkTopology
+import Scenario
+import SettlementCore
+import SettlementModel
+import ZeroMQ
+
+/// Drives a running cluster as fast as it answers: `window` requests always in flight, a new
+/// one sent for each answer. Acting as the hospitals of every county (one DEALER per county),
+/// like the scenario runner, but closed-loop: this finds the rate the network sustains.
+public final class ClosedLoop {
+    public struct Result: Codable, Sendable {
+        public var window: Int
+        public var seconds: Double
+        public var succeeded: Int
+        public var errors: Int
+        public var perSecond: Double
+        public var p50Ms: Double
+        public var p99Ms: Double
+        public var errorCodes: [String: Int]
+
+        enum CodingKeys: String, CodingKey {
+            case window, seconds, succeeded, errors
+            case perSecond = "per_s"
+            case p50Ms = "p50_ms"
+            case p99Ms = "p99_ms"
+            case errorCodes = "error_codes"
+        }
+    }
+
+    private let topology: Topology
+    private let context: Context
+    private var sockets: [Socket] = []
+    private var socketIndex: [DivisionCode: Int] = [:]
+    private var sequences: [String: Int] = [:]
+
+    public init(topology: Topology) throws {
+        self.topology = topology
+        context = try Context()
+        for county in topology.counties {
+            let socket = try context.socket(.dealer)
+            try socket.setLinger(milliseconds: 0)
+            try socket.setSendHighWaterMark(1_000_000)
+            try socket.setReceiveHighWaterMark(1_000_000)
+            try socket.connect(topology.endpoint(of: county.id)!)
+            socketIndex[county.id] = sockets.count
+            sockets.append(socket)
+        }
+    }
+
+    /// Cross-province settlements (outpatient and inpatient) with `window` in flight: a
+    /// second of warm-up, then `seconds` measured.
+    public func settlements(window: Int, seconds: Double, seed: UInt64) throws -> Result {
+        let load = SettlementLoad(executor: .constantArrivalRate(ratePerS: 1), mix: .init(routes: [.crossProvince: 1], inpatient: 0.2),
+                                  maxInFlight: window)
+        var planner = try LoadPlanner(topology: topology, load: load, seed: seed)
+        return try run(window: window, seconds: seconds) { [self] in
+            let plan = planner.next()
+            let sequence = sequences[plan.institution, default: 0]
+            sequences[plan.institution] = sequence + 1
+            var factory = RequestFactory(institution: plan.institution, treatment: plan.origin, firstSequence: sequence)
+            let request = factory.settlement(psnNo: plan.psnNo, insured: plan.insured, bill: plan.bill, inpatient: plan.inpatient,
+                                             nowMs: wallClockMs())
+            return (plan.origin, request)
+        } records: { _ in 1 }
+    }
+
+    /// Clean upload batches of `batchSize` records from every county's hospitals, `window`
+    /// batches in flight. What counts is what reached the national store, measured by the caller.
+    public func uploads(window: Int, seconds: Double, batchSize: Int, seed: UInt64) throws -> (Result, recordsAccepted: Int) {
+        var generator = DirtyDataGenerator(topology: topology, catalog: .national(), batchSize: batchSize, dirtyRate: 0, kinds: [:],
+                                           seed: seed, duplicateLagBatches: 1)
+        let version = Catalog.national().version
+        var accepted = 0
+        let result = try run(window: window, seconds: seconds) { [self] in
+            let plan = generator.nextBatch()
+            var request = hospitalRequest(.upload, institution: plan.institution, county: plan.county)
+            var input = UploadInput()
+            input.records = plan.records.map(\.record)
+            input.catalogVersion = version
+            request.input = .upload(input)
+            return (plan.county, request)
+        } records: { response in
+            guard case .upload(let output)? = response.output else { return 0 }
+            accepted += Int(output.accepted)
+            return Int(output.accepted)
+        }
+        return (result, accepted)
+    }
+
+    /// The loop: `next` makes the next request and names its county; `records` is told of every
+    /// successful answer (warm-up and drain included) and says how many units it carried (1 per
+    /// settlement; accepted records per batch). Only the measured window counts toward the rate.
+    private func run(window: Int, seconds: Double, next: () throws -> (DivisionCode, WireRequest),
+                     records: (WireResponse) -> Int) throws -> Result {
+        var sentAt: [String: Int64] = [:]
+        var latency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var succeeded = 0, errors = 0
+        var errorCodes: [String: Int] = [:]
+        func send() throws {
+            let (county, request) = try next()
+            sentAt[request.msgid] = monotonicUs()
+            try sockets[socketIndex[county]!].send(WireCodec.frames(request))
+        }
+        for _ in 0..<window { try send() }
+        var poller = Poller(sockets)
+        let warmUpEnds = monotonicUs() + 1_000_000
+        var startedUs: Int64 = 0, now: Int64 = 0
+        var lastAnswerUs = monotonicUs()
+        measuring: while true {
+            let readable = try poller.poll(timeoutMs: 1_000)
+            now = monotonicUs()
+            if now - lastAnswerUs > 15_000_000 { throw BenchError("no answer for 15 s with \(sentAt.count) in flight") }
+            for (index, isReadable) in readable.enumerated() where isReadable {
+                while let frames = try sockets[index].receive(wait: false) {
+                    guard case .response(let response) = WireCodec.decode(frames[...]),
+                          let sent = sentAt.removeValue(forKey: response.reqMsgid) else { continue }
+                    lastAnswerUs = now
+                    if startedUs == 0 && now >= warmUpEnds { startedUs = now }
+                    // Counted before the warm-up check: the caller's totals include warm-up answers.
+                    let units = response.infcode == 0 ? records(response) : 0
+                    if startedUs > 0 {
+                        if response.infcode == 0 {
+                            succeeded += units
+                            latency.record(UInt64(max(1, now - sent)))
+                        } else {
+                            errors += 1
+                            errorCodes[response.errCode.isEmpty ? "infcode \(response.infcode)" : response.errCode, default: 0] += 1
+                        }
+                    }
+                    if startedUs > 0 && Double(now - startedUs) / 1e6 >= seconds { break measuring }
+                    try send()
+                }
+            }
+        }
+        // Let what is still in flight finish, so the next phase starts on a quiet network.
+        let drainEnds = monotonicUs() + 15_000_000
+        while !sentAt.isEmpty && monotonicUs() < drainEnds {
+            let readable = try poller.poll(timeoutMs: 200)
+            for (index, isReadable) in readable.enumerated() where isReadable {
+                while let frames = try sockets[index].receive(wait: false) {
+                    if case .response(let response) = WireCodec.decode(frames[...]) {
+                        if sentAt.removeValue(forKey: response.reqMsgid) != nil, response.infcode == 0 { _ = records(response) }
+                    }
+                }
+            }
+        }
+        let elapsed = Double(now - startedUs) / 1e6
+        return Result(window: window, seconds: elapsed, succeeded: succeeded, errors: errors, perSecond: Double(succeeded) / elapsed,
+                      p50Ms: Double(latency.valueAtPercentile(50)) / 1000, p99Ms: Double(latency.valueAtPercentile(99)) / 1000,
+                      errorCodes: errorCodes)
+    }
+
+    /// An envelope from `institution` to its own county, with the institution's next msgid.
+    private func hospitalRequest(_ code: TransactionCode, institution: String, county: DivisionCode) -> WireRequest {
+        let sequence = sequences[institution, default: 0] + 1
+        sequences[institution] = sequence
+        let now = wallClockMs()
+        var request = WireRequest()
+        request.infno = code.rawValue
+        request.msgid = MessageID.request(institution: institution, unixMs: now, sequence: sequence)
+        request.mdtrtareaAdmvs = county.value
+        request.insuplcAdmdvs = county.value
+        request.infver = "V1.0"
+        request.opterType = "1"
+        request.infTime = CivilTime(unixMs: now).readable
+        request.fixmedinsCode = institution
+        return request
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import SettlementModel
+import ZeroMQ
+
+/// The transport's own limit: a chain of seven processes shaped like a cross-province
+/// settlement (county, city, province, national, province, city, county) that only forwards.
+/// Six relays run libzmq's `zmq_proxy`; the seventh echoes with `zmq_msg_t` handed straight
+/// back. Nothing in the chain parses, decides or stores, so the round trips per second it
+/// carries are what any network of these processes could hope for.
+public enum TransportBaseline {
+    public static let relayCount = 6
+
+    public struct Result: Codable, Sendable {
+        public var processes: Int
+        public var window: Int
+        public var messageBytes: Int
+        public var seconds: Double
+        public var roundTrips: Int
+        public var perSecond: Double
+
+        enum CodingKeys: String, CodingKey {
+            case processes, window, seconds
+            case messageBytes = "message_bytes"
+            case roundTrips = "round_trips"
+            case perSecond = "round_trips_per_s"
+        }
+    }
+
+    /// One relay process: a ROUTER bound at `front`, a DEALER connected to `back`, and
+    /// `zmq_proxy` between them until the process is stopped.
+    public static func runRelay(front: String, back: String) throws {
+        diesWithParent()
+        let context = try Context()
+        let frontend = try context.socket(.router), backend = try context.socket(.dealer)
+        for socket in [frontend, backend] {
+            try socket.setSendHighWaterMark(100_000)
+            try socket.setReceiveHighWaterMark(100_000)
+        }
+        try frontend.bind(front)
+        try backend.connect(back)
+        try Relay.proxy(frontend: frontend, backend: backend)
+    }
+
+    /// The far end: a ROUTER bound at `endpoint` that sends every message back as it came.
+    public static func runEcho(bind endpoint: String) throws {
+        diesWithParent()
+        let context = try Context()
+        let router = try context.socket(.router)
+        try router.setSendHighWaterMark(100_000)
+        try router.setReceiveHighWaterMark(100_000)
+        try router.bind(endpoint)
+        while true { try Relay.forward(from: router, to: router) }
+    }
+
+    /// Starts the chain on `basePort...basePort+6`, keeps `window` messages of `frames` in
+    /// flight for `seconds` after a second of warm-up, and stops the chain.
+    public static func measure(executable: String, host: String = "127.0.0.1", basePort: Int, window: Int, seconds: Double,
+                               frames: [[UInt8]]) throws -> Result {
+        let endpoints = (0...relayCount).map { "tcp://\(host):\(basePort + $0)" }
+        var children: [Process] = []
+        defer {
+            for child in children where child.isRunning { kill(child.processIdentifier, SIGKILL) }
+            for child in children { child.waitUntilExit() }
+        }
+        func start(_ arguments: [String]) throws {
+            let child = Process()
+            child.executableURL = URL(fileURLWithPath: executable)
+            child.arguments = arguments
+            child.standardOutput = FileHandle.nullDevice
+            try child.run()
+            children.append(child)
+        }
+        try start(["bench", "echo", "--bind", endpoints[relayCount]])
+        for index in (0..<relayCount).reversed() {
+            try start(["bench", "relay", "--front", endpoints[index], "--back", endpoints[index + 1]])
+        }
+
+        let context = try Context()
+        let client = try context.socket(.dealer)
+        try client.setLinger(milliseconds: 0)
+        try client.setSendHighWaterMark(100_000)
+        try client.setReceiveHighWaterMark(100_000)
+        try client.setReceiveTimeout(milliseconds: 200)
+        try client.connect(endpoints[0])
+        // The chain is up when a message comes back (connections form in any order).
+        let ready = Date().addingTimeInterval(10)
+        var answered = false
+        while !answered && Date() < ready {
+            try client.send(frames)
+            answered = try client.receive() != nil
+        }
+        guard answered else { throw BenchError("the relay chain on ports \(basePort)...\(basePort + relayCount) did not answer within 10 s") }
+        while try client.receive(wait: false) != nil {}   // late answers to the probes
+        try client.setReceiveTimeout(milliseconds: 5_000)
+
+        for _ in 0..<window { try client.send(frames) }
+        let warmUpEnds = monotonicSeconds() + 1
+        var measuring = false, count = 0, started = 0.0, now = 0.0
+        while true {
+            guard try client.receive() != nil else { throw BenchError("the relay chain stopped answering") }
+            now = monotonicSeconds()
+            if !measuring && now >= warmUpEnds { measuring = true; started = now; count = 0 }
+            if measuring {
+                count += 1
+                if now - started >= seconds { break }
+            }
+            try client.send(frames)
+        }
+        return Result(processes: relayCount + 1, window: window, messageBytes: frames.reduce(0) { $0 + $1.count },
+                      seconds: now - started, roundTrips: count, perSecond: Double(count) / (now - started))
+    }
+
+    /// A relay left behind by a dead benchmark would hold its port: a watcher thread ends the
+    /// process once its parent is gone (zmq_proxy itself never returns).
+    static func diesWithParent() {
+        let parent = getppid()
+        let watcher = Thread {
+            while getppid() == parent { usleep(200_000) }
+            exit(0)
+        }
+        watcher.start()
+    }
+}
+
+public struct BenchError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+func monotonicUs() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
+}
+
+func wallClockMs() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec) * 1_000 + Int64(now.tv_nsec) / 1_000_000
+}

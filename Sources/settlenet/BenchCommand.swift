@@ -1,0 +1,96 @@
+import ArgumentParser
+import Bench
+import Foundation
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure the network against the transport's own limit (Scripts/bench.sh runs it on a release build).",
+        subcommands: [Run.self, RelayProcess.self, EchoProcess.self],
+        defaultSubcommand: Run.self
+    )
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run",
+            abstract: "Run the five measurements in one go, print a table and write bench.json.",
+            discussion: """
+                1. Transport baseline: seven processes shaped like a cross-province settlement (six zmq_proxy relays
+                   and an echo) forwarding messages of a settlement's size, --baseline-window in flight.
+                2. Cross-province settlements on the real network (every ledger durable), closed loop, once per
+                   --windows entry; the best error-free rate is compared with the baseline.
+                3. Latency at --latency-rate settlements a second, open model (the scenario runner), with
+                   reconciliation of every ledger afterwards.
+                4. Resident memory of every node process, sampled halfway through step 3.
+                5. Uploads: clean batches, closed loop, timed until the national store holds every accepted record.
+
+                Figures on a shared machine are noisy: compare ratios from one run, not absolute figures across runs.
+                Build in release first (`swift build -c release`); a debug build measures the compiler, not SettleNet.
+
+                Exit codes: 0 measured (targets met or not: see the table); 1 the benchmark could not run.
+                Example: .build/release/settlenet bench --out run/bench
+                """
+        )
+
+        @Option(help: "Topology of the network measured.") var topology = "Topologies/minimal.yaml"
+        @Option(help: "Directory for bench.json, the latency run's reports and the cluster's data.") var out = "run/bench"
+        @Option(help: "Seconds measured per closed-loop step (after one second of warm-up).") var seconds: Double = 8
+        @Option(help: "Messages in flight through the relay chain.") var baselineWindow = 256
+        @Option(help: "In-flight windows tried for cross-province settlements, comma-separated.") var windows = "32,128,256"
+        @Option(help: "Settlements per second for the latency step.") var latencyRate = 1_000
+        @Option(help: "Seconds of the latency step.") var latencySeconds = 15
+        @Option(help: "Upload batches in flight.") var uploadWindow = 8
+        @Option(help: "Records per upload batch.") var uploadBatchSize = 1_000
+
+        func validate() throws {
+            guard !parsedWindows.isEmpty, parsedWindows.allSatisfy({ $0 > 0 }) else {
+                throw ValidationError("--windows: expected positive integers separated by commas, got \"\(windows)\"")
+            }
+            guard seconds > 0, baselineWindow > 0, latencyRate > 0, latencySeconds > 1, uploadWindow > 0, uploadBatchSize > 0 else {
+                throw ValidationError("every figure of the benchmark must be positive (and --latency-seconds at least 2)")
+            }
+            guard FileManager.default.fileExists(atPath: topology) else { throw ValidationError("--topology: no file \(topology)") }
+        }
+
+        var parsedWindows: [Int] { windows.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+
+        func run() throws {
+            if buildConfiguration == "debug" {
+                FileHandle.standardError.write(Data("warning: this is a debug build; figures will be several times lower than release\n".utf8))
+            }
+            let options = BenchRun.Options(topologyPath: topology, output: out, executable: currentExecutable(), build: buildConfiguration,
+                                           seconds: seconds, baselineWindow: baselineWindow, windows: parsedWindows,
+                                           latencyRate: latencyRate, latencySeconds: latencySeconds, uploadWindow: uploadWindow,
+                                           uploadBatchSize: uploadBatchSize)
+            let report: BenchReport
+            do {
+                report = try BenchRun.run(options) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+            } catch {
+                FileHandle.standardError.write(Data("error: the benchmark could not run: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: "\(out)/bench.json"))
+            print(report.table)
+            print("\nwritten: \(out)/bench.json")
+        }
+    }
+
+    /// One relay of the transport baseline (started by `bench run`).
+    struct RelayProcess: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "relay", abstract: "A zmq_proxy relay of the baseline chain.",
+                                                        shouldDisplay: false)
+        @Option(help: "ROUTER endpoint to bind.") var front: String
+        @Option(help: "DEALER endpoint to connect.") var back: String
+        func run() throws { try TransportBaseline.runRelay(front: front, back: back) }
+    }
+
+    /// The far end of the transport baseline (started by `bench run`).
+    struct EchoProcess: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "echo", abstract: "The echo at the end of the baseline chain.",
+                                                        shouldDisplay: false)
+        @Option(help: "ROUTER endpoint to bind.") var bind: String
+        func run() throws { try TransportBaseline.runEcho(bind: bind) }
+    }
+}

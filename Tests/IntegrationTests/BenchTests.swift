@@ -1,0 +1,43 @@
+import Bench
+import Foundation
+import Testing
+
+/// `settlenet bench` end to end on a short run: every figure present and plausible, the ledgers
+/// reconciled, and no relay or node process left behind. The figures themselves are not judged
+/// here (a test is no benchmark); Scripts/bench.sh measures them.
+@Suite struct BenchTests {
+    @Test func theBenchmarkMeasuresEveryFigureAndLeavesNoProcessBehind() throws {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-bench-\(UUID().uuidString)").path
+        defer {
+            _ = try? settlenet(["cluster", "down", "--data-dir", "\(output)/cluster", "--grace", "5"])
+            try? FileManager.default.removeItem(atPath: output)
+        }
+        let result = try settlenet(["bench", "--out", output, "--seconds", "1", "--windows", "4,16", "--baseline-window", "16",
+                                    "--latency-rate", "50", "--latency-seconds", "2", "--upload-window", "2", "--upload-batch-size", "50"])
+        #expect(result.status == 0, "exit \(result.status): \(result.output)\n\(result.error)")
+        let report = try JSONDecoder().decode(BenchReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(output)/bench.json")))
+
+        let baseline = try #require(report.baseline)
+        #expect(baseline.processes == 7 && baseline.roundTrips > 100 && baseline.messageBytes > 100, "\(baseline)")
+        #expect(report.settlements.map(\.window) == [4, 16])
+        #expect(report.settlements.allSatisfy { $0.errors == 0 && $0.succeeded > 10 }, "\(report.settlements)")
+        #expect(report.ratioToBaseline.map { $0 > 0 && $0 < 1 } == true)
+        let latency = try #require(report.latency)
+        #expect(latency.succeeded == 100 && latency.failed == 0 && latency.p99Ms >= latency.p50Ms)
+        #expect(report.memory?.residentMB.count == 15 && (report.memory?.maxMB ?? 0) > 1)
+        let uploads = try #require(report.uploads)
+        #expect(uploads.accepted > 0 && uploads.storedNational == uploads.accepted && uploads.errors == 0, "\(uploads)")
+        #expect(report.reconciled == true)
+        #expect(report.targets.count == 5)
+        #expect(result.output.contains("transport baseline") && result.output.contains("targets:"))
+
+        // Nothing the benchmark started is still running: the relay chain and the cluster.
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
+            guard Int32(entry) != nil, let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return false }
+            let words = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return words.contains(output + "/cluster") || (words.contains("bench") && (words.contains("relay") || words.contains("echo")))
+                && words.contains { $0.hasSuffix("settlenet") }
+        }
+        #expect(leftovers.isEmpty, "processes left: \(leftovers)")
+    }
+}
