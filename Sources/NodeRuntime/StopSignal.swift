@@ -24,11 +24,3 @@ public enum StopSignal {
     /// For tests and embedding: ask the loop to stop as a signal would.
     public static func request() { stopRequestedFlag.store(true, ordering: .relaxed) }
 }
-
-/// Milliseconds since the Unix epoch, from the wall clock.
-@inline(__always)
-func wallClockMs() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-}
