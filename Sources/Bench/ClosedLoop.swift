@@ -33,7 +33,7 @@ public final class ClosedLoop {
     private let context: Context
     private var sockets: [Socket] = []
     private var socketIndex: [DivisionCode: Int] = [:]
-    private var sequences: [String: Int] = [:]
+    private var sequences = InstitutionSequences()
 
     public init(topology: Topology) throws {
         self.topology = topology
@@ -57,9 +57,7 @@ public final class ClosedLoop {
         var planner = try LoadPlanner(topology: topology, load: load, seed: seed)
         return try run(window: window, seconds: seconds) { [self] in
             let plan = planner.next()
-            let sequence = sequences[plan.institution, default: 0]
-            sequences[plan.institution] = sequence + 1
-            var factory = RequestFactory(institution: plan.institution, treatment: plan.origin, firstSequence: sequence)
+            var factory = sequences.factory(for: plan.institution, treatment: plan.origin)
             let request = factory.settlement(psnNo: plan.psnNo, insured: plan.insured, bill: plan.bill, inpatient: plan.inpatient,
                                              nowMs: wallClockMs())
             return (plan.origin, request)
@@ -75,7 +73,7 @@ public final class ClosedLoop {
         var accepted = 0
         let result = try run(window: window, seconds: seconds) { [self] in
             let plan = generator.nextBatch()
-            var request = hospitalRequest(.upload, institution: plan.institution, county: plan.county)
+            var request = sequences.hospitalRequest(.upload, institution: plan.institution, county: plan.county, nowMs: wallClockMs())
             var input = UploadInput()
             input.records = plan.records.map(\.record)
             input.catalogVersion = version
@@ -150,22 +148,5 @@ public final class ClosedLoop {
         return Result(window: window, seconds: elapsed, succeeded: succeeded, errors: errors, perSecond: Double(succeeded) / elapsed,
                       p50Ms: Double(latency.valueAtPercentile(50)) / 1000, p99Ms: Double(latency.valueAtPercentile(99)) / 1000,
                       errorCodes: errorCodes)
-    }
-
-    /// An envelope from `institution` to its own county, with the institution's next msgid.
-    private func hospitalRequest(_ code: TransactionCode, institution: String, county: DivisionCode) -> WireRequest {
-        let sequence = sequences[institution, default: 0] + 1
-        sequences[institution] = sequence
-        let now = wallClockMs()
-        var request = WireRequest()
-        request.infno = code.rawValue
-        request.msgid = MessageID.request(institution: institution, unixMs: now, sequence: sequence)
-        request.mdtrtareaAdmvs = county.value
-        request.insuplcAdmdvs = county.value
-        request.infver = "V1.0"
-        request.opterType = "1"
-        request.infTime = CivilTime(unixMs: now).readable
-        request.fixmedinsCode = institution
-        return request
     }
 }

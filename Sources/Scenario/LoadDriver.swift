@@ -33,7 +33,7 @@ public final class LoadDriver {
     private let context: Context
     private var sockets: [Socket] = []
     private var socketIndex: [DivisionCode: Int] = [:]
-    private var sequences: [String: Int] = [:]
+    private var sequences = InstitutionSequences()
     /// How long to wait for answers after the last arrival before counting them unanswered
     /// (longer than a node's 10 s forward timeout, so the network's own answer comes first).
     public var drainTimeoutUs: Int64 = 15_000_000
@@ -146,9 +146,7 @@ public final class LoadDriver {
         var governance = uploadLoad?.governance == nil ? nil : Governance()
 
         func send(_ plan: PlannedSettlement, intendedUs: Int64, reversalOf omsgid: String? = nil) throws -> String {
-            let sequence = sequences[plan.institution, default: 0]
-            sequences[plan.institution] = sequence + 1
-            var factory = RequestFactory(institution: plan.institution, treatment: plan.origin, firstSequence: sequence)
+            var factory = sequences.factory(for: plan.institution, treatment: plan.origin)
             let now = wallClockMs()
             let request = if let omsgid {
                 factory.reversal(omsgid: omsgid, psnNo: plan.psnNo, insured: plan.insured, inpatient: plan.inpatient, nowMs: now)
@@ -442,19 +440,7 @@ public final class LoadDriver {
 
     /// An envelope from `institution` to its own county, with the institution's next msgid.
     private func hospitalRequest(_ code: TransactionCode, institution: String, county: DivisionCode) -> WireRequest {
-        let sequence = sequences[institution, default: 0]
-        sequences[institution] = sequence + 1
-        let now = wallClockMs()
-        var request = WireRequest()
-        request.infno = code.rawValue
-        request.msgid = MessageID.request(institution: institution, unixMs: now, sequence: sequence + 1)
-        request.mdtrtareaAdmvs = county.value
-        request.insuplcAdmdvs = county.value
-        request.infver = "V1.0"
-        request.opterType = "1"
-        request.infTime = CivilTime(unixMs: now).readable
-        request.fixmedinsCode = institution
-        return request
+        sequences.hospitalRequest(code, institution: institution, county: county, nowMs: wallClockMs())
     }
 
     /// Sends one upload batch as its hospital, to its county node.

@@ -16,7 +16,9 @@ public struct RequestFactory: Sendable {
         self.sequence = firstSequence
     }
 
-    private mutating func envelope(_ code: TransactionCode, insured: DivisionCode, nowMs: Int64) -> WireRequest {
+    /// The envelope of this institution's next request, with its next msgid; the caller fills
+    /// in the input (uploads, ticket events).
+    public mutating func envelope(_ code: TransactionCode, insured: DivisionCode, nowMs: Int64) -> WireRequest {
         sequence += 1
         var request = WireRequest()
         request.infno = code.rawValue
@@ -60,5 +62,26 @@ public struct RequestFactory: Sendable {
         input.psnNo = psnNo
         request.input = .reversal(input)
         return request
+    }
+}
+
+/// The msgid sequences of many institutions, for a client acting as all their hospitals (the
+/// scenario runner, the benchmark): each request from an institution gets the next number.
+public struct InstitutionSequences: Sendable {
+    private var next: [String: Int] = [:]
+
+    public init() {}
+
+    /// A factory for `institution`'s next request, its sequence advanced by one.
+    public mutating func factory(for institution: String, treatment: DivisionCode) -> RequestFactory {
+        let sequence = next[institution, default: 0]
+        next[institution] = sequence + 1
+        return RequestFactory(institution: institution, treatment: treatment, firstSequence: sequence)
+    }
+
+    /// An envelope from `institution` to its own county.
+    public mutating func hospitalRequest(_ code: TransactionCode, institution: String, county: DivisionCode, nowMs: Int64) -> WireRequest {
+        var factory = factory(for: institution, treatment: county)
+        return factory.envelope(code, insured: county, nowMs: nowMs)
     }
 }
