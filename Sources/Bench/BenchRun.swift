@@ -37,7 +37,7 @@ public enum BenchRun {
     public static func run(_ options: Options, log: @escaping (String) -> Void) throws -> BenchReport {
         try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true)
         var topology = try TopologyLoader.load(path: options.topologyPath)
-        guard let port = Cluster.freeBasePort(for: topology) else { throw BenchError("no free base port for \(topology.file)") }
+        guard let port = Cluster.freeBasePort(for: topology) else { throw BenchError("no free base port for the \(topology.nodes.count) nodes of \(topology.file) on \(topology.host); free some ports and run again") }
         topology = topology.withBasePort(port)
         var report = BenchReport(machine: .init(cores: ProcessInfo.processInfo.activeProcessorCount, build: options.build,
                                                 libzmq: Context.versionString, topology: topology.file,
@@ -45,7 +45,7 @@ public enum BenchRun {
 
         // 1. The transport alone, on ports of its own (a relay's port lingers after it stops).
         guard let relayPort = Cluster.freePorts(TransportBaseline.relayCount + 1, host: topology.host) else {
-            throw BenchError("no 7 free ports for the relay chain")
+            throw BenchError("no 7 consecutive free ports on \(topology.host) between 20000 and 60000 for the relay chain; free some ports and run again")
         }
         let frames = WireCodec.sealed(WireCodec.frames(try sampleCrossProvinceRequest(topology)))
         log("1/5 transport baseline: 7 processes (6 zmq_proxy relays and an echo), \(options.baselineWindow) in flight, \(options.seconds) s")

@@ -89,7 +89,7 @@ public enum TransportBaseline {
             try client.send(frames)
             answered = try client.receive() != nil
         }
-        guard answered else { throw BenchError("the relay chain on ports \(basePort)...\(basePort + relayCount) did not answer within 10 s") }
+        guard answered else { throw BenchError("the relay chain on \(host) ports \(basePort)...\(basePort + relayCount) did not answer within 10 s; run `settlenet bench relay --front tcp://\(host):\(basePort) --back tcp://\(host):\(basePort + 1)` by hand to see why a relay fails") }
         while try client.receive(wait: false) != nil {}   // late answers to the probes
         try client.setReceiveTimeout(milliseconds: 5_000)
 
@@ -97,7 +97,7 @@ public enum TransportBaseline {
         let warmUpEnds = monotonicSeconds() + 1
         var measuring = false, count = 0, started = 0.0, now = 0.0
         while true {
-            guard try client.receive() != nil else { throw BenchError("the relay chain stopped answering") }
+            guard try client.receive() != nil else { throw BenchError("the relay chain on \(host) ports \(basePort)...\(basePort + relayCount) stopped answering for 5 s (a relay process died?)") }
             now = monotonicSeconds()
             if !measuring && now >= warmUpEnds { measuring = true; started = now; count = 0 }
             if measuring {

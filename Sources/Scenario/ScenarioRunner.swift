@@ -109,6 +109,7 @@ public enum ScenarioRunner {
 
         let startedAt = Date()
         let dataDirectory = options.attachDataDirectory ?? "\(output)/cluster"
+        let layout = DataLayout(root: dataDirectory)
         let audit = DataQualityAudit(topology: topology, dataDirectory: dataDirectory)
         let measurement: Measurement
         let uploadMeasurement: UploadMeasurement
@@ -121,9 +122,9 @@ public enum ScenarioRunner {
                                         durationMs: spec.durationMs)
             log("running \(spec.name): \(driver.expectedArrivals) settlements and \(driver.expectedBatches) upload batches over \(Double(spec.durationMs) / 1000) s, seed \(spec.seed)")
             // Decision traces of an earlier run on an attached cluster would count again.
-            for node in topology.nodes { try? FileManager.default.removeItem(atPath: DataLayout(root: dataDirectory).linkDecisionsPath(node.id)) }
+            for node in topology.nodes { try? FileManager.default.removeItem(atPath: layout.linkDecisionsPath(node.id)) }
             let injector = FaultInjector(faults: spec.faults, cluster: Cluster(dataDirectory: dataDirectory),
-                                         linkFaultsFile: DataLayout(root: dataDirectory).linkFaultsFile, seed: spec.seed, log: log)
+                                         linkFaultsFile: layout.linkFaultsFile, seed: spec.seed, log: log)
             defer { injector.clearAll(nowUs: Int64(Date().timeIntervalSince(startedAt) * 1e6)) }
             (measurement, uploadMeasurement) = try driver.run(progress: progress, tick: injector.tick)
             injector.clearAll(nowUs: Int64(Date().timeIntervalSince(startedAt) * 1e6))
@@ -167,7 +168,6 @@ public enum ScenarioRunner {
         } catch {
             log("warning: cannot reconcile the ledgers in \(dataDirectory): \(error)")
         }
-        let layout = DataLayout(root: dataDirectory)
         report.faults = FaultInjector.withEffects(report.faults, traceFiles: topology.nodes.map { layout.linkDecisionsPath($0.id) })
         // Thresholds may name upload, ticket and reconciliation figures: evaluate again with them in the report.
         report = ReportBuilder.applyThresholds(spec.thresholds, to: report)
