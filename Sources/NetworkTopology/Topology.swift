@@ -16,6 +16,12 @@ public struct NodeSpec: Equatable, Sendable {
     public var hospitals: Int
     /// Synthetic insured persons of this county (county nodes only).
     public var population: Int
+    /// The named host (from the topology's `hosts`) this node runs on; inherited from the
+    /// parent when the entry names none; nil for the topology's default host.
+    public var host: String?
+    /// The address peers use to reach this node, when it is not its host's (e.g. a Kubernetes
+    /// service name).
+    public var address: String?
     /// The line of the node's entry in the file, for error messages.
     public var line: Int?
 }
@@ -25,19 +31,29 @@ public struct Topology: Sendable {
     public var name: String
     /// Where the topology was read from.
     public var file: String
-    /// The host every endpoint binds and connects to.
+    /// The address of nodes that name no host.
     public var host: String
+    /// Named hosts and their addresses, for topologies spread over machines.
+    public var hosts: [String: String]
     public var basePort: Int
-    public var nodes: [NodeSpec]
+    public private(set) var nodes: [NodeSpec]
     private var index: [DivisionCode: Int]
+    private var childIndex: [DivisionCode: [Int]]
+    /// Built once: a national topology has thousands of nodes and every packed node shares it.
+    public let routingTable: RoutingTable
 
-    init(name: String, file: String, host: String, basePort: Int, nodes: [NodeSpec]) {
+    init(name: String, file: String, host: String, hosts: [String: String] = [:], basePort: Int, nodes: [NodeSpec]) {
         self.name = name
         self.file = file
         self.host = host
+        self.hosts = hosts
         self.basePort = basePort
         self.nodes = nodes
         index = Dictionary(nodes.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var children: [DivisionCode: [Int]] = [:]
+        for (position, spec) in nodes.enumerated() { if let parent = spec.parent { children[parent, default: []].append(position) } }
+        childIndex = children
+        routingTable = RoutingTable(nodes: nodes.map { ($0.id, $0.tier, $0.parent) })
     }
 
     public func node(_ id: DivisionCode) -> NodeSpec? { index[id].map { nodes[$0] } }
@@ -51,14 +67,32 @@ public struct Topology: Sendable {
 
     public func port(of id: DivisionCode) -> Int? { node(id).map { basePort + $0.portOffset } }
 
-    /// The ZeroMQ endpoint a node binds and its children and hospitals connect to.
+    /// The address peers reach a node at: its own, its host's, or the topology's default.
+    public func address(of id: DivisionCode) -> String? { node(id).map(address(for:)) }
+
+    func address(for spec: NodeSpec) -> String { spec.address ?? spec.host.flatMap { hosts[$0] } ?? host }
+
+    /// The ZeroMQ endpoint its children and hospitals connect to.
     public func endpoint(of id: DivisionCode) -> String? {
-        port(of: id).map { "tcp://\(host):\($0)" }
+        guard let address = address(of: id), let port = port(of: id) else { return nil }
+        return "tcp://\(address):\(port)"
     }
 
-    public var routingTable: RoutingTable {
-        RoutingTable(nodes: nodes.map { ($0.id, $0.tier, $0.parent) })
+    /// The endpoint a node binds: its address when that is an IP address, every interface when
+    /// it is a name (a DNS or service name names a machine, not one of its interfaces).
+    public func bindEndpoint(of id: DivisionCode) -> String? {
+        guard let address = address(of: id), let port = port(of: id) else { return nil }
+        return Topology.isIPAddress(address) ? "tcp://\(address):\(port)" : "tcp://*:\(port)"
     }
+
+    public static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1 || text == "*"
+    }
+
+    /// The nodes placed on a named host.
+    public func nodes(onHost name: String) -> [NodeSpec] { nodes.filter { $0.host == name } }
 
     /// The policy of the province a node belongs to (the insured place's policy).
     public func policy(for id: DivisionCode) -> Policy? {
@@ -84,7 +118,7 @@ public struct Topology: Sendable {
         return SyntheticPopulation(county: county, size: spec.population)
     }
 
-    public func children(of id: DivisionCode) -> [NodeSpec] { nodes.filter { $0.parent == id } }
+    public func children(of id: DivisionCode) -> [NodeSpec] { (childIndex[id] ?? []).map { nodes[$0] } }
     public var counties: [NodeSpec] { nodes.filter { $0.tier == .county } }
 
     /// The tree as indented text, for `topology show`.

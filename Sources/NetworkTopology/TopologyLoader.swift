@@ -9,9 +9,10 @@ public enum TopologyLoader {
         try parse(readTextFile(path, kind: "topology"), file: path)
     }
 
-    static let topKeys: Set<String> = ["name", "description", "host", "base_port", "defaults", "nodes"]
+    static let topKeys: Set<String> = ["name", "description", "host", "hosts", "base_port", "defaults", "nodes"]
+    static let hostKeys: Set<String> = ["name", "address"]
     static let defaultKeys: Set<String> = ["hospitals", "population"]
-    static let nodeKeys: Set<String> = ["id", "tier", "parent", "name", "port", "policy", "hospitals", "population"]
+    static let nodeKeys: Set<String> = ["id", "tier", "parent", "name", "port", "policy", "hospitals", "population", "host", "address"]
     static let policyKeys: Set<String> = ["deductible_yuan", "pool_ratio_outpatient", "pool_ratio_inpatient",
                                           "annual_cap_yuan", "large_amount_ratio", "acct_pay_in_fund"]
 
@@ -23,6 +24,24 @@ public enum TopologyLoader {
         let name = top.scalar("name", subject: nil, required: true, problems: &problems) ?? "unnamed"
         let host = top.scalar("host", subject: nil, required: false, problems: &problems) ?? "127.0.0.1"
         let basePort = top.int("base_port", subject: nil, required: true, range: 1...65_535, problems: &problems) ?? 1
+
+        var hosts: [String: String] = [:]
+        if let hostsNode = top.node("hosts") {
+            if case .sequence(let sequence) = hostsNode {
+                for (position, item) in sequence.enumerated() {
+                    guard let map = YAMLMap(item, path: "hosts[\(position)]", file: file, problems: &problems) else { continue }
+                    map.rejectUnknownKeys(hostKeys, subject: nil, problems: &problems)
+                    guard let hostName = map.scalar("name", subject: nil, required: true, problems: &problems),
+                          let address = map.scalar("address", subject: nil, required: true, problems: &problems) else { continue }
+                    if hosts[hostName] != nil {
+                        problems.append(FileProblem(file: file, line: map.line, field: "hosts[\(position)].name", message: "duplicate host name \(hostName)"))
+                    }
+                    hosts[hostName] = address
+                }
+            } else {
+                problems.append(FileProblem(file: file, line: hostsNode.mark?.line, field: "hosts", message: "expected a list of { name, address }"))
+            }
+        }
 
         var defaultHospitals = 3, defaultPopulation = 1_000
         if let defaultsNode = top.node("defaults"),
@@ -47,7 +66,18 @@ public enum TopologyLoader {
         } else {
             problems.append(FileProblem(file: file, line: nil, field: "nodes", message: "required but missing"))
         }
-        let topology = Topology(name: name, file: file, host: host, basePort: basePort, nodes: specs)
+        // A node without a host of its own runs where its parent runs.
+        let positions = Dictionary(specs.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for position in specs.indices where specs[position].host == nil {
+            var ancestor = specs[position].parent.flatMap { positions[$0] }
+            var steps = 0
+            while let current = ancestor, steps < 8 {
+                if let inherited = specs[current].host { specs[position].host = inherited; break }
+                ancestor = specs[current].parent.flatMap { positions[$0] }
+                steps += 1
+            }
+        }
+        let topology = Topology(name: name, file: file, host: host, hosts: hosts, basePort: basePort, nodes: specs)
         problems += TopologyValidator.problems(in: topology)
         if !problems.isEmpty { throw FileProblems(problems) }
         return topology
@@ -90,6 +120,8 @@ public enum TopologyLoader {
         let port = map.int("port", subject: subject, required: true, range: 0...60_000, problems: &problems)
         let nodeHospitals = map.int("hospitals", subject: subject, required: false, range: 1...99_999, problems: &problems)
         let nodePopulation = map.int("population", subject: subject, required: false, range: 1...10_000_000, problems: &problems)
+        let host = map.scalar("host", subject: subject, required: false, problems: &problems)
+        let address = map.scalar("address", subject: subject, required: false, problems: &problems)
         var policy: Policy?
         if let policyNode = map.node("policy") {
             policy = parsePolicy(policyNode, path: "\(path).policy", subject: subject, file: file, problems: &problems)
@@ -104,7 +136,7 @@ public enum TopologyLoader {
         return NodeSpec(id: id, tier: tier, parent: parent, name: name, portOffset: port, policy: policy,
                         hospitals: tier == .county ? (nodeHospitals ?? hospitals) : 0,
                         population: tier == .county ? (nodePopulation ?? population) : 0,
-                        line: item.mark?.line)
+                        host: host, address: address, line: item.mark?.line)
     }
 
     private static func parsePolicy(_ node: Node, path: String, subject: String, file: String,
@@ -163,7 +195,7 @@ public enum TopologyValidator {
             problems.append(FileProblem(file: file, line: nil, field: "nodes",
                                         message: "expected exactly one national node, found \(nationals.count)"))
         }
-        var ports: [Int: NodeSpec] = [:]
+        var ports: [String: NodeSpec] = [:]
         for spec in topology.nodes {
             let id = spec.id.value
             switch spec.tier {
@@ -184,7 +216,10 @@ public enum TopologyValidator {
                             add(spec, "parent", "wrong tier order: a \(spec.tier.rawValue) sits under a \(spec.tier == .province ? "national" : spec.tier == .city ? "province" : "city") node, but \(parentID) is \(parent.tier.rawValue)")
                         } else if spec.tier != .province {
                             let digits = spec.tier == .city ? 2 : 4
-                            if spec.id.prefix(digits) != parentID.prefix(digits) {
+                            // The Corps (660000) has no division code of its own: its units keep Xinjiang's 65.
+                            let corpsUnit = spec.tier == .city && parentID.value == TopologyGenerator.corpsCode + "0000"
+                                && spec.id.value.hasPrefix("65")
+                            if spec.id.prefix(digits) != parentID.prefix(digits) && !corpsUnit {
                                 add(spec, "id", "code does not sit under its parent's prefix \(parentID.prefix(digits)) (parent \(parentID))")
                             }
                         }
@@ -201,13 +236,17 @@ public enum TopologyValidator {
             if spec.tier != .province && spec.policy != nil {
                 add(spec, "policy", "only province nodes carry a policy")
             }
+            if let hostName = spec.host, topology.hosts[hostName] == nil {
+                add(spec, "host", "unknown host \(hostName): the topology's hosts are \(topology.hosts.keys.sorted().joined(separator: ", ").isEmpty ? "none" : topology.hosts.keys.sorted().joined(separator: ", "))")
+            }
             let port = topology.basePort + spec.portOffset
+            let endpoint = "tcp://\(topology.address(for: spec)):\(port)"
             if port > 65_535 {
                 add(spec, "port", "base_port \(topology.basePort) + port \(spec.portOffset) is beyond 65535")
-            } else if let other = ports[port] {
-                add(spec, "port", "endpoint collision: port \(port) is also node \(other.id)'s")
+            } else if let other = ports[endpoint] {
+                add(spec, "port", "endpoint collision: \(endpoint) is also node \(other.id)'s")
             } else {
-                ports[port] = spec
+                ports[endpoint] = spec
             }
         }
         return problems

@@ -73,7 +73,7 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
               - { id: "370211", tier: county, parent: "370200", port: 2 }
               - { id: "410000", tier: province, parent: "000000", port: 7 }
             """).map(\.description)
-        #expect(found.contains("t.yaml:11: node 370211 field port: endpoint collision: port 20002 is also node 370200's"))
+        #expect(found.contains("t.yaml:11: node 370211 field port: endpoint collision: tcp://127.0.0.1:20002 is also node 370200's"))
         #expect(found.contains { $0.hasPrefix("t.yaml:12: node 410000 field policy: missing policy") })
     }
 
