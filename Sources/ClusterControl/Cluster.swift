@@ -9,12 +9,25 @@ public struct ClusterRecord: Codable, Sendable {
         public var tier: String
         public var pid: Int32
         public var startedAtMs: Int64
+        /// The process hosting the node (its own id when not packed); nodes of one process share the pid.
+        public var process: String?
     }
 
     public var topology: String
     public var basePort: Int
     public var executable: String
     public var nodes: [NodeProcess]
+    /// How nodes were packed into processes (`cluster up --pack`); nil for one per node.
+    public var packing: String?
+    /// The host whose nodes this cluster started (`cluster up --host`); nil for every node.
+    public var host: String?
+
+    /// The nodes sharing a process with `id`, itself included.
+    func processMates(of id: String) -> [Int] {
+        guard let own = nodes.first(where: { $0.id == id }) else { return [] }
+        let name = own.process ?? own.id
+        return nodes.indices.filter { (nodes[$0].process ?? nodes[$0].id) == name }
+    }
 }
 
 /// One row of `cluster status`.
@@ -28,6 +41,8 @@ public struct NodeStatusRow: Codable, Sendable {
     public var messagesHandled: Int64
     public var pending: Int
     public var endpoint: String
+    /// The process hosting the node: its name (the node's id when not packed).
+    public var process: String
 }
 
 /// Starts, inspects, restarts and stops the node processes of one cluster.
@@ -42,78 +57,121 @@ public struct Cluster {
 
     // MARK: up
 
-    /// Starts one process per node and waits until every node has signed in. On failure it
-    /// stops whatever it started and throws with the nodes that did not sign in and their log tails.
+    /// Starts the nodes (one process per node, or packed as `packing` says; only those placed on
+    /// `host` when given) and waits until every one has signed in. On failure it stops whatever
+    /// it started and throws with the nodes that did not sign in and their log tails.
     @discardableResult
-    public func up(topology: Topology, executable: String, timeoutSeconds: Double = 30) throws -> ClusterRecord {
+    public func up(topology: Topology, executable: String, timeoutSeconds: Double = 30,
+                   packing: Packing = .none, host: String? = nil) throws -> ClusterRecord {
         if let existing = try? record(), existing.nodes.contains(where: { Processes.isNode($0.pid, nodeID: $0.id) }) {
             throw ClusterError("a cluster is already running in \(layout.root); run `settlenet cluster down --data-dir \(layout.root)` first")
         }
-        let busy = topology.nodes.compactMap { spec -> String? in
-            guard let port = topology.port(of: spec.id), !PortProbe.isFree(host: topology.host, port: port) else { return nil }
+        let selected = try Cluster.nodes(of: topology, onHost: host)
+        let busy = selected.compactMap { spec -> String? in
+            guard let port = topology.port(of: spec.id),
+                  !PortProbe.isFree(host: bindAddress(topology, spec.id), port: port) else { return nil }
             return "\(spec.id) (port \(port))"
         }
         if !busy.isEmpty {
-            throw ClusterError("ports already in use for nodes \(busy.joined(separator: ", ")); pick another --base-port")
+            throw ClusterError("ports already in use for nodes \(busy.prefix(20).joined(separator: ", "))\(busy.count > 20 ? " and \(busy.count - 20) more" : ""); pick another --base-port")
         }
         let fm = FileManager.default
         try fm.createDirectory(atPath: layout.logsDirectory, withIntermediateDirectories: true)
         let topologyPath = URL(fileURLWithPath: topology.file).standardizedFileURL.path
-        var started = ClusterRecord(topology: topologyPath, basePort: topology.basePort, executable: executable, nodes: [])
+        var started = ClusterRecord(topology: topologyPath, basePort: topology.basePort, executable: executable, nodes: [],
+                                    packing: packing == .none ? nil : packing.description, host: host)
+        let groups = packing.groups(of: selected, in: topology)
         do {
             // Parents first, so children find their parent already bound (they retry anyway).
-            for spec in topology.nodes.sorted(by: { $0.tier.depth < $1.tier.depth }) {
-                try? fm.removeItem(atPath: layout.statusPath(spec.id))
-                let pid = try Processes.spawn(nodeArguments(executable: executable, topologyPath: topologyPath,
-                                                            id: spec.id, basePort: topology.basePort),
-                                              logPath: layout.logPath(spec.id))
-                started.nodes.append(.init(id: spec.id.value, tier: spec.tier.rawValue, pid: pid, startedAtMs: nowMs()))
+            for group in groups {
+                for id in group.nodes { try? fm.removeItem(atPath: layout.statusPath(id)) }
+                let pid = try spawn(group, record: started)
+                let now = nowMs()
+                for id in group.nodes {
+                    started.nodes.append(.init(id: id.value, tier: topology.node(id)!.tier.rawValue, pid: pid, startedAtMs: now,
+                                               process: packing == .none ? nil : group.name))
+                }
             }
             try save(started)
-            log("started \(started.nodes.count) node processes; waiting for sign-in")
+            log("started \(started.nodes.count) nodes in \(groups.count) processes; waiting for sign-in")
             try waitForSignIn(started.nodes, timeoutSeconds: timeoutSeconds)
         } catch {
             stop(started.nodes, graceSeconds: 3)
-            try? save(ClusterRecord(topology: topologyPath, basePort: topology.basePort, executable: executable, nodes: []))
+            var emptied = started
+            emptied.nodes = []
+            try? save(emptied)
             throw error
         }
         return started
     }
 
-    private func nodeArguments(executable: String, topologyPath: String, id: DivisionCode, basePort: Int) -> [String] {
-        [executable, "node", "--topology", topologyPath, "--id", id.value, "--data-dir", layout.root,
-         "--base-port", String(basePort)]
+    /// The nodes placed on `host` (every node when nil); `default` names the nodes without a host.
+    public static func nodes(of topology: Topology, onHost host: String?) throws -> [NodeSpec] {
+        guard let host else { return topology.nodes }
+        let names = Set(topology.nodes.map { $0.host ?? "default" })
+        guard names.contains(host) else {
+            throw ClusterError("no node of \(topology.file) is placed on host \(host); its hosts are \(names.sorted().joined(separator: ", "))")
+        }
+        return topology.nodes.filter { ($0.host ?? "default") == host }
+    }
+
+    private func bindAddress(_ topology: Topology, _ id: DivisionCode) -> String {
+        let address = topology.address(of: id) ?? topology.host
+        return Topology.isIPAddress(address) && address != "*" ? address : "0.0.0.0"
+    }
+
+    /// Starts one process for `group`. A lone node's output is its log; a packed process's own
+    /// output (start-up failures) goes to logs/process-<name>.log and its nodes log to their own files.
+    private func spawn(_ group: Packing.Group, record: ClusterRecord) throws -> pid_t {
+        var arguments = [record.executable, "node", "--topology", record.topology, "--data-dir", layout.root,
+                         "--base-port", String(record.basePort)]
+        for id in group.nodes { arguments += ["--id", id.value] }
+        let logPath = group.nodes.count == 1 ? layout.logPath(group.nodes[0]) : layout.processLogPath(group.name)
+        return try Processes.spawn(arguments, logPath: logPath)
     }
 
     private func waitForSignIn(_ nodes: [ClusterRecord.NodeProcess], timeoutSeconds: Double) throws {
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        let started = Date()
+        let deadline = started.addingTimeInterval(timeoutSeconds)
+        var waiting = nodes
+        var lastProgress = started
+        // Large clusters: poll less often, so the wait does not compete with the booting nodes.
+        let interval: useconds_t = nodes.count > 200 ? 250_000 : 50_000
         while true {
-            var waiting: [ClusterRecord.NodeProcess] = []
-            var dead: [ClusterRecord.NodeProcess] = []
-            for node in nodes {
-                if !Processes.isNode(node.pid, nodeID: node.id) { dead.append(node); continue }
+            // One liveness check per process, not per node.
+            var alive: [Int32: Bool] = [:]
+            for node in waiting where alive[node.pid] == nil { alive[node.pid] = Processes.isNode(node.pid, nodeID: node.id) }
+            let dead = waiting.filter { alive[$0.pid] == false }
+            if !dead.isEmpty {
+                throw ClusterError("node processes exited during start-up: \(dead.map(\.id).prefix(20).joined(separator: ", "))\(dead.count > 20 ? " and \(dead.count - 20) more" : "")\n"
+                                   + tails(dead))
+            }
+            waiting = waiting.filter { node in
                 let status = readStatus(node.id)
                 // Ready: signed in to its parent and holding the catalog (1301).
-                if status?.pid != node.pid || status?.signedIn != true || status?.catalogVersion.isEmpty != false {
-                    waiting.append(node)
-                }
-            }
-            if !dead.isEmpty {
-                throw ClusterError("node processes exited during start-up: \(dead.map(\.id).joined(separator: ", "))\n"
-                                   + tails(dead.map(\.id)))
+                return status?.pid != node.pid || status?.signedIn != true || status?.catalogVersion.isEmpty != false
             }
             if waiting.isEmpty { return }
             if Date() >= deadline {
-                throw ClusterError("nodes did not sign in within \(Int(timeoutSeconds)) s: \(waiting.map(\.id).joined(separator: ", "))\n"
-                                   + tails(waiting.map(\.id)))
+                throw ClusterError("nodes did not sign in within \(Int(timeoutSeconds)) s: \(waiting.map(\.id).prefix(20).joined(separator: ", "))\(waiting.count > 20 ? " and \(waiting.count - 20) more" : "")\n"
+                                   + tails(waiting))
             }
-            usleep(50_000)
+            if Date().timeIntervalSince(lastProgress) >= 5 {
+                lastProgress = Date()
+                log("\(nodes.count - waiting.count) of \(nodes.count) nodes signed in after \(Int(lastProgress.timeIntervalSince(started))) s")
+            }
+            usleep(interval)
         }
     }
 
-    private func tails(_ ids: [String]) -> String {
-        ids.prefix(5).map { id in
-            let path = DivisionCode(id).map(layout.logPath) ?? ""
+    /// The last lines of the nodes' logs, and of their processes' own logs when packed.
+    private func tails(_ nodes: [ClusterRecord.NodeProcess]) -> String {
+        var paths: [String] = []
+        for node in nodes.prefix(5) {
+            if let process = node.process, !paths.contains(layout.processLogPath(process)) { paths.append(layout.processLogPath(process)) }
+            if let code = DivisionCode(node.id) { paths.append(layout.logPath(code)) }
+        }
+        return paths.map { path in
             let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "(no log)"
             let lines = text.split(separator: "\n").suffix(8).map { "    \($0)" }.joined(separator: "\n")
             return "--- \(path) (last lines)\n\(lines)"
@@ -149,30 +207,37 @@ public struct Cluster {
     }
 
     public func status() throws -> [NodeStatusRow] {
-        try record().nodes.map { node in
-            let up = Processes.isNode(node.pid, nodeID: node.id)
+        var alive: [Int32: Bool] = [:]
+        return try record().nodes.map { node in
+            let up = alive[node.pid] ?? Processes.isNode(node.pid, nodeID: node.id)
+            alive[node.pid] = up
             let status = readStatus(node.id)
             let current = status?.pid == node.pid ? status : nil
             return NodeStatusRow(node: node.id, tier: node.tier, pid: node.pid, up: up,
                                  signedIn: up && (current?.signedIn ?? false), state: up ? (current?.state ?? "starting") : "down",
                                  messagesHandled: current?.messagesHandled ?? 0, pending: current?.pending ?? 0,
-                                 endpoint: current?.endpoint ?? "")
+                                 endpoint: current?.endpoint ?? "", process: node.process ?? node.id)
         }
     }
 
     // MARK: restart
 
-    public func restart(node id: String, timeoutSeconds: Double = 30) throws {
+    /// Restarts the process hosting `id` (with the nodes packed beside it) and waits for their
+    /// sign-in; returns the ids restarted.
+    @discardableResult
+    public func restart(node id: String, timeoutSeconds: Double = 30) throws -> [String] {
         var current = try record()
-        guard let index = current.nodes.firstIndex(where: { $0.id == id }) else {
-            throw ClusterError("node \(id) is not part of the cluster in \(layout.root) (nodes: \(current.nodes.map(\.id).joined(separator: ", ")))")
+        let mates = current.processMates(of: id)
+        guard !mates.isEmpty else {
+            throw ClusterError("node \(id) is not part of the cluster in \(layout.root) (nodes: \(current.nodes.prefix(30).map(\.id).joined(separator: ", "))\(current.nodes.count > 30 ? ", ..." : ""))")
         }
         // The topology must still load before the node is stopped: a broken file would leave it down.
         _ = try TopologyLoader.load(path: current.topology)
-        stop([current.nodes[index]], graceSeconds: 10)
-        try? FileManager.default.removeItem(atPath: layout.statusPath(DivisionCode(id)!))
-        try respawn(&current, index: index)
-        try waitForSignIn([current.nodes[index]], timeoutSeconds: timeoutSeconds)
+        stop(mates.map { current.nodes[$0] }, graceSeconds: 10)
+        for index in mates { try? FileManager.default.removeItem(atPath: layout.statusPath(DivisionCode(current.nodes[index].id)!)) }
+        try respawn(&current, indices: mates)
+        try waitForSignIn(mates.map { current.nodes[$0] }, timeoutSeconds: timeoutSeconds)
+        return mates.map { current.nodes[$0].id }
     }
 
     // MARK: faults
@@ -182,7 +247,8 @@ public struct Cluster {
         try record().nodes.first { $0.id == id && Processes.isNode($0.pid, nodeID: $0.id) }?.pid
     }
 
-    /// SIGKILL a node's process: no graceful stop, as a crash would.
+    /// SIGKILL a node's process: no graceful stop, as a crash would. A packed process takes the
+    /// nodes beside it down too.
     public func kill(node id: String) throws {
         guard let pid = try pid(of: id) else { throw ClusterError("node \(id) is not running in \(layout.root)") }
         Processes.signal(pid, SIGKILL)
@@ -193,21 +259,23 @@ public struct Cluster {
     /// Starts a node that is not running (after a kill), without waiting for its sign-in.
     public func start(node id: String) throws {
         var current = try record()
-        guard let index = current.nodes.firstIndex(where: { $0.id == id }) else {
+        let mates = current.processMates(of: id)
+        guard let first = mates.first else {
             throw ClusterError("node \(id) is not part of the cluster in \(layout.root)")
         }
-        guard !Processes.isNode(current.nodes[index].pid, nodeID: id) else { return }
-        try respawn(&current, index: index)
+        guard !Processes.isNode(current.nodes[first].pid, nodeID: id) else { return }
+        try respawn(&current, indices: mates)
     }
 
-    /// Starts node `index` of `record` again and saves its new pid.
-    private func respawn(_ record: inout ClusterRecord, index: Int) throws {
-        let code = DivisionCode(record.nodes[index].id)!
-        let pid = try Processes.spawn(nodeArguments(executable: record.executable, topologyPath: record.topology,
-                                                    id: code, basePort: record.basePort),
-                                      logPath: layout.logPath(code))
-        record.nodes[index].pid = pid
-        record.nodes[index].startedAtMs = nowMs()
+    /// Starts the process of the nodes at `indices` (one process's nodes) again and saves its new pid.
+    private func respawn(_ record: inout ClusterRecord, indices: [Int]) throws {
+        let first = record.nodes[indices[0]]
+        let group = Packing.Group(name: first.process ?? first.id, nodes: indices.map { DivisionCode(record.nodes[$0].id)! })
+        let pid = try spawn(group, record: record)
+        for index in indices {
+            record.nodes[index].pid = pid
+            record.nodes[index].startedAtMs = nowMs()
+        }
         try save(record)
     }
 
@@ -228,23 +296,26 @@ public struct Cluster {
     /// SIGTERM, wait, SIGKILL: returns the ids that needed SIGKILL. Leaves no process behind.
     @discardableResult
     func stop(_ nodes: [ClusterRecord.NodeProcess], graceSeconds: Double) -> [String] {
-        let live = nodes.filter { Processes.isNode($0.pid, nodeID: $0.id) }
-        for node in live { Processes.signal(node.pid, SIGTERM) }
+        // One signal per process: packed nodes share theirs.
+        var processes: [Int32: [ClusterRecord.NodeProcess]] = [:]
+        for node in nodes { processes[node.pid, default: []].append(node) }
+        let live = processes.filter { Processes.isNode($0.key, nodeID: $0.value[0].id) }
+        for pid in live.keys { Processes.signal(pid, SIGTERM) }
         let deadline = Date().addingTimeInterval(graceSeconds)
         var remaining = live
         while !remaining.isEmpty && Date() < deadline {
             usleep(20_000)
-            remaining = remaining.filter { Processes.isNode($0.pid, nodeID: $0.id) }
+            remaining = remaining.filter { Processes.isNode($0.key, nodeID: $0.value[0].id) }
         }
-        for node in remaining {
-            log("node \(node.id) (pid \(node.pid)) did not stop in \(Int(graceSeconds)) s: killing it")
-            Processes.signal(node.pid, SIGKILL)
+        for (pid, hosted) in remaining {
+            log("node process \(hosted[0].process ?? hosted[0].id) (pid \(pid)) did not stop in \(Int(graceSeconds)) s: killing it")
+            Processes.signal(pid, SIGKILL)
         }
         let killDeadline = Date().addingTimeInterval(5)
-        while remaining.contains(where: { Processes.isNode($0.pid, nodeID: $0.id) }) && Date() < killDeadline {
+        while remaining.contains(where: { Processes.isNode($0.key, nodeID: $0.value[0].id) }) && Date() < killDeadline {
             usleep(20_000)
         }
-        return remaining.map(\.id)
+        return remaining.values.flatMap { $0.map(\.id) }.sorted()
     }
 
     private func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -256,6 +327,10 @@ enum PortProbe {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return true }
         defer { close(fd) }
+        // As libzmq binds: connections of a cluster just stopped linger in TIME_WAIT and must not
+        // make its ports look taken.
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)

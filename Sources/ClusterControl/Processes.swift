@@ -50,7 +50,7 @@ enum Processes {
         }
     }
 
-    /// True while `pid` is a live (not zombie) settlenet node process for `nodeID`. Checking
+    /// True while `pid` is a live (not zombie) settlenet node process hosting `nodeID`. Checking
     /// the command line guards against a recycled pid.
     static func isNode(_ pid: pid_t, nodeID: String) -> Bool {
         guard pid > 0 else { return false }
@@ -63,8 +63,9 @@ enum Processes {
         }
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
         let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-        guard let idIndex = arguments.firstIndex(of: "--id"), idIndex + 1 < arguments.count else { return false }
-        return arguments.contains("node") && arguments[idIndex + 1] == nodeID
+        // A packed process names each of its nodes with its own --id.
+        let hosts = zip(arguments, arguments.dropFirst()).contains { $0 == "--id" && $1 == nodeID }
+        return hosts && arguments.contains("node")
     }
 
     /// Collects the exit status of `pid` if it is our child and has exited (no zombies left).

@@ -42,6 +42,7 @@ public struct FileProblems: Error, Sendable, CustomStringConvertible {
 /// wrong type or unknown key, instead of stopping at the first.
 struct YAMLMap {
     let mapping: Node.Mapping
+    private let values: [String: Node]
     let path: String
     let file: String
     let line: Int?
@@ -53,6 +54,11 @@ struct YAMLMap {
             return nil
         }
         self.mapping = mapping
+        // Looked up by text: Yams's own subscript compares nodes one by one, resolving tags
+        // with regular expressions, which costs seconds on a national topology.
+        var values: [String: Node] = [:]
+        for (key, value) in mapping { if let name = key.string { values[name] = value } }
+        self.values = values
         self.path = path
         self.file = file
         self.line = node.mark?.line
@@ -60,7 +66,7 @@ struct YAMLMap {
 
     func fieldPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
-    func node(_ key: String) -> Node? { mapping[Node(key)] }
+    func node(_ key: String) -> Node? { values[key] }
 
     /// Reports every key not in `allowed`, naming its line.
     func rejectUnknownKeys(_ allowed: Set<String>, subject: String?, problems: inout [FileProblem]) {
@@ -116,7 +122,9 @@ struct YAMLMap {
 /// Parses YAML text into a node tree, reporting a syntax error with its line.
 func composeYAML(_ text: String, file: String) throws(FileProblems) -> Node {
     do {
-        guard let node = try Yams.compose(yaml: text) else {
+        // Every value is read as text and converted by the reader (YAMLMap), so no implicit tag
+        // resolution: the default resolver runs regular expressions on every scalar and key.
+        guard let node = try Yams.compose(yaml: text, Resolver.basic) else {
             throw FileProblems([FileProblem(file: file, line: nil, message: "the file is empty")])
         }
         return node

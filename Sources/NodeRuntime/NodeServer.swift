@@ -13,7 +13,19 @@ import ZeroMQ
 /// machine, commits everything the round decided in one ledger transaction (group commit),
 /// and only then sends the answers: an answer never leaves before its record is durable.
 public final class NodeServer {
+    /// How often an idle node wakes. A process hosting hundreds of nodes needs idle nodes to
+    /// cost next to nothing; a lone node can afford to notice a stop within 50 ms.
+    public struct Pace: Sendable {
+        /// Longest poll wait: how soon a stop request or a new link-fault file is noticed.
+        public var maxWaitMs: Int64
+        /// How often an idle node rewrites its status file (a busy one: every 250 ms).
+        public var idleStatusMs: Int64
+        public static let single = Pace(maxWaitMs: 50, idleStatusMs: 1_000)
+        public static let packed = Pace(maxWaitMs: 1_000, idleStatusMs: 5_000)
+    }
+
     public let spec: NodeSpec
+    private let pace: Pace
     private let topology: Topology
     private let layout: DataLayout
     private var logger: Logger
@@ -28,6 +40,7 @@ public final class NodeServer {
     private var messagesHandled: Int64 = 0
     private let startedAtMs: Int64
     private var lastStatusMs: Int64 = 0
+    private var lastStatusWritten: NodeStatus?
     private var state = "starting"
     /// Most messages taken from one socket per round, so one busy peer cannot starve the rest
     /// and one transaction stays bounded.
@@ -61,12 +74,17 @@ public final class NodeServer {
     private var outboxInFlight: [String: Int64] = [:]
     private var lastOutboxFlushMs: Int64 = 0
     private var outboxSequence = 0
+    /// False once a flush found nothing queued or in flight; set when a record is queued.
+    /// Spares an idle province a write transaction ten times a second.
+    private var outboxMayHaveWork = true
     /// Most records in one batch to the national store; how often the outbox is flushed.
     private let outboxBatchLimit = 2_000
     private let outboxFlushIntervalMs: Int64 = 100
     private let outboxResendMs: Int64 = 5_000
 
-    public init(topology: Topology, id: DivisionCode, dataDirectory: String, logger: Logger) throws {
+    /// `context`: shared by the nodes of one process (one I/O thread for all); nil for a context of its own.
+    public init(topology: Topology, id: DivisionCode, dataDirectory: String, logger: Logger,
+                context sharedContext: Context? = nil, pace: Pace = .single) throws {
         guard let spec = topology.node(id) else {
             throw NodeError("node \(id) is not in topology \(topology.file)")
         }
@@ -75,6 +93,7 @@ public final class NodeServer {
         self.layout = DataLayout(root: dataDirectory)
         self.logger = logger
         self.logger[metadataKey: "node"] = "\(id)"
+        self.pace = pace
         policy = topology.policy(for: id)
         endpoint = topology.endpoint(of: id)!
         startedAtMs = wallClockMs()
@@ -95,7 +114,7 @@ public final class NodeServer {
             && ticket.openedBy == id.value && ticket.state != "closed" {
             openUnresponsive[ticket.responsible] = ticket.ticketID
         }
-        context = try Context()
+        context = try sharedContext ?? Context()
         downstream = try context.socket(.router)
         try downstream.setRouterMandatory(true)      // unroutable answers fail loudly, not silently
         try downstream.setRouterHandover(true)       // a restarted child takes its identity back
@@ -103,9 +122,9 @@ public final class NodeServer {
         try downstream.setSendHighWaterMark(100_000)
         try downstream.setReceiveHighWaterMark(100_000)
         do {
-            try downstream.bind(endpoint)
+            try downstream.bind(topology.bindEndpoint(of: id)!)
         } catch {
-            throw NodeError("node \(id) cannot bind \(endpoint): \(error) (is another cluster using this port? try --base-port)")
+            throw NodeError("node \(id) cannot bind \(topology.bindEndpoint(of: id)!): \(error) (is another cluster using this port? try --base-port)")
         }
         if let parentID = spec.parent, let parentEndpoint = topology.endpoint(of: parentID) {
             let socket = try context.socket(.dealer)
@@ -140,10 +159,10 @@ public final class NodeServer {
                 try execute(machine.abandonPending(nowMs: now))
                 break
             }
-            if now - lastLinkFaultCheckMs >= 100 { refreshLinkFaults(now) }
+            if now - lastLinkFaultCheckMs >= max(100, pace.maxWaitMs) { refreshLinkFaults(now) }
             flushDelayed(now)
             let nextDelayed = delayed.map(\.dueMs).min() ?? .max
-            let wait = max(0, min(50, machine.nextDeadlineMs(nowMs: now) - now, nextDelayed - now))
+            let wait = max(0, min(pace.maxWaitMs, machine.nextDeadlineMs(nowMs: now) - now, nextDelayed - now))
             let readable = try poller.poll(timeoutMs: Int(wait))
             var directives: [Directive] = []
             if readable[0] { drain(downstream, from: nil, into: &directives) }
@@ -162,7 +181,7 @@ public final class NodeServer {
             }
             // Fresh within a quarter second while busy, once a second while idle.
             let busy = !directives.isEmpty
-            if now - lastStatusMs >= (busy ? 250 : 1_000) || machine.isSignedIn != wasSignedIn { writeStatus(now) }
+            if now - lastStatusMs >= (busy ? 250 : pace.idleStatusMs) || machine.isSignedIn != wasSignedIn { writeStatus(now) }
             flushDecisionTrace()
         }
         state = "stopped"
@@ -584,6 +603,7 @@ public final class NodeServer {
                     violation = Violation(rule: UploadRules.duplicate(at: tier), field: "setl_id")
                 } else if tier == .provincial, let blob {
                     try tx.enqueueForNational(setlID: record.setlID, record: blob)
+                    outboxMayHaveWork = true
                 }
             }
             if let violation {
@@ -652,7 +672,7 @@ public final class NodeServer {
     /// restarts, and the national tier answers a repeated msgid from its store: exactly once.
     private func flushOutbox(_ now: Int64) {
         lastOutboxFlushMs = now
-        guard machine.isSignedIn, let upstream else { return }
+        guard machine.isSignedIn, let upstream, outboxMayHaveWork || !outboxInFlight.isEmpty else { return }
         do {
             let batches = try ledger.write { tx -> [(msgid: String, records: [[UInt8]])] in
                 outboxSequence += 1
@@ -660,6 +680,7 @@ public final class NodeServer {
                 _ = try tx.assignOutboxBatch(msgid: msgid, limit: outboxBatchLimit)
                 return try tx.outboxBatches()
             }
+            if batches.isEmpty && outboxInFlight.isEmpty { outboxMayHaveWork = false }
             for batch in batches where now - (outboxInFlight[batch.msgid] ?? .min / 2) >= outboxResendMs {
                 var request = WireRequest()
                 request.infno = TransactionCode.upload.rawValue
@@ -954,20 +975,31 @@ public final class NodeServer {
         }
     }
 
+    /// Rewrites the status file when something in it changed (not merely the time): an idle node
+    /// writes nothing, which matters when thousands share a machine. No fsync: it is a report,
+    /// rebuilt on the next change, not a record.
     private func writeStatus(_ now: Int64) {
         lastStatusMs = now
-        let status = NodeStatus(id: spec.id.value, tier: spec.tier.rawValue, pid: getpid(), endpoint: endpoint,
+        var status = NodeStatus(id: spec.id.value, tier: spec.tier.rawValue, pid: getpid(), endpoint: endpoint,
                                 state: state, signedIn: machine.isSignedIn, signNo: machine.signNo ?? "",
                                 catalogVersion: machine.catalog?.version ?? "",
                                 startedAtMs: startedAtMs, updatedAtMs: now, messagesHandled: messagesHandled,
                                 pending: machine.pendingCount)
+        if var previous = lastStatusWritten {
+            previous.updatedAtMs = now
+            if previous == status { return }
+        }
+        status.updatedAtMs = now
+        lastStatusWritten = status
         guard let data = try? JSONEncoder().encode(status) else { return }
         let path = layout.statusPath(spec.id)
         // Write then rename: a reader never sees half a file.
         let temporary = path + ".tmp"
-        if FileManager.default.createFile(atPath: temporary, contents: data) {
-            _ = rename(temporary, path)
-        }
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { return }
+        let complete = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) == $0.count }
+        close(descriptor)
+        if complete { _ = rename(temporary, path) }
     }
 }
 

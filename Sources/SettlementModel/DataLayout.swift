@@ -5,6 +5,7 @@
 ///     DIR/nodes/<id>/status.json    the node's own report: pid, signed in, messages handled
 ///     DIR/nodes/<id>/link-decisions.jsonl  what the node's link faults did to its messages
 ///     DIR/logs/<id>.log           the node's log
+///     DIR/logs/process-<name>.log  a packed process's own output (start-up failures)
 public struct DataLayout: Sendable {
     public let root: String
 
@@ -18,13 +19,14 @@ public struct DataLayout: Sendable {
     public func ledgerPath(_ id: DivisionCode) -> String { "\(nodeDirectory(id))/ledger.sqlite" }
     public func statusPath(_ id: DivisionCode) -> String { "\(nodeDirectory(id))/status.json" }
     public func logPath(_ id: DivisionCode) -> String { "\(logsDirectory)/\(id.value).log" }
+    public func processLogPath(_ name: String) -> String { "\(logsDirectory)/process-\(name).log" }
     /// One JSON line per message a link fault decided, appended by the sending node.
     public func linkDecisionsPath(_ id: DivisionCode) -> String { "\(nodeDirectory(id))/link-decisions.jsonl" }
     /// The link faults in force (written by the scenario runner, read by every node).
     public var linkFaultsFile: String { "\(root)/link-faults.json" }
 }
 
-/// A node's report of itself, rewritten atomically about once a second.
+/// A node's report of itself, rewritten atomically when it changes (at most 4 times a second).
 public struct NodeStatus: Codable, Equatable, Sendable {
     public var id: String
     public var tier: String

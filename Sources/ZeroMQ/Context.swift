@@ -5,12 +5,17 @@ import CZeroMQ
 public final class Context: @unchecked Sendable {  // zmq contexts are thread-safe by contract
     let handle: UnsafeMutableRawPointer
 
-    public init(ioThreads: Int32 = 1) throws(ZeroMQError) {
+    /// `maxSockets`: libzmq's default of 1023 is too few for a process hosting many nodes, or
+    /// a load driver with a socket per county of the whole country.
+    public init(ioThreads: Int32 = 1, maxSockets: Int32? = nil) throws(ZeroMQError) {
         guard let handle = zmq_ctx_new() else {
             throw ZeroMQError(code: zmq_errno(), operation: "zmq_ctx_new")
         }
         self.handle = handle
         try zmqCall("zmq_ctx_set(IO_THREADS)") { zmq_ctx_set(handle, ZMQ_IO_THREADS, ioThreads) }
+        if let maxSockets {
+            try zmqCall("zmq_ctx_set(MAX_SOCKETS)") { zmq_ctx_set(handle, ZMQ_MAX_SOCKETS, maxSockets) }
+        }
     }
 
     /// Makes a socket of the given type; the caller becomes its one owner.

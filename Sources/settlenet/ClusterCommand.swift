@@ -2,6 +2,7 @@ import ArgumentParser
 import ClusterControl
 import Foundation
 import NetworkTopology
+import SettlementModel
 
 struct ClusterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,7 +12,7 @@ struct ClusterCommand: ParsableCommand {
             Every command names the cluster by its data directory: cluster.json, the node ledgers and
             logs/<id>.log live there.
             """,
-        subcommands: [Up.self, Status.self, Restart.self, Down.self, Logs.self]
+        subcommands: [Up.self, Status.self, Probe.self, Restart.self, Down.self, Logs.self]
     )
 
     struct DataDirOption: ParsableArguments {
@@ -20,18 +21,33 @@ struct ClusterCommand: ParsableCommand {
 
     struct Up: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Start one process per node and wait until every node has signed in.",
+            abstract: "Start the nodes (one process per node, or packed) and wait until every node has signed in.",
             discussion: """
                 The topology is validated first: a mistake stops the launch before any process starts.
                 If a node does not sign in within --timeout seconds, everything started is stopped and
                 the names of the missing nodes are printed with their log tails (exit code 1).
                 Use --base-port to run a second cluster beside the first.
+
+                --pack puts several nodes into one process for large topologies. Packed nodes keep their
+                own sockets, ledgers, sign-in, endpoints and logs and still talk over TCP, so messages
+                take the same path; `cluster status` shows the hosting process. Restarting or killing a
+                packed node restarts or kills its whole process.
+                  settlenet cluster up --topology Topologies/national.yaml --data-dir run/national --pack province-tier --timeout 120
+
+                --host starts only the nodes the topology places on that host (`hosts:` in the file;
+                nodes without a host are on host `default`): run it on each machine with the same file.
                 """
         )
         @Option(help: "The topology file.") var topology: String
         @OptionGroup var data: DataDirOption
         @Option(help: "Move every endpoint to this base port (default: the topology's base_port).") var basePort: Int?
         @Option(help: "Seconds to wait for every node to sign in.") var timeout: Double = 30
+        @Option(help: ArgumentHelp("How to pack nodes into processes: \(Packing.help).", valueName: "mode")) var pack: String = "none"
+        @Option(help: "Start only the nodes placed on this host of the topology.") var host: String?
+
+        func validate() throws {
+            guard Packing(pack) != nil else { throw ValidationError("--pack \(pack): expected \(Packing.help)") }
+        }
 
         func run() throws {
             var loaded: Topology
@@ -42,16 +58,18 @@ struct ClusterCommand: ParsableCommand {
             let cluster = Cluster(dataDirectory: data.dataDir, log: { print($0) })
             let started = Date()
             do {
-                try cluster.up(topology: loaded, executable: currentExecutable(), timeoutSeconds: timeout)
+                let record = try cluster.up(topology: loaded, executable: currentExecutable(), timeoutSeconds: timeout,
+                                            packing: Packing(pack)!, host: host)
+                let processes = Set(record.nodes.map(\.pid)).count
+                print("cluster up: \(record.nodes.count) nodes in \(processes) processes signed in after \(String(format: "%.1f", Date().timeIntervalSince(started))) s (base port \(loaded.basePort), data in \(data.dataDir))")
             } catch {
                 throw Failure("\(error)")
             }
-            print("cluster up: \(loaded.nodes.count) nodes signed in after \(String(format: "%.1f", Date().timeIntervalSince(started))) s (base port \(loaded.basePort), data in \(data.dataDir))")
         }
     }
 
     struct Status: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print every node's tier, pid, up, signed in and messages handled.")
+        static let configuration = CommandConfiguration(abstract: "Print every node's tier, hosting process, pid, up, signed in and messages handled.")
         @OptionGroup var data: DataDirOption
         @Flag(help: "Print JSON instead of a table.") var json = false
 
@@ -65,23 +83,64 @@ struct ClusterCommand: ParsableCommand {
                 return
             }
             if rows.isEmpty { print("no nodes running (cluster is down)"); return }
-            let header = ["node", "tier", "pid", "up", "signed in", "state", "messages", "pending", "endpoint"]
-            let table = rows.map { [$0.node, $0.tier, String($0.pid), $0.up ? "yes" : "no", $0.signedIn ? "yes" : "no",
+            let header = ["node", "tier", "process", "pid", "up", "signed in", "state", "messages", "pending", "endpoint"]
+            let table = rows.map { [$0.node, $0.tier, $0.process, String($0.pid), $0.up ? "yes" : "no", $0.signedIn ? "yes" : "no",
                                     $0.state, String($0.messagesHandled), String($0.pending), $0.endpoint] }
             printTable(header: header, rows: table)
             let up = rows.filter(\.up).count
-            print("\(up) of \(rows.count) nodes up, \(rows.filter(\.signedIn).count) signed in")
+            print("\(up) of \(rows.count) nodes up in \(Set(rows.map(\.pid)).count) processes, \(rows.filter(\.signedIn).count) signed in")
+        }
+    }
+
+    struct Probe: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Settle one bill on every route class between the provinces of a running cluster.",
+            discussion: """
+                For every provincial unit: a local, an intra-city and an intra-province settlement (where it
+                has the counties for them), and a cross-province one to the next province of a ring drawn
+                from --seed, so each province is once the place of treatment and once of insurance. Prints
+                each answer and a summary per route class. Exit code 0 when every probe settled, 1 otherwise.
+                  settlenet cluster probe --data-dir run/national
+                """
+        )
+        @OptionGroup var target: ClusterTarget
+        @Option(help: "Seed of the ring and of the counties picked.") var seed: UInt64 = 1
+        @Option(help: "Seconds to wait for each answer.") var timeout: Double = 15
+        @Flag(help: "Print JSON instead of a table.") var json = false
+
+        func run() throws {
+            let topology = try target.load()
+            let probes = RouteProbe.plan(topology, seed: seed)
+            let outcomes: [RouteProbe.Outcome]
+            do { outcomes = try RouteProbe.run(probes, topology: topology, timeoutMs: Int(timeout * 1000)) } catch { throw Failure("\(error)") }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(outcomes), as: UTF8.self))
+            } else {
+                printTable(header: ["route", "treatment", "insured", "settled", "fund paid (fen)", "latency ms", "error"],
+                           rows: outcomes.map { [$0.route, $0.treatment, $0.insured, $0.settled ? "yes" : "no", String($0.fundPayFen),
+                                                 String(format: "%.1f", $0.latencyMs), $0.error ?? ""] })
+                for route in RouteClass.allCases {
+                    let mine = outcomes.filter { $0.route == route.rawValue }
+                    let latencies = mine.map(\.latencyMs).sorted()
+                    print("\(route.rawValue): \(mine.filter(\.settled).count) of \(mine.count) settled, latency median \(String(format: "%.1f", latencies.isEmpty ? 0 : latencies[latencies.count / 2])) ms")
+                }
+            }
+            if outcomes.isEmpty || outcomes.contains(where: { !$0.settled }) { throw ExitCode(1) }
         }
     }
 
     struct Restart: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop one node gracefully and start it again.")
+        static let configuration = CommandConfiguration(abstract: "Stop one node gracefully and start it again (with the nodes packed into its process).")
         @OptionGroup var data: DataDirOption
         @Option(help: "The node to restart, e.g. 370000.") var node: String
 
         func run() throws {
-            do { try Cluster(dataDirectory: data.dataDir, log: { print($0) }).restart(node: node) } catch { throw Failure("\(error)") }
-            print("node \(node) restarted and signed in")
+            let restarted: [String]
+            do { restarted = try Cluster(dataDirectory: data.dataDir, log: { print($0) }).restart(node: node) } catch { throw Failure("\(error)") }
+            let mates = restarted.filter { $0 != node }
+            print("node \(node) restarted and signed in\(mates.isEmpty ? "" : " with the \(mates.count) nodes of its process")")
         }
     }
 

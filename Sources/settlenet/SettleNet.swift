@@ -32,10 +32,14 @@ struct Failure: Error, CustomStringConvertible {
 func makeLogger(label: String) -> Logger {
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = ProcessInfo.processInfo.environment["SETTLENET_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        handler.logLevel = logLevelFromEnvironment()
         return handler
     }
     return Logger(label: label)
+}
+
+func logLevelFromEnvironment() -> Logger.Level {
+    ProcessInfo.processInfo.environment["SETTLENET_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
 }
 
 /// The path of the running settlenet binary, used to start node processes.
