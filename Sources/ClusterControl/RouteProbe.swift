@@ -27,6 +27,9 @@ public enum RouteProbe {
         /// What the fund paid, in fen, and the whole bill.
         public var fundPayFen: Int64
         public var totalFen: Int64
+        /// The answer's amounts in fen by interface field name: the same bill to the same person
+        /// must come back identical from any two clusters of one topology.
+        public var amountsFen: [String: Int64] = [:]
         public var latencyMs: Double
     }
 
@@ -96,7 +99,12 @@ public enum RouteProbe {
             if let response {
                 outcome.settled = response.infcode == 0 && response.errMsg.isEmpty
                 outcome.error = outcome.settled ? nil : "\(response.errCode) \(response.errMsg)"
-                if case .settlement(let output)? = response.output { outcome.fundPayFen = output.fundPaySumamt }
+                if case .settlement(let output)? = response.output {
+                    outcome.fundPayFen = output.fundPaySumamt
+                    outcome.amountsFen = ["medfee_sumamt": output.medfeeSumamt, "fund_pay_sumamt": output.fundPaySumamt,
+                                          "hifp_pay": output.hifpPay, "hifmi_pay": output.hifmiPay, "acct_pay": output.acctPay,
+                                          "psn_cash_pay": output.psnCashPay, "act_pay_dedc": output.actPayDedc, "balc": output.balc]
+                }
             }
             outcomes.append(outcome)
         }

@@ -41,6 +41,7 @@ public final class NodeServer {
     private let startedAtMs: Int64
     private var lastStatusMs: Int64 = 0
     private var lastStatusWritten: NodeStatus?
+    private var reportedSignedIn = false
     private var state = "starting"
     /// Most messages taken from one socket per round, so one busy peer cannot starve the rest
     /// and one transaction stays bounded.
@@ -170,18 +171,20 @@ public final class NodeServer {
             if spec.tier == .province && now - lastOutboxFlushMs >= outboxFlushIntervalMs { flushOutbox(now) }
             if now - lastTicketFlushMs >= 200 { flushTicketOutbox(now) }
             now = wallClockMs()
-            let wasSignedIn = machine.isSignedIn
             let wasReady = machine.isReady
             directives += machine.tick(nowMs: now)
             try execute(directives)
             if machine.isReady != wasReady { lastStatusMs = 0 }
-            if machine.isSignedIn && !wasSignedIn {
-                logger.info("signed in", metadata: ["parent": "\(spec.parent?.value ?? "-")"])
+            // Compared with what was last reported, not with the start of the round: the parent's
+            // answer to 9001 arrives in `drain`, before the round's tick.
+            if machine.isSignedIn != reportedSignedIn {
+                reportedSignedIn = machine.isSignedIn
+                if reportedSignedIn { logger.info("signed in", metadata: ["parent": "\(spec.parent?.value ?? "-")"]) }
                 lastStatusMs = 0
             }
-            // Fresh within a quarter second while busy, once a second while idle.
+            // Fresh within a quarter second while busy; on the pace's interval while idle.
             let busy = !directives.isEmpty
-            if now - lastStatusMs >= (busy ? 250 : pace.idleStatusMs) || machine.isSignedIn != wasSignedIn { writeStatus(now) }
+            if now - lastStatusMs >= (busy ? 250 : pace.idleStatusMs) { writeStatus(now) }
             flushDecisionTrace()
         }
         state = "stopped"

@@ -1,0 +1,104 @@
+import ClusterControl
+import Foundation
+import NetworkTopology
+import SettlementModel
+import Testing
+
+/// Nodes packed into processes: every node keeps its own sockets, ledger, sign-in and log, the
+/// cluster settles every route class, and the answers are the ones an unpacked cluster gives.
+@Suite(.serialized) struct PackingTests {
+    func statusRows(_ dataDirectory: String) throws -> [NodeStatusRow] {
+        let result = try settlenet(["cluster", "status", "--data-dir", dataDirectory, "--json"])
+        #expect(result.status == 0, "\(result.error)")
+        return try JSONDecoder().decode([NodeStatusRow].self, from: Data(result.output.utf8))
+    }
+
+    func probe(_ dataDirectory: String, seed: Int = 1) throws -> (status: Int32, outcomes: [RouteProbe.Outcome]) {
+        let result = try settlenet(["cluster", "probe", "--data-dir", dataDirectory, "--json", "--seed", String(seed)])
+        let outcomes = (try? JSONDecoder().decode([RouteProbe.Outcome].self, from: Data(result.output.utf8))) ?? []
+        #expect(!outcomes.isEmpty, "probe printed no outcomes: \(result.error)")
+        return (result.status, outcomes)
+    }
+
+    @Test func aPackedShandongClusterSettlesEveryRouteClass() throws {
+        let cluster = try TestCluster(topologyFile: "Topologies/shandong.yaml")
+        defer { cluster.shutDown(); cluster.removeFiles() }
+        let up = try settlenet(["cluster", "up", "--topology", cluster.topology.file, "--data-dir", cluster.dataDirectory,
+                                "--base-port", String(cluster.topology.basePort), "--pack", "province-tier", "--timeout", "120"])
+        try #require(up.status == 0, "cluster up failed: \(up.output)\(up.error)")
+
+        let rows = try statusRows(cluster.dataDirectory)
+        #expect(rows.count == cluster.topology.nodes.count)
+        #expect(rows.allSatisfy { $0.up && $0.signedIn })
+        // One process for the national node, and per province one each for the province, its cities, its counties.
+        #expect(Set(rows.map(\.process)) == ["000000", "370000-province", "370000-cities", "370000-counties",
+                                              "410000-province", "410000-cities", "410000-counties"])
+        #expect(Set(rows.map(\.pid)).count == 7)
+        #expect(rows.first { $0.node == "370211" }?.process == "370000-counties")
+        #expect(Set(rows.map(\.endpoint)).count == rows.count, "every packed node keeps its own endpoint")
+
+        let (status, outcomes) = try probe(cluster.dataDirectory)
+        #expect(status == 0)
+        for route in RouteClass.allCases {
+            let mine = outcomes.filter { $0.route == route.rawValue }
+            #expect(!mine.isEmpty && mine.allSatisfy(\.settled), "\(route.rawValue): \(mine.map { "\($0.treatment)->\($0.insured) \($0.error ?? "")" })")
+        }
+        #expect(outcomes.filter { $0.route == RouteClass.crossProvince.rawValue }.count == 2)
+
+        // Each packed node logs to its own file.
+        let log = try settlenet(["cluster", "logs", "--data-dir", cluster.dataDirectory, "--node", "370211"])
+        #expect(log.output.contains("signed in") && log.output.contains("node=370211"))
+        #expect(!log.output.contains("node=370202"))
+
+        // Restarting a packed node restarts its process, with every node in it signing in again.
+        let before = try #require(rows.first { $0.node == "370211" }?.pid)
+        let restart = try settlenet(["cluster", "restart", "--data-dir", cluster.dataDirectory, "--node", "370211"])
+        #expect(restart.status == 0, "\(restart.output)\(restart.error)")
+        #expect(restart.output.contains("with the \(rows.filter { $0.process == "370000-counties" }.count - 1) nodes of its process"))
+        let after = try statusRows(cluster.dataDirectory)
+        #expect(!isRunning(before))
+        #expect(after.allSatisfy { $0.up && $0.signedIn })
+        #expect(Set(after.filter { $0.process == "370000-counties" }.map(\.pid)).count == 1)
+
+        let pids = cluster.recordedPids
+        cluster.shutDown()
+        #expect(pids.allSatisfy { !isRunning($0) }, "cluster down leaves no packed process behind")
+    }
+
+    @Test func packedAndUnpackedClustersGiveTheSameAnswers() throws {
+        let unpacked = try TestCluster()
+        defer { unpacked.shutDown(); unpacked.removeFiles() }
+        let upA = try unpacked.up()
+        try #require(upA.status == 0, "\(upA.output)\(upA.error)")
+        let packed = try TestCluster()
+        defer { packed.shutDown(); packed.removeFiles() }
+        let upB = try settlenet(["cluster", "up", "--topology", packed.topology.file, "--data-dir", packed.dataDirectory,
+                                 "--base-port", String(packed.topology.basePort), "--pack", "4"])
+        try #require(upB.status == 0, "\(upB.output)\(upB.error)")
+        #expect(Set(try statusRows(packed.dataDirectory).map(\.pid)).count == 4, "15 nodes, at most 4 per process")
+
+        // Twice the same probes: the second round sees the first round's deductible and balances.
+        for seed in [3, 3] {
+            let a = try probe(unpacked.dataDirectory, seed: seed)
+            let b = try probe(packed.dataDirectory, seed: seed)
+            #expect(a.status == 0 && b.status == 0)
+            #expect(a.outcomes.count == b.outcomes.count)
+            for (one, other) in zip(a.outcomes, b.outcomes) {
+                #expect(one.route == other.route && one.treatment == other.treatment && one.insured == other.insured)
+                #expect(one.settled && other.settled)
+                #expect(!one.amountsFen.isEmpty && one.amountsFen == other.amountsFen,
+                        "\(one.treatment)->\(one.insured): \(one.amountsFen) unpacked, \(other.amountsFen) packed")
+            }
+        }
+    }
+
+    @Test func aBadPackModeIsRefusedBeforeAnythingStarts() throws {
+        let cluster = try TestCluster()
+        defer { cluster.shutDown(); cluster.removeFiles() }
+        let result = try settlenet(["cluster", "up", "--topology", cluster.topology.file, "--data-dir", cluster.dataDirectory,
+                                    "--pack", "by-mood"])
+        #expect(result.status != 0)
+        #expect(result.error.contains("--pack by-mood") && result.error.contains("province-tier"))
+        #expect(!FileManager.default.fileExists(atPath: "\(cluster.dataDirectory)/cluster.json"))
+    }
+}
