@@ -101,7 +101,10 @@ public enum TopologyGenerator {
         func nextPort() -> Int { defer { port += 1 }; return port }
         func quoted(_ text: String) -> String { "\"" + text.replacingOccurrences(of: "\"", with: "'") + "\"" }
 
-        lines.append("  - { id: \"000000\", tier: national, name: 国家医疗保障信息平台, port: \(nextPort()) }")
+        // With named hosts every node names one, the national node the first: a default host of
+        // 127.0.0.1 would be unreachable from the other machines.
+        let nationalHost = options.hosts.first.map { ", host: \($0.name)" } ?? ""
+        lines.append("  - { id: \"000000\", tier: national, name: 国家医疗保障信息平台, port: \(nextPort())\(nationalHost) }")
         var placed = 0
         for unit in all where full.contains(unit.code) || outline.contains(unit.code) {
             let isOutline = outline.contains(unit.code)
@@ -177,7 +180,8 @@ public enum TopologyGenerator {
             "# - Endpoints: tcp://<host>:<base_port + port>, ports numbered in file order.",
         ]
         if !options.hosts.isEmpty {
-            lines.append("# - Provinces are placed on the named hosts in turn; `cluster up --host NAME` starts one host's nodes.")
+            lines.append("# - The national node runs on the first named host; provinces are placed on the named hosts in")
+            lines.append("#   turn, their cities and counties with them. `cluster up --host NAME` starts one host's nodes.")
         }
         lines += [
             "name: \(options.name)",

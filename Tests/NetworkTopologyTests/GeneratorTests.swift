@@ -76,7 +76,8 @@ import SettlementModel
         #expect(topology.node(DivisionCode("370211")!)?.host == "east")
         #expect(topology.node(DivisionCode("410102")!)?.host == "west")
         #expect(topology.endpoint(of: DivisionCode("410102")!)?.hasPrefix("tcp://10.77.0.2:") == true)
-        #expect(topology.node(DivisionCode("000000")!)?.host == nil, "the national node runs on the default host")
+        #expect(topology.node(DivisionCode("000000")!)?.host == "east", "the national node runs on the first host")
+        #expect(topology.nodes.allSatisfy { $0.host != nil }, "no node is left on 127.0.0.1, unreachable from the other host")
     }
 
     @Test func theCommittedFilesAreWhatTheGeneratorMakes() throws {

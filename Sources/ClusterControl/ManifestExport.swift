@@ -1,0 +1,580 @@
+import Foundation
+import NetworkTopology
+import SettlementModel
+
+/// Deployment manifests for a topology (`cluster export`), so that operators who run a scheduler
+/// launch a cluster with it instead of `cluster up`. Pure: topology and options in, files out.
+///
+/// - kubernetes: one multi-document YAML file with a Namespace, a ConfigMap holding the topology
+///   rewritten so that every node's address is its Service (`sn-<id>`), one Deployment per
+///   process (as `packing` groups the nodes) and one Service per node.
+/// - systemd: one unit per process, `settlenet.target` over them and a README.txt; per named host
+///   a directory of its own when the topology places nodes on hosts.
+///
+/// Either way a process starts as `cluster up` starts it (`settlenet node --id A --id B ...`), and
+/// counts as started once `settlenet cluster ready` finds its nodes signed in.
+public enum ManifestExport {
+    public enum Format: String, CaseIterable, Sendable {
+        case kubernetes, systemd
+    }
+
+    public struct File: Sendable, Equatable {
+        /// Relative to the output directory.
+        public var path: String
+        public var contents: String
+
+        public init(path: String, contents: String) {
+            self.path = path
+            self.contents = contents
+        }
+    }
+
+    public struct Options: Sendable {
+        /// The container image with `settlenet` on its PATH (kubernetes).
+        public var image = "settlenet:latest"
+        public var namespace = "settlenet"
+        /// The settlenet binary on the target machines (systemd).
+        public var executable = "/usr/local/bin/settlenet"
+        /// The cluster's data directory on the target machines (systemd; kubernetes mounts /data).
+        public var dataDirectory = "/var/lib/settlenet"
+        /// Where the topology file is installed on the target machines (systemd); nil for
+        /// /etc/settlenet/<topology file name>.
+        public var topologyPath: String?
+
+        public init() {}
+    }
+
+    public struct ExportError: Error, CustomStringConvertible, Sendable {
+        public let description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    /// Where kubernetes pods find the topology and keep their data.
+    static let podTopologyDirectory = "/etc/settlenet"
+    static let podTopologyPath = "/etc/settlenet/topology.yaml"
+    static let podDataDirectory = "/data"
+    /// A ConfigMap holds at most 1 MiB, metadata included.
+    static let configMapLimit = 1_000_000
+
+    /// The Service, and so the address, of a node under kubernetes.
+    public static func serviceName(of id: DivisionCode) -> String { "sn-\(id.value)" }
+
+    /// The Deployment of a process under kubernetes.
+    public static func deploymentName(of group: Packing.Group) -> String { "sn-p-\(group.name.lowercased())" }
+
+    /// The unit of a process under systemd.
+    public static func unitName(of group: Packing.Group) -> String { "settlenet-\(group.name).service" }
+
+    /// The manifests for `topology` (read from a file named `topologyFileName` whose text is
+    /// `topologyText`), its nodes packed into processes as `packing` says.
+    public static func files(topology: Topology, topologyFileName: String, topologyText: String, packing: Packing,
+                             format: Format, options: Options = Options()) throws -> [File] {
+        guard !topology.nodes.isEmpty else { throw ExportError("the topology has no nodes") }
+        switch format {
+        case .kubernetes:
+            return try kubernetes(topology: topology, topologyFileName: topologyFileName, packing: packing, options: options)
+        case .systemd:
+            return try systemd(topology: topology, topologyFileName: topologyFileName, topologyText: topologyText,
+                               packing: packing, options: options)
+        }
+    }
+
+    // MARK: kubernetes
+
+    static func kubernetes(topology: Topology, topologyFileName: String, packing: Packing, options: Options) throws -> [File] {
+        let namespace = options.namespace
+        guard isDNSLabel(namespace) else {
+            throw ExportError("namespace \"\(namespace)\" is not a DNS label (lower-case letters, digits and '-', at most 63 characters)")
+        }
+        guard !options.image.isEmpty else { throw ExportError("the image is empty") }
+        let groups = packing.groups(of: topology.nodes, in: topology)
+        for group in groups where !isDNSLabel(deploymentName(of: group)) {
+            throw ExportError("process \(group.name) gives no valid Deployment name (\(deploymentName(of: group)))")
+        }
+        let rewritten = serviceTopologyText(topology, from: topologyFileName)
+        guard rewritten.utf8.count < configMapLimit else {
+            throw ExportError("the rewritten topology is \(rewritten.utf8.count) bytes: more than a ConfigMap holds (1 MiB)")
+        }
+        let topologyHash = fnv1a(rewritten)
+        let name = fileSafe(topology.name)
+
+        var documents: [[String]] = []
+        documents.append([
+            "# Generated by `settlenet cluster export --format kubernetes` from \(topologyFileName) (topology \(topology.name)):",
+            "# \(topology.nodes.count) nodes in \(groups.count) processes (packing \(packing)), one Deployment per process and",
+            "# one Service per node. Apply with:",
+            "#   kubectl apply --server-side -f settlenet-\(name).yaml",
+            "# (server-side: a client-side apply keeps a copy of the ConfigMap in an annotation, at most 256 KiB)",
+            "#   kubectl -n \(namespace) wait --for=condition=Available deployment -l app=settlenet --timeout=300s",
+            "# A pod is ready once all its nodes have signed in to their parents (`settlenet cluster ready`).",
+            "# Named hosts of the topology are ignored here: the scheduler places the pods.",
+            "apiVersion: v1",
+            "kind: Namespace",
+            "metadata:",
+            "  name: \(quoted(namespace))",
+            "  labels:",
+            "    app: settlenet",
+        ])
+
+        var configMap = [
+            "apiVersion: v1",
+            "kind: ConfigMap",
+            "metadata:",
+            "  name: settlenet-topology",
+            "  namespace: \(quoted(namespace))",
+            "  labels:",
+            "    app: settlenet",
+            "data:",
+            "  topology.yaml: |",
+        ]
+        configMap += rewritten.split(separator: "\n", omittingEmptySubsequences: false).dropLast(rewritten.hasSuffix("\n") ? 1 : 0)
+            .map { $0.isEmpty ? "" : "    " + $0 }
+        documents.append(configMap)
+
+        var hostedBy: [DivisionCode: Packing.Group] = [:]
+        for group in groups {
+            for id in group.nodes { hostedBy[id] = group }
+            documents.append(deployment(group, topology: topology, namespace: namespace, image: options.image, topologyHash: topologyHash))
+        }
+        for spec in topology.nodes {
+            guard let group = hostedBy[spec.id], let port = topology.port(of: spec.id) else { continue }
+            documents.append([
+                "apiVersion: v1",
+                "kind: Service",
+                "metadata:",
+                "  name: \(serviceName(of: spec.id))",
+                "  namespace: \(quoted(namespace))",
+                "  labels:",
+                "    app: settlenet",
+                "    settlenet/node: \(quoted(spec.id.value))",
+                "spec:",
+                "  selector:",
+                "    app: settlenet",
+                "    settlenet/process: \(quoted(group.name))",
+                "  # Route to the pod before it is ready: packed nodes sign in to each other through their",
+                "  # Services, and a node is only ready once signed in.",
+                "  publishNotReadyAddresses: true",
+                "  ports:",
+                "    - { name: zmq, port: \(port), targetPort: \(port), protocol: TCP }",
+            ])
+        }
+        let text = documents.map { $0.joined(separator: "\n") }.joined(separator: "\n---\n") + "\n"
+        return [File(path: "settlenet-\(name).yaml", contents: text)]
+    }
+
+    static func deployment(_ group: Packing.Group, topology: Topology, namespace: String, image: String, topologyHash: String) -> [String] {
+        let name = deploymentName(of: group)
+        var arguments = ["node", "--topology", podTopologyPath, "--data-dir", podDataDirectory]
+        var probe = ["settlenet", "cluster", "ready", "--data-dir", podDataDirectory]
+        for id in group.nodes {
+            arguments += ["--id", id.value]
+            probe += ["--node", id.value]
+        }
+        var lines = [
+            "apiVersion: apps/v1",
+            "kind: Deployment",
+            "metadata:",
+            "  name: \(name)",
+            "  namespace: \(quoted(namespace))",
+            "  labels:",
+            "    app: settlenet",
+            "    settlenet/process: \(quoted(group.name))",
+            "spec:",
+            "  replicas: 1",
+            "  # Never two copies of a node: they would both sign in and write one ledger.",
+            "  strategy:",
+            "    type: Recreate",
+            "  selector:",
+            "    matchLabels:",
+            "      app: settlenet",
+            "      settlenet/process: \(quoted(group.name))",
+            "  template:",
+            "    metadata:",
+            "      labels:",
+            "        app: settlenet",
+            "        settlenet/process: \(quoted(group.name))",
+            "      annotations:",
+            "        # Changes with the topology, so that applying a new one restarts the pods.",
+            "        settlenet/topology-hash: \(quoted(topologyHash))",
+            "    spec:",
+            "      # A node drains for up to 5 s after SIGTERM.",
+            "      terminationGracePeriodSeconds: 15",
+            "      containers:",
+            "        - name: node",
+            "          image: \(quoted(image))",
+            "          command: [\"settlenet\"]",
+            "          args: \(flowList(arguments))",
+            "          ports:",
+        ]
+        for id in group.nodes {
+            guard let port = topology.port(of: id) else { continue }
+            lines.append("            - { name: \(quoted("n-\(id.value)")), containerPort: \(port), protocol: TCP }")
+        }
+        lines += [
+            "          readinessProbe:",
+            "            exec:",
+            "              command: \(flowList(probe))",
+            "            periodSeconds: 2",
+            "            timeoutSeconds: 5",
+            "          volumeMounts:",
+            "            - { name: topology, mountPath: \(podTopologyDirectory), readOnly: true }",
+            "            - { name: data, mountPath: \(podDataDirectory) }",
+            "      volumes:",
+            "        - name: topology",
+            "          configMap:",
+            "            name: settlenet-topology",
+            "        - name: data",
+            "          # The ledgers live here. An emptyDir goes with the pod: production wants a",
+            "          # PersistentVolumeClaim (ReadWriteOnce, one per process), e.g.",
+            "          #   persistentVolumeClaim: { claimName: \(name)-data }",
+            "          emptyDir: {}",
+        ]
+        return lines
+    }
+
+    /// The topology as a file again, every node's address its Service, named hosts left out
+    /// (the scheduler places the pods). Loads with `TopologyLoader.parse`.
+    public static func serviceTopologyText(_ topology: Topology, from fileName: String) -> String {
+        var lines = [
+            "# \(fileName) rewritten by `settlenet cluster export --format kubernetes`: every node's address",
+            "# is its Service (sn-<id>), so that peers reach each other through the Services.",
+            "name: \(quoted(topology.name))",
+            "description: \(quoted("\(topology.name) behind Kubernetes Services"))",
+            "host: \(quoted(topology.host))",
+            "base_port: \(topology.basePort)",
+            "nodes:",
+        ]
+        for spec in topology.nodes {
+            var fields = ["id: \(quoted(spec.id.value))", "tier: \(spec.tier.rawValue)"]
+            if let parent = spec.parent { fields.append("parent: \(quoted(parent.value))") }
+            fields.append("name: \(quoted(spec.name))")
+            fields.append("port: \(spec.portOffset)")
+            if spec.tier == .county {
+                fields.append("hospitals: \(spec.hospitals)")
+                fields.append("population: \(spec.population)")
+            }
+            fields.append("address: \(serviceName(of: spec.id))")
+            if let policy = spec.policy {
+                fields.append("policy: { deductible_yuan: \(quoted(Money.yuanText(policy.deductibleFen))), "
+                              + "pool_ratio_outpatient: \(quoted(ratioText(policy.poolRatioOutpatientBp))), "
+                              + "pool_ratio_inpatient: \(quoted(ratioText(policy.poolRatioInpatientBp))), "
+                              + "annual_cap_yuan: \(quoted(Money.yuanText(policy.annualCapFen))), "
+                              + "large_amount_ratio: \(quoted(ratioText(policy.largeAmountRatioBp))), "
+                              + "acct_pay_in_fund: \(policy.acctPayInFund) }")
+            }
+            lines.append("  - { " + fields.joined(separator: ", ") + " }")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: systemd
+
+    static func systemd(topology: Topology, topologyFileName: String, topologyText: String, packing: Packing,
+                        options: Options) throws -> [File] {
+        for (label, value) in [("executable", options.executable), ("data directory", options.dataDirectory)] where !value.hasPrefix("/") {
+            throw ExportError("the \(label) must be an absolute path, not \"\(value)\"")
+        }
+        let topologyPath = options.topologyPath ?? "/etc/settlenet/\(topologyFileName)"
+        guard topologyPath.hasPrefix("/") else { throw ExportError("the topology path must be absolute, not \"\(topologyPath)\"") }
+
+        // Per named host a directory of its own (nodes without a host are on host `default`).
+        let hosted = topology.nodes.contains { $0.host != nil }
+        var hostNames: [String?] = [nil]
+        if hosted {
+            var seen: [String] = []
+            for spec in topology.nodes where !seen.contains(spec.host ?? "default") { seen.append(spec.host ?? "default") }
+            hostNames = seen
+            for host in seen where fileSafe(host) != host || host.isEmpty {
+                throw ExportError("host name \"\(host)\" cannot be a directory name")
+            }
+        }
+        var files: [File] = []
+        var perHost: [(host: String?, groups: [Packing.Group])] = []
+        for host in hostNames {
+            let nodes = try Cluster.nodes(of: topology, onHost: host)
+            let groups = packing.groups(of: nodes, in: topology)
+            perHost.append((host, groups))
+        }
+        for (host, groups) in perHost {
+            let directory = host.map { "\($0)/" } ?? ""
+            // Which process hosts each node, host by host (group names can repeat across hosts).
+            var processOf: [DivisionCode: String] = [:]
+            for group in groups { for id in group.nodes { processOf[id] = group.name } }
+            var units: [String] = []
+            for group in groups {
+                let unit = unitName(of: group)
+                units.append(unit)
+                files.append(File(path: directory + unit,
+                                  contents: unitText(group, topology: topology, topologyFileName: topologyFileName,
+                                                     topologyPath: topologyPath, processOf: processOf, host: host, options: options)))
+            }
+            files.append(File(path: directory + "settlenet.target",
+                              contents: targetText(units: units, topology: topology, host: host,
+                                                   nodes: groups.reduce(0) { $0 + $1.nodes.count })))
+            files.append(File(path: directory + topologyFileName,
+                              contents: topologyText.hasSuffix("\n") || topologyText.isEmpty ? topologyText : topologyText + "\n"))
+        }
+        files.append(File(path: "README.txt",
+                          contents: readmeText(topology: topology, topologyFileName: topologyFileName, topologyPath: topologyPath,
+                                               packing: packing, perHost: perHost, options: options)))
+        return files
+    }
+
+    static func unitText(_ group: Packing.Group, topology: Topology, topologyFileName: String, topologyPath: String,
+                         processOf: [DivisionCode: String], host: String?, options: Options) -> String {
+        let executable = options.executable
+        let data = options.dataDirectory
+        // The processes of the nodes' parents start first: a unit is started once its nodes signed in.
+        var parents: [String] = []
+        var remoteParents: [String] = []
+        for id in group.nodes {
+            guard let parent = topology.node(id)?.parent else { continue }
+            if let process = processOf[parent] {
+                if process != group.name && !parents.contains(process) { parents.append(process) }
+            } else if !remoteParents.contains(parent.value) {
+                remoteParents.append(parent.value)
+            }
+        }
+        let parentUnits = parents.map { "settlenet-\($0).service" }
+        let ids = group.nodes.map(\.value)
+        var node = [executable, "node", "--topology", topologyPath, "--data-dir", data, "--base-port", String(topology.basePort)]
+        var ready = [executable, "cluster", "ready", "--data-dir", data, "--wait", "60"]
+        for id in ids {
+            node += ["--id", id]
+            ready += ["--node", id]
+        }
+        let statusFiles = ids.map { DataLayout(root: data).statusPath(DivisionCode($0)!) }
+        let shown = ids.count > 8 ? ids.prefix(8).joined(separator: " ") + " and \(ids.count - 8) more" : ids.joined(separator: " ")
+        var lines = [
+            "# Generated by `settlenet cluster export --format systemd` from \(topologyFileName) (topology \(topology.name)\(host.map { ", host \($0)" } ?? "")).",
+            "# Process \(group.name): node\(ids.count == 1 ? "" : "s") \(ids.joined(separator: ", ")).",
+        ]
+        for parent in remoteParents {
+            let parentHost = topology.node(DivisionCode(parent)!)?.host ?? "default"
+            lines.append("# Parent node \(parent) runs on host \(parentHost): the nodes here retry until it is reachable.")
+        }
+        lines += [
+            "[Unit]",
+            "Description=SettleNet \(topology.name): process \(group.name) (\(shown))",
+            "PartOf=settlenet.target",
+            "After=" + (["network-online.target"] + parentUnits).joined(separator: " "),
+            "Wants=" + (["network-online.target"] + parentUnits).joined(separator: " "),
+            "",
+            "[Service]",
+            "Type=simple",
+        ]
+        if data.hasPrefix("/var/lib/") && data.count > "/var/lib/".count {
+            lines.append("StateDirectory=\(systemdEscaped(String(data.dropFirst("/var/lib/".count))))")
+        }
+        lines += [
+            "# A status file left by an earlier run must not count as signed in.",
+            "ExecStartPre=-/bin/rm -f " + statusFiles.map(systemdArgument).joined(separator: " "),
+            "ExecStart=" + node.map(systemdArgument).joined(separator: " "),
+            "# Started only once every node of the process has signed in to its parent (the units of",
+            "# the children wait for this).",
+            "ExecStartPost=" + ready.map(systemdArgument).joined(separator: " "),
+            "TimeoutStartSec=90",
+            "Restart=on-failure",
+            "RestartSec=2",
+            "# SIGTERM: the nodes refuse new requests, pass on answers in flight (up to 5 s) and flush their ledgers.",
+            "KillSignal=SIGTERM",
+            "TimeoutStopSec=15",
+            "LimitNOFILE=65536",
+            "",
+            "[Install]",
+            "WantedBy=settlenet.target",
+        ]
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func targetText(units: [String], topology: Topology, host: String?, nodes: Int) -> String {
+        [
+            "# Generated by `settlenet cluster export --format systemd`: every process of topology \(topology.name)\(host.map { " on host \($0)" } ?? "").",
+            "[Unit]",
+            "Description=SettleNet \(topology.name)\(host.map { " (host \($0))" } ?? ""): \(nodes) nodes in \(units.count) processes",
+            "Wants=" + units.joined(separator: " "),
+            "After=network-online.target",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+        ].joined(separator: "\n") + "\n"
+    }
+
+    static func readmeText(topology: Topology, topologyFileName: String, topologyPath: String, packing: Packing,
+                           perHost: [(host: String?, groups: [Packing.Group])], options: Options) -> String {
+        let hosted = perHost.first?.host != nil
+        let processes = perHost.reduce(0) { $0 + $1.groups.count }
+        var lines = [
+            "SettleNet \(topology.name) as systemd units",
+            "",
+            "Generated by `settlenet cluster export --format systemd` from \(topologyFileName): \(topology.nodes.count) nodes",
+            "in \(processes) processes (packing \(packing)). Each unit runs one process:",
+            "  \(options.executable) node --topology \(topologyPath) --data-dir \(options.dataDirectory) --id ...",
+            "and counts as started once its nodes have signed in to their parents (ExecStartPost runs",
+            "`settlenet cluster ready --wait 60`). The units of child nodes are ordered After= their",
+            "parents' units, and settlenet.target wants them all.",
+            "",
+        ]
+        if hosted {
+            lines += [
+                "The topology places its nodes on named hosts: each directory holds one machine's units.",
+                "On each machine, install only its own directory:",
+            ]
+            for (host, groups) in perHost {
+                let name = host ?? "default"
+                let address = " (\(topology.hosts[name] ?? topology.host))"
+                let nodes = groups.reduce(0) { $0 + $1.nodes.count }
+                lines.append("  \(name)/\(address): \(nodes) node\(nodes == 1 ? "" : "s") in \(groups.count) process\(groups.count == 1 ? "" : "es")")
+            }
+            lines.append("")
+        }
+        let directory = hosted ? "HOST/" : ""
+        var steps = [
+            "Install the settlenet binary at \(options.executable).",
+            "Copy the topology: install -D -m 644 \(directory)\(topologyFileName) \(topologyPath)",
+            "Copy the units:    cp \(directory)settlenet-*.service \(directory)settlenet.target /etc/systemd/system/",
+        ]
+        if !options.dataDirectory.hasPrefix("/var/lib/") {
+            // Under /var/lib systemd creates it (StateDirectory=).
+            steps.append("Create the data directory: mkdir -p \(options.dataDirectory)")
+        }
+        steps += [
+            "systemctl daemon-reload",
+            "systemctl start settlenet.target         (and `systemctl enable settlenet.target` to start at boot)",
+        ]
+        lines.append("Install (as root\(hosted ? ", from HOST/ on the machine HOST" : "")):")
+        lines += steps.enumerated().map { "  \($0 + 1). \($1)" }
+        lines += [
+            "",
+            "Then:",
+            "  systemctl list-units 'settlenet-*'          every process and its state",
+            "  journalctl -u settlenet-<process>           a process's output (a packed process's nodes log",
+            "                                              to \(options.dataDirectory)/logs/<id>.log)",
+            "  \(options.executable) cluster ready --data-dir \(options.dataDirectory) --node <id> ...",
+            "  systemctl stop settlenet.target             stops every process (SIGTERM, 15 s to drain)",
+            "",
+            "The ledgers stay in \(options.dataDirectory)/nodes/<id>/. Remove units of an earlier export that this one",
+            "did not write before installing: two units must never run the same node.",
+        ]
+        if hosted {
+            lines += ["", "Every machine must reach the others' addresses on the ports of their nodes (base port \(topology.basePort) + port)."]
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: text helpers
+
+    /// A YAML double-quoted scalar.
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7f {
+                    out += String(format: "\\x%02X", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    static func flowList(_ items: [String]) -> String { "[" + items.map(quoted).joined(separator: ", ") + "]" }
+
+    /// A ratio in basis points as the topology writes it: 5000 -> "0.5", 10000 -> "1".
+    static func ratioText(_ points: Int64) -> String {
+        let whole = points / 10_000
+        let fraction = points % 10_000
+        guard fraction != 0 else { return String(whole) }
+        var digits = String(fraction)
+        digits = String(repeating: "0", count: 4 - digits.count) + digits
+        while digits.hasSuffix("0") { digits.removeLast() }
+        return "\(whole).\(digits)"
+    }
+
+    /// `%` and `$` are specifiers and variables in unit files.
+    static func systemdEscaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "%", with: "%%").replacingOccurrences(of: "$", with: "$$")
+    }
+
+    /// One word of an Exec line, quoted when it holds blanks or quotes.
+    static func systemdArgument(_ text: String) -> String {
+        let escaped = systemdEscaped(text)
+        guard escaped.isEmpty || escaped.contains(where: { $0 == " " || $0 == "\t" || $0 == "\"" || $0 == "'" || $0 == "\\" || $0 == ";" }) else {
+            return escaped
+        }
+        return "\"" + escaped.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    static func isDNSLabel(_ text: String) -> Bool {
+        guard (1...63).contains(text.utf8.count), let first = text.utf8.first, let last = text.utf8.last else { return false }
+        func alnum(_ byte: UInt8) -> Bool { (0x61...0x7a).contains(byte) || (0x30...0x39).contains(byte) }
+        return alnum(first) && alnum(last) && text.utf8.allSatisfy { alnum($0) || $0 == 0x2d }
+    }
+
+    /// Letters, digits, '.', '_' and '-' kept; anything else becomes '-'.
+    static func fileSafe(_ text: String) -> String {
+        String(text.unicodeScalars.map { scalar -> Character in
+            let ok = scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || scalar == "." || scalar == "_" || scalar == "-")
+            return ok ? Character(scalar) : "-"
+        })
+    }
+
+    /// A short fingerprint of `text` (FNV-1a, 64 bits), in hex.
+    static func fnv1a(_ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return String(hash, radix: 16)
+    }
+}
+
+// MARK: readiness (`cluster ready`)
+
+extension Cluster {
+    /// Why node `id` is not ready, or nil when it is: its status file says it signed in and holds
+    /// the catalog, and the process that wrote it is alive.
+    public func whyNotReady(_ id: String) -> String? {
+        guard DivisionCode(id) != nil else { return "not a 6-digit division code" }
+        guard let status = readStatus(id) else { return "no status file" }
+        guard processIsAlive(status.pid) else { return "its process \(status.pid) is not running" }
+        guard status.signedIn else { return "not signed in" }
+        guard !status.catalogVersion.isEmpty else { return "no catalog yet" }
+        return nil
+    }
+
+    /// The nodes of `ids` that are not ready (see `whyNotReady`), in the order given.
+    public func notReady(nodes ids: [String]) -> [String] {
+        ids.filter { whyNotReady($0) != nil }
+    }
+
+    /// Waits up to `timeoutSeconds` (polling every 200 ms) for every node of `ids` to be ready;
+    /// returns those still not ready with the reason (empty when all are).
+    public func waitUntilReady(nodes ids: [String], timeoutSeconds: Double) -> [(id: String, reason: String)] {
+        let deadline = Date().addingTimeInterval(max(0, timeoutSeconds))
+        var waiting = ids
+        while true {
+            let missing = waiting.compactMap { id in whyNotReady(id).map { (id: id, reason: $0) } }
+            if missing.isEmpty || Date() >= deadline { return missing }
+            waiting = missing.map(\.id)
+            usleep(200_000)
+        }
+    }
+}
+
+/// True while `pid` is a live process (not a zombie), whoever's it is.
+private func processIsAlive(_ pid: Int32) -> Bool {
+    guard pid > 0 else { return false }
+    guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+    if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+       let close = stat.lastIndex(of: ")"),
+       stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z") {
+        return false
+    }
+    return true
+}

@@ -1,0 +1,299 @@
+import ClusterControl
+import Foundation
+import NetworkTopology
+import SettlementModel
+import Testing
+import Yams
+
+/// `cluster export` (Kubernetes manifests, systemd units) and `cluster ready`.
+@Suite struct ExportTests {
+    let minimal: Topology
+    let minimalText: String
+
+    init() throws {
+        let path = "\(repositoryRoot)/Topologies/minimal.yaml"
+        minimal = try TopologyLoader.load(path: path)
+        minimalText = try String(contentsOfFile: path, encoding: .utf8)
+    }
+
+    // MARK: kubernetes
+
+    @Test func kubernetesHasADeploymentPerProcessAndAServicePerNode() throws {
+        let files = try ManifestExport.files(topology: minimal, topologyFileName: "minimal.yaml", topologyText: minimalText,
+                                             packing: .provinceTier, format: .kubernetes, options: .init())
+        #expect(files.map(\.path) == ["settlenet-minimal.yaml"])
+        var sequence = try Yams.load_all(yaml: try #require(files.first).contents)
+        var documents: [[String: Any]] = []
+        while let document = sequence.next() { documents.append(try #require(document as? [String: Any])) }
+        #expect(sequence.error == nil, "the manifest is valid YAML")
+        func kind(_ name: String) -> [[String: Any]] { documents.filter { $0["kind"] as? String == name } }
+        #expect(documents.count == 24, "1 Namespace, 1 ConfigMap, 7 Deployments, 15 Services")
+
+        let namespaces = kind("Namespace")
+        #expect(namespaces.count == 1)
+        #expect(metadata(namespaces[0])["name"] as? String == "settlenet")
+
+        // The ConfigMap's topology loads and reaches every node through its Service.
+        let configMaps = kind("ConfigMap")
+        #expect(configMaps.count == 1)
+        let data = try #require(configMaps[0]["data"] as? [String: Any])
+        let text = try #require(data["topology.yaml"] as? String)
+        let rewritten = try TopologyLoader.parse(text, file: "topology.yaml")
+        #expect(rewritten.nodes.count == 15)
+        #expect(rewritten.basePort == minimal.basePort)
+        for spec in minimal.nodes {
+            #expect(rewritten.address(of: spec.id) == "sn-\(spec.id.value)")
+            #expect(rewritten.port(of: spec.id) == minimal.port(of: spec.id))
+            let copy = try #require(rewritten.node(spec.id))
+            #expect(copy.tier == spec.tier && copy.parent == spec.parent && copy.name == spec.name)
+            #expect(copy.hospitals == spec.hospitals && copy.population == spec.population)
+            #expect(copy.policy == spec.policy, "policies are kept")
+            #expect(rewritten.bindEndpoint(of: spec.id) == "tcp://*:\(minimal.port(of: spec.id)!)")
+        }
+
+        // One Deployment per process; every node in exactly one.
+        let groups = Packing.provinceTier.groups(of: minimal.nodes, in: minimal)
+        #expect(groups.count == 7)
+        let deployments = kind("Deployment")
+        #expect(deployments.count == groups.count)
+        var processOfNode: [String: String] = [:]
+        var deploymentNames: Set<String> = []
+        for deployment in deployments {
+            let meta = metadata(deployment)
+            let name = try #require(meta["name"] as? String)
+            deploymentNames.insert(name)
+            #expect(meta["namespace"] as? String == "settlenet")
+            let labels = try #require(meta["labels"] as? [String: Any])
+            #expect(labels["app"] as? String == "settlenet")
+            let process = try #require(labels["settlenet/process"] as? String, "process label is a string")
+            #expect(name == "sn-p-\(process.lowercased())")
+            let spec = try #require(deployment["spec"] as? [String: Any])
+            #expect(spec["replicas"] as? Int == 1)
+            let selector = try #require((spec["selector"] as? [String: Any])?["matchLabels"] as? [String: Any])
+            #expect(selector["settlenet/process"] as? String == process)
+            let template = try #require(spec["template"] as? [String: Any])
+            let podLabels = try #require((template["metadata"] as? [String: Any])?["labels"] as? [String: Any])
+            #expect(podLabels["settlenet/process"] as? String == process)
+            let podSpec = try #require(template["spec"] as? [String: Any])
+            let containers = try #require(podSpec["containers"] as? [[String: Any]])
+            #expect(containers.count == 1)
+            let container = containers[0]
+            #expect(container["image"] as? String == "settlenet:latest")
+            let arguments = (container["command"] as? [String] ?? []) + (container["args"] as? [String] ?? [])
+            #expect(Array(arguments.prefix(6)) == ["settlenet", "node", "--topology", "/etc/settlenet/topology.yaml", "--data-dir", "/data"])
+            let ids = idsAfter("--id", in: arguments)
+            let group = try #require(groups.first { $0.name == process })
+            #expect(ids == group.nodes.map(\.value))
+            for id in ids {
+                #expect(processOfNode[id] == nil, "node \(id) in two Deployments")
+                processOfNode[id] = process
+            }
+            let ports = try #require(container["ports"] as? [[String: Any]]).compactMap { $0["containerPort"] as? Int }
+            #expect(ports == group.nodes.map { minimal.port(of: $0)! })
+            let probe = try #require(container["readinessProbe"] as? [String: Any])
+            let probeCommand = try #require((probe["exec"] as? [String: Any])?["command"] as? [String])
+            #expect(probeCommand.joined(separator: " ").contains("cluster ready"))
+            #expect(idsAfter("--node", in: probeCommand) == ids)
+            #expect(probe["periodSeconds"] as? Int == 2)
+            let mounts = try #require(container["volumeMounts"] as? [[String: Any]]).compactMap { $0["mountPath"] as? String }
+            #expect(Set(mounts) == ["/etc/settlenet", "/data"])
+            let volumes = try #require(podSpec["volumes"] as? [[String: Any]])
+            #expect(volumes.contains { ($0["configMap"] as? [String: Any])?["name"] as? String == "settlenet-topology" })
+            #expect(volumes.contains { $0["emptyDir"] != nil })
+        }
+        #expect(Set(processOfNode.keys) == Set(minimal.nodes.map(\.id.value)))
+        #expect(deploymentNames.count == deployments.count)
+
+        // One Service per node, on the node's port, selecting the pod that hosts it.
+        let services = kind("Service")
+        #expect(services.count == 15)
+        var serviced: Set<String> = []
+        for service in services {
+            let name = try #require(metadata(service)["name"] as? String)
+            let id = try #require(DivisionCode(String(name.dropFirst(3))), "service \(name) is sn-<id>")
+            #expect(name.hasPrefix("sn-"))
+            serviced.insert(id.value)
+            let spec = try #require(service["spec"] as? [String: Any])
+            let selector = try #require(spec["selector"] as? [String: Any])
+            #expect(selector["settlenet/process"] as? String == processOfNode[id.value])
+            let ports = try #require(spec["ports"] as? [[String: Any]])
+            #expect(ports.count == 1)
+            #expect(ports.first?["port"] as? Int == minimal.port(of: id))
+            #expect(ports.first?["targetPort"] as? Int == minimal.port(of: id))
+        }
+        #expect(serviced == Set(minimal.nodes.map(\.id.value)))
+    }
+
+    @Test func kubernetesRejectsANamespaceThatIsNoDNSLabel() {
+        var options = ManifestExport.Options()
+        options.namespace = "Settle Net"
+        #expect(throws: ManifestExport.ExportError.self) {
+            try ManifestExport.files(topology: minimal, topologyFileName: "minimal.yaml", topologyText: minimalText,
+                                     packing: .none, format: .kubernetes, options: options)
+        }
+    }
+
+    // MARK: systemd
+
+    @Test func systemdWritesAUnitPerNodeOrderedAfterItsParent() throws {
+        let files = try ManifestExport.files(topology: minimal, topologyFileName: "minimal.yaml", topologyText: minimalText,
+                                             packing: .none, format: .systemd, options: .init())
+        let units = files.filter { $0.path.hasSuffix(".service") }
+        #expect(units.count == 15)
+        #expect(files.contains { $0.path == "settlenet.target" })
+        #expect(files.contains { $0.path == "README.txt" && $0.contents.contains("systemctl daemon-reload") })
+        #expect(files.first { $0.path == "minimal.yaml" }?.contents == minimalText, "the topology to install")
+        let target = try #require(files.first { $0.path == "settlenet.target" })
+        let wanted = Set(unitKeys(target.contents)["Wants"]?.flatMap { $0.split(separator: " ").map(String.init) } ?? [])
+        #expect(wanted == Set(units.map(\.path)))
+
+        for spec in minimal.nodes {
+            let unit = try #require(files.first { $0.path == "settlenet-\(spec.id.value).service" })
+            let keys = unitKeys(unit.contents)
+            let start = try #require(keys["ExecStart"]?.first)
+            #expect(start.hasPrefix("/usr/local/bin/settlenet node --topology /etc/settlenet/minimal.yaml --data-dir /var/lib/settlenet"))
+            #expect(start.contains("--id \(spec.id.value)"))
+            #expect(idsAfter("--id", in: start.split(separator: " ").map(String.init)) == [spec.id.value])
+            #expect(keys["Type"] == ["simple"])
+            #expect(keys["Restart"] == ["on-failure"])
+            #expect(keys["KillSignal"] == ["SIGTERM"])
+            #expect(keys["TimeoutStopSec"] == ["15"])
+            #expect(keys["LimitNOFILE"] == ["65536"])
+            let ready = try #require(keys["ExecStartPost"]?.first)
+            #expect(ready.contains("cluster ready --data-dir /var/lib/settlenet --wait 60 --node \(spec.id.value)"))
+            let after = keys["After"]?.joined(separator: " ") ?? ""
+            let wants = keys["Wants"]?.joined(separator: " ") ?? ""
+            if let parent = spec.parent {
+                #expect(after.contains("settlenet-\(parent.value).service"), "\(spec.id) starts after its parent")
+                #expect(wants.contains("settlenet-\(parent.value).service"))
+            } else {
+                #expect(!after.contains("settlenet-"))
+            }
+        }
+        // A county after its city.
+        let county = try #require(files.first { $0.path == "settlenet-370211.service" })
+        #expect(unitKeys(county.contents)["After"]?.joined(separator: " ").contains("settlenet-370200.service") == true)
+    }
+
+    @Test func systemdSplitsUnitsByNamedHost() throws {
+        let divisions = try DivisionData.load(directory: "\(repositoryRoot)/Topologies/divisions")
+        var options = TopologyGenerator.Options(name: "two")
+        options.provinces = ["37"]
+        options.counterparts = ["41"]
+        options.hosts = [("east", "10.77.0.1"), ("west", "10.77.0.2")]
+        let text = try TopologyGenerator.generate(divisions, options: options).yaml
+        let topology = try TopologyLoader.parse(text, file: "two.yaml")
+
+        let files = try ManifestExport.files(topology: topology, topologyFileName: "two.yaml", topologyText: text,
+                                             packing: .provinceTier, format: .systemd, options: .init())
+        let units = files.filter { $0.path.hasSuffix(".service") }
+        // The generator puts the national node on the first named host.
+        let directories = Set(files.compactMap { $0.path.split(separator: "/").count == 2 ? String($0.path.split(separator: "/")[0]) : nil })
+        #expect(directories == ["east", "west"])
+        #expect(units.allSatisfy { $0.path.split(separator: "/").count == 2 }, "every unit sits in its host's directory")
+        for directory in directories {
+            #expect(files.contains { $0.path == "\(directory)/settlenet.target" })
+            #expect(files.contains { $0.path == "\(directory)/two.yaml" && $0.contents == text })
+        }
+        #expect(files.contains { $0.path == "README.txt" })
+
+        var directoryOfNode: [String: String] = [:]
+        for unit in units {
+            let directory = String(unit.path.split(separator: "/")[0])
+            let start = try #require(unitKeys(unit.contents)["ExecStart"]?.first)
+            for id in idsAfter("--id", in: start.split(separator: " ").map(String.init)) {
+                #expect(directoryOfNode[id] == nil, "node \(id) in two units")
+                directoryOfNode[id] = directory
+                #expect((topology.node(DivisionCode(id)!)?.host ?? "default") == directory, "node \(id) on its own host")
+            }
+            // Ordered after parents only on the same machine: another machine's units are not installed here.
+            for dependency in (unitKeys(unit.contents)["After"] ?? []).flatMap({ $0.split(separator: " ") }) where dependency.hasPrefix("settlenet-") {
+                #expect(files.contains { $0.path == "\(directory)/\(dependency)" })
+            }
+        }
+        #expect(Set(directoryOfNode.keys) == Set(topology.nodes.map(\.id.value)))
+        #expect(directoryOfNode["370000"] == "east" && directoryOfNode["410000"] == "west")
+        #expect(directoryOfNode["000000"] == "east")
+    }
+
+    // MARK: cluster ready
+
+    @Test func readyNeedsSignInCatalogAndALiveProcess() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-ready-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let cluster = Cluster(dataDirectory: directory)
+        let alive = getpid()
+        let dead: Int32 = 99_999_999   // beyond any pid_max (at most 2^22)
+        try writeStatus(directory, "370211", pid: alive, signedIn: true, catalog: "2025.1")
+        try writeStatus(directory, "370202", pid: dead, signedIn: true, catalog: "2025.1")
+        try writeStatus(directory, "370102", pid: alive, signedIn: false, catalog: "")
+        try writeStatus(directory, "370103", pid: alive, signedIn: true, catalog: "")
+
+        #expect(cluster.notReady(nodes: ["370211"]).isEmpty)
+        #expect(cluster.notReady(nodes: ["370211", "370202", "370102", "370103", "370200"]) == ["370202", "370102", "370103", "370200"])
+        #expect(cluster.whyNotReady("370211") == nil)
+        #expect(cluster.whyNotReady("370202")?.contains("not running") == true)
+        #expect(cluster.whyNotReady("370102") == "not signed in")
+        #expect(cluster.whyNotReady("370103")?.contains("catalog") == true)
+        #expect(cluster.whyNotReady("370200") == "no status file")
+
+        // --wait: gives up after the time given, or returns as soon as the node is ready.
+        let started = Date()
+        let missing = cluster.waitUntilReady(nodes: ["370211", "370102"], timeoutSeconds: 0.5)
+        #expect(missing.map(\.id) == ["370102"])
+        #expect(Date().timeIntervalSince(started) >= 0.5)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) {
+            try? writeStatus(directory, "370102", pid: alive, signedIn: true, catalog: "2025.1")
+        }
+        #expect(cluster.waitUntilReady(nodes: ["370211", "370102"], timeoutSeconds: 10).isEmpty)
+        #expect(Date().timeIntervalSince(started) < 8)
+    }
+
+    @Test func theCommandsWriteFilesAndExitByReadiness() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-export-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let export = try settlenet(["cluster", "export", "--topology", "Topologies/minimal.yaml", "--format", "systemd",
+                                    "--pack", "province-tier", "--out", "\(directory)/units"])
+        #expect(export.status == 0, "\(export.output)\(export.error)")
+        let written = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/units")
+        #expect(written.filter { $0.hasSuffix(".service") }.count == 7)
+        let wrongPack = try settlenet(["cluster", "export", "--topology", "Topologies/minimal.yaml", "--format", "systemd",
+                                       "--pack", "tiers", "--out", "\(directory)/x"])
+        #expect(wrongPack.status != 0 && wrongPack.error.contains("province-tier"))
+
+        let data = "\(directory)/data"
+        try writeStatus(data, "370211", pid: getpid(), signedIn: true, catalog: "2025.1")
+        let ready = try settlenet(["cluster", "ready", "--data-dir", data, "--node", "370211"])
+        #expect(ready.status == 0, "\(ready.output)\(ready.error)")
+        let notReady = try settlenet(["cluster", "ready", "--data-dir", data, "--node", "370211", "--node", "370202"])
+        #expect(notReady.status == 1)
+        #expect(notReady.error.contains("370202") && !notReady.error.contains("370211"))
+    }
+}
+
+private func metadata(_ document: [String: Any]) -> [String: Any] { document["metadata"] as? [String: Any] ?? [:] }
+
+/// The values following each `flag` in an argument list.
+private func idsAfter(_ flag: String, in arguments: [String]) -> [String] {
+    zip(arguments, arguments.dropFirst()).filter { $0.0 == flag }.map(\.1)
+}
+
+/// A unit file's `Key=Value` lines (comments and sections left out), values per key in order.
+private func unitKeys(_ text: String) -> [String: [String]] {
+    var keys: [String: [String]] = [:]
+    for line in text.split(separator: "\n") where !line.hasPrefix("#") && !line.hasPrefix("[") {
+        guard let equals = line.firstIndex(of: "=") else { continue }
+        keys[String(line[..<equals]), default: []].append(String(line[line.index(after: equals)...]))
+    }
+    return keys
+}
+
+private func writeStatus(_ root: String, _ id: String, pid: Int32, signedIn: Bool, catalog: String) throws {
+    let layout = DataLayout(root: root)
+    let code = DivisionCode(id)!
+    try FileManager.default.createDirectory(atPath: layout.nodeDirectory(code), withIntermediateDirectories: true)
+    let status = NodeStatus(id: id, tier: "county", pid: pid, endpoint: "tcp://127.0.0.1:1", state: "running", signedIn: signedIn,
+                            signNo: signedIn ? "S1" : "", catalogVersion: catalog, startedAtMs: 0, updatedAtMs: 0,
+                            messagesHandled: 0, pending: 0)
+    try JSONEncoder().encode(status).write(to: URL(fileURLWithPath: layout.statusPath(code)), options: .atomic)
+}
