@@ -309,7 +309,7 @@ public final class NodeServer {
                     case .resolved(let resolution, let finalAnswer, let record):
                         let omsgid = resolution.omsgid
                         try tx.resolve(omsgid: omsgid, finalAnswer: try finalAnswer.serializedBytes(), nowMs: wallClockMs())
-                        try tx.recordTransit(record)
+                        try tx.recordTransit(record, resolution: true)
                         resolvedNow.append(omsgid)
                         logger.info("settlement in doubt resolved", metadata: ["settlement.msgid": "\(omsgid)",
                                                                                "outcome": "\(finalAnswer.warnMsg)"])
@@ -988,6 +988,7 @@ public final class NodeServer {
                                 catalogVersion: machine.catalog?.version ?? "",
                                 startedAtMs: startedAtMs, updatedAtMs: now, messagesHandled: messagesHandled,
                                 pending: machine.pendingCount)
+        status.resolving = machine.resolutions.count
         if var previous = lastStatusWritten {
             previous.updatedAtMs = now
             if previous == status { return }

@@ -368,19 +368,22 @@ public struct LedgerTransaction {
 
     // MARK: Every tier
 
+    static let transitUpsert = """
+        INSERT INTO transits (msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
+          medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(msgid) DO UPDATE SET setl_id = excluded.setl_id, medfee_sumamt = excluded.medfee_sumamt,
+          fund_pay_sumamt = excluded.fund_pay_sumamt, acct_pay = excluded.acct_pay, psn_cash_pay = excluded.psn_cash_pay,
+          infcode = excluded.infcode, err_code = excluded.err_code, state = excluded.state,
+          recorded_at_ms = excluded.recorded_at_ms
+        """
+
     /// Records what this tier saw of a settlement or reversal. A later, definite answer for
-    /// the same msgid replaces an earlier indefinite ('unknown') one; nothing else is replaced.
-    public func recordTransit(_ record: TransitRecord) throws {
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO transits (msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
-              medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(msgid) DO UPDATE SET setl_id = excluded.setl_id, medfee_sumamt = excluded.medfee_sumamt,
-              fund_pay_sumamt = excluded.fund_pay_sumamt, acct_pay = excluded.acct_pay, psn_cash_pay = excluded.psn_cash_pay,
-              infcode = excluded.infcode, err_code = excluded.err_code, state = excluded.state,
-              recorded_at_ms = excluded.recorded_at_ms
-            WHERE transits.state = 'unknown'
-            """)
+    /// the same msgid replaces an earlier indefinite ('unknown') one; nothing else is replaced,
+    /// except by `resolution`: the outcome a correction (2601) established is final, even over
+    /// an answer that arrived here earlier for a copy of the request the network since reversed.
+    public func recordTransit(_ record: TransitRecord, resolution: Bool = false) throws {
+        let statement = try db.cachedStatement(sql: resolution ? Self.transitUpsert + " WHERE true" : Self.transitUpsert + " WHERE transits.state = 'unknown'")
         let values: [(any DatabaseValueConvertible)?] = [
             record.msgid, record.infno, record.role.rawValue, record.mdtrtareaAdmvs, record.insuplcAdmdvs,
             record.fixmedinsCode, record.omsgid, record.setlID, record.medfeeSumamt, record.fundPaySumamt,

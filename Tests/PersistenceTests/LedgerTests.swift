@@ -93,6 +93,18 @@ import Testing
         #expect(try ledger.read { try $0.transit(msgid: "M1") }?.state == "settled")
         try ledger.write { tx in try tx.recordTransit(TransitRecord(request: meta, response: timeout, role: .relay, nowMs: 3)) }
         #expect(try ledger.read { try $0.transit(msgid: "M1") }?.setlID == "S1")
+
+        // The origin county re-sent the msgid after its hospital gave up, the copy's outcome was
+        // in doubt and a correction reversed it: the resolution's outcome replaces the early answer.
+        var reversed = WireResponse()
+        reversed.infcode = -1
+        reversed.errCode = ErrorCode.cancelledByCorrection.rawValue
+        let final = TransitRecord(request: meta, response: reversed, role: .relay, nowMs: 4)
+        try ledger.write { tx in try tx.recordTransit(final) }
+        #expect(try ledger.read { try $0.transit(msgid: "M1") }?.state == "settled", "an ordinary answer replaces nothing definite")
+        try ledger.write { tx in try tx.recordTransit(final, resolution: true) }
+        #expect(try ledger.read { try $0.transit(msgid: "M1") }?.state == final.state.rawValue)
+        #expect(final.state.rawValue != "settled")
     }
 
     @Test func thePopulationIsSeededOnceAndSurvivesReopening() throws {
