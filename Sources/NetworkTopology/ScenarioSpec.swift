@@ -15,6 +15,11 @@ public struct ScenarioSpec: Sendable {
     public var uploads: UploadLoad?
     public var thresholds: [ThresholdSpec]
     public var faults: [FaultSpec] = []
+    /// How the runner packs nodes into processes when it launches the cluster (`cluster up
+    /// --pack`); nil for one process per node.
+    public var pack: String?
+    /// Step the load up in multiples of a baseline and report the highest multiple held.
+    public var scale: ScaleSpec?
 
     /// A relative topology path resolves from the working directory first, then from the
     /// scenario file's folder; nil when neither exists.
@@ -26,6 +31,15 @@ public struct ScenarioSpec: Sendable {
         ]
         return candidates.first { FileManager.default.fileExists(atPath: $0) }
     }
+}
+
+/// `scale:`: the load's plateaus are multiples of a baseline rate; a plateau is held when its
+/// achieved rate reaches 95 % of its target with the p99 and error rate within these limits
+/// and nothing dropped.
+public struct ScaleSpec: Sendable, Equatable {
+    public var baselineRate: Double
+    public var p99Ms: Double
+    public var errorRate: Double
 }
 
 public struct SettlementLoad: Sendable, Equatable {
@@ -206,7 +220,9 @@ public enum ScenarioLoader {
         try parse(readTextFile(path, kind: "scenario"), file: path)
     }
 
-    static let topKeys: Set<String> = ["name", "description", "topology", "seed", "duration", "load", "thresholds", "faults"]
+    static let topKeys: Set<String> = ["name", "description", "topology", "seed", "duration", "load", "thresholds", "faults",
+                                       "pack", "scale"]
+    static let scaleKeys: Set<String> = ["baseline_rate", "p99_ms", "error_rate"]
     static let faultKeys: Set<String> = ["at", "pause", "for", "kill", "restart_after", "link", "delay", "jitter", "loss",
                                          "duplicate", "corrupt", "partition", "direction"]
     static let loadKeys: Set<String> = ["settlements", "uploads"]
@@ -294,9 +310,25 @@ public enum ScenarioLoader {
         if durationMs <= 0 && problems.isEmpty {
             problems.append(FileProblem(file: file, line: nil, field: "duration", message: "required for a constant-arrival-rate load (e.g. duration: 30s)"))
         }
+        let pack = top.scalar("pack", subject: nil, required: false, problems: &problems)
+        var scale: ScaleSpec?
+        if let node = top.node("scale"), let map = YAMLMap(node, path: "scale", file: file, problems: &problems) {
+            map.rejectUnknownKeys(scaleKeys, subject: nil, problems: &problems)
+            let baseline = numberValue(map, "baseline_rate", required: true, range: 0.001...1_000_000, file: file, problems: &problems)
+            let p99 = numberValue(map, "p99_ms", required: true, range: 0.001...3_600_000, file: file, problems: &problems)
+            let errors = numberValue(map, "error_rate", required: true, range: 0...1, file: file, problems: &problems)
+            if let baseline, let p99, let errors { scale = ScaleSpec(baselineRate: baseline, p99Ms: p99, errorRate: errors) }
+            if case .constantArrivalRate? = settlements?.executor {
+                problems.append(FileProblem(file: file, line: map.line, field: "scale",
+                                            message: "needs a ramping-arrival-rate settlement load whose plateaus (a stage with the previous stage's target) are multiples of baseline_rate"))
+            }
+        }
         if !problems.isEmpty { throw FileProblems(problems) }
-        return ScenarioSpec(name: name, file: file, topology: topology, seed: seed, durationMs: durationMs,
-                            settlements: settlements, uploads: uploads, thresholds: thresholds, faults: faults)
+        var spec = ScenarioSpec(name: name, file: file, topology: topology, seed: seed, durationMs: durationMs,
+                                settlements: settlements, uploads: uploads, thresholds: thresholds, faults: faults)
+        spec.pack = pack
+        spec.scale = scale
+        return spec
     }
 
     private static func parseFault(_ node: Node, path: String, file: String, problems: inout [FileProblem]) -> FaultSpec? {
@@ -546,7 +578,7 @@ public enum ScenarioLoader {
 /// The top-level fields of report.json a threshold may name.
 public enum ThresholdPaths {
     public static let roots: Set<String> = ["duration_s", "settlements", "reversals", "errors", "uploads", "dirty_data", "tickets",
-                                            "reconciliation"]
+                                            "reconciliation", "scale"]
     public static func isKnownRoot(_ path: String) -> Bool {
         guard let first = path.split(separator: ".").first else { return false }
         return roots.contains(String(first))

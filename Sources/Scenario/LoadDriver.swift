@@ -74,7 +74,8 @@ public final class LoadDriver {
                                       dirtyRate: uploads.dirtyRate, kinds: uploads.dirtyKinds, seed: seed &+ 4_101,
                                       duplicateLagBatches: 2 * batchesPerSecond, governance: uploads.governance)
         }
-        context = try Context()
+        // One socket per county: the whole country has 2,851, beyond libzmq's default of 1,023.
+        context = try Context(maxSockets: Int32(max(1_023, topology.counties.count + 64)))
         for county in topology.counties {
             let socket = try context.socket(.dealer)
             try socket.setLinger(milliseconds: 0)

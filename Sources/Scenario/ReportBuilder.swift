@@ -49,6 +49,9 @@ public enum ReportBuilder {
             stages: stages.enumerated().map { StageMark(index: $0, startS: $1.startS, label: $1.label) },
             thresholds: [], machine: MachineInfo(cores: ProcessInfo.processInfo.activeProcessorCount, build: build))
         report.planDigest = m.plan.hex
+        if let scale = spec.scale, let executor = spec.settlements?.executor {
+            report.scale = ScaleAnalysis.figures(scale, executor: executor, measurement: m)
+        }
         return applyThresholds(spec.thresholds, to: report)
     }
 

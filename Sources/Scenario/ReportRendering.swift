@@ -70,6 +70,15 @@ public enum ReportRendering {
         md.append("")
         md.append("**Identity violations:** \(grouped(s.identityViolations)) \(s.identityViolations == 0 ? "✓" : "✗")")
         md.append("")
+        if let scale = report.scale {
+            md.append("## Scale")
+            md.append("")
+            md.append(markdownTable(["Multiple", "Target /s", "Achieved /s", "p99 ms", "Error rate", "Dropped", "Held"],
+                                    scaleRows(scale), rightAligned: Set(0...5)))
+            md.append("")
+            md.append(scaleVerdict(scale))
+            md.append("")
+        }
         if !report.faults.isEmpty {
             md.append("## Faults")
             md.append("")
@@ -127,6 +136,12 @@ public enum ReportRendering {
             out.append("")
             out.append(textTable(["rule", "tier", "injected", "detected"], ruleRows(dirty, withChecks: false), rightAligned: [2, 3]))
         }
+        if let scale = report.scale {
+            out.append("")
+            out.append(textTable(["multiple", "target /s", "achieved /s", "p99 ms", "error rate", "dropped", "held"],
+                                 scaleRows(scale), rightAligned: Set(0...5)))
+            out.append(scaleVerdict(scale))
+        }
         if !report.thresholds.isEmpty {
             out.append("")
             out.append(textTable(
@@ -135,6 +150,16 @@ public enum ReportRendering {
                 rightAligned: [3]))
         }
         return out.joined(separator: "\n") + "\n"
+    }
+
+    static func scaleRows(_ scale: ScaleFigures) -> [[String]] {
+        scale.steps.map { ["×\(fixed($0.multiple, 2))", fixed($0.targetRatePerS, 0), fixed($0.achievedRatePerS, 1), fixed($0.p99Ms, 1),
+                           fixed($0.errorRate * 100, 2) + " %", grouped($0.dropped), $0.held ? "yes" : "no"] }
+    }
+
+    static func scaleVerdict(_ scale: ScaleFigures) -> String {
+        "Held ×\(fixed(scale.heldMultiple, 2)) the baseline of \(fixed(scale.baselineRatePerS, 0))/s (\(fixed(scale.heldRatePerS, 0)) settlements/s) "
+            + "with p99 ≤ \(fixed(scale.limitP99Ms, 0)) ms, errors ≤ \(fixed(scale.limitErrorRate * 100, 2)) %, nothing dropped."
     }
 
     // MARK: - HTML

@@ -30,10 +30,14 @@ public struct RunReport: Codable, Sendable {
     public var tickets: TicketFigures?
     /// Every ledger checked against the others at the end of the run (`settlenet reconcile`).
     public var reconciliation: ReconciliationFigures?
+    /// Present when the scenario stepped its load in multiples of a baseline (`scale:`).
+    public var scale: ScaleFigures?
+    /// How the cluster's nodes were packed into processes, when they were.
+    public var pack: String?
 
     enum CodingKeys: String, CodingKey {
         case scenario, seed, topology, passed, settlements, reversals, errors, timeline, stages, thresholds, machine, uploads, faults, tickets
-        case reconciliation
+        case reconciliation, scale, pack
         case dirtyData = "dirty_data"
         case planDigest = "plan_digest"
         case startedAt = "started_at"

@@ -88,14 +88,23 @@ public enum ScenarioRunner {
             throw ScenarioError(code: .runFailed, message: "cannot create output directory \(output): \(error)")
         }
 
+        var packing = Packing.none
+        if let pack = spec.pack {
+            guard let parsed = Packing(pack) else {
+                throw ScenarioError(code: .invalidScenario, message: "\(spec.file): field pack: \"\(pack)\" is not \(Packing.help)")
+            }
+            packing = parsed
+        }
         if options.attachDataDirectory == nil {
             guard let port = Cluster.freeBasePort(for: topology) else {
                 throw ScenarioError(code: .clusterUnavailable, message: "no free base port for \(topology.file)")
             }
             topology = topology.withBasePort(port)
             let launched = Cluster(dataDirectory: "\(output)/cluster", log: log)
-            log("launching \(topology.name) (\(topology.nodes.count) nodes, base port \(port), data in \(output)/cluster)")
-            do { try launched.up(topology: topology, executable: options.executable) } catch {
+            log("launching \(topology.name) (\(topology.nodes.count) nodes, base port \(port), packed \(packing), data in \(output)/cluster)")
+            // A large topology takes longer to sign in: allow a second per 50 nodes beyond the usual 30 s.
+            let timeout = 30 + Double(topology.nodes.count) / 50
+            do { try launched.up(topology: topology, executable: options.executable, timeoutSeconds: timeout, packing: packing) } catch {
                 throw ScenarioError(code: .clusterUnavailable, message: "\(error)")
             }
             cluster = launched
@@ -136,6 +145,8 @@ public enum ScenarioRunner {
                                          stages: ArrivalSchedule.stageStarts((load?.executor ?? spec.uploads?.executor)!),
                                          build: options.build)
         report.faults = faultRecords
+        report.pack = options.attachDataDirectory.flatMap { try? Cluster(dataDirectory: $0).record().packing }
+            ?? (packing == .none ? nil : packing.description)
         if spec.uploads != nil {
             do {
                 log("waiting for the provincial tiers to hand every record to the national store")
@@ -160,6 +171,9 @@ public enum ScenarioRunner {
         } catch {
             log("warning: cannot read the ticket registry: \(error)")
         }
+        // After an overload the nodes may still be resolving settlements in doubt: reconcile what
+        // they settle on, not a moment of the catch-up.
+        waitForQuiet(Cluster(dataDirectory: dataDirectory), topology: topology, timeoutS: 60, log: log)
         do {
             // Every settlement is answered by now; the provincial outboxes were waited for above.
             let result = Reconciler(topology: topology).check(try ClusterSnapshot.read(topology: topology, dataDirectory: dataDirectory))
@@ -181,5 +195,26 @@ public enum ScenarioRunner {
             throw ScenarioError(code: .runFailed, message: "cannot write the reports into \(output): \(error)")
         }
         return Outcome(report: report, outputDirectory: output)
+    }
+
+    /// Waits until no node has requests pending or settlements in doubt (status files), up to
+    /// `timeoutS`, saying what it waits for every 5 s.
+    static func waitForQuiet(_ cluster: Cluster, topology: Topology, timeoutS: Double, log: (String) -> Void) {
+        let started = Date()
+        var lastSaid = started
+        while true {
+            let busy = topology.nodes.compactMap { cluster.readStatus($0.id.value) }
+                .filter { $0.state == "running" && ($0.pending > 0 || ($0.resolving ?? 0) > 0) }
+            if busy.isEmpty { return }
+            if Date().timeIntervalSince(started) >= timeoutS {
+                log("warning: after \(Int(timeoutS)) s, \(busy.count) nodes still have requests pending or settlements in doubt; reconciling anyway")
+                return
+            }
+            if Date().timeIntervalSince(lastSaid) >= 5 {
+                lastSaid = Date()
+                log("waiting for \(busy.count) nodes to finish: \(busy.reduce(0) { $0 + $1.pending }) requests pending, \(busy.reduce(0) { $0 + ($1.resolving ?? 0) }) settlements in doubt")
+            }
+            usleep(200_000)
+        }
     }
 }

@@ -42,6 +42,8 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     public var updatedAtMs: Int64
     public var messagesHandled: Int64
     public var pending: Int
+    /// Settlements in doubt this node is still resolving (origin county).
+    public var resolving: Int?
 
     public init(id: String, tier: String, pid: Int32, endpoint: String, state: String, signedIn: Bool,
                 signNo: String, catalogVersion: String, startedAtMs: Int64, updatedAtMs: Int64, messagesHandled: Int64, pending: Int) {
