@@ -23,8 +23,14 @@ struct CommandResult {
 /// Runs the settlenet binary to completion from the repository root.
 @discardableResult
 func settlenet(_ arguments: [String]) throws -> CommandResult {
+    try runProgram(settlenetBinary, arguments)
+}
+
+/// Runs any program to completion from the repository root, capturing its output.
+@discardableResult
+func runProgram(_ path: String, _ arguments: [String]) throws -> CommandResult {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: settlenetBinary)
+    process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     process.currentDirectoryURL = URL(fileURLWithPath: repositoryRoot)
     // Files, not pipes: a pipe's reader would wait for every process holding its write end.
