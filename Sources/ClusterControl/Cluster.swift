@@ -148,8 +148,9 @@ public struct Cluster {
             }
             waiting = waiting.filter { node in
                 let status = readStatus(node.id)
-                // Ready: signed in to its parent and holding the catalog (1301).
-                return status?.pid != node.pid || status?.signedIn != true || status?.catalogVersion.isEmpty != false
+                // Ready, and reported by this very process rather than an earlier one.
+                guard let status, status.pid == node.pid else { return true }
+                return !status.isReady
             }
             if waiting.isEmpty { return }
             if Date() >= deadline {
@@ -319,6 +320,39 @@ public struct Cluster {
     }
 
     private func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
+// MARK: readiness (cluster ready, exported readiness probes)
+
+extension Cluster {
+    /// Why node `id` is not ready, or nil when it is: its status file says it signed in and holds
+    /// the catalog, and the process that wrote it is alive.
+    public func whyNotReady(_ id: String) -> String? {
+        guard DivisionCode(id) != nil else { return "not a 6-digit division code" }
+        guard let status = readStatus(id) else { return "no status file" }
+        guard Processes.isAlive(status.pid) else { return "its process \(status.pid) is not running" }
+        guard status.signedIn else { return "not signed in" }
+        guard status.isReady else { return "no catalog yet" }
+        return nil
+    }
+
+    /// The nodes of `ids` that are not ready (see `whyNotReady`), in the order given.
+    public func notReady(nodes ids: [String]) -> [String] {
+        ids.filter { whyNotReady($0) != nil }
+    }
+
+    /// Waits up to `timeoutSeconds` (polling every 200 ms) for every node of `ids` to be ready;
+    /// returns those still not ready with the reason (empty when all are).
+    public func waitUntilReady(nodes ids: [String], timeoutSeconds: Double) -> [(id: String, reason: String)] {
+        let deadline = Date().addingTimeInterval(max(0, timeoutSeconds))
+        var waiting = ids
+        while true {
+            let missing = waiting.compactMap { id in whyNotReady(id).map { (id: id, reason: $0) } }
+            if missing.isEmpty || Date() >= deadline { return missing }
+            waiting = missing.map(\.id)
+            usleep(200_000)
+        }
+    }
 }
 
 /// Asks the operating system whether a TCP port can be bound.

@@ -55,17 +55,23 @@ enum Processes {
     static func isNode(_ pid: pid_t, nodeID: String) -> Bool {
         guard pid > 0 else { return false }
         reap(pid)
-        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
-        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-           let close = stat.lastIndex(of: ")"),
-           stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z") {
-            return false
-        }
+        guard isAlive(pid) else { return false }
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
         let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
         // A packed process names each of its nodes with its own --id.
         let hosts = zip(arguments, arguments.dropFirst()).contains { $0 == "--id" && $1 == nodeID }
         return hosts && arguments.contains("node")
+    }
+
+    /// True while `pid` is a live process (not a zombie), whoever's it is.
+    static func isAlive(_ pid: pid_t) -> Bool {
+        guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+           let close = stat.lastIndex(of: ")"),
+           stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z") {
+            return false
+        }
+        return true
     }
 
     /// Collects the exit status of `pid` if it is our child and has exited (no zombies left).

@@ -45,6 +45,9 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     /// Settlements in doubt this node is still resolving (origin county).
     public var resolving: Int?
 
+    /// Ready for work: signed in to its parent and holding the catalog (1301).
+    public var isReady: Bool { signedIn && !catalogVersion.isEmpty }
+
     public init(id: String, tier: String, pid: Int32, endpoint: String, state: String, signedIn: Bool,
                 signNo: String, catalogVersion: String, startedAtMs: Int64, updatedAtMs: Int64, messagesHandled: Int64, pending: Int) {
         self.id = id
