@@ -377,13 +377,16 @@ public struct LedgerTransaction {
           infcode = excluded.infcode, err_code = excluded.err_code, state = excluded.state,
           recorded_at_ms = excluded.recorded_at_ms
         """
+    // Built once: recordTransit runs for every message a node passes on.
+    static let transitUpsertIfUnknown = transitUpsert + " WHERE transits.state = 'unknown'"
+    static let transitOverwrite = transitUpsert + " WHERE true"
 
     /// Records what this tier saw of a settlement or reversal. A later, definite answer for
     /// the same msgid replaces an earlier indefinite ('unknown') one; nothing else is replaced,
     /// except by `resolution`: the outcome a correction (2601) established is final, even over
     /// an answer that arrived here earlier for a copy of the request the network since reversed.
     public func recordTransit(_ record: TransitRecord, resolution: Bool = false) throws {
-        let statement = try db.cachedStatement(sql: resolution ? Self.transitUpsert + " WHERE true" : Self.transitUpsert + " WHERE transits.state = 'unknown'")
+        let statement = try db.cachedStatement(sql: resolution ? Self.transitOverwrite : Self.transitUpsertIfUnknown)
         let values: [(any DatabaseValueConvertible)?] = [
             record.msgid, record.infno, record.role.rawValue, record.mdtrtareaAdmvs, record.insuplcAdmdvs,
             record.fixmedinsCode, record.omsgid, record.setlID, record.medfeeSumamt, record.fundPaySumamt,
