@@ -104,6 +104,13 @@ public final class Socket {
 
     /// Receives one whole multipart message. With `wait: false` returns nil when none is queued.
     public func receive(wait: Bool = true) throws(ZeroMQError) -> [[UInt8]]? {
+        try receiveAuthenticated(wait: wait)?.frames
+    }
+
+    /// Receives one whole multipart message with the user id the ZAP handler gave its sender
+    /// (nil on a link that was not authenticated).
+    public func receiveAuthenticated(wait: Bool = true) throws(ZeroMQError) -> (frames: [[UInt8]], userID: String?)? {
+        var userID: String?
         var frames: [[UInt8]] = []
         var message = zmq_msg_t()
         zmq_msg_init(&message)
@@ -118,6 +125,9 @@ public final class Socket {
                 if code == EAGAIN && frames.isEmpty { return nil }
                 throw ZeroMQError(code: code, operation: "zmq_msg_recv")
             }
+            // Every frame of a message comes over the same link; the routing-id frame a ROUTER
+            // makes up carries no metadata, so any frame that has it will do.
+            if userID == nil, let property = zmq_msg_gets(&message, "User-Id") { userID = String(cString: property) }
             let size = zmq_msg_size(&message)
             if let data = zmq_msg_data(&message), size > 0 {
                 frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
@@ -125,7 +135,7 @@ public final class Socket {
                 frames.append([])
             }
         } while zmq_msg_more(&message) == 1
-        return frames
+        return (frames, userID)
     }
 
     // MARK: Options
@@ -194,7 +204,7 @@ public final class Socket {
         }
     }
 
-    private func setOption(_ option: Int32, _ value: Int32, _ name: String) throws(ZeroMQError) {
+    func setOption(_ option: Int32, _ value: Int32, _ name: String) throws(ZeroMQError) {
         var value = value
         try zmqCall("zmq_setsockopt(\(name))") {
             zmq_setsockopt(handle, option, &value, MemoryLayout<Int32>.size)
