@@ -39,16 +39,21 @@ let package = Package(
             name: "Persistence",
             dependencies: ["SettlementModel", "SettlementCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // CURVE keys, who may connect to whom (ZAP), and hospitals' credentials.
+        .target(
+            name: "LinkSecurity",
+            dependencies: ["ZeroMQ", "SettlementModel", "NetworkTopology", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "NodeRuntime",
             dependencies: [
-                "ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "Persistence",
+                "ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "Persistence", "LinkSecurity",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "ClusterControl",
-            dependencies: ["NetworkTopology", "SettlementModel", "SettlementCore", "ZeroMQ",
+            dependencies: ["NetworkTopology", "SettlementModel", "SettlementCore", "ZeroMQ", "LinkSecurity",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .target(
@@ -58,13 +63,13 @@ let package = Package(
         .target(
             name: "Scenario",
             dependencies: ["SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "ZeroMQ", "Persistence",
-                           "Reconciliation",
+                           "Reconciliation", "LinkSecurity",
                            .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         // The benchmark (`settlenet bench`): the transport baseline and the network's figures.
         .target(
             name: "Bench",
-            dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Scenario",
+            dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Scenario", "LinkSecurity",
                            .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
@@ -72,13 +77,14 @@ let package = Package(
             name: "settlenet",
             dependencies: [
                 "NodeRuntime", "Bench", "ClusterControl", "NetworkTopology", "SettlementModel", "SettlementCore", "Scenario", "Persistence",
-                "Reconciliation",
+                "Reconciliation", "LinkSecurity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "LinkSecurityTests", dependencies: ["LinkSecurity", "NetworkTopology", "SettlementModel", "ZeroMQ"]),
         .testTarget(name: "ReconciliationTests",
                     dependencies: ["Reconciliation", "Persistence", "NetworkTopology", "SettlementCore", "SettlementModel"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Scenario", "NetworkTopology", "SettlementModel", "SettlementCore"]),
@@ -88,7 +94,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Persistence", "Scenario",
-                           "Reconciliation", "Bench", .product(name: "GRDB", package: "GRDB.swift"),
+                           "Reconciliation", "Bench", "LinkSecurity", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Yams", package: "Yams")]
         ),
     ],

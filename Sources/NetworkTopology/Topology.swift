@@ -26,6 +26,19 @@ public struct NodeSpec: Equatable, Sendable {
     public var line: Int?
 }
 
+/// The topology's `security:` section (docs/SECURITY.md).
+public struct SecuritySettings: Equatable, Sendable {
+    /// Every link CURVE-encrypted, every peer admitted by its public key (ZAP).
+    public var curve: Bool
+    /// The key directory the topology names (absolute); nil: the cluster's data directory.
+    public var keysDirectory: String?
+
+    public init(curve: Bool, keysDirectory: String? = nil) {
+        self.curve = curve
+        self.keysDirectory = keysDirectory
+    }
+}
+
 /// A validated network: a tree of nodes with policies and endpoints.
 public struct Topology: Sendable {
     public var name: String
@@ -36,6 +49,10 @@ public struct Topology: Sendable {
     /// Named hosts and their addresses, for topologies spread over machines.
     public var hosts: [String: String]
     public var basePort: Int
+    /// Link security; nil (or `curve: false`) for plaintext links.
+    public var security: SecuritySettings?
+    /// Whether links are CURVE-encrypted and authenticated.
+    public var isSecured: Bool { security?.curve == true }
     public private(set) var nodes: [NodeSpec]
     private var index: [DivisionCode: Int]
     private var childIndex: [DivisionCode: [Int]]

@@ -9,7 +9,8 @@ public enum TopologyLoader {
         try parse(readTextFile(path, kind: "topology"), file: path)
     }
 
-    static let topKeys: Set<String> = ["name", "description", "host", "hosts", "base_port", "defaults", "nodes"]
+    static let topKeys: Set<String> = ["name", "description", "host", "hosts", "base_port", "defaults", "nodes", "security"]
+    static let securityKeys: Set<String> = ["curve", "keys"]
     static let hostKeys: Set<String> = ["name", "address"]
     static let defaultKeys: Set<String> = ["hospitals", "population"]
     static let nodeKeys: Set<String> = ["id", "tier", "parent", "name", "port", "policy", "hospitals", "population", "host", "address"]
@@ -41,6 +42,22 @@ public enum TopologyLoader {
             } else {
                 problems.append(FileProblem(file: file, line: hostsNode.mark?.line, field: "hosts", message: "expected a list of { name, address }"))
             }
+        }
+
+        var security: SecuritySettings?
+        if let securityNode = top.node("security"),
+           let map = YAMLMap(securityNode, path: "security", file: file, problems: &problems) {
+            map.rejectUnknownKeys(securityKeys, subject: nil, problems: &problems)
+            let curve = map.bool("curve", subject: nil, problems: &problems)
+            if curve == nil && map.node("curve") == nil {
+                problems.append(FileProblem(file: file, line: map.line, field: "security.curve",
+                                            message: "required but missing (true: every link CURVE-encrypted and authenticated)"))
+            }
+            // A relative key directory is relative to the topology file, wherever the command runs.
+            let keys = map.scalar("keys", subject: nil, required: false, problems: &problems).map { path in
+                path.hasPrefix("/") ? path : URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(path).standardizedFileURL.path
+            }
+            security = SecuritySettings(curve: curve ?? false, keysDirectory: keys)
         }
 
         var defaultHospitals = 3, defaultPopulation = 1_000
@@ -77,7 +94,8 @@ public enum TopologyLoader {
                 steps += 1
             }
         }
-        let topology = Topology(name: name, file: file, host: host, hosts: hosts, basePort: basePort, nodes: specs)
+        var topology = Topology(name: name, file: file, host: host, hosts: hosts, basePort: basePort, nodes: specs)
+        topology.security = security
         problems += TopologyValidator.problems(in: topology)
         if !problems.isEmpty { throw FileProblems(problems) }
         return topology

@@ -6,6 +6,7 @@
 ///     DIR/nodes/<id>/link-decisions.jsonl  what the node's link faults did to its messages
 ///     DIR/logs/<id>.log           the node's log
 ///     DIR/logs/process-<name>.log  a packed process's own output (start-up failures)
+///     DIR/keys/{public,secret}/<name>.key  CURVE keys of a secured cluster, when no other directory is named
 public struct DataLayout: Sendable {
     public let root: String
 
@@ -15,6 +16,7 @@ public struct DataLayout: Sendable {
 
     public var clusterFile: String { "\(root)/cluster.json" }
     public var logsDirectory: String { "\(root)/logs" }
+    public var keysDirectory: String { "\(root)/keys" }
     public func nodeDirectory(_ id: DivisionCode) -> String { "\(root)/nodes/\(id.value)" }
     public func ledgerPath(_ id: DivisionCode) -> String { "\(nodeDirectory(id))/ledger.sqlite" }
     public func statusPath(_ id: DivisionCode) -> String { "\(nodeDirectory(id))/status.json" }

@@ -1,0 +1,156 @@
+import Foundation
+import Logging
+import NetworkTopology
+import SettlementModel
+import Synchronization
+import ZeroMQ
+
+/// Who may open a link to a node: its children, its parent and, at county tier, the
+/// institutions registered there. Nobody else, whatever id they claim.
+public enum Admission {
+    public static func peers(of id: DivisionCode, in topology: Topology) -> [String] {
+        var names = topology.children(of: id).map(\.id.value)
+        if let parent = topology.node(id)?.parent { names.append(parent.value) }
+        return names + topology.institutions(of: id)
+    }
+}
+
+/// The keys one node works with: its own pair (as server to its children and hospitals, and
+/// as client of its parent), its parent's public key, and the public keys it admits.
+public struct NodeKeys: Sendable {
+    public let id: DivisionCode
+    public let own: CurveKeyPair
+    public let parentKey: String?
+    /// Public key (Z85) to the name it authenticates: a node id or an institution code.
+    public let admitted: [String: String]
+    /// Registered institutions with no key in the directory (`keys generate --hospitals N`):
+    /// they cannot connect.
+    public let institutionsWithoutKeys: Int
+
+    public init(id: DivisionCode, topology: Topology, keys: KeyDirectory) throws(KeyError) {
+        self.id = id
+        own = try keys.keyPair(id.value)
+        parentKey = try topology.node(id)?.parent.map { parent throws(KeyError) in try keys.publicKey(parent.value) }
+        var admitted: [String: String] = [:]
+        var missing = 0
+        let institutions = Set(topology.institutions(of: id))
+        for name in Admission.peers(of: id, in: topology) {
+            if institutions.contains(name) {
+                guard let key = try? keys.publicKey(name) else { missing += 1; continue }
+                admitted[key] = name
+            } else {
+                admitted[try keys.publicKey(name)] = name   // a node without a key breaks the tree: say so
+            }
+        }
+        self.admitted = admitted
+        institutionsWithoutKeys = missing
+    }
+}
+
+/// The ZAP handler of a process hosting nodes: each node's ROUTER is a CURVE server whose ZAP
+/// domain is the node's id, and a peer completing its handshake is admitted only if its
+/// public key is one the node admits. A refusal is logged to the node's log with the peer's
+/// address and key id, never anything it sent (it sent nothing yet: the handshake is not over).
+public final class AdmissionGate: Sendable {
+    private let handler: ZAPHandler
+
+    /// Refusals of one key at one node are logged once, then at most every 10 s with a count,
+    /// so a peer reconnecting in a loop cannot flood the log.
+    static let refusalLogIntervalMs: Int64 = 10_000
+
+    public init(context: Context, nodes: [NodeKeys], loggers: [DivisionCode: Logger]) throws {
+        let tables = Dictionary(nodes.map { ($0.id.value, $0.admitted) }, uniquingKeysWith: { first, _ in first })
+        let loggerByDomain = Dictionary(loggers.map { ($0.key.value, $0.value) }, uniquingKeysWith: { first, _ in first })
+        let refusals = RefusalLog()
+        handler = try ZAPHandler(context: context) { request in
+            let decision = AdmissionGate.decide(request, tables: tables)
+            if case .refuse(let reason) = decision, let logger = loggerByDomain[request.domain] {
+                refusals.note(request, reason: reason, logger: logger)
+            }
+            return decision
+        }
+    }
+
+    /// The pure decision: admitted under its name, or refused with why.
+    static func decide(_ request: ZAPRequest, tables: [String: [String: String]]) -> ZAPDecision {
+        guard let table = tables[request.domain] else { return .refuse(reason: "no node \(request.domain) here") }
+        guard request.mechanism == "CURVE", let key = request.clientKey else {
+            return .refuse(reason: "plaintext (\(request.mechanism)) link to a secured node")
+        }
+        guard let name = table[key] else { return .refuse(reason: "key not admitted") }
+        return .admit(userID: name)
+    }
+
+    public func stop() { handler.stop() }
+
+    /// Key id as logged: the public key itself (public, and what an operator greps the key directory for).
+    public static func keyID(_ key: String?) -> String { key ?? "none" }
+}
+
+/// Rate-limited refusal logging (called only on the ZAP handler's thread; the lock is for Sendable).
+final class RefusalLog: Sendable {
+    private struct Entry { var lastLoggedMs: Int64; var suppressed: Int }
+    private let entries = Mutex<[String: Entry]>([:])
+
+    func note(_ request: ZAPRequest, reason: String, logger: Logger) {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let id = "\(request.domain)|\(request.clientKey ?? request.address)"
+        let suppressed: Int? = entries.withLock { entries in
+            if var entry = entries[id] {
+                guard now - entry.lastLoggedMs >= AdmissionGate.refusalLogIntervalMs else {
+                    entry.suppressed += 1
+                    entries[id] = entry
+                    return nil
+                }
+                let count = entry.suppressed
+                entries[id] = Entry(lastLoggedMs: now, suppressed: 0)
+                return count
+            }
+            if entries.count > 10_000 { entries.removeAll() }   // bounded: a scan with fresh keys cannot grow it forever
+            entries[id] = Entry(lastLoggedMs: now, suppressed: 0)
+            return 0
+        }
+        guard let suppressed else { return }
+        logger.warning("peer refused", metadata: ["key.id": "\(AdmissionGate.keyID(request.clientKey))",
+                                                  "peer.address": "\(request.address)",
+                                                  "mechanism": "\(request.mechanism)", "reason": "\(reason)",
+                                                  "refusals.since_last": "\(suppressed)"])
+    }
+}
+
+/// Hospitals' keys, for the clients acting as hospitals (`settle`, the scenario runner, the
+/// benchmark, `cluster probe`): each institution connects to its county with its own pair.
+public final class HospitalKeys: @unchecked Sendable {   // the cache is guarded by its lock
+    public let directory: KeyDirectory
+    private let topology: Topology
+    private let cache = Mutex<[String: ClientCredentials]>([:])
+
+    public init(topology: Topology, directory: KeyDirectory) {
+        self.topology = topology
+        self.directory = directory
+    }
+
+    /// The credentials `institution` presents to `county`.
+    public func credentials(institution: String, county: DivisionCode) throws(KeyError) -> ClientCredentials {
+        let cacheKey = institution + "@" + county.value
+        if let known = cache.withLock({ $0[cacheKey] }) { return known }
+        let credentials = ClientCredentials(keys: try directory.keyPair(institution), serverKey: try directory.publicKey(county.value))
+        cache.withLock { $0[cacheKey] = credentials }
+        return credentials
+    }
+
+    /// The institutions of `county` holding a key, in registration order.
+    public func institutionsWithKeys(of county: DivisionCode) -> [String] {
+        topology.institutions(of: county).filter { FileManager.default.fileExists(atPath: directory.secretKeyPath($0)) }
+    }
+}
+
+/// What a CURVE client presents: its own pair, and the server's public key it expects.
+public struct ClientCredentials: Sendable {
+    public let keys: CurveKeyPair
+    public let serverKey: String
+
+    public func apply(to socket: Socket) throws(ZeroMQError) {
+        try socket.makeCurveClient(keys, serverKey: serverKey)
+    }
+}
