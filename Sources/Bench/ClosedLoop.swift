@@ -4,6 +4,7 @@ import NetworkTopology
 import Scenario
 import SettlementCore
 import SettlementModel
+import LinkSecurity
 import ZeroMQ
 
 /// Drives a running cluster as fast as it answers: `window` requests always in flight, a new
@@ -31,21 +32,17 @@ public final class ClosedLoop {
 
     private let topology: Topology
     private let context: Context
-    private var sockets: [Socket] = []
-    private var socketIndex: [DivisionCode: Int] = [:]
+    private let links: HospitalLinks
     private var sequences = InstitutionSequences()
 
-    public init(topology: Topology) throws {
+    /// `hospitalKeys`: the institutions' keys, on a secured topology.
+    public init(topology: Topology, hospitalKeys: HospitalKeys? = nil) throws {
         self.topology = topology
-        context = try Context()
-        for county in topology.counties {
-            let socket = try context.socket(.dealer)
+        context = try Context(maxSockets: Int32(max(1_023, HospitalLinks.socketCount(topology, secured: hospitalKeys != nil) + 64)))
+        links = try HospitalLinks(context: context, topology: topology, keys: hospitalKeys) { socket in
             try socket.setLinger(milliseconds: 0)
             try socket.setSendHighWaterMark(1_000_000)
             try socket.setReceiveHighWaterMark(1_000_000)
-            try socket.connect(topology.endpoint(of: county.id)!)
-            socketIndex[county.id] = sockets.count
-            sockets.append(socket)
         }
     }
 
@@ -99,10 +96,10 @@ public final class ClosedLoop {
         func send() throws {
             let (county, request) = try next()
             sentAt[request.msgid] = monotonicUs()
-            try sockets[socketIndex[county]!].send(WireCodec.frames(request))
+            try links.socket(for: request, county: county).send(WireCodec.frames(request))
         }
         for _ in 0..<window { try send() }
-        var poller = Poller(sockets)
+        var poller = Poller(links.sockets)
         let warmUpEnds = monotonicUs() + 1_000_000
         var startedUs: Int64 = 0, now: Int64 = 0
         var lastAnswerUs = monotonicUs()
@@ -111,7 +108,7 @@ public final class ClosedLoop {
             now = monotonicUs()
             if now - lastAnswerUs > 15_000_000 { throw BenchError("no answer from the cluster of \(topology.file) for 15 s with \(sentAt.count) requests in flight; see its node logs (settlenet cluster logs)") }
             for (index, isReadable) in readable.enumerated() where isReadable {
-                while let frames = try sockets[index].receive(wait: false) {
+                while let frames = try links.sockets[index].receive(wait: false) {
                     guard case .response(let response) = WireCodec.decode(frames[...]),
                           let sent = sentAt.removeValue(forKey: response.reqMsgid) else { continue }
                     lastAnswerUs = now
@@ -137,7 +134,7 @@ public final class ClosedLoop {
         while !sentAt.isEmpty && monotonicUs() < drainEnds {
             let readable = try poller.poll(timeoutMs: 200)
             for (index, isReadable) in readable.enumerated() where isReadable {
-                while let frames = try sockets[index].receive(wait: false) {
+                while let frames = try links.sockets[index].receive(wait: false) {
                     if case .response(let response) = WireCodec.decode(frames[...]) {
                         if sentAt.removeValue(forKey: response.reqMsgid) != nil, response.infcode == 0 { _ = records(response) }
                     }

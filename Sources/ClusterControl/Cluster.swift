@@ -1,4 +1,5 @@
 import Foundation
+import LinkSecurity
 import SettlementModel
 import NetworkTopology
 
@@ -21,6 +22,8 @@ public struct ClusterRecord: Codable, Sendable {
     public var packing: String?
     /// The host whose nodes this cluster started (`cluster up --host`); nil for every node.
     public var host: String?
+    /// The key directory of a secured cluster (absolute); nil for plaintext links.
+    public var keys: String?
 
     /// The nodes sharing a process with `id`, itself included.
     func processMates(of id: String) -> [Int] {
@@ -61,8 +64,12 @@ public struct Cluster {
     /// `host` when given) and waits until every one has signed in. On failure it stops whatever
     /// it started and throws with the nodes that did not sign in and their log tails.
     @discardableResult
+    ///
+    /// A secured topology's nodes take their keys from `keys`, else the directory the topology
+    /// names, else DATA_DIR/keys, where any missing keys are made first (so a secured cluster
+    /// starts with no extra step).
     public func up(topology: Topology, executable: String, timeoutSeconds: Double = 30,
-                   packing: Packing = .none, host: String? = nil) throws -> ClusterRecord {
+                   packing: Packing = .none, host: String? = nil, keys: String? = nil) throws -> ClusterRecord {
         if let existing = try? record(), existing.nodes.contains(where: { Processes.isNode($0.pid, nodeID: $0.id) }) {
             throw ClusterError("a cluster is already running in \(layout.root); run `settlenet cluster down --data-dir \(layout.root)` first")
         }
@@ -80,6 +87,9 @@ public struct Cluster {
         let topologyPath = URL(fileURLWithPath: topology.file).standardizedFileURL.path
         var started = ClusterRecord(topology: topologyPath, basePort: topology.basePort, executable: executable, nodes: [],
                                     packing: packing == .none ? nil : packing.description, host: host)
+        if topology.isSecured {
+            started.keys = try prepareKeys(topology: topology, explicit: keys, nodes: selected).root
+        }
         let groups = packing.groups(of: selected, in: topology)
         do {
             // Parents first, so children find their parent already bound (they retry anyway).
@@ -105,6 +115,26 @@ public struct Cluster {
         return started
     }
 
+    /// The key directory a secured cluster uses, with a key for every node it starts. Only the
+    /// cluster's own DATA_DIR/keys is filled in; a directory named by the operator is checked,
+    /// never written (its keys may be shared with other hosts).
+    private func prepareKeys(topology: Topology, explicit: String?, nodes: [NodeSpec]) throws -> KeyDirectory {
+        let directory = KeyDirectory.location(topology: topology, explicit: explicit.map(Cluster.absolute),
+                                              dataDirectory: Cluster.absolute(layout.root))
+        if explicit == nil && topology.security?.keysDirectory == nil {
+            let made = try directory.generate(for: KeyDirectory.names(in: topology))
+            if made.created > 0 { log("made \(made.created) CURVE key pairs in \(directory.root)") }
+        }
+        for spec in nodes {
+            do { _ = try NodeKeys(id: spec.id, topology: topology, keys: directory) } catch {
+                throw ClusterError("node \(spec.id): \(error)")
+            }
+        }
+        return directory
+    }
+
+    static func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
+
     /// The nodes placed on `host` (every node when nil); `default` names the nodes without a host.
     public static func nodes(of topology: Topology, onHost host: String?) throws -> [NodeSpec] {
         guard let host else { return topology.nodes }
@@ -126,6 +156,7 @@ public struct Cluster {
         var arguments = [record.executable, "node", "--topology", record.topology, "--data-dir", layout.root,
                          "--base-port", String(record.basePort)]
         for id in group.nodes { arguments += ["--id", id.value] }
+        if let keys = record.keys { arguments += ["--keys", keys] }
         let logPath = group.nodes.count == 1 ? layout.logPath(group.nodes[0]) : layout.processLogPath(group.name)
         return try Processes.spawn(arguments, logPath: logPath)
     }

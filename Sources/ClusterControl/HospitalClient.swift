@@ -1,4 +1,5 @@
 import Foundation
+import LinkSecurity
 import SettlementModel
 import ZeroMQ
 
@@ -9,11 +10,13 @@ public final class HospitalClient {
     private let socket: Socket
     public let endpoint: String
 
-    public init(endpoint: String) throws {
+    /// `credentials`: the institution's CURVE keys, for a county of a secured topology.
+    public init(endpoint: String, credentials: ClientCredentials? = nil) throws {
         self.endpoint = endpoint
         context = try Context()
         socket = try context.socket(.dealer)
         try socket.setLinger(milliseconds: 0)
+        try credentials?.apply(to: socket)
         try socket.setSendHighWaterMark(100_000)
         try socket.setReceiveHighWaterMark(100_000)
         try socket.connect(endpoint)

@@ -1,4 +1,5 @@
 import Foundation
+import LinkSecurity
 import NetworkTopology
 import SettlementCore
 import SettlementModel
@@ -75,7 +76,9 @@ public enum RouteProbe {
     }
 
     /// Sends every probe (one hospital per place of treatment, one at a time) and waits for each answer.
-    public static func run(_ probes: [Probe], topology: Topology, timeoutMs: Int = 15_000) throws -> [Outcome] {
+    /// `hospitalKeys`: the institutions' keys, on a secured topology.
+    public static func run(_ probes: [Probe], topology: Topology, timeoutMs: Int = 15_000,
+                           hospitalKeys: HospitalKeys? = nil) throws -> [Outcome] {
         var clients: [DivisionCode: HospitalClient] = [:]
         var outcomes: [Outcome] = []
         for (position, probe) in probes.enumerated() {
@@ -84,7 +87,8 @@ public enum RouteProbe {
                   let endpoint = topology.endpoint(of: probe.treatment) else {
                 throw ClusterError("probe \(probe.treatment) -> \(probe.insured): no hospital or insured person in \(topology.file)")
             }
-            let client = try clients[probe.treatment] ?? HospitalClient(endpoint: endpoint)
+            let credentials = try hospitalKeys?.credentials(institution: institution, county: probe.treatment)
+            let client = try clients[probe.treatment] ?? HospitalClient(endpoint: endpoint, credentials: credentials)
             clients[probe.treatment] = client
             let bill = Bill.composed(totalFen: 35_000 + Int64(position))
             var factory = RequestFactory(institution: institution, treatment: probe.treatment, firstSequence: Int.random(in: 0..<9_000))

@@ -1,4 +1,5 @@
 import Foundation
+import LinkSecurity
 import Logging
 import NetworkTopology
 import SettlementModel
@@ -17,9 +18,12 @@ public final class NodeHost {
     public let ids: [DivisionCode]
     let dataDirectory: String
     let makeLogger: @Sendable (DivisionCode) throws -> Logger
+    /// Where the nodes' keys are when the topology is secured.
+    let keys: KeyDirectory?
 
-    /// `makeLogger` gives each node its logger (a packed node logs to its own file).
-    public init(topology: Topology, ids: [DivisionCode], dataDirectory: String,
+    /// `makeLogger` gives each node its logger (a packed node logs to its own file). `keys`:
+    /// the key directory of a secured topology (default: `KeyDirectory.location`).
+    public init(topology: Topology, ids: [DivisionCode], dataDirectory: String, keys: KeyDirectory? = nil,
                 makeLogger: @escaping @Sendable (DivisionCode) throws -> Logger) throws {
         let unknown = ids.filter { topology.node($0) == nil }
         guard unknown.isEmpty else {
@@ -30,27 +34,43 @@ public final class NodeHost {
         self.ids = ids
         self.dataDirectory = dataDirectory
         self.makeLogger = makeLogger
+        self.keys = topology.isSecured ? keys ?? KeyDirectory.location(topology: topology, explicit: nil, dataDirectory: dataDirectory) : nil
     }
 
     /// Serves every node until SIGTERM/SIGINT. If one node fails, all are stopped and the
     /// first failure is thrown, so the process exits non-zero and `cluster up` reports it.
     public func run() throws {
+        if ids.count > 1 { NodeHost.raiseOpenFilesLimit() }
+        // Two sockets per node, and some to spare for libzmq's own (and the ZAP handler's).
+        let context = try Context(ioThreads: 1, maxSockets: Int32(max(1_023, ids.count * 2 + 64)))
+        var loggers: [DivisionCode: Logger] = [:]
+        for id in ids { loggers[id] = try makeLogger(id) }
+        // Secured: one ZAP gate for the whole process, up before any node binds.
+        var nodeKeys: [DivisionCode: NodeKeys] = [:]
+        var gate: AdmissionGate?
+        if let keys {
+            do {
+                for id in ids { nodeKeys[id] = try NodeKeys(id: id, topology: topology, keys: keys) }
+            } catch {
+                throw NodeError("keys of \(ids.count == 1 ? "node \(ids[0])" : "\(ids.count) nodes"): \(error)")
+            }
+            gate = try AdmissionGate(context: context, nodes: Array(nodeKeys.values), loggers: loggers)
+        }
+        defer { gate?.stop() }
         if ids.count == 1 {
-            try NodeServer(topology: topology, id: ids[0], dataDirectory: dataDirectory, logger: makeLogger(ids[0])).run()
+            try NodeServer(topology: topology, id: ids[0], dataDirectory: dataDirectory, logger: loggers[ids[0]]!,
+                           context: context, keys: nodeKeys[ids[0]]).run()
             return
         }
-        NodeHost.raiseOpenFilesLimit()
-        // Two sockets per node, and some to spare for libzmq's own.
-        let context = try Context(ioThreads: 1, maxSockets: Int32(ids.count * 2 + 64))
         let failures = Mutex<[String]>([])
         let finished = DispatchGroup()
         for id in ids {
             finished.enter()
-            let thread = Thread { [topology, dataDirectory, makeLogger] in
+            let thread = Thread { [topology, dataDirectory, loggers, nodeKeys] in
                 defer { finished.leave() }
                 do {
                     let server = try NodeServer(topology: topology, id: id, dataDirectory: dataDirectory,
-                                                logger: makeLogger(id), context: context, pace: .packed)
+                                                logger: loggers[id]!, context: context, pace: .packed, keys: nodeKeys[id])
                     try server.run()
                 } catch {
                     failures.withLock { $0.append("node \(id): \(error)") }

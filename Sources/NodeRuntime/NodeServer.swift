@@ -1,4 +1,5 @@
 import Foundation
+import LinkSecurity
 import Logging
 import Persistence
 import SettlementCore
@@ -36,6 +37,9 @@ public final class NodeServer {
     private let downstream: Socket
     private let upstream: Socket?
     private let endpoint: String
+    /// Secured topology: this node's keys; every message from below then carries the name its
+    /// key was admitted under, and is checked against who it claims to be.
+    private let keys: NodeKeys?
     private var settlementSerial: Int64
     private var messagesHandled: Int64 = 0
     private let startedAtMs: Int64
@@ -84,11 +88,17 @@ public final class NodeServer {
     private let outboxResendMs: Int64 = 5_000
 
     /// `context`: shared by the nodes of one process (one I/O thread for all); nil for a context of its own.
+    /// `keys`: required when the topology is secured (the process's `AdmissionGate` must be
+    /// running in `context` before the node binds).
     public init(topology: Topology, id: DivisionCode, dataDirectory: String, logger: Logger,
-                context sharedContext: Context? = nil, pace: Pace = .single) throws {
+                context sharedContext: Context? = nil, pace: Pace = .single, keys: NodeKeys? = nil) throws {
         guard let spec = topology.node(id) else {
             throw NodeError("node \(id) is not in topology \(topology.file)")
         }
+        guard keys != nil || !topology.isSecured else {
+            throw NodeError("node \(id): topology \(topology.file) is secured (security.curve) but no keys were given")
+        }
+        self.keys = keys
         self.spec = spec
         self.topology = topology
         self.layout = DataLayout(root: dataDirectory)
@@ -122,6 +132,7 @@ public final class NodeServer {
         try downstream.setMaxMessageSize(bytes: WireCodec.maxMessageBytes)
         try downstream.setSendHighWaterMark(100_000)
         try downstream.setReceiveHighWaterMark(100_000)
+        if let keys { try downstream.makeCurveServer(keys.own, zapDomain: id.value) }
         do {
             try downstream.bind(topology.bindEndpoint(of: id)!)
         } catch {
@@ -134,6 +145,7 @@ public final class NodeServer {
             try socket.setReconnectInterval(milliseconds: 100)
             try socket.setSendHighWaterMark(100_000)
             try socket.setReceiveHighWaterMark(100_000)
+            if let keys, let parentKey = keys.parentKey { try socket.makeCurveClient(keys.own, serverKey: parentKey) }
             try socket.connect(parentEndpoint)
             upstream = socket
         } else {
@@ -144,7 +156,11 @@ public final class NodeServer {
     /// Serves until SIGTERM/SIGINT (see `StopSignal`), then drains and returns.
     public func run() throws {
         logger.info("node started", metadata: ["endpoint": "\(endpoint)", "tier": "\(spec.tier.rawValue)",
-                                               "parent": "\(spec.parent?.value ?? "-")"])
+                                               "parent": "\(spec.parent?.value ?? "-")",
+                                               "links": "\(keys == nil ? "plaintext" : "curve")"])
+        if let keys, keys.institutionsWithoutKeys > 0 {
+            logger.warning("institutions without keys cannot connect", metadata: ["institutions": "\(keys.institutionsWithoutKeys)"])
+        }
         state = "running"
         var poller = Poller(upstream.map { [downstream, $0] } ?? [downstream])
         var drainStartedMs: Int64?
@@ -201,9 +217,10 @@ public final class NodeServer {
         let now = wallClockMs()
         for _ in 0..<drainLimit {
             let frames: [[UInt8]]
+            let userID: String?
             do {
-                guard let received = try socket.receive(wait: false) else { return }
-                frames = received
+                guard let received = try socket.receiveAuthenticated(wait: false) else { return }
+                (frames, userID) = received
             } catch {
                 logger.error("receive failed", metadata: ["error": "\(error)"])
                 return
@@ -219,6 +236,18 @@ public final class NodeServer {
                 peer = .downstream(frames[0])
                 body = frames.dropFirst()
             }
+            var institution: String?
+            if keys != nil, fixedPeer == nil {
+                switch authenticate(peer, userID: userID) {
+                case .node: break
+                case .institution(let code): institution = code
+                case .impostor(let claimed):
+                    // Not answered: an answer would go to the routing id, i.e. to the node it claims to be.
+                    logger.warning("message refused: routing id names another node", metadata: [
+                        "claimed": "\(claimed)", "authenticated": "\(userID ?? "none")"])
+                    continue
+                }
+            }
             guard let body = WireCodec.unsealed(body) else {
                 // Damaged on the link: dropped, as a lost message (the sender's deadline covers it).
                 logger.warning("integrity check failed: message dropped", metadata: ["peer": "\(describe(peer))"])
@@ -226,6 +255,15 @@ public final class NodeServer {
             }
             switch WireCodec.decode(body) {
             case .request(let request):
+                if let institution, request.fixmedinsCode != institution {
+                    // An institution acts only for itself: its key says who it is.
+                    logger.warning("request refused: institution is not the one authenticated", metadata: [
+                        "authenticated": "\(institution)", "error.code": "\(ErrorCode.institutionNotAuthenticated.rawValue)"])
+                    let answer = machine.error(.institutionNotAuthenticated, detail: "connection authenticated as \(institution)",
+                                               requestMsgid: request.msgid, receivedAtMs: now, nowMs: now)
+                    directives.append(.answer(answer, to: peer, record: nil))
+                    continue
+                }
                 if resolvedMsgids.contains(request.msgid), case .downstream = peer,
                    let final = try? ledger.read({ try $0.finalAnswer(omsgid: request.msgid) }) {
                     send(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: final)))
@@ -251,6 +289,24 @@ public final class NodeServer {
                 directives.append(.answer(answer, to: peer, record: nil))
             }
         }
+    }
+
+    private enum Sender {
+        case node
+        case institution(String)
+        /// Claims (by routing id) to be a child node its key is not.
+        case impostor(claimed: String)
+    }
+
+    /// Who sent a message from below on a secured link. The ZAP gate admitted the key and named
+    /// it (`userID`); the routing id is only the peer's claim, so a routing id naming a child
+    /// must be that child's key. Any other sender is the institution its key names, and may
+    /// send requests only as that institution.
+    private func authenticate(_ peer: Peer, userID: String?) -> Sender {
+        if let child = machine.nodeID(of: peer) {
+            return userID == child ? .node : .impostor(claimed: child)
+        }
+        return .institution(userID ?? "")
     }
 
     // MARK: Carrying out directives

@@ -2,6 +2,7 @@ import Foundation
 import NetworkTopology
 import SettlementCore
 import SettlementModel
+import LinkSecurity
 import ZeroMQ
 
 /// A moment of the run, for the live progress line.
@@ -31,8 +32,7 @@ public final class LoadDriver {
     private var generator: DirtyDataGenerator?
     public let durationUs: Int64
     private let context: Context
-    private var sockets: [Socket] = []
-    private var socketIndex: [DivisionCode: Int] = [:]
+    private let links: HospitalLinks
     private var sequences = InstitutionSequences()
     /// How long to wait for answers after the last arrival before counting them unanswered
     /// (longer than a node's 10 s forward timeout, so the network's own answer comes first).
@@ -57,8 +57,9 @@ public final class LoadDriver {
     public var clientTimeoutUs: Int64 = 8_500_000
     public var resolutionTimeoutUs: Int64 = 30_000_000
 
+    /// `hospitalKeys`: the institutions' keys, on a secured topology.
     public init(topology: Topology, load: SettlementLoad?, uploads: UploadLoad? = nil, catalog: Catalog = .national(),
-                seed: UInt64, durationMs: Int64) throws {
+                seed: UInt64, durationMs: Int64, hospitalKeys: HospitalKeys? = nil) throws {
         self.topology = topology
         self.load = load
         durationUs = durationMs * 1_000
@@ -74,16 +75,14 @@ public final class LoadDriver {
                                       dirtyRate: uploads.dirtyRate, kinds: uploads.dirtyKinds, seed: seed &+ 4_101,
                                       duplicateLagBatches: 2 * batchesPerSecond, governance: uploads.governance)
         }
-        // One socket per county: the whole country has 2,851, beyond libzmq's default of 1,023.
-        context = try Context(maxSockets: Int32(max(1_023, topology.counties.count + 64)))
-        for county in topology.counties {
-            let socket = try context.socket(.dealer)
+        // One socket per county (the whole country has 2,851, beyond libzmq's default of
+        // 1,023), or per institution on secured links.
+        let socketCount = HospitalLinks.socketCount(topology, secured: hospitalKeys != nil)
+        context = try Context(maxSockets: Int32(max(1_023, socketCount + 64)))
+        links = try HospitalLinks(context: context, topology: topology, keys: hospitalKeys) { socket in
             try socket.setLinger(milliseconds: 0)
             try socket.setSendHighWaterMark(1_000_000)
             try socket.setReceiveHighWaterMark(1_000_000)
-            try socket.connect(topology.endpoint(of: county.id)!)
-            socketIndex[county.id] = sockets.count
-            sockets.append(socket)
         }
     }
 
@@ -139,7 +138,7 @@ public final class LoadDriver {
         var batchArrivals = uploadSchedule?.makeIterator()
         var nextBatch = batchArrivals?.next()
         let catalogVersion = Catalog.national().version
-        var poller = Poller(sockets)
+        var poller = Poller(links.sockets)
         let start = monotonicUs()
         var lastProgressUs: Int64 = 0
         var answeredSinceProgress = 0
@@ -154,7 +153,7 @@ public final class LoadDriver {
             } else {
                 factory.settlement(psnNo: plan.psnNo, insured: plan.insured, bill: plan.bill, inpatient: plan.inpatient, nowMs: now)
             }
-            try sockets[socketIndex[plan.origin]!].send(WireCodec.frames(request))
+            try links.socket(for: request, county: plan.origin).send(WireCodec.frames(request))
             outstanding[request.msgid] = Outstanding(plan: plan, intendedUs: intendedUs, isReversal: omsgid != nil,
                                                      msgid: request.msgid, request: request)
             return request.msgid
@@ -214,7 +213,7 @@ public final class LoadDriver {
                 nextArrival = arrivals?.next()
             }
             for (msgid, batch) in batches where (batch.resendAtUs ?? .max) <= now {
-                try sockets[socketIndex[batch.plan.county]!].send(WireCodec.frames(batch.request))
+                try links.socket(for: batch.request, county: batch.plan.county).send(WireCodec.frames(batch.request))
                 batches[msgid]!.resendAtUs = nil
             }
             if governance != nil, let uploadLoad {
@@ -238,7 +237,7 @@ public final class LoadDriver {
             for (msgid, doubt) in inDoubt where doubt.nextQueryUs <= now && outstanding[msgid] == nil {
                 var item = doubt.item
                 item.isRequery = true
-                try sockets[socketIndex[item.plan.origin]!].send(WireCodec.frames(item.request))
+                try links.socket(for: item.request, county: item.plan.origin).send(WireCodec.frames(item.request))
                 outstanding[msgid] = item
                 inDoubt[msgid]!.nextQueryUs = now + requeryIntervalUs
             }
@@ -254,7 +253,7 @@ public final class LoadDriver {
             let readable = try poller.poll(timeoutMs: Int(max(0, min(50_000, waitUs)) / 1_000))
             now = monotonicUs() - start
             for (index, isReadable) in readable.enumerated() where isReadable {
-                while let frames = try sockets[index].receive(wait: false) {
+                while let frames = try links.sockets[index].receive(wait: false) {
                     guard case .response(let response) = WireCodec.decode(frames[...]) else { continue }
                     if let pending = batches[response.reqMsgid], pending.resendAtUs == nil,
                        response.errCode == ErrorCode.timeout.rawValue {
@@ -387,7 +386,7 @@ public final class LoadDriver {
                 input.event = "list"
                 input.subject = institution
                 request.input = .ticket(input)
-                try sockets[socketIndex[county.id]!].send(WireCodec.frames(request))
+                try links.socket(for: request, county: county.id).send(WireCodec.frames(request))
                 governance.listsInFlight[request.msgid] = institution
             }
         }
@@ -451,7 +450,7 @@ public final class LoadDriver {
         input.records = plan.records.map(\.record)
         input.catalogVersion = catalogVersion
         request.input = .upload(input)
-        try sockets[socketIndex[plan.county]!].send(WireCodec.frames(request))
+        try links.socket(for: request, county: plan.county).send(WireCodec.frames(request))
         return request
     }
 }

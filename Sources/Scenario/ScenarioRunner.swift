@@ -1,5 +1,6 @@
 import ClusterControl
 import Foundation
+import LinkSecurity
 import Reconciliation
 import NetworkTopology
 import SettlementModel
@@ -15,6 +16,8 @@ public struct ScenarioRunOptions: Sendable {
     /// The settlenet binary, to start node processes.
     public var executable: String
     public var build: String
+    /// The key directory of a secured topology (`--keys`); default: the topology's, else the cluster's own.
+    public var keys: String?
 
     public init(scenarioPath: String, topologyOverride: String? = nil, seedOverride: UInt64? = nil,
                 outputDirectory: String? = nil, attachDataDirectory: String? = nil, executable: String, build: String) {
@@ -104,7 +107,8 @@ public enum ScenarioRunner {
             log("launching \(topology.name) (\(topology.nodes.count) nodes, base port \(port), packed \(packing), data in \(output)/cluster)")
             // A large topology takes longer to sign in: allow a second per 50 nodes beyond the usual 30 s.
             let timeout = 30 + Double(topology.nodes.count) / 50
-            do { try launched.up(topology: topology, executable: options.executable, timeoutSeconds: timeout, packing: packing) } catch {
+            do { try launched.up(topology: topology, executable: options.executable, timeoutSeconds: timeout, packing: packing,
+                                 keys: options.keys) } catch {
                 throw ScenarioError(code: .clusterUnavailable, message: "\(error)")
             }
             cluster = launched
@@ -127,8 +131,15 @@ public enum ScenarioRunner {
         let startMs = Int64(startedAt.timeIntervalSince1970 * 1000)
         do {
             if spec.uploads != nil { countsBefore = try audit.counts() }
+            // Secured: the driver's hospitals present their institutions' keys, from where the cluster took its own.
+            let hospitalKeys = (try? Cluster(dataDirectory: dataDirectory).record())?.keys.map {
+                HospitalKeys(topology: topology, directory: KeyDirectory(root: options.keys ?? $0))
+            }
+            if topology.isSecured && hospitalKeys == nil {
+                throw ScenarioError(code: .clusterUnavailable, message: "\(topology.file) is secured but the cluster in \(dataDirectory) recorded no key directory")
+            }
             let driver = try LoadDriver(topology: topology, load: load, uploads: spec.uploads, seed: spec.seed,
-                                        durationMs: spec.durationMs)
+                                        durationMs: spec.durationMs, hospitalKeys: hospitalKeys)
             log("running \(spec.name): \(driver.expectedArrivals) settlements and \(driver.expectedBatches) upload batches over \(Double(spec.durationMs) / 1000) s, seed \(spec.seed)")
             // Decision traces of an earlier run on an attached cluster would count again.
             for node in topology.nodes { try? FileManager.default.removeItem(atPath: layout.linkDecisionsPath(node.id)) }

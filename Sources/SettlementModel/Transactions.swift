@@ -52,6 +52,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case oversizeMessage = "SN-E1007"
     case wrongNode = "SN-E1008"
     case unknownInstitution = "SN-E1009"
+    case institutionNotAuthenticated = "SN-E1010"
     // Business refusals at the insured county: definite.
     case unknownPerson = "SN-E2001"
     case notFiledOffsite = "SN-E2002"
@@ -65,6 +66,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case busy = "SN-E3004"               // definite: the pending table is full
     case catalogNotLoaded = "SN-E3005"   // definite: the node has not downloaded the catalog yet
     case deadlineTooShort = "SN-E3006"   // definite: too little time left to forward; not sent
+    case rateLimited = "SN-E3007"        // definite: the client sent beyond its share; not accepted
 
     public var message: String {
         switch self {
@@ -77,6 +79,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
         case .oversizeMessage: "message larger than the node accepts"
         case .wrongNode: "request sent to a node that does not serve that place of treatment"
         case .unknownInstitution: "institution not registered at this county"
+        case .institutionNotAuthenticated: "fixmedins_code is not the institution this connection's key belongs to"
         case .unknownPerson: "person not found at the insured place"
         case .notFiledOffsite: "person not filed for off-site care"
         case .unknownSettlement: "settlement to reverse not found"
@@ -88,6 +91,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
         case .busy: "node busy; request not accepted"
         case .catalogNotLoaded: "catalog not downloaded yet; upload not accepted, retry later"
         case .deadlineTooShort: "deadline too short to forward; request not sent"
+        case .rateLimited: "client over its request rate; request not accepted, retry later"
         }
     }
 

@@ -36,6 +36,11 @@ struct ClusterCommand: ParsableCommand {
 
                 --host starts only the nodes the topology places on that host (`hosts:` in the file;
                 nodes without a host are on host `default`): run it on each machine with the same file.
+
+                A secured topology (`security: { curve: true }`, e.g. Topologies/minimal-secure.yaml) encrypts
+                every link with CURVE and admits only known keys. Its keys come from --keys DIR, else the
+                directory the topology names, else DATA_DIR/keys, where `cluster up` makes any that are missing.
+                  settlenet cluster up --topology Topologies/minimal-secure.yaml --data-dir run/secure
                 """
         )
         @Option(help: "The topology file.") var topology: String
@@ -44,6 +49,7 @@ struct ClusterCommand: ParsableCommand {
         @Option(help: "Seconds to wait for every node to sign in.") var timeout: Double = 30
         @Option(help: ArgumentHelp("How to pack nodes into processes: \(Packing.help).", valueName: "mode")) var pack: String = "none"
         @Option(help: "Start only the nodes placed on this host of the topology.") var host: String?
+        @Option(help: "Key directory of a secured topology (default: the one it names, else DATA_DIR/keys, made if missing).") var keys: String?
 
         func validate() throws {
             guard Packing(pack) != nil else { throw ValidationError("--pack \(pack): expected \(Packing.help)") }
@@ -59,7 +65,7 @@ struct ClusterCommand: ParsableCommand {
             let started = Date()
             do {
                 let record = try cluster.up(topology: loaded, executable: currentExecutable(), timeoutSeconds: timeout,
-                                            packing: Packing(pack)!, host: host)
+                                            packing: Packing(pack)!, host: host, keys: keys)
                 let processes = Set(record.nodes.map(\.pid)).count
                 print("cluster up: \(record.nodes.count) nodes in \(processes) processes signed in after \(String(format: "%.1f", Date().timeIntervalSince(started))) s (base port \(loaded.basePort), data in \(data.dataDir))")
             } catch {
@@ -112,7 +118,8 @@ struct ClusterCommand: ParsableCommand {
             let topology = try target.load()
             let probes = RouteProbe.plan(topology, seed: seed)
             let outcomes: [RouteProbe.Outcome]
-            do { outcomes = try RouteProbe.run(probes, topology: topology, timeoutMs: Int(timeout * 1000)) } catch { throw Failure("\(error)") }
+            let keys = try target.hospitalKeys(for: topology)
+            do { outcomes = try RouteProbe.run(probes, topology: topology, timeoutMs: Int(timeout * 1000), hospitalKeys: keys) } catch { throw Failure("\(error)") }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ClusterControl
 import Foundation
+import LinkSecurity
 import NetworkTopology
 import SettlementCore
 import SettlementModel
@@ -29,7 +30,8 @@ struct DemoCommand: ParsableCommand {
         let directory = dataDir ?? "run/demo-\(CivilTime(unixMs: nowMs()).compact)"
         let cluster = Cluster(dataDirectory: directory, log: { print("  \($0)") })
         print("== cluster up: \(loaded.name), \(loaded.nodes.count) nodes, base port \(port), data in \(directory)")
-        do { try cluster.up(topology: loaded, executable: currentExecutable()) } catch { throw Failure("\(error)") }
+        let record: ClusterRecord
+        do { record = try cluster.up(topology: loaded, executable: currentExecutable()) } catch { throw Failure("\(error)") }
         defer {
             print("== cluster down")
             let killed = (try? cluster.down()) ?? []
@@ -37,7 +39,8 @@ struct DemoCommand: ParsableCommand {
         }
         var failures: [String] = []
         do {
-            try settleAll(loaded, failures: &failures)
+            try settleAll(loaded, keys: record.keys.map { HospitalKeys(topology: loaded, directory: KeyDirectory(root: $0)) },
+                          failures: &failures)
         } catch {
             failures.append("\(error)")
         }
@@ -56,9 +59,10 @@ struct DemoCommand: ParsableCommand {
         }
     }
 
-    private func settleAll(_ topology: Topology, failures: inout [String]) throws {
+    private func settleAll(_ topology: Topology, keys: HospitalKeys?, failures: inout [String]) throws {
         let origin = DivisionCode("370211")!
-        let client = try HospitalClient(endpoint: topology.endpoint(of: origin)!)
+        let credentials = try keys?.credentials(institution: topology.institutions(of: origin)[0], county: origin)
+        let client = try HospitalClient(endpoint: topology.endpoint(of: origin)!, credentials: credentials)
         var factory = RequestFactory(institution: topology.institutions(of: origin)[0], treatment: origin,
                                      firstSequence: Int.random(in: 0..<9_000))
         let routing = topology.routingTable

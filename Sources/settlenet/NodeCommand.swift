@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LinkSecurity
 import Logging
 import NodeRuntime
 import SettlementModel
@@ -26,6 +27,7 @@ struct NodeCommand: ParsableCommand {
     @Option(help: "The node's 6-digit division code, e.g. 370211; repeat to pack several nodes into this process.") var id: [String]
     @Option(help: "The cluster's data directory.") var dataDir: String
     @Option(help: "Override the topology's base_port (as cluster up --base-port does).") var basePort: Int?
+    @Option(help: "Key directory of a secured topology (default: the one the topology names, else DATA_DIR/keys).") var keys: String?
 
     func validate() throws {
         guard !id.isEmpty else { throw ValidationError("name at least one node with --id, e.g. --id 370211") }
@@ -50,12 +52,13 @@ struct NodeCommand: ParsableCommand {
         let host: NodeHost
         if codes.count == 1 {
             let logger = makeLogger(label: "settlenet.node")
-            host = try NodeHost(topology: loaded, ids: codes, dataDirectory: dataDir, makeLogger: { _ in logger })
+            host = try NodeHost(topology: loaded, ids: codes, dataDirectory: dataDir, keys: keyDirectory(loaded),
+                                makeLogger: { _ in logger })
         } else {
             let layout = DataLayout(root: dataDir)
             try FileManager.default.createDirectory(atPath: layout.logsDirectory, withIntermediateDirectories: true)
             let level = logLevelFromEnvironment()
-            host = try NodeHost(topology: loaded, ids: codes, dataDirectory: dataDir, makeLogger: { code in
+            host = try NodeHost(topology: loaded, ids: codes, dataDirectory: dataDir, keys: keyDirectory(loaded), makeLogger: { code in
                 Logger(label: "settlenet.node") { label in
                     (try? FileLogHandler(label: label, path: layout.logPath(code), level: level))
                         .map { $0 as LogHandler } ?? StreamLogHandler.standardError(label: label)
@@ -63,5 +66,9 @@ struct NodeCommand: ParsableCommand {
             })
         }
         do { try host.run() } catch { throw Failure("\(error)") }
+    }
+
+    private func keyDirectory(_ topology: Topology) -> KeyDirectory? {
+        topology.isSecured ? KeyDirectory.location(topology: topology, explicit: keys, dataDirectory: dataDir) : nil
     }
 }

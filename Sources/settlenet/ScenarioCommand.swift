@@ -31,12 +31,14 @@ struct ScenarioCommand: ParsableCommand {
         @Option(help: "Use this seed instead of the scenario's.") var seed: UInt64?
         @Option(help: "Directory for report.json, report.md and report.html.") var out: String?
         @Option(help: "Drive the cluster already running in this data directory instead of launching one.") var attach: String?
+        @Option(help: "Key directory of a secured topology (default: the one it names, else the launched cluster's own, made on start).") var keys: String?
 
         func run() throws {
             let interactive = isatty(STDERR_FILENO) == 1
-            let options = ScenarioRunOptions(scenarioPath: file, topologyOverride: topology, seedOverride: seed,
+            var options = ScenarioRunOptions(scenarioPath: file, topologyOverride: topology, seedOverride: seed,
                                              outputDirectory: out, attachDataDirectory: attach,
                                              executable: currentExecutable(), build: buildConfiguration)
+            options.keys = keys
             let outcome: ScenarioRunner.Outcome
             do {
                 outcome = try ScenarioRunner.run(options, log: { message in

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ClusterControl
 import Foundation
+import LinkSecurity
 import SettlementCore
 import SettlementModel
 import SwiftProtobuf
@@ -11,6 +12,7 @@ struct ClusterTarget: ParsableArguments {
     @Option(help: "The topology file (default: the one the cluster in --data-dir was started with).") var topology: String?
     @Option(help: "The cluster's data directory (gives the topology and base port it runs on).") var dataDir: String?
     @Option(help: "The base port the cluster runs on (default: from --data-dir, else the topology's).") var basePort: Int?
+    @Option(help: "Key directory of a secured topology (default: the cluster's, from --data-dir).") var keys: String?
 
     func validate() throws {
         if topology == nil && dataDir == nil {
@@ -34,6 +36,17 @@ struct ClusterTarget: ParsableArguments {
         } catch {
             throw Failure("topology problems:\n\(error)")
         }
+    }
+
+    /// The hospitals' keys when the topology is secured: --keys, else the running cluster's,
+    /// else the directory the topology names; nil for plaintext links.
+    func hospitalKeys(for topology: Topology) throws -> HospitalKeys? {
+        guard topology.isSecured else { return nil }
+        let recorded = dataDir.flatMap { try? Cluster(dataDirectory: $0).record() }?.keys
+        guard let root = keys ?? recorded ?? topology.security?.keysDirectory else {
+            throw Failure("\(topology.file) is secured (security.curve): give --keys DIR, or --data-dir of a cluster started from it")
+        }
+        return HospitalKeys(topology: topology, directory: KeyDirectory(root: root))
     }
 }
 
@@ -108,7 +121,8 @@ struct SettleCommand: ParsableCommand {
             request = factory.settlement(psnNo: psn, insured: insuredCode, bill: bill, inpatient: inpatient,
                                          useAccount: !noAccount, nowMs: now)
         }
-        let client = try HospitalClient(endpoint: topology.endpoint(of: atCode)!)
+        let credentials = try target.hospitalKeys(for: topology)?.credentials(institution: factory.institution, county: atCode)
+        let client = try HospitalClient(endpoint: topology.endpoint(of: atCode)!, credentials: credentials)
         guard let response = try client.call(request, timeoutMs: Int(timeout * 1000)) else {
             FileHandle.standardError.write(Data("no answer within \(timeout) s from node \(at) for msgid \(request.msgid): outcome unknown\n".utf8))
             throw ExitCode(2)
@@ -116,7 +130,13 @@ struct SettleCommand: ParsableCommand {
         var options = JSONEncodingOptions()
         options.preserveProtoFieldNames = true
         options.alwaysPrintInt64sAsNumbers = true
-        print(try response.jsonString(options: options))
+        // The person number is the hospital's to see, not the terminal's or a CI log's: masked.
+        var shown = response
+        if case .settlement(var output)? = shown.output {
+            output.psnNo = PersonalData.mask(output.psnNo)
+            shown.output = .settlement(output)
+        }
+        print(try shown.jsonString(options: options))
         if response.errCode == ErrorCode.timeout.rawValue { throw ExitCode(2) }   // indefinite: outcome unknown
         if response.infcode != 0 || !response.errMsg.isEmpty { throw ExitCode(1) }
     }

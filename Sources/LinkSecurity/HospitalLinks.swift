@@ -1,0 +1,52 @@
+import NetworkTopology
+import SettlementModel
+import ZeroMQ
+
+/// The hospitals' links to their county nodes, as the load tools (scenario runner, benchmark)
+/// open them. Plaintext: one DEALER per county, any of its institutions sends on it. Secured:
+/// one per institution, each presenting that institution's key, because a county accepts a
+/// request only from the institution its key names.
+public final class HospitalLinks {
+    public private(set) var sockets: [Socket] = []
+    private var byCounty: [DivisionCode: Int] = [:]
+    private var byInstitution: [String: Int] = [:]
+
+    /// `configure` sets each socket's options before it connects.
+    public init(context: Context, topology: Topology, keys: HospitalKeys?, configure: (Socket) throws -> Void) throws {
+        for county in topology.counties {
+            let endpoint = topology.endpoint(of: county.id)!
+            guard let keys else {
+                byCounty[county.id] = sockets.count
+                sockets.append(try open(context, endpoint, configure, credentials: nil))
+                continue
+            }
+            for institution in keys.institutionsWithKeys(of: county.id) {
+                if byCounty[county.id] == nil { byCounty[county.id] = sockets.count }
+                byInstitution[institution] = sockets.count
+                let credentials = try keys.credentials(institution: institution, county: county.id)
+                sockets.append(try open(context, endpoint, configure, credentials: credentials))
+            }
+        }
+    }
+
+    /// How many sockets a topology needs (for the context's socket limit).
+    public static func socketCount(_ topology: Topology, secured: Bool) -> Int {
+        secured ? topology.counties.reduce(0) { $0 + $1.hospitals } : topology.counties.count
+    }
+
+    private func open(_ context: Context, _ endpoint: String, _ configure: (Socket) throws -> Void,
+                      credentials: ClientCredentials?) throws -> Socket {
+        let socket = try context.socket(.dealer)
+        try configure(socket)
+        try credentials?.apply(to: socket)
+        try socket.connect(endpoint)
+        return socket
+    }
+
+    /// The socket `request` leaves on: its institution's own when secured (falling back to one
+    /// of the county's, where the county will refuse an institution without a key of its own).
+    public func socket(for request: WireRequest, county: DivisionCode) -> Socket {
+        if let own = byInstitution[request.fixmedinsCode] { return sockets[own] }
+        return sockets[byCounty[county]!]
+    }
+}
