@@ -75,6 +75,11 @@ public final class NodeServer {
     private let registryID: String
     /// County tier: the checks of uploads, built once the catalog is downloaded.
     private var validator: UploadValidator?
+    /// Each client connection's share of this node (docs/SECURITY.md); refusals are logged per
+    /// client every `rateReportIntervalMs`, not per message.
+    private var clientLimiter = ClientRateLimiter()
+    private var lastRateReportMs: Int64 = 0
+    private let rateReportIntervalMs: Int64 = 10_000
     /// Provincial tier: outbox batches sent to the national store and not yet acknowledged.
     private var outboxInFlight: [String: Int64] = [:]
     private var lastOutboxFlushMs: Int64 = 0
@@ -186,6 +191,7 @@ public final class NodeServer {
             if readable.count > 1, readable[1], let upstream { drain(upstream, from: .parent, into: &directives) }
             if spec.tier == .province && now - lastOutboxFlushMs >= outboxFlushIntervalMs { flushOutbox(now) }
             if now - lastTicketFlushMs >= 200 { flushTicketOutbox(now) }
+            if now - lastRateReportMs >= rateReportIntervalMs { reportRateRefusals(now) }
             now = wallClockMs()
             let wasReady = machine.isReady
             directives += machine.tick(nowMs: now)
@@ -253,7 +259,21 @@ public final class NodeServer {
                 logger.warning("integrity check failed: message dropped", metadata: ["peer": "\(describe(peer))"])
                 continue
             }
+            // A client over its share is refused before any work; a child node never is.
+            let withinShare: Bool
+            if case .downstream(let routingID) = peer, machine.nodeID(of: peer) == nil {
+                // By institution when authenticated: reconnecting under a new routing id buys no new share.
+                withinShare = clientLimiter.admit(institution.map { Array($0.utf8) } ?? routingID, nowMs: now)
+            } else {
+                withinShare = true
+            }
             switch WireCodec.decode(body) {
+            case .request(let request) where !withinShare:
+                let answer = machine.error(.rateLimited, detail: "more than \(EdgeLimits.clientRatePerS) messages/s from one client at node \(spec.id)",
+                                           requestMsgid: request.msgid, receivedAtMs: now, nowMs: now)
+                directives.append(.answer(answer, to: peer, record: nil))
+            case .malformed where !withinShare, .response where !withinShare:
+                continue   // a flood of garbage is not answered: counted, and logged in the client's refusal report
             case .request(let request):
                 if let institution, request.fixmedinsCode != institution {
                     // An institution acts only for itself: its key says who it is.
@@ -288,6 +308,16 @@ public final class NodeServer {
                                            receivedAtMs: now, nowMs: now)
                 directives.append(.answer(answer, to: peer, record: nil))
             }
+        }
+    }
+
+    private func reportRateRefusals(_ now: Int64) {
+        lastRateReportMs = now
+        for (client, refused) in clientLimiter.takeRefusals(nowMs: now) {
+            logger.warning("client over its rate: messages refused", metadata: [
+                "client": "\(client.first == UInt8(ascii: "H") ? String(decoding: client, as: UTF8.self) : client.map { String(format: "%02x", $0) }.joined())",
+                "refused": "\(refused)",
+                "limit_per_s": "\(EdgeLimits.clientRatePerS)", "error.code": "\(ErrorCode.rateLimited.rawValue)"])
         }
     }
 
