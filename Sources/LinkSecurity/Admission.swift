@@ -150,6 +150,11 @@ public struct ClientCredentials: Sendable {
     public let keys: CurveKeyPair
     public let serverKey: String
 
+    public init(keys: CurveKeyPair, serverKey: String) {
+        self.keys = keys
+        self.serverKey = serverKey
+    }
+
     public func apply(to socket: Socket) throws(ZeroMQError) {
         try socket.makeCurveClient(keys, serverKey: serverKey)
     }

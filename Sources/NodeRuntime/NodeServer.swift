@@ -40,6 +40,9 @@ public final class NodeServer {
     /// Secured topology: this node's keys; every message from below then carries the name its
     /// key was admitted under, and is checked against who it claims to be.
     private let keys: NodeKeys?
+    /// Secured: children whose routing id was last heard from under another node's key (one
+    /// took it while the child was away). Nothing is sent to them until the child speaks again.
+    private var routesHeldByImpostors: Set<String> = []
     private var settlementSerial: Int64
     private var messagesHandled: Int64 = 0
     private let startedAtMs: Int64
@@ -79,7 +82,7 @@ public final class NodeServer {
     /// client every `rateReportIntervalMs`, not per message.
     private var clientLimiter = ClientRateLimiter()
     private var lastRateReportMs: Int64 = 0
-    private let rateReportIntervalMs: Int64 = 10_000
+    private let rateReportIntervalMs: Int64 = 2_000
     /// Provincial tier: outbox batches sent to the national store and not yet acknowledged.
     private var outboxInFlight: [String: Int64] = [:]
     private var lastOutboxFlushMs: Int64 = 0
@@ -133,7 +136,9 @@ public final class NodeServer {
         context = try sharedContext ?? Context()
         downstream = try context.socket(.router)
         try downstream.setRouterMandatory(true)      // unroutable answers fail loudly, not silently
-        try downstream.setRouterHandover(true)       // a restarted child takes its identity back
+        // A restarted child takes its identity back; but on secured links no connection may take
+        // over a live one's routing id (another admitted key could then receive a child's traffic).
+        try downstream.setRouterHandover(keys == nil)
         try downstream.setMaxMessageSize(bytes: WireCodec.maxMessageBytes)
         try downstream.setSendHighWaterMark(100_000)
         try downstream.setReceiveHighWaterMark(100_000)
@@ -245,9 +250,10 @@ public final class NodeServer {
             var institution: String?
             if keys != nil, fixedPeer == nil {
                 switch authenticate(peer, userID: userID) {
-                case .node: break
+                case .node: if !routesHeldByImpostors.isEmpty, let child = machine.nodeID(of: peer) { routesHeldByImpostors.remove(child) }
                 case .institution(let code): institution = code
                 case .impostor(let claimed):
+                    routesHeldByImpostors.insert(claimed)
                     // Not answered: an answer would go to the routing id, i.e. to the node it claims to be.
                     logger.warning("message refused: routing id names another node", metadata: [
                         "claimed": "\(claimed)", "authenticated": "\(userID ?? "none")"])
@@ -998,6 +1004,7 @@ public final class NodeServer {
     private func send(_ message: Outgoing) -> Bool {
         // Only links between nodes are sealed and faulty; a hospital is no node.
         guard let peer = machine.nodeID(of: message.peer) else { return transmit(message) }
+        if routesHeldByImpostors.contains(peer) { return false }   // the routing id is not the child: unreachable
         var message = message
         message.frames = WireCodec.sealed(message.frames)
         guard !linkFaults.isEmpty else { return transmit(message) }
