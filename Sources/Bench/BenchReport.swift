@@ -76,6 +76,42 @@ public struct BenchReport: Codable, Sendable {
         }
     }
 
+    /// The same closed loop on the topology as given and on its secured twin (CURVE on every
+    /// link, a ZAP gate per process, a key per institution), interleaved so drift hits both.
+    public struct Security: Codable, Sendable {
+        public var window: Int
+        public var seconds: Double
+        /// Settlements/s of each plaintext and each secured round, in the order run.
+        public var plaintextPerS: [Double]
+        public var securedPerS: [Double]
+        public var plaintextP99Ms: Double
+        public var securedP99Ms: Double
+        public var securedErrors: Int
+        /// Mean secured rate over mean plaintext rate.
+        public var ratio: Double
+
+        public init(window: Int, seconds: Double, plaintext: [ClosedLoop.Result], secured: [ClosedLoop.Result]) {
+            self.window = window
+            self.seconds = seconds
+            plaintextPerS = plaintext.map(\.perSecond)
+            securedPerS = secured.map(\.perSecond)
+            plaintextP99Ms = plaintext.map(\.p99Ms).max() ?? 0
+            securedP99Ms = secured.map(\.p99Ms).max() ?? 0
+            securedErrors = secured.reduce(0) { $0 + $1.errors }
+            let mean = { (values: [Double]) in values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
+            ratio = mean(plaintextPerS) > 0 ? mean(securedPerS) / mean(plaintextPerS) : 0
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case window, seconds, ratio
+            case plaintextPerS = "plaintext_per_s"
+            case securedPerS = "secured_per_s"
+            case plaintextP99Ms = "plaintext_p99_ms"
+            case securedP99Ms = "secured_p99_ms"
+            case securedErrors = "secured_errors"
+        }
+    }
+
     public struct Target: Codable, Sendable {
         public var name: String
         public var target: String
@@ -92,6 +128,8 @@ public struct BenchReport: Codable, Sendable {
     public var latency: Latency?
     public var memory: Memory?
     public var uploads: Uploads?
+    /// The cost of security: the closed loop with CURVE and ZAP against without.
+    public var security: Security?
     /// Every ledger checked against the others after steps 2 and 3.
     public var reconciled: Bool?
     public var targets: [Target] = []
@@ -99,7 +137,7 @@ public struct BenchReport: Codable, Sendable {
     public init(machine: Machine) { self.machine = machine }
 
     enum CodingKeys: String, CodingKey {
-        case machine, baseline, settlements, latency, memory, uploads, reconciled, targets
+        case machine, baseline, settlements, latency, memory, uploads, security, reconciled, targets
         case ratioToBaseline = "ratio_to_baseline"
     }
 
@@ -157,6 +195,13 @@ public struct BenchReport: Codable, Sendable {
         if let uploads {
             row("uploads into the national store (batch \(uploads.batchSize))",
                 String(format: "%9.0f records/s (%d records in %.1f s)", uploads.perSecond, uploads.storedNational, uploads.seconds))
+        }
+        if let security {
+            row("secured / plaintext settlements, \(security.window) in flight",
+                String(format: "%9.1f %%   (%@ vs %@ /s; p99 %.2f vs %.2f ms)", 100 * security.ratio,
+                       security.securedPerS.map { String(format: "%.0f", $0) }.joined(separator: ", "),
+                       security.plaintextPerS.map { String(format: "%.0f", $0) }.joined(separator: ", "),
+                       security.securedP99Ms, security.plaintextP99Ms))
         }
         lines.append("")
         lines.append("targets:")

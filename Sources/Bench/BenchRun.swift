@@ -1,6 +1,7 @@
 import ClusterControl
 import Foundation
 import GRDB
+import LinkSecurity
 import NetworkTopology
 import Scenario
 import SettlementCore
@@ -23,6 +24,9 @@ public enum BenchRun {
         public var uploadWindow: Int
         public var uploadBatchSize: Int
         public var seed: UInt64
+        /// In-flight window and rounds of each kind for the security step (6); 0 rounds skips it.
+        public var securityWindow: Int = 128
+        public var securityRounds: Int = 2
 
         public init(topologyPath: String, output: String, executable: String, build: String, seconds: Double = 8,
                     baselineWindow: Int = 256, windows: [Int] = [32, 128, 256], latencyRate: Int = 1_000, latencySeconds: Int = 15,
@@ -48,7 +52,7 @@ public enum BenchRun {
             throw BenchError("no 7 consecutive free ports on \(topology.host) between 20000 and 60000 for the relay chain; free some ports and run again")
         }
         let frames = WireCodec.sealed(WireCodec.frames(try sampleCrossProvinceRequest(topology)))
-        log("1/5 transport baseline: 7 processes (6 zmq_proxy relays and an echo), \(options.baselineWindow) in flight, \(options.seconds) s")
+        log("1/6 transport baseline: 7 processes (6 zmq_proxy relays and an echo), \(options.baselineWindow) in flight, \(options.seconds) s")
         report.baseline = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: relayPort, window: options.baselineWindow,
                                                         seconds: options.seconds, frames: frames)
         log(String(format: "    %.0f round trips/s", report.baseline!.perSecond))
@@ -63,13 +67,13 @@ public enum BenchRun {
         let driver = try ClosedLoop(topology: topology)
 
         for window in options.windows {
-            log("2/5 cross-province settlements, closed loop, \(window) in flight, \(options.seconds) s")
+            log("2/6 cross-province settlements, closed loop, \(window) in flight, \(options.seconds) s")
             let result = try driver.settlements(window: window, seconds: options.seconds, seed: options.seed &+ UInt64(window))
             log(String(format: "    %.0f settlements/s, p50 %.2f ms, p99 %.2f ms, %d errors", result.perSecond, result.p50Ms, result.p99Ms, result.errors))
             report.settlements.append(result)
         }
 
-        log("3/5 latency: \(options.latencyRate) cross-province settlements a second for \(options.latencySeconds) s (open model)")
+        log("3/6 latency: \(options.latencyRate) cross-province settlements a second for \(options.latencySeconds) s (open model)")
         let scenarioFile = "\(options.output)/latency.yaml"
         try """
             name: bench-latency
@@ -104,12 +108,12 @@ public enum BenchRun {
         log(String(format: "    p50 %.2f ms, p99 %.2f ms, p999 %.2f ms; every ledger reconciled: %@", latency.latencyMs.p50,
                    latency.latencyMs.p99, latency.latencyMs.p999, report.reconciled == true ? "yes" : "NO"))
 
-        log("4/5 memory: resident set of every node at steady state (sampled during step 3)")
+        log("4/6 memory: resident set of every node at steady state (sampled during step 3)")
         if memorySample.isEmpty { memorySample = try residentMB(cluster) }
         report.memory = .init(residentMB: memorySample)
         log(String(format: "    largest %.1f MB, mean %.1f MB over %d nodes", report.memory!.maxMB, report.memory!.meanMB, memorySample.count))
 
-        log("5/5 uploads: clean batches of \(options.uploadBatchSize) records, \(options.uploadWindow) in flight, \(options.seconds) s, until the national store holds them")
+        log("5/6 uploads: clean batches of \(options.uploadBatchSize) records, \(options.uploadWindow) in flight, \(options.seconds) s, until the national store holds them")
         let national = topology.nodes.first { $0.tier == .national }!.id
         let store = try DatabaseQueue(path: DataLayout(root: dataDirectory).ledgerPath(national))
         func stored() throws -> Int { try store.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM upload_records") ?? 0 } }
@@ -128,8 +132,45 @@ public enum BenchRun {
                                storedNational: now - before, seconds: seconds, perSecond: Double(now - before) / seconds,
                                errors: batches.errors)
         log(String(format: "    %d records in the national store in %.1f s: %.0f records/s", now - before, seconds, report.uploads!.perSecond))
+        if options.securityRounds > 0 {
+            report.security = try measureSecurityCost(topology: topology, plaintext: driver, options: options, log: log)
+        }
         report.evaluateTargets()
         return report
+    }
+
+    /// Step 6: the same closed loop on the secured twin of the topology, launched beside the
+    /// plaintext cluster, the two taking turns so that machine noise falls on both alike.
+    static func measureSecurityCost(topology: Topology, plaintext: ClosedLoop, options: Options,
+                                    log: @escaping (String) -> Void) throws -> BenchReport.Security {
+        guard !topology.isSecured else {
+            throw BenchError("\(topology.file) is secured already: give bench the plaintext topology, it makes the secured twin itself")
+        }
+        // The twin: the same file with security on, its keys made in its own data directory.
+        let twinFile = "\(options.output)/secured-\(URL(fileURLWithPath: topology.file).lastPathComponent)"
+        let text = try String(contentsOfFile: topology.file, encoding: .utf8)
+        try (text + "\n# Added by settlenet bench: the secured twin.\nsecurity:\n  curve: true\n").write(toFile: twinFile, atomically: true, encoding: .utf8)
+        var twin = try TopologyLoader.load(path: twinFile)
+        guard let port = Cluster.freeBasePort(for: twin, preferOwn: false) else { throw BenchError("no free base port for the secured twin of \(topology.file)") }
+        twin = twin.withBasePort(port)
+        let dataDirectory = "\(options.output)/secured-cluster"
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+        let cluster = Cluster(dataDirectory: dataDirectory, log: { _ in })
+        log("6/6 security: launching the secured twin (CURVE on every link, ZAP, a key per institution), then \(options.securityRounds) rounds of each, \(options.securityWindow) in flight, \(options.seconds) s")
+        let record = try cluster.up(topology: twin, executable: options.executable)
+        defer { _ = try? cluster.down() }
+        let keys = HospitalKeys(topology: twin, directory: KeyDirectory(root: record.keys!))
+        let secured = try ClosedLoop(topology: twin, hospitalKeys: keys)
+        var plainResults: [ClosedLoop.Result] = [], securedResults: [ClosedLoop.Result] = []
+        for round in 0..<options.securityRounds {
+            let seed = options.seed &+ 6_000 &+ UInt64(round)
+            plainResults.append(try plaintext.settlements(window: options.securityWindow, seconds: options.seconds, seed: seed))
+            securedResults.append(try secured.settlements(window: options.securityWindow, seconds: options.seconds, seed: seed))
+            log(String(format: "    round %d: plaintext %.0f/s, secured %.0f/s", round + 1, plainResults.last!.perSecond, securedResults.last!.perSecond))
+        }
+        let cost = BenchReport.Security(window: options.securityWindow, seconds: options.seconds, plaintext: plainResults, secured: securedResults)
+        log(String(format: "    secured / plaintext: %.1f %%", 100 * cost.ratio))
+        return cost
     }
 
     /// The request a cross-province settlement carries, as the sizes of the baseline's messages.

@@ -13,7 +13,7 @@ struct BenchCommand: ParsableCommand {
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "run",
-            abstract: "Run the five measurements in one go, print a table and write bench.json.",
+            abstract: "Run the six measurements in one go, print a table and write bench.json.",
             discussion: """
                 1. Transport baseline: seven processes shaped like a cross-province settlement (six zmq_proxy relays
                    and an echo) forwarding messages of a settlement's size, --baseline-window in flight.
@@ -23,6 +23,9 @@ struct BenchCommand: ParsableCommand {
                    reconciliation of every ledger afterwards.
                 4. Resident memory of every node process, sampled halfway through step 3.
                 5. Uploads: clean batches, closed loop, timed until the national store holds every accepted record.
+                6. Security: the secured twin of the topology (CURVE on every link, ZAP, a key per institution)
+                   launched beside it; step 2's closed loop at --security-window in flight, plaintext and secured
+                   taking turns --security-rounds times; the ratio of the mean rates (0 rounds skips the step).
 
                 Figures on a shared machine are noisy: compare ratios from one run, not absolute figures across runs.
                 Build in release first (`swift build -c release`); a debug build measures the compiler, not SettleNet.
@@ -41,12 +44,15 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Seconds of the latency step.") var latencySeconds = 15
         @Option(help: "Upload batches in flight.") var uploadWindow = 8
         @Option(help: "Records per upload batch.") var uploadBatchSize = 1_000
+        @Option(help: "In-flight window of the security step.") var securityWindow = 128
+        @Option(help: "Rounds of plaintext and of secured settlements in the security step (0: skip it).") var securityRounds = 2
 
         func validate() throws {
             guard !parsedWindows.isEmpty, parsedWindows.allSatisfy({ $0 > 0 }) else {
                 throw ValidationError("--windows: expected positive integers separated by commas, got \"\(windows)\"")
             }
-            guard seconds > 0, baselineWindow > 0, latencyRate > 0, latencySeconds > 1, uploadWindow > 0, uploadBatchSize > 0 else {
+            guard seconds > 0, baselineWindow > 0, latencyRate > 0, latencySeconds > 1, uploadWindow > 0, uploadBatchSize > 0,
+                  securityWindow > 0, securityRounds >= 0 else {
                 throw ValidationError("every figure of the benchmark must be positive (and --latency-seconds at least 2)")
             }
             guard FileManager.default.fileExists(atPath: topology) else { throw ValidationError("--topology: no file \(topology)") }
@@ -58,10 +64,12 @@ struct BenchCommand: ParsableCommand {
             if buildConfiguration == "debug" {
                 FileHandle.standardError.write(Data("warning: this is a debug build; figures will be several times lower than release\n".utf8))
             }
-            let options = BenchRun.Options(topologyPath: topology, output: out, executable: currentExecutable(), build: buildConfiguration,
+            var options = BenchRun.Options(topologyPath: topology, output: out, executable: currentExecutable(), build: buildConfiguration,
                                            seconds: seconds, baselineWindow: baselineWindow, windows: parsedWindows,
                                            latencyRate: latencyRate, latencySeconds: latencySeconds, uploadWindow: uploadWindow,
                                            uploadBatchSize: uploadBatchSize)
+            options.securityWindow = securityWindow
+            options.securityRounds = securityRounds
             let report: BenchReport
             do {
                 report = try BenchRun.run(options) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }

@@ -13,7 +13,8 @@ import Testing
             try? FileManager.default.removeItem(atPath: output)
         }
         let result = try settlenet(["bench", "--out", output, "--seconds", "1", "--windows", "4,16", "--baseline-window", "16",
-                                    "--latency-rate", "50", "--latency-seconds", "2", "--upload-window", "2", "--upload-batch-size", "50"])
+                                    "--latency-rate", "50", "--latency-seconds", "2", "--upload-window", "2", "--upload-batch-size", "50",
+                                    "--security-window", "8", "--security-rounds", "1"])
         #expect(result.status == 0, "exit \(result.status): \(result.output)\n\(result.error)")
         let report = try JSONDecoder().decode(BenchReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(output)/bench.json")))
 
@@ -28,6 +29,12 @@ import Testing
         let uploads = try #require(report.uploads)
         #expect(uploads.accepted > 0 && uploads.storedNational == uploads.accepted && uploads.errors == 0, "\(uploads)")
         #expect(report.reconciled == true)
+        // Security on and off in the same run: both measured, the secured one without errors.
+        let security = try #require(report.security)
+        #expect(security.plaintextPerS.count == 1 && security.securedPerS.count == 1, "\(security)")
+        #expect(security.securedPerS.allSatisfy { $0 > 10 } && security.plaintextPerS.allSatisfy { $0 > 10 }, "\(security)")
+        #expect(security.securedErrors == 0 && security.ratio > 0, "\(security)")
+        #expect(result.output.contains("secured / plaintext"))
         #expect(report.targets.count == 5)
         #expect(result.output.contains("transport baseline") && result.output.contains("targets:"))
 
@@ -35,7 +42,7 @@ import Testing
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
             guard Int32(entry) != nil, let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return false }
             let words = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            return words.contains(output + "/cluster") || (words.contains("bench") && (words.contains("relay") || words.contains("echo")))
+            return words.contains(output + "/cluster") || words.contains(output + "/secured-cluster") || (words.contains("bench") && (words.contains("relay") || words.contains("echo")))
                 && words.contains { $0.hasSuffix("settlenet") }
         }
         #expect(leftovers.isEmpty, "processes left: \(leftovers)")
