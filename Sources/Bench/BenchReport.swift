@@ -79,6 +79,10 @@ public struct BenchReport: Codable, Sendable {
     /// The same closed loop on the topology as given and on its secured twin (CURVE on every
     /// link, a ZAP gate per process, a key per institution), interleaved so drift hits both.
     public struct Security: Codable, Sendable {
+        /// The relay chain of step 1 with every link CURVE-encrypted, beside a plaintext chain
+        /// measured just before it: the encryption's own cost.
+        public var transportPlaintextPerS: Double?
+        public var transportCurvePerS: Double?
         public var window: Int
         public var seconds: Double
         /// Settlements/s of each plaintext and each secured round, in the order run.
@@ -102,8 +106,16 @@ public struct BenchReport: Codable, Sendable {
             ratio = mean(plaintextPerS) > 0 ? mean(securedPerS) / mean(plaintextPerS) : 0
         }
 
+        /// The CURVE chain's round trips over the plaintext chain's.
+        public var transportRatio: Double? {
+            guard let plain = transportPlaintextPerS, let curve = transportCurvePerS, plain > 0 else { return nil }
+            return curve / plain
+        }
+
         enum CodingKeys: String, CodingKey {
             case window, seconds, ratio
+            case transportPlaintextPerS = "transport_plaintext_round_trips_per_s"
+            case transportCurvePerS = "transport_curve_round_trips_per_s"
             case plaintextPerS = "plaintext_per_s"
             case securedPerS = "secured_per_s"
             case plaintextP99Ms = "plaintext_p99_ms"
@@ -195,6 +207,10 @@ public struct BenchReport: Codable, Sendable {
         if let uploads {
             row("uploads into the national store (batch \(uploads.batchSize))",
                 String(format: "%9.0f records/s (%d records in %.1f s)", uploads.perSecond, uploads.storedNational, uploads.seconds))
+        }
+        if let security, let ratio = security.transportRatio {
+            row("CURVE / plaintext relay chain", String(format: "%9.1f %%   (%.0f vs %.0f round trips/s)", 100 * ratio,
+                                                        security.transportCurvePerS ?? 0, security.transportPlaintextPerS ?? 0))
         }
         if let security {
             row("secured / plaintext settlements, \(security.window) in flight",

@@ -164,12 +164,30 @@ public enum BenchRun {
         var plainResults: [ClosedLoop.Result] = [], securedResults: [ClosedLoop.Result] = []
         for round in 0..<options.securityRounds {
             let seed = options.seed &+ 6_000 &+ UInt64(round)
+            // A B, then B A: whichever runs second in a round does not always get the warmer machine.
+            let securedFirst = round % 2 == 1
+            if securedFirst { securedResults.append(try secured.settlements(window: options.securityWindow, seconds: options.seconds, seed: seed)) }
             plainResults.append(try plaintext.settlements(window: options.securityWindow, seconds: options.seconds, seed: seed))
-            securedResults.append(try secured.settlements(window: options.securityWindow, seconds: options.seconds, seed: seed))
+            if !securedFirst { securedResults.append(try secured.settlements(window: options.securityWindow, seconds: options.seconds, seed: seed)) }
             log(String(format: "    round %d: plaintext %.0f/s, secured %.0f/s", round + 1, plainResults.last!.perSecond, securedResults.last!.perSecond))
         }
-        let cost = BenchReport.Security(window: options.securityWindow, seconds: options.seconds, plaintext: plainResults, secured: securedResults)
-        log(String(format: "    secured / plaintext: %.1f %%", 100 * cost.ratio))
+        var cost = BenchReport.Security(window: options.securityWindow, seconds: options.seconds, plaintext: plainResults, secured: securedResults)
+        log(String(format: "    secured / plaintext settlements: %.1f %%", 100 * cost.ratio))
+
+        // The encryption alone: the relay chain of step 1, plaintext then CURVE.
+        guard let ports = Cluster.freePorts(2 * (TransportBaseline.relayCount + 1), host: topology.host) else {
+            throw BenchError("no \(2 * (TransportBaseline.relayCount + 1)) consecutive free ports on \(topology.host) for the relay chains")
+        }
+        let frames = WireCodec.sealed(WireCodec.frames(try sampleCrossProvinceRequest(topology)))
+        let plainChain = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: ports,
+                                                       window: options.baselineWindow, seconds: options.seconds, frames: frames)
+        let curveChain = try TransportBaseline.measure(executable: options.executable, host: topology.host,
+                                                       basePort: ports + TransportBaseline.relayCount + 1, window: options.baselineWindow,
+                                                       seconds: options.seconds, frames: frames, curve: try CurveKeyPair.generate())
+        cost.transportPlaintextPerS = plainChain.perSecond
+        cost.transportCurvePerS = curveChain.perSecond
+        log(String(format: "    relay chain: plaintext %.0f, CURVE %.0f round trips/s (%.1f %%)", plainChain.perSecond, curveChain.perSecond,
+                   100 * (cost.transportRatio ?? 0)))
         return cost
     }
 

@@ -36,6 +36,10 @@ public enum TransportBaseline {
             try socket.setSendHighWaterMark(100_000)
             try socket.setReceiveHighWaterMark(100_000)
         }
+        if let keys = try curveFromEnvironment() {
+            try frontend.makeCurveServer(keys, zapDomain: nil)
+            try backend.makeCurveClient(try CurveKeyPair.generate(), serverKey: keys.publicKey)
+        }
         try frontend.bind(front)
         try backend.connect(back)
         try Relay.proxy(frontend: frontend, backend: backend)
@@ -48,14 +52,19 @@ public enum TransportBaseline {
         let router = try context.socket(.router)
         try router.setSendHighWaterMark(100_000)
         try router.setReceiveHighWaterMark(100_000)
+        if let keys = try curveFromEnvironment() { try router.makeCurveServer(keys, zapDomain: nil) }
         try router.bind(endpoint)
         while true { try Relay.forward(from: router, to: router) }
     }
 
     /// Starts the chain on `basePort...basePort+6`, keeps `window` messages of `frames` in
     /// flight for `seconds` after a second of warm-up, and stops the chain.
+    ///
+    /// `curve`: every link of the chain CURVE-encrypted, the servers holding this pair (no ZAP:
+    /// this measures the encryption alone). The secret reaches the relays through their
+    /// environment, not their command line.
     public static func measure(executable: String, host: String = "127.0.0.1", basePort: Int, window: Int, seconds: Double,
-                               frames: [[UInt8]]) throws -> Result {
+                               frames: [[UInt8]], curve: CurveKeyPair? = nil) throws -> Result {
         let endpoints = (0...relayCount).map { "tcp://\(host):\(basePort + $0)" }
         var children: [Process] = []
         defer {
@@ -67,6 +76,11 @@ public enum TransportBaseline {
             child.executableURL = URL(fileURLWithPath: executable)
             child.arguments = arguments
             child.standardOutput = FileHandle.nullDevice
+            if let curve {
+                var environment = ProcessInfo.processInfo.environment
+                environment[curveSecretVariable] = curve.secretKey
+                child.environment = environment
+            }
             try child.run()
             children.append(child)
         }
@@ -81,6 +95,7 @@ public enum TransportBaseline {
         try client.setSendHighWaterMark(100_000)
         try client.setReceiveHighWaterMark(100_000)
         try client.setReceiveTimeout(milliseconds: 200)
+        if let curve { try client.makeCurveClient(try CurveKeyPair.generate(), serverKey: curve.publicKey) }
         try client.connect(endpoints[0])
         // The chain is up when a message comes back (connections form in any order).
         let ready = Date().addingTimeInterval(10)
@@ -108,6 +123,12 @@ public enum TransportBaseline {
         }
         return Result(processes: relayCount + 1, window: window, messageBytes: frames.reduce(0) { $0 + $1.count },
                       seconds: now - started, roundTrips: count, perSecond: Double(count) / (now - started))
+    }
+
+    static let curveSecretVariable = "SETTLENET_BENCH_CURVE_SECRET"
+
+    static func curveFromEnvironment() throws -> CurveKeyPair? {
+        try ProcessInfo.processInfo.environment[curveSecretVariable].map { try CurveKeyPair(secretKey: $0) }
     }
 
     /// A relay left behind by a dead benchmark would hold its port: a watcher thread ends the

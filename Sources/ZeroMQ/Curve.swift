@@ -52,12 +52,12 @@ public enum Z85 {
 
 extension Socket {
     /// Makes this socket a CURVE server: peers must know `keys.publicKey`, and each one is put
-    /// to the context's ZAP handler under `zapDomain` before any of its messages is read.
-    /// Call before bind.
-    public func makeCurveServer(_ keys: CurveKeyPair, zapDomain: String) throws(ZeroMQError) {
+    /// to the context's ZAP handler under `zapDomain` before any of its messages is read
+    /// (nil: any client key is accepted when the context has no ZAP handler). Call before bind.
+    public func makeCurveServer(_ keys: CurveKeyPair, zapDomain: String?) throws(ZeroMQError) {
         try setOption(ZMQ_CURVE_SERVER, 1, "CURVE_SERVER")
         try setText(ZMQ_CURVE_SECRETKEY, keys.secretKey, "CURVE_SECRETKEY")
-        try setText(ZMQ_ZAP_DOMAIN, zapDomain, "ZAP_DOMAIN")
+        if let zapDomain { try setText(ZMQ_ZAP_DOMAIN, zapDomain, "ZAP_DOMAIN") }
     }
 
     /// Makes this socket a CURVE client of the server whose public key is `serverKey`,

@@ -34,6 +34,7 @@ import Testing
         #expect(security.plaintextPerS.count == 1 && security.securedPerS.count == 1, "\(security)")
         #expect(security.securedPerS.allSatisfy { $0 > 10 } && security.plaintextPerS.allSatisfy { $0 > 10 }, "\(security)")
         #expect(security.securedErrors == 0 && security.ratio > 0, "\(security)")
+        #expect((security.transportCurvePerS ?? 0) > 100 && (security.transportPlaintextPerS ?? 0) > 100, "\(security)")
         #expect(result.output.contains("secured / plaintext"))
         #expect(report.targets.count == 5)
         #expect(result.output.contains("transport baseline") && result.output.contains("targets:"))
