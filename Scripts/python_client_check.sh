@@ -98,7 +98,9 @@ print(c.first_person(sys.argv[2], filed=(sys.argv[3] == "filed")))' "$REPO/Scrip
 }
 FILED=$(person filed)
 UNFILED=$(person unfiled)
-say "endpoint $ENDPOINT; first filed person of $INSURED: $FILED, first unfiled: $UNFILED"
+# Person numbers stay out of the CI log: division prefix only, as SettleNet itself prints them.
+mask() { printf '%s%s' "${1:0:6}" "$(printf '%*s' $((${#1} - 6)) '' | tr ' ' '*')"; }
+say "endpoint $ENDPOINT; first filed person of $INSURED: $(mask "$FILED"), first unfiled: $(mask "$UNFILED")"
 
 # Reads one field of the JSON answer a run printed, e.g. `field "$OUT" settlement.setl_id`.
 field() {
@@ -115,7 +117,7 @@ say "1. cross-province settlement $AT -> $INSURED over DEALER"
 "$PYTHON" "$CLIENT" --endpoint "$ENDPOINT" --at "$AT" --insured "$INSURED" --psn-no "$FILED" \
     --amount-fen "$AMOUNT_FEN" --hospital-code "H${AT}00001" --timeout 20 >"$OUT1" \
     || fail "the client did not settle (exit $?)"
-cat "$OUT1"
+sed -E 's/("psn_no": ?")([0-9]{6})[0-9]{14}"/\1\2**************"/g' "$OUT1"
 MSGID=$(field "$OUT1" req_msgid)
 SETL_ID=$(field "$OUT1" settlement.setl_id)
 [ ${#MSGID} -eq 30 ] || fail "msgid $MSGID is not 30 characters"
@@ -137,6 +139,11 @@ cat "$OUT3"
 [ "$(field "$OUT3" err_code)" = "SN-E2002" ] || fail "expected err_code SN-E2002"
 
 say "4. settlenet settle picks the person the client computed"
+# settle masks the person number it prints: the prefix must match, and the account balance must
+# continue from the one the client's settlement of that person left.
 "$BIN" settle --data-dir "$DATA" --at "$AT" --insured "$INSURED" --amount 1.00 >"$OUT4" \
     || fail "settlenet settle failed: $(cat "$OUT4")"
-[ "$(field "$OUT4" settlement.psn_no)" = "$FILED" ] || fail "settlenet settle picked $(field "$OUT4" settlement.psn_no), not $FILED"
+[ "$(field "$OUT4" settlement.psn_no)" = "$(mask "$FILED")" ] || fail "settlenet settle printed $(field "$OUT4" settlement.psn_no), not $(mask "$FILED")"
+BEFORE=$(field "$OUT1" settlement.balc) PAID=$(field "$OUT4" settlement.acct_pay) AFTER=$(field "$OUT4" settlement.balc)
+[ "$PAID" -gt 0 ] && [ "$AFTER" -eq $((BEFORE - PAID)) ] \
+    || fail "settlenet settle did not settle the client's person: balance $BEFORE, paid $PAID from the account, left $AFTER"

@@ -230,3 +230,34 @@ import ZeroMQ
         #expect(leaks.count == 0, "personal data in clear:\n\(leaks.prefix(20).joined(separator: "\n"))")
     }
 }
+
+/// `keys generate` and `cluster up --keys` through the command line.
+@Suite struct KeyCommandTests {
+    @Test func keysGenerateMakesWhatItSaysAndClusterUpNamesAMissingKey() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-keys-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let keys = "\(directory)/keys"
+        let made = try settlenet(["keys", "generate", "--topology", "Topologies/minimal-secure.yaml", "--out", keys, "--hospitals", "1"])
+        #expect(made.status == 0, "\(made.error)")
+        #expect(made.output.contains("23 made, 0 kept (15 nodes, 8 hospital clients)"), "\(made.output)")
+        let secrets = try FileManager.default.contentsOfDirectory(atPath: "\(keys)/secret")
+        #expect(secrets.count == 23 && secrets.contains("H37021100001.key") && !secrets.contains("H37021100002.key"))
+        for name in secrets {
+            let mode = (try FileManager.default.attributesOfItem(atPath: "\(keys)/secret/\(name)")[.posixPermissions] as? Int) ?? 0
+            #expect(mode == 0o600, "\(name) has mode \(String(mode, radix: 8))")
+        }
+        let again = try settlenet(["keys", "generate", "--topology", "Topologies/minimal-secure.yaml", "--out", keys])
+        #expect(again.output.contains("16 made, 23 kept"), "\(again.output)")
+
+        // A named directory is checked, never filled in: a missing secret stops the launch first.
+        try FileManager.default.removeItem(atPath: "\(keys)/secret/370211.key")
+        let cluster = try TestCluster(topologyFile: "Topologies/minimal-secure.yaml")
+        defer { cluster.shutDown(); cluster.removeFiles() }
+        let up = try settlenet(["cluster", "up", "--topology", cluster.topology.file, "--data-dir", cluster.dataDirectory,
+                                "--base-port", String(cluster.topology.basePort), "--keys", keys])
+        #expect(up.status != 0)
+        #expect(up.error.contains("node 370211") && up.error.contains("\(keys)/secret/370211.key is missing"), "\(up.error)")
+        #expect(cluster.recordedPids.isEmpty, "processes were started before the keys were checked")
+        #expect(!FileManager.default.fileExists(atPath: "\(keys)/secret/370211.key"), "cluster up wrote into a named key directory")
+    }
+}
