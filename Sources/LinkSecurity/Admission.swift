@@ -120,7 +120,7 @@ final class RefusalLog: Sendable {
 
 /// Hospitals' keys, for the clients acting as hospitals (`settle`, the scenario runner, the
 /// benchmark, `cluster probe`): each institution connects to its county with its own pair.
-public final class HospitalKeys: @unchecked Sendable {   // the cache is guarded by its lock
+public final class HospitalKeys: Sendable {
     public let directory: KeyDirectory
     private let topology: Topology
     private let cache = Mutex<[String: ClientCredentials]>([:])

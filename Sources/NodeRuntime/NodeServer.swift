@@ -253,17 +253,14 @@ public final class NodeServer {
                 case .node: if !routesHeldByImpostors.isEmpty, let child = machine.nodeID(of: peer) { routesHeldByImpostors.remove(child) }
                 case .institution(let code): institution = code
                 case .impostor(let claimed):
-                    routesHeldByImpostors.insert(claimed)
-                    // Not answered: an answer would go to the routing id, i.e. to the node it claims to be.
-                    logger.warning("message refused: routing id names another node", metadata: [
-                        "claimed": "\(claimed)", "authenticated": "\(userID ?? "none")"])
+                    // Not answered: an answer would go to the routing id, i.e. to the node it claims
+                    // to be. Logged when the route is first found taken, not for every message.
+                    if routesHeldByImpostors.insert(claimed).inserted {
+                        logger.warning("message refused: routing id names another node", metadata: [
+                            "claimed": "\(claimed)", "authenticated": "\(userID ?? "none")"])
+                    }
                     continue
                 }
-            }
-            guard let body = WireCodec.unsealed(body) else {
-                // Damaged on the link: dropped, as a lost message (the sender's deadline covers it).
-                logger.warning("integrity check failed: message dropped", metadata: ["peer": "\(describe(peer))"])
-                continue
             }
             // A client over its share is refused before any work; a child node never is.
             let withinShare: Bool
@@ -272,6 +269,11 @@ public final class NodeServer {
                 withinShare = clientLimiter.admit(institution.map { Array($0.utf8) } ?? routingID, nowMs: now)
             } else {
                 withinShare = true
+            }
+            guard let body = WireCodec.unsealed(body) else {
+                // Damaged on the link: dropped, as a lost message (the sender's deadline covers it).
+                logger.warning("integrity check failed: message dropped", metadata: ["peer": "\(describe(peer))"])
+                continue
             }
             switch WireCodec.decode(body) {
             case .request(let request) where !withinShare:
@@ -320,9 +322,11 @@ public final class NodeServer {
     private func reportRateRefusals(_ now: Int64) {
         lastRateReportMs = now
         for (client, refused) in clientLimiter.takeRefusals(nowMs: now) {
+            // An institution code when authenticated, else the connection's routing id in hex.
+            let label = client.first == UInt8(ascii: "H") ? String(decoding: client, as: UTF8.self)
+                : client.map { String(format: "%02x", $0) }.joined()
             logger.warning("client over its rate: messages refused", metadata: [
-                "client": "\(client.first == UInt8(ascii: "H") ? String(decoding: client, as: UTF8.self) : client.map { String(format: "%02x", $0) }.joined())",
-                "refused": "\(refused)",
+                "client": "\(label)", "refused": "\(refused)",
                 "limit_per_s": "\(EdgeLimits.clientRatePerS)", "error.code": "\(ErrorCode.rateLimited.rawValue)"])
         }
     }
