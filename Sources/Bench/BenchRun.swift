@@ -49,7 +49,7 @@ public enum BenchRun {
 
         // 1. The transport alone, on ports of its own (a relay's port lingers after it stops).
         guard let relayPort = Cluster.freePorts(TransportBaseline.relayCount + 1, host: topology.host) else {
-            throw BenchError("no 7 consecutive free ports on \(topology.host) between 20000 and 60000 for the relay chain; free some ports and run again")
+            throw BenchError("no 7 consecutive free ports on \(topology.host) from 20000 up to the ephemeral port range for the relay chain; free some ports and run again")
         }
         let frames = WireCodec.sealed(WireCodec.frames(try sampleCrossProvinceRequest(topology)))
         log("1/6 transport baseline: 7 processes (6 zmq_proxy relays and an echo), \(options.baselineWindow) in flight, \(options.seconds) s")

@@ -412,9 +412,20 @@ extension Cluster {
     /// otherwise a random one. Lets test suites and demos run side by side.
     /// A base port with `count` free ports from it on `host`, drawn at random (for helpers such
     /// as the benchmark's relay chain that need ports of their own).
+    /// Where random base ports are drawn from: above the well-known and registered services most
+    /// machines run, and below the kernel's ephemeral range. Outgoing connections take their
+    /// local ports from that range, so a node bound inside it could find its port taken by any
+    /// client on the machine (a test suite running beside it, say).
+    static func candidateBases(span: Int) -> ClosedRange<Int> {
+        let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32_768
+        let below = 20_000...(ephemeralStart - span)
+        return below.count >= 1_000 ? below : 20_000...(60_000 - span)
+    }
+
     public static func freePorts(_ count: Int, host: String = "127.0.0.1") -> Int? {
         for _ in 0..<200 {
-            let base = Int.random(in: 20_000...(60_000 - count))
+            let base = Int.random(in: candidateBases(span: count))
             if (0..<count).allSatisfy({ PortProbe.isFree(host: host, port: base + $0) }) { return base }
         }
         return nil
@@ -429,7 +440,7 @@ extension Cluster {
         }
         if preferOwn && allFree(topology.basePort) { return topology.basePort }
         for _ in 0..<200 {
-            let base = Int.random(in: 20_000...(60_000 - span))
+            let base = Int.random(in: candidateBases(span: span))
             if allFree(base) { return base }
         }
         return nil

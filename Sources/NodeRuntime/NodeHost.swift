@@ -41,8 +41,10 @@ public final class NodeHost {
     /// first failure is thrown, so the process exits non-zero and `cluster up` reports it.
     public func run() throws {
         if ids.count > 1 { NodeHost.raiseOpenFilesLimit() }
-        // Two sockets per node, and some to spare for libzmq's own (and the ZAP handler's).
-        let context = try Context(ioThreads: 1, maxSockets: Int32(max(1_023, ids.count * 2 + 64)))
+        // Two sockets per node (four when secured: a handshake monitor is a pair of sockets),
+        // and some to spare for libzmq's own and the ZAP handler's.
+        let perNode = topology.isSecured ? 4 : 2
+        let context = try Context(ioThreads: 1, maxSockets: Int32(max(1_023, ids.count * perNode + 64)))
         var loggers: [DivisionCode: Logger] = [:]
         for id in ids { loggers[id] = try makeLogger(id) }
         // Secured: one ZAP gate for the whole process, up before any node binds.

@@ -78,8 +78,8 @@ public final class NodeServer {
     private let registryID: String
     /// County tier: the checks of uploads, built once the catalog is downloaded.
     private var validator: UploadValidator?
-    /// Each client connection's share of this node (docs/SECURITY.md); refusals are logged per
-    /// client every `rateReportIntervalMs`, not per message.
+    /// Each client connection's share of this node (docs/SECURITY.md). Refusals, and failed
+    /// handshakes, are logged per client or reason every `rateReportIntervalMs`, not per message.
     private var clientLimiter = ClientRateLimiter()
     private var lastRateReportMs: Int64 = 0
     private let rateReportIntervalMs: Int64 = 2_000
@@ -172,7 +172,15 @@ public final class NodeServer {
             logger.warning("institutions without keys cannot connect", metadata: ["institutions": "\(keys.institutionsWithoutKeys)"])
         }
         state = "running"
-        var poller = Poller(upstream.map { [downstream, $0] } ?? [downstream])
+        // Secured: failed handshakes (plaintext peers, clients without this node's public key)
+        // never reach the ZAP gate; the socket's monitor reports them.
+        let handshakes = try keys.map { _ in
+            try downstream.monitor(events: SocketEvent.handshakeFailedProtocol | SocketEvent.handshakeFailedNoDetail,
+                                   name: "node-\(spec.id.value)")
+        }
+        defer { handshakes?.close() }
+        let sockets = [downstream] + (upstream.map { [$0] } ?? []) + (handshakes.map { [$0] } ?? [])
+        var poller = Poller(sockets)
         var drainStartedMs: Int64?
         while true {
             var now = wallClockMs()
@@ -193,10 +201,11 @@ public final class NodeServer {
             let readable = try poller.poll(timeoutMs: Int(wait))
             var directives: [Directive] = []
             if readable[0] { drain(downstream, from: nil, into: &directives) }
-            if readable.count > 1, readable[1], let upstream { drain(upstream, from: .parent, into: &directives) }
+            if let upstream, readable[1] { drain(upstream, from: .parent, into: &directives) }
+            if let handshakes, readable[readable.count - 1] { noteFailedHandshakes(handshakes, now: now) }
             if spec.tier == .province && now - lastOutboxFlushMs >= outboxFlushIntervalMs { flushOutbox(now) }
             if now - lastTicketFlushMs >= 200 { flushTicketOutbox(now) }
-            if now - lastRateReportMs >= rateReportIntervalMs { reportRateRefusals(now) }
+            if now - lastRateReportMs >= rateReportIntervalMs { reportRefusals(now) }
             now = wallClockMs()
             let wasReady = machine.isReady
             directives += machine.tick(nowMs: now)
@@ -319,8 +328,26 @@ public final class NodeServer {
         }
     }
 
-    private func reportRateRefusals(_ now: Int64) {
+    /// Failed handshakes by reason since the last report: logged with a count every
+    /// `rateReportIntervalMs`, so a plaintext client retrying every 100 ms cannot flood the log.
+    private var failedHandshakes: [String: Int] = [:]
+
+    private func noteFailedHandshakes(_ monitor: Socket, now: Int64) {
+        while let frames = try? monitor.receive(wait: false) {
+            guard let event = SocketEvent(frames: frames) else { continue }
+            let reason = event.event == SocketEvent.handshakeFailedProtocol ? event.protocolErrorText
+                : "closed during the handshake (the peer found the mismatch first: plaintext, or not this node's key)"
+            failedHandshakes[reason, default: 0] += 1
+        }
+    }
+
+    /// Every refusal of the interval, one line per client or reason.
+    private func reportRefusals(_ now: Int64) {
         lastRateReportMs = now
+        for (reason, count) in failedHandshakes.sorted(by: { $0.key < $1.key }) {
+            logger.warning("peer refused: handshake failed", metadata: ["reason": "\(reason)", "connections": "\(count)"])
+        }
+        failedHandshakes.removeAll()
         for (client, refused) in clientLimiter.takeRefusals(nowMs: now) {
             // An institution code when authenticated, else the connection's routing id in hex.
             let label = client.first == UInt8(ascii: "H") ? String(decoding: client, as: UTF8.self)

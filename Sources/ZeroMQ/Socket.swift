@@ -24,7 +24,7 @@ public final class Socket {
     let handle: UnsafeMutableRawPointer
     public let type: SocketType
     // Keeps the context alive while the socket is open: zmq_ctx_term waits for open sockets.
-    private let context: Context
+    let context: Context
     private var isClosed = false
 
     init(context: Context, type: SocketType) throws(ZeroMQError) {

@@ -27,6 +27,12 @@ import ZeroMQ
         return nil
     }
 
+    /// The end of a node's log, for a failure message.
+    func logTail(_ cluster: TestCluster, _ node: String) -> String {
+        let text = (try? String(contentsOfFile: DataLayout(root: cluster.dataDirectory).logPath(DivisionCode(node)!), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(15).joined(separator: "\n")
+    }
+
     func settlement(_ topology: Topology, institution: String, at county: String, insured: String, sequence: Int = 0) -> WireRequest {
         var factory = RequestFactory(institution: institution, treatment: DivisionCode(county)!, firstSequence: sequence)
         let person = topology.population(of: DivisionCode(insured)!)!.firstPerson(filedOffsite: true, from: 100 + sequence % 500)!
@@ -58,6 +64,9 @@ import ZeroMQ
         let plain = try HospitalClient(endpoint: cluster.endpoint("370211"))
         let plainRequest = settlement(cluster.topology, institution: "H37021100001", at: "370211", insured: "370211", sequence: 1)
         #expect(try plain.call(plainRequest, timeoutMs: 2_000) == nil, "a plaintext client was answered")
+        // Logged with its reason when the node sees the mismatch first, "no detail" when the client does.
+        #expect(logLine(cluster, "370211", containing: ["peer refused: handshake failed"]) != nil,
+                "\(logTail(cluster, "370211"))")
 
         // A key nobody registered: refused by the ZAP gate, logged with its key id and no payload.
         let stranger = try CurveKeyPair.generate()
