@@ -13,6 +13,7 @@ public final class HospitalLinks {
 
     /// `configure` sets each socket's options before it connects.
     public init(context: Context, topology: Topology, keys: HospitalKeys?, configure: (Socket) throws -> Void) throws {
+        if HospitalLinks.socketCount(topology, secured: keys != nil) > 500 { Context.raiseOpenFilesLimit() }
         for county in topology.counties {
             let endpoint = topology.endpoint(of: county.id)!
             guard let keys else {

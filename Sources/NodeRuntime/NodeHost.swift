@@ -40,7 +40,7 @@ public final class NodeHost {
     /// Serves every node until SIGTERM/SIGINT. If one node fails, all are stopped and the
     /// first failure is thrown, so the process exits non-zero and `cluster up` reports it.
     public func run() throws {
-        if ids.count > 1 { NodeHost.raiseOpenFilesLimit() }
+        if ids.count > 1 { Context.raiseOpenFilesLimit() }   // sockets, connections, ledger files
         // Two sockets per node (four when secured: a handshake monitor is a pair of sockets),
         // and some to spare for libzmq's own and the ZAP handler's.
         let perNode = topology.isSecured ? 4 : 2
@@ -89,12 +89,4 @@ public final class NodeHost {
         if !failed.isEmpty { throw NodeError(failed.joined(separator: "\n")) }
     }
 
-    /// A process hosting many nodes holds many descriptors (sockets, connections, ledger
-    /// files): take the hard limit the operator allows instead of the soft default.
-    static func raiseOpenFilesLimit() {
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
-        limit.rlim_cur = limit.rlim_max
-        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    }
 }

@@ -1,4 +1,7 @@
 import CZeroMQ
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A ZeroMQ context: owns the I/O threads; every socket is made from one.
 /// libzmq contexts are thread-safe, so a Context can be shared.
@@ -27,6 +30,17 @@ public final class Context: @unchecked Sendable {  // zmq contexts are thread-sa
         // zmq_ctx_term blocks until every socket is closed; sockets hold a strong reference
         // to their context, so by the time this runs they are gone. Retry on EINTR.
         while zmq_ctx_term(handle) == -1 && zmq_errno() == EINTR {}
+    }
+
+    /// A process holding thousands of connections (a packed province, a load driver with a
+    /// link per county or per institution) needs more descriptors than the usual soft limit of
+    /// 1,024: take the hard limit the operator allows. libzmq would otherwise fail its
+    /// connections asynchronously, far from the cause.
+    public static func raiseOpenFilesLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 
     /// The libzmq version linked in, e.g. (4, 3, 4).
