@@ -124,6 +124,46 @@ import Yams
         #expect(serviced == Set(minimal.nodes.map(\.id.value)))
     }
 
+    @Test func aSecuredTopologyStaysSecuredInKubernetesWithItsKeysFromSecrets() throws {
+        let path = "\(repositoryRoot)/Topologies/minimal-secure.yaml"
+        let secured = try TopologyLoader.load(path: path)
+        let files = try ManifestExport.files(topology: secured, topologyFileName: "minimal-secure.yaml",
+                                             topologyText: try String(contentsOfFile: path, encoding: .utf8),
+                                             packing: .provinceTier, format: .kubernetes, options: .init())
+        let manifest = try #require(files.first).contents
+        var sequence = try Yams.load_all(yaml: manifest)
+        var documents: [[String: Any]] = []
+        while let document = sequence.next() { documents.append(try #require(document as? [String: Any])) }
+        // The rewritten topology the pods load is secured, its keys where the Secrets are mounted.
+        let configMap = try #require(documents.first { $0["kind"] as? String == "ConfigMap" })
+        let text = try #require((configMap["data"] as? [String: Any])?["topology.yaml"] as? String)
+        let loaded = try TopologyLoader.parse(text, file: "/etc/settlenet/topology.yaml")
+        #expect(loaded.security == SecuritySettings(curve: true, keysDirectory: "/etc/settlenet-keys"))
+        let deployments = documents.filter { $0["kind"] as? String == "Deployment" }
+        #expect(deployments.count == 7)
+        for deployment in deployments {
+            let pod = try #require(((deployment["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])
+            let volumes = try #require(pod["volumes"] as? [[String: Any]])
+            let secretNames = volumes.compactMap { ($0["secret"] as? [String: Any])?["secretName"] as? String }
+            #expect(Set(secretNames) == ["settlenet-keys-public", "settlenet-keys-secret"])
+            let secretVolume = try #require(volumes.first { ($0["secret"] as? [String: Any])?["secretName"] as? String == "settlenet-keys-secret" })
+            #expect((secretVolume["secret"] as? [String: Any])?["defaultMode"] as? Int == 0o400)
+            let mounts = try #require(((pod["containers"] as? [[String: Any]])?.first)?["volumeMounts"] as? [[String: Any]])
+            #expect(Set(mounts.compactMap { $0["mountPath"] as? String }).isSuperset(of: ["/etc/settlenet-keys/public", "/etc/settlenet-keys/secret"]))
+        }
+        // No key material in the manifest, only how to make the Secrets.
+        #expect(manifest.contains("kubectl -n settlenet create secret generic settlenet-keys-secret --from-file=KEYS/secret"))
+        #expect(!manifest.contains("BEGIN") && !manifest.contains(".key"))
+
+        // systemd keeps the file as written (security included) and says where the keys go.
+        let units = try ManifestExport.files(topology: secured, topologyFileName: "minimal-secure.yaml",
+                                             topologyText: try String(contentsOfFile: path, encoding: .utf8),
+                                             packing: .provinceTier, format: .systemd, options: .init())
+        let readme = try #require(units.first { $0.path == "README.txt" }).contents
+        #expect(readme.contains("settlenet keys generate --topology minimal-secure.yaml --out KEYS"))
+        #expect(readme.contains("/var/lib/settlenet/keys"))
+    }
+
     @Test func kubernetesRejectsANamespaceThatIsNoDNSLabel() {
         var options = ManifestExport.Options()
         options.namespace = "Settle Net"
