@@ -86,10 +86,20 @@ public struct KeyDirectory: Sendable {
     }
 
     private func read(_ path: String, of name: String) throws(KeyError) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw KeyError("no key for \(name): \(path) is missing (make keys with: settlenet keys generate --topology FILE --out \(root))")
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            let code = errno
+            if code == ENOENT {
+                throw KeyError("no key for \(name): \(path) is missing (make keys with: settlenet keys generate --topology FILE --out \(root))")
+            }
+            // Not "missing": out of descriptors (EMFILE) or permissions say something else entirely.
+            throw KeyError("cannot read the key of \(name), \(path): \(String(cString: strerror(code)))")
         }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 256)   // a Z85 key and a newline; more is not a key file
+        let count = Foundation.read(fd, &buffer, buffer.count)
+        guard count >= 0 else { throw KeyError("cannot read the key of \(name), \(path): \(String(cString: strerror(errno)))") }
+        return String(decoding: buffer.prefix(count), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     private func write(_ text: String, to path: String, mode: mode_t) throws {
