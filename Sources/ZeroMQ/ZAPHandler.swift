@@ -12,6 +12,13 @@ public struct ZAPRequest: Sendable {
     public var mechanism: String
     /// The peer's public key (Z85) under CURVE.
     public var clientKey: String?
+
+    public init(domain: String, address: String, mechanism: String, clientKey: String?) {
+        self.domain = domain
+        self.address = address
+        self.mechanism = mechanism
+        self.clientKey = clientKey
+    }
 }
 
 public enum ZAPDecision: Sendable, Equatable {

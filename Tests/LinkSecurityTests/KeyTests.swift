@@ -96,4 +96,16 @@ func mode(_ path: String) -> mode_t {
         #expect(text.contains("security.curve"))
         #expect(text.contains("key"))
     }
+
+    @Test func theGateAdmitsAKnownKeyUnderItsNameAtItsNodeOnly() {
+        let tables = ["370211": ["KEY-H1": "H37021100001", "KEY-CITY": "370200"]]
+        func ask(_ domain: String, _ mechanism: String, _ key: String?) -> ZAPDecision {
+            AdmissionGate.decide(ZAPRequest(domain: domain, address: "10.0.0.9", mechanism: mechanism, clientKey: key), tables: tables)
+        }
+        #expect(ask("370211", "CURVE", "KEY-H1") == .admit(userID: "H37021100001"))
+        #expect(ask("370211", "CURVE", "KEY-CITY") == .admit(userID: "370200"))
+        #expect(ask("370211", "CURVE", "KEY-OTHER") == .refuse(reason: "key not admitted"))
+        #expect(ask("370202", "CURVE", "KEY-H1") == .refuse(reason: "no node 370202 here"), "a key admitted at one node opens another")
+        #expect(ask("370211", "NULL", nil) == .refuse(reason: "plaintext (NULL) link to a secured node"))
+    }
 }
