@@ -13,7 +13,7 @@ public struct CurveKeyPair: Sendable, Equatable {
         var publicText = [CChar](repeating: 0, count: 41)
         var secretText = [CChar](repeating: 0, count: 41)
         try zmqCall("zmq_curve_keypair") { zmq_curve_keypair(&publicText, &secretText) }
-        return CurveKeyPair(publicKey: String(cString: publicText), secretKey: String(cString: secretText))
+        return CurveKeyPair(publicKey: zmqText(publicText), secretKey: zmqText(secretText))
     }
 
     /// The pair of a secret key (its public half is derived, so a key file need hold only the secret).
@@ -21,7 +21,7 @@ public struct CurveKeyPair: Sendable, Equatable {
         guard Z85.decodeKey(secretKey) != nil else { throw ZeroMQError(code: EINVAL, operation: "CURVE secret key is not 40 Z85 characters") }
         var publicText = [CChar](repeating: 0, count: 41)
         try zmqCall("zmq_curve_public") { zmq_curve_public(&publicText, secretKey) }
-        self.publicKey = String(cString: publicText)
+        self.publicKey = zmqText(publicText)
         self.secretKey = secretKey
     }
 
@@ -46,7 +46,7 @@ public enum Z85 {
         guard bytes.count == 32 else { return nil }
         var text = [CChar](repeating: 0, count: 41)
         guard zmq_z85_encode(&text, bytes, bytes.count) != nil else { return nil }
-        return String(cString: text)
+        return zmqText(text)
     }
 }
 

@@ -73,7 +73,7 @@ public final class Socket {
             try zmqCall("zmq_getsockopt(LAST_ENDPOINT)") {
                 buffer.withUnsafeMutableBytes { zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, $0.baseAddress, &size) }
             }
-            return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return zmqText(buffer)
         }
     }
 
@@ -104,12 +104,17 @@ public final class Socket {
 
     /// Receives one whole multipart message. With `wait: false` returns nil when none is queued.
     public func receive(wait: Bool = true) throws(ZeroMQError) -> [[UInt8]]? {
-        try receiveAuthenticated(wait: wait)?.frames
+        try receiveMessage(wait: wait, readUserID: false)?.frames
     }
 
     /// Receives one whole multipart message with the user id the ZAP handler gave its sender
     /// (nil on a link that was not authenticated).
     public func receiveAuthenticated(wait: Bool = true) throws(ZeroMQError) -> (frames: [[UInt8]], userID: String?)? {
+        try receiveMessage(wait: wait, readUserID: true)
+    }
+
+    /// `readUserID`: look up the metadata only when asked; plain receives are the hot path.
+    private func receiveMessage(wait: Bool, readUserID: Bool) throws(ZeroMQError) -> (frames: [[UInt8]], userID: String?)? {
         var userID: String?
         var frames: [[UInt8]] = []
         var message = zmq_msg_t()
@@ -127,7 +132,7 @@ public final class Socket {
             }
             // Every frame of a message comes over the same link; the routing-id frame a ROUTER
             // makes up carries no metadata, so any frame that has it will do.
-            if userID == nil, let property = zmq_msg_gets(&message, "User-Id") { userID = String(cString: property) }
+            if readUserID, userID == nil, let property = zmq_msg_gets(&message, "User-Id") { userID = String(cString: property) }
             let size = zmq_msg_size(&message)
             if let data = zmq_msg_data(&message), size > 0 {
                 frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))

@@ -32,3 +32,8 @@ func zmqCall(_ operation: @autoclosure () -> String, _ body: () -> Int32) throws
     }
     return result
 }
+
+/// The text of a NUL-terminated buffer libzmq filled in (an endpoint, a Z85 key).
+func zmqText(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
