@@ -159,7 +159,7 @@ public enum BenchRun {
         log("6/6 security: launching the secured twin (CURVE on every link, ZAP, a key per institution), then \(options.securityRounds) rounds of each, \(options.securityWindow) in flight, \(options.seconds) s")
         let record = try cluster.up(topology: twin, executable: options.executable)
         defer { _ = try? cluster.down() }
-        let keys = HospitalKeys(topology: twin, directory: KeyDirectory(root: record.keys!))
+        let keys = try HospitalKeys.of(twin, explicit: nil, recorded: record.keys)
         let secured = try ClosedLoop(topology: twin, hospitalKeys: keys)
         var plainResults: [ClosedLoop.Result] = [], securedResults: [ClosedLoop.Result] = []
         for round in 0..<options.securityRounds {

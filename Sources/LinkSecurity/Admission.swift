@@ -35,12 +35,13 @@ public struct NodeKeys: Sendable {
         var missing = 0
         let institutions = Set(topology.institutions(of: id))
         for name in Admission.peers(of: id, in: topology) {
-            if institutions.contains(name) {
-                guard let key = try? keys.publicKey(name) else { missing += 1; continue }
-                admitted[key] = name
-            } else {
-                admitted[try keys.publicKey(name)] = name   // a node without a key breaks the tree: say so
+            // An institution may have no key (`keys generate --hospitals N`): it cannot connect.
+            // A node without one, or any key file that is unreadable, breaks the tree: say so.
+            if institutions.contains(name) && !FileManager.default.fileExists(atPath: keys.publicKeyPath(name)) {
+                missing += 1
+                continue
             }
+            admitted[try keys.publicKey(name)] = name
         }
         self.admitted = admitted
         institutionsWithoutKeys = missing
@@ -82,9 +83,6 @@ public final class AdmissionGate: Sendable {
     }
 
     public func stop() { handler.stop() }
-
-    /// Key id as logged: the public key itself (public, and what an operator greps the key directory for).
-    public static func keyID(_ key: String?) -> String { key ?? "none" }
 }
 
 /// Rate-limited refusal logging (called only on the ZAP handler's thread; the lock is for Sendable).
@@ -111,7 +109,8 @@ final class RefusalLog: Sendable {
             return 0
         }
         guard let suppressed else { return }
-        logger.warning("peer refused", metadata: ["key.id": "\(AdmissionGate.keyID(request.clientKey))",
+        // The key id is the public key itself: not secret, and what an operator greps the key directory for.
+        logger.warning("peer refused", metadata: ["key.id": "\(request.clientKey ?? "none")",
                                                   "peer.address": "\(request.address)",
                                                   "mechanism": "\(request.mechanism)", "reason": "\(reason)",
                                                   "refusals.since_last": "\(suppressed)"])

@@ -1,33 +1,29 @@
-import Foundation
 import NetworkTopology
 import SettlementModel
-import Synchronization
 import ZeroMQ
 
 /// Hospitals' keys, for the clients acting as hospitals (`settle`, the scenario runner, the
 /// benchmark, `cluster probe`): each institution connects to its county with its own pair.
-public final class HospitalKeys: Sendable {
+public struct HospitalKeys: Sendable {
     public let directory: KeyDirectory
-    private let topology: Topology
-    private let cache = Mutex<[String: ClientCredentials]>([:])
 
-    public init(topology: Topology, directory: KeyDirectory) {
-        self.topology = topology
+    public init(directory: KeyDirectory) {
         self.directory = directory
+    }
+
+    /// The hospitals' keys of a running cluster: `explicit` (`--keys`), else the directory the
+    /// cluster recorded at `cluster up`, else the one the topology names; nil on plaintext links.
+    public static func of(_ topology: Topology, explicit: String?, recorded: String?) throws(KeyError) -> HospitalKeys? {
+        guard topology.isSecured else { return nil }
+        guard let root = explicit ?? recorded ?? topology.security?.keysDirectory else {
+            throw KeyError("\(topology.file) is secured (security.curve) but no key directory is known: give --keys DIR, or the --data-dir of a cluster `cluster up` started from it")
+        }
+        return HospitalKeys(directory: KeyDirectory(root: root))
     }
 
     /// The credentials `institution` presents to `county`.
     public func credentials(institution: String, county: DivisionCode) throws(KeyError) -> ClientCredentials {
-        let cacheKey = institution + "@" + county.value
-        if let known = cache.withLock({ $0[cacheKey] }) { return known }
-        let credentials = ClientCredentials(keys: try directory.keyPair(institution), serverKey: try directory.publicKey(county.value))
-        cache.withLock { $0[cacheKey] = credentials }
-        return credentials
-    }
-
-    /// The institutions of `county` holding a key, in registration order.
-    public func institutionsWithKeys(of county: DivisionCode) -> [String] {
-        topology.institutions(of: county).filter { FileManager.default.fileExists(atPath: directory.secretKeyPath($0)) }
+        ClientCredentials(keys: try directory.keyPair(institution), serverKey: try directory.publicKey(county.value))
     }
 }
 

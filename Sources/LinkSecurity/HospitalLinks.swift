@@ -21,7 +21,9 @@ public final class HospitalLinks {
                 sockets.append(try open(context, endpoint, configure, credentials: nil))
                 continue
             }
-            for institution in keys.institutionsWithKeys(of: county.id) {
+            // The load is planned over every registered institution, so each needs its key: a
+            // missing one is named now (`keys generate` without --hospitals makes them all).
+            for institution in topology.institutions(of: county.id) {
                 if byCounty[county.id] == nil { byCounty[county.id] = sockets.count }
                 byInstitution[institution] = sockets.count
                 let credentials = try keys.credentials(institution: institution, county: county.id)
@@ -44,8 +46,8 @@ public final class HospitalLinks {
         return socket
     }
 
-    /// The socket `request` leaves on: its institution's own when secured (falling back to one
-    /// of the county's, where the county will refuse an institution without a key of its own).
+    /// The socket `request` leaves on: its institution's own when secured (a code registered
+    /// nowhere falls back to one of the county's, which refuses it).
     public func socket(for request: WireRequest, county: DivisionCode) -> Socket {
         if let own = byInstitution[request.fixmedinsCode] { return sockets[own] }
         return sockets[byCounty[county]!]

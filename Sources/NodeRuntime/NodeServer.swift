@@ -236,10 +236,14 @@ public final class NodeServer {
     private func drain(_ socket: Socket, from fixedPeer: Peer?, into directives: inout [Directive]) {
         let now = wallClockMs()
         for _ in 0..<drainLimit {
+            // Only messages from below on secured links carry a user id worth reading.
+            let authenticated = keys != nil && fixedPeer == nil
             let frames: [[UInt8]]
             let userID: String?
             do {
-                guard let received = try socket.receiveAuthenticated(wait: false) else { return }
+                let received = authenticated ? try socket.receiveAuthenticated(wait: false)
+                    : try socket.receive(wait: false).map { ($0, nil) }
+                guard let received else { return }
                 (frames, userID) = received
             } catch {
                 logger.error("receive failed", metadata: ["error": "\(error)"])
@@ -256,10 +260,12 @@ public final class NodeServer {
                 peer = .downstream(frames[0])
                 body = frames.dropFirst()
             }
+            // The child node this routing id names, if any: asked once per message.
+            let child = fixedPeer == nil ? machine.nodeID(of: peer) : nil
             var institution: String?
-            if keys != nil, fixedPeer == nil {
-                switch authenticate(peer, userID: userID) {
-                case .node: if !routesHeldByImpostors.isEmpty, let child = machine.nodeID(of: peer) { routesHeldByImpostors.remove(child) }
+            if authenticated {
+                switch authenticate(child: child, userID: userID) {
+                case .node: if let child, !routesHeldByImpostors.isEmpty { routesHeldByImpostors.remove(child) }
                 case .institution(let code): institution = code
                 case .impostor(let claimed):
                     // Not answered: an answer would go to the routing id, i.e. to the node it claims
@@ -273,7 +279,7 @@ public final class NodeServer {
             }
             // A client over its share is refused before any work; a child node never is.
             let withinShare: Bool
-            if case .downstream(let routingID) = peer, machine.nodeID(of: peer) == nil {
+            if case .downstream(let routingID) = peer, child == nil {
                 // By institution when authenticated: reconnecting under a new routing id buys no new share.
                 withinShare = clientLimiter.admit(institution.map { Array($0.utf8) } ?? routingID, nowMs: now)
             } else {
@@ -369,10 +375,8 @@ public final class NodeServer {
     /// it (`userID`); the routing id is only the peer's claim, so a routing id naming a child
     /// must be that child's key. Any other sender is the institution its key names, and may
     /// send requests only as that institution.
-    private func authenticate(_ peer: Peer, userID: String?) -> Sender {
-        if let child = machine.nodeID(of: peer) {
-            return userID == child ? .node : .impostor(claimed: child)
-        }
+    private func authenticate(child: String?, userID: String?) -> Sender {
+        if let child { return userID == child ? .node : .impostor(claimed: child) }
         return .institution(userID ?? "")
     }
 

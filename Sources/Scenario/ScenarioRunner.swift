@@ -132,12 +132,8 @@ public enum ScenarioRunner {
         do {
             if spec.uploads != nil { countsBefore = try audit.counts() }
             // Secured: the driver's hospitals present their institutions' keys, from where the cluster took its own.
-            let hospitalKeys = (try? Cluster(dataDirectory: dataDirectory).record())?.keys.map {
-                HospitalKeys(topology: topology, directory: KeyDirectory(root: options.keys ?? $0))
-            }
-            if topology.isSecured && hospitalKeys == nil {
-                throw ScenarioError(code: .clusterUnavailable, message: "\(topology.file) is secured but the cluster in \(dataDirectory) recorded no key directory")
-            }
+            let hospitalKeys = try HospitalKeys.of(topology, explicit: options.keys,
+                                                   recorded: (try? Cluster(dataDirectory: dataDirectory).record())?.keys)
             let driver = try LoadDriver(topology: topology, load: load, uploads: spec.uploads, seed: spec.seed,
                                         durationMs: spec.durationMs, hospitalKeys: hospitalKeys)
             log("running \(spec.name): \(driver.expectedArrivals) settlements and \(driver.expectedBatches) upload batches over \(Double(spec.durationMs) / 1000) s, seed \(spec.seed)")

@@ -39,8 +39,7 @@ struct DemoCommand: ParsableCommand {
         }
         var failures: [String] = []
         do {
-            try settleAll(loaded, keys: record.keys.map { HospitalKeys(topology: loaded, directory: KeyDirectory(root: $0)) },
-                          failures: &failures)
+            try settleAll(loaded, keys: HospitalKeys.of(loaded, explicit: nil, recorded: record.keys), failures: &failures)
         } catch {
             failures.append("\(error)")
         }

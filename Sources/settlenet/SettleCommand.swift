@@ -41,12 +41,8 @@ struct ClusterTarget: ParsableArguments {
     /// The hospitals' keys when the topology is secured: --keys, else the running cluster's,
     /// else the directory the topology names; nil for plaintext links.
     func hospitalKeys(for topology: Topology) throws -> HospitalKeys? {
-        guard topology.isSecured else { return nil }
         let recorded = dataDir.flatMap { try? Cluster(dataDirectory: $0).record() }?.keys
-        guard let root = keys ?? recorded ?? topology.security?.keysDirectory else {
-            throw Failure("\(topology.file) is secured (security.curve): give --keys DIR, or --data-dir of a cluster started from it")
-        }
-        return HospitalKeys(topology: topology, directory: KeyDirectory(root: root))
+        do { return try HospitalKeys.of(topology, explicit: keys, recorded: recorded) } catch { throw Failure("\(error)") }
     }
 }
 
