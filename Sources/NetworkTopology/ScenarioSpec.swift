@@ -103,8 +103,8 @@ public struct FaultSpec: Sendable, Equatable {
         case pause(node: String, forMs: Int64)
         /// SIGKILL, and start it again after `restartAfterMs` (nil: it stays down).
         case kill(node: String, restartAfterMs: Int64?)
-        /// Both directions of the link between two adjacent nodes: messages delayed (with
-        /// jitter), lost, duplicated or corrupted, each with its probability.
+        /// The link between two adjacent nodes, both directions or only from `a` to `b`: messages
+        /// delayed (with jitter), lost, duplicated or corrupted, each with its probability.
         case link(LinkEffects)
         /// No message gets through from `from` to `to` (and back, unless one-way).
         case partition(from: String, to: String, oneWay: Bool, forMs: Int64)
@@ -115,11 +115,13 @@ public struct FaultSpec: Sendable, Equatable {
         public var forMs: Int64
         public var delayMs: Int64 = 0, jitterMs: Int64 = 0
         public var loss = 0.0, duplicate = 0.0, corrupt = 0.0
+        /// Only what `a` sends to `b` (`direction: one-way`), not what comes back.
+        public var oneWay = false
 
         public init(a: String, b: String, forMs: Int64, delayMs: Int64 = 0, jitterMs: Int64 = 0, loss: Double = 0,
-                    duplicate: Double = 0, corrupt: Double = 0) {
+                    duplicate: Double = 0, corrupt: Double = 0, oneWay: Bool = false) {
             self.a = a; self.b = b; self.forMs = forMs; self.delayMs = delayMs; self.jitterMs = jitterMs
-            self.loss = loss; self.duplicate = duplicate; self.corrupt = corrupt
+            self.loss = loss; self.duplicate = duplicate; self.corrupt = corrupt; self.oneWay = oneWay
         }
     }
 
@@ -373,6 +375,16 @@ public enum ScenarioLoader {
             numberValue(map, key, required: false, range: 0...1, file: file, problems: &problems) ?? 0
         }
         let at = duration("at", required: true)
+        /// `direction:` of a link fault or partition: both ways unless one-way.
+        func oneWay() -> Bool? {
+            let direction = map.scalar("direction", subject: nil, required: false, problems: &problems) ?? "both"
+            guard ["both", "one-way"].contains(direction) else {
+                problems.append(FileProblem(file: file, line: map.lineOf("direction"), field: map.fieldPath("direction"),
+                                            message: "\"\(direction)\" is not both or one-way"))
+                return nil
+            }
+            return direction == "one-way"
+        }
         let named = ["pause", "kill", "link", "partition"].filter { map.node($0) != nil }
         var action: FaultSpec.Action?
         switch named {
@@ -381,10 +393,10 @@ public enum ScenarioLoader {
         case ["kill"]:
             if let node = nodeID("kill") { action = .kill(node: node, restartAfterMs: duration("restart_after", required: false)) }
         case ["link"]:
-            if let (a, b) = pair("link"), let length = duration("for", required: true) {
+            if let (a, b) = pair("link"), let length = duration("for", required: true), let oneWay = oneWay() {
                 let effects = FaultSpec.LinkEffects(a: a, b: b, forMs: length, delayMs: duration("delay", required: false) ?? 0,
                                                     jitterMs: duration("jitter", required: false) ?? 0, loss: probability("loss"),
-                                                    duplicate: probability("duplicate"), corrupt: probability("corrupt"))
+                                                    duplicate: probability("duplicate"), corrupt: probability("corrupt"), oneWay: oneWay)
                 if effects.delayMs == 0 && effects.loss == 0 && effects.duplicate == 0 && effects.corrupt == 0 {
                     problems.append(FileProblem(file: file, line: map.line, field: path,
                                                 message: "a link fault needs at least one of delay, loss, duplicate, corrupt"))
@@ -393,12 +405,8 @@ public enum ScenarioLoader {
                 }
             }
         case ["partition"]:
-            let direction = map.scalar("direction", subject: nil, required: false, problems: &problems) ?? "both"
-            if !["both", "one-way"].contains(direction) {
-                problems.append(FileProblem(file: file, line: map.lineOf("direction"), field: map.fieldPath("direction"),
-                                            message: "\"\(direction)\" is not both or one-way"))
-            } else if let (from, to) = pair("partition"), let length = duration("for", required: true) {
-                action = .partition(from: from, to: to, oneWay: direction == "one-way", forMs: length)
+            if let oneWay = oneWay(), let (from, to) = pair("partition"), let length = duration("for", required: true) {
+                action = .partition(from: from, to: to, oneWay: oneWay, forMs: length)
             }
         default:
             problems.append(FileProblem(file: file, line: map.line, field: path,

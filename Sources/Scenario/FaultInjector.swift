@@ -116,7 +116,7 @@ public final class FaultInjector {
         }
         switch action {
         case .link(let e):
-            return [(e.a, e.b), (e.b, e.a)].map { from, to in
+            return (e.oneWay ? [(e.a, e.b)] : [(e.a, e.b), (e.b, e.a)]).map { from, to in
                 LinkFault(from: from, to: to, startMs: nowMs, endMs: nowMs + e.forMs, delayMs: Int(e.delayMs), jitterMs: Int(e.jitterMs),
                           loss: e.loss, duplicate: e.duplicate, corrupt: e.corrupt, seed: seedOf(from, to))
             }
@@ -174,7 +174,7 @@ public final class FaultInjector {
                 log("fault: killed node \(node)\(restartAfterMs.map { ", restart in \(Double($0) / 1000) s" } ?? "")")
                 if let restartAfterMs { active.append((index, nowUs + restartAfterMs * 1_000, nil)) }
             case .link(let effects):
-                startLinkFault(index, spec, forMs: effects.forMs, nowUs: nowUs, what: "link \(spec.node) (delay \(effects.delayMs) ms ± \(effects.jitterMs), loss \(effects.loss), duplicate \(effects.duplicate), corrupt \(effects.corrupt))")
+                startLinkFault(index, spec, forMs: effects.forMs, nowUs: nowUs, what: "link \(spec.node)\(effects.oneWay ? " (one way)" : "") (delay \(effects.delayMs) ms ± \(effects.jitterMs), loss \(effects.loss), duplicate \(effects.duplicate), corrupt \(effects.corrupt))")
             case .partition(_, _, let oneWay, let forMs):
                 startLinkFault(index, spec, forMs: forMs, nowUs: nowUs, what: "partition \(spec.node)\(oneWay ? " (one way)" : "")")
             }

@@ -137,9 +137,11 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
               - { at: 40s, partition: ["410000", "000000"], for: 5s }
               - { at: 50s, partition: ["370211", "370200"], direction: one-way, for: 3s }
               - { at: 55s, link: "410300-410000", corrupt: 0.01, for: 5s }
+              - { at: 58s, link: "410000-410300", delay: 1s, direction: one-way, for: 2s }
             """
         let spec = try ScenarioLoader.parse(text, file: "f.yaml")
-        #expect(spec.faults.count == 6)
+        #expect(spec.faults.count == 7)
+        #expect(spec.faults[6].action == .link(.init(a: "410000", b: "410300", forMs: 2_000, delayMs: 1_000, oneWay: true)))
         #expect(spec.faults[2].action == .link(.init(a: "370200", b: "370000", forMs: 10_000, delayMs: 50, jitterMs: 20, loss: 0.05,
                                                      duplicate: 0.01, corrupt: 0)))
         #expect(spec.faults[3].action == .partition(from: "410000", to: "000000", oneWay: false, forMs: 5_000))
@@ -164,6 +166,10 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         #expect(first.map(\.seed) != FaultInjector.linkEntries(flaky, index: 2, seed: 10, nowMs: 0).map(\.seed))
         let oneWay = FaultInjector.linkEntries(.partition(from: "370211", to: "370200", oneWay: true, forMs: 500), index: 0, seed: 9, nowMs: 7)
         #expect(oneWay.count == 1 && oneWay[0].loss == 1 && oneWay[0].from == "370211" && oneWay[0].endMs == 507)
+        // A one-way link fault acts only on what its first node sends to the second.
+        let slowAnswers = FaultInjector.linkEntries(.link(.init(a: "410100", b: "410102", forMs: 900, delayMs: 1_000, oneWay: true)),
+                                                    index: 0, seed: 9, nowMs: 0)
+        #expect(slowAnswers.map(\.from) == ["410100"] && slowAnswers.map(\.to) == ["410102"] && slowAnswers[0].delayMs == 1_000)
     }
 
     @Test func thresholdConditionsParseEveryOperator() {
