@@ -226,6 +226,11 @@ public final class LoadDriver {
                 sentHead += 1
                 guard let item = outstanding[msgid], !item.isRequery else { continue }
                 outstanding[msgid] = nil
+                if item.isReversal {
+                    // No answer at all (its origin county may have crashed): asked again like a settlement.
+                    inDoubt[msgid] = (item, now + requeryIntervalUs)
+                    continue
+                }
                 settlementsInFlight -= 1
                 measurement.answered(route: item.plan.route, intendedUs: item.intendedUs, answeredUs: now, errorCode: "client_timeout")
                 inDoubt[msgid] = (item, now + requeryIntervalUs)
@@ -316,7 +321,7 @@ public final class LoadDriver {
                         if !AmountIdentities.violations(output).isEmpty { measurement.identityViolations += 1 }
                         if item.plan.reverseAfter {
                             measurement.reversalsAttempted += 1
-                            _ = try send(item.plan, intendedUs: now, reversalOf: item.msgid)
+                            sentOrder.append((now, try send(item.plan, intendedUs: now, reversalOf: item.msgid)))
                         }
                     }
                 }
