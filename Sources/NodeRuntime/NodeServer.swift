@@ -128,6 +128,19 @@ public final class NodeServer {
         registryID = topology.nodes.first { $0.parent == nil }?.id.value ?? "000000"
         let open = try ledger.read { try $0.openResolutions() }
         machine.restore(open)
+        // Requests journaled as in flight when this node last stopped: whatever answers came back
+        // found nobody waiting, so their outcome is in doubt here. Resolve them like any other.
+        let inFlight = try ledger.read { try $0.inFlightAtOrigin() }
+        let inDoubt = machine.inDoubtAfterRestart(inFlight, nowMs: startedAtMs)
+        if !inDoubt.isEmpty {
+            try ledger.write { tx in
+                for case .resolution(let resolution) in inDoubt { try tx.saveResolution(resolution) }
+            }
+            let reversals = inFlight.filter { !$0.omsgid.isEmpty }   // reversals and corrections name what they undo
+            logger.warning("requests in flight at the last stop are in doubt: resolving them by correction (2601)",
+                           metadata: ["requests": "\(inFlight.count)", "reversals": "\(reversals.count)",
+                                      "settlements_to_resolve": "\(inDoubt.count)"])
+        }
         resolvedMsgids = Set(try ledger.read { try $0.resolvedMsgids() })
         for ticket in try ledger.read({ try $0.tickets() }) where ticket.kind == "node_unresponsive"
             && ticket.openedBy == id.value && ticket.state != "closed" {
@@ -412,13 +425,20 @@ public final class NodeServer {
         var uploadsToForward: [(request: WireRequest, passing: UploadInput, received: Int32, rejects: [UploadReject],
                                 peer: Peer, receivedAtMs: Int64)] = []
         var resolvedNow: [String] = []
+        // Journaled in this round's transaction, sent once it is durable.
+        var journaled: [Outgoing] = []
+        var committed = true
         do {
             try ledger.write { tx in
                 outgoing.removeAll(keepingCapacity: true)
                 uploadsToForward.removeAll()
                 resolvedNow.removeAll()
+                journaled.removeAll()
                 for directive in work {
                     switch directive {
+                    case .journalAndForward(let request, let peer, let inFlight):
+                        try tx.recordTransit(inFlight)
+                        journaled.append(Outgoing(peer: peer, frames: WireCodec.frames(request), requestMsgid: request.msgid))
                     case .answer(let response, let peer, let record):
                         if let record { try tx.recordTransit(record) }
                         outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(response)))
@@ -453,7 +473,9 @@ public final class NodeServer {
                 }
             }
         } catch {
+            committed = false
             resolvedNow.removeAll()
+            journaled.removeAll()
             // Resolutions decided in this round are not durable: keep resolving them.
             machine.restore(work.compactMap { if case .resolved(let resolution, _, _) = $0 { resolution } else { nil } })
             // Nothing of this round was recorded. Answers passing through are still true
@@ -467,7 +489,7 @@ public final class NodeServer {
                     let answer = machine.error(.busy, detail: "ledger of node \(spec.id) unavailable",
                                                requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: wallClockMs())
                     return Outgoing(peer: peer, frames: WireCodec.frames(answer))
-                case .forward, .resolution, .resolved, .openTicket:
+                case .forward, .resolution, .resolved, .openTicket, .journalAndForward:
                     return nil
                 case .ticketHere(let request, let peer, let receivedAtMs):
                     let answer = machine.error(.busy, detail: "ledger of node \(spec.id) unavailable",
@@ -476,19 +498,32 @@ public final class NodeServer {
                 }
             }
         }
+        // Journal entries that could not be written: those requests were not sent.
+        let unsent = committed ? [] : work.compactMap { directive -> String? in
+            if case .journalAndForward(let request, _, _) = directive { request.msgid } else { nil }
+        }
+        var next: [Directive] = []
+        for msgid in unsent {
+            for case .answer(let response, let peer, _) in machine.refuseUnsent(msgid: msgid, detail: "ledger of node \(spec.id) unavailable",
+                                                                              nowMs: wallClockMs()) {
+                outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(response)))
+            }
+        }
         resolvedMsgids.formUnion(resolvedNow)
         for message in outgoing { _ = send(message) }
+        for message in journaled where !send(message) {
+            next += machine.forwardFailed(msgid: message.requestMsgid!, nowMs: wallClockMs())
+        }
         // Records this tier passed are recorded: now they may travel up.
         if !uploadsToForward.isEmpty {
             let now = wallClockMs()
-            var next: [Directive] = []
             for upload in uploadsToForward {
                 next += machine.forwardUpload(upload.request, passing: upload.passing, received: upload.received,
                                               rejects: upload.rejects, replyTo: upload.peer,
                                               receivedAtMs: upload.receivedAtMs, nowMs: now)
             }
-            try execute(next)
         }
+        try execute(next)
     }
 
     // MARK: Tickets

@@ -226,6 +226,16 @@ public final class Ledger {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v6-origin-journal") { db in
+            try db.execute(sql: """
+                -- What a reversal or correction concerns, and (origin county only) the person: enough
+                -- to resolve a request journaled as in flight when the node crashed.
+                ALTER TABLE transits ADD COLUMN oinfno TEXT NOT NULL DEFAULT '';
+                ALTER TABLE transits ADD COLUMN psn_no TEXT NOT NULL DEFAULT '';
+                -- Few rows are ever unknown at once: the restart's question stays cheap.
+                CREATE INDEX transits_unknown ON transits(role) WHERE state = 'unknown';
+                """)
+        }
         return migrator
     }
 
@@ -370,8 +380,8 @@ public struct LedgerTransaction {
 
     static let transitUpsert = """
         INSERT INTO transits (msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
-          medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms, oinfno, psn_no)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(msgid) DO UPDATE SET setl_id = excluded.setl_id, medfee_sumamt = excluded.medfee_sumamt,
           fund_pay_sumamt = excluded.fund_pay_sumamt, acct_pay = excluded.acct_pay, psn_cash_pay = excluded.psn_cash_pay,
           infcode = excluded.infcode, err_code = excluded.err_code, state = excluded.state,
@@ -380,6 +390,24 @@ public struct LedgerTransaction {
     // Built once: recordTransit runs for every message a node passes on.
     static let transitUpsertIfUnknown = transitUpsert + " WHERE transits.state = 'unknown'"
     static let transitOverwrite = transitUpsert + " WHERE true"
+    /// A correction's outcome, written on the settlement it concerns. A tier with no record of
+    /// that settlement (a relay restarted while it was in flight, or the insured county of a
+    /// settlement that never arrived) records the final state with SN-E2006: its amounts were
+    /// never seen here. A tier that knew it only as unknown takes the state (and SN-E2006 if it
+    /// had only journaled it; a timeout keeps its own code); one that saw it settled keeps its
+    /// amounts and becomes reversed.
+    static func correctionOutcome(reversed: Bool) -> String {
+        """
+        INSERT INTO transits (msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
+          medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms, oinfno, psn_no)
+        VALUES (?, ?, ?, ?, ?, ?, '', ?, 0, 0, 0, 0, -1, ?, ?, ?, '', '')
+        ON CONFLICT(msgid) DO UPDATE SET state = excluded.state,
+          err_code = CASE WHEN transits.state = 'unknown' AND transits.err_code = '' THEN excluded.err_code ELSE transits.err_code END
+        WHERE transits.state IN (\(reversed ? "'settled', 'unknown'" : "'unknown'"))
+        """
+    }
+    static let correctionReversed = correctionOutcome(reversed: true)
+    static let correctionNotInEffect = correctionOutcome(reversed: false)
 
     /// Records what this tier saw of a settlement or reversal. A later, definite answer for
     /// the same msgid replaces an earlier indefinite ('unknown') one; nothing else is replaced,
@@ -391,16 +419,27 @@ public struct LedgerTransaction {
             record.msgid, record.infno, record.role.rawValue, record.mdtrtareaAdmvs, record.insuplcAdmdvs,
             record.fixmedinsCode, record.omsgid, record.setlID, record.medfeeSumamt, record.fundPaySumamt,
             record.acctPay, record.psnCashPay, record.infcode, record.errCode, record.state.rawValue, record.recordedAtMs,
+            record.oinfno, record.psnNo,
         ]
         try statement.execute(arguments: StatementArguments(values))
+        if resolution {
+            // The settlement's final state is known here now: so is that of every reversal or
+            // correction of it whose own answer this node never got.
+            let settle = try db.cachedStatement(sql: """
+                UPDATE transits SET state = ?, err_code = ? WHERE omsgid = ? AND state = 'unknown' AND infno IN ('2208', '2305', '2601')
+                """)
+            try settle.execute(arguments: [record.state == .reversed ? "reversed" : "refused", record.errCode, record.msgid])
+        }
         if record.state == .reversed && !record.omsgid.isEmpty {
             if record.infno == TransactionCode.correction.rawValue {
                 // A correction settles the doubt: reversed if it had settled, refused if it never took effect.
                 let reversed = record.correctionOutcome == "reversed"
-                let mark = try db.cachedStatement(sql: reversed
-                    ? "UPDATE transits SET state = 'reversed' WHERE msgid = ? AND state IN ('settled', 'unknown')"
-                    : "UPDATE transits SET state = 'refused' WHERE msgid = ? AND state = 'unknown'")
-                try mark.execute(arguments: [record.omsgid])
+                let mark = try db.cachedStatement(sql: reversed ? Self.correctionReversed : Self.correctionNotInEffect)
+                try mark.execute(arguments: [
+                    record.omsgid, record.oinfno, record.role.rawValue, record.mdtrtareaAdmvs, record.insuplcAdmdvs,
+                    record.fixmedinsCode, record.setlID, ErrorCode.cancelledByCorrection.rawValue,
+                    reversed ? "reversed" : "refused", record.recordedAtMs,
+                ])
             } else {
                 let mark = try db.cachedStatement(sql: "UPDATE transits SET state = 'reversed' WHERE msgid = ? AND state = 'settled'")
                 try mark.execute(arguments: [record.omsgid])
@@ -654,6 +693,22 @@ extension LedgerTransaction {
     public func resolve(omsgid: String, finalAnswer: [UInt8], nowMs: Int64) throws {
         try db.execute(sql: "UPDATE resolutions SET resolved_at_ms = ?, final_answer = ? WHERE omsgid = ?",
                        arguments: [nowMs, Data(finalAnswer), omsgid])
+    }
+
+    /// Origin county: hospitals' requests journaled as in flight whose outcome this node never
+    /// learned (it stopped, or crashed, before their answers came back).
+    public func inFlightAtOrigin() throws -> [RequestMeta] {
+        try Row.fetchAll(db, sql: """
+            SELECT msgid, infno, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, oinfno, psn_no
+            FROM transits WHERE state = 'unknown' AND role = 'origin'
+            """).map { row in
+            var meta = RequestMeta(omsgid: row[0], infno: row[1], treatment: row[2], insured: row[3], fixmedinsCode: row[4])
+            meta.omsgid = row[5]
+            meta.oinfno = row[6]
+            meta.psnNo = row[7]
+            meta.isReversal = TransactionCode(rawValue: meta.infno)?.isReversal ?? false
+            return meta
+        }
     }
 
     public func openResolutions() throws -> [NodeMachine.Resolution] {

@@ -44,6 +44,11 @@ public struct TransitRecord: Equatable, Sendable {
     public var recordedAtMs: Int64
     /// For a correction reversal (2601): what became of the settlement (reversed, cancelled, refused).
     public var correctionOutcome: String = ""
+    /// For a reversal or correction: the transaction code of the settlement it concerns.
+    public var oinfno: String
+    /// Kept at the origin county only (which holds it for its resolutions anyway): after a crash
+    /// a request still in flight is resolved by a correction that names the person.
+    public var psnNo: String
 
     public init(request meta: RequestMeta, response: WireResponse, role: TransitRole, nowMs: Int64) {
         msgid = meta.msgid
@@ -53,6 +58,8 @@ public struct TransitRecord: Equatable, Sendable {
         insuplcAdmdvs = meta.insuplcAdmdvs
         fixmedinsCode = meta.fixmedinsCode
         omsgid = meta.omsgid
+        oinfno = meta.oinfno
+        psnNo = role == .origin ? meta.psnNo : ""
         infcode = response.infcode
         errCode = response.errCode
         recordedAtMs = nowMs
@@ -81,6 +88,18 @@ public struct TransitRecord: Equatable, Sendable {
             state = response.errCode == ErrorCode.timeout.rawValue ? .unknown : .refused
         }
     }
+
+    /// The origin county's record that a hospital's request is out, written before it is sent:
+    /// should the node crash before the answer is back, the request is known to be in doubt
+    /// (an answer arriving after the restart finds nobody waiting) and is resolved by correction.
+    public init(inFlight meta: RequestMeta, nowMs: Int64) {
+        var none = WireResponse()
+        none.errCode = ErrorCode.timeout.rawValue
+        self.init(request: meta, response: none, role: .origin, nowMs: nowMs)
+        errCode = ""
+        infcode = 0
+        state = .unknown
+    }
 }
 
 /// The parts of a request a tier keeps while it waits for the answer.
@@ -93,6 +112,8 @@ public struct RequestMeta: Equatable, Sendable {
     public var omsgid: String
     public var isReversal: Bool
     public var psnNo: String = ""
+    /// For a reversal or correction: the transaction code of the settlement it concerns.
+    public var oinfno: String = ""
 
     public init(omsgid: String, infno: String, treatment: String, insured: String, fixmedinsCode: String) {
         msgid = omsgid
@@ -111,8 +132,10 @@ public struct RequestMeta: Equatable, Sendable {
         insuplcAdmdvs = request.insuplcAdmdvs
         fixmedinsCode = request.fixmedinsCode
         switch request.input {
-        case .reversal(let input)?: omsgid = input.omsgid; psnNo = input.psnNo
-        case .correction(let input)?: omsgid = input.omsgid; psnNo = input.psnNo
+        case .reversal(let input)?:
+            omsgid = input.omsgid; psnNo = input.psnNo
+            oinfno = TransactionCode(rawValue: request.infno)?.settlementCode?.rawValue ?? ""
+        case .correction(let input)?: omsgid = input.omsgid; psnNo = input.psnNo; oinfno = input.oinfno
         case .settlement(let input)?: omsgid = ""; psnNo = input.psnNo
         default: omsgid = ""
         }
@@ -124,6 +147,9 @@ public struct RequestMeta: Equatable, Sendable {
 public enum Directive: Equatable, Sendable {
     /// Send a request on to `peer` now.
     case forward(WireRequest, to: Peer)
+    /// Origin county, a hospital's request that moves money: make `inFlight` durable, then send
+    /// the request to `peer` (so that no crash can leave it out there without this node knowing).
+    case journalAndForward(WireRequest, to: Peer, inFlight: TransitRecord)
     /// Make `record` durable (if any), then send the answer to `peer`.
     case answer(WireResponse, to: Peer, record: TransitRecord?)
     /// This node is the insured county: settle or reverse against the ledger, then answer.
@@ -223,6 +249,18 @@ public struct NodeMachine: Sendable {
 
         /// The correction's msgid: the same on every attempt, so a retry is never applied twice.
         public var correctionMsgid: String { "CR" + omsgid }
+
+        /// The resolution a request in doubt at the origin calls for: of the settlement itself,
+        /// or, for a reversal or correction, of the settlement it concerns (a correction then
+        /// takes it out of effect, which is what the hospital asked for). Nil for anything else.
+        public init?(concerning meta: RequestMeta, nowMs: Int64) {
+            guard let code = TransactionCode(rawValue: meta.infno), code.movesMoney else { return nil }
+            let omsgid = code.isSettlement ? meta.msgid : meta.omsgid
+            let oinfno = code.isSettlement ? meta.infno : meta.oinfno
+            guard !omsgid.isEmpty, TransactionCode(rawValue: oinfno)?.isSettlement == true else { return nil }
+            self.init(omsgid: omsgid, oinfno: oinfno, psnNo: meta.psnNo, insured: meta.insuplcAdmdvs,
+                      treatment: meta.mdtrtareaAdmvs, fixmedinsCode: meta.fixmedinsCode, nextAttemptMs: nowMs)
+        }
     }
 
     public let config: Configuration
@@ -280,7 +318,9 @@ public struct NodeMachine: Sendable {
                                  requestMsgid: msgid, receivedAtMs: entry.receivedAtMs, nowMs: nowMs)
             directives += finish(entry, with: response, nowMs: nowMs)
         }
-        for msgid in resolutions.filter({ $0.value.nextAttemptMs <= nowMs }).keys.sorted() {
+        // Not before sign-in: right after a restart the parent link is not up yet, and a
+        // correction that cannot be handed off would wait out the longest backoff.
+        for msgid in resolutions.filter({ $0.value.nextAttemptMs <= nowMs }).keys.sorted() where signNo != nil {
             directives += sendCorrection(for: msgid, nowMs: nowMs)
         }
         return directives
@@ -289,7 +329,7 @@ public struct NodeMachine: Sendable {
     /// The earliest time `tick` has something to do, so the shell can sleep until then.
     public func nextDeadlineMs(nowMs: Int64) -> Int64 {
         var next = earliestDeadlineMs == .max ? nowMs + 1_000 : earliestDeadlineMs
-        if let due = resolutions.values.lazy.map(\.nextAttemptMs).min() { next = min(next, due) }
+        if signNo != nil, let due = resolutions.values.lazy.map(\.nextAttemptMs).min() { next = min(next, due) }
         if signNo == nil { next = min(next, lastSignInSentMs.map { $0 + config.signInRetryMs } ?? nowMs) }
         if signNo != nil && catalog == nil { next = min(next, lastCatalogRequestMs.map { $0 + config.signInRetryMs } ?? nowMs) }
         return next
@@ -379,11 +419,15 @@ public struct NodeMachine: Sendable {
                 return [.answer(error(.deadlineTooShort, detail: "\(budget) ms left at node \(config.id)",
                                       requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
             }
-            addPending(request.msgid, Pending(meta: RequestMeta(request), waiters: [peer], forwardedTo: target,
+            let meta = RequestMeta(request)
+            addPending(request.msgid, Pending(meta: meta, waiters: [peer], forwardedTo: target,
                                              role: fromHospital ? .origin : .relay,
                                              receivedAtMs: nowMs, deadlineMs: nowMs + budget - config.hopReserveMs))
             var onward = request
             onward.budgetMs = Int32(budget - 2 * config.hopReserveMs)
+            if fromHospital && code.movesMoney {
+                return [.journalAndForward(onward, to: target, inFlight: TransitRecord(inFlight: meta, nowMs: nowMs))]
+            }
             return [.forward(onward, to: target)]
         }
     }
@@ -430,15 +474,25 @@ public struct NodeMachine: Sendable {
             directives.append(.openTicket(kind: "node_unresponsive", code: ErrorCode.timeout.rawValue, subject: silent,
                                           responsible: silent, reason: "no answer from node \(silent) within the deadline"))
         }
-        if entry.upload == nil, entry.role == .origin, response.errCode == ErrorCode.timeout.rawValue,
-           TransactionCode(rawValue: entry.meta.infno)?.isSettlement == true, resolutions[entry.meta.msgid] == nil {
-            let resolution = Resolution(omsgid: entry.meta.msgid, oinfno: entry.meta.infno, psnNo: entry.meta.psnNo,
-                                        insured: entry.meta.insuplcAdmdvs, treatment: entry.meta.mdtrtareaAdmvs,
-                                        fixmedinsCode: entry.meta.fixmedinsCode, nextAttemptMs: nowMs)
-            resolutions[entry.meta.msgid] = resolution
-            directives.append(.resolution(resolution))
+        if entry.upload == nil, entry.role == .origin, response.errCode == ErrorCode.timeout.rawValue {
+            directives += startResolution(concerning: entry.meta, nowMs: nowMs)
         }
         return directives
+    }
+
+    /// A money request's outcome is unknown here, at its origin: resolve the settlement it
+    /// concerns by correction (2601), unless that is already under way.
+    private mutating func startResolution(concerning meta: RequestMeta, nowMs: Int64) -> [Directive] {
+        guard let resolution = Resolution(concerning: meta, nowMs: nowMs), resolutions[resolution.omsgid] == nil else { return [] }
+        resolutions[resolution.omsgid] = resolution
+        return [.resolution(resolution)]
+    }
+
+    /// After a restart: the requests this origin county had journaled as in flight and never
+    /// learned the outcome of (their answers, if any came, found nobody waiting). Each is in
+    /// doubt, and its settlement is resolved like one this node gave up waiting for.
+    public mutating func inDoubtAfterRestart(_ inFlight: [RequestMeta], nowMs: Int64) -> [Directive] {
+        inFlight.sorted { $0.msgid < $1.msgid }.flatMap { startResolution(concerning: $0, nowMs: nowMs) }
     }
 
     private mutating func addPending(_ msgid: String, _ entry: Pending) {
@@ -532,6 +586,14 @@ public struct NodeMachine: Sendable {
                                           responsible: dead, reason: "node \(dead) not connected"))
         }
         return directives
+    }
+
+    /// The shell could not journal a request it was to forward (its ledger failed): it was not
+    /// sent, so the waiters get a definite refusal, and no record is asked for.
+    public mutating func refuseUnsent(msgid: String, detail: String, nowMs: Int64) -> [Directive] {
+        guard let entry = pending.removeValue(forKey: msgid) else { return [] }
+        let response = error(.busy, detail: detail, requestMsgid: msgid, receivedAtMs: entry.receivedAtMs, nowMs: nowMs)
+        return entry.waiters.map { .answer(response, to: $0, record: nil) }
     }
 
     /// Answers of every still-pending request with an indefinite timeout (used when the node

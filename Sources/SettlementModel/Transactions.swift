@@ -36,6 +36,18 @@ public enum TransactionCode: String, CaseIterable, Sendable {
         default: nil
         }
     }
+
+    /// The settlement code a reversal code undoes.
+    public var settlementCode: TransactionCode? {
+        switch self {
+        case .outpatientReversal: .outpatientSettlement
+        case .inpatientReversal: .inpatientSettlement
+        default: nil
+        }
+    }
+
+    /// Moves money or takes it back: what a tier must never lose track of.
+    public var movesMoney: Bool { isSettlement || isReversal || self == .correction }
 }
 
 /// Stable error codes carried in `err_msg` as `FSI-<message>[<code>]` and alone in `err_code`.

@@ -1,5 +1,7 @@
 import Foundation
+import GRDB
 import NetworkTopology
+import Persistence
 import SettlementCore
 import SettlementModel
 import Scenario
@@ -27,8 +29,9 @@ import Testing
     }
 
     /// Runs `scenario` to completion (the run itself stops its cluster; `cleanUp` sweeps what a
-    /// failed run left) and reads its report and decision traces.
-    func run(_ scenario: String, in output: String) throws -> Run {
+    /// failed run left) and reads its report and decision traces (unless `traces` is false: a
+    /// node killed during a link fault numbers that link's messages from 1 again when it restarts).
+    func run(_ scenario: String, in output: String, traces: Bool = true) throws -> Run {
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         try scenario.write(toFile: "\(output)/scenario.yaml", atomically: true, encoding: .utf8)
         let result = try settlenet(["scenario", "run", "\(output)/scenario.yaml", "--out", "\(output)/report"])
@@ -40,7 +43,7 @@ import Testing
         var indexOfSeed: [UInt64: Int] = [:]
         for (index, fault) in report.faults.enumerated() { for seed in fault.decisionSeeds ?? [] { indexOfSeed[seed] = index } }
         var decisions: [DecisionKey: LinkDecision] = [:]
-        for node in topology.nodes {
+        for node in topology.nodes where traces {
             for entry in LinkFaultEffects.readTrace(layout.linkDecisionsPath(node.id)) {
                 let index = try #require(indexOfSeed[entry.fault], "node \(node.id) traced a decision of no fault of this run")
                 let key = DecisionKey(faultIndex: index, from: node.id.value, to: entry.to, number: entry.number)
@@ -175,5 +178,86 @@ import Testing
         // The kills hit load: settlements insured at 410102 were attempted before and after.
         #expect(result.report.settlements.attempted > 1_000)
         try expectReconciled(result.report, "seed \(seed), kills at \(firstKill) ms (down \(firstDown) ms) and \(secondKill) ms (down \(secondDown) ms)")
+    }
+
+    /// Every kind of node killed while answers to it are on their way: the origin county of
+    /// three hospitals, a city, a province and the national node. Each kill comes during a 1 s
+    /// delay on the link to the node's parent (for the national node, to a province; for the
+    /// county only the answers coming down, so that its hospitals' reversals reach the insured
+    /// county), so answers addressed to it are held by its neighbour when it dies, and reach it
+    /// after its restart, when nobody waits for them, or not at all. That is the class of crash behind
+    /// issue 16's findings:
+    /// - the origin lost the answers of reversals it had forwarded, and kept the settlement at
+    ///   `settled` while every other tier had it reversed (seed 7002's two mismatches);
+    /// - a relay never recorded the settlements whose answers it lost, and the correction that
+    ///   later reversed them passed through it without recording them (13 lost of 18,000).
+    @Test func killingEveryKindOfNodeWithAnswersInFlightReconciles() throws {
+        // (node, link delayed, direction, delay starts, kill after): the county's delay begins
+        // 2.5 s before its kill, so that its hospitals get answers and send reversals (the runner
+        // reverses only what was answered settled) whose own answers are then held.
+        let kills: [(node: String, link: String, direction: String, atMs: Int, killAfterMs: Int)] = [
+            ("410102", "410100-410102", "one-way", 1_000, 2_500),   // origin county (and insured county) of its hospitals
+            ("410100", "410100-410000", "both", 6_000, 600),        // city
+            ("370000", "370000-000000", "both", 9_000, 600),        // province
+            ("000000", "410000-000000", "both", 12_000, 600),       // national
+        ]
+        let faults = kills.map { kill in
+            """
+              - { at: \(kill.atMs)ms, link: "\(kill.link)", direction: \(kill.direction), delay: 1000ms, for: \(kill.killAfterMs + 1_000)ms }
+              - { at: \(kill.atMs + kill.killAfterMs)ms, kill: "\(kill.node)", restart_after: 700ms }
+            """
+        }.joined(separator: "\n")
+        let scenario = """
+            name: kill-every-tier-in-flight
+            topology: Topologies/minimal.yaml
+            seed: 1616
+            duration: 15s
+            load:
+              settlements:
+                executor: constant-arrival-rate
+                rate: 120
+                mix:
+                  route: { local: 0.1, intra_city: 0.2, intra_province: 0.3, cross_province: 0.4 }
+                  reversal: 0.6
+                max_in_flight: 3000
+            faults:
+            \(faults)
+            """
+        let output = outputDirectory()
+        defer { cleanUp(output) }
+        let result = try run(scenario, in: output, traces: false)
+        #expect(result.report.faults.count == 8 && result.report.faults.allSatisfy { $0.startedS != nil && $0.endedS != nil && $0.note.isEmpty },
+                "\(result.report.faults)")
+        // The condition was created: every delay held messages back.
+        for fault in result.report.faults where fault.kind == "link" {
+            #expect((fault.effects?.delayed ?? 0) > 0, "\(fault.node): nothing was held back, so nothing was in flight at the kill")
+        }
+        let cluster = DataLayout(root: "\(output)/report/cluster")
+        // The origin found the requests it had journaled as in flight and resolved them.
+        let originLog = try String(contentsOfFile: cluster.logPath(DivisionCode("410102")!), encoding: .utf8)
+        let inDoubt = originLog.split(separator: "\n").first { $0.contains("requests in flight at the last stop are in doubt") }
+        #expect(inDoubt != nil, "the kill of 410102 caught nothing in flight")
+        let reversalsInDoubt = inDoubt.flatMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("reversals=") }.flatMap { Int($0.dropFirst("reversals=".count)) }
+        }
+        #expect((reversalsInDoubt ?? 0) > 0, "no reversal was in flight at the kill of 410102: \(inDoubt ?? "")")
+        // ... and settled them by its own correction, not by waiting for hospitals to ask again
+        // (which the runner's hospitals do, and which would hide a network that cannot do it alone).
+        let origin = try DatabaseQueue(path: cluster.ledgerPath(DivisionCode("410102")!))
+        let settledByCorrection = try origin.read { db in
+            try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM transits WHERE role = 'origin' AND infno IN ('2208', '2305') AND err_code = ?
+                """, arguments: [ErrorCode.cancelledByCorrection.rawValue]) ?? 0
+        }
+        #expect(settledByCorrection > 0, "the origin did not resolve the reversals it had in flight at its kill")
+        // Each relay lost answers, and recorded those settlements from the correction that resolved them.
+        for relay in ["410100", "370000", "000000"] {
+            let ledger = try Ledger(path: cluster.ledgerPath(DivisionCode(relay)!))
+            let learned = try ledger.read { try $0.settlementTransits() }
+                .filter { $0.role == "relay" && $0.errCode == ErrorCode.cancelledByCorrection.rawValue }
+            #expect(!learned.isEmpty, "relay \(relay) lost no answer at its kill: the test did not create its condition")
+            #expect(learned.allSatisfy { $0.state == "reversed" || $0.state == "refused" })
+        }
+        try expectReconciled(result.report, "kills of every tier with answers in flight")
     }
 }

@@ -107,6 +107,105 @@ import Testing
         #expect(final.state.rawValue != "settled")
     }
 
+    func correction(of omsgid: String, outcome: String, setlID: String = "") -> (RequestMeta, WireResponse) {
+        var factory = RequestFactory(institution: "H37021100001", treatment: DivisionCode("370211")!)
+        var request = factory.settlement(psnNo: "41010200000000000001", insured: DivisionCode("410102")!,
+                                         bill: .composed(totalFen: 10_000), inpatient: false, nowMs: 0)
+        request.infno = TransactionCode.correction.rawValue
+        request.msgid = "CR" + omsgid
+        var input = CorrectionInput()
+        input.omsgid = omsgid
+        input.oinfno = "2207"
+        request.input = .correction(input)
+        var answer = WireResponse()
+        answer.infcode = 0
+        var out = CorrectionOutput()
+        out.omsgid = omsgid
+        out.outcome = outcome
+        out.setlID = setlID
+        answer.output = .correction(out)
+        return (RequestMeta(request), answer)
+    }
+
+    func view(_ ledger: Ledger, _ msgid: String) throws -> SettlementView? {
+        try ledger.read { try $0.settlementTransits() }.first { $0.msgid == msgid }
+    }
+
+    /// A relay killed while a settlement was in flight never recorded it (its answer found
+    /// nobody waiting after the restart). The correction that later resolved it passes through
+    /// that relay, which records the settlement's final state; its amounts stay unseen.
+    @Test func aCorrectionPassingATierWithoutARecordOfTheSettlementRecordsItsFinalState() throws {
+        let (ledger, directory) = try temporaryLedger()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (reversing, reversed) = correction(of: "M1", outcome: "reversed", setlID: "410102000000000042")
+        try ledger.write { tx in try tx.recordTransit(TransitRecord(request: reversing, response: reversed, role: .relay, nowMs: 5)) }
+        let original = try #require(try view(ledger, "M1"), "the relay has no record of the settlement the correction reversed")
+        #expect(original.state == "reversed" && original.infno == "2207" && original.setlID == "410102000000000042")
+        #expect(original.treatment == "370211" && original.insured == "410102")
+        #expect(original.errCode == ErrorCode.cancelledByCorrection.rawValue, "amounts never seen must be marked so")
+
+        // Never in effect (cancelled before it arrived, or refused): recorded as refused.
+        let (cancelling, cancelled) = correction(of: "M2", outcome: "cancelled")
+        try ledger.write { tx in try tx.recordTransit(TransitRecord(request: cancelling, response: cancelled, role: .insured, nowMs: 6)) }
+        #expect(try view(ledger, "M2")?.state == "refused")
+    }
+
+    /// The origin's in-flight journal (state unknown, no error code) takes a correction's
+    /// outcome with the marker that its amounts were never seen; a settlement seen settled keeps
+    /// its amounts and becomes reversed.
+    @Test func aCorrectionMarksAJournaledRequestUnseenAndASettledOneReversed() throws {
+        let (ledger, directory) = try temporaryLedger()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let journaled = TransitRecord(inFlight: RequestMeta(request(msgid: "M1")), nowMs: 1)
+        var settled = WireResponse()
+        settled.infcode = 0
+        var out = SettlementOutput()
+        out.setlID = "S2"
+        out.medfeeSumamt = 10_000
+        settled.output = .settlement(out)
+        try ledger.write { tx in
+            try tx.recordTransit(journaled)
+            try tx.recordTransit(TransitRecord(request: RequestMeta(request(msgid: "M2")), response: settled, role: .relay, nowMs: 1))
+        }
+        #expect(try view(ledger, "M1")?.state == "unknown")
+        #expect(try ledger.read { try $0.inFlightAtOrigin() }.map(\.msgid) == ["M1"])
+        for msgid in ["M1", "M2"] {
+            let (meta, answer) = correction(of: msgid, outcome: "reversed")
+            try ledger.write { tx in try tx.recordTransit(TransitRecord(request: meta, response: answer, role: .relay, nowMs: 2)) }
+        }
+        let first = try #require(try view(ledger, "M1"))
+        #expect(first.state == "reversed" && first.errCode == ErrorCode.cancelledByCorrection.rawValue)
+        let second = try #require(try view(ledger, "M2"))
+        #expect(second.state == "reversed" && second.errCode.isEmpty && second.setlID == "S2" && second.medfeeSumamt == 10_000)
+        #expect(try ledger.read { try $0.inFlightAtOrigin() }.isEmpty)
+    }
+
+    /// What the origin needs after a crash to resolve a journaled reversal: the settlement it
+    /// reverses, its code and the person. Resolving that settlement settles the reversal too.
+    @Test func aJournaledReversalIsFoundAfterARestartAndSettledByItsResolution() throws {
+        let (ledger, directory) = try temporaryLedger()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var factory = RequestFactory(institution: "H37021100001", treatment: DivisionCode("370211")!, firstSequence: 3)
+        let reversal = factory.reversal(omsgid: "M1", psnNo: "41010200000000000001", insured: DivisionCode("410102")!,
+                                        inpatient: false, nowMs: 0)
+        try ledger.write { tx in try tx.recordTransit(TransitRecord(inFlight: RequestMeta(reversal), nowMs: 1)) }
+        let reopened = try Ledger(path: ledger.path)
+        let found = try #require(try reopened.read { try $0.inFlightAtOrigin() }.first)
+        #expect(found.msgid == reversal.msgid && found.infno == "2208" && found.omsgid == "M1" && found.oinfno == "2207")
+        #expect(found.psnNo == "41010200000000000001" && found.insuplcAdmdvs == "410102" && found.isReversal)
+        #expect(try reopened.read { try $0.unknownReversals() } == [reversal.msgid])
+
+        var final = WireResponse()
+        final.infcode = -1
+        final.errCode = ErrorCode.cancelledByCorrection.rawValue
+        var record = TransitRecord(request: RequestMeta(omsgid: "M1", infno: "2207", treatment: "370211", insured: "410102",
+                                                        fixmedinsCode: "H37021100001"), response: final, role: .origin, nowMs: 9)
+        record.state = .reversed
+        try reopened.write { tx in try tx.recordTransit(record, resolution: true) }
+        #expect(try reopened.read { try $0.unknownReversals() }.isEmpty)
+        #expect(try reopened.read { try $0.inFlightAtOrigin() }.isEmpty)
+    }
+
     @Test func thePopulationIsSeededOnceAndSurvivesReopening() throws {
         let (ledger, directory) = try temporaryLedger()
         defer { try? FileManager.default.removeItem(atPath: directory) }

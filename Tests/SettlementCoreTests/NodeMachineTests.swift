@@ -35,7 +35,11 @@ import Testing
     @Test func anOffsiteSettlementGoesUpAndItsAnswerComesBackWithARecord() {
         var county = machine("370211")
         let request = settlement(to: "410102")
-        #expect(county.receivedRequest(request, from: hospital, nowMs: 1) == [.forward(onward(request), to: .parent)])
+        // Journaled as in flight first: a crash before the answer must leave the origin knowing it is out.
+        let inFlight = TransitRecord(inFlight: RequestMeta(request), nowMs: 1)
+        #expect(county.receivedRequest(request, from: hospital, nowMs: 1)
+                == [.journalAndForward(onward(request), to: .parent, inFlight: inFlight)])
+        #expect(inFlight.state == .unknown && inFlight.role == .origin && inFlight.errCode.isEmpty)
         #expect(county.pendingCount == 1)
         var answer = WireResponse()
         answer.infcode = 0
@@ -263,6 +267,20 @@ import Testing
                                          institutions: institutions, forwardTimeoutMs: 2_000))
     }
 
+    /// A node whose parent answered its sign-in (at time 0): it may send corrections.
+    func signedIn(_ id: String) -> NodeMachine {
+        var node = machine(id)
+        guard case .forward(let signIn, .parent)? = node.tick(nowMs: 0).first else { return node }
+        var answer = WireResponse()
+        answer.reqMsgid = signIn.msgid
+        answer.infcode = 0
+        var out = SignInOutput()
+        out.signNo = "test"
+        answer.output = .signIn(out)
+        _ = node.receivedResponse(answer, from: .parent, nowMs: 0)
+        return node
+    }
+
     func settlement(budgetMs: Int32) -> WireRequest {
         var factory = RequestFactory(institution: "H37021100001", treatment: code("370211"), firstSequence: 1)
         let psn = SyntheticPopulation(county: code("410102"), size: 100).firstPerson(filedOffsite: true)!.psnNo
@@ -279,9 +297,12 @@ import Testing
         var budgets: [Int32] = []
         var deadlines: [Int64] = []
         for id in ["370211", "370200", "370000", "000000", "410000", "410100"] {
-            guard case .forward(let onward, let target)? = at[id]!.receivedRequest(request, from: from, nowMs: 0).first else {
-                Issue.record("\(id) did not forward"); return
+            let sent = at[id]!.receivedRequest(request, from: from, nowMs: 0).first
+            let forwarded: (WireRequest, Peer)? = switch sent {
+            case .forward(let onward, let target)?, .journalAndForward(let onward, let target, _)?: (onward, target)
+            default: nil
             }
+            guard let (onward, target) = forwarded else { Issue.record("\(id) did not forward"); return }
             budgets.append(onward.budgetMs)
             // Each hop's own deadline: when its timeout answer goes out.
             var probe = at[id]!
@@ -307,7 +328,7 @@ import Testing
     }
 
     @Test func anIndefiniteOutcomeIsResolvedByCorrectionReversalWithBackoff() {
-        var county = machine("370211")
+        var county = signedIn("370211")
         let request = settlement(budgetMs: 1_000)
         _ = county.receivedRequest(request, from: hospital, nowMs: 0)
         // The answer never comes: the hospital gets an indefinite answer, resolution starts, and
@@ -351,12 +372,89 @@ import Testing
         #expect(corrections(county.tick(nowMs: retryAt + 60_000)).isEmpty)
     }
 
-    @Test func openResolutionsSurviveARestart() {
+    /// Right after a restart the parent link is not up yet: a correction sent then could not be
+    /// handed off, and would wait out the longest backoff. None goes before the sign-in's answer.
+    @Test func noCorrectionGoesOutBeforeTheNodeHasSignedIn() {
         var county = machine("370211")
+        let open = NodeMachine.Resolution(omsgid: "H37021100001202611230000000001", oinfno: "2207", psnNo: "41010200000000000000",
+                                          insured: "410102", treatment: "370211", fixmedinsCode: "H37021100001", nextAttemptMs: 0)
+        county.restore([open])
+        let first = county.tick(nowMs: 0)
+        #expect(first.allSatisfy { if case .forward(let r, _) = $0 { r.infno == "9001" } else { false } }, "\(first)")
+        guard case .forward(let signIn, _)? = first.first else { Issue.record("no sign-in"); return }
+        var answer = WireResponse()
+        answer.reqMsgid = signIn.msgid
+        answer.infcode = 0
+        answer.output = .signIn(SignInOutput())
+        _ = county.receivedResponse(answer, from: .parent, nowMs: 40)
+        #expect(county.nextDeadlineMs(nowMs: 40) <= 40, "signed in with a correction due: the shell must not sleep")
+        let sent = county.tick(nowMs: 40).compactMap { if case .forward(let r, _) = $0, r.infno == "2601" { r.msgid } else { nil } }
+        #expect(sent == ["CR" + open.omsgid])
+    }
+
+    @Test func openResolutionsSurviveARestart() {
+        var county = signedIn("370211")
         let open = NodeMachine.Resolution(omsgid: "H37021100001202611230000000001", oinfno: "2207", psnNo: "41010200000000000000",
                                           insured: "410102", treatment: "370211", fixmedinsCode: "H37021100001", nextAttemptMs: 5)
         county.restore([open])
         let sent = county.tick(nowMs: 5).compactMap { if case .forward(let r, _) = $0 { r.msgid } else { nil } }
         #expect(sent.contains("CR" + open.omsgid))
+    }
+
+    func reversal(of settlement: WireRequest, sequence: Int = 2, budgetMs: Int32 = 1_000) -> WireRequest {
+        var factory = RequestFactory(institution: "H37021100001", treatment: code("370211"), firstSequence: sequence)
+        guard case .settlement(let input)? = settlement.input else { return settlement }
+        var request = factory.reversal(omsgid: settlement.msgid, psnNo: input.psnNo, insured: code("410102"), inpatient: false, nowMs: 0)
+        request.budgetMs = budgetMs
+        return request
+    }
+
+    /// The README's old known limit: a reversal whose answer came back after the origin's
+    /// deadline left the origin at `settled` while every other tier had it reversed. Its outcome
+    /// is now in doubt like a settlement's, and resolved by a correction of the settlement.
+    @Test func aReversalInDoubtAtTheOriginResolvesTheSettlementItReverses() {
+        var county = signedIn("370211")
+        let original = settlement(budgetMs: 1_000)
+        let request = reversal(of: original)
+        guard case .journalAndForward(_, .parent, let inFlight)? = county.receivedRequest(request, from: hospital, nowMs: 0).first else {
+            Issue.record("the reversal was not journaled"); return
+        }
+        #expect(inFlight.omsgid == original.msgid && inFlight.oinfno == "2207")
+        let timedOut = county.tick(nowMs: 900)
+        #expect(timedOut.contains { if case .answer(let a, _, _) = $0 { a.errCode == ErrorCode.timeout.rawValue } else { false } })
+        let started = timedOut.compactMap { if case .resolution(let r) = $0 { r } else { nil } }
+        #expect(Set(started.map(\.omsgid)) == [original.msgid] && started.allSatisfy { $0.oinfno == "2207" })
+        let corrections = timedOut.compactMap { if case .forward(let r, .parent) = $0, r.infno == "2601" { r } else { nil } }
+        #expect(corrections.map(\.msgid) == ["CR" + original.msgid])
+    }
+
+    /// A request that is not money (a hospital's ticket list, say) is never journaled, and a
+    /// relay journals nothing: only the origin county answers for what its hospitals sent.
+    @Test func onlyTheOriginJournalsAndOnlyWhatMovesMoney() {
+        var city = machine("370200")
+        let request = settlement(budgetMs: 1_000)
+        let atCity = city.receivedRequest(request, from: .downstream(Array("370211".utf8)), nowMs: 0)
+        #expect(atCity.count == 1 && atCity.allSatisfy { if case .forward = $0 { true } else { false } })
+    }
+
+    /// After a crash the origin finds what it had journaled and never heard back about: a
+    /// settlement, and a reversal of another. Each settlement is resolved once, and one already
+    /// being resolved is not started twice.
+    @Test func requestsInFlightAtACrashAreResolvedAfterTheRestart() {
+        var county = signedIn("370211")
+        let first = settlement(budgetMs: 1_000)
+        var factory = RequestFactory(institution: "H37021100001", treatment: code("370211"), firstSequence: 7)
+        let psn = SyntheticPopulation(county: code("410102"), size: 100).firstPerson(filedOffsite: true)!.psnNo
+        let second = factory.settlement(psnNo: psn, insured: code("410102"), bill: .composed(totalFen: 5_000), inpatient: false, nowMs: 0)
+        let reversalOfSecond = reversal(of: second, sequence: 9)
+        let alreadyResolving = NodeMachine.Resolution(omsgid: first.msgid, oinfno: "2207", psnNo: psn, insured: "410102",
+                                                      treatment: "370211", fixmedinsCode: "H37021100001", nextAttemptMs: 50)
+        county.restore([alreadyResolving])
+        let started = county.inDoubtAfterRestart([RequestMeta(first), RequestMeta(reversalOfSecond)], nowMs: 10)
+        let resolutions = started.compactMap { if case .resolution(let r) = $0 { r } else { nil } }
+        #expect(resolutions.map(\.omsgid) == [second.msgid])
+        #expect(resolutions.first?.oinfno == "2207" && resolutions.first?.psnNo == psn && resolutions.first?.insured == "410102")
+        let sent = county.tick(nowMs: 10).compactMap { if case .forward(let r, _) = $0, r.infno == "2601" { r.msgid } else { nil } }
+        #expect(sent == ["CR" + second.msgid])
     }
 }
