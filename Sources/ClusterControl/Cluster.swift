@@ -60,15 +60,22 @@ public struct Cluster {
 
     // MARK: up
 
+    /// How long to wait for `nodes` starting nodes to sign in when the operator names no limit.
+    /// A packed process of 136 county nodes is ready 3 s after a restart on an idle 2-core
+    /// machine; the 30 s floor and a quarter second per node leave room for a machine several
+    /// times slower or busy with other work, and only bound how long a real failure takes to report.
+    public static func defaultSignInTimeout(nodes: Int) -> Double { 30 + 0.25 * Double(nodes) }
+
     /// Starts the nodes (one process per node, or packed as `packing` says; only those placed on
     /// `host` when given) and waits until every one has signed in. On failure it stops whatever
     /// it started and throws with the nodes that did not sign in and their log tails.
-    @discardableResult
+    /// `timeoutSeconds` nil: `defaultSignInTimeout` for the nodes started.
     ///
     /// A secured topology's nodes take their keys from `keys`, else the directory the topology
     /// names, else DATA_DIR/keys, where any missing keys are made first (so a secured cluster
     /// starts with no extra step).
-    public func up(topology: Topology, executable: String, timeoutSeconds: Double = 30,
+    @discardableResult
+    public func up(topology: Topology, executable: String, timeoutSeconds: Double? = nil,
                    packing: Packing = .none, host: String? = nil, keys: String? = nil) throws -> ClusterRecord {
         if let existing = try? record(), existing.nodes.contains(where: { Processes.isNode($0.pid, nodeID: $0.id) }) {
             throw ClusterError("a cluster is already running in \(layout.root); run `settlenet cluster down --data-dir \(layout.root)` first")
@@ -103,8 +110,10 @@ public struct Cluster {
                 }
             }
             try save(started)
-            log("started \(started.nodes.count) nodes in \(groups.count) processes; waiting for sign-in")
-            try waitForSignIn(started.nodes, timeoutSeconds: timeoutSeconds)
+            let timeout = timeoutSeconds ?? Cluster.defaultSignInTimeout(nodes: started.nodes.count)
+            log("started \(started.nodes.count) nodes in \(groups.count) processes; waiting up to \(Int(timeout)) s for sign-in")
+            try waitForSignIn(started.nodes, timeoutSeconds: timeout,
+                              advice: "Everything started was stopped. On a busy or slow machine give cluster up a longer --timeout (now \(String(format: "%g", timeout)) s); otherwise the log tails below say what went wrong.")
         } catch {
             stop(started.nodes, graceSeconds: 3)
             var emptied = started
@@ -161,7 +170,8 @@ public struct Cluster {
         return try Processes.spawn(arguments, logPath: logPath)
     }
 
-    private func waitForSignIn(_ nodes: [ClusterRecord.NodeProcess], timeoutSeconds: Double) throws {
+    /// `advice`: what the operator can do when the wait runs out, printed with the failure.
+    private func waitForSignIn(_ nodes: [ClusterRecord.NodeProcess], timeoutSeconds: Double, advice: String) throws {
         let started = Date()
         let deadline = started.addingTimeInterval(timeoutSeconds)
         var waiting = nodes
@@ -185,8 +195,8 @@ public struct Cluster {
             }
             if waiting.isEmpty { return }
             if Date() >= deadline {
-                throw ClusterError("nodes did not sign in within \(Int(timeoutSeconds)) s: \(waiting.map(\.id).prefix(20).joined(separator: ", "))\(waiting.count > 20 ? " and \(waiting.count - 20) more" : "")\n"
-                                   + tails(waiting))
+                throw ClusterError("\(waiting.count) of \(nodes.count) nodes did not sign in within \(String(format: "%g", timeoutSeconds)) s: \(waiting.map(\.id).prefix(20).joined(separator: ", "))\(waiting.count > 20 ? " and \(waiting.count - 20) more" : "")\n"
+                                   + advice + "\n" + tails(waiting))
             }
             if Date().timeIntervalSince(lastProgress) >= 5 {
                 lastProgress = Date()
@@ -257,7 +267,7 @@ public struct Cluster {
     /// Restarts the process hosting `id` (with the nodes packed beside it) and waits for their
     /// sign-in; returns the ids restarted.
     @discardableResult
-    public func restart(node id: String, timeoutSeconds: Double = 30) throws -> [String] {
+    public func restart(node id: String, timeoutSeconds: Double? = nil) throws -> [String] {
         var current = try record()
         let mates = current.processMates(of: id)
         guard !mates.isEmpty else {
@@ -268,7 +278,14 @@ public struct Cluster {
         stop(mates.map { current.nodes[$0] }, graceSeconds: 10)
         for index in mates { try? FileManager.default.removeItem(atPath: layout.statusPath(DivisionCode(current.nodes[index].id)!)) }
         try respawn(&current, indices: mates)
-        try waitForSignIn(mates.map { current.nodes[$0] }, timeoutSeconds: timeoutSeconds)
+        let timeout = timeoutSeconds ?? Cluster.defaultSignInTimeout(nodes: mates.count)
+        let pid = current.nodes[mates[0]].pid
+        try waitForSignIn(mates.map { current.nodes[$0] }, timeoutSeconds: timeout, advice: """
+            The restarted process keeps running (pid \(pid)): its nodes may still sign in. Follow them with \
+            `settlenet cluster status --data-dir \(layout.root)`, wait with \
+            `settlenet cluster ready --data-dir \(layout.root) --node \(id) --wait 120`, or restart with a longer --timeout \
+            (now \(String(format: "%g", timeout)) s).
+            """)
         return mates.map { current.nodes[$0].id }
     }
 

@@ -49,6 +49,7 @@ public final class NodeServer {
     private var lastStatusMs: Int64 = 0
     private var lastStatusWritten: NodeStatus?
     private var reportedSignedIn = false
+    private var reportedReady = false
     private var state = "starting"
     /// Most messages taken from one socket per round, so one busy peer cannot starve the rest
     /// and one transaction stays bounded.
@@ -220,15 +221,17 @@ public final class NodeServer {
             if now - lastTicketFlushMs >= 200 { flushTicketOutbox(now) }
             if now - lastRateReportMs >= rateReportIntervalMs { reportRefusals(now) }
             now = wallClockMs()
-            let wasReady = machine.isReady
             directives += machine.tick(nowMs: now)
             try execute(directives)
-            if machine.isReady != wasReady { lastStatusMs = 0 }
             // Compared with what was last reported, not with the start of the round: the parent's
-            // answer to 9001 arrives in `drain`, before the round's tick.
-            if machine.isSignedIn != reportedSignedIn {
+            // answers to 9001 and 1301 arrive in `drain`, before the round's tick. (Compared with the
+            // start of the tick, readiness waited for the idle status interval, 5 s when packed.)
+            if machine.isSignedIn != reportedSignedIn || machine.isReady != reportedReady {
+                if machine.isSignedIn && !reportedSignedIn {
+                    logger.info("signed in", metadata: ["parent": "\(spec.parent?.value ?? "-")"])
+                }
                 reportedSignedIn = machine.isSignedIn
-                if reportedSignedIn { logger.info("signed in", metadata: ["parent": "\(spec.parent?.value ?? "-")"]) }
+                reportedReady = machine.isReady
                 lastStatusMs = 0
             }
             // Fresh within a quarter second while busy; on the pace's interval while idle.

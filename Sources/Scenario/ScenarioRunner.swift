@@ -105,9 +105,8 @@ public enum ScenarioRunner {
             topology = topology.withBasePort(port)
             let launched = Cluster(dataDirectory: "\(output)/cluster", log: log)
             log("launching \(topology.name) (\(topology.nodes.count) nodes, base port \(port), packed \(packing), data in \(output)/cluster)")
-            // A large topology takes longer to sign in: allow a second per 50 nodes beyond the usual 30 s.
-            let timeout = 30 + Double(topology.nodes.count) / 50
-            do { try launched.up(topology: topology, executable: options.executable, timeoutSeconds: timeout, packing: packing,
+            // A large topology takes longer to sign in: the cluster's own default grows with the nodes.
+            do { try launched.up(topology: topology, executable: options.executable, packing: packing,
                                  keys: options.keys) } catch {
                 throw ScenarioError(code: .clusterUnavailable, message: "\(error)")
             }

@@ -46,7 +46,7 @@ struct ClusterCommand: ParsableCommand {
         @Option(help: "The topology file.") var topology: String
         @OptionGroup var data: DataDirOption
         @Option(help: "Move every endpoint to this base port (default: the topology's base_port).") var basePort: Int?
-        @Option(help: "Seconds to wait for every node to sign in.") var timeout: Double = 30
+        @Option(help: "Seconds to wait for every node to sign in (default: 30 plus 0.25 per node started).") var timeout: Double?
         @Option(help: ArgumentHelp("How to pack nodes into processes: \(Packing.help).", valueName: "mode")) var pack: String = "none"
         @Option(help: "Start only the nodes placed on this host of the topology.") var host: String?
         @Option(help: "Key directory of a secured topology (default: the one it names, else DATA_DIR/keys, made if missing).") var keys: String?
@@ -139,13 +139,27 @@ struct ClusterCommand: ParsableCommand {
     }
 
     struct Restart: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop one node gracefully and start it again (with the nodes packed into its process).")
+        static let configuration = CommandConfiguration(
+            abstract: "Stop one node gracefully and start it again (with the nodes packed into its process).",
+            discussion: """
+                Waits until every restarted node has signed in to its parent and holds the catalog. A packed node restarts its whole process, so the wait grows with it: by default 30 s plus 0.25 s per node restarted (a packed process of 136 counties: 64 s). If the wait runs out the process keeps running; the message says how to follow it.
+
+                  settlenet cluster restart --data-dir run/shandong --node 370211 --timeout 120
+                """
+        )
         @OptionGroup var data: DataDirOption
         @Option(help: "The node to restart, e.g. 370000.") var node: String
+        @Option(help: "Seconds to wait for the restarted nodes to sign in (default: 30 plus 0.25 per node restarted).") var timeout: Double?
+
+        func validate() throws {
+            if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds, not \(timeout)") }
+        }
 
         func run() throws {
             let restarted: [String]
-            do { restarted = try Cluster(dataDirectory: data.dataDir, log: { print($0) }).restart(node: node) } catch { throw Failure("\(error)") }
+            do {
+                restarted = try Cluster(dataDirectory: data.dataDir, log: { print($0) }).restart(node: node, timeoutSeconds: timeout)
+            } catch { throw Failure("\(error)") }
             let mates = restarted.filter { $0 != node }
             print("node \(node) restarted and signed in\(mates.isEmpty ? "" : " with the \(mates.count) nodes of its process")")
         }

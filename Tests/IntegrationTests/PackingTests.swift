@@ -60,6 +60,18 @@ import Testing
         #expect(after.allSatisfy { $0.up && $0.signedIn })
         #expect(Set(after.filter { $0.process == "370000-counties" }.map(\.pid)).count == 1)
 
+        // A wait too short for the whole process (it took 3.5 s on an idle machine) fails with what
+        // to do, and leaves the process running: every one of its nodes then becomes ready.
+        let hurried = try settlenet(["cluster", "restart", "--data-dir", cluster.dataDirectory, "--node", "370211", "--timeout", "0.2"])
+        #expect(hurried.status != 0)
+        #expect(hurried.error.contains("of 136 nodes did not sign in within 0.2 s") && hurried.error.contains("keeps running")
+                && hurried.error.contains("settlenet cluster ready --data-dir \(cluster.dataDirectory) --node 370211 --wait 120"),
+                "\(hurried.output)\(hurried.error)")
+        let counties = after.filter { $0.process == "370000-counties" }.flatMap { ["--node", $0.node] }
+        // 120 s: 34 times the idle restart, for a machine busy with the rest of the suite.
+        let ready = try settlenet(["cluster", "ready", "--data-dir", cluster.dataDirectory, "--wait", "120"] + counties)
+        #expect(ready.status == 0, "\(ready.output)\(ready.error)")
+
         let pids = cluster.recordedPids
         cluster.shutDown()
         #expect(pids.allSatisfy { !isRunning($0) }, "cluster down leaves no packed process behind")
