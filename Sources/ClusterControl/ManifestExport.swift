@@ -280,6 +280,11 @@ public enum ManifestExport {
             // Dropping this would quietly turn a secured network into a plaintext one.
             lines += ["security:", "  curve: true", "  keys: \(quoted(podKeysDirectory))"]
         }
+        if let edge = topology.edge {
+            // The operator's per-client limits hold behind the Services too.
+            lines += ["edge:"] + [("client_rate_per_s", edge.clientRatePerS), ("client_burst", edge.clientBurst)]
+                .compactMap { key, value in value.map { "  \(key): \($0)" } }
+        }
         lines += [
             "nodes:",
         ]

@@ -39,6 +39,18 @@ public struct SecuritySettings: Equatable, Sendable {
     }
 }
 
+/// The topology's `edge:` section: each client connection's share of a node (docs/SECURITY.md).
+/// Absent values keep the defaults (`EdgeLimits`: 2,000 messages/s, bursts of 2,000).
+public struct EdgeSettings: Equatable, Sendable {
+    public var clientRatePerS: Int?
+    public var clientBurst: Int?
+
+    public init(clientRatePerS: Int? = nil, clientBurst: Int? = nil) {
+        self.clientRatePerS = clientRatePerS
+        self.clientBurst = clientBurst
+    }
+}
+
 /// A validated network: a tree of nodes with policies and endpoints.
 public struct Topology: Sendable {
     public var name: String
@@ -53,6 +65,8 @@ public struct Topology: Sendable {
     public var security: SecuritySettings?
     /// Whether links are CURVE-encrypted and authenticated.
     public var isSecured: Bool { security?.curve == true }
+    /// Limits at the network's edge; nil: the defaults.
+    public var edge: EdgeSettings?
     public private(set) var nodes: [NodeSpec]
     private var index: [DivisionCode: Int]
     private var childIndex: [DivisionCode: [Int]]

@@ -9,8 +9,9 @@ public enum TopologyLoader {
         try parse(readTextFile(path, kind: "topology"), file: path)
     }
 
-    static let topKeys: Set<String> = ["name", "description", "host", "hosts", "base_port", "defaults", "nodes", "security"]
+    static let topKeys: Set<String> = ["name", "description", "host", "hosts", "base_port", "defaults", "nodes", "security", "edge"]
     static let securityKeys: Set<String> = ["curve", "keys"]
+    static let edgeKeys: Set<String> = ["client_rate_per_s", "client_burst"]
     static let hostKeys: Set<String> = ["name", "address"]
     static let defaultKeys: Set<String> = ["hospitals", "population"]
     static let nodeKeys: Set<String> = ["id", "tier", "parent", "name", "port", "policy", "hospitals", "population", "host", "address"]
@@ -60,6 +61,14 @@ public enum TopologyLoader {
             security = SecuritySettings(curve: curve ?? false, keysDirectory: keys)
         }
 
+        var edge: EdgeSettings?
+        if let edgeNode = top.node("edge"), let map = YAMLMap(edgeNode, path: "edge", file: file, problems: &problems) {
+            map.rejectUnknownKeys(edgeKeys, subject: nil, problems: &problems)
+            edge = EdgeSettings(
+                clientRatePerS: map.int("client_rate_per_s", subject: nil, required: false, range: 1...1_000_000, problems: &problems),
+                clientBurst: map.int("client_burst", subject: nil, required: false, range: 1...1_000_000, problems: &problems))
+        }
+
         var defaultHospitals = 3, defaultPopulation = 1_000
         if let defaultsNode = top.node("defaults"),
            let defaults = YAMLMap(defaultsNode, path: "defaults", file: file, problems: &problems) {
@@ -96,6 +105,7 @@ public enum TopologyLoader {
         }
         var topology = Topology(name: name, file: file, host: host, hosts: hosts, basePort: basePort, nodes: specs)
         topology.security = security
+        topology.edge = edge
         problems += TopologyValidator.problems(in: topology)
         if !problems.isEmpty { throw FileProblems(problems) }
         return topology

@@ -81,7 +81,7 @@ public final class NodeServer {
     private var validator: UploadValidator?
     /// Each client connection's share of this node (docs/SECURITY.md). Refusals, and failed
     /// handshakes, are logged per client or reason every `rateReportIntervalMs`, not per message.
-    private var clientLimiter = ClientRateLimiter()
+    private var clientLimiter: ClientRateLimiter
     private var lastRateReportMs: Int64 = 0
     private let rateReportIntervalMs: Int64 = 2_000
     /// Provincial tier: outbox batches sent to the national store and not yet acknowledged.
@@ -116,6 +116,8 @@ public final class NodeServer {
         self.pace = pace
         policy = topology.policy(for: id)
         endpoint = topology.endpoint(of: id)!
+        clientLimiter = ClientRateLimiter(ratePerS: topology.edge?.clientRatePerS ?? EdgeLimits.clientRatePerS,
+                                          burst: topology.edge?.clientBurst ?? EdgeLimits.clientBurst)
         startedAtMs = wallClockMs()
 
         try FileManager.default.createDirectory(atPath: layout.nodeDirectory(id), withIntermediateDirectories: true)
@@ -308,7 +310,7 @@ public final class NodeServer {
             }
             switch WireCodec.decode(body) {
             case .request(let request) where !withinShare:
-                let answer = machine.error(.rateLimited, detail: "more than \(EdgeLimits.clientRatePerS) messages/s from one client at node \(spec.id)",
+                let answer = machine.error(.rateLimited, detail: "more than \(Int(clientLimiter.ratePerS)) messages/s from one client at node \(spec.id)",
                                            requestMsgid: request.msgid, receivedAtMs: now, nowMs: now)
                 directives.append(.answer(answer, to: peer, record: nil))
             case .malformed where !withinShare, .response where !withinShare:
@@ -376,7 +378,7 @@ public final class NodeServer {
                 : client.map { String(format: "%02x", $0) }.joined()
             logger.warning("client over its rate: messages refused", metadata: [
                 "client": "\(label)", "refused": "\(refused)",
-                "limit_per_s": "\(EdgeLimits.clientRatePerS)", "error.code": "\(ErrorCode.rateLimited.rawValue)"])
+                "limit_per_s": "\(Int(clientLimiter.ratePerS))", "error.code": "\(ErrorCode.rateLimited.rawValue)"])
         }
     }
 

@@ -56,9 +56,10 @@ final class TestCluster {
     let dataDirectory: String
     let topology: Topology
 
+    /// `topologyFile`: relative to the repository, or an absolute path.
     init(topologyFile: String = "Topologies/minimal.yaml") throws {
         dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-it-\(UUID().uuidString)").path
-        let loaded = try TopologyLoader.load(path: "\(repositoryRoot)/\(topologyFile)")
+        let loaded = try TopologyLoader.load(path: topologyFile.hasPrefix("/") ? topologyFile : "\(repositoryRoot)/\(topologyFile)")
         let port = try #require(Cluster.freeBasePort(for: loaded, preferOwn: false))
         topology = loaded.withBasePort(port)
     }

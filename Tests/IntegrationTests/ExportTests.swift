@@ -124,6 +124,14 @@ import Yams
         #expect(serviced == Set(minimal.nodes.map(\.id.value)))
     }
 
+    /// Per-client limits the operator set hold behind the Services too.
+    @Test func theKubernetesRewriteKeepsTheEdgeLimits() throws {
+        var topology = try TopologyLoader.load(path: "\(repositoryRoot)/Topologies/minimal.yaml")
+        topology.edge = EdgeSettings(clientRatePerS: 50, clientBurst: 80)
+        let rewritten = try TopologyLoader.parse(ManifestExport.serviceTopologyText(topology, from: "minimal.yaml"), file: "k.yaml")
+        #expect(rewritten.edge == topology.edge)
+    }
+
     @Test func aSecuredTopologyStaysSecuredInKubernetesWithItsKeysFromSecrets() throws {
         let path = "\(repositoryRoot)/Topologies/minimal-secure.yaml"
         let secured = try TopologyLoader.load(path: path)

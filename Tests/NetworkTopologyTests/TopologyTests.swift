@@ -88,6 +88,31 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         #expect(found.contains { $0.hasPrefix("t.yaml:13: node 37021 field nodes[5].id: \"37021\" is not a 6-digit division code") })
     }
 
+    /// The `edge:` section sets each client connection's share of a node; a wrong key or value
+    /// names its line and field.
+    @Test func edgeLimitsAreReadAndChecked() throws {
+        let limited = try TopologyLoader.parse(header.replacingOccurrences(of: "base_port: 20000\n", with: """
+            base_port: 20000
+            edge: { client_rate_per_s: 50, client_burst: 80 }
+
+            """), file: "t.yaml")
+        #expect(limited.edge == EdgeSettings(clientRatePerS: 50, clientBurst: 80))
+        #expect(try TopologyLoader.parse(header, file: "t.yaml").edge == nil)
+        let wrong = header.replacingOccurrences(of: "base_port: 20000\n", with: """
+            base_port: 20000
+            edge: { client_rate: 50, client_burst: 0 }
+
+            """)
+        do {
+            _ = try TopologyLoader.parse(wrong, file: "t.yaml")
+            Issue.record("accepted a wrong edge section")
+        } catch {
+            let found = error.problems.map(\.description)
+            #expect(found.contains { $0.hasPrefix("t.yaml:3: field edge.client_rate: unknown key") }, "\(found)")
+            #expect(found.contains { $0.contains("edge.client_burst: \"0\"") }, "\(found)")
+        }
+    }
+
     @Test func badPolicyValuesAreExact() {
         let text = header.replacingOccurrences(of: #"pool_ratio_outpatient: "0.5""#, with: #"pool_ratio_outpatient: "50%""#)
         do {
