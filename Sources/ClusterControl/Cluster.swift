@@ -274,19 +274,48 @@ public struct Cluster {
             throw ClusterError("node \(id) is not part of the cluster in \(layout.root) (nodes: \(current.nodes.prefix(30).map(\.id).joined(separator: ", "))\(current.nodes.count > 30 ? ", ..." : ""))")
         }
         // The topology must still load before the node is stopped: a broken file would leave it down.
-        _ = try TopologyLoader.load(path: current.topology)
+        let topology = try TopologyLoader.load(path: current.topology)
         stop(mates.map { current.nodes[$0] }, graceSeconds: 10)
         for index in mates { try? FileManager.default.removeItem(atPath: layout.statusPath(DivisionCode(current.nodes[index].id)!)) }
         try respawn(&current, indices: mates)
         let timeout = timeoutSeconds ?? Cluster.defaultSignInTimeout(nodes: mates.count)
         let pid = current.nodes[mates[0]].pid
+        let deadline = Date().addingTimeInterval(timeout)
         try waitForSignIn(mates.map { current.nodes[$0] }, timeoutSeconds: timeout, advice: """
             The restarted process keeps running (pid \(pid)): its nodes may still sign in. Follow them with \
             `settlenet cluster status --data-dir \(layout.root)`, wait with \
             `settlenet cluster ready --data-dir \(layout.root) --node \(id) --wait 120`, or restart with a longer --timeout \
             (now \(String(format: "%g", timeout)) s).
             """)
+        try waitForChildren(of: mates.map { current.nodes[$0] }, in: current, topology: topology, until: deadline)
         return mates.map { current.nodes[$0].id }
+    }
+
+    /// Waits until every running child of the restarted nodes has signed in to them again (its
+    /// link is back): until then a restarted node cannot route to it. Within the restart's time.
+    private func waitForChildren(of restarted: [ClusterRecord.NodeProcess], in record: ClusterRecord, topology: Topology,
+                                 until deadline: Date) throws {
+        let running = Dictionary(record.nodes.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        func missing() -> [(parent: String, children: Int, signedIn: Int)] {
+            restarted.compactMap { node in
+                guard let id = DivisionCode(node.id) else { return nil }
+                let children = topology.children(of: id).filter { child in
+                    running[child.id.value].map { Processes.isNode($0.pid, nodeID: $0.id) } ?? false
+                }.count
+                let signedIn = readStatus(node.id)?.childrenSignedIn ?? 0
+                return signedIn < children ? (node.id, children, signedIn) : nil
+            }
+        }
+        while true {
+            let waiting = missing()
+            if waiting.isEmpty { return }
+            if Date() >= deadline {
+                let listed = waiting.prefix(10).map { "\($0.parent) (\($0.signedIn) of \($0.children) children)" }.joined(separator: ", ")
+                throw ClusterError("restarted and signed in, but not every child signed in to it again: \(listed). "
+                                   + "Those children cannot be reached through it yet; see `settlenet cluster logs --data-dir \(layout.root) --node ID`.")
+            }
+            usleep(50_000)
+        }
     }
 
     // MARK: faults

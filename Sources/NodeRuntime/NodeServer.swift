@@ -50,6 +50,7 @@ public final class NodeServer {
     private var lastStatusWritten: NodeStatus?
     private var reportedSignedIn = false
     private var reportedReady = false
+    private var reportedChildren = 0
     private var state = "starting"
     /// Most messages taken from one socket per round, so one busy peer cannot starve the rest
     /// and one transaction stays bounded.
@@ -195,7 +196,14 @@ public final class NodeServer {
                                    name: "node-\(spec.id.value)")
         }
         defer { handshakes?.close() }
-        let sockets = [downstream] + (upstream.map { [$0] } ?? []) + (handshakes.map { [$0] } ?? [])
+        // Every completed handshake on the link to the parent: after the parent restarted, this
+        // node signs in again at once, so the parent can route to it (and knows it does).
+        let parentLink = try upstream.map { try $0.monitor(events: SocketEvent.handshakeSucceeded, name: "node-\(spec.id.value)-parent") }
+        defer { parentLink?.close() }
+        var sockets = [downstream]
+        let upstreamIndex = upstream.map { sockets.append($0); return sockets.count - 1 }
+        let handshakesIndex = handshakes.map { sockets.append($0); return sockets.count - 1 }
+        let parentLinkIndex = parentLink.map { sockets.append($0); return sockets.count - 1 }
         var poller = Poller(sockets)
         var drainStartedMs: Int64?
         while true {
@@ -217,8 +225,13 @@ public final class NodeServer {
             let readable = try poller.poll(timeoutMs: Int(wait))
             var directives: [Directive] = []
             if readable[0] { drain(downstream, from: nil, into: &directives) }
-            if let upstream, readable[1] { drain(upstream, from: .parent, into: &directives) }
-            if let handshakes, readable[readable.count - 1] { noteFailedHandshakes(handshakes, now: now) }
+            if let upstream, let upstreamIndex, readable[upstreamIndex] { drain(upstream, from: .parent, into: &directives) }
+            if let handshakes, let handshakesIndex, readable[handshakesIndex] { noteFailedHandshakes(handshakes, now: now) }
+            if let parentLink, let parentLinkIndex, readable[parentLinkIndex] {
+                var connected = false
+                while let frames = try? parentLink.receive(wait: false) { connected = connected || SocketEvent(frames: frames) != nil }
+                if connected { directives += machine.parentLinkUp(nowMs: now) }
+            }
             if spec.tier == .province && now - lastOutboxFlushMs >= outboxFlushIntervalMs { flushOutbox(now) }
             if now - lastTicketFlushMs >= 200 { flushTicketOutbox(now) }
             if now - lastRateReportMs >= rateReportIntervalMs { reportRefusals(now) }
@@ -228,12 +241,14 @@ public final class NodeServer {
             // Compared with what was last reported, not with the start of the round: the parent's
             // answers to 9001 and 1301 arrive in `drain`, before the round's tick. (Compared with the
             // start of the tick, readiness waited for the idle status interval, 5 s when packed.)
-            if machine.isSignedIn != reportedSignedIn || machine.isReady != reportedReady {
+            if machine.isSignedIn != reportedSignedIn || machine.isReady != reportedReady
+                || machine.signedInChildren.count != reportedChildren {
                 if machine.isSignedIn && !reportedSignedIn {
                     logger.info("signed in", metadata: ["parent": "\(spec.parent?.value ?? "-")"])
                 }
                 reportedSignedIn = machine.isSignedIn
                 reportedReady = machine.isReady
+                reportedChildren = machine.signedInChildren.count
                 lastStatusMs = 0
             }
             // Fresh within a quarter second while busy; on the pace's interval while idle.
@@ -1157,6 +1172,7 @@ public final class NodeServer {
                                 startedAtMs: startedAtMs, updatedAtMs: now, messagesHandled: messagesHandled,
                                 pending: machine.pendingCount)
         status.resolving = machine.resolutions.count
+        status.childrenSignedIn = machine.signedInChildren.count
         if var previous = lastStatusWritten {
             previous.updatedAtMs = now
             if previous == status { return }

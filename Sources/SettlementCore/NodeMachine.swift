@@ -335,6 +335,14 @@ public struct NodeMachine: Sendable {
         return next
     }
 
+    /// The link to the parent (re)connected. Sign in at once: a parent that restarted knows no
+    /// child until each signs in again (and `cluster restart` waits for that); on the first
+    /// connection it saves waiting for the retry after a sign-in that found no link yet.
+    public mutating func parentLinkUp(nowMs: Int64) -> [Directive] {
+        guard config.routing.parent(of: config.id) != nil, !isDraining else { return [] }
+        return [makeSignIn(nowMs: nowMs)]
+    }
+
     /// Stop taking new work from hospitals and children; answers in flight still pass.
     public mutating func beginDraining() { isDraining = true }
 

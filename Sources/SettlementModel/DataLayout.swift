@@ -46,6 +46,9 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     public var pending: Int
     /// Settlements in doubt this node is still resolving (origin county).
     public var resolving: Int?
+    /// Children that signed in to this run of the node (after a restart, each signs in again
+    /// when its link is back): `cluster restart` waits for those that are running.
+    public var childrenSignedIn: Int?
 
     /// Ready for work: signed in to its parent and holding the catalog (1301).
     public var isReady: Bool { signedIn && !catalogVersion.isEmpty }

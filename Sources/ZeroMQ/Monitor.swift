@@ -12,6 +12,8 @@ public struct SocketEvent: Sendable, Equatable {
     public static let handshakeFailedProtocol = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
     public static let handshakeFailedNoDetail = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
     public static let handshakeFailedAuth = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+    /// A connection's handshake completed (any mechanism): the peer can be sent to.
+    public static let handshakeSucceeded = ZMQ_EVENT_HANDSHAKE_SUCCEEDED
 
     /// Why a handshake failed on the protocol, in words an operator can act on.
     public var protocolErrorText: String {

@@ -192,6 +192,8 @@ import Testing
         // 7. Restart a city node: intra-city settlements work again once it has signed back in.
         let restart = try settlenet(["cluster", "restart", "--data-dir", cluster.dataDirectory, "--node", "370200"])
         #expect(restart.status == 0, "\(restart.output) \(restart.error)")
+        // It returns only once both counties signed in to the new process: it can route to them.
+        #expect(Cluster(dataDirectory: cluster.dataDirectory).readStatus("370200")?.childrenSignedIn == 2)
         pids = cluster.recordedPids
         let person202 = topology.population(of: DivisionCode("370202")!)!.firstPerson(filedOffsite: true, from: 20)!
         let afterRestart = factory.settlement(psnNo: person202.psnNo, insured: DivisionCode("370202")!,

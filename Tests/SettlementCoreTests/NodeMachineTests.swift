@@ -181,6 +181,19 @@ import Testing
         #expect(county.tick(nowMs: 10_000).isEmpty)
     }
 
+    /// The link to the parent came back (the parent restarted): sign in again at once, so the
+    /// parent knows the child and can route to it. The root has no parent; a draining node stays quiet.
+    @Test func aParentLinkThatComesBackGetsASignInAtOnce() {
+        var county = machine("370211")
+        _ = county.tick(nowMs: 0)
+        let again = county.parentLinkUp(nowMs: 10)
+        #expect(again.count == 1 && again.allSatisfy { if case .forward(let r, .parent) = $0 { r.infno == "9001" } else { false } })
+        var national = machine("000000")
+        #expect(national.parentLinkUp(nowMs: 10).isEmpty)
+        county.beginDraining()
+        #expect(county.parentLinkUp(nowMs: 20).isEmpty)
+    }
+
     @Test func drainingRefusesNewWorkButPassesAnswers() {
         var county = machine("370211")
         let first = settlement(to: "410102", sequence: 1)
@@ -426,6 +439,22 @@ import Testing
         #expect(Set(started.map(\.omsgid)) == [original.msgid] && started.allSatisfy { $0.oinfno == "2207" })
         let corrections = timedOut.compactMap { if case .forward(let r, .parent) = $0, r.infno == "2601" { r } else { nil } }
         #expect(corrections.map(\.msgid) == ["CR" + original.msgid])
+    }
+
+    /// The journal could not be written (the ledger failed): the request was not sent, so the
+    /// hospital gets a definite refusal at once and nothing waits for an answer.
+    @Test func aRequestWhoseJournalFailedIsRefusedDefinitely() {
+        var county = signedIn("370211")
+        let request = settlement(budgetMs: 1_000)
+        _ = county.receivedRequest(request, from: hospital, nowMs: 0)
+        let refused = county.refuseUnsent(msgid: request.msgid, detail: "ledger unavailable", nowMs: 1)
+        guard case .answer(let answer, let peer, let record)? = refused.first, refused.count == 1 else {
+            Issue.record("expected one answer, got \(refused)"); return
+        }
+        #expect(peer == hospital && record == nil)
+        #expect(answer.errCode == ErrorCode.busy.rawValue && ErrorCode.busy.isDefinite)
+        #expect(county.pendingCount == 0)
+        #expect(county.tick(nowMs: 5_000).allSatisfy { if case .answer = $0 { false } else { true } }, "no timeout follows")
     }
 
     /// A request that is not money (a hospital's ticket list, say) is never journaled, and a
