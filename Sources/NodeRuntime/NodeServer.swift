@@ -807,7 +807,7 @@ public final class NodeServer {
                                    responsible: record.mdtrtareaAdmvs, reason: violation.rule.checks,
                                    setlIDs: [record.setlID], now: now, tx: tx)
                 }
-                try tx.recordUploadReject(msgid: request.msgid, batchIndex: record.batchIndex, setlID: record.setlID,
+                try tx.recordUploadReject(msgid: request.msgid, position: position, batchIndex: record.batchIndex, setlID: record.setlID,
                                           fixmedinsCode: record.fixmedinsCode, ruleID: violation.rule.id,
                                           field: violation.field, nowMs: now)
             } else {

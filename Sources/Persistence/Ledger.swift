@@ -236,6 +236,34 @@ public final class Ledger {
                 CREATE INDEX transits_unknown ON transits(role) WHERE state = 'unknown';
                 """)
         }
+        migrator.registerMigration("v7-reject-position") { db in
+            try db.execute(sql: """
+                -- A reject is keyed by the record's place in the batch as this tier received it. The
+                -- batch_index (its place in the hospital's own batch) repeats within a province's
+                -- batch to the national store, which mixes many counties' batches: keyed by it, a
+                -- second reject with the same index was dropped, and its ticket could never close.
+                CREATE TABLE upload_rejects_v7 (
+                    msgid TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    batch_index INTEGER NOT NULL,
+                    setl_id TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    rule_id TEXT NOT NULL,
+                    field TEXT NOT NULL,
+                    rejected_at_ms INTEGER NOT NULL,
+                    corrected_at_ms INTEGER,
+                    PRIMARY KEY (msgid, position)
+                );
+                INSERT INTO upload_rejects_v7 (msgid, position, batch_index, setl_id, fixmedins_code, rule_id, field,
+                                               rejected_at_ms, corrected_at_ms)
+                    SELECT msgid, batch_index, batch_index, setl_id, fixmedins_code, rule_id, field, rejected_at_ms, corrected_at_ms
+                    FROM upload_rejects;
+                DROP TABLE upload_rejects;
+                ALTER TABLE upload_rejects_v7 RENAME TO upload_rejects;
+                CREATE INDEX upload_rejects_uncorrected ON upload_rejects(fixmedins_code, setl_id)
+                    WHERE corrected_at_ms IS NULL;
+                """)
+        }
         return migrator
     }
 
@@ -583,13 +611,15 @@ extension LedgerTransaction {
         return db.changesCount == 1
     }
 
-    public func recordUploadReject(msgid: String, batchIndex: Int32, setlID: String, fixmedinsCode: String,
+    /// `position`: the record's place in the batch as this tier received it (unique in the batch);
+    /// `batchIndex`: its place in the hospital's batch, for the reports.
+    public func recordUploadReject(msgid: String, position: Int, batchIndex: Int32, setlID: String, fixmedinsCode: String,
                                    ruleID: String, field: String, nowMs: Int64) throws {
         let statement = try db.cachedStatement(sql: """
-            INSERT INTO upload_rejects (msgid, batch_index, setl_id, fixmedins_code, rule_id, field, rejected_at_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+            INSERT INTO upload_rejects (msgid, position, batch_index, setl_id, fixmedins_code, rule_id, field, rejected_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
             """)
-        try statement.execute(arguments: [msgid, batchIndex, setlID, fixmedinsCode, ruleID, field, nowMs])
+        try statement.execute(arguments: [msgid, position, batchIndex, setlID, fixmedinsCode, ruleID, field, nowMs])
     }
 
     /// Marks this tier's uncorrected rejects of `setlID` from `fixmedinsCode` corrected; true

@@ -18,6 +18,8 @@ public struct ClusterSnapshot: Sendable {
         /// Upload counters ('received', 'accepted', rule ids) and the size of the store.
         public var uploadCounts: [String: Int] = [:]
         public var storedRecords = 0
+        /// Rejected records this tier keeps (upload_rejects): one for every reject it counted.
+        public var rejectRows = 0
 
         public init() {}
     }
@@ -44,6 +46,7 @@ public struct ClusterSnapshot: Sendable {
                 }
                 node.uploadCounts = try tx.uploadCounts()
                 node.storedRecords = try tx.count(table: .uploadRecords)
+                node.rejectRows = try tx.count(table: .uploadRejects)
                 return node
             }
         }
@@ -251,6 +254,10 @@ public struct Reconciler: Sendable {
             let rejected = counts.filter { $0.key.hasPrefix("DQ-") }.values.reduce(0, +)
             if received != accepted + rejected {
                 problems.append("node \(spec.id): received \(received) != accepted \(accepted) + rejected \(rejected)")
+            }
+            // Every reject counted is kept, for its correction and its ticket to find.
+            if let rows = snapshot.nodes[spec.id]?.rejectRows, rows != rejected {
+                problems.append("node \(spec.id): \(rejected) rejects counted, \(rows) recorded")
             }
             if spec.parent == nil, let stored = snapshot.nodes[spec.id]?.storedRecords, stored != accepted {
                 problems.append("national store holds \(stored) records, the national tier accepted \(accepted)")

@@ -206,6 +206,23 @@ import Testing
         #expect(try reopened.read { try $0.inFlightAtOrigin() }.isEmpty)
     }
 
+    /// A province's batch to the national store mixes many hospitals' batches, so their
+    /// records' batch_index values repeat in it. Both rejects are kept, each correctable.
+    @Test func rejectsOfOneBatchWithTheSameHospitalIndexAreAllKept() throws {
+        let (ledger, directory) = try temporaryLedger()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try ledger.write { tx in
+            try tx.recordUploadReject(msgid: "B1", position: 0, batchIndex: 7, setlID: "S1", fixmedinsCode: "H1",
+                                      ruleID: "DQ-R204", field: "setl_id", nowMs: 1)
+            try tx.recordUploadReject(msgid: "B1", position: 1, batchIndex: 7, setlID: "S2", fixmedinsCode: "H2",
+                                      ruleID: "DQ-R204", field: "setl_id", nowMs: 1)
+        }
+        #expect(try ledger.read { try $0.count(table: .uploadRejects) } == 2)
+        #expect(try ledger.read { try $0.uncorrectedRejects(fixmedinsCode: "H2") } == 1)
+        #expect(try ledger.write { try $0.markRejectCorrected(setlID: "S2", fixmedinsCode: "H2", nowMs: 2) })
+        #expect(try ledger.read { try $0.uncorrectedRejects(fixmedinsCode: "H2") } == 0)
+    }
+
     @Test func thePopulationIsSeededOnceAndSurvivesReopening() throws {
         let (ledger, directory) = try temporaryLedger()
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -165,6 +165,18 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         let result = reconciler.check(snapshot)
         #expect(!result.uploadsBalanced)
         #expect(Set(result.uploadProblems) == ["node 370211: received 10 != accepted 7 + rejected 2",
-                                               "national store holds 4 records, the national tier accepted 5"])
+                                               "national store holds 4 records, the national tier accepted 5",
+                                               "node 370211: 2 rejects counted, 0 recorded"])
+    }
+
+    /// A reject counted but not kept cannot be corrected, and its ticket never closes.
+    @Test func rejectsCountedButNotKeptAreReported() {
+        var snapshot = consistent()
+        snapshot.nodes[DivisionCode("000000")!]!.uploadCounts = ["received": 100, "accepted": 90, "DQ-R204": 10]
+        snapshot.nodes[DivisionCode("000000")!]!.storedRecords = 90
+        snapshot.nodes[DivisionCode("000000")!]!.rejectRows = 9
+        #expect(reconciler.check(snapshot).uploadProblems == ["node 000000: 10 rejects counted, 9 recorded"])
+        snapshot.nodes[DivisionCode("000000")!]!.rejectRows = 10
+        #expect(reconciler.check(snapshot).uploadsBalanced)
     }
 }
