@@ -87,7 +87,8 @@ public struct Cluster {
             return "\(spec.id) (port \(port))"
         }
         if !busy.isEmpty {
-            throw ClusterError("ports already in use for nodes \(busy.prefix(20).joined(separator: ", "))\(busy.count > 20 ? " and \(busy.count - 20) more" : ""); pick another --base-port")
+            throw ClusterError("ports already in use for nodes \(busy.prefix(20).joined(separator: ", "))\(busy.count > 20 ? " and \(busy.count - 20) more" : ""); pick another --base-port",
+                               isPortConflict: true)
         }
         let fm = FileManager.default
         try fm.createDirectory(atPath: layout.logsDirectory, withIntermediateDirectories: true)
@@ -184,8 +185,10 @@ public struct Cluster {
             for node in waiting where alive[node.pid] == nil { alive[node.pid] = Processes.isNode(node.pid, nodeID: node.id) }
             let dead = waiting.filter { alive[$0.pid] == false }
             if !dead.isEmpty {
+                let logs = tails(dead)
+                // A port free when checked can be taken before the node binds it (another cluster starting).
                 throw ClusterError("node processes exited during start-up: \(dead.map(\.id).prefix(20).joined(separator: ", "))\(dead.count > 20 ? " and \(dead.count - 20) more" : "")\n"
-                                   + tails(dead))
+                                   + logs, isPortConflict: logs.contains("cannot bind"))
             }
             waiting = waiting.filter { node in
                 let status = readStatus(node.id)

@@ -88,5 +88,10 @@ enum Processes {
 /// A cluster operation that failed, with what to do about it.
 public struct ClusterError: Error, CustomStringConvertible {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// Another process holds (or took meanwhile) a port of the cluster: another base port may do.
+    public let isPortConflict: Bool
+    public init(_ description: String, isPortConflict: Bool = false) {
+        self.description = description
+        self.isPortConflict = isPortConflict
+    }
 }

@@ -7,6 +7,7 @@ import SettlementCore
 import SettlementModel
 import SwiftProtobuf
 import Testing
+import ZeroMQ
 
 /// Launches Topologies/minimal.yaml as 15 real processes and drives it as hospitals would.
 @Suite(.serialized) struct ClusterIntegrationTests {
@@ -205,6 +206,24 @@ import Testing
         #expect(down.status == 0)
         #expect(!down.output.contains("killed"), "nodes did not stop gracefully: \(down.output)")
         for pid in pids { #expect(!isRunning(pid), "process \(pid) still running after cluster down") }
+    }
+
+    /// A port of the cluster held by another process is a port conflict, which the scenario
+    /// runner answers by trying another base port (two runs starting at once can pick the same).
+    @Test func aPortHeldByAnotherProcessIsReportedAsAPortConflict() throws {
+        let cluster = try TestCluster()
+        defer { cluster.shutDown(); cluster.removeFiles() }
+        let context = try Context()
+        let holder = try context.socket(.router)
+        defer { holder.close() }
+        try holder.bind(cluster.endpoint("370211"))
+        do {
+            try Cluster(dataDirectory: cluster.dataDirectory).up(topology: cluster.topology, executable: settlenetBinary)
+            Issue.record("the cluster started on a port another socket holds")
+        } catch let error as ClusterError {
+            #expect(error.isPortConflict, "\(error)")
+            #expect(error.description.contains("370211"))
+        }
     }
 
     @Test func aTopologyMistakeStopsTheLaunchBeforeAnyProcessStarts() throws {
