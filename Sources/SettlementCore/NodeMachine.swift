@@ -93,11 +93,7 @@ public struct TransitRecord: Equatable, Sendable {
     /// should the node crash before the answer is back, the request is known to be in doubt
     /// (an answer arriving after the restart finds nobody waiting) and is resolved by correction.
     public init(inFlight meta: RequestMeta, nowMs: Int64) {
-        var none = WireResponse()
-        none.errCode = ErrorCode.timeout.rawValue
-        self.init(request: meta, response: none, role: .origin, nowMs: nowMs)
-        errCode = ""
-        infcode = 0
+        self.init(request: meta, response: WireResponse(), role: .origin, nowMs: nowMs)
         state = .unknown
     }
 }

@@ -19,6 +19,17 @@ import Testing
         return request
     }
 
+    /// The insured county's answer of a settled bill of 100 yuan.
+    func settledAnswer(setlID: String) -> WireResponse {
+        var settled = WireResponse()
+        settled.infcode = 0
+        var out = SettlementOutput()
+        out.setlID = setlID
+        out.medfeeSumamt = 10_000
+        settled.output = .settlement(out)
+        return settled
+    }
+
     let split = Split(bill: .composed(totalFen: 10_000), actPayDedc: 100, hifpPay: 200, hifobPay: 0, acctPay: 300,
                       psnCashPay: 10_000 - 500, acctPayInFund: false, balanceAfterFen: 0)
 
@@ -79,12 +90,7 @@ import Testing
         var timeout = WireResponse()
         timeout.infcode = -1
         timeout.errCode = ErrorCode.timeout.rawValue
-        var settled = WireResponse()
-        settled.infcode = 0
-        var out = SettlementOutput()
-        out.setlID = "S1"
-        out.medfeeSumamt = 10_000
-        settled.output = .settlement(out)
+        let settled = settledAnswer(setlID: "S1")
         try ledger.write { tx in
             try tx.recordTransit(TransitRecord(request: meta, response: timeout, role: .relay, nowMs: 1))
         }
@@ -157,12 +163,7 @@ import Testing
         let (ledger, directory) = try temporaryLedger()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let journaled = TransitRecord(inFlight: RequestMeta(request(msgid: "M1")), nowMs: 1)
-        var settled = WireResponse()
-        settled.infcode = 0
-        var out = SettlementOutput()
-        out.setlID = "S2"
-        out.medfeeSumamt = 10_000
-        settled.output = .settlement(out)
+        let settled = settledAnswer(setlID: "S2")
         try ledger.write { tx in
             try tx.recordTransit(journaled)
             try tx.recordTransit(TransitRecord(request: RequestMeta(request(msgid: "M2")), response: settled, role: .relay, nowMs: 1))
