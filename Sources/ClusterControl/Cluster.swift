@@ -299,23 +299,25 @@ public struct Cluster {
     private func waitForChildren(of restarted: [ClusterRecord.NodeProcess], in record: ClusterRecord, topology: Topology,
                                  until deadline: Date) throws {
         let running = Dictionary(record.nodes.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        func missing() -> [(parent: String, children: Int, signedIn: Int)] {
-            restarted.compactMap { node in
-                guard let id = DivisionCode(node.id) else { return nil }
-                let children = topology.children(of: id).filter { child in
-                    running[child.id.value].map { Processes.isNode($0.pid, nodeID: $0.id) } ?? false
-                }.count
-                let signedIn = readStatus(node.id)?.childrenSignedIn ?? 0
-                return signedIn < children ? (node.id, children, signedIn) : nil
-            }
+        // How many children of each restarted node are running: decided once, then only status files are read.
+        let expected: [(parent: String, children: Int)] = restarted.compactMap { node in
+            guard let id = DivisionCode(node.id) else { return nil }
+            let children = topology.children(of: id).filter { child in
+                running[child.id.value].map { Processes.isNode($0.pid, nodeID: $0.id) } ?? false
+            }.count
+            return children > 0 ? (node.id, children) : nil
         }
         while true {
-            let waiting = missing()
-            if waiting.isEmpty { return }
+            let waiting = expected.compactMap { parent, children -> (parent: String, children: Int, signedIn: Int)? in
+                let signedIn = readStatus(parent)?.childrenSignedIn ?? 0
+                return signedIn < children ? (parent, children, signedIn) : nil
+            }
+            guard let first = waiting.first else { return }
             if Date() >= deadline {
                 let listed = waiting.prefix(10).map { "\($0.parent) (\($0.signedIn) of \($0.children) children)" }.joined(separator: ", ")
                 throw ClusterError("restarted and signed in, but not every child signed in to it again: \(listed). "
-                                   + "Those children cannot be reached through it yet; see `settlenet cluster logs --data-dir \(layout.root) --node ID`.")
+                                   + "Those children cannot be reached through it yet; see their logs, e.g. "
+                                   + "`settlenet cluster logs --data-dir \(layout.root) --node \(first.parent)` and its children's.")
             }
             usleep(50_000)
         }
