@@ -258,6 +258,17 @@ import Testing
             #expect(!learned.isEmpty, "relay \(relay) lost no answer at its kill: the test did not create its condition")
             #expect(learned.allSatisfy { $0.state == "reversed" || $0.state == "refused" })
         }
-        try expectReconciled(result.report, "kills of every tier with answers in flight")
+        // Where each settlement still in doubt sits: which tier holds it unknown, and in what role.
+        let unresolved = Set(result.report.reconciliation?.problems["unresolved"] ?? [])
+        var holders: [String] = []
+        if !unresolved.isEmpty {
+            for node in try TopologyLoader.load(path: "\(repositoryRoot)/Topologies/minimal.yaml").nodes {
+                let ledger = try Ledger(path: cluster.ledgerPath(node.id))
+                for transit in try ledger.read({ try $0.settlementTransits() }) where unresolved.contains(transit.msgid) {
+                    holders.append("\(transit.msgid) at \(node.id) (\(transit.role)): \(transit.state) \(transit.errCode)")
+                }
+            }
+        }
+        try expectReconciled(result.report, "kills of every tier with answers in flight; in doubt: \(holders)")
     }
 }
