@@ -434,6 +434,16 @@ public struct LedgerTransaction {
         WHERE transits.state IN (\(reversed ? "'settled', 'unknown'" : "'unknown'"))
         """
     }
+    static let reversalsSettledByCorrection = """
+        UPDATE transits SET state = ?, err_code = ? WHERE omsgid = ? AND state = 'unknown' AND infno IN ('2208', '2305')
+        """
+    static let reversalAfterCorrection = """
+        UPDATE transits SET err_code = ?,
+          state = (SELECT CASE WHEN s.state = 'reversed' THEN 'reversed' ELSE 'refused' END FROM transits s WHERE s.msgid = ?)
+        WHERE msgid = ? AND state = 'unknown'
+          AND EXISTS (SELECT 1 FROM transits c WHERE c.msgid = ? AND c.infno = '2601' AND c.state = 'reversed')
+          AND EXISTS (SELECT 1 FROM transits s WHERE s.msgid = ? AND s.state IN ('reversed', 'refused'))
+        """
     static let correctionReversed = correctionOutcome(reversed: true)
     static let correctionNotInEffect = correctionOutcome(reversed: false)
 
@@ -458,6 +468,13 @@ public struct LedgerTransaction {
                 """)
             try settle.execute(arguments: [record.state == .reversed ? "reversed" : "refused", record.errCode, record.msgid])
         }
+        if record.state == .unknown && TransactionCode(rawValue: record.infno)?.isReversal == true {
+            // A reversal this tier gave up on after a correction of its settlement already
+            // passed here: the correction's outcome is its outcome too.
+            let late = try db.cachedStatement(sql: Self.reversalAfterCorrection)
+            try late.execute(arguments: [ErrorCode.cancelledByCorrection.rawValue, record.omsgid, record.msgid,
+                                         NodeMachine.Resolution.correctionMsgid(of: record.omsgid), record.omsgid])
+        }
         if record.state == .reversed && !record.omsgid.isEmpty {
             if record.infno == TransactionCode.correction.rawValue {
                 // A correction settles the doubt: reversed if it had settled, refused if it never took effect.
@@ -468,6 +485,12 @@ public struct LedgerTransaction {
                     record.fixmedinsCode, record.setlID, ErrorCode.cancelledByCorrection.rawValue,
                     reversed ? "reversed" : "refused", record.recordedAtMs,
                 ])
+                // So does every reversal of it whose answer this tier never got, as at the origin:
+                // nothing else may pass here to settle them (a hospital asking again can be
+                // refused on the way by a tier that is down).
+                let reversals = try db.cachedStatement(sql: Self.reversalsSettledByCorrection)
+                try reversals.execute(arguments: [reversed ? "reversed" : "refused", ErrorCode.cancelledByCorrection.rawValue,
+                                                  record.omsgid])
             } else {
                 let mark = try db.cachedStatement(sql: "UPDATE transits SET state = 'reversed' WHERE msgid = ? AND state = 'settled'")
                 try mark.execute(arguments: [record.omsgid])

@@ -244,7 +244,8 @@ public struct NodeMachine: Sendable {
         }
 
         /// The correction's msgid: the same on every attempt, so a retry is never applied twice.
-        public var correctionMsgid: String { "CR" + omsgid }
+        public var correctionMsgid: String { Self.correctionMsgid(of: omsgid) }
+        public static func correctionMsgid(of omsgid: String) -> String { "CR" + omsgid }
 
         /// The resolution a request in doubt at the origin calls for: of the settlement itself,
         /// or, for a reversal or correction, of the settlement it concerns (a correction then
@@ -374,8 +375,11 @@ public struct NodeMachine: Sendable {
             }
             return [.screenUpload(request, replyTo: peer, receivedAtMs: nowMs)]
         }
-        if fromHospital, resolutions[request.msgid] != nil {
+        if fromHospital, resolutions[request.msgid] != nil || (code.isReversal && resolutions[Self.reversedMsgid(request)] != nil) {
             // Asked again while its outcome is being resolved: still unknown, but not for long.
+            // So is a reversal of a settlement being resolved: sent on now, a refusal of this
+            // copy by a tier on the way (not connected, busy) would read as the reversal's
+            // outcome, while an earlier copy may have reached the insured county.
             return [.answer(error(.timeout, detail: "outcome being resolved by correction reversal (2601) at node \(config.id); ask again",
                                   requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
         }
@@ -497,6 +501,12 @@ public struct NodeMachine: Sendable {
     /// doubt, and its settlement is resolved like one this node gave up waiting for.
     public mutating func inDoubtAfterRestart(_ inFlight: [RequestMeta], nowMs: Int64) -> [Directive] {
         inFlight.sorted { $0.msgid < $1.msgid }.flatMap { startResolution(concerning: $0, nowMs: nowMs) }
+    }
+
+    /// The settlement a reversal (2208, 2305) concerns.
+    private static func reversedMsgid(_ request: WireRequest) -> String {
+        if case .reversal(let input)? = request.input { return input.omsgid }
+        return ""
     }
 
     private mutating func addPending(_ msgid: String, _ entry: Pending) {

@@ -207,6 +207,60 @@ import Testing
         #expect(try reopened.read { try $0.inFlightAtOrigin() }.isEmpty)
     }
 
+    /// A relay gave up on a reversal (its answer was lost with a killed tier beyond it), and
+    /// the hospital's next ask was refused by a tier before it that was down, so no answer of
+    /// that reversal ever passes here again. The correction that resolves its settlement does,
+    /// before or after this relay's own timeout: either way the reversal ends in its outcome.
+    @Test func aRelaysReversalInDoubtTakesTheOutcomeOfTheCorrectionOfItsSettlement() throws {
+        let (ledger, directory) = try temporaryLedger()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var timeout = WireResponse()
+        timeout.infcode = -1
+        timeout.errCode = ErrorCode.timeout.rawValue
+        var factory = RequestFactory(institution: "H37021100001", treatment: DivisionCode("370211")!, firstSequence: 3)
+        func reversal(of omsgid: String) -> RequestMeta {
+            RequestMeta(factory.reversal(omsgid: omsgid, psnNo: "41010200000000000001", insured: DivisionCode("410102")!,
+                                         inpatient: false, nowMs: 0))
+        }
+        func record(_ meta: RequestMeta, _ answer: WireResponse, at nowMs: Int64) throws {
+            try ledger.write { tx in try tx.recordTransit(TransitRecord(request: meta, response: answer, role: .relay, nowMs: nowMs)) }
+        }
+        func state(_ msgid: String) throws -> String? { try ledger.read { try $0.transit(msgid: msgid) }?.state }
+        let settled = settledAnswer(setlID: "S1")
+
+        // The timeout first, then the correction.
+        let first = reversal(of: "M1")
+        try record(RequestMeta(request(msgid: "M1")), settled, at: 1)
+        try record(first, timeout, at: 2)
+        #expect(try ledger.read { try $0.unknownReversals() } == [first.msgid])
+        let (reversing, reversedByCorrection) = correction(of: "M1", outcome: "reversed")
+        try record(reversing, reversedByCorrection, at: 3)
+        #expect(try state(first.msgid) == "reversed" && state("M1") == "reversed")
+
+        // The correction first (the relay's wait was the longer, its request having been held
+        // on a delayed link), then the timeout.
+        let second = reversal(of: "M2")
+        try record(RequestMeta(request(msgid: "M2")), settled, at: 4)
+        let (reversingSecond, reversedSecond) = correction(of: "M2", outcome: "reversed")
+        try record(reversingSecond, reversedSecond, at: 5)
+        try record(second, timeout, at: 6)
+        #expect(try state(second.msgid) == "reversed")
+
+        // A settlement the correction found never in effect: its reversal did not take effect either.
+        let third = reversal(of: "M3")
+        let (cancelling, cancelled) = correction(of: "M3", outcome: "cancelled")
+        try record(cancelling, cancelled, at: 7)
+        try record(third, timeout, at: 8)
+        #expect(try state(third.msgid) == "refused" && state("M3") == "refused")
+        #expect(try ledger.read { try $0.unknownReversals() }.isEmpty)
+
+        // Without a correction of its settlement, a reversal in doubt stays in doubt.
+        let fourth = reversal(of: "M4")
+        try record(RequestMeta(request(msgid: "M4")), settled, at: 9)
+        try record(fourth, timeout, at: 10)
+        #expect(try ledger.read { try $0.unknownReversals() } == [fourth.msgid])
+    }
+
     /// A province's batch to the national store mixes many hospitals' batches, so their
     /// records' batch_index values repeat in it. Both rejects are kept, each correctable.
     @Test func rejectsOfOneBatchWithTheSameHospitalIndexAreAllKept() throws {

@@ -441,6 +441,31 @@ import Testing
         #expect(corrections.map(\.msgid) == ["CR" + original.msgid])
     }
 
+    /// The hospital asks again about a reversal in doubt while its settlement is being
+    /// resolved. Sent on, that copy could be refused by a tier on the way that is down, and the
+    /// refusal would read as the reversal's outcome (recorded so here, and the asking would
+    /// stop) while the first copy may have reversed the settlement. It waits for the correction.
+    @Test func aReversalAskedAgainWhileItsSettlementIsResolvedIsNotSentOn() {
+        var county = signedIn("370211")
+        let original = settlement(budgetMs: 1_000)
+        let request = reversal(of: original)
+        _ = county.receivedRequest(request, from: hospital, nowMs: 0)
+        _ = county.tick(nowMs: 900)
+        #expect(county.resolutions[original.msgid] != nil)
+        let waiting = county.pendingCount   // the correction
+        let again = county.receivedRequest(request, from: hospital, nowMs: 1_000)
+        guard case .answer(let answer, let peer, let record)? = again.first, again.count == 1 else {
+            Issue.record("expected one answer, got \(again)"); return
+        }
+        #expect(peer == hospital && record == nil)
+        #expect(answer.errCode == ErrorCode.timeout.rawValue && answer.reqMsgid == request.msgid, "still in doubt, not refused")
+        #expect(county.pendingCount == waiting, "the reversal was sent on")
+        // Once resolved, a reversal asked about again goes on to the insured county's answer.
+        county = signedIn("370211")
+        let sentOn = county.receivedRequest(request, from: hospital, nowMs: 2_000)
+        #expect(sentOn.contains { if case .journalAndForward = $0 { true } else { false } })
+    }
+
     /// The journal could not be written (the ledger failed): the request was not sent, so the
     /// hospital gets a definite refusal at once and nothing waits for an answer.
     @Test func aRequestWhoseJournalFailedIsRefusedDefinitely() {
