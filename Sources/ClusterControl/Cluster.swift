@@ -58,6 +58,22 @@ public struct Cluster {
         self.log = log
     }
 
+    /// The data directory as its nodes are started with it: absolute, so that a node process
+    /// names its cluster whatever directory it was started from.
+    var absoluteRoot: String { URL(fileURLWithPath: layout.root).standardizedFileURL.path }
+
+    /// Whether `pid` is this cluster's process of node `id`. A pid alone is not enough: the
+    /// process it named may have exited and the pid gone to another process, even to the same
+    /// node of another cluster on this machine, which a stop must never touch.
+    func isOurNode(_ pid: pid_t, id: String) -> Bool {
+        Processes.isNode(pid, nodeID: id, dataDirectory: absoluteRoot)
+    }
+
+    /// Whether `pid` is a live node process of this cluster (any of its nodes).
+    public func isRunningNode(pid: Int32) -> Bool {
+        Processes.isNode(pid, nodeID: nil, dataDirectory: absoluteRoot)
+    }
+
     // MARK: up
 
     /// How long to wait for `nodes` starting nodes to sign in when the operator names no limit.
@@ -77,7 +93,7 @@ public struct Cluster {
     @discardableResult
     public func up(topology: Topology, executable: String, timeoutSeconds: Double? = nil,
                    packing: Packing = .none, host: String? = nil, keys: String? = nil) throws -> ClusterRecord {
-        if let existing = try? record(), existing.nodes.contains(where: { Processes.isNode($0.pid, nodeID: $0.id) }) {
+        if let existing = try? record(), existing.nodes.contains(where: { isOurNode($0.pid, id: $0.id) }) {
             throw ClusterError("a cluster is already running in \(layout.root); run `settlenet cluster down --data-dir \(layout.root)` first")
         }
         let selected = try Cluster.nodes(of: topology, onHost: host)
@@ -163,7 +179,7 @@ public struct Cluster {
     /// Starts one process for `group`. A lone node's output is its log; a packed process's own
     /// output (start-up failures) goes to logs/process-<name>.log and its nodes log to their own files.
     private func spawn(_ group: Packing.Group, record: ClusterRecord) throws -> pid_t {
-        var arguments = [record.executable, "node", "--topology", record.topology, "--data-dir", layout.root,
+        var arguments = [record.executable, "node", "--topology", record.topology, "--data-dir", absoluteRoot,
                          "--base-port", String(record.basePort)]
         for id in group.nodes { arguments += ["--id", id.value] }
         if let keys = record.keys { arguments += ["--keys", keys] }
@@ -182,7 +198,7 @@ public struct Cluster {
         while true {
             // One liveness check per process, not per node.
             var alive: [Int32: Bool] = [:]
-            for node in waiting where alive[node.pid] == nil { alive[node.pid] = Processes.isNode(node.pid, nodeID: node.id) }
+            for node in waiting where alive[node.pid] == nil { alive[node.pid] = isOurNode(node.pid, id: node.id) }
             let dead = waiting.filter { alive[$0.pid] == false }
             if !dead.isEmpty {
                 let logs = tails(dead)
@@ -254,7 +270,7 @@ public struct Cluster {
     public func status() throws -> [NodeStatusRow] {
         var alive: [Int32: Bool] = [:]
         return try record().nodes.map { node in
-            let up = alive[node.pid] ?? Processes.isNode(node.pid, nodeID: node.id)
+            let up = alive[node.pid] ?? isOurNode(node.pid, id: node.id)
             alive[node.pid] = up
             let status = readStatus(node.id)
             let current = status?.pid == node.pid ? status : nil
@@ -303,7 +319,7 @@ public struct Cluster {
         let expected: [(parent: String, children: Int)] = restarted.compactMap { node in
             guard let id = DivisionCode(node.id) else { return nil }
             let children = topology.children(of: id).filter { child in
-                running[child.id.value].map { Processes.isNode($0.pid, nodeID: $0.id) } ?? false
+                running[child.id.value].map { isOurNode($0.pid, id: $0.id) } ?? false
             }.count
             return children > 0 ? (node.id, children) : nil
         }
@@ -327,7 +343,7 @@ public struct Cluster {
 
     /// The pid of a node's current process, if it runs.
     public func pid(of id: String) throws -> Int32? {
-        try record().nodes.first { $0.id == id && Processes.isNode($0.pid, nodeID: $0.id) }?.pid
+        try record().nodes.first { $0.id == id && isOurNode($0.pid, id: $0.id) }?.pid
     }
 
     /// SIGKILL a node's process: no graceful stop, as a crash would. A packed process takes the
@@ -336,7 +352,7 @@ public struct Cluster {
         guard let pid = try pid(of: id) else { throw ClusterError("node \(id) is not running in \(layout.root)") }
         Processes.signal(pid, SIGKILL)
         let deadline = Date().addingTimeInterval(5)
-        while Processes.isNode(pid, nodeID: id) && Date() < deadline { usleep(10_000) }
+        while isOurNode(pid, id: id) && Date() < deadline { usleep(10_000) }
     }
 
     /// Starts a node that is not running (after a kill), without waiting for its sign-in.
@@ -346,7 +362,7 @@ public struct Cluster {
         guard let first = mates.first else {
             throw ClusterError("node \(id) is not part of the cluster in \(layout.root)")
         }
-        guard !Processes.isNode(current.nodes[first].pid, nodeID: id) else { return }
+        guard !isOurNode(current.nodes[first].pid, id: id) else { return }
         try respawn(&current, indices: mates)
     }
 
@@ -382,20 +398,20 @@ public struct Cluster {
         // One signal per process: packed nodes share theirs.
         var processes: [Int32: [ClusterRecord.NodeProcess]] = [:]
         for node in nodes { processes[node.pid, default: []].append(node) }
-        let live = processes.filter { Processes.isNode($0.key, nodeID: $0.value[0].id) }
+        let live = processes.filter { isOurNode($0.key, id: $0.value[0].id) }
         for pid in live.keys { Processes.signal(pid, SIGTERM) }
         let deadline = Date().addingTimeInterval(graceSeconds)
         var remaining = live
         while !remaining.isEmpty && Date() < deadline {
             usleep(20_000)
-            remaining = remaining.filter { Processes.isNode($0.key, nodeID: $0.value[0].id) }
+            remaining = remaining.filter { isOurNode($0.key, id: $0.value[0].id) }
         }
         for (pid, hosted) in remaining {
             log("node process \(hosted[0].process ?? hosted[0].id) (pid \(pid)) did not stop in \(Int(graceSeconds)) s: killing it")
             Processes.signal(pid, SIGKILL)
         }
         let killDeadline = Date().addingTimeInterval(5)
-        while remaining.contains(where: { Processes.isNode($0.key, nodeID: $0.value[0].id) }) && Date() < killDeadline {
+        while remaining.contains(where: { isOurNode($0.key, id: $0.value[0].id) }) && Date() < killDeadline {
             usleep(20_000)
         }
         return remaining.values.flatMap { $0.map(\.id) }.sorted()

@@ -52,15 +52,18 @@ enum Processes {
 
     /// True while `pid` is a live (not zombie) settlenet node process hosting `nodeID`. Checking
     /// the command line guards against a recycled pid.
-    static func isNode(_ pid: pid_t, nodeID: String) -> Bool {
+    /// True while `pid` is a live `settlenet node` process started with `--data-dir dataDirectory`
+    /// and, when `nodeID` is given, hosting that node.
+    static func isNode(_ pid: pid_t, nodeID: String?, dataDirectory: String) -> Bool {
         guard pid > 0 else { return false }
         reap(pid)
         guard isAlive(pid) else { return false }
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
         let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        let pairs = zip(arguments, arguments.dropFirst())
         // A packed process names each of its nodes with its own --id.
-        let hosts = zip(arguments, arguments.dropFirst()).contains { $0 == "--id" && $1 == nodeID }
-        return hosts && arguments.contains("node")
+        let hosts = nodeID.map { id in pairs.contains { $0 == "--id" && $1 == id } } ?? true
+        return hosts && arguments.contains("node") && pairs.contains { $0 == "--data-dir" && $1 == dataDirectory }
     }
 
     /// True while `pid` is a live process (not a zombie), whoever's it is.

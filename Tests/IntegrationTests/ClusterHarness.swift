@@ -77,16 +77,15 @@ final class TestCluster {
     func shutDown() {
         _ = try? settlenet(["cluster", "down", "--data-dir", dataDirectory, "--grace", "5"])
         // Last resort if the CLI itself failed: no process may outlive the test.
-        for pid in recordedPids where isRunning(pid) { kill(pid, SIGKILL) }
+        for pid in recordedPids where isRunning(pid, of: dataDirectory) { kill(pid, SIGKILL) }
     }
 
     func removeFiles() { try? FileManager.default.removeItem(atPath: dataDirectory) }
 }
 
-/// True while `pid` runs; an exited process waiting to be reaped (a zombie) does not count.
-func isRunning(_ pid: Int32) -> Bool {
-    guard kill(pid, 0) == 0 else { return false }
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return false }
-    return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+/// True while `pid` is a node process of the cluster in `dataDirectory`. The pid alone is not
+/// enough: once its process exited, the pid may go to another process, another test's node even,
+/// which a cleanup must not kill (a node killed so at start-up leaves an empty log).
+func isRunning(_ pid: Int32, of dataDirectory: String) -> Bool {
+    Cluster(dataDirectory: dataDirectory).isRunningNode(pid: pid)
 }

@@ -22,7 +22,7 @@ import ZeroMQ
         var pids: [Int32] = []
         defer {
             cluster.shutDown()
-            for pid in pids { #expect(!isRunning(pid), "process \(pid) left behind") }
+            for pid in pids { #expect(!isRunning(pid, of: cluster.dataDirectory), "process \(pid) left behind") }
             cluster.removeFiles()
         }
         let up = try cluster.up()
@@ -205,7 +205,7 @@ import ZeroMQ
         let down = try settlenet(["cluster", "down", "--data-dir", cluster.dataDirectory])
         #expect(down.status == 0)
         #expect(!down.output.contains("killed"), "nodes did not stop gracefully: \(down.output)")
-        for pid in pids { #expect(!isRunning(pid), "process \(pid) still running after cluster down") }
+        for pid in pids { #expect(!isRunning(pid, of: cluster.dataDirectory), "process \(pid) still running after cluster down") }
     }
 
     /// A port of the cluster held by another process is a port conflict, which the scenario

@@ -32,7 +32,7 @@ import Testing
         defer {
             for data in [eastData, westData] {
                 _ = try? settlenet(["cluster", "down", "--data-dir", data, "--grace", "5"])
-                for pid in (try? Cluster(dataDirectory: data).record().nodes.map(\.pid)) ?? [] where isRunning(pid) { kill(pid, SIGKILL) }
+                for pid in (try? Cluster(dataDirectory: data).record().nodes.map(\.pid)) ?? [] where isRunning(pid, of: data) { kill(pid, SIGKILL) }
             }
         }
         // Each machine starts its own nodes with the same file; west's provinces sign in to the

@@ -56,7 +56,7 @@ import Testing
         #expect(restart.status == 0, "\(restart.output)\(restart.error)")
         #expect(restart.output.contains("with the \(rows.filter { $0.process == "370000-counties" }.count - 1) nodes of its process"))
         let after = try statusRows(cluster.dataDirectory)
-        #expect(!isRunning(before))
+        #expect(!isRunning(before, of: cluster.dataDirectory))
         #expect(after.allSatisfy { $0.up && $0.signedIn })
         #expect(Set(after.filter { $0.process == "370000-counties" }.map(\.pid)).count == 1)
 
@@ -74,7 +74,7 @@ import Testing
 
         let pids = cluster.recordedPids
         cluster.shutDown()
-        #expect(pids.allSatisfy { !isRunning($0) }, "cluster down leaves no packed process behind")
+        #expect(pids.allSatisfy { !isRunning($0, of: cluster.dataDirectory) }, "cluster down leaves no packed process behind")
     }
 
     @Test func packedAndUnpackedClustersGiveTheSameAnswers() throws {

@@ -16,7 +16,7 @@ import Testing
         defer {
             if let paused { kill(paused, SIGCONT) }
             cluster.shutDown()
-            for pid in pids { #expect(!isRunning(pid), "process \(pid) left behind") }
+            for pid in pids { #expect(!isRunning(pid, of: cluster.dataDirectory), "process \(pid) left behind") }
             cluster.removeFiles()
         }
         let up = try cluster.up()
