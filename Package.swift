@@ -4,7 +4,7 @@ import PackageDescription
 
 // Dependencies point inward: SettlementModel knows nothing, SettlementCore knows the model,
 // NodeRuntime and ClusterControl are the I/O shells. Only ZeroMQ imports CZeroMQ, only
-// Persistence (and the benchmark's read of the national store) imports GRDB, only NetworkTopology imports Yams.
+// Persistence imports GRDB (tests may read ledgers directly), only NetworkTopology imports Yams.
 let package = Package(
     name: "SettleNet",
     platforms: [.macOS(.v14)],
@@ -31,6 +31,8 @@ let package = Package(
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
         .target(name: "SettlementCore", dependencies: ["SettlementModel"]),
+        // In-memory stores with the ledger's rules: the desks' rules tested without SQLite or processes.
+        .target(name: "SettlementTestKit", dependencies: ["SettlementCore", "SettlementModel"]),
         .target(
             name: "NetworkTopology",
             dependencies: ["SettlementModel", .product(name: "Yams", package: "Yams")]
@@ -70,8 +72,7 @@ let package = Package(
         .target(
             name: "Bench",
             dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Scenario", "LinkSecurity",
-                           .product(name: "GRDB", package: "GRDB.swift"),
-                           .product(name: "Histogram", package: "hdrhistogram-swift")]
+                           "Persistence", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .executableTarget(
             name: "settlenet",
@@ -88,7 +89,7 @@ let package = Package(
         .testTarget(name: "ReconciliationTests",
                     dependencies: ["Reconciliation", "Persistence", "NetworkTopology", "SettlementCore", "SettlementModel"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Scenario", "NetworkTopology", "SettlementModel", "SettlementCore"]),
-        .testTarget(name: "SettlementCoreTests", dependencies: ["SettlementCore", "SettlementModel"]),
+        .testTarget(name: "SettlementCoreTests", dependencies: ["SettlementCore", "SettlementModel", "SettlementTestKit"]),
         .testTarget(name: "NetworkTopologyTests", dependencies: ["NetworkTopology", "SettlementCore", "SettlementModel"]),
         .testTarget(name: "PersistenceTests", dependencies: ["Persistence", "SettlementCore", "SettlementModel"]),
         .testTarget(

@@ -1,6 +1,6 @@
 import ClusterControl
 import Foundation
-import GRDB
+import Persistence
 import LinkSecurity
 import NetworkTopology
 import Scenario
@@ -41,7 +41,7 @@ public enum BenchRun {
     public static func run(_ options: Options, log: @escaping (String) -> Void) throws -> BenchReport {
         try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true)
         var topology = try TopologyLoader.load(path: options.topologyPath)
-        guard let port = Cluster.freeBasePort(for: topology) else { throw BenchError("no free base port for the \(topology.nodes.count) nodes of \(topology.file) on \(topology.host); free some ports and run again") }
+        guard let port = Cluster.freeBasePort(for: topology) else { throw SettleNetError(.bench, "no free base port for the \(topology.nodes.count) nodes of \(topology.file) on \(topology.host); free some ports and run again") }
         topology = topology.withBasePort(port)
         var report = BenchReport(machine: .init(cores: ProcessInfo.processInfo.activeProcessorCount, build: options.build,
                                                 libzmq: Context.versionString, topology: topology.file,
@@ -49,7 +49,7 @@ public enum BenchRun {
 
         // 1. The transport alone, on ports of its own (a relay's port lingers after it stops).
         guard let relayPort = Cluster.freePorts(TransportBaseline.relayCount + 1, host: topology.host) else {
-            throw BenchError("no 7 consecutive free ports on \(topology.host) from 20000 up to the ephemeral port range for the relay chain; free some ports and run again")
+            throw SettleNetError(.bench, "no 7 consecutive free ports on \(topology.host) from 20000 up to the ephemeral port range for the relay chain; free some ports and run again")
         }
         let frames = WireCodec.sealed(WireCodec.frames(try sampleCrossProvinceRequest(topology)))
         log("1/6 transport baseline: 7 processes (6 zmq_proxy relays and an echo), \(options.baselineWindow) in flight, \(options.seconds) s")
@@ -115,8 +115,8 @@ public enum BenchRun {
 
         log("5/6 uploads: clean batches of \(options.uploadBatchSize) records, \(options.uploadWindow) in flight, \(options.seconds) s, until the national store holds them")
         let national = topology.nodes.first { $0.tier == .national }!.id
-        let store = try DatabaseQueue(path: DataLayout(root: dataDirectory).ledgerPath(national))
-        func stored() throws -> Int { try store.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM upload_records") ?? 0 } }
+        let store = try Ledger(path: DataLayout(root: dataDirectory).ledgerPath(national))
+        func stored() throws -> Int { try store.read { try $0.count(table: .uploadRecords) } }
         let before = try stored()
         let startedUs = monotonicUs()
         let (batches, accepted) = try driver.uploads(window: options.uploadWindow, seconds: options.seconds,
@@ -144,14 +144,14 @@ public enum BenchRun {
     static func measureSecurityCost(topology: Topology, plaintext: ClosedLoop, options: Options,
                                     log: @escaping (String) -> Void) throws -> BenchReport.Security {
         guard !topology.isSecured else {
-            throw BenchError("\(topology.file) is secured already: give bench the plaintext topology, it makes the secured twin itself")
+            throw SettleNetError(.bench, "\(topology.file) is secured already: give bench the plaintext topology, it makes the secured twin itself")
         }
         // The twin: the same file with security on, its keys made in its own data directory.
         let twinFile = "\(options.output)/secured-\(URL(fileURLWithPath: topology.file).lastPathComponent)"
         let text = try String(contentsOfFile: topology.file, encoding: .utf8)
         try (text + "\n# Added by settlenet bench: the secured twin.\nsecurity:\n  curve: true\n").write(toFile: twinFile, atomically: true, encoding: .utf8)
         var twin = try TopologyLoader.load(path: twinFile)
-        guard let port = Cluster.freeBasePort(for: twin, preferOwn: false) else { throw BenchError("no free base port for the secured twin of \(topology.file)") }
+        guard let port = Cluster.freeBasePort(for: twin, preferOwn: false) else { throw SettleNetError(.bench, "no free base port for the secured twin of \(topology.file)") }
         twin = twin.withBasePort(port)
         let dataDirectory = "\(options.output)/secured-cluster"
         try? FileManager.default.removeItem(atPath: dataDirectory)
@@ -176,7 +176,7 @@ public enum BenchRun {
 
         // The encryption alone: the relay chain of step 1, plaintext then CURVE.
         guard let ports = Cluster.freePorts(2 * (TransportBaseline.relayCount + 1), host: topology.host) else {
-            throw BenchError("no \(2 * (TransportBaseline.relayCount + 1)) consecutive free ports on \(topology.host) for the relay chains")
+            throw SettleNetError(.bench, "no \(2 * (TransportBaseline.relayCount + 1)) consecutive free ports on \(topology.host) for the relay chains")
         }
         let frames = WireCodec.sealed(WireCodec.frames(try sampleCrossProvinceRequest(topology)))
         let plainChain = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: ports,

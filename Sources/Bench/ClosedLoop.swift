@@ -106,7 +106,7 @@ public final class ClosedLoop {
         measuring: while true {
             let readable = try poller.poll(timeoutMs: 1_000)
             now = monotonicUs()
-            if now - lastAnswerUs > 15_000_000 { throw BenchError("no answer from the cluster of \(topology.file) for 15 s with \(sentAt.count) requests in flight; see its node logs (settlenet cluster logs)") }
+            if now - lastAnswerUs > 15_000_000 { throw SettleNetError(.bench, "no answer from the cluster of \(topology.file) for 15 s with \(sentAt.count) requests in flight; see its node logs (settlenet cluster logs)") }
             for (index, isReadable) in readable.enumerated() where isReadable {
                 while let frames = try links.sockets[index].receive(wait: false) {
                     guard case .response(let response) = WireCodec.decode(frames[...]),

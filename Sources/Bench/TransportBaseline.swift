@@ -104,7 +104,7 @@ public enum TransportBaseline {
             try client.send(frames)
             answered = try client.receive() != nil
         }
-        guard answered else { throw BenchError("the relay chain on \(host) ports \(basePort)...\(basePort + relayCount) did not answer within 10 s; run `settlenet bench relay --front tcp://\(host):\(basePort) --back tcp://\(host):\(basePort + 1)` by hand to see why a relay fails") }
+        guard answered else { throw SettleNetError(.bench, "the relay chain on \(host) ports \(basePort)...\(basePort + relayCount) did not answer within 10 s; run `settlenet bench relay --front tcp://\(host):\(basePort) --back tcp://\(host):\(basePort + 1)` by hand to see why a relay fails") }
         while try client.receive(wait: false) != nil {}   // late answers to the probes
         try client.setReceiveTimeout(milliseconds: 5_000)
 
@@ -112,7 +112,7 @@ public enum TransportBaseline {
         let warmUpEnds = monotonicSeconds() + 1
         var measuring = false, count = 0, started = 0.0, now = 0.0
         while true {
-            guard try client.receive() != nil else { throw BenchError("the relay chain on \(host) ports \(basePort)...\(basePort + relayCount) stopped answering for 5 s (a relay process died?)") }
+            guard try client.receive() != nil else { throw SettleNetError(.bench, "the relay chain on \(host) ports \(basePort)...\(basePort + relayCount) stopped answering for 5 s (a relay process died?)") }
             now = monotonicSeconds()
             if !measuring && now >= warmUpEnds { measuring = true; started = now; count = 0 }
             if measuring {
@@ -143,9 +143,5 @@ public enum TransportBaseline {
     }
 }
 
-public struct BenchError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
 
 func monotonicSeconds() -> Double { Double(monotonicUs()) / 1e6 }

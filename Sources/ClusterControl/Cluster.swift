@@ -94,7 +94,7 @@ public struct Cluster {
     public func up(topology: Topology, executable: String, timeoutSeconds: Double? = nil,
                    packing: Packing = .none, host: String? = nil, keys: String? = nil) throws -> ClusterRecord {
         if let existing = try? record(), existing.nodes.contains(where: { isOurNode($0.pid, id: $0.id) }) {
-            throw ClusterError("a cluster is already running in \(layout.root); run `settlenet cluster down --data-dir \(layout.root)` first")
+            throw SettleNetError(.cluster, "a cluster is already running in \(layout.root); run `settlenet cluster down --data-dir \(layout.root)` first")
         }
         let selected = try Cluster.nodes(of: topology, onHost: host)
         let busy = selected.compactMap { spec -> String? in
@@ -103,7 +103,7 @@ public struct Cluster {
             return "\(spec.id) (port \(port))"
         }
         if !busy.isEmpty {
-            throw ClusterError("ports already in use for nodes \(busy.prefix(20).joined(separator: ", "))\(busy.count > 20 ? " and \(busy.count - 20) more" : ""); pick another --base-port",
+            throw SettleNetError(.cluster, "ports already in use for nodes \(busy.prefix(20).joined(separator: ", "))\(busy.count > 20 ? " and \(busy.count - 20) more" : ""); pick another --base-port",
                                isPortConflict: true)
         }
         let fm = FileManager.default
@@ -153,7 +153,7 @@ public struct Cluster {
         }
         for spec in nodes {
             do { _ = try NodeKeys(id: spec.id, topology: topology, keys: directory) } catch {
-                throw ClusterError("node \(spec.id): \(error)")
+                throw SettleNetError(.cluster, "node \(spec.id): \(error)")
             }
         }
         return directory
@@ -166,7 +166,7 @@ public struct Cluster {
         guard let host else { return topology.nodes }
         let names = Set(topology.nodes.map { $0.host ?? "default" })
         guard names.contains(host) else {
-            throw ClusterError("no node of \(topology.file) is placed on host \(host); its hosts are \(names.sorted().joined(separator: ", "))")
+            throw SettleNetError(.cluster, "no node of \(topology.file) is placed on host \(host); its hosts are \(names.sorted().joined(separator: ", "))")
         }
         return topology.nodes.filter { ($0.host ?? "default") == host }
     }
@@ -203,7 +203,7 @@ public struct Cluster {
             if !dead.isEmpty {
                 let logs = tails(dead)
                 // A port free when checked can be taken before the node binds it (another cluster starting).
-                throw ClusterError("node processes exited during start-up: \(dead.map(\.id).prefix(20).joined(separator: ", "))\(dead.count > 20 ? " and \(dead.count - 20) more" : "")\n"
+                throw SettleNetError(.cluster, "node processes exited during start-up: \(dead.map(\.id).prefix(20).joined(separator: ", "))\(dead.count > 20 ? " and \(dead.count - 20) more" : "")\n"
                                    + logs, isPortConflict: logs.contains("cannot bind"))
             }
             waiting = waiting.filter { node in
@@ -214,7 +214,7 @@ public struct Cluster {
             }
             if waiting.isEmpty { return }
             if Date() >= deadline {
-                throw ClusterError("\(waiting.count) of \(nodes.count) nodes did not sign in within \(String(format: "%g", timeoutSeconds)) s: \(waiting.map(\.id).prefix(20).joined(separator: ", "))\(waiting.count > 20 ? " and \(waiting.count - 20) more" : "")\n"
+                throw SettleNetError(.cluster, "\(waiting.count) of \(nodes.count) nodes did not sign in within \(String(format: "%g", timeoutSeconds)) s: \(waiting.map(\.id).prefix(20).joined(separator: ", "))\(waiting.count > 20 ? " and \(waiting.count - 20) more" : "")\n"
                                    + advice + "\n" + tails(waiting))
             }
             if Date().timeIntervalSince(lastProgress) >= 5 {
@@ -243,12 +243,12 @@ public struct Cluster {
 
     public func record() throws -> ClusterRecord {
         guard let data = FileManager.default.contents(atPath: layout.clusterFile) else {
-            throw ClusterError("no cluster in \(layout.root) (\(layout.clusterFile) does not exist); start one with `settlenet cluster up`")
+            throw SettleNetError(.cluster, "no cluster in \(layout.root) (\(layout.clusterFile) does not exist); start one with `settlenet cluster up`")
         }
         do {
             return try JSONDecoder().decode(ClusterRecord.self, from: data)
         } catch {
-            throw ClusterError("\(layout.clusterFile) is damaged: \(error)")
+            throw SettleNetError(.cluster, "\(layout.clusterFile) is damaged: \(error)")
         }
     }
 
@@ -258,7 +258,7 @@ public struct Cluster {
         let data = try encoder.encode(record)
         let temporary = layout.clusterFile + ".tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: data), rename(temporary, layout.clusterFile) == 0 else {
-            throw ClusterError("cannot write \(layout.clusterFile)")
+            throw SettleNetError(.cluster, "cannot write \(layout.clusterFile)")
         }
     }
 
@@ -290,7 +290,7 @@ public struct Cluster {
         var current = try record()
         let mates = current.processMates(of: id)
         guard !mates.isEmpty else {
-            throw ClusterError("node \(id) is not part of the cluster in \(layout.root) (nodes: \(current.nodes.prefix(30).map(\.id).joined(separator: ", "))\(current.nodes.count > 30 ? ", ..." : ""))")
+            throw SettleNetError(.cluster, "node \(id) is not part of the cluster in \(layout.root) (nodes: \(current.nodes.prefix(30).map(\.id).joined(separator: ", "))\(current.nodes.count > 30 ? ", ..." : ""))")
         }
         // The topology must still load before the node is stopped: a broken file would leave it down.
         let topology = try TopologyLoader.load(path: current.topology)
@@ -331,7 +331,7 @@ public struct Cluster {
             guard let first = waiting.first else { return }
             if Date() >= deadline {
                 let listed = waiting.prefix(10).map { "\($0.parent) (\($0.signedIn) of \($0.children) children)" }.joined(separator: ", ")
-                throw ClusterError("restarted and signed in, but not every child signed in to it again: \(listed). "
+                throw SettleNetError(.cluster, "restarted and signed in, but not every child signed in to it again: \(listed). "
                                    + "Those children cannot be reached through it yet; see their logs, e.g. "
                                    + "`settlenet cluster logs --data-dir \(layout.root) --node \(first.parent)` and its children's.")
             }
@@ -349,7 +349,7 @@ public struct Cluster {
     /// SIGKILL a node's process: no graceful stop, as a crash would. A packed process takes the
     /// nodes beside it down too.
     public func kill(node id: String) throws {
-        guard let pid = try pid(of: id) else { throw ClusterError("node \(id) is not running in \(layout.root)") }
+        guard let pid = try pid(of: id) else { throw SettleNetError(.cluster, "node \(id) is not running in \(layout.root)") }
         Processes.signal(pid, SIGKILL)
         let deadline = Date().addingTimeInterval(5)
         while isOurNode(pid, id: id) && Date() < deadline { usleep(10_000) }
@@ -360,7 +360,7 @@ public struct Cluster {
         var current = try record()
         let mates = current.processMates(of: id)
         guard let first = mates.first else {
-            throw ClusterError("node \(id) is not part of the cluster in \(layout.root)")
+            throw SettleNetError(.cluster, "node \(id) is not part of the cluster in \(layout.root)")
         }
         guard !isOurNode(current.nodes[first].pid, id: id) else { return }
         try respawn(&current, indices: mates)

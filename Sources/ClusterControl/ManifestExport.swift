@@ -44,10 +44,6 @@ public enum ManifestExport {
         public init() {}
     }
 
-    public struct ExportError: Error, CustomStringConvertible, Sendable {
-        public let description: String
-        public init(_ description: String) { self.description = description }
-    }
 
     /// Where kubernetes pods find the topology and keep their data.
     static let podTopologyDirectory = "/etc/settlenet"
@@ -74,7 +70,7 @@ public enum ManifestExport {
     /// `topologyText`), its nodes packed into processes as `packing` says.
     public static func files(topology: Topology, topologyFileName: String, topologyText: String, packing: Packing,
                              format: Format, options: Options = Options()) throws -> [File] {
-        guard !topology.nodes.isEmpty else { throw ExportError("the topology has no nodes") }
+        guard !topology.nodes.isEmpty else { throw SettleNetError(.export, "the topology has no nodes") }
         switch format {
         case .kubernetes:
             return try kubernetes(topology: topology, topologyFileName: topologyFileName, packing: packing, options: options)
@@ -89,16 +85,16 @@ public enum ManifestExport {
     static func kubernetes(topology: Topology, topologyFileName: String, packing: Packing, options: Options) throws -> [File] {
         let namespace = options.namespace
         guard isDNSLabel(namespace) else {
-            throw ExportError("namespace \"\(namespace)\" is not a DNS label (lower-case letters, digits and '-', at most 63 characters)")
+            throw SettleNetError(.export, "namespace \"\(namespace)\" is not a DNS label (lower-case letters, digits and '-', at most 63 characters)")
         }
-        guard !options.image.isEmpty else { throw ExportError("the image is empty") }
+        guard !options.image.isEmpty else { throw SettleNetError(.export, "the image is empty") }
         let groups = packing.groups(of: topology.nodes, in: topology)
         for group in groups where !isDNSLabel(deploymentName(of: group)) {
-            throw ExportError("process \(group.name) gives no valid Deployment name (\(deploymentName(of: group)))")
+            throw SettleNetError(.export, "process \(group.name) gives no valid Deployment name (\(deploymentName(of: group)))")
         }
         let rewritten = serviceTopologyText(topology, from: topologyFileName)
         guard rewritten.utf8.count < configMapLimit else {
-            throw ExportError("the rewritten topology is \(rewritten.utf8.count) bytes: more than a ConfigMap holds (1 MiB)")
+            throw SettleNetError(.export, "the rewritten topology is \(rewritten.utf8.count) bytes: more than a ConfigMap holds (1 MiB)")
         }
         let topologyHash = fnv1a(rewritten)
         let name = fileSafe(topology.name)
@@ -316,10 +312,10 @@ public enum ManifestExport {
     static func systemd(topology: Topology, topologyFileName: String, topologyText: String, packing: Packing,
                         options: Options) throws -> [File] {
         for (label, value) in [("executable", options.executable), ("data directory", options.dataDirectory)] where !value.hasPrefix("/") {
-            throw ExportError("the \(label) must be an absolute path, not \"\(value)\"")
+            throw SettleNetError(.export, "the \(label) must be an absolute path, not \"\(value)\"")
         }
         let topologyPath = options.topologyPath ?? "/etc/settlenet/\(topologyFileName)"
-        guard topologyPath.hasPrefix("/") else { throw ExportError("the topology path must be absolute, not \"\(topologyPath)\"") }
+        guard topologyPath.hasPrefix("/") else { throw SettleNetError(.export, "the topology path must be absolute, not \"\(topologyPath)\"") }
 
         // Per named host a directory of its own (nodes without a host are on host `default`).
         let hosted = topology.nodes.contains { $0.host != nil }
@@ -329,7 +325,7 @@ public enum ManifestExport {
             for spec in topology.nodes where !seen.contains(spec.host ?? "default") { seen.append(spec.host ?? "default") }
             hostNames = seen
             for host in seen where fileSafe(host) != host || host.isEmpty {
-                throw ExportError("host name \"\(host)\" cannot be a directory name")
+                throw SettleNetError(.export, "host name \"\(host)\" cannot be a directory name")
             }
         }
         var files: [File] = []

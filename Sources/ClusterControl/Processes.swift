@@ -1,4 +1,5 @@
 import Foundation
+import SettlementModel
 
 /// The operating-system side of node processes: start, probe, signal, wait.
 enum Processes {
@@ -33,7 +34,7 @@ enum Processes {
         defer { argv.forEach { free($0) } }
         let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
         guard result == 0 else {
-            throw ClusterError("cannot start \(arguments[0]): \(String(cString: strerror(result)))")
+            throw SettleNetError(.cluster, "cannot start \(arguments[0]): \(String(cString: strerror(result)))")
         }
         return pid
     }
@@ -88,13 +89,3 @@ enum Processes {
     }
 }
 
-/// A cluster operation that failed, with what to do about it.
-public struct ClusterError: Error, CustomStringConvertible {
-    public let description: String
-    /// Another process holds (or took meanwhile) a port of the cluster: another base port may do.
-    public let isPortConflict: Bool
-    public init(_ description: String, isPortConflict: Bool = false) {
-        self.description = description
-        self.isPortConflict = isPortConflict
-    }
-}

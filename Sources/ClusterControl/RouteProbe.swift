@@ -85,7 +85,7 @@ public enum RouteProbe {
             guard let institution = topology.institutions(of: probe.treatment).first,
                   let person = topology.population(of: probe.insured)?.firstPerson(filedOffsite: true),
                   let endpoint = topology.endpoint(of: probe.treatment) else {
-                throw ClusterError("probe \(probe.treatment) -> \(probe.insured): no hospital or insured person in \(topology.file)")
+                throw SettleNetError(.cluster, "probe \(probe.treatment) -> \(probe.insured): no hospital or insured person in \(topology.file)")
             }
             let credentials = try hospitalKeys?.credentials(institution: institution, county: probe.treatment)
             let client = try clients[probe.treatment] ?? HospitalClient(endpoint: endpoint, credentials: credentials)

@@ -27,10 +27,10 @@ public struct NodeKeys: Sendable {
     /// they cannot connect.
     public let institutionsWithoutKeys: Int
 
-    public init(id: DivisionCode, topology: Topology, keys: KeyDirectory) throws(KeyError) {
+    public init(id: DivisionCode, topology: Topology, keys: KeyDirectory) throws(SettleNetError) {
         self.id = id
         own = try keys.keyPair(id.value)
-        parentKey = try topology.node(id)?.parent.map { parent throws(KeyError) in try keys.publicKey(parent.value) }
+        parentKey = try topology.node(id)?.parent.map { parent throws(SettleNetError) in try keys.publicKey(parent.value) }
         var admitted: [String: String] = [:]
         var missing = 0
         let institutions = Set(topology.institutions(of: id))

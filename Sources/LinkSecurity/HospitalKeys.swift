@@ -13,16 +13,16 @@ public struct HospitalKeys: Sendable {
 
     /// The hospitals' keys of a running cluster: `explicit` (`--keys`), else the directory the
     /// cluster recorded at `cluster up`, else the one the topology names; nil on plaintext links.
-    public static func of(_ topology: Topology, explicit: String?, recorded: String?) throws(KeyError) -> HospitalKeys? {
+    public static func of(_ topology: Topology, explicit: String?, recorded: String?) throws(SettleNetError) -> HospitalKeys? {
         guard topology.isSecured else { return nil }
         guard let root = explicit ?? recorded ?? topology.security?.keysDirectory else {
-            throw KeyError("\(topology.file) is secured (security.curve) but no key directory is known: give --keys DIR, or the --data-dir of a cluster `cluster up` started from it")
+            throw SettleNetError(.keys, "\(topology.file) is secured (security.curve) but no key directory is known: give --keys DIR, or the --data-dir of a cluster `cluster up` started from it")
         }
         return HospitalKeys(directory: KeyDirectory(root: root))
     }
 
     /// The credentials `institution` presents to `county`.
-    public func credentials(institution: String, county: DivisionCode) throws(KeyError) -> ClientCredentials {
+    public func credentials(institution: String, county: DivisionCode) throws(SettleNetError) -> ClientCredentials {
         ClientCredentials(keys: try directory.keyPair(institution), serverKey: try directory.publicKey(county.value))
     }
 }

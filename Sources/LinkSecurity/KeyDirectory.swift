@@ -38,7 +38,7 @@ public struct KeyDirectory: Sendable {
     @discardableResult
     public func generate(for names: [String]) throws -> (created: Int, kept: Int) {
         guard CurveKeyPair.isAvailable else {
-            throw KeyError("this libzmq has no CURVE (it is built without libsodium): install libzmq3-dev from Debian")
+            throw SettleNetError(.keys, "this libzmq has no CURVE (it is built without libsodium): install libzmq3-dev from Debian")
         }
         let files = FileManager.default
         try files.createDirectory(atPath: publicDirectory, withIntermediateDirectories: true,
@@ -46,7 +46,7 @@ public struct KeyDirectory: Sendable {
         try files.createDirectory(atPath: secretDirectory, withIntermediateDirectories: true,
                                   attributes: [.posixPermissions: 0o700])
         // An existing directory keeps its mode through createDirectory: tighten it.
-        guard chmod(secretDirectory, 0o700) == 0 else { throw KeyError("cannot restrict \(secretDirectory): \(String(cString: strerror(errno)))") }
+        guard chmod(secretDirectory, 0o700) == 0 else { throw SettleNetError(.keys, "cannot restrict \(secretDirectory): \(String(cString: strerror(errno)))") }
         var created = 0, kept = 0
         for name in names {
             if files.fileExists(atPath: secretKeyPath(name)) && files.fileExists(atPath: publicKeyPath(name)) {
@@ -63,53 +63,53 @@ public struct KeyDirectory: Sendable {
     }
 
     /// The public key of `name`.
-    public func publicKey(_ name: String) throws(KeyError) -> String {
+    public func publicKey(_ name: String) throws(SettleNetError) -> String {
         let path = publicKeyPath(name)
         let text = try read(path, of: name)
-        guard Z85.decodeKey(text) != nil else { throw KeyError("\(path): not a 40-character Z85 CURVE public key") }
+        guard Z85.decodeKey(text) != nil else { throw SettleNetError(.keys, "\(path): not a 40-character Z85 CURVE public key") }
         return text
     }
 
     /// The key pair of `name`, from its secret key file; refused when others can read it.
-    public func keyPair(_ name: String) throws(KeyError) -> CurveKeyPair {
+    public func keyPair(_ name: String) throws(SettleNetError) -> CurveKeyPair {
         let path = secretKeyPath(name)
         var info = stat()
         if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
-            throw KeyError("\(path): secret key of \(name) is readable by others (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 \(path)")
+            throw SettleNetError(.keys, "\(path): secret key of \(name) is readable by others (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 \(path)")
         }
         let text = try read(path, of: name)
         do {
             return try CurveKeyPair(secretKey: text)
         } catch {
-            throw KeyError("\(path): not a 40-character Z85 CURVE secret key")
+            throw SettleNetError(.keys, "\(path): not a 40-character Z85 CURVE secret key")
         }
     }
 
-    private func read(_ path: String, of name: String) throws(KeyError) -> String {
+    private func read(_ path: String, of name: String) throws(SettleNetError) -> String {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
             let code = errno
             if code == ENOENT {
-                throw KeyError("no key for \(name): \(path) is missing (make keys with: settlenet keys generate --topology FILE --out \(root))")
+                throw SettleNetError(.keys, "no key for \(name): \(path) is missing (make keys with: settlenet keys generate --topology FILE --out \(root))")
             }
             // Not "missing": out of descriptors (EMFILE) or permissions say something else entirely.
-            throw KeyError("cannot read the key of \(name), \(path): \(String(cString: strerror(code)))")
+            throw SettleNetError(.keys, "cannot read the key of \(name), \(path): \(String(cString: strerror(code)))")
         }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: 256)   // a Z85 key and a newline; more is not a key file
         let count = Foundation.read(fd, &buffer, buffer.count)
-        guard count >= 0 else { throw KeyError("cannot read the key of \(name), \(path): \(String(cString: strerror(errno)))") }
+        guard count >= 0 else { throw SettleNetError(.keys, "cannot read the key of \(name), \(path): \(String(cString: strerror(errno)))") }
         return String(decoding: buffer.prefix(count), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     private func write(_ text: String, to path: String, mode: mode_t) throws {
         unlink(path)
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode)
-        guard fd >= 0 else { throw KeyError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw SettleNetError(.keys, "cannot create \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let bytes = Array(text.utf8)
         guard Foundation.write(fd, bytes, bytes.count) == bytes.count, fchmod(fd, mode) == 0 else {
-            throw KeyError("cannot write \(path): \(String(cString: strerror(errno)))")
+            throw SettleNetError(.keys, "cannot write \(path): \(String(cString: strerror(errno)))")
         }
     }
 
@@ -122,7 +122,3 @@ public struct KeyDirectory: Sendable {
     }
 }
 
-public struct KeyError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}

@@ -1,3 +1,4 @@
+import SettlementModel
 import Foundation
 
 /// Builds topology files from the division data: the whole country or chosen provinces, with a
@@ -56,9 +57,6 @@ public enum TopologyGenerator {
         public var counts: Counts
     }
 
-    public struct GeneratorError: Error, CustomStringConvertible {
-        public let description: String
-    }
 
     /// One provincial unit as the generator sees it: its code (2 digits) and its city groups.
     struct Unit {
@@ -82,14 +80,14 @@ public enum TopologyGenerator {
         return (71...80).contains(suffix)
     }
 
-    public static func generate(_ data: DivisionData, options: Options) throws(GeneratorError) -> Output {
+    public static func generate(_ data: DivisionData, options: Options) throws(SettleNetError) -> Output {
         let all = units(of: data)
         let known = Set(all.map(\.code))
         for code in (options.provinces ?? []) + options.counterparts where !known.contains(code) {
-            throw GeneratorError(description: "unknown province code \(code): expected one of \(all.map(\.code).joined(separator: ",")) (66 is the Corps)")
+            throw SettleNetError(.topology, "unknown province code \(code): expected one of \(all.map(\.code).joined(separator: ",")) (66 is the Corps)")
         }
         if options.hospitals < 1 || options.population < 1 {
-            throw GeneratorError(description: "--hospitals and --population must be at least 1")
+            throw SettleNetError(.topology, "--hospitals and --population must be at least 1")
         }
         let full = Set(options.provinces ?? all.map(\.code))
         let outline = Set(options.counterparts).subtracting(full)
@@ -143,7 +141,7 @@ public enum TopologyGenerator {
             }
         }
         if options.basePort + port - 1 > 65_535 {
-            throw GeneratorError(description: "--base-port \(options.basePort) leaves no room for \(port) endpoints (the last would be beyond 65535)")
+            throw SettleNetError(.topology, "--base-port \(options.basePort) leaves no room for \(port) endpoints (the last would be beyond 65535)")
         }
         let header = headerLines(options: options, counts: counts, endpoints: port)
         return Output(yaml: (header + ["nodes:"] + lines).joined(separator: "\n") + "\n", counts: counts)

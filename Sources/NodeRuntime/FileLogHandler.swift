@@ -1,4 +1,5 @@
 import Foundation
+import SettlementModel
 import Logging
 import Synchronization
 
@@ -12,7 +13,7 @@ public struct FileLogHandler: LogHandler {
         let lock = Mutex(())
         init(path: String) throws {
             descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-            guard descriptor >= 0 else { throw NodeError("cannot open log \(path): \(String(cString: strerror(errno)))") }
+            guard descriptor >= 0 else { throw SettleNetError(.node, "cannot open log \(path): \(String(cString: strerror(errno)))") }
         }
         func write(_ line: String) {
             var text = line

@@ -129,11 +129,11 @@ extension DataQualityAudit {
         for ticket in all { if let closed = ticket.closedAtMs { _ = closeTimes.record(UInt64(max(1, (closed - ticket.openedAtMs) * 1_000))) } }
         var byKind: [String: Int] = [:], reasons: [String: Int] = [:]
         for ticket in all {
-            byKind[ticket.kind, default: 0] += 1
-            if ticket.state != "closed" { reasons["\(ticket.kind): \(ticket.reason)", default: 0] += 1 }
+            byKind[ticket.kind.rawValue, default: 0] += 1
+            if ticket.state != .closed { reasons["\(ticket.kind.rawValue): \(ticket.reason)", default: 0] += 1 }
         }
         return TicketFigures(opened: all.count, acknowledged: all.filter { $0.acknowledgedAtMs != nil }.count,
-                             closed: all.filter { $0.state == "closed" }.count, openAtEnd: all.filter { $0.state != "closed" }.count,
+                             closed: all.filter { $0.state == .closed }.count, openAtEnd: all.filter { $0.state != .closed }.count,
                              timeToCloseMs: ReportBuilder.summary(closeTimes), byKind: byKind, openReasons: reasons)
     }
 

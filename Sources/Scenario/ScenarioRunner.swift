@@ -114,7 +114,7 @@ public enum ScenarioRunner {
                 do {
                     try launched.up(topology: topology, executable: options.executable, packing: packing, keys: options.keys)
                     break
-                } catch let error as ClusterError where error.isPortConflict && attempt < 5 {
+                } catch let error as SettleNetError where error.isPortConflict && attempt < 5 {
                     log("base port \(port) was taken meanwhile by another process; trying another")
                 } catch {
                     throw ScenarioError(code: .clusterUnavailable, message: "\(error)")

@@ -158,10 +158,13 @@ public enum Directive: Equatable, Sendable {
     /// A settlement in doubt is resolved: record its final state and keep the final answer for
     /// the hospital, who asks again with the same msgid.
     case resolved(NodeMachine.Resolution, finalAnswer: WireResponse, record: TransitRecord)
+    /// Origin county: a hospital asks again about a settlement resolved by correction. Read its
+    /// final answer from the ledger and send it, byte for byte.
+    case finalAnswer(msgid: String, to: Peer, receivedAtMs: Int64)
     /// A ticket event addressed to this node (it is the responsible node or the registry).
     case ticketHere(WireRequest, replyTo: Peer, receivedAtMs: Int64)
     /// Something needs someone's action: open (or count again) a ticket.
-    case openTicket(kind: String, code: String, subject: String, responsible: String, reason: String)
+    case openTicket(kind: TicketKind, code: String, subject: String, responsible: String, reason: String)
 }
 
 /// One node's settlement routing as a pure state machine: requests in, directives out.
@@ -265,7 +268,8 @@ public struct NodeMachine: Sendable {
     /// No pending request expires before this (it may be earlier than the true minimum when the
     /// earliest entry was answered; a scan then recomputes it). Keeps `tick` off the whole table.
     private var earliestDeadlineMs: Int64 = .max
-    private var responseSerial: UInt64 = 0
+    /// This node's answers; the shell lends it to the desks, so that every answer is numbered in one series.
+    public var responses: ResponseFactory
     private var signInSequence = 0
     private var signInMsgid: String?
     private var lastSignInSentMs: Int64?
@@ -275,11 +279,14 @@ public struct NodeMachine: Sendable {
     public private(set) var catalog: Catalog?
     /// Settlements in doubt at this origin county, by msgid.
     public private(set) var resolutions: [String: Resolution] = [:]
+    /// Settlements this origin county resolved: the hospital asking again gets the final answer.
+    public private(set) var resolved: Set<String> = []
     private var catalogMsgid: String?
     private var lastCatalogRequestMs: Int64?
 
     public init(config: Configuration) {
         self.config = config
+        responses = ResponseFactory(division: config.id)
         childIDs = Dictionary(uniqueKeysWithValues: config.routing.nodeIDs
             .filter { config.routing.parent(of: $0) == config.id }
             .map { (Array($0.value.utf8), $0) })
@@ -358,6 +365,10 @@ public struct NodeMachine: Sendable {
         case .downstream(let id): fromChild = childIDs[id] != nil
         }
         let fromHospital = !fromChild && peer != .parent
+        // Resolved by correction: final, whatever else is going on here (even while draining).
+        if fromHospital, resolved.contains(request.msgid) {
+            return [.finalAnswer(msgid: request.msgid, to: peer, receivedAtMs: nowMs)]
+        }
         if isDraining && peer != .parent {
             return [.answer(error(.shuttingDown, detail: "node \(config.id)", requestMsgid: request.msgid,
                                   receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
@@ -479,7 +490,7 @@ public struct NodeMachine: Sendable {
         // This node's own wait ran out: the next hop stopped answering. That needs its operator.
         if !entry.isTicket, response.errCode == ErrorCode.timeout.rawValue,
            response.infRefmsgid.hasPrefix(config.id.value), let silent = nodeID(of: entry.forwardedTo) {
-            directives.append(.openTicket(kind: "node_unresponsive", code: ErrorCode.timeout.rawValue, subject: silent,
+            directives.append(.openTicket(kind: .nodeUnresponsive, code: ErrorCode.timeout.rawValue, subject: silent,
                                           responsible: silent, reason: "no answer from node \(silent) within the deadline"))
         }
         if entry.upload == nil, entry.role == .origin, response.errCode == ErrorCode.timeout.rawValue {
@@ -524,7 +535,39 @@ public struct NodeMachine: Sendable {
 
     /// Resolutions left open by an earlier run of this node (from its ledger).
     public mutating func restore(_ open: [Resolution]) {
-        for resolution in open { resolutions[resolution.omsgid] = resolution }
+        for resolution in open {
+            resolutions[resolution.omsgid] = resolution
+            resolved.remove(resolution.omsgid)
+        }
+    }
+
+    /// Settlements resolved by an earlier run of this node (from its ledger): their final
+    /// answers are there.
+    public mutating func restore(resolved msgids: some Sequence<String>) { resolved.formUnion(msgids) }
+
+    /// The round could not be recorded (the node's ledger failed): what its directives become.
+    /// Answers passing through are still true (they were decided below) and go on without their
+    /// record; what this node was to decide and record here is refused definitely (SN-E3004);
+    /// requests it was to journal were not sent; resolutions the round closed stay open.
+    public mutating func roundNotRecorded(_ work: [Directive], detail: String, nowMs: Int64) -> [Directive] {
+        restore(work.compactMap { if case .resolved(let resolution, _, _) = $0 { resolution } else { nil } })
+        return work.flatMap { directive -> [Directive] in
+            switch directive {
+            case .answer(let response, let peer, _):
+                return [.answer(response, to: peer, record: nil)]
+            case .settleHere(let request, let peer, _, let receivedAtMs), .screenUpload(let request, let peer, let receivedAtMs),
+                 .ticketHere(let request, let peer, let receivedAtMs):
+                return [.answer(error(.busy, detail: detail, requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs),
+                                to: peer, record: nil)]
+            case .finalAnswer(let msgid, let peer, let receivedAtMs):
+                return [.answer(error(.busy, detail: detail, requestMsgid: msgid, receivedAtMs: receivedAtMs, nowMs: nowMs),
+                                to: peer, record: nil)]
+            case .journalAndForward(let request, _, _):
+                return refuseUnsent(msgid: request.msgid, detail: detail, nowMs: nowMs)
+            case .forward, .resolution, .resolved, .openTicket:
+                return []
+            }
+        }
     }
 
     private mutating func sendCorrection(for omsgid: String, nowMs: Int64) -> [Directive] {
@@ -570,6 +613,7 @@ public struct NodeMachine: Sendable {
             return [.resolution(resolution)]
         }
         resolutions[omsgid] = nil
+        resolved.insert(omsgid)
         // The hospital's final answer: the settlement is not in effect (reversed or cancelled).
         var final = error(.cancelledByCorrection, detail: "outcome \(out.outcome)", requestMsgid: omsgid,
                           receivedAtMs: nowMs, nowMs: nowMs)
@@ -596,7 +640,7 @@ public struct NodeMachine: Sendable {
             .answer(response, to: waiter, record: index == 0 ? record : nil)
         }
         if !entry.isTicket, let dead = nodeID(of: entry.forwardedTo) {
-            directives.append(.openTicket(kind: "node_unresponsive", code: ErrorCode.unreachable.rawValue, subject: dead,
+            directives.append(.openTicket(kind: .nodeUnresponsive, code: ErrorCode.unreachable.rawValue, subject: dead,
                                           responsible: dead, reason: "node \(dead) not connected"))
         }
         return directives
@@ -676,29 +720,13 @@ public struct NodeMachine: Sendable {
 
     /// A success answer with this node's response envelope.
     public mutating func success(requestMsgid: String, receivedAtMs: Int64, nowMs: Int64) -> WireResponse {
-        var response = envelope(requestMsgid: requestMsgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
-        response.infcode = 0
-        return response
+        responses.success(requestMsgid: requestMsgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
     }
 
     /// A failure answer: infcode -1, err_msg in the interface's FSI format.
     public mutating func error(_ code: ErrorCode, detail: String? = nil, requestMsgid: String,
                                receivedAtMs: Int64, nowMs: Int64) -> WireResponse {
-        var response = envelope(requestMsgid: requestMsgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
-        response.infcode = -1
-        response.errMsg = code.errMsg(detail: detail)
-        response.errCode = code.rawValue
-        return response
-    }
-
-    private mutating func envelope(requestMsgid: String, receivedAtMs: Int64, nowMs: Int64) -> WireResponse {
-        responseSerial &+= 1
-        var response = WireResponse()
-        response.reqMsgid = requestMsgid
-        response.infRefmsgid = MessageID.response(division: config.id.value, unixMs: nowMs, serial: responseSerial)
-        response.refmsgTime = CivilTime(unixMs: receivedAtMs).compactMillis
-        response.respondTime = CivilTime(unixMs: nowMs).compactMillis
-        return response
+        responses.error(code, detail: detail, requestMsgid: requestMsgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
     }
 
     // MARK: Sign-in

@@ -58,7 +58,7 @@ struct ClusterCommand: ParsableCommand {
         func run() throws {
             var loaded: Topology
             do { loaded = try TopologyLoader.load(path: topology) } catch {
-                throw Failure("topology problems, nothing started:\n\(error)")
+                throw SettleNetError(.command, "topology problems, nothing started:\n\(error)")
             }
             if let basePort { loaded = loaded.withBasePort(basePort) }
             let cluster = Cluster(dataDirectory: data.dataDir, log: { print($0) })
@@ -69,7 +69,7 @@ struct ClusterCommand: ParsableCommand {
                 let processes = Set(record.nodes.map(\.pid)).count
                 print("cluster up: \(record.nodes.count) nodes in \(processes) processes signed in after \(String(format: "%.1f", Date().timeIntervalSince(started))) s (base port \(loaded.basePort), data in \(data.dataDir))")
             } catch {
-                throw Failure("\(error)")
+                throw SettleNetError(.command, "\(error)")
             }
         }
     }
@@ -81,7 +81,7 @@ struct ClusterCommand: ParsableCommand {
 
         func run() throws {
             let rows: [NodeStatusRow]
-            do { rows = try Cluster(dataDirectory: data.dataDir).status() } catch { throw Failure("\(error)") }
+            do { rows = try Cluster(dataDirectory: data.dataDir).status() } catch { throw SettleNetError(.command, "\(error)") }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -119,7 +119,7 @@ struct ClusterCommand: ParsableCommand {
             let probes = RouteProbe.plan(topology, seed: seed)
             let outcomes: [RouteProbe.Outcome]
             let keys = try target.hospitalKeys(for: topology)
-            do { outcomes = try RouteProbe.run(probes, topology: topology, timeoutMs: Int(timeout * 1000), hospitalKeys: keys) } catch { throw Failure("\(error)") }
+            do { outcomes = try RouteProbe.run(probes, topology: topology, timeoutMs: Int(timeout * 1000), hospitalKeys: keys) } catch { throw SettleNetError(.command, "\(error)") }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -159,7 +159,7 @@ struct ClusterCommand: ParsableCommand {
             let restarted: [String]
             do {
                 restarted = try Cluster(dataDirectory: data.dataDir, log: { print($0) }).restart(node: node, timeoutSeconds: timeout)
-            } catch { throw Failure("\(error)") }
+            } catch { throw SettleNetError(.command, "\(error)") }
             let mates = restarted.filter { $0 != node }
             print("node \(node) restarted and signed in\(mates.isEmpty ? "" : " with the \(mates.count) nodes of its process")")
         }
@@ -177,7 +177,7 @@ struct ClusterCommand: ParsableCommand {
             let cluster = Cluster(dataDirectory: data.dataDir, log: { print($0) })
             let count = (try? cluster.record().nodes.count) ?? 0
             let killed: [String]
-            do { killed = try cluster.down(graceSeconds: grace) } catch { throw Failure("\(error)") }
+            do { killed = try cluster.down(graceSeconds: grace) } catch { throw SettleNetError(.command, "\(error)") }
             print("cluster down: \(count) nodes stopped\(killed.isEmpty ? "" : ", \(killed.count) killed after \(Int(grace)) s: \(killed.joined(separator: ", "))")")
         }
     }
@@ -191,7 +191,7 @@ struct ClusterCommand: ParsableCommand {
         func run() throws {
             let path = "\(data.dataDir)/logs/\(node).log"
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw Failure("no log for node \(node) at \(path)")
+                throw SettleNetError(.command, "no log for node \(node) at \(path)")
             }
             for line in text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines) { print(line) }
         }

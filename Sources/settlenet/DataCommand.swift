@@ -41,16 +41,16 @@ struct DataCommand: ParsableCommand {
 
         func run() throws {
             let record: ClusterRecord
-            do { record = try Cluster(dataDirectory: dataDir).record() } catch { throw Failure("\(error)") }
+            do { record = try Cluster(dataDirectory: dataDir).record() } catch { throw SettleNetError(.command, "\(error)") }
             let topology: Topology
-            do { topology = try TopologyLoader.load(path: record.topology) } catch { throw Failure("topology problems:\n\(error)") }
+            do { topology = try TopologyLoader.load(path: record.topology) } catch { throw SettleNetError(.command, "topology problems:\n\(error)") }
             let layout = DataLayout(root: dataDir)
             var rows: [Row] = []
             for node in topology.nodes {
                 let path = layout.ledgerPath(node.id)
                 guard FileManager.default.fileExists(atPath: path) else { continue }
                 let ledger: Ledger
-                do { ledger = try Ledger(path: path) } catch { throw Failure("node \(node.id): \(error)") }
+                do { ledger = try Ledger(path: path) } catch { throw SettleNetError(.command, "node \(node.id): \(error)") }
                 let (counts, stored, queued) = try ledger.read { tx in
                     (try tx.uploadCounts(), try tx.count(table: .uploadRecords), try tx.outboxPending())
                 }

@@ -24,14 +24,14 @@ struct DemoCommand: ParsableCommand {
 
     func run() throws {
         var loaded: Topology
-        do { loaded = try TopologyLoader.load(path: topology) } catch { throw Failure("topology problems:\n\(error)") }
-        guard let port = basePort ?? Cluster.freeBasePort(for: loaded) else { throw Failure("no free base port found") }
+        do { loaded = try TopologyLoader.load(path: topology) } catch { throw SettleNetError(.command, "topology problems:\n\(error)") }
+        guard let port = basePort ?? Cluster.freeBasePort(for: loaded) else { throw SettleNetError(.command, "no free base port found") }
         loaded = loaded.withBasePort(port)
         let directory = dataDir ?? "run/demo-\(CivilTime(unixMs: nowMs()).compact)"
         let cluster = Cluster(dataDirectory: directory, log: { print("  \($0)") })
         print("== cluster up: \(loaded.name), \(loaded.nodes.count) nodes, base port \(port), data in \(directory)")
         let record: ClusterRecord
-        do { record = try cluster.up(topology: loaded, executable: currentExecutable()) } catch { throw Failure("\(error)") }
+        do { record = try cluster.up(topology: loaded, executable: currentExecutable()) } catch { throw SettleNetError(.command, "\(error)") }
         defer {
             print("== cluster down")
             let killed = (try? cluster.down()) ?? []

@@ -46,10 +46,10 @@ extension ClusterCommand {
         func run() throws {
             let loaded: Topology
             do { loaded = try TopologyLoader.load(path: topology) } catch {
-                throw Failure("topology problems:\n\(error)")
+                throw SettleNetError(.command, "topology problems:\n\(error)")
             }
             guard let text = try? String(contentsOfFile: topology, encoding: .utf8) else {
-                throw Failure("cannot read \(topology)")
+                throw SettleNetError(.command, "cannot read \(topology)")
             }
             let format = ManifestExport.Format(rawValue: format)!
             let packing = Packing(pack)!
@@ -65,7 +65,7 @@ extension ClusterCommand {
                 files = try ManifestExport.files(topology: loaded, topologyFileName: fileName, topologyText: text,
                                                  packing: packing, format: format, options: options)
             } catch {
-                throw Failure("cannot export \(topology): \(error)")
+                throw SettleNetError(.command, "cannot export \(topology): \(error)")
             }
 
             let fm = FileManager.default
@@ -76,7 +76,7 @@ extension ClusterCommand {
                     try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
                     try Data(file.contents.utf8).write(to: url, options: .atomic)
                 } catch {
-                    throw Failure("cannot write \(url.path): \(error.localizedDescription)")
+                    throw SettleNetError(.command, "cannot write \(url.path): \(error.localizedDescription)")
                 }
             }
 
@@ -134,7 +134,7 @@ extension ClusterCommand {
             let missing = Cluster(dataDirectory: data.dataDir).waitUntilReady(nodes: nodes, timeoutSeconds: wait)
             guard missing.isEmpty else {
                 let listed = missing.prefix(20).map { "\($0.id) (\($0.reason))" }.joined(separator: ", ")
-                throw Failure("not ready: \(listed)\(missing.count > 20 ? " and \(missing.count - 20) more" : "")\(wait > 0 ? " after \(wait) s" : "")")
+                throw SettleNetError(.command, "not ready: \(listed)\(missing.count > 20 ? " and \(missing.count - 20) more" : "")\(wait > 0 ? " after \(wait) s" : "")")
             }
             print("ready: \(nodes.count) node\(nodes.count == 1 ? "" : "s") signed in")
         }

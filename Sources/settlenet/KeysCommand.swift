@@ -1,3 +1,4 @@
+import SettlementModel
 import ArgumentParser
 import Foundation
 import LinkSecurity
@@ -40,7 +41,7 @@ struct KeysCommand: ParsableCommand {
         func run() throws {
             let loaded: Topology
             do { loaded = try TopologyLoader.load(path: topology) } catch {
-                throw Failure("topology problems, no keys made:\n\(error)")
+                throw SettleNetError(.command, "topology problems, no keys made:\n\(error)")
             }
             if !loaded.isSecured {
                 FileHandle.standardError.write(Data("note: \(topology) has no `security: { curve: true }`; its links stay plaintext until it does\n".utf8))
@@ -48,7 +49,7 @@ struct KeysCommand: ParsableCommand {
             let names = KeyDirectory.names(in: loaded, hospitalsPerCounty: hospitals)
             let directory = KeyDirectory(root: out)
             let made: (created: Int, kept: Int)
-            do { made = try directory.generate(for: names) } catch { throw Failure("\(error)") }
+            do { made = try directory.generate(for: names) } catch { throw SettleNetError(.command, "\(error)") }
             let hospitalCount = names.count - loaded.nodes.count
             print("keys in \(out): \(made.created) made, \(made.kept) kept (\(loaded.nodes.count) nodes, \(hospitalCount) hospital clients); secrets in \(directory.secretDirectory) (0600)")
         }

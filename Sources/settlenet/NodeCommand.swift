@@ -17,9 +17,9 @@ struct NodeCommand: ParsableCommand {
             refused, answers in flight are passed on (up to 5 s), the ledger is flushed.
 
             Several --id options pack nodes into this one process (cluster up --pack does this): each
-            node keeps its own sockets, ledger, sign-in, endpoint and log (DATA_DIR/logs/<id>.log) and
-            runs on a thread of its own; they share one ZeroMQ I/O thread. This process's own output
-            (start-up failures) goes to standard error.
+            node keeps its own sockets, ledger, sign-in, endpoint and log (DATA_DIR/logs/<id>.log); one
+            thread steps them all in turn, and they share one ZeroMQ I/O thread. This process's own
+            output (start-up failures) goes to standard error.
             """
     )
 
@@ -41,12 +41,12 @@ struct NodeCommand: ParsableCommand {
         do {
             loaded = try TopologyLoader.load(path: topology)
         } catch {
-            throw Failure("topology problems:\n\(error)")
+            throw SettleNetError(.command, "topology problems:\n\(error)")
         }
         if let basePort { loaded = loaded.withBasePort(basePort) }
         let codes = id.compactMap(DivisionCode.init)
         if let missing = codes.first(where: { loaded.node($0) == nil }) {
-            throw Failure("node \(missing) is not in \(topology)")
+            throw SettleNetError(.command, "node \(missing) is not in \(topology)")
         }
         StopSignal.install()
         let host: NodeHost
@@ -65,7 +65,7 @@ struct NodeCommand: ParsableCommand {
                 }
             })
         }
-        do { try host.run() } catch { throw Failure("\(error)") }
+        do { try host.run() } catch { throw SettleNetError(.command, "\(error)") }
     }
 
     private func keyDirectory(_ topology: Topology) -> KeyDirectory? {

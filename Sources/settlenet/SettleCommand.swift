@@ -27,14 +27,14 @@ struct ClusterTarget: ParsableArguments {
             path = path ?? record.topology
             port = port ?? record.basePort
         } else if let dataDir, topology == nil {
-            throw Failure("no cluster record in \(dataDir); give --topology FILE")
+            throw SettleNetError(.command, "no cluster record in \(dataDir); give --topology FILE")
         }
         do {
             var loaded = try TopologyLoader.load(path: path!)
             if let port { loaded = loaded.withBasePort(port) }
             return loaded
         } catch {
-            throw Failure("topology problems:\n\(error)")
+            throw SettleNetError(.command, "topology problems:\n\(error)")
         }
     }
 
@@ -42,7 +42,7 @@ struct ClusterTarget: ParsableArguments {
     /// else the directory the topology names; nil for plaintext links.
     func hospitalKeys(for topology: Topology) throws -> HospitalKeys? {
         let recorded = dataDir.flatMap { try? Cluster(dataDirectory: $0).record() }?.keys
-        do { return try HospitalKeys.of(topology, explicit: keys, recorded: recorded) } catch { throw Failure("\(error)") }
+        do { return try HospitalKeys.of(topology, explicit: keys, recorded: recorded) } catch { throw SettleNetError(.command, "\(error)") }
     }
 }
 
@@ -91,18 +91,18 @@ struct SettleCommand: ParsableCommand {
     func run() throws {
         let topology = try target.load()
         let atCode = DivisionCode(at)!, insuredCode = DivisionCode(insured)!
-        guard topology.node(atCode)?.tier == .county else { throw Failure("--at \(at) is not a county of \(topology.file)") }
+        guard topology.node(atCode)?.tier == .county else { throw SettleNetError(.command, "--at \(at) is not a county of \(topology.file)") }
         guard let population = topology.population(of: insuredCode) else {
-            throw Failure("--insured \(insured) is not a county of \(topology.file)")
+            throw SettleNetError(.command, "--insured \(insured) is not a county of \(topology.file)")
         }
         let institutions = topology.institutions(of: atCode)
         guard hospital >= 1 && hospital <= institutions.count else {
-            throw Failure("--hospital must be 1 to \(institutions.count) for county \(at)")
+            throw SettleNetError(.command, "--hospital must be 1 to \(institutions.count) for county \(at)")
         }
         let psn: String
         if let psnNo { psn = psnNo } else {
             guard let person = population.firstPerson(filedOffsite: !unfiled) else {
-                throw Failure("county \(insured) has no person \(unfiled ? "unfiled" : "filed") for off-site care")
+                throw SettleNetError(.command, "county \(insured) has no person \(unfiled ? "unfiled" : "filed") for off-site care")
             }
             psn = person.psnNo
         }

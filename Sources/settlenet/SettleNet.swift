@@ -23,11 +23,6 @@ struct SettleNet: ParsableCommand {
     )
 }
 
-/// Prints an operator-facing failure and exits with `code`, without a stack trace.
-struct Failure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
 
 func makeLogger(label: String) -> Logger {
     LoggingSystem.bootstrap { label in

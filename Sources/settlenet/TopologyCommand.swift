@@ -1,3 +1,4 @@
+import SettlementModel
 import ArgumentParser
 import Foundation
 import NetworkTopology
@@ -39,7 +40,7 @@ struct TopologyCommand: ParsableCommand {
                 if let basePort { topology = topology.withBasePort(basePort) }
                 print(topology.renderTree())
             } catch {
-                throw Failure("topology problems:\n\(error)")
+                throw SettleNetError(.command, "topology problems:\n\(error)")
             }
         }
     }
@@ -74,7 +75,7 @@ struct TopologyCommand: ParsableCommand {
         func run() throws {
             let data: DivisionData
             do { data = try DivisionData.load(directory: divisions) } catch {
-                throw Failure("cannot read the division data (--divisions \(divisions)):\n\(error)")
+                throw SettleNetError(.command, "cannot read the division data (--divisions \(divisions)):\n\(error)")
             }
             var options = TopologyGenerator.Options(name: name)
             options.provinces = provinces.map(Self.codes)
@@ -87,22 +88,22 @@ struct TopologyCommand: ParsableCommand {
                 options.hosts = try hosts.split(separator: ",").map { pair in
                     let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
                     guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                        throw Failure("--hosts: \"\(pair)\" is not NAME=ADDRESS")
+                        throw SettleNetError(.command, "--hosts: \"\(pair)\" is not NAME=ADDRESS")
                     }
                     return (parts[0], parts[1])
                 }
             }
             let output: TopologyGenerator.Output
-            do { output = try TopologyGenerator.generate(data, options: options) } catch { throw Failure("\(error)") }
+            do { output = try TopologyGenerator.generate(data, options: options) } catch { throw SettleNetError(.command, "\(error)") }
             // Never write a file that would not load.
             do { _ = try TopologyLoader.parse(output.yaml, file: out ?? "<generated>") } catch {
-                throw Failure("the generated topology does not validate (a generator bug):\n\(error)")
+                throw SettleNetError(.command, "the generated topology does not validate (a generator bug):\n\(error)")
             }
             let counts = output.counts
             let summary = "\(counts.nodes) nodes: 1 national, \(counts.provinces) provincial units, \(counts.cities) cities, \(counts.counties) counties (\(counts.functionalZonesDropped) functional zones dropped)"
             if let out {
                 guard FileManager.default.createFile(atPath: out, contents: Data(output.yaml.utf8)) else {
-                    throw Failure("cannot write \(out)")
+                    throw SettleNetError(.command, "cannot write \(out)")
                 }
                 print("wrote \(out): \(summary)")
             } else {

@@ -220,7 +220,7 @@ import ZeroMQ
         do {
             try Cluster(dataDirectory: cluster.dataDirectory).up(topology: cluster.topology, executable: settlenetBinary)
             Issue.record("the cluster started on a port another socket holds")
-        } catch let error as ClusterError {
+        } catch let error as SettleNetError {
             #expect(error.isPortConflict, "\(error)")
             #expect(error.description.contains("370211"))
         }

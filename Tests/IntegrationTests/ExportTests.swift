@@ -175,7 +175,7 @@ import Yams
     @Test func kubernetesRejectsANamespaceThatIsNoDNSLabel() {
         var options = ManifestExport.Options()
         options.namespace = "Settle Net"
-        #expect(throws: ManifestExport.ExportError.self) {
+        #expect(throws: SettleNetError.self) {
             try ManifestExport.files(topology: minimal, topologyFileName: "minimal.yaml", topologyText: minimalText,
                                      packing: .none, format: .kubernetes, options: options)
         }

@@ -96,7 +96,7 @@ struct TwoHosts {
             let result = try runProgram("/usr/sbin/ip", step)
             if result.status != 0 {
                 remove()
-                throw ClusterError("ip \(step.joined(separator: " ")) failed: \(result.error)")
+                throw SettleNetError(.cluster, "ip \(step.joined(separator: " ")) failed: \(result.error)")
             }
         }
     }

@@ -104,6 +104,29 @@ import Testing
         }
     }
 
+    /// One reactor thread steps every node of a packed process: 15 nodes, every route class
+    /// settled, and the process has its one thread plus libzmq's I/O thread and reaper.
+    @Test func aPackedProcessRunsAllItsNodesOnOneThread() throws {
+        let cluster = try TestCluster()
+        defer { cluster.shutDown(); cluster.removeFiles() }
+        let up = try settlenet(["cluster", "up", "--topology", cluster.topology.file, "--data-dir", cluster.dataDirectory,
+                                "--base-port", String(cluster.topology.basePort), "--pack", "15"])
+        try #require(up.status == 0, "\(up.output)\(up.error)")
+        let rows = try statusRows(cluster.dataDirectory)
+        let pids = Set(rows.map(\.pid))
+        #expect(rows.count == 15 && pids.count == 1, "\(rows.map { "\($0.node) \($0.pid)" })")
+        let settled = try probe(cluster.dataDirectory)
+        #expect(settled.status == 0 && settled.outcomes.allSatisfy(\.settled), "\(settled.outcomes)")
+
+        let pid = try #require(pids.first)
+        let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").map { task in
+            (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/comm", encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+        }
+        #expect(threads.count <= 4, "\(threads)")
+        #expect(threads.filter { !$0.hasPrefix("ZMQbg/") }.count == 1, "one thread of its own for 15 nodes: \(threads)")
+    }
+
     @Test func aBadPackModeIsRefusedBeforeAnythingStarts() throws {
         let cluster = try TestCluster()
         defer { cluster.shutDown(); cluster.removeFiles() }

@@ -78,15 +78,15 @@ import Testing
         // ticket when it was back (响应), and the city closed it when it answered again (销号).
         // The national registry holds every step with its time.
         let registry = try Ledger(path: DataLayout(root: cluster.dataDirectory).ledgerPath(DivisionCode("000000")!))
-        var ticket: TicketRow?
+        var ticket: Ticket?
         for _ in 0..<100 {
-            ticket = try registry.read { try $0.tickets() }.first { $0.kind == "node_unresponsive" && $0.responsible == "410102" }
+            ticket = try registry.read { try $0.tickets() }.first { $0.kind == .nodeUnresponsive && $0.responsible == "410102" }
             // The county's acknowledgement may reach the registry after the city's close: wait for both.
-            if ticket?.state == "closed" && ticket?.acknowledgedAtMs != nil { break }
+            if ticket?.state == .closed && ticket?.acknowledgedAtMs != nil { break }
             usleep(100_000)
         }
         let closed = try #require(ticket, "no ticket for the silent county in the registry")
-        #expect(closed.openedBy == "410100" && closed.state == "closed")
+        #expect(closed.openedBy == "410100" && closed.state == .closed)
         let events = try registry.read { try $0.ticketEvents(closed.ticketID) }
         #expect(Set(events.map(\.event)) == ["opened", "acknowledged", "closed"], "\(events)")
         #expect(events.first { $0.event == "acknowledged" }?.node == "410102")

@@ -60,13 +60,13 @@ func mode(_ path: String) -> mode_t {
         let keys = KeyDirectory(root: root)
         try keys.generate(for: ["370211"])
         chmod(keys.secretKeyPath("370211"), 0o644)
-        let readable = #expect(throws: KeyError.self) { try keys.keyPair("370211") }
+        let readable = #expect(throws: SettleNetError.self) { try keys.keyPair("370211") }
         #expect(readable?.description.contains("\(root)/secret/370211.key") == true)
         #expect(readable?.description.contains("chmod 600") == true)
-        let missing = #expect(throws: KeyError.self) { try keys.publicKey("370202") }
+        let missing = #expect(throws: SettleNetError.self) { try keys.publicKey("370202") }
         #expect(missing?.description.contains("\(root)/public/370202.key is missing") == true)
         try "not a key\n".write(toFile: keys.publicKeyPath("370203"), atomically: true, encoding: .utf8)
-        #expect(throws: KeyError.self) { try keys.publicKey("370203") }
+        #expect(throws: SettleNetError.self) { try keys.publicKey("370203") }
     }
 
     @Test func aNodeAdmitsItsChildrenItsParentAndAtCountyItsInstitutionsOnly() throws {

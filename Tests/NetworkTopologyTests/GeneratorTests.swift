@@ -65,7 +65,7 @@ import SettlementModel
     @Test func unknownProvinceIsAnError() {
         var options = TopologyGenerator.Options(name: "x")
         options.provinces = ["99"]
-        #expect(throws: TopologyGenerator.GeneratorError.self) { try TopologyGenerator.generate(data, options: options) }
+        #expect(throws: SettleNetError.self) { try TopologyGenerator.generate(data, options: options) }
     }
 
     @Test func hostsArePlacedByProvinceAndInherited() throws {

@@ -278,6 +278,24 @@ import Testing
         #expect(try ledger.read { try $0.uncorrectedRejects(fixmedinsCode: "H2") } == 0)
     }
 
+    /// The registry may hear of a ticket's close before its opening: the state stays closed,
+    /// and the opening's time (the earlier) is kept when it comes.
+    @Test func aTicketsStateOnlyMovesForwardAndKeepsTheEarliestOpening() throws {
+        let (ledger, directory) = try temporaryLedger()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func ticket(_ state: TicketState, openedAtMs: Int64, closedAtMs: Int64? = nil) -> Ticket {
+            Ticket(ticketID: "TK1", kind: .nodeUnresponsive, code: "SN-E3002", subject: "410102", responsible: "410102",
+                   openedBy: "410100", state: state, reason: "silent", occurrences: 1, openedAtMs: openedAtMs,
+                   acknowledgedAtMs: nil, closedAtMs: closedAtMs)
+        }
+        try ledger.write { tx in
+            try tx.upsertTicket(ticket(.closed, openedAtMs: 2_000, closedAtMs: 2_000))
+            try tx.upsertTicket(ticket(.open, openedAtMs: 1_000))
+        }
+        let stored = try #require(try ledger.read { try $0.ticket("TK1") })
+        #expect(stored.state == .closed && stored.openedAtMs == 1_000 && stored.closedAtMs == 2_000)
+    }
+
     @Test func thePopulationIsSeededOnceAndSurvivesReopening() throws {
         let (ledger, directory) = try temporaryLedger()
         defer { try? FileManager.default.removeItem(atPath: directory) }

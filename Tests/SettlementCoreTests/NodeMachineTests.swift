@@ -466,6 +466,62 @@ import Testing
         #expect(sentOn.contains { if case .journalAndForward = $0 { true } else { false } })
     }
 
+    /// Resolved by correction: the hospital asking again gets the final answer from the ledger
+    /// (the machine asks the shell for it), even while the node drains, and never a copy sent on.
+    @Test func aSettlementResolvedByCorrectionIsAnsweredFromTheLedgerWhenAskedAgain() {
+        var county = signedIn("370211")
+        let request = settlement(budgetMs: 1_000)
+        _ = county.receivedRequest(request, from: hospital, nowMs: 0)
+        _ = county.tick(nowMs: 900)
+        var answer = WireResponse()
+        answer.infcode = 0
+        answer.reqMsgid = "CR" + request.msgid
+        var out = CorrectionOutput()
+        out.omsgid = request.msgid
+        out.outcome = "reversed"
+        answer.output = .correction(out)
+        let resolvedNow = county.receivedResponse(answer, from: .parent, nowMs: 1_000)
+        #expect(county.resolved == [request.msgid])
+        county.beginDraining()
+        #expect(county.receivedRequest(request, from: hospital, nowMs: 1_100)
+                == [.finalAnswer(msgid: request.msgid, to: hospital, receivedAtMs: 1_100)])
+
+        // The round that resolved it could not be recorded: it is in doubt again, not resolved.
+        _ = county.roundNotRecorded(resolvedNow, detail: "ledger unavailable", nowMs: 1_200)
+        #expect(county.resolved.isEmpty && county.resolutions[request.msgid] != nil)
+        // After a restart, what the ledger says was resolved.
+        var restarted = signedIn("370211")
+        restarted.restore(resolved: [request.msgid])
+        #expect(restarted.receivedRequest(request, from: hospital, nowMs: 0) == [.finalAnswer(msgid: request.msgid, to: hospital, receivedAtMs: 0)])
+    }
+
+    /// A round whose ledger transaction failed: every answer this node was to decide and record
+    /// becomes a definite refusal (SN-E3004) with its own msgid, answers passing through go on
+    /// without their record, and requests to be journaled are not sent and are refused.
+    @Test func aRoundThatCouldNotBeRecordedRefusesWhatItWasToDecide() {
+        var county = signedIn("370211")
+        let journaled = settlement(budgetMs: 1_000)
+        let round = county.receivedRequest(journaled, from: hospital, nowMs: 0)
+        var passing = WireResponse()
+        passing.reqMsgid = "H37021100002202612010000000001"
+        let record = TransitRecord(request: RequestMeta(journaled), response: passing, role: .relay, nowMs: 0)
+        let work: [Directive] = round + [
+            .answer(passing, to: .parent, record: record),
+            .settleHere(settlement(budgetMs: 1_000), replyTo: hospital, role: .local, receivedAtMs: 0),
+            .finalAnswer(msgid: "H37021100001202612010000000009", to: hospital, receivedAtMs: 0),
+            .resolution(NodeMachine.Resolution(omsgid: "M", oinfno: "2207", psnNo: "", insured: "410102", treatment: "370211",
+                                               fixmedinsCode: "H37021100001", nextAttemptMs: 0)),
+        ]
+        let answers = county.roundNotRecorded(work, detail: "ledger unavailable", nowMs: 5)
+        let sent = answers.compactMap { if case .answer(let a, let peer, let record) = $0, record == nil { (a, peer) } else { nil } }
+        #expect(sent.count == answers.count && sent.count == 4, "\(answers)")
+        #expect(sent.filter { $0.0.errCode == ErrorCode.busy.rawValue }.count == 3)
+        #expect(sent.contains { $0.0 == passing && $0.1 == .parent }, "the answer from below goes on")
+        #expect(sent.contains { $0.0.reqMsgid == journaled.msgid && $0.1 == hospital })
+        #expect(sent.contains { $0.0.reqMsgid == "H37021100001202612010000000009" })
+        #expect(county.pendingCount == 0, "the request that was not journaled is not waited for")
+    }
+
     /// The journal could not be written (the ledger failed): the request was not sent, so the
     /// hospital gets a definite refusal at once and nothing waits for an answer.
     @Test func aRequestWhoseJournalFailedIsRefusedDefinitely() {

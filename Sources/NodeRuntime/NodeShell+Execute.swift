@@ -1,0 +1,111 @@
+import Logging
+import Persistence
+import SettlementCore
+import SettlementModel
+
+/// Carrying out what the machine and the desks decided: forwards go at once; everything else of
+/// the turn is recorded in one ledger transaction (group commit), and only once it is durable do
+/// its answers, journaled requests and passed uploads leave.
+extension NodeShell {
+    func execute(_ initial: [Directive]) throws {
+        guard !initial.isEmpty else { return }
+        var directives = initial
+        // Forwarded requests need no record: send them now, and turn a failed hand-off into
+        // a definite answer for whoever waits.
+        var index = 0
+        var work: [Directive] = []
+        while index < directives.count {
+            let directive = directives[index]
+            index += 1
+            if case .forward(let request, let peer) = directive {
+                if !send(Outgoing(peer: peer, frames: WireCodec.frames(request), requestMsgid: request.msgid)) {
+                    directives += machine.forwardFailed(msgid: request.msgid, nowMs: nowMs)
+                }
+            } else {
+                work.append(directive)
+            }
+        }
+        guard !work.isEmpty else { return }
+        var outgoing: [Outgoing] = []
+        outgoing.reserveCapacity(work.count)
+        var uploadsToForward: [(request: WireRequest, passing: UploadInput, received: Int32, rejects: [UploadReject],
+                                peer: Peer, receivedAtMs: Int64)] = []
+        // Journaled in this turn's transaction, sent once it is durable.
+        var journaled: [Outgoing] = []
+        // The desk's setl_id serial counts what is recorded: a turn rolled back gives its numbers back.
+        let deskBefore = desk
+        do {
+            try ledger.write { tx in
+                outgoing.removeAll(keepingCapacity: true)
+                uploadsToForward.removeAll()
+                journaled.removeAll()
+                for directive in work {
+                    switch directive {
+                    case .journalAndForward(let request, let peer, let inFlight):
+                        try tx.recordTransit(inFlight)
+                        journaled.append(Outgoing(peer: peer, frames: WireCodec.frames(request), requestMsgid: request.msgid))
+                    case .answer(let response, let peer, let record):
+                        if let record { try tx.recordTransit(record) }
+                        outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(response)))
+                    case .settleHere(let request, let peer, let role, let receivedAtMs):
+                        let body = try decide(request, role: role, receivedAtMs: receivedAtMs, tx: tx)
+                        outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
+                    case .resolution(let resolution):
+                        try tx.saveResolution(resolution)
+                    case .openTicket(let kind, let code, let subject, let responsible, let reason):
+                        carryOut(try tickets.open(kind, code: code, subject: subject, responsible: responsible, reason: reason,
+                                                  nowMs: nowMs, store: tx))
+                    case .ticketHere(let request, let peer, let receivedAtMs):
+                        let body = try ticketArrived(request, receivedAtMs: receivedAtMs, tx: tx)
+                        outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
+                    case .resolved(let resolution, let finalAnswer, let record):
+                        try tx.resolve(omsgid: resolution.omsgid, finalAnswer: try finalAnswer.serializedBytes(), nowMs: nowMs)
+                        try tx.recordTransit(record, resolution: true)
+                        logger.info("settlement in doubt resolved", metadata: ["settlement.msgid": "\(resolution.omsgid)",
+                                                                               "outcome": "\(finalAnswer.warnMsg)"])
+                    case .finalAnswer(let msgid, let peer, let receivedAtMs):
+                        outgoing.append(Outgoing(peer: peer, frames: try finalAnswer(msgid, receivedAtMs: receivedAtMs, tx: tx)))
+                    case .screenUpload(let request, let peer, let receivedAtMs):
+                        switch try screen(request, receivedAtMs: receivedAtMs, tx: tx) {
+                        case .answer(let body):
+                            outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
+                        case .forward(let passing, let received, let rejects):
+                            uploadsToForward.append((request, passing, received, rejects, peer, receivedAtMs))
+                        }
+                    case .forward:
+                        break
+                    }
+                }
+            }
+        } catch {
+            journaled.removeAll()
+            uploadsToForward.removeAll()   // their screening was not recorded: refused below
+            desk = deskBefore
+            // Nothing of this turn was recorded: the machine says what each directive becomes.
+            logger.critical("ledger write failed", metadata: ["error": "\(error)"])
+            outgoing = machine.roundNotRecorded(work, detail: "ledger of node \(spec.id) unavailable", nowMs: nowMs).compactMap {
+                if case .answer(let response, let peer, _) = $0 { Outgoing(peer: peer, frames: WireCodec.frames(response)) } else { nil }
+            }
+        }
+        var next: [Directive] = []
+        for message in outgoing { send(message) }
+        for message in journaled where !send(message) {
+            next += machine.forwardFailed(msgid: message.requestMsgid!, nowMs: nowMs)
+        }
+        // Records this tier passed are recorded: now they may travel up.
+        for upload in uploadsToForward {
+            next += machine.forwardUpload(upload.request, passing: upload.passing, received: upload.received,
+                                          rejects: upload.rejects, replyTo: upload.peer, receivedAtMs: upload.receivedAtMs, nowMs: nowMs)
+        }
+        try execute(next)
+    }
+
+    /// The final answer of a settlement resolved here, as stored.
+    func finalAnswer(_ msgid: String, receivedAtMs: Int64, tx: LedgerTransaction) throws -> [[UInt8]] {
+        if let final = try tx.finalAnswer(omsgid: msgid) { return WireCodec.frames(responseBody: final) }
+        // Resolved, so definitely not in effect; but its stored answer is missing here.
+        logger.error("final answer missing", metadata: ["settlement.msgid": "\(msgid)"])
+        return WireCodec.frames(machine.error(.busy, detail: "final answer of \(msgid) missing in the ledger of node \(spec.id)",
+                                              requestMsgid: msgid, receivedAtMs: receivedAtMs, nowMs: nowMs))
+    }
+}

@@ -1,0 +1,379 @@
+import Foundation
+import LinkSecurity
+import Logging
+import NetworkTopology
+import Persistence
+import SettlementCore
+import SettlementModel
+import ZeroMQ
+
+/// One node's thin I/O shell around its machine and desks. It owns the node's sockets (the
+/// ROUTER its children and hospitals connect to, the DEALER to its parent, the monitors) and
+/// its ledger; a `Reactor` steps it, with the other nodes of its process, on one thread.
+///
+/// Each turn it drains what arrived, feeds it to the machine, commits everything the turn
+/// decided in one ledger transaction (group commit), and only then sends the answers: an
+/// answer never leaves before its record is durable.
+public final class NodeShell {
+    /// How often an idle node wakes. A process hosting hundreds of nodes needs idle nodes to
+    /// cost next to nothing; a lone node can afford to notice a stop within 50 ms.
+    public struct Pace: Sendable {
+        /// Longest poll wait: how soon a stop request or a new link-fault file is noticed.
+        public var maxWaitMs: Int64
+        /// How often an idle node rewrites its status file (a busy one: every 250 ms).
+        public var idleStatusMs: Int64
+        public static let single = Pace(maxWaitMs: 50, idleStatusMs: 1_000)
+        public static let packed = Pace(maxWaitMs: 1_000, idleStatusMs: 5_000)
+    }
+
+    public let spec: NodeSpec
+    public var id: DivisionCode { spec.id }
+    let pace: Pace
+    let topology: Topology
+    let layout: DataLayout
+    var logger: Logger
+    let endpoint: String
+    let keys: NodeKeys?
+
+    // The pure parts: routing and deadlines, and the desks.
+    var machine: NodeMachine
+    /// County tier: settles, reverses and corrects what ends here.
+    var desk: InsuredCountyDesk
+    /// Opens, acknowledges and closes tickets; the registry at the national node.
+    var tickets: TicketDesk
+    /// Screens upload batches at this tier.
+    var uploads: UploadScreen
+    /// Provincial tier: the records stored here, handed on to the national store.
+    var outbox: NationalOutbox
+
+    // The I/O parts.
+    let ledger: Ledger
+    let downstream: Socket
+    let upstream: Socket?
+    /// Secured: failed handshakes (plaintext peers, clients without this node's key) never reach
+    /// the ZAP gate; the socket's monitor reports them.
+    let handshakes: Socket?
+    /// Every completed handshake on the link to the parent: after the parent restarted, this node
+    /// signs in again at once, so that the parent can route to it (and knows it does).
+    let parentLink: Socket?
+    var gate: InboundGate
+    var links: LinkFaultPort
+    var status: StatusReporter
+
+    /// The round's instant, set by the reactor at the start of each turn.
+    private(set) var nowMs: Int64
+    public private(set) var state = NodeState.starting
+    let startedAtMs: Int64
+    private var drainStartedMs: Int64?
+    var messagesHandled: Int64 = 0
+    private var reportedSignedIn = false
+    private var reportedReady = false
+    private var reportedChildren = 0
+    /// Most messages taken from one socket per turn, so one busy peer cannot starve the rest
+    /// and one transaction stays bounded.
+    let drainLimit = 1024
+    /// How long a stopping node waits for answers already on their way.
+    let drainTimeoutMs: Int64 = 5_000
+
+    // Outboxes the desks fill, and what they wait for.
+    /// Ticket messages sent and not yet answered: what each is, for when its answer comes.
+    var ticketsInFlight: [String: (sentAtMs: Int64, event: TicketEvent, ticketID: String)] = [:]
+    var lastTicketFlushMs: Int64 = 0
+    /// False once a flush found the ticket outbox empty; set when a message is queued. Spares a
+    /// ledger read every 200 ms on a node with nothing to send.
+    var ticketOutboxMayHaveWork = true
+    /// Open node_unresponsive tickets this node opened, by the silent node: closed when it answers again.
+    var openUnresponsive: [String: String] = [:]
+    var lastOutboxFlushMs: Int64 = 0
+    let outboxFlushIntervalMs: Int64 = 100
+
+    /// `context`: shared by the nodes of one process (one I/O thread for all). `keys`: required
+    /// when the topology is secured (the process's `AdmissionGate` must be running in `context`
+    /// before the node binds). `nowMs`: the clock's reading at start-up.
+    public init(topology: Topology, id: DivisionCode, dataDirectory: String, logger: Logger, context: Context,
+                pace: Pace = .single, keys: NodeKeys? = nil, nowMs: Int64) throws {
+        guard let spec = topology.node(id) else {
+            throw SettleNetError(.node, "node \(id) is not in topology \(topology.file)")
+        }
+        guard keys != nil || !topology.isSecured else {
+            throw SettleNetError(.node, "node \(id): topology \(topology.file) is secured (security.curve) but no keys were given")
+        }
+        self.keys = keys
+        self.spec = spec
+        self.topology = topology
+        self.layout = DataLayout(root: dataDirectory)
+        self.logger = logger
+        self.logger[metadataKey: "node"] = "\(id)"
+        self.pace = pace
+        self.nowMs = nowMs
+        startedAtMs = nowMs
+        endpoint = topology.endpoint(of: id)!
+        gate = InboundGate(node: id, parent: spec.parent, secured: keys != nil, edge: topology.edge)
+        links = LinkFaultPort(node: id, faultsFile: layout.linkFaultsFile, tracePath: layout.linkDecisionsPath(id))
+        status = StatusReporter(path: layout.statusPath(id))
+
+        try FileManager.default.createDirectory(atPath: layout.nodeDirectory(id), withIntermediateDirectories: true)
+        ledger = try Ledger(path: layout.ledgerPath(id))
+        if let population = topology.population(of: id) { try ledger.seedPopulation(population) }
+        outbox = NationalOutbox(province: id)
+        uploads = UploadScreen(node: id, tier: spec.tier, institutions: Set(topology.institutions(of: id)), routing: topology.routingTable)
+        desk = InsuredCountyDesk(county: id, policy: topology.policy(for: id),
+                                 settlementSerial: try ledger.read { try $0.settlementCount() })
+        tickets = TicketDesk(node: id, registry: topology.nodes.first { $0.parent == nil }?.id ?? DivisionCode("000000")!)
+        machine = NodeMachine(config: .init(id: id, tier: spec.tier, routing: topology.routingTable,
+                                            institutions: Set(topology.institutions(of: id)),
+                                            nationalCatalog: spec.parent == nil ? Catalog.national() : nil))
+
+        let downstream = try context.socket(.router)
+        try downstream.setRouterMandatory(true)      // unroutable answers fail loudly, not silently
+        // A restarted child takes its identity back; but on secured links no connection may take
+        // over a live one's routing id (another admitted key could then receive a child's traffic).
+        try downstream.setRouterHandover(keys == nil)
+        try downstream.setMaxMessageSize(bytes: WireCodec.maxMessageBytes)
+        try downstream.setSendHighWaterMark(100_000)
+        try downstream.setReceiveHighWaterMark(100_000)
+        if let keys { try downstream.makeCurveServer(keys.own, zapDomain: id.value) }
+        do {
+            try downstream.bind(topology.bindEndpoint(of: id)!)
+        } catch {
+            throw SettleNetError(.node, "node \(id) cannot bind \(topology.bindEndpoint(of: id)!): \(error) (is another cluster using this port? try --base-port)")
+        }
+        if let parentID = spec.parent, let parentEndpoint = topology.endpoint(of: parentID) {
+            let socket = try context.socket(.dealer)
+            try socket.setRoutingID(Array(id.value.utf8))
+            try socket.setImmediate(true)            // no queueing to a parent that is not there
+            try socket.setReconnectInterval(milliseconds: 100)
+            try socket.setSendHighWaterMark(100_000)
+            try socket.setReceiveHighWaterMark(100_000)
+            if let keys, let parentKey = keys.parentKey { try socket.makeCurveClient(keys.own, serverKey: parentKey) }
+            parentLink = try socket.monitor(events: SocketEvent.handshakeSucceeded, name: "node-\(id.value)-parent")
+            try socket.connect(parentEndpoint)
+            upstream = socket
+        } else {
+            upstream = nil
+            parentLink = nil
+        }
+        handshakes = try keys.map { _ in
+            try downstream.monitor(events: SocketEvent.handshakeFailedProtocol | SocketEvent.handshakeFailedNoDetail,
+                                   name: "node-\(id.value)")
+        }
+        self.downstream = downstream
+        try restoreFromLedger()
+    }
+
+    /// What an earlier run of this node left in its ledger: resolutions, requests in flight at
+    /// the last stop, settlements resolved, tickets about silent nodes.
+    private func restoreFromLedger() throws {
+        machine.restore(try ledger.read { try $0.openResolutions() })
+        // Requests journaled as in flight when this node last stopped: whatever answers came back
+        // found nobody waiting, so their outcome is in doubt here. Resolve them like any other.
+        let inFlight = try ledger.read { try $0.inFlightAtOrigin() }
+        let inDoubt = machine.inDoubtAfterRestart(inFlight, nowMs: nowMs)
+        if !inDoubt.isEmpty {
+            try ledger.write { tx in
+                for case .resolution(let resolution) in inDoubt { try tx.saveResolution(resolution) }
+            }
+            let reversals = inFlight.filter { !$0.omsgid.isEmpty }   // reversals and corrections name what they undo
+            logger.warning("requests in flight at the last stop are in doubt: resolving them by correction (2601)",
+                           metadata: ["requests": "\(inFlight.count)", "reversals": "\(reversals.count)",
+                                      "settlements_to_resolve": "\(inDoubt.count)"])
+        }
+        machine.restore(resolved: try ledger.read { try $0.resolvedMsgids() })
+        for ticket in try ledger.read({ try $0.tickets() }) where ticket.kind == .nodeUnresponsive
+            && ticket.openedBy == id.value && ticket.state != .closed {
+            openUnresponsive[ticket.responsible] = ticket.ticketID
+        }
+    }
+
+    /// The sockets the reactor polls for this node, in the order `turn` reads them.
+    public var sockets: [Socket] { [downstream] + [upstream, handshakes, parentLink].compactMap { $0 } }
+
+    public var isStopped: Bool { state == .stopped }
+
+    /// Serving from now on.
+    public func start(nowMs: Int64) {
+        self.nowMs = nowMs
+        logger.info("node started", metadata: ["endpoint": "\(endpoint)", "tier": "\(spec.tier.rawValue)",
+                                               "parent": "\(spec.parent?.value ?? "-")",
+                                               "links": "\(keys == nil ? "plaintext" : "curve")"])
+        if let keys, keys.institutionsWithoutKeys > 0 {
+            logger.warning("institutions without keys cannot connect", metadata: ["institutions": "\(keys.institutionsWithoutKeys)"])
+        }
+        state = .running
+    }
+
+    /// Stop taking new work; answers in flight still pass, for up to `drainTimeoutMs`.
+    public func beginDraining(nowMs: Int64) {
+        guard state == .running || state == .starting else { return }
+        drainStartedMs = nowMs
+        state = .draining
+        machine.beginDraining()
+        logger.info("stopping: draining", metadata: ["pending": "\(machine.pendingCount)"])
+    }
+
+    /// When this node next has something to do without a message arriving (the reactor caps
+    /// its wait at the pace's longest).
+    public func nextWakeMs(nowMs: Int64) -> Int64 {
+        if state == .draining { return nowMs + 10 }
+        return min(machine.nextDeadlineMs(nowMs: nowMs), links.nextDueMs)
+    }
+
+    /// One turn: what arrived on `readable` (one flag per socket of `sockets`), the timers due
+    /// at `nowMs`, one ledger transaction, then the answers.
+    public func turn(readable: ArraySlice<Bool>, nowMs: Int64) throws {
+        self.nowMs = nowMs
+        guard state != .stopped else { return }
+        if let started = drainStartedMs, machine.pendingCount == 0 || nowMs - started >= drainTimeoutMs {
+            try execute(machine.abandonPending(nowMs: nowMs))
+            stop()
+            return
+        }
+        if nowMs - links.lastCheckMs >= max(100, pace.maxWaitMs) { links.refresh(nowMs: nowMs, logger: logger) }
+        for message in links.due(nowMs: nowMs) { transmit(message) }
+        var flags = readable.makeIterator()
+        var directives: [Directive] = []
+        if flags.next() == true { drain(downstream, from: nil, into: &directives) }
+        if let upstream, flags.next() == true { drain(upstream, from: .parent, into: &directives) }
+        if let handshakes, flags.next() == true { noteFailedHandshakes(handshakes) }
+        if let parentLink, flags.next() == true {
+            var connected = false
+            while let frames = try? parentLink.receive(wait: false) { connected = connected || SocketEvent(frames: frames) != nil }
+            if connected { directives += machine.parentLinkUp(nowMs: nowMs) }
+        }
+        if spec.tier == .province && nowMs - lastOutboxFlushMs >= outboxFlushIntervalMs { flushOutbox() }
+        if nowMs - lastTicketFlushMs >= 200 { flushTicketOutbox() }
+        if nowMs - gate.lastReportMs >= gate.reportIntervalMs { gate.report(nowMs: nowMs, logger: logger) }
+        directives += machine.tick(nowMs: nowMs)
+        try execute(directives)
+        // Compared with what was last reported, not with the start of the turn: the parent's
+        // answers to 9001 and 1301 arrive in `drain`, before the turn's tick.
+        if machine.isSignedIn != reportedSignedIn || machine.isReady != reportedReady
+            || machine.signedInChildren.count != reportedChildren {
+            if machine.isSignedIn && !reportedSignedIn {
+                logger.info("signed in", metadata: ["parent": "\(spec.parent?.value ?? "-")"])
+            }
+            reportedSignedIn = machine.isSignedIn
+            reportedReady = machine.isReady
+            reportedChildren = machine.signedInChildren.count
+            status.soon()
+        }
+        // Fresh within a quarter second while busy; on the pace's interval while idle.
+        if nowMs - status.lastMs >= (directives.isEmpty ? pace.idleStatusMs : 250) { writeStatus() }
+        links.flushTrace(logger: logger)
+    }
+
+    /// Closes the node's sockets after its last turn (or a failure) and says so.
+    func stop() {
+        state = .stopped
+        links.flushTrace(logger: logger)
+        writeStatus()
+        handshakes?.close()
+        parentLink?.close()
+        downstream.close()
+        upstream?.close()
+        logger.info("node stopped", metadata: ["messages": "\(messagesHandled)"])
+    }
+
+    /// A turn failed: this node stops at once (the reactor reports the failure).
+    public func abort() {
+        guard state != .stopped else { return }
+        stop()
+    }
+
+    // MARK: Receiving
+
+    private func drain(_ socket: Socket, from fixedPeer: Peer?, into directives: inout [Directive]) {
+        // Only messages from below on secured links carry a user id worth reading.
+        let authenticated = keys != nil && fixedPeer == nil
+        for _ in 0..<drainLimit {
+            let frames: [[UInt8]]
+            let userID: String?
+            do {
+                let received = authenticated ? try socket.receiveAuthenticated(wait: false)
+                    : try socket.receive(wait: false).map { ($0, nil) }
+                guard let received else { return }
+                (frames, userID) = received
+            } catch {
+                logger.error("receive failed", metadata: ["error": "\(error)"])
+                return
+            }
+            messagesHandled += 1
+            switch gate.admit(frames, userID: userID, fixedPeer: fixedPeer, nowMs: nowMs, machine: &machine, logger: logger) {
+            case .dropped:
+                continue
+            case .refused(let answer, let peer):
+                directives.append(.answer(answer, to: peer, record: nil))
+            case .request(let request, let peer):
+                directives += machine.receivedRequest(request, from: peer, nowMs: nowMs)
+            case .response(let response, let peer):
+                if let node = machine.nodeID(of: peer), let ticketID = openUnresponsive[node] {
+                    closeUnresponsive(node: node, ticketID: ticketID)   // it answers again: it is back
+                }
+                if peer == .parent, outbox.awaits(response.reqMsgid) {
+                    acknowledgeOutbox(response)
+                } else if ticketsInFlight[response.reqMsgid] != nil {
+                    ticketEventAnswered(response)
+                } else {
+                    directives += machine.receivedResponse(response, from: peer, nowMs: nowMs)
+                }
+            }
+        }
+    }
+
+    private func noteFailedHandshakes(_ monitor: Socket) {
+        while let frames = try? monitor.receive(wait: false) {
+            guard let event = SocketEvent(frames: frames) else { continue }
+            gate.handshakeFailed(reason: event.event == SocketEvent.handshakeFailedProtocol ? event.protocolErrorText
+                : "closed during the handshake (the peer found the mismatch first: plaintext, or not this node's key)")
+        }
+    }
+
+    // MARK: Sending
+
+    /// Sends a message through this node's link faults. Messages to other nodes are sealed with
+    /// a checksum first, as the sender's stack would do; a hospital's link has no faults.
+    @discardableResult
+    func send(_ message: Outgoing) -> Bool {
+        guard let peer = machine.nodeID(of: message.peer) else { return transmit(message) }
+        if gate.isHeldByImpostor(peer) { return false }   // the routing id is not the child: unreachable
+        var sealed = message
+        sealed.frames = WireCodec.sealed(message.frames)
+        let copies = links.shape(sealed, to: peer, nowMs: nowMs)
+        guard copies.count == 1 else {
+            for copy in copies { transmit(copy) }
+            return true   // dropped or delayed: lost on the wire as far as the sender can tell
+        }
+        return transmit(copies[0])
+    }
+
+    /// Sends without blocking; false when the peer is not connected or its queue is full.
+    @discardableResult
+    func transmit(_ message: Outgoing) -> Bool {
+        do {
+            switch message.peer {
+            case .parent:
+                guard let upstream else { return false }
+                try upstream.send(message.frames, wait: false)
+            case .downstream(let id):
+                try downstream.send([id] + message.frames, wait: false)
+            }
+            return true
+        } catch {
+            logger.warning("send failed", metadata: ["peer": "\(gate.describe(message.peer))", "error": "\(error)",
+                                                     "settlement.msgid": "\(message.requestMsgid ?? "-")"])
+            return false
+        }
+    }
+
+    private func writeStatus() {
+        var record = NodeStatus(id: spec.id.value, tier: spec.tier.rawValue, pid: getpid(), endpoint: endpoint,
+                                state: state.rawValue, signedIn: machine.isSignedIn, signNo: machine.signNo ?? "",
+                                catalogVersion: machine.catalog?.version ?? "",
+                                startedAtMs: startedAtMs, updatedAtMs: nowMs, messagesHandled: messagesHandled,
+                                pending: machine.pendingCount)
+        record.resolving = machine.resolutions.count
+        record.childrenSignedIn = machine.signedInChildren.count
+        status.write(record, nowMs: nowMs)
+    }
+}
+

@@ -1,0 +1,238 @@
+import Foundation
+import GRDB
+import SettlementCore
+import SettlementModel
+
+/// The ledger's schema, one migration per change, applied in the order registered (their
+/// names are the order they were written in). A ledger of any earlier version opens and is migrated.
+extension Ledger {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+                -- Insured persons of this county (county nodes only). Personal data: never logged.
+                CREATE TABLE persons (
+                    psn_no TEXT PRIMARY KEY NOT NULL,
+                    psn_name TEXT NOT NULL,
+                    insutype TEXT NOT NULL,
+                    balance_fen INTEGER NOT NULL,
+                    deductible_used_fen INTEGER NOT NULL,
+                    pool_used_fen INTEGER NOT NULL,
+                    filed_offsite INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                -- The authoritative record of every settlement decided here (insured county).
+                -- msgid is the idempotency key: the database refuses a second row.
+                CREATE TABLE settlements (
+                    msgid TEXT PRIMARY KEY NOT NULL,
+                    infno TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('settled', 'refused', 'reversed')),
+                    err_code TEXT NOT NULL,
+                    setl_id TEXT UNIQUE,
+                    psn_no TEXT NOT NULL,
+                    mdtrtarea_admvs TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    medfee_sumamt INTEGER NOT NULL,
+                    fulamt_ownpay_amt INTEGER NOT NULL,
+                    overlmt_selfpay INTEGER NOT NULL,
+                    preselfpay_amt INTEGER NOT NULL,
+                    inscp_scp_amt INTEGER NOT NULL,
+                    act_pay_dedc INTEGER NOT NULL,
+                    hifp_pay INTEGER NOT NULL,
+                    hifob_pay INTEGER NOT NULL,
+                    acct_pay INTEGER NOT NULL,
+                    psn_cash_pay INTEGER NOT NULL,
+                    fund_pay_sumamt INTEGER NOT NULL,
+                    acct_pay_in_fund INTEGER NOT NULL,
+                    balc INTEGER NOT NULL,
+                    settled_at_ms INTEGER NOT NULL,
+                    reversal_msgid TEXT,
+                    response BLOB NOT NULL
+                );
+                -- Reversals decided here; one successful reversal per original settlement.
+                -- infcode: 0 reversed, -1 refused, 1 a repeat answered with the earlier success.
+                CREATE TABLE reversals (
+                    msgid TEXT PRIMARY KEY NOT NULL,
+                    omsgid TEXT NOT NULL,
+                    infno TEXT NOT NULL,
+                    infcode INTEGER NOT NULL,
+                    recorded_at_ms INTEGER NOT NULL,
+                    response BLOB NOT NULL
+                );
+                CREATE UNIQUE INDEX reversals_one_success ON reversals(omsgid) WHERE infcode = 0;
+                -- What every tier on a route records as the answer passes: reconciliation and clearing.
+                CREATE TABLE transits (
+                    msgid TEXT PRIMARY KEY NOT NULL,
+                    infno TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    mdtrtarea_admvs TEXT NOT NULL,
+                    insuplc_admdvs TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    omsgid TEXT NOT NULL,
+                    setl_id TEXT NOT NULL,
+                    medfee_sumamt INTEGER NOT NULL,
+                    fund_pay_sumamt INTEGER NOT NULL,
+                    acct_pay INTEGER NOT NULL,
+                    psn_cash_pay INTEGER NOT NULL,
+                    infcode INTEGER NOT NULL,
+                    err_code TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('settled', 'refused', 'reversed', 'unknown')),
+                    recorded_at_ms INTEGER NOT NULL
+                );
+                CREATE INDEX transits_omsgid ON transits(omsgid) WHERE omsgid != '';
+                """)
+        }
+        migrator.registerMigration("v3-resolutions") { db in
+            try db.execute(sql: """
+                -- Origin county: settlements whose outcome is unknown, resolved by correction reversal (2601).
+                CREATE TABLE resolutions (
+                    omsgid TEXT PRIMARY KEY NOT NULL,
+                    oinfno TEXT NOT NULL,
+                    psn_no TEXT NOT NULL,
+                    insuplc_admdvs TEXT NOT NULL,
+                    mdtrtarea_admvs TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    attempts INTEGER NOT NULL,
+                    next_attempt_ms INTEGER NOT NULL,
+                    resolved_at_ms INTEGER,
+                    final_answer BLOB          -- what the hospital gets when it asks again
+                );
+                """)
+        }
+        migrator.registerMigration("v4-tickets") { db in
+            try db.execute(sql: """
+                -- Tickets this node opened or is responsible for.
+                CREATE TABLE tickets (
+                    ticket_id TEXT PRIMARY KEY NOT NULL,
+                    kind TEXT NOT NULL,
+                    code TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    responsible TEXT NOT NULL,
+                    opened_by TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'closed')),
+                    reason TEXT NOT NULL,
+                    occurrences INTEGER NOT NULL,
+                    opened_at_ms INTEGER NOT NULL,
+                    acknowledged_at_ms INTEGER,
+                    closed_at_ms INTEGER
+                );
+                CREATE INDEX tickets_open ON tickets(kind, subject, responsible) WHERE state != 'closed';
+                -- Ticket events waiting to reach the responsible node or the national registry.
+                CREATE TABLE ticket_outbox (
+                    msgid TEXT PRIMARY KEY NOT NULL,
+                    destination TEXT NOT NULL,
+                    body BLOB NOT NULL
+                );
+                -- National tier: the registry, every state change with its time.
+                CREATE TABLE ticket_events (
+                    ticket_id TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    node TEXT NOT NULL,
+                    at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (ticket_id, event)
+                );
+                """)
+        }
+        migrator.registerMigration("v2-uploads") { db in
+            try db.execute(sql: """
+                -- Every setl_id that passed this tier's checks: the store duplicates are caught in.
+                -- At the provincial and national tiers it is also the concentration store (record).
+                CREATE TABLE upload_records (
+                    setl_id TEXT PRIMARY KEY NOT NULL,
+                    msgid TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    mdtrtarea_admvs TEXT NOT NULL,
+                    record BLOB,
+                    stored_at_ms INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                -- Records this tier refused, for operators and the reports.
+                CREATE TABLE upload_rejects (
+                    msgid TEXT NOT NULL,
+                    batch_index INTEGER NOT NULL,
+                    setl_id TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    rule_id TEXT NOT NULL,
+                    field TEXT NOT NULL,
+                    rejected_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (msgid, batch_index)
+                );
+                -- This tier's decision per batch msgid: a repeated batch is never counted twice.
+                CREATE TABLE upload_batches (
+                    msgid TEXT PRIMARY KEY NOT NULL,
+                    received INTEGER NOT NULL,
+                    own_rejects BLOB NOT NULL,      -- serialized UploadOutput with this tier's rejects
+                    forwarded BLOB,                 -- serialized UploadInput passed up (county, city)
+                    answer BLOB                     -- serialized Response (provincial, national)
+                );
+                -- received = accepted + sum of rejected by rule, exactly, per tier.
+                CREATE TABLE upload_counts (
+                    name TEXT PRIMARY KEY NOT NULL,  -- 'received', 'accepted', or a rule id
+                    count INTEGER NOT NULL
+                );
+                -- Provincial tier: accepted records waiting to reach the national store.
+                CREATE TABLE upload_outbox (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    setl_id TEXT NOT NULL,
+                    record BLOB NOT NULL,
+                    batch_msgid TEXT
+                );
+                CREATE INDEX upload_outbox_batch ON upload_outbox(batch_msgid);
+                """)
+        }
+        migrator.registerMigration("v5-governance") { db in
+            try db.execute(sql: """
+                -- A reject is corrected when its institution re-uploads a record naming it
+                -- (corrects_setl_id) and that record passes here.
+                ALTER TABLE upload_rejects ADD COLUMN corrected_at_ms INTEGER;
+                CREATE INDEX upload_rejects_uncorrected ON upload_rejects(fixmedins_code, setl_id)
+                    WHERE corrected_at_ms IS NULL;
+                -- Responsible county: the records behind each upload_reject ticket, for the
+                -- institution asking what to correct.
+                CREATE TABLE ticket_records (
+                    ticket_id TEXT NOT NULL,
+                    setl_id TEXT NOT NULL,
+                    PRIMARY KEY (ticket_id, setl_id)
+                ) WITHOUT ROWID;
+                """)
+        }
+        migrator.registerMigration("v6-origin-journal") { db in
+            try db.execute(sql: """
+                -- What a reversal or correction concerns, and (origin county only) the person: enough
+                -- to resolve a request journaled as in flight when the node crashed.
+                ALTER TABLE transits ADD COLUMN oinfno TEXT NOT NULL DEFAULT '';
+                ALTER TABLE transits ADD COLUMN psn_no TEXT NOT NULL DEFAULT '';
+                -- Few rows are ever unknown at once: the restart's question stays cheap.
+                CREATE INDEX transits_unknown ON transits(role) WHERE state = 'unknown';
+                """)
+        }
+        migrator.registerMigration("v7-reject-position") { db in
+            try db.execute(sql: """
+                -- A reject is keyed by the record's place in the batch as this tier received it. The
+                -- batch_index (its place in the hospital's own batch) repeats within a province's
+                -- batch to the national store, which mixes many counties' batches: keyed by it, a
+                -- second reject with the same index was dropped, and its ticket could never close.
+                CREATE TABLE upload_rejects_v7 (
+                    msgid TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    batch_index INTEGER NOT NULL,
+                    setl_id TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    rule_id TEXT NOT NULL,
+                    field TEXT NOT NULL,
+                    rejected_at_ms INTEGER NOT NULL,
+                    corrected_at_ms INTEGER,
+                    PRIMARY KEY (msgid, position)
+                );
+                INSERT INTO upload_rejects_v7 (msgid, position, batch_index, setl_id, fixmedins_code, rule_id, field,
+                                               rejected_at_ms, corrected_at_ms)
+                    SELECT msgid, batch_index, batch_index, setl_id, fixmedins_code, rule_id, field, rejected_at_ms, corrected_at_ms
+                    FROM upload_rejects;
+                DROP TABLE upload_rejects;
+                ALTER TABLE upload_rejects_v7 RENAME TO upload_rejects;
+                CREATE INDEX upload_rejects_uncorrected ON upload_rejects(fixmedins_code, setl_id)
+                    WHERE corrected_at_ms IS NULL;
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,174 @@
+import SettlementModel
+
+/// A tier's stored decision on one upload batch (4101): a repeated batch msgid gets it again.
+public struct UploadBatchDecision: Equatable, Sendable {
+    public var received: Int
+    /// This tier's rejects (an `UploadOutput` holding only them), for the answer on its way down.
+    public var ownRejects: [UInt8]
+    /// County and city: the batch of records that passed, as sent up.
+    public var forwarded: [UInt8]?
+    /// Provincial and national tiers: the answer (they store the records and answer).
+    public var answer: [UInt8]?
+
+    public init(received: Int, ownRejects: [UInt8], forwarded: [UInt8]?, answer: [UInt8]?) {
+        self.received = received
+        self.ownRejects = ownRejects
+        self.forwarded = forwarded
+        self.answer = answer
+    }
+}
+
+/// What the upload screen reads and writes, inside one round's transaction.
+public protocol UploadStore {
+    func uploadBatch(msgid: String) throws -> UploadBatchDecision?
+    func saveUploadBatch(msgid: String, decision: UploadBatchDecision) throws
+    /// Claims `setlID` for this tier: false when a record with it already passed here (a duplicate).
+    func claimUploadRecord(setlID: String, msgid: String, fixmedinsCode: String, mdtrtareaAdmvs: String,
+                           record: [UInt8]?, nowMs: Int64) throws -> Bool
+    /// Provincial tier: a stored record to hand on to the national store.
+    func enqueueForNational(setlID: String, record: [UInt8]) throws
+    func recordUploadReject(msgid: String, position: Int, batchIndex: Int32, setlID: String, fixmedinsCode: String,
+                            ruleID: String, field: String, nowMs: Int64) throws
+    /// The reject of `setlID` is corrected; false if there was none waiting.
+    func markRejectCorrected(setlID: String, fixmedinsCode: String, nowMs: Int64) throws -> Bool
+    func uncorrectedRejects(fixmedinsCode: String) throws -> Int
+    /// Counters: received, accepted, corrections, and each rule id.
+    func addUploadCount(_ name: String, _ amount: Int) throws
+}
+
+/// A tier's screen of upload batches: the county's record rules, then each tier's refusal of
+/// duplicates. The provincial and national tiers store what passed (the province also queues it
+/// for the national store) and answer; the county and the city pass it up. Rejects found above
+/// the county open upload_reject tickets for the institution's county; a corrected re-upload
+/// closes them once nothing of the institution waits for a correction.
+public struct UploadScreen: Sendable {
+    public let node: DivisionCode
+    public let tier: DataTier
+    let institutions: Set<String>
+    let routing: RoutingTable
+    /// County tier: the record rules, built once the catalog is downloaded.
+    private var validator: UploadValidator?
+
+    public enum Outcome: Equatable, Sendable {
+        case answer([UInt8])
+        /// Pass `passing` up; this tier's `rejects` join the answer on its way down.
+        case forward(UploadInput, received: Int32, rejects: [UploadReject])
+    }
+
+    public struct Screened: Equatable, Sendable {
+        public var outcome: Outcome
+        public var tickets = TicketDesk.Effects()
+        /// Records went into the national outbox.
+        public var queuedForNational = false
+    }
+
+    public init(node: DivisionCode, tier: Tier, institutions: Set<String>, routing: RoutingTable) {
+        self.node = node
+        self.tier = DataTier(tier)
+        self.institutions = institutions
+        self.routing = routing
+    }
+
+    public var storesRecords: Bool { tier == .provincial || tier == .national }
+
+    /// Screens one batch. A batch msgid seen before gets the same decision, counted once.
+    public mutating func screen(_ request: WireRequest, receivedAtMs: Int64, nowMs: Int64, catalog: Catalog?,
+                                responses: inout ResponseFactory, tickets: inout TicketDesk,
+                                store: some UploadStore & TicketStore) throws -> Screened {
+        guard case .upload(let input)? = request.input else {
+            let refusal = responses.error(.missingField, detail: "input.upload", requestMsgid: request.msgid,
+                                          receivedAtMs: receivedAtMs, nowMs: nowMs)
+            return Screened(outcome: .answer(try refusal.serializedBytes()))
+        }
+        if let stored = try store.uploadBatch(msgid: request.msgid) {
+            if let answer = stored.answer { return Screened(outcome: .answer(answer)) }
+            return Screened(outcome: .forward(try UploadInput(serializedBytes: stored.forwarded ?? []), received: Int32(stored.received),
+                                              rejects: try UploadOutput(serializedBytes: stored.ownRejects).rejects))
+        }
+        if tier == .county && validator == nil, let catalog {
+            validator = UploadValidator(county: node, institutions: institutions, routing: routing, catalog: catalog)
+        }
+        var screened = Screened(outcome: .answer([]))
+        var passing = UploadInput()
+        passing.catalogVersion = input.catalogVersion
+        var rejects: [UploadReject] = []
+        var rejectedByRule: [String: Int] = [:]
+        var corrections = 0
+        for (position, original) in input.records.enumerated() {
+            var record = original
+            if tier == .county { record.batchIndex = Int32(position) }
+            var violation = tier == .county ? validator?.check(record) : nil
+            if violation == nil {
+                let blob: [UInt8]? = storesRecords ? try record.serializedBytes() : nil
+                if try !store.claimUploadRecord(setlID: record.setlID, msgid: request.msgid, fixmedinsCode: record.fixmedinsCode,
+                                                mdtrtareaAdmvs: record.mdtrtareaAdmvs, record: blob, nowMs: nowMs) {
+                    violation = Violation(rule: UploadRules.duplicate(at: tier), field: "setl_id")
+                } else if tier == .provincial, let blob {
+                    try store.enqueueForNational(setlID: record.setlID, record: blob)
+                    screened.queuedForNational = true
+                }
+            }
+            if let violation {
+                var reject = UploadReject()
+                reject.setlID = record.setlID
+                reject.index = record.batchIndex
+                reject.ruleID = violation.rule.id
+                reject.field = violation.field
+                reject.tier = tier.rawValue
+                reject.admdvs = node.value
+                rejects.append(reject)
+                rejectedByRule[violation.rule.id, default: 0] += 1
+                if tier != .county {
+                    // Found above the county: the uploading county's institution must correct and re-upload.
+                    screened.tickets.merge(try tickets.open(.uploadReject, code: violation.rule.id, subject: record.fixmedinsCode,
+                                                            responsible: record.mdtrtareaAdmvs, reason: violation.rule.checks,
+                                                            setlIDs: [record.setlID], nowMs: nowMs, store: store))
+                }
+                try store.recordUploadReject(msgid: request.msgid, position: position, batchIndex: record.batchIndex,
+                                             setlID: record.setlID, fixmedinsCode: record.fixmedinsCode, ruleID: violation.rule.id,
+                                             field: violation.field, nowMs: nowMs)
+            } else {
+                if !record.correctsSetlID.isEmpty {
+                    corrections += 1
+                    screened.tickets.merge(try correctionPassed(record, nowMs: nowMs, tickets: &tickets, store: store))
+                }
+                passing.records.append(record)
+            }
+        }
+        try store.addUploadCount("corrections", corrections)
+        try store.addUploadCount("received", input.records.count)
+        try store.addUploadCount("accepted", passing.records.count)
+        for (rule, count) in rejectedByRule.sorted(by: { $0.key < $1.key }) { try store.addUploadCount(rule, count) }
+        var ownRejects = UploadOutput()
+        ownRejects.rejects = rejects
+        let received = Int32(input.records.count)
+        if storesRecords {
+            var response = responses.success(requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
+            response.output = .upload(NodeMachine.output(received: received, accepted: Int32(passing.records.count), rejects: rejects))
+            let body: [UInt8] = try response.serializedBytes()
+            try store.saveUploadBatch(msgid: request.msgid, decision: UploadBatchDecision(
+                received: input.records.count, ownRejects: try ownRejects.serializedBytes(), forwarded: nil, answer: body))
+            screened.outcome = .answer(body)
+            return screened
+        }
+        try store.saveUploadBatch(msgid: request.msgid, decision: UploadBatchDecision(
+            received: input.records.count, ownRejects: try ownRejects.serializedBytes(),
+            forwarded: try passing.serializedBytes(), answer: nil))
+        screened.outcome = .forward(passing, received: received, rejects: rejects)
+        return screened
+    }
+
+    /// A corrected re-upload passed this tier: the reject it names is corrected. Above the
+    /// county, where rejects open tickets, the institution's ticket closes (销号) once none of
+    /// its rejects here waits for a correction.
+    private func correctionPassed(_ record: UploadRecord, nowMs: Int64, tickets: inout TicketDesk,
+                                  store: some UploadStore & TicketStore) throws -> TicketDesk.Effects {
+        guard try store.markRejectCorrected(setlID: record.correctsSetlID, fixmedinsCode: record.fixmedinsCode, nowMs: nowMs),
+              tier != .county, try store.uncorrectedRejects(fixmedinsCode: record.fixmedinsCode) == 0,
+              let ticket = try store.openTicket(kind: .uploadReject, subject: record.fixmedinsCode,
+                                                responsible: record.mdtrtareaAdmvs, openedBy: node.value)
+        else { return TicketDesk.Effects() }
+        return try tickets.close(ticket.ticketID, reason: "institution \(record.fixmedinsCode) corrected and re-uploaded its records",
+                                 nowMs: nowMs, store: store)
+    }
+}

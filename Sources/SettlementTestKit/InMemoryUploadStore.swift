@@ -1,0 +1,62 @@
+import SettlementCore
+import SettlementModel
+
+/// An upload store in memory with the ledger's rules (one record per setl_id at a tier, one
+/// decision per batch msgid), tickets included, for testing the upload screen.
+public final class InMemoryUploadStore: InMemoryTicketStore, UploadStore {
+    public struct Reject: Equatable, Sendable {
+        public var msgid: String
+        public var position: Int
+        public var setlID: String
+        public var fixmedinsCode: String
+        public var ruleID: String
+        public var corrected = false
+    }
+
+    public private(set) var batches: [String: UploadBatchDecision] = [:]
+    /// setl_id → the record as stored (nil below the provincial tier, which keeps only the claim).
+    public private(set) var storedRecords: [String: [UInt8]?] = [:]
+    public private(set) var nationalOutbox: [String] = []
+    public private(set) var rejects: [Reject] = []
+    public private(set) var counts: [String: Int] = [:]
+
+    public override init() { super.init() }
+
+    public func uploadBatch(msgid: String) throws -> UploadBatchDecision? { batches[msgid] }
+
+    public func saveUploadBatch(msgid: String, decision: UploadBatchDecision) throws {
+        guard batches[msgid] == nil else { throw InMemorySettlementStore.DuplicateKey(table: "upload_batches", key: msgid) }
+        batches[msgid] = decision
+    }
+
+    public func claimUploadRecord(setlID: String, msgid: String, fixmedinsCode: String, mdtrtareaAdmvs: String,
+                                  record: [UInt8]?, nowMs: Int64) throws -> Bool {
+        guard storedRecords[setlID] == nil else { return false }
+        storedRecords[setlID] = .some(record)
+        return true
+    }
+
+    public func enqueueForNational(setlID: String, record: [UInt8]) throws { nationalOutbox.append(setlID) }
+
+    public func recordUploadReject(msgid: String, position: Int, batchIndex: Int32, setlID: String, fixmedinsCode: String,
+                                   ruleID: String, field: String, nowMs: Int64) throws {
+        guard !rejects.contains(where: { $0.msgid == msgid && $0.position == position }) else { return }
+        rejects.append(Reject(msgid: msgid, position: position, setlID: setlID, fixmedinsCode: fixmedinsCode, ruleID: ruleID))
+    }
+
+    public func markRejectCorrected(setlID: String, fixmedinsCode: String, nowMs: Int64) throws -> Bool {
+        var any = false
+        for index in rejects.indices where rejects[index].setlID == setlID && rejects[index].fixmedinsCode == fixmedinsCode
+            && !rejects[index].corrected {
+            rejects[index].corrected = true
+            any = true
+        }
+        return any
+    }
+
+    public func uncorrectedRejects(fixmedinsCode: String) throws -> Int {
+        rejects.filter { $0.fixmedinsCode == fixmedinsCode && !$0.corrected }.count
+    }
+
+    public func addUploadCount(_ name: String, _ amount: Int) throws { counts[name, default: 0] += amount }
+}

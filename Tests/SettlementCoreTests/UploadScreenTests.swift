@@ -1,0 +1,131 @@
+import SettlementCore
+import SettlementModel
+import SettlementTestKit
+import Testing
+
+/// Each tier's screen of upload batches, without a ledger or a process: the county's record
+/// rules, each tier's refusal of duplicates, what is stored and handed on, and the tickets.
+@Suite struct UploadScreenTests {
+    struct Tier {
+        var screen: UploadScreen
+        var tickets: TicketDesk
+        var responses: ResponseFactory
+        let store = InMemoryUploadStore()
+
+        init(_ id: String, _ tier: SettlementModel.Tier) {
+            let node = DivisionCode(id)!
+            screen = UploadScreen(node: node, tier: tier, institutions: id == "370211" ? Uploads.institutions : [],
+                                  routing: Minimal.routing)
+            tickets = TicketDesk(node: node, registry: DivisionCode("000000")!)
+            responses = ResponseFactory(division: node)
+        }
+
+        mutating func screen(_ request: WireRequest, at nowMs: Int64 = 1_000) throws -> UploadScreen.Screened {
+            try screen.screen(request, receivedAtMs: nowMs, nowMs: nowMs, catalog: Uploads.catalog, responses: &responses,
+                              tickets: &tickets, store: store)
+        }
+    }
+
+    var hospital = RequestFactory(institution: "H37021100002", treatment: Uploads.county)
+
+    mutating func batch(_ records: [UploadRecord]) -> WireRequest {
+        var request = hospital.envelope(.upload, insured: Uploads.county, nowMs: 0)
+        var input = UploadInput()
+        input.records = records
+        input.catalogVersion = Uploads.catalog.version
+        request.input = .upload(input)
+        return request
+    }
+
+    func record(_ setlID: String, _ change: (inout UploadRecord) -> Void = { _ in }) -> UploadRecord {
+        var record = Uploads.clean
+        record.setlID = setlID
+        change(&record)
+        return record
+    }
+
+    func passed(_ screened: UploadScreen.Screened) -> (records: [String], rejects: [String])? {
+        guard case .forward(let passing, _, let rejects) = screened.outcome else { return nil }
+        return (passing.records.map(\.setlID), rejects.map { "\($0.setlID) \($0.ruleID)" })
+    }
+
+    func stored(_ screened: UploadScreen.Screened) throws -> UploadOutput? {
+        guard case .answer(let body) = screened.outcome, case .upload(let out)? = try WireResponse(serializedBytes: body).output else { return nil }
+        return out
+    }
+
+    @Test mutating func theCountyChecksEachRecordAndPassesTheCleanOnesUpNumberedAsSent() throws {
+        var county = Tier("370211", .county)
+        let screened = try county.screen(batch([record("S1"), record("S2") { $0.psnNo = "123" }, record("S3")]))
+        let result = try #require(passed(screened))
+        #expect(result.records == ["S1", "S3"])
+        #expect(result.rejects == ["S2 \(UploadRules.badFormat.id)"])
+        guard case .forward(let passing, let received, let rejects) = screened.outcome else { return }
+        #expect(received == 3 && rejects.first?.index == 1 && rejects.first?.tier == "county" && rejects.first?.admdvs == "370211")
+        #expect(passing.records.map(\.batchIndex) == [0, 2], "each record keeps its place in the hospital's batch")
+        #expect(county.store.counts == ["received": 3, "accepted": 2, "corrections": 0, UploadRules.badFormat.id: 1])
+        #expect(county.store.rejects.map(\.setlID) == ["S2"])
+        #expect(screened.tickets == TicketDesk.Effects(), "the county's own rejects are answered, not ticketed")
+        #expect(county.store.storedRecords.values.allSatisfy { $0 == nil }, "the county keeps only the claim")
+    }
+
+    @Test mutating func aBatchAskedAgainGetsTheSameDecisionCountedOnce() throws {
+        var county = Tier("370211", .county)
+        let request = batch([record("S1"), record("S2") { $0.psnNo = "123" }])
+        let first = try county.screen(request)
+        let again = try county.screen(request, at: 2_000)
+        #expect(first.outcome == again.outcome)
+        #expect(county.store.counts["received"] == 2)
+    }
+
+    @Test mutating func everyTierRefusesARecordItAlreadyHasWithItsOwnRule() throws {
+        var county = Tier("370211", .county)
+        _ = try county.screen(batch([record("S1")]))
+        let twice = try #require(passed(try county.screen(batch([record("S1")]))))
+        #expect(twice.rejects == ["S1 \(UploadRules.duplicate(at: .county).id)"])
+
+        var city = Tier("370200", .city)
+        _ = try city.screen(batch([record("S9")]))
+        #expect(try #require(passed(try city.screen(batch([record("S9")])))).rejects == ["S9 \(UploadRules.duplicate(at: .city).id)"])
+    }
+
+    /// A duplicate the province finds is the uploading county's to fix: an upload_reject ticket
+    /// for its institution, one per cause, closed once it corrected and re-uploaded everything.
+    @Test mutating func aRejectAboveTheCountyOpensATicketThatTheCorrectionCloses() throws {
+        var province = Tier("370000", .province)
+        let first = try #require(try stored(try province.screen(batch([record("S1"), record("S2")]))))
+        #expect(first.accepted == 2 && first.rejected == 0)
+        #expect(province.store.nationalOutbox == ["S1", "S2"], "what the province stored goes on to the national store")
+        #expect(province.store.storedRecords["S1"] != nil && province.store.storedRecords["S1"]! != nil)
+
+        let duplicates = try province.screen(batch([record("S1"), record("S2")]))
+        #expect(try stored(duplicates)?.rejected == 2)
+        let ticket = try #require(province.store.tickets.values.first)
+        #expect(province.store.tickets.count == 1 && ticket.kind == .uploadReject && ticket.occurrences == 2)
+        #expect(ticket.subject == "H37021100002" && ticket.responsible == "370211" && ticket.code == UploadRules.duplicate(at: .provincial).id)
+        #expect(duplicates.tickets.notes.count == 1 && duplicates.tickets.queuedMessages)
+        let sentRecords = province.store.outbox.compactMap { $0.input }.filter { $0.event != "opened" }.flatMap(\.setlIds)
+        #expect(sentRecords == ["S1", "S2"], "the county learns which records to have corrected")
+
+        // One corrected record: the ticket stays open while the other waits.
+        let fixOne = try province.screen(batch([record("S1-FIX") { $0.correctsSetlID = "S1" }]))
+        #expect(fixOne.tickets.notes.isEmpty && province.store.tickets[ticket.ticketID]?.state == .open)
+        let fixTwo = try province.screen(batch([record("S2-FIX") { $0.correctsSetlID = "S2" }]))
+        #expect(fixTwo.tickets.notes == [.closed(ticketID: ticket.ticketID, kind: .uploadReject, responsible: "370211")])
+        #expect(province.store.tickets[ticket.ticketID]?.state == .closed && province.store.counts["corrections"] == 2)
+    }
+
+    @Test mutating func theNationalStoreKeepsWhatPassedAndQueuesNothingFurther() throws {
+        var national = Tier("000000", .national)
+        let screened = try national.screen(batch([record("S1")]))
+        #expect(try stored(screened)?.accepted == 1 && !screened.queuedForNational && national.store.nationalOutbox.isEmpty)
+    }
+
+    @Test mutating func aBatchWithoutItsInputIsRefused() throws {
+        var county = Tier("370211", .county)
+        var request = batch([])
+        request.input = nil
+        guard case .answer(let body) = try county.screen(request).outcome else { Issue.record("not answered"); return }
+        #expect(try WireResponse(serializedBytes: body).errCode == ErrorCode.missingField.rawValue)
+    }
+}
