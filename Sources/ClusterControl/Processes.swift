@@ -51,20 +51,32 @@ enum Processes {
         }
     }
 
-    /// True while `pid` is a live (not zombie) settlenet node process hosting `nodeID`. Checking
-    /// the command line guards against a recycled pid.
     /// True while `pid` is a live `settlenet node` process started with `--data-dir dataDirectory`
     /// and, when `nodeID` is given, hosting that node.
     static func isNode(_ pid: pid_t, nodeID: String?, dataDirectory: String) -> Bool {
         guard pid > 0 else { return false }
         reap(pid)
-        guard isAlive(pid) else { return false }
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-        let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard let arguments = commandLine(pid) else { return false }
         let pairs = zip(arguments, arguments.dropFirst())
         // A packed process names each of its nodes with its own --id.
         let hosts = nodeID.map { id in pairs.contains { $0 == "--id" && $1 == id } } ?? true
         return hosts && arguments.contains("node") && pairs.contains { $0 == "--data-dir" && $1 == dataDirectory }
+    }
+
+    /// The arguments of live process `pid`. A process that has just been spawned shows an empty
+    /// command line for a moment (posix_spawn returns once the child's new memory exists, before
+    /// the kernel has placed its arguments in it; milliseconds, longer on a loaded machine): that
+    /// is waited out, up to 1 s, rather than taken for another process. Nil when the process is
+    /// gone (or shows no arguments within 1 s).
+    static func commandLine(_ pid: pid_t) -> [String]? {
+        for _ in 0..<500 {
+            guard isAlive(pid) else { return nil }
+            if let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty {
+                return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            }
+            usleep(2_000)
+        }
+        return nil
     }
 
     /// True while `pid` is a live process (not a zombie), whoever's it is.

@@ -87,6 +87,15 @@ import Testing
         var city = Tier("370200", .city)
         _ = try city.screen(batch([record("S9")]))
         #expect(try #require(passed(try city.screen(batch([record("S9")])))).rejects == ["S9 \(UploadRules.duplicate(at: .city).id)"])
+
+        // The tiers that store answer with the reject, and their rule names the tier.
+        for (id, tier, dataTier) in [("370000", SettlementModel.Tier.province, DataTier.provincial), ("000000", .national, .national)] {
+            var storing = Tier(id, tier)
+            _ = try storing.screen(batch([record("S7")]))
+            let again = try #require(try stored(try storing.screen(batch([record("S7")]))))
+            #expect(again.accepted == 0 && again.rejects.map(\.ruleID) == [UploadRules.duplicate(at: dataTier).id])
+            #expect(again.rejects.first?.tier == dataTier.rawValue && again.rejects.first?.admdvs == id)
+        }
     }
 
     /// A duplicate the province finds is the uploading county's to fix: an upload_reject ticket
