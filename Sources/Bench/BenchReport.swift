@@ -1,5 +1,6 @@
 import Foundation
 import ZeroMQ
+import SettlementModel
 
 /// What `settlenet bench` measured, written as bench.json and printed as a table. Field names
 /// are the file's public interface.
@@ -29,9 +30,12 @@ public struct BenchReport: Codable, Sendable {
         public var p99Ms: Double
         public var p999Ms: Double
         public var maxMs: Double
+        /// The load driver's own CPU over the run, % of one core: the harness must not measure itself.
+        public var driverCPUPct: Double?
 
         enum CodingKeys: String, CodingKey {
             case seconds, attempted, succeeded, failed, dropped
+            case driverCPUPct = "driver_cpu_pct"
             case ratePerS = "rate_per_s"
             case p50Ms = "p50_ms"
             case p90Ms = "p90_ms"
@@ -170,6 +174,10 @@ public struct BenchReport: Codable, Sendable {
         if let latency {
             targets.append(Target(name: "p99 latency at \(latency.ratePerS)/s", target: "<= 5 ms",
                                   measured: String(format: "%.2f ms", latency.p99Ms), met: latency.p99Ms <= 5 && latency.failed == 0))
+            if let cpu = latency.driverCPUPct {
+                targets.append(Target(name: "load driver's own CPU at \(latency.ratePerS)/s", target: "<= 5% of a core",
+                                      measured: String(format: "%.1f%%", cpu), met: cpu <= 5))
+            }
         }
         if let uploads {
             targets.append(Target(name: "validated records/s into the national store", target: ">= 100000",
@@ -196,12 +204,16 @@ public struct BenchReport: Codable, Sendable {
         for result in settlements {
             row("cross-province settlements, \(result.window) in flight",
                 String(format: "%9.0f /s   p50 %6.2f ms  p99 %6.2f ms  errors %d", result.perSecond, result.p50Ms, result.p99Ms, result.errors))
+            if let limited = result.errorCodes[ErrorCode.rateLimited.rawValue] {
+                lines.append("    \(limited) refused SN-E3007 by a county's per-connection limit: the harness's limit, not the network's")
+            }
         }
         if let ratio = ratioToBaseline { row("  best error-free / baseline", String(format: "%9.1f %%", 100 * ratio)) }
         if let latency {
             row("latency at \(latency.ratePerS)/s (open model, \(latency.seconds) s)",
                 String(format: "p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms  failed %d", latency.p50Ms, latency.p99Ms,
-                       latency.p999Ms, latency.maxMs, latency.failed))
+                       latency.p999Ms, latency.maxMs, latency.failed)
+                + (latency.driverCPUPct.map { String(format: "  driver CPU %.1f %%", $0) } ?? ""))
         }
         if let memory { row("resident memory per node", String(format: "max %.1f MB  mean %.1f MB", memory.maxMB, memory.meanMB)) }
         if let uploads {

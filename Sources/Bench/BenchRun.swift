@@ -103,7 +103,8 @@ public enum BenchRun {
         report.latency = .init(ratePerS: options.latencyRate, seconds: options.latencySeconds, attempted: latency.attempted,
                                succeeded: latency.succeeded, failed: latency.failed, dropped: latency.dropped,
                                p50Ms: latency.latencyMs.p50, p90Ms: latency.latencyMs.p90, p99Ms: latency.latencyMs.p99,
-                               p999Ms: latency.latencyMs.p999, maxMs: latency.latencyMs.max)
+                               p999Ms: latency.latencyMs.p999, maxMs: latency.latencyMs.max,
+                               driverCPUPct: outcome.report.driver?.cpuSharePct)
         report.reconciled = outcome.report.reconciliation?.passed
         log(String(format: "    p50 %.2f ms, p99 %.2f ms, p999 %.2f ms; every ledger reconciled: %@", latency.latencyMs.p50,
                    latency.latencyMs.p99, latency.latencyMs.p999, report.reconciled == true ? "yes" : "NO"))

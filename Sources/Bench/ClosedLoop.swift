@@ -8,8 +8,10 @@ import LinkSecurity
 import ZeroMQ
 
 /// Drives a running cluster as fast as it answers: `window` requests always in flight, a new
-/// one sent for each answer. Acting as the hospitals of every county (one DEALER per county),
-/// like the scenario runner, but closed-loop: this finds the rate the network sustains.
+/// one sent for each answer. Acting as the hospitals of every county, one connection per
+/// institution as hospitals connect (one per county would meet each connection's share of the
+/// county, SN-E3007, before the network's limit), but closed-loop: this finds the rate the
+/// network sustains.
 public final class ClosedLoop {
     public struct Result: Codable, Sendable {
         public var window: Int
@@ -38,8 +40,8 @@ public final class ClosedLoop {
     /// `hospitalKeys`: the institutions' keys, on a secured topology.
     public init(topology: Topology, hospitalKeys: HospitalKeys? = nil) throws {
         self.topology = topology
-        context = try Context(maxSockets: Int32(max(1_023, HospitalLinks.socketCount(topology, secured: hospitalKeys != nil) + 64)))
-        links = try HospitalLinks(context: context, topology: topology, keys: hospitalKeys) { socket in
+        context = try Context(maxSockets: Int32(max(1_023, HospitalLinks.socketCount(topology, secured: true) + 64)))
+        links = try HospitalLinks(context: context, topology: topology, keys: hospitalKeys, perInstitution: true) { socket in
             try socket.setLinger(milliseconds: 0)
             try socket.setSendHighWaterMark(1_000_000)
             try socket.setReceiveHighWaterMark(1_000_000)

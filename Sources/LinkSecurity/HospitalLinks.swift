@@ -3,20 +3,23 @@ import SettlementModel
 import ZeroMQ
 
 /// The hospitals' links to their county nodes, as the load tools (scenario runner, benchmark)
-/// open them. Plaintext: one DEALER per county, any of its institutions sends on it. Secured:
-/// one per institution, each presenting that institution's key, because a county accepts a
-/// request only from the institution its key names.
+/// open them. Plaintext: one DEALER per county, any of its institutions sends on it, unless
+/// `perInstitution`. Secured, or `perInstitution`: one per institution, as hospitals connect
+/// (each presenting that institution's key when secured, because a county accepts a request
+/// only from the institution its key names). A county holds each connection to its share
+/// (SN-E3007), so a driver that must not meet that limit uses one per institution.
 public final class HospitalLinks {
     public private(set) var sockets: [Socket] = []
     private var byCounty: [DivisionCode: Int] = [:]
     private var byInstitution: [String: Int] = [:]
 
     /// `configure` sets each socket's options before it connects.
-    public init(context: Context, topology: Topology, keys: HospitalKeys?, configure: (Socket) throws -> Void) throws {
-        if HospitalLinks.socketCount(topology, secured: keys != nil) > 500 { Context.raiseOpenFilesLimit() }
+    public init(context: Context, topology: Topology, keys: HospitalKeys?, perInstitution: Bool = false,
+                configure: (Socket) throws -> Void) throws {
+        if HospitalLinks.socketCount(topology, secured: keys != nil || perInstitution) > 500 { Context.raiseOpenFilesLimit() }
         for county in topology.counties {
             let endpoint = topology.endpoint(of: county.id)!
-            guard let keys else {
+            guard keys != nil || perInstitution else {
                 byCounty[county.id] = sockets.count
                 sockets.append(try open(context, endpoint, configure, credentials: nil))
                 continue
@@ -26,13 +29,14 @@ public final class HospitalLinks {
             for institution in topology.institutions(of: county.id) {
                 if byCounty[county.id] == nil { byCounty[county.id] = sockets.count }
                 byInstitution[institution] = sockets.count
-                let credentials = try keys.credentials(institution: institution, county: county.id)
+                let credentials = try keys?.credentials(institution: institution, county: county.id)
                 sockets.append(try open(context, endpoint, configure, credentials: credentials))
             }
         }
     }
 
-    /// How many sockets a topology needs (for the context's socket limit).
+    /// How many sockets a topology needs (for the context's socket limit); `secured` also for
+    /// one per institution on plaintext.
     public static func socketCount(_ topology: Topology, secured: Bool) -> Int {
         secured ? topology.counties.reduce(0) { $0 + $1.hospitals } : topology.counties.count
     }

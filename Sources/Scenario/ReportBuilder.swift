@@ -49,6 +49,7 @@ public enum ReportBuilder {
             stages: stages.enumerated().map { StageMark(index: $0, startS: $1.startS, label: $1.label) },
             thresholds: [], machine: MachineInfo(cores: ProcessInfo.processInfo.activeProcessorCount, build: build))
         report.planDigest = m.plan.hex
+        if m.driverWallUs > 0 { report.driver = DriverFigures(cpuS: Double(m.driverCPUUs) / 1e6, wallS: Double(m.driverWallUs) / 1e6) }
         if let scale = spec.scale, let executor = spec.settlements?.executor {
             report.scale = ScaleAnalysis.figures(scale, executor: executor, measurement: m)
         }

@@ -34,10 +34,12 @@ public struct RunReport: Codable, Sendable {
     public var scale: ScaleFigures?
     /// How the cluster's nodes were packed into processes, when they were.
     public var pack: String?
+    /// The load driver's own cost, so that a reader can tell the network's limit from the harness's.
+    public var driver: DriverFigures?
 
     enum CodingKeys: String, CodingKey {
         case scenario, seed, topology, passed, settlements, reversals, errors, timeline, stages, thresholds, machine, uploads, faults, tickets
-        case reconciliation, scale, pack
+        case reconciliation, scale, pack, driver
         case dirtyData = "dirty_data"
         case planDigest = "plan_digest"
         case startedAt = "started_at"
@@ -368,5 +370,24 @@ public struct TicketFigures: Codable, Sendable {
         case timeToCloseMs = "time_to_close_ms"
         case byKind = "by_kind"
         case openReasons = "open_reasons"
+    }
+}
+
+/// What the load driver itself used: CPU seconds over the seconds it ran, as a share of one core.
+public struct DriverFigures: Codable, Sendable, Equatable {
+    public var cpuS: Double
+    public var wallS: Double
+    public var cpuSharePct: Double
+
+    public init(cpuS: Double, wallS: Double) {
+        self.cpuS = cpuS
+        self.wallS = wallS
+        cpuSharePct = wallS > 0 ? (cpuS / wallS * 1_000).rounded() / 10 : 0
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case cpuS = "cpu_s"
+        case wallS = "wall_s"
+        case cpuSharePct = "cpu_share_pct"
     }
 }

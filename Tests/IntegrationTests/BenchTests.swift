@@ -25,6 +25,10 @@ import Testing
         #expect(report.ratioToBaseline.map { $0 > 0 && $0 < 1 } == true)
         let latency = try #require(report.latency)
         #expect(latency.succeeded == 100 && latency.failed == 0 && latency.p99Ms >= latency.p50Ms)
+        // The driver's own cost is reported with the latency it measured.
+        let driverCPU = try #require(latency.driverCPUPct, "bench.json says nothing of the load driver's own CPU")
+        #expect(driverCPU > 0 && driverCPU < 100, "\(driverCPU) % of a core")
+        #expect(report.targets.contains { $0.name.hasPrefix("load driver's own CPU") })
         #expect(report.memory?.residentMB.count == 15 && (report.memory?.maxMB ?? 0) > 1)
         let uploads = try #require(report.uploads)
         #expect(uploads.accepted > 0 && uploads.storedNational == uploads.accepted && uploads.errors == 0, "\(uploads)")
@@ -36,7 +40,7 @@ import Testing
         #expect(security.securedErrors == 0 && security.ratio > 0, "\(security)")
         #expect((security.transportCurvePerS ?? 0) > 100 && (security.transportPlaintextPerS ?? 0) > 100, "\(security)")
         #expect(result.output.contains("secured / plaintext"))
-        #expect(report.targets.count == 5)
+        #expect(report.targets.count == 6, "\(report.targets.map(\.name))")
         #expect(result.output.contains("transport baseline") && result.output.contains("targets:"))
 
         // Nothing the benchmark started is still running: the relay chain and the cluster.
