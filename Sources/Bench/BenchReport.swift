@@ -198,12 +198,18 @@ public struct BenchReport: Codable, Sendable {
         lines.append("SettleNet benchmark — \(machine.cores) cores, \(machine.build) build, libzmq \(machine.libzmq), \(machine.startedAt)")
         lines.append("")
         func row(_ name: String, _ value: String) { lines.append(name.padding(toLength: 52, withPad: " ", startingAt: 0) + value) }
+        func spread(_ samples: [Double]?) -> String {
+            guard let samples, samples.count > 1, let low = samples.min(), let high = samples.max() else { return "" }
+            return String(format: "   median of %d, %.0f–%.0f", samples.count, low, high)
+        }
         if let baseline {
-            row("transport baseline (7 processes, \(baseline.window) in flight)", String(format: "%9.0f round trips/s", baseline.perSecond))
+            row("transport baseline (7 processes, \(baseline.window) in flight)",
+                String(format: "%9.0f round trips/s", baseline.perSecond) + spread(baseline.samples))
         }
         for result in settlements {
             row("cross-province settlements, \(result.window) in flight",
-                String(format: "%9.0f /s   p50 %6.2f ms  p99 %6.2f ms  errors %d", result.perSecond, result.p50Ms, result.p99Ms, result.errors))
+                String(format: "%9.0f /s   p50 %6.2f ms  p99 %6.2f ms  errors %d", result.perSecond, result.p50Ms, result.p99Ms, result.errors)
+                + spread(result.samples))
             if let limited = result.errorCodes[ErrorCode.rateLimited.rawValue] {
                 lines.append("    \(limited) refused SN-E3007 by a county's per-connection limit: the harness's limit, not the network's")
             }

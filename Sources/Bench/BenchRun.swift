@@ -27,6 +27,9 @@ public enum BenchRun {
         /// In-flight window and rounds of each kind for the security step (6); 0 rounds skips it.
         public var securityWindow: Int = 128
         public var securityRounds: Int = 2
+        /// Rounds of the baseline and the closed loop, taking turns (A B A B ...): each figure is
+        /// the median, and the spread is kept. The machine's noise is larger than most changes.
+        public var rounds: Int = 3
 
         public init(topologyPath: String, output: String, executable: String, build: String, seconds: Double = 8,
                     baselineWindow: Int = 256, windows: [Int] = [32, 128, 256], latencyRate: Int = 1_000, latencySeconds: Int = 15,
@@ -47,17 +50,9 @@ public enum BenchRun {
                                                 libzmq: Context.versionString, topology: topology.file,
                                                 startedAt: ISO8601DateFormatter().string(from: Date())))
 
-        // 1. The transport alone, on ports of its own (a relay's port lingers after it stops).
-        guard let relayPort = Cluster.freePorts(TransportBaseline.relayCount + 1, host: topology.host) else {
-            throw SettleNetError(.bench, "no 7 consecutive free ports on \(topology.host) from 20000 up to the ephemeral port range for the relay chain; free some ports and run again")
-        }
         let frames = WireCodec.sealed(WireCodec.frames(try sampleCrossProvinceRequest(topology)))
-        log("1/6 transport baseline: 7 processes (6 zmq_proxy relays and an echo), \(options.baselineWindow) in flight, \(options.seconds) s")
-        report.baseline = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: relayPort, window: options.baselineWindow,
-                                                        seconds: options.seconds, frames: frames)
-        log(String(format: "    %.0f round trips/s", report.baseline!.perSecond))
 
-        // 2–5 on the real network.
+        // 2–5 on the real network; steps 1 and 2 take turns, round after round.
         let dataDirectory = "\(options.output)/cluster"
         try? FileManager.default.removeItem(atPath: dataDirectory)
         let cluster = Cluster(dataDirectory: dataDirectory, log: { _ in })
@@ -66,11 +61,35 @@ public enum BenchRun {
         defer { _ = try? cluster.down() }
         let driver = try ClosedLoop(topology: topology)
 
+        var baselines: [TransportBaseline.Result] = []
+        var byWindow: [Int: [ClosedLoop.Result]] = [:]
+        for round in 1...max(1, options.rounds) {
+            // 1. The transport alone, on ports of its own each round (a relay's port lingers after it stops).
+            guard let relayPort = Cluster.freePorts(TransportBaseline.relayCount + 1, host: topology.host) else {
+                throw SettleNetError(.bench, "no 7 consecutive free ports on \(topology.host) from 20000 up to the ephemeral port range for the relay chain; free some ports and run again")
+            }
+            log("1/6 transport baseline, round \(round) of \(options.rounds): 7 processes (6 zmq_proxy relays and an echo), \(options.baselineWindow) in flight, \(options.seconds) s")
+            let baseline = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: relayPort,
+                                                         window: options.baselineWindow, seconds: options.seconds, frames: frames)
+            log(String(format: "    %.0f round trips/s", baseline.perSecond))
+            baselines.append(baseline)
+            for window in options.windows {
+                log("2/6 cross-province settlements, round \(round) of \(options.rounds), closed loop, \(window) in flight, \(options.seconds) s")
+                let result = try driver.settlements(window: window, seconds: options.seconds,
+                                                    seed: options.seed &+ UInt64(window) &+ UInt64(round) << 32)
+                log(String(format: "    %.0f settlements/s, p50 %.2f ms, p99 %.2f ms, %d errors", result.perSecond, result.p50Ms, result.p99Ms, result.errors))
+                byWindow[window, default: []].append(result)
+            }
+        }
+        report.baseline = median(baselines, by: \.perSecond)
+        report.baseline?.samples = baselines.map(\.perSecond)
         for window in options.windows {
-            log("2/6 cross-province settlements, closed loop, \(window) in flight, \(options.seconds) s")
-            let result = try driver.settlements(window: window, seconds: options.seconds, seed: options.seed &+ UInt64(window))
-            log(String(format: "    %.0f settlements/s, p50 %.2f ms, p99 %.2f ms, %d errors", result.perSecond, result.p50Ms, result.p99Ms, result.errors))
-            report.settlements.append(result)
+            let rounds = byWindow[window] ?? []
+            guard var middle = median(rounds, by: \.perSecond) else { continue }
+            middle.samples = rounds.map(\.perSecond)
+            middle.errors = rounds.reduce(0) { $0 + $1.errors }
+            middle.errorCodes = rounds.reduce(into: [:]) { all, round in all.merge(round.errorCodes, uniquingKeysWith: +) }
+            report.settlements.append(middle)
         }
 
         log("3/6 latency: \(options.latencyRate) cross-province settlements a second for \(options.latencySeconds) s (open model)")
@@ -212,4 +231,10 @@ public enum BenchRun {
         }
         return sizes
     }
+}
+
+/// The middle one of `results` by `key` (the lower middle of an even count).
+func median<T>(_ results: [T], by key: (T) -> Double) -> T? {
+    let sorted = results.sorted { key($0) < key($1) }
+    return sorted.isEmpty ? nil : sorted[(sorted.count - 1) / 2]
 }

@@ -22,9 +22,12 @@ public final class ClosedLoop {
         public var p50Ms: Double
         public var p99Ms: Double
         public var errorCodes: [String: Int]
+        /// Every round's rate, in the order measured (this result is the median one, with the
+        /// errors of every round).
+        public var samples: [Double]?
 
         enum CodingKeys: String, CodingKey {
-            case window, seconds, succeeded, errors
+            case window, seconds, succeeded, errors, samples
             case perSecond = "per_s"
             case p50Ms = "p50_ms"
             case p99Ms = "p99_ms"

@@ -17,9 +17,12 @@ public enum TransportBaseline {
         public var seconds: Double
         public var roundTrips: Int
         public var perSecond: Double
+        /// Every round's rate, in the order measured (this result is the median one).
+        public var samples: [Double]?
 
         enum CodingKeys: String, CodingKey {
             case processes, window, seconds
+            case samples = "samples_per_s"
             case messageBytes = "message_bytes"
             case roundTrips = "round_trips"
             case perSecond = "round_trips_per_s"

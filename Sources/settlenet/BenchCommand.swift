@@ -18,7 +18,8 @@ struct BenchCommand: ParsableCommand {
                 1. Transport baseline: seven processes shaped like a cross-province settlement (six zmq_proxy relays
                    and an echo) forwarding messages of a settlement's size, --baseline-window in flight.
                 2. Cross-province settlements on the real network (every ledger durable), closed loop, once per
-                   --windows entry; the best error-free rate is compared with the baseline.
+                   --windows entry; the best error-free rate is compared with the baseline. Steps 1 and 2 take
+                   turns --rounds times (A B A B ...); each figure is the median, printed with its spread.
                 3. Latency at --latency-rate settlements a second, open model (the scenario runner), with
                    reconciliation of every ledger afterwards.
                 4. Resident memory of every node process, sampled halfway through step 3.
@@ -46,13 +47,14 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Records per upload batch.") var uploadBatchSize = 1_000
         @Option(help: "In-flight window of the security step.") var securityWindow = 128
         @Option(help: "Rounds of plaintext and of secured settlements in the security step (0: skip it).") var securityRounds = 2
+        @Option(help: "Rounds of steps 1 and 2, taking turns; each figure is their median.") var rounds = 3
 
         func validate() throws {
             guard !parsedWindows.isEmpty, parsedWindows.allSatisfy({ $0 > 0 }) else {
                 throw ValidationError("--windows: expected positive integers separated by commas, got \"\(windows)\"")
             }
             guard seconds > 0, baselineWindow > 0, latencyRate > 0, latencySeconds > 1, uploadWindow > 0, uploadBatchSize > 0,
-                  securityWindow > 0, securityRounds >= 0 else {
+                  securityWindow > 0, securityRounds >= 0, rounds > 0 else {
                 throw ValidationError("every figure of the benchmark must be positive (and --latency-seconds at least 2)")
             }
             guard FileManager.default.fileExists(atPath: topology) else { throw ValidationError("--topology: no file \(topology)") }
@@ -70,6 +72,7 @@ struct BenchCommand: ParsableCommand {
                                            uploadBatchSize: uploadBatchSize)
             options.securityWindow = securityWindow
             options.securityRounds = securityRounds
+            options.rounds = rounds
             let report: BenchReport
             do {
                 report = try BenchRun.run(options) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }

@@ -14,13 +14,18 @@ import Testing
         }
         let result = try settlenet(["bench", "--out", output, "--seconds", "1", "--windows", "4,16", "--baseline-window", "16",
                                     "--latency-rate", "50", "--latency-seconds", "2", "--upload-window", "2", "--upload-batch-size", "50",
-                                    "--security-window", "8", "--security-rounds", "1"])
+                                    "--security-window", "8", "--security-rounds", "1", "--rounds", "3"])
         #expect(result.status == 0, "exit \(result.status): \(result.output)\n\(result.error)")
         let report = try JSONDecoder().decode(BenchReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(output)/bench.json")))
 
         let baseline = try #require(report.baseline)
         #expect(baseline.processes == 7 && baseline.roundTrips > 100 && baseline.messageBytes > 100, "\(baseline)")
         #expect(report.settlements.map(\.window) == [4, 16])
+        // Baseline and network took turns three times; each figure is the median round's.
+        let rates = try #require(baseline.samples)
+        #expect(rates.count == 3 && baseline.perSecond == rates.sorted()[1], "\(rates)")
+        #expect(report.settlements.allSatisfy { $0.samples?.count == 3 && $0.perSecond == $0.samples!.sorted()[1] })
+        #expect(result.output.contains("median of 3"))
         #expect(report.settlements.allSatisfy { $0.errors == 0 && $0.succeeded > 10 }, "\(report.settlements)")
         #expect(report.ratioToBaseline.map { $0 > 0 && $0 < 1 } == true)
         let latency = try #require(report.latency)
