@@ -137,6 +137,9 @@ public struct BenchReport: Codable, Sendable {
 
     public var machine: Machine
     public var baseline: TransportBaseline.Result?
+    /// The same chain with every relay fdatasyncing the answers it drained before passing them
+    /// back: the floor cost of durability on this disk.
+    public var durableBaseline: TransportBaseline.Result?
     /// One closed-loop run per in-flight window.
     public var settlements: [ClosedLoop.Result] = []
     /// The best error-free settlement rate over the baseline's round trips.
@@ -155,6 +158,7 @@ public struct BenchReport: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case machine, baseline, settlements, latency, memory, uploads, security, reconciled, targets
         case ratioToBaseline = "ratio_to_baseline"
+        case durableBaseline = "durable_baseline"
     }
 
     /// The best sustained rate: the fastest window that saw no error.
@@ -205,6 +209,10 @@ public struct BenchReport: Codable, Sendable {
         if let baseline {
             row("transport baseline (7 processes, \(baseline.window) in flight)",
                 String(format: "%9.0f round trips/s", baseline.perSecond) + spread(baseline.samples))
+        }
+        if let durable = durableBaseline {
+            row("durable chain (each relay fdatasyncs its answers)",
+                String(format: "%9.0f round trips/s", durable.perSecond) + spread(durable.samples))
         }
         for result in settlements {
             row("cross-province settlements, \(result.window) in flight",

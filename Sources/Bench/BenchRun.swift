@@ -61,7 +61,10 @@ public enum BenchRun {
         defer { _ = try? cluster.down() }
         let driver = try ClosedLoop(topology: topology)
 
-        var baselines: [TransportBaseline.Result] = []
+        var baselines: [TransportBaseline.Result] = [], durables: [TransportBaseline.Result] = []
+        let journals = "\(options.output)/journals"
+        try FileManager.default.createDirectory(atPath: journals, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: journals) }
         var byWindow: [Int: [ClosedLoop.Result]] = [:]
         for round in 1...max(1, options.rounds) {
             // 1. The transport alone, on ports of its own each round (a relay's port lingers after it stops).
@@ -73,6 +76,15 @@ public enum BenchRun {
                                                          window: options.baselineWindow, seconds: options.seconds, frames: frames)
             log(String(format: "    %.0f round trips/s", baseline.perSecond))
             baselines.append(baseline)
+            guard let durablePort = Cluster.freePorts(TransportBaseline.relayCount + 1, host: topology.host) else {
+                throw SettleNetError(.bench, "no 7 consecutive free ports on \(topology.host) for the durable relay chain; free some ports and run again")
+            }
+            log("1/6 durable chain, round \(round): the same relays, each fdatasyncing what it drained before passing answers back")
+            let durable = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: durablePort,
+                                                        window: options.baselineWindow, seconds: options.seconds, frames: frames,
+                                                        journals: journals)
+            log(String(format: "    %.0f round trips/s", durable.perSecond))
+            durables.append(durable)
             for window in options.windows {
                 log("2/6 cross-province settlements, round \(round) of \(options.rounds), closed loop, \(window) in flight, \(options.seconds) s")
                 let result = try driver.settlements(window: window, seconds: options.seconds,
@@ -83,6 +95,8 @@ public enum BenchRun {
         }
         report.baseline = median(baselines, by: \.perSecond)
         report.baseline?.samples = baselines.map(\.perSecond)
+        report.durableBaseline = median(durables, by: \.perSecond)
+        report.durableBaseline?.samples = durables.map(\.perSecond)
         for window in options.windows {
             let rounds = byWindow[window] ?? []
             guard var middle = median(rounds, by: \.perSecond) else { continue }

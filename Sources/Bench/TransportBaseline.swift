@@ -48,6 +48,44 @@ public enum TransportBaseline {
         try Relay.proxy(frontend: frontend, backend: backend)
     }
 
+    /// A durable relay: a ROUTER at `front`, a DEALER to `back`, and between them a loop that
+    /// appends each batch of answers it drains to `journal` and fdatasyncs it before the answers
+    /// go on, one sync per batch as the nodes' group commit does: the floor cost, on this disk, of
+    /// "no answer leaves before its record is durable".
+    public static func runDurableRelay(front: String, back: String, journal: String) throws {
+        diesWithParent()
+        let context = try Context()
+        let frontend = try context.socket(.router), backend = try context.socket(.dealer)
+        for socket in [frontend, backend] {
+            try socket.setSendHighWaterMark(100_000)
+            try socket.setReceiveHighWaterMark(100_000)
+        }
+        let descriptor = open(journal, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw SettleNetError(.bench, "cannot open the journal", subject: journal, cause: POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)) }
+        try frontend.bind(front)
+        try backend.connect(back)
+        var poller = Poller([frontend, backend])
+        while true {
+            let readable = try poller.poll(timeoutMs: 1_000)
+            if readable[0] {
+                for _ in 0..<1_024 {
+                    guard let request = try frontend.receive(wait: false) else { break }
+                    try backend.send(request)
+                }
+            }
+            if readable[1] {
+                var answers: [[[UInt8]]] = []
+                while answers.count < 1_024, let answer = try backend.receive(wait: false) { answers.append(answer) }
+                let bytes = answers.flatMap { $0.joined() }
+                let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+                guard written == bytes.count, fdatasync(descriptor) == 0 else {
+                    throw SettleNetError(.bench, "cannot make the journal durable", subject: journal, cause: POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO))
+                }
+                for answer in answers { try frontend.send(answer) }
+            }
+        }
+    }
+
     /// The far end: a ROUTER bound at `endpoint` that sends every message back as it came.
     public static func runEcho(bind endpoint: String) throws {
         diesWithParent()
@@ -66,8 +104,10 @@ public enum TransportBaseline {
     /// `curve`: every link of the chain CURVE-encrypted, the servers holding this pair (no ZAP:
     /// this measures the encryption alone). The secret reaches the relays through their
     /// environment, not their command line.
+    ///
+    /// `journals`: a directory for durable relays (`runDurableRelay`) instead of `zmq_proxy` ones.
     public static func measure(executable: String, host: String = "127.0.0.1", basePort: Int, window: Int, seconds: Double,
-                               frames: [[UInt8]], curve: CurveKeyPair? = nil) throws -> Result {
+                               frames: [[UInt8]], curve: CurveKeyPair? = nil, journals: String? = nil) throws -> Result {
         let endpoints = (0...relayCount).map { "tcp://\(host):\(basePort + $0)" }
         var children: [Process] = []
         defer {
@@ -89,7 +129,8 @@ public enum TransportBaseline {
         }
         try start(["bench", "echo", "--bind", endpoints[relayCount]])
         for index in (0..<relayCount).reversed() {
-            try start(["bench", "relay", "--front", endpoints[index], "--back", endpoints[index + 1]])
+            try start(["bench", "relay", "--front", endpoints[index], "--back", endpoints[index + 1]]
+                      + (journals.map { ["--journal", "\($0)/relay-\(index).journal"] } ?? []))
         }
 
         let context = try Context()

@@ -94,7 +94,12 @@ struct BenchCommand: ParsableCommand {
                                                         shouldDisplay: false)
         @Option(help: "ROUTER endpoint to bind.") var front: String
         @Option(help: "DEALER endpoint to connect.") var back: String
-        func run() throws { try TransportBaseline.runRelay(front: front, back: back) }
+        @Option(help: "A file to append and fdatasync each batch of answers to before passing them on (the durable chain).")
+        var journal: String?
+        func run() throws {
+            if let journal { try TransportBaseline.runDurableRelay(front: front, back: back, journal: journal) }
+            else { try TransportBaseline.runRelay(front: front, back: back) }
+        }
     }
 
     /// The far end of the transport baseline (started by `bench run`).

@@ -26,6 +26,10 @@ import Testing
         #expect(rates.count == 3 && baseline.perSecond == rates.sorted()[1], "\(rates)")
         #expect(report.settlements.allSatisfy { $0.samples?.count == 3 && $0.perSecond == $0.samples!.sorted()[1] })
         #expect(result.output.contains("median of 3"))
+        // The durable chain beside it (on tmpfs its syncs cost nothing, so no order is asserted).
+        let durable = try #require(report.durableBaseline, "bench.json has no durable chain")
+        #expect(durable.samples?.count == 3 && durable.roundTrips > 10, "\(durable)")
+        #expect(result.output.contains("durable chain"))
         #expect(report.settlements.allSatisfy { $0.errors == 0 && $0.succeeded > 10 }, "\(report.settlements)")
         #expect(report.ratioToBaseline.map { $0 > 0 && $0 < 1 } == true)
         let latency = try #require(report.latency)
