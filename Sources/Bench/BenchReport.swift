@@ -140,6 +140,8 @@ public struct BenchReport: Codable, Sendable {
     /// The same chain with every relay fdatasyncing the answers it drained before passing them
     /// back: the floor cost of durability on this disk.
     public var durableBaseline: TransportBaseline.Result?
+    /// The plain chain under the latency step's open model: the floor for the network's latency.
+    public var baselineLatency: TransportBaseline.Result?
     /// One closed-loop run per in-flight window.
     public var settlements: [ClosedLoop.Result] = []
     /// The best error-free settlement rate over the baseline's round trips.
@@ -159,6 +161,7 @@ public struct BenchReport: Codable, Sendable {
         case machine, baseline, settlements, latency, memory, uploads, security, reconciled, targets
         case ratioToBaseline = "ratio_to_baseline"
         case durableBaseline = "durable_baseline"
+        case baselineLatency = "baseline_latency"
     }
 
     /// The best sustained rate: the fastest window that saw no error.
@@ -228,6 +231,9 @@ public struct BenchReport: Codable, Sendable {
                 String(format: "p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms  failed %d", latency.p50Ms, latency.p99Ms,
                        latency.p999Ms, latency.maxMs, latency.failed)
                 + (latency.driverCPUPct.map { String(format: "  driver CPU %.1f %%", $0) } ?? ""))
+        }
+        if let floor = baselineLatency, let rate = floor.openModelRatePerS, let p50 = floor.p50Ms, let p99 = floor.p99Ms {
+            row("  the relay chain at \(rate)/s, same open model", String(format: "p50 %.2f ms  p99 %.2f ms  (the floor)", p50, p99))
         }
         if let memory { row("resident memory per node", String(format: "max %.1f MB  mean %.1f MB", memory.maxMB, memory.meanMB)) }
         if let uploads {

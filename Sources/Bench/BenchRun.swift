@@ -139,6 +139,13 @@ public enum BenchRun {
                                p999Ms: latency.latencyMs.p999, maxMs: latency.latencyMs.max,
                                driverCPUPct: outcome.report.driver?.cpuSharePct)
         report.reconciled = outcome.report.reconciliation?.passed
+        // The floor for that latency: the relay chain under the same open model.
+        guard let floorPort = Cluster.freePorts(TransportBaseline.relayCount + 1, host: topology.host) else {
+            throw SettleNetError(.bench, "no 7 consecutive free ports on \(topology.host) for the relay chain; free some ports and run again")
+        }
+        report.baselineLatency = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: floorPort,
+                                                               window: 0, seconds: Double(options.latencySeconds), frames: frames,
+                                                               openModelRatePerS: options.latencyRate)
         log(String(format: "    p50 %.2f ms, p99 %.2f ms, p999 %.2f ms; every ledger reconciled: %@", latency.latencyMs.p50,
                    latency.latencyMs.p99, latency.latencyMs.p999, report.reconciled == true ? "yes" : "NO"))
 

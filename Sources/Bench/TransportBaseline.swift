@@ -1,4 +1,5 @@
 import Foundation
+import Histogram
 import SettlementModel
 import ZeroMQ
 
@@ -19,10 +20,20 @@ public enum TransportBaseline {
         public var perSecond: Double
         /// Every round's rate, in the order measured (this result is the median one).
         public var samples: [Double]?
+        /// Open model (`openModelRatePerS`): the rate sent at, and the latency from each message's
+        /// intended send time to its return.
+        public var openModelRatePerS: Int?
+        public var p50Ms: Double?
+        public var p99Ms: Double?
+        public var p999Ms: Double?
 
         enum CodingKeys: String, CodingKey {
             case processes, window, seconds
             case samples = "samples_per_s"
+            case openModelRatePerS = "open_model_rate_per_s"
+            case p50Ms = "p50_ms"
+            case p99Ms = "p99_ms"
+            case p999Ms = "p999_ms"
             case messageBytes = "message_bytes"
             case roundTrips = "round_trips"
             case perSecond = "round_trips_per_s"
@@ -106,8 +117,12 @@ public enum TransportBaseline {
     /// environment, not their command line.
     ///
     /// `journals`: a directory for durable relays (`runDurableRelay`) instead of `zmq_proxy` ones.
+    /// `openModelRatePerS`: instead of the closed loop, messages sent at this fixed rate (open
+    /// model, as the scenario runner sends settlements), latency counted from each one's intended
+    /// send time: the floor for the network's latency at that rate.
     public static func measure(executable: String, host: String = "127.0.0.1", basePort: Int, window: Int, seconds: Double,
-                               frames: [[UInt8]], curve: CurveKeyPair? = nil, journals: String? = nil) throws -> Result {
+                               frames: [[UInt8]], curve: CurveKeyPair? = nil, journals: String? = nil,
+                               openModelRatePerS: Int? = nil) throws -> Result {
         let endpoints = (0...relayCount).map { "tcp://\(host):\(basePort + $0)" }
         var children: [Process] = []
         defer {
@@ -151,6 +166,9 @@ public enum TransportBaseline {
         guard answered else { throw SettleNetError(.bench, "the relay chain on \(host) ports \(basePort)...\(basePort + relayCount) did not answer within 10 s; run `settlenet bench relay --front tcp://\(host):\(basePort) --back tcp://\(host):\(basePort + 1)` by hand to see why a relay fails") }
         while try client.receive(wait: false) != nil {}   // late answers to the probes
         try client.setReceiveTimeout(milliseconds: 5_000)
+        if let rate = openModelRatePerS {
+            return try openModel(client, frames: frames, ratePerS: rate, seconds: seconds, window: window)
+        }
 
         for _ in 0..<window { try client.send(frames) }
         let warmUpEnds = monotonicSeconds() + 1
@@ -167,6 +185,46 @@ public enum TransportBaseline {
         }
         return Result(processes: relayCount + 1, window: window, messageBytes: frames.reduce(0) { $0 + $1.count },
                       seconds: now - started, roundTrips: count, perSecond: Double(count) / (now - started))
+    }
+
+    /// Sends `frames`, each behind a sequence frame, at `ratePerS` for a second of warm-up and
+    /// then `seconds`, and records each measured one's time from its intended send time to its return.
+    static func openModel(_ client: Socket, frames: [[UInt8]], ratePerS: Int, seconds: Double, window: Int) throws -> Result {
+        var latency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        let warmUp = ratePerS, measured = Int(seconds * Double(ratePerS)), total = warmUp + measured
+        let startUs = monotonicUs()
+        func intendedUs(_ index: Int) -> Int64 { startUs + Int64(index) * 1_000_000 / Int64(ratePerS) }
+        var poller = Poller([client])
+        var sent = 0, returned = 0, measuredReturns = 0
+        let deadline = intendedUs(total) + 10_000_000
+        while returned < total {
+            var now = monotonicUs()
+            guard now < deadline else {
+                throw SettleNetError(.bench, "the relay chain returned \(returned) of \(total) messages sent at \(ratePerS)/s within 10 s of the last")
+            }
+            while sent < total && intendedUs(sent) <= now {
+                var sequence = UInt64(sent).littleEndian
+                try client.send([withUnsafeBytes(of: &sequence) { Array($0) }] + frames, wait: false)
+                sent += 1
+            }
+            let wait = sent < total ? intendedUs(sent) - now : 50_000
+            _ = try poller.poll(timeoutMs: Int((max(0, min(50_000, wait)) + 999) / 1_000))
+            now = monotonicUs()
+            while let answer = try client.receive(wait: false) {
+                returned += 1
+                guard let first = answer.first, first.count == 8 else { continue }
+                let index = Int(first.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) })
+                if index >= warmUp {
+                    latency.record(UInt64(max(1, now - intendedUs(index))))
+                    measuredReturns += 1
+                }
+            }
+        }
+        func ms(_ us: UInt64) -> Double { Double(us) / 1_000 }
+        return Result(processes: relayCount + 1, window: window, messageBytes: frames.reduce(0) { $0 + $1.count }, seconds: seconds,
+                      roundTrips: measuredReturns, perSecond: Double(measuredReturns) / seconds, samples: nil,
+                      openModelRatePerS: ratePerS, p50Ms: ms(latency.valueAtPercentile(50)), p99Ms: ms(latency.valueAtPercentile(99)),
+                      p999Ms: ms(latency.valueAtPercentile(99.9)))
     }
 
     static let curveSecretVariable = "SETTLENET_BENCH_CURVE_SECRET"

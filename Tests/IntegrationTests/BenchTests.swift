@@ -30,6 +30,10 @@ import Testing
         let durable = try #require(report.durableBaseline, "bench.json has no durable chain")
         #expect(durable.samples?.count == 3 && durable.roundTrips > 10, "\(durable)")
         #expect(result.output.contains("durable chain"))
+        // The latency floor: the chain under the same open model, every message returned.
+        let floor = try #require(report.baselineLatency, "bench.json has no latency floor")
+        #expect(floor.openModelRatePerS == 50 && floor.roundTrips == 100, "\(floor)")
+        #expect((floor.p50Ms ?? 0) > 0 && (floor.p99Ms ?? 0) >= (floor.p50Ms ?? 0), "\(floor)")
         #expect(report.settlements.allSatisfy { $0.errors == 0 && $0.succeeded > 10 }, "\(report.settlements)")
         #expect(report.ratioToBaseline.map { $0 > 0 && $0 < 1 } == true)
         let latency = try #require(report.latency)
