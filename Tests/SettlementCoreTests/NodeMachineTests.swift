@@ -340,6 +340,18 @@ import Testing
         #expect(county.pendingCount == 0)
     }
 
+    /// The insured county's answer to the correction (2601) of `omsgid`: it had settled, now reversed.
+    func correctionAnswer(reversing omsgid: String) -> WireResponse {
+        var answer = WireResponse()
+        answer.infcode = 0
+        answer.reqMsgid = NodeMachine.Resolution.correctionMsgid(of: omsgid)
+        var out = CorrectionOutput()
+        out.omsgid = omsgid
+        out.outcome = "reversed"
+        answer.output = .correction(out)
+        return answer
+    }
+
     @Test func anIndefiniteOutcomeIsResolvedByCorrectionReversalWithBackoff() {
         var county = signedIn("370211")
         let request = settlement(budgetMs: 1_000)
@@ -368,13 +380,7 @@ import Testing
         let second = corrections(county.tick(nowMs: retryAt))
         #expect(second.map(\.msgid) == ["CR" + request.msgid])
         // A definite answer resolves it: the settlement had settled and is now reversed.
-        var answer = WireResponse()
-        answer.infcode = 0
-        answer.reqMsgid = "CR" + request.msgid
-        var out = CorrectionOutput()
-        out.omsgid = request.msgid
-        out.outcome = "reversed"
-        answer.output = .correction(out)
+        let answer = correctionAnswer(reversing: request.msgid)
         let resolved = county.receivedResponse(answer, from: .parent, nowMs: retryAt + 10)
         guard case .resolved(let resolution, let final, let record)? = resolved.first, case let omsgid = resolution.omsgid else { Issue.record("not resolved: \(resolved)"); return }
         #expect(omsgid == request.msgid)
@@ -473,13 +479,7 @@ import Testing
         let request = settlement(budgetMs: 1_000)
         _ = county.receivedRequest(request, from: hospital, nowMs: 0)
         _ = county.tick(nowMs: 900)
-        var answer = WireResponse()
-        answer.infcode = 0
-        answer.reqMsgid = "CR" + request.msgid
-        var out = CorrectionOutput()
-        out.omsgid = request.msgid
-        out.outcome = "reversed"
-        answer.output = .correction(out)
+        let answer = correctionAnswer(reversing: request.msgid)
         let resolvedNow = county.receivedResponse(answer, from: .parent, nowMs: 1_000)
         #expect(county.resolved == [request.msgid])
         county.beginDraining()
