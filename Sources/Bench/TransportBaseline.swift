@@ -40,16 +40,23 @@ public enum TransportBaseline {
         }
     }
 
-    /// One relay process: a ROUTER bound at `front`, a DEALER connected to `back`, and
-    /// `zmq_proxy` between them until the process is stopped.
-    public static func runRelay(front: String, back: String) throws {
-        diesWithParent()
-        let context = try Context()
+    /// A relay's two sockets, the ROUTER its caller connects to and the DEALER to the next hop,
+    /// with queues deep enough for the whole window.
+    static func relaySockets(_ context: Context) throws -> (frontend: Socket, backend: Socket) {
         let frontend = try context.socket(.router), backend = try context.socket(.dealer)
         for socket in [frontend, backend] {
             try socket.setSendHighWaterMark(100_000)
             try socket.setReceiveHighWaterMark(100_000)
         }
+        return (frontend, backend)
+    }
+
+    /// One relay process: a ROUTER bound at `front`, a DEALER connected to `back`, and
+    /// `zmq_proxy` between them until the process is stopped.
+    public static func runRelay(front: String, back: String) throws {
+        diesWithParent()
+        let context = try Context()
+        let (frontend, backend) = try relaySockets(context)
         if let keys = try curveFromEnvironment() {
             try frontend.makeCurveServer(keys, zapDomain: nil)
             try backend.makeCurveClient(try CurveKeyPair.generate(), serverKey: keys.publicKey)
@@ -66,11 +73,7 @@ public enum TransportBaseline {
     public static func runDurableRelay(front: String, back: String, journal: String) throws {
         diesWithParent()
         let context = try Context()
-        let frontend = try context.socket(.router), backend = try context.socket(.dealer)
-        for socket in [frontend, backend] {
-            try socket.setSendHighWaterMark(100_000)
-            try socket.setReceiveHighWaterMark(100_000)
-        }
+        let (frontend, backend) = try relaySockets(context)
         let descriptor = open(journal, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw SettleNetError(.bench, "cannot open the journal", subject: journal, cause: POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)) }
         try frontend.bind(front)
@@ -200,7 +203,8 @@ public enum TransportBaseline {
         while returned < total {
             var now = monotonicUs()
             guard now < deadline else {
-                throw SettleNetError(.bench, "the relay chain returned \(returned) of \(total) messages sent at \(ratePerS)/s within 10 s of the last")
+                throw SettleNetError(.bench, "the relay chain returned \(returned) of \(total) messages sent at \(ratePerS)/s within 10 s of the last",
+                                     advice: "a relay process died or the machine is overloaded; run the benchmark again with a lower --latency-rate")
             }
             while sent < total && intendedUs(sent) <= now {
                 var sequence = UInt64(sent).littleEndian
