@@ -33,6 +33,9 @@ struct LinkFaultPort {
         self.tracePath = tracePath
     }
 
+    /// No fault in force on any of this node's links: messages go out as they are.
+    var isClear: Bool { faults.isEmpty }
+
     /// The earliest delayed message's time, if any.
     var nextDueMs: Int64 { delayed.lazy.map(\.dueMs).min() ?? .max }
 

@@ -338,6 +338,7 @@ public final class NodeShell {
         if gate.isHeldByImpostor(peer) { return false }   // the routing id is not the child: unreachable
         var sealed = message
         sealed.frames = WireCodec.sealed(message.frames)
+        if links.isClear { return transmit(sealed) }   // the usual case: no array per message
         let copies = links.shape(sealed, to: peer, nowMs: nowMs)
         guard copies.count == 1 else {
             for copy in copies { transmit(copy) }
