@@ -19,6 +19,9 @@ public struct BenchReport: Codable, Sendable {
     }
 
     public struct Latency: Codable, Sendable {
+        /// The cluster's packing (`Packing`) and the route classes sent (`cross_province` or `all`).
+        public var packing: String
+        public var routes: String
         public var ratePerS: Int
         public var seconds: Int
         public var attempted: Int
@@ -33,8 +36,11 @@ public struct BenchReport: Codable, Sendable {
         /// The load driver's own CPU over the run, % of one core: the harness must not measure itself.
         public var driverCPUPct: Double?
 
+        /// The target of the issue: p99 ≤ 5 ms with whole routes in one process, ≤ 20 ms one process per node.
+        public var p99TargetMs: Double { packing == "none" ? 20 : 5 }
+
         enum CodingKeys: String, CodingKey {
-            case seconds, attempted, succeeded, failed, dropped
+            case seconds, attempted, succeeded, failed, dropped, packing, routes
             case driverCPUPct = "driver_cpu_pct"
             case ratePerS = "rate_per_s"
             case p50Ms = "p50_ms"
@@ -63,17 +69,21 @@ public struct BenchReport: Codable, Sendable {
     }
 
     public struct Memory: Codable, Sendable {
+        /// By node; a packed process's resident set is shared among its nodes.
         public var residentMB: [String: Double]
         public var maxMB: Double
         public var meanMB: Double
+        public var packing: String
 
-        public init(residentMB: [String: Double]) {
+        public init(residentMB: [String: Double], packing: String) {
             self.residentMB = residentMB
+            self.packing = packing
             maxMB = residentMB.values.max() ?? 0
             meanMB = residentMB.isEmpty ? 0 : residentMB.values.reduce(0, +) / Double(residentMB.count)
         }
 
         enum CodingKeys: String, CodingKey {
+            case packing
             case residentMB = "resident_mb_by_node"
             case maxMB = "max_mb"
             case meanMB = "mean_mb"
@@ -142,11 +152,12 @@ public struct BenchReport: Codable, Sendable {
     public var durableBaseline: TransportBaseline.Result?
     /// The plain chain under the latency step's open model: the floor for the network's latency.
     public var baselineLatency: TransportBaseline.Result?
-    /// One closed-loop run per in-flight window.
+    /// One closed-loop run per packing and in-flight window.
     public var settlements: [ClosedLoop.Result] = []
-    /// The best error-free settlement rate over the baseline's round trips.
-    public var ratioToBaseline: Double?
-    public var latency: Latency?
+    /// By packing: the best error-free settlement rate over the baseline's round trips.
+    public var ratioToBaseline: [String: Double] = [:]
+    /// One open-model run per packing and route mix.
+    public var latency: [Latency] = []
     public var memory: Memory?
     public var uploads: Uploads?
     /// The cost of security: the closed loop with CURVE and ZAP against without.
@@ -164,34 +175,47 @@ public struct BenchReport: Codable, Sendable {
         case baselineLatency = "baseline_latency"
     }
 
-    /// The best sustained rate: the fastest window that saw no error.
-    public var bestSettlements: ClosedLoop.Result? {
-        settlements.filter { $0.errors == 0 }.max { $0.perSecond < $1.perSecond }
+    /// The packings measured, in the order measured.
+    public var packings: [String] {
+        settlements.compactMap(\.packing).reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
+    }
+
+    /// The best sustained rate of one packing: its fastest window that saw no error.
+    public func bestSettlements(packing: String) -> ClosedLoop.Result? {
+        settlements.filter { $0.packing == packing && $0.errors == 0 }.max { $0.perSecond < $1.perSecond }
     }
 
     /// The issue's targets on a 2-core machine, against what was measured.
     mutating func evaluateTargets() {
         targets = []
-        if let best = bestSettlements, let baseline {
-            ratioToBaseline = best.perSecond / baseline.perSecond
-            targets.append(Target(name: "cross-province settlements / transport baseline", target: ">= 30%",
-                                  measured: String(format: "%.1f%% (%.0f / %.0f)", 100 * ratioToBaseline!, best.perSecond, baseline.perSecond),
-                                  met: ratioToBaseline! >= 0.30))
+        for packing in packings {
+            guard let best = bestSettlements(packing: packing), let baseline else { continue }
+            let ratio = best.perSecond / baseline.perSecond
+            ratioToBaseline[packing] = ratio
+            // Whole routes in one process against one process per node (issue 18).
+            let goal = packing == "none" ? 0.15 : 0.50
+            targets.append(Target(name: "cross-province settlements / transport baseline, packed \(packing)",
+                                  target: String(format: ">= %.0f%%", 100 * goal),
+                                  measured: String(format: "%.1f%% (%.0f / %.0f)", 100 * ratio, best.perSecond, baseline.perSecond),
+                                  met: ratio >= goal))
         }
-        if let latency {
-            targets.append(Target(name: "p99 latency at \(latency.ratePerS)/s", target: "<= 5 ms",
-                                  measured: String(format: "%.2f ms", latency.p99Ms), met: latency.p99Ms <= 5 && latency.failed == 0))
-            if let cpu = latency.driverCPUPct {
-                targets.append(Target(name: "load driver's own CPU at \(latency.ratePerS)/s", target: "<= 5% of a core",
-                                      measured: String(format: "%.1f%%", cpu), met: cpu <= 5))
-            }
+        for latency in latency {
+            targets.append(Target(name: "p99 latency at \(latency.ratePerS)/s, \(latency.routes), packed \(latency.packing)",
+                                  target: String(format: "<= %.0f ms", latency.p99TargetMs),
+                                  measured: String(format: "%.2f ms", latency.p99Ms),
+                                  met: latency.p99Ms <= latency.p99TargetMs && latency.failed == 0))
+        }
+        let driverCPU = latency.compactMap(\.driverCPUPct)
+        if let worst = driverCPU.max(), let rate = latency.first?.ratePerS {
+            targets.append(Target(name: "load driver's own CPU at \(rate)/s", target: "<= 5% of a core",
+                                  measured: String(format: "%.1f%% (the most of %d runs)", worst, driverCPU.count), met: worst <= 5))
         }
         if let uploads {
             targets.append(Target(name: "validated records/s into the national store", target: ">= 100000",
                                   measured: String(format: "%.0f", uploads.perSecond), met: uploads.perSecond >= 100_000))
         }
         if let memory {
-            targets.append(Target(name: "resident memory per node", target: "<= 50 MB",
+            targets.append(Target(name: "resident memory per node, packed \(memory.packing)", target: "<= 50 MB",
                                   measured: String(format: "%.1f MB (largest)", memory.maxMB), met: memory.maxMB <= 50))
         }
         if let reconciled {
@@ -218,16 +242,19 @@ public struct BenchReport: Codable, Sendable {
                 String(format: "%9.0f round trips/s", durable.perSecond) + spread(durable.samples))
         }
         for result in settlements {
-            row("cross-province settlements, \(result.window) in flight",
+            row("cross-province settlements, \(result.packing.map { "\($0), " } ?? "")\(result.window) in flight",
                 String(format: "%9.0f /s   p50 %6.2f ms  p99 %6.2f ms  errors %d", result.perSecond, result.p50Ms, result.p99Ms, result.errors)
+                + (result.cpuUsPerSettlement.map { String(format: "  cluster CPU %.0f µs each", $0) } ?? "")
                 + spread(result.samples))
             if let limited = result.errorCodes[ErrorCode.rateLimited.rawValue] {
                 lines.append("    \(limited) refused SN-E3007 by a county's per-connection limit: the harness's limit, not the network's")
             }
         }
-        if let ratio = ratioToBaseline { row("  best error-free / baseline", String(format: "%9.1f %%", 100 * ratio)) }
-        if let latency {
-            row("latency at \(latency.ratePerS)/s (open model, \(latency.seconds) s)",
+        for packing in packings {
+            if let ratio = ratioToBaseline[packing] { row("  best error-free / baseline, packed \(packing)", String(format: "%9.1f %%", 100 * ratio)) }
+        }
+        for latency in latency {
+            row("latency at \(latency.ratePerS)/s, \(latency.routes), \(latency.packing) (\(latency.seconds) s)",
                 String(format: "p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms  failed %d", latency.p50Ms, latency.p99Ms,
                        latency.p999Ms, latency.maxMs, latency.failed)
                 + (latency.driverCPUPct.map { String(format: "  driver CPU %.1f %%", $0) } ?? ""))
@@ -235,7 +262,7 @@ public struct BenchReport: Codable, Sendable {
         if let floor = baselineLatency, let rate = floor.openModelRatePerS, let p50 = floor.p50Ms, let p99 = floor.p99Ms {
             row("  the relay chain at \(rate)/s, same open model", String(format: "p50 %.2f ms  p99 %.2f ms  (the floor)", p50, p99))
         }
-        if let memory { row("resident memory per node", String(format: "max %.1f MB  mean %.1f MB", memory.maxMB, memory.meanMB)) }
+        if let memory { row("resident memory per node (\(memory.packing))", String(format: "max %.1f MB  mean %.1f MB", memory.maxMB, memory.meanMB)) }
         if let uploads {
             row("uploads into the national store (batch \(uploads.batchSize))",
                 String(format: "%9.0f records/s (%d records in %.1f s)", uploads.perSecond, uploads.storedNational, uploads.seconds))

@@ -30,6 +30,9 @@ public enum BenchRun {
         /// Rounds of the baseline and the closed loop, taking turns (A B A B ...): each figure is
         /// the median, and the spread is kept. The machine's noise is larger than most changes.
         public var rounds: Int = 3
+        /// How the clusters measured pack nodes into processes: each is launched beside the
+        /// others and measured in turn. The first also carries the upload and security steps.
+        public var packings: [Packing] = [.province, .none]
 
         public init(topologyPath: String, output: String, executable: String, build: String, seconds: Double = 8,
                     baselineWindow: Int = 256, windows: [Int] = [32, 128, 256], latencyRate: Int = 1_000, latencySeconds: Int = 15,
@@ -41,31 +44,49 @@ public enum BenchRun {
         }
     }
 
+    /// One cluster under test: the topology launched with one packing of nodes into processes.
+    struct Network {
+        var packing: Packing
+        var topology: Topology
+        var cluster: Cluster
+        var dataDirectory: String
+        var driver: ClosedLoop
+    }
+
     public static func run(_ options: Options, log: @escaping (String) -> Void) throws -> BenchReport {
         try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true)
-        var topology = try TopologyLoader.load(path: options.topologyPath)
-        guard let port = Cluster.freeBasePort(for: topology) else { throw SettleNetError(.bench, "no free base port for the \(topology.nodes.count) nodes of \(topology.file) on \(topology.host); free some ports and run again") }
-        topology = topology.withBasePort(port)
+        let topology = try TopologyLoader.load(path: options.topologyPath)
         var report = BenchReport(machine: .init(cores: ProcessInfo.processInfo.activeProcessorCount, build: options.build,
                                                 libzmq: Context.versionString, topology: topology.file,
                                                 startedAt: ISO8601DateFormatter().string(from: Date())))
 
         let frames = WireCodec.sealed(WireCodec.frames(try sampleCrossProvinceRequest(topology)))
 
-        // 2–5 on the real network; steps 1 and 2 take turns, round after round.
-        let dataDirectory = "\(options.output)/cluster"
-        try? FileManager.default.removeItem(atPath: dataDirectory)
-        let cluster = Cluster(dataDirectory: dataDirectory, log: { _ in })
-        log("launching \(topology.name) (\(topology.nodes.count) nodes, data in \(dataDirectory))")
-        try cluster.up(topology: topology, executable: options.executable)
-        defer { _ = try? cluster.down() }
-        let driver = try ClosedLoop(topology: topology)
+        // Every packing's cluster runs side by side on ports of its own; an idle one costs next to nothing.
+        var networks: [Network] = []
+        defer { for network in networks { _ = try? network.cluster.down() } }
+        for packing in options.packings {
+            guard let port = Cluster.freeBasePort(for: topology, preferOwn: networks.isEmpty) else {
+                throw SettleNetError(.bench, "no free base port for the \(topology.nodes.count) nodes of \(topology.file) on \(topology.host); free some ports and run again")
+            }
+            let placed = topology.withBasePort(port)
+            let dataDirectory = "\(options.output)/cluster-\(packing)"
+            try? FileManager.default.removeItem(atPath: dataDirectory)
+            let cluster = Cluster(dataDirectory: dataDirectory, log: { _ in })
+            log("launching \(topology.name) packed \(packing) (\(topology.nodes.count) nodes, data in \(dataDirectory))")
+            try cluster.up(topology: placed, executable: options.executable, packing: packing)
+            let driver = try ClosedLoop(topology: placed)
+            let pids = Set(try cluster.record().nodes.map(\.pid))
+            driver.clusterCPUSeconds = { processCPUSeconds(pids) }
+            networks.append(Network(packing: packing, topology: placed, cluster: cluster, dataDirectory: dataDirectory, driver: driver))
+        }
 
+        // 1 and 2 take turns, round after round.
         var baselines: [TransportBaseline.Result] = [], durables: [TransportBaseline.Result] = []
         let journals = "\(options.output)/journals"
         try FileManager.default.createDirectory(atPath: journals, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: journals) }
-        var byWindow: [Int: [ClosedLoop.Result]] = [:]
+        var byRun: [String: [ClosedLoop.Result]] = [:]
         for round in 1...max(1, options.rounds) {
             // 1. The transport alone, on ports of its own each round (a relay's port lingers after it stops).
             guard let relayPort = Cluster.freePorts(TransportBaseline.relayCount + 1, host: topology.host) else {
@@ -85,60 +106,56 @@ public enum BenchRun {
                                                         journals: journals)
             log(String(format: "    %.0f round trips/s", durable.perSecond))
             durables.append(durable)
-            for window in options.windows {
-                log("2/6 cross-province settlements, round \(round) of \(options.rounds), closed loop, \(window) in flight, \(options.seconds) s")
-                let result = try driver.settlements(window: window, seconds: options.seconds,
-                                                    seed: options.seed &+ UInt64(window) &+ UInt64(round) << 32)
-                log(String(format: "    %.0f settlements/s, p50 %.2f ms, p99 %.2f ms, %d errors", result.perSecond, result.p50Ms, result.p99Ms, result.errors))
-                byWindow[window, default: []].append(result)
+            for network in networks {
+                for window in options.windows {
+                    log("2/6 cross-province settlements, packed \(network.packing), round \(round) of \(options.rounds), closed loop, \(window) in flight, \(options.seconds) s")
+                    var result = try network.driver.settlements(window: window, seconds: options.seconds,
+                                                                seed: options.seed &+ UInt64(window) &+ UInt64(round) << 32)
+                    result.packing = network.packing.description
+                    log(String(format: "    %.0f settlements/s, p50 %.2f ms, p99 %.2f ms, %d errors", result.perSecond, result.p50Ms, result.p99Ms, result.errors))
+                    byRun["\(network.packing) \(window)", default: []].append(result)
+                }
             }
         }
         report.baseline = median(baselines, by: \.perSecond)
         report.baseline?.samples = baselines.map(\.perSecond)
         report.durableBaseline = median(durables, by: \.perSecond)
         report.durableBaseline?.samples = durables.map(\.perSecond)
-        for window in options.windows {
-            let rounds = byWindow[window] ?? []
-            guard var middle = median(rounds, by: \.perSecond) else { continue }
-            middle.samples = rounds.map(\.perSecond)
-            middle.errors = rounds.reduce(0) { $0 + $1.errors }
-            middle.errorCodes = rounds.reduce(into: [:]) { all, round in all.merge(round.errorCodes, uniquingKeysWith: +) }
-            report.settlements.append(middle)
+        for network in networks {
+            for window in options.windows {
+                let rounds = byRun["\(network.packing) \(window)"] ?? []
+                guard var middle = median(rounds, by: \.perSecond) else { continue }
+                middle.samples = rounds.map(\.perSecond)
+                middle.errors = rounds.reduce(0) { $0 + $1.errors }
+                middle.errorCodes = rounds.reduce(into: [:]) { all, round in all.merge(round.errorCodes, uniquingKeysWith: +) }
+                report.settlements.append(middle)
+            }
         }
 
-        log("3/6 latency: \(options.latencyRate) cross-province settlements a second for \(options.latencySeconds) s (open model)")
-        let scenarioFile = "\(options.output)/latency.yaml"
-        try """
-            name: bench-latency
-            topology: \(topology.file)
-            seed: \(options.seed)
-            duration: \(options.latencySeconds)s
-            load:
-              settlements:
-                executor: constant-arrival-rate
-                rate: \(options.latencyRate)
-                mix:
-                  route: { cross_province: 1 }
-                  inpatient: 0.2
-                max_in_flight: 5000
-            """.write(toFile: scenarioFile, atomically: true, encoding: .utf8)
         var memorySample: [String: Double] = [:]
-        let outcome = try ScenarioRunner.run(
-            ScenarioRunOptions(scenarioPath: scenarioFile, outputDirectory: "\(options.output)/latency", attachDataDirectory: dataDirectory,
-                               executable: options.executable, build: options.build),
-            log: { _ in }, progress: { progress in
-                // Steady state: halfway through the fixed-rate load.
-                if memorySample.isEmpty, progress.elapsedS >= Double(options.latencySeconds) / 2 {
-                    memorySample = (try? residentMB(cluster)) ?? [:]
+        var reconciled = true
+        for network in networks {
+            for routes in [LatencyMix.crossProvince, .allRoutes] {
+                log("3/6 latency, packed \(network.packing): \(options.latencyRate) settlements a second, \(routes.description), for \(options.latencySeconds) s (open model)")
+                let outcome = try measureLatency(network, routes: routes, options: options) { elapsedS in
+                    // Steady state: halfway through the fixed-rate load of the network that packs least.
+                    if memorySample.isEmpty, network.packing == networks.last?.packing, elapsedS >= Double(options.latencySeconds) / 2 {
+                        memorySample = (try? residentMB(network.cluster)) ?? [:]
+                    }
                 }
-            })
-        let latency = outcome.report.settlements
-        report.latency = .init(ratePerS: options.latencyRate, seconds: options.latencySeconds, attempted: latency.attempted,
-                               succeeded: latency.succeeded, failed: latency.failed, dropped: latency.dropped,
-                               p50Ms: latency.latencyMs.p50, p90Ms: latency.latencyMs.p90, p99Ms: latency.latencyMs.p99,
-                               p999Ms: latency.latencyMs.p999, maxMs: latency.latencyMs.max,
-                               driverCPUPct: outcome.report.driver?.cpuSharePct)
-        report.reconciled = outcome.report.reconciliation?.passed
+                let latency = outcome.report.settlements
+                report.latency.append(.init(packing: network.packing.description, routes: routes.rawValue, ratePerS: options.latencyRate,
+                                            seconds: options.latencySeconds, attempted: latency.attempted,
+                                            succeeded: latency.succeeded, failed: latency.failed, dropped: latency.dropped,
+                                            p50Ms: latency.latencyMs.p50, p90Ms: latency.latencyMs.p90, p99Ms: latency.latencyMs.p99,
+                                            p999Ms: latency.latencyMs.p999, maxMs: latency.latencyMs.max,
+                                            driverCPUPct: outcome.report.driver?.cpuSharePct))
+                reconciled = reconciled && outcome.report.reconciliation?.passed == true
+                log(String(format: "    p50 %.2f ms, p99 %.2f ms, p999 %.2f ms; every ledger reconciled: %@", latency.latencyMs.p50,
+                           latency.latencyMs.p99, latency.latencyMs.p999, outcome.report.reconciliation?.passed == true ? "yes" : "NO"))
+            }
+        }
+        report.reconciled = reconciled
         // The floor for that latency: the relay chain under the same open model.
         guard let floorPort = Cluster.freePorts(TransportBaseline.relayCount + 1, host: topology.host) else {
             throw SettleNetError(.bench, "no 7 consecutive free ports on \(topology.host) for the relay chain; free some ports and run again")
@@ -146,22 +163,22 @@ public enum BenchRun {
         report.baselineLatency = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: floorPort,
                                                                window: 0, seconds: Double(options.latencySeconds), frames: frames,
                                                                openModelRatePerS: options.latencyRate)
-        log(String(format: "    p50 %.2f ms, p99 %.2f ms, p999 %.2f ms; every ledger reconciled: %@", latency.latencyMs.p50,
-                   latency.latencyMs.p99, latency.latencyMs.p999, report.reconciled == true ? "yes" : "NO"))
 
-        log("4/6 memory: resident set of every node at steady state (sampled during step 3)")
-        if memorySample.isEmpty { memorySample = try residentMB(cluster) }
-        report.memory = .init(residentMB: memorySample)
+        let measured = networks.last!
+        log("4/6 memory: resident set per node at steady state, packed \(measured.packing) (sampled during step 3)")
+        if memorySample.isEmpty { memorySample = try residentMB(measured.cluster) }
+        report.memory = .init(residentMB: memorySample, packing: measured.packing.description)
         log(String(format: "    largest %.1f MB, mean %.1f MB over %d nodes", report.memory!.maxMB, report.memory!.meanMB, memorySample.count))
 
-        log("5/6 uploads: clean batches of \(options.uploadBatchSize) records, \(options.uploadWindow) in flight, \(options.seconds) s, until the national store holds them")
+        let first = networks[0]
+        log("5/6 uploads, packed \(first.packing): clean batches of \(options.uploadBatchSize) records, \(options.uploadWindow) in flight, \(options.seconds) s, until the national store holds them")
         let national = topology.nodes.first { $0.tier == .national }!.id
-        let store = try Ledger(path: DataLayout(root: dataDirectory).ledgerPath(national))
+        let store = try Ledger(path: DataLayout(root: first.dataDirectory).ledgerPath(national))
         func stored() throws -> Int { try store.read { try $0.count(table: .uploadRecords) } }
         let before = try stored()
         let startedUs = monotonicUs()
-        let (batches, accepted) = try driver.uploads(window: options.uploadWindow, seconds: options.seconds,
-                                                     batchSize: options.uploadBatchSize, seed: options.seed)
+        let (batches, accepted) = try first.driver.uploads(window: options.uploadWindow, seconds: options.seconds,
+                                                           batchSize: options.uploadBatchSize, seed: options.seed)
         var now = try stored()
         let deadline = monotonicUs() + 60_000_000
         while now - before < accepted && monotonicUs() < deadline {
@@ -174,16 +191,54 @@ public enum BenchRun {
                                errors: batches.errors)
         log(String(format: "    %d records in the national store in %.1f s: %.0f records/s", now - before, seconds, report.uploads!.perSecond))
         if options.securityRounds > 0 {
-            report.security = try measureSecurityCost(topology: topology, plaintext: driver, options: options, log: log)
+            report.security = try measureSecurityCost(first, options: options, log: log)
         }
         report.evaluateTargets()
         return report
     }
 
+    /// What the latency step sends.
+    enum LatencyMix: String, CustomStringConvertible {
+        case crossProvince = "cross_province"
+        case allRoutes = "all"
+
+        var description: String { self == .crossProvince ? "cross-province only" : "every route class" }
+        var yaml: String {
+            self == .crossProvince ? "route: { cross_province: 1 }"
+                : "route: { local: 1, intra_city: 1, intra_province: 1, cross_province: 1 }"
+        }
+    }
+
+    /// Step 3 on one network: the scenario runner's open model at the latency rate, then reconciliation.
+    static func measureLatency(_ network: Network, routes: LatencyMix, options: Options,
+                               progress: @escaping (Double) -> Void) throws -> ScenarioRunner.Outcome {
+        let name = "latency-\(network.packing)-\(routes.rawValue)"
+        let scenarioFile = "\(options.output)/\(name).yaml"
+        try """
+            name: bench-\(name)
+            topology: \(network.topology.file)
+            seed: \(options.seed)
+            duration: \(options.latencySeconds)s
+            load:
+              settlements:
+                executor: constant-arrival-rate
+                rate: \(options.latencyRate)
+                mix:
+                  \(routes.yaml)
+                  inpatient: 0.2
+                max_in_flight: 5000
+            """.write(toFile: scenarioFile, atomically: true, encoding: .utf8)
+        return try ScenarioRunner.run(
+            ScenarioRunOptions(scenarioPath: scenarioFile, outputDirectory: "\(options.output)/\(name)",
+                               attachDataDirectory: network.dataDirectory, executable: options.executable, build: options.build),
+            log: { _ in }, progress: { progress($0.elapsedS) })
+    }
+
     /// Step 6: the same closed loop on the secured twin of the topology, launched beside the
     /// plaintext cluster, the two taking turns so that machine noise falls on both alike.
-    static func measureSecurityCost(topology: Topology, plaintext: ClosedLoop, options: Options,
+    static func measureSecurityCost(_ plain: Network, options: Options,
                                     log: @escaping (String) -> Void) throws -> BenchReport.Security {
+        let topology = plain.topology, plaintext = plain.driver
         guard !topology.isSecured else {
             throw SettleNetError(.bench, "\(topology.file) is secured already: give bench the plaintext topology, it makes the secured twin itself")
         }
@@ -197,8 +252,8 @@ public enum BenchRun {
         let dataDirectory = "\(options.output)/secured-cluster"
         try? FileManager.default.removeItem(atPath: dataDirectory)
         let cluster = Cluster(dataDirectory: dataDirectory, log: { _ in })
-        log("6/6 security: launching the secured twin (CURVE on every link, ZAP, a key per institution), then \(options.securityRounds) rounds of each, \(options.securityWindow) in flight, \(options.seconds) s")
-        let record = try cluster.up(topology: twin, executable: options.executable)
+        log("6/6 security: launching the secured twin packed \(plain.packing) (CURVE on every link, ZAP, a key per institution), then \(options.securityRounds) rounds of each, \(options.securityWindow) in flight, \(options.seconds) s")
+        let record = try cluster.up(topology: twin, executable: options.executable, packing: plain.packing)
         defer { _ = try? cluster.down() }
         let keys = try HospitalKeys.of(twin, explicit: nil, recorded: record.keys)
         let secured = try ClosedLoop(topology: twin, hospitalKeys: keys)
@@ -241,14 +296,29 @@ public enum BenchRun {
         return factory.settlement(psnNo: plan.psnNo, insured: plan.insured, bill: plan.bill, inpatient: false, nowMs: wallClockMs())
     }
 
-    /// Every running node's resident set (VmRSS), in MB.
+    /// User and system CPU seconds the processes `pids` have used so far, every thread (/proc/PID/stat).
+    static func processCPUSeconds(_ pids: Set<Int32>) -> Double {
+        let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return pids.reduce(0) { total, pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let afterName = stat.lastIndex(of: ")") else { return total }
+            // After "pid (comm)": state is field 3, utime 14 and stime 15.
+            let fields = stat[stat.index(after: afterName)...].split(separator: " ")
+            guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return total }
+            return total + (user + system) / ticksPerSecond
+        }
+    }
+
+    /// Every running node's resident set (VmRSS), in MB: a packed process's shared among its nodes.
     static func residentMB(_ cluster: Cluster) throws -> [String: Double] {
         var sizes: [String: Double] = [:]
-        for node in try cluster.record().nodes {
+        let nodes = try cluster.record().nodes
+        let nodesPerProcess = Dictionary(grouping: nodes, by: \.pid).mapValues(\.count)
+        for node in nodes {
             guard let status = try? String(contentsOfFile: "/proc/\(node.pid)/status", encoding: .utf8),
                   let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
                   let kB = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { continue }
-            sizes[node.id] = kB / 1024
+            sizes[node.id] = kB / 1024 / Double(nodesPerProcess[node.pid] ?? 1)
         }
         return sizes
     }

@@ -25,9 +25,15 @@ public final class ClosedLoop {
         /// Every round's rate, in the order measured (this result is the median one, with the
         /// errors of every round).
         public var samples: [Double]?
+        /// How the cluster measured packs its nodes into processes (`Packing`), set by the bench.
+        public var packing: String?
+        /// CPU time the cluster's processes spent (user and system, every thread) per settlement
+        /// answered in the measured window: steadier than a rate on a machine whose speed changes.
+        public var cpuUsPerSettlement: Double?
 
         enum CodingKeys: String, CodingKey {
-            case window, seconds, succeeded, errors, samples
+            case window, seconds, succeeded, errors, samples, packing
+            case cpuUsPerSettlement = "cluster_cpu_us_per_settlement"
             case perSecond = "per_s"
             case p50Ms = "p50_ms"
             case p99Ms = "p99_ms"
@@ -37,6 +43,8 @@ public final class ClosedLoop {
 
     private let topology: Topology
     private let context: Context
+    /// The cluster's CPU seconds so far (see `Result.cpuUsPerSettlement`), when the caller can tell.
+    public var clusterCPUSeconds: (() -> Double)?
     private let links: HospitalLinks
     private var sequences = InstitutionSequences()
 
@@ -107,6 +115,7 @@ public final class ClosedLoop {
         var poller = Poller(links.sockets)
         let warmUpEnds = monotonicUs() + 1_000_000
         var startedUs: Int64 = 0, now: Int64 = 0
+        var cpuAtStart: Double?, cpuAtEnd: Double?
         var lastAnswerUs = monotonicUs()
         measuring: while true {
             let readable = try poller.poll(timeoutMs: 1_000)
@@ -117,7 +126,10 @@ public final class ClosedLoop {
                     guard case .response(let response) = WireCodec.decode(frames[...]),
                           let sent = sentAt.removeValue(forKey: response.reqMsgid) else { continue }
                     lastAnswerUs = now
-                    if startedUs == 0 && now >= warmUpEnds { startedUs = now }
+                    if startedUs == 0 && now >= warmUpEnds {
+                        startedUs = now
+                        cpuAtStart = clusterCPUSeconds?()
+                    }
                     // Counted before the warm-up check: the caller's totals include warm-up answers.
                     let units = response.infcode == 0 ? records(response) : 0
                     if startedUs > 0 {
@@ -129,7 +141,10 @@ public final class ClosedLoop {
                             errorCodes[response.errCode.isEmpty ? "infcode \(response.infcode)" : response.errCode, default: 0] += 1
                         }
                     }
-                    if startedUs > 0 && Double(now - startedUs) / 1e6 >= seconds { break measuring }
+                    if startedUs > 0 && Double(now - startedUs) / 1e6 >= seconds {
+                        cpuAtEnd = clusterCPUSeconds?()
+                        break measuring
+                    }
                     try send()
                 }
             }
@@ -147,8 +162,10 @@ public final class ClosedLoop {
             }
         }
         let elapsed = Double(now - startedUs) / 1e6
-        return Result(window: window, seconds: elapsed, succeeded: succeeded, errors: errors, perSecond: Double(succeeded) / elapsed,
-                      p50Ms: Double(latency.valueAtPercentile(50)) / 1000, p99Ms: Double(latency.valueAtPercentile(99)) / 1000,
-                      errorCodes: errorCodes)
+        var result = Result(window: window, seconds: elapsed, succeeded: succeeded, errors: errors, perSecond: Double(succeeded) / elapsed,
+                            p50Ms: Double(latency.valueAtPercentile(50)) / 1000, p99Ms: Double(latency.valueAtPercentile(99)) / 1000,
+                            errorCodes: errorCodes)
+        if let cpuAtStart, let cpuAtEnd, succeeded > 0 { result.cpuUsPerSettlement = (cpuAtEnd - cpuAtStart) * 1e6 / Double(succeeded) }
+        return result
     }
 }

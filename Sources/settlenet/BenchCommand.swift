@@ -1,5 +1,6 @@
 import ArgumentParser
 import Bench
+import ClusterControl
 import Foundation
 
 struct BenchCommand: ParsableCommand {
@@ -48,6 +49,8 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "In-flight window of the security step.") var securityWindow = 128
         @Option(help: "Rounds of plaintext and of secured settlements in the security step (0: skip it).") var securityRounds = 2
         @Option(help: "Rounds of steps 1 and 2, taking turns; each figure is their median.") var rounds = 3
+        @Option(help: ArgumentHelp("The packings measured, comma-separated, each a cluster of its own: \(Packing.help). The first also carries the upload and security steps.", valueName: "modes"))
+        var pack = "province,none"
 
         func validate() throws {
             guard !parsedWindows.isEmpty, parsedWindows.allSatisfy({ $0 > 0 }) else {
@@ -58,6 +61,19 @@ struct BenchCommand: ParsableCommand {
                 throw ValidationError("every figure of the benchmark must be positive (and --latency-seconds at least 2)")
             }
             guard FileManager.default.fileExists(atPath: topology) else { throw ValidationError("--topology: no file \(topology)") }
+            _ = try parsedPackings()
+        }
+
+        func parsedPackings() throws -> [Packing] {
+            let modes = try pack.split(separator: ",").map { mode in
+                let text = mode.trimmingCharacters(in: .whitespaces)
+                guard let packing = Packing(text) else { throw ValidationError("--pack: \"\(text)\" is not a packing; expected \(Packing.help)") }
+                return packing
+            }
+            guard !modes.isEmpty, Set(modes.map(\.description)).count == modes.count else {
+                throw ValidationError("--pack: expected one or more different packings separated by commas, got \"\(pack)\"")
+            }
+            return modes
         }
 
         var parsedWindows: [Int] { windows.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
@@ -73,6 +89,7 @@ struct BenchCommand: ParsableCommand {
             options.securityWindow = securityWindow
             options.securityRounds = securityRounds
             options.rounds = rounds
+            options.packings = try parsedPackings()
             let report: BenchReport
             do {
                 report = try BenchRun.run(options) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }

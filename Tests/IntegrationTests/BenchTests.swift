@@ -9,7 +9,9 @@ import Testing
     @Test func theBenchmarkMeasuresEveryFigureAndLeavesNoProcessBehind() throws {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-bench-\(UUID().uuidString)").path
         defer {
-            _ = try? settlenet(["cluster", "down", "--data-dir", "\(output)/cluster", "--grace", "5"])
+            for packing in ["province", "none"] {
+                _ = try? settlenet(["cluster", "down", "--data-dir", "\(output)/cluster-\(packing)", "--grace", "5"])
+            }
             try? FileManager.default.removeItem(atPath: output)
         }
         let result = try settlenet(["bench", "--out", output, "--seconds", "1", "--windows", "4,16", "--baseline-window", "16",
@@ -20,7 +22,11 @@ import Testing
 
         let baseline = try #require(report.baseline)
         #expect(baseline.processes == 7 && baseline.roundTrips > 100 && baseline.messageBytes > 100, "\(baseline)")
-        #expect(report.settlements.map(\.window) == [4, 16])
+        // Whole provinces in one process, and one process per node: both measured, side by side.
+        #expect(report.settlements.map(\.window) == [4, 16, 4, 16])
+        #expect(report.settlements.map(\.packing) == ["province", "province", "none", "none"])
+        // What the cluster's processes spent per settlement, measured from /proc.
+        #expect(report.settlements.allSatisfy { ($0.cpuUsPerSettlement ?? 0) > 1 }, "\(report.settlements)")
         // Baseline and network took turns three times; each figure is the median round's.
         let rates = try #require(baseline.samples)
         #expect(rates.count == 3 && baseline.perSecond == rates.sorted()[1], "\(rates)")
@@ -35,14 +41,18 @@ import Testing
         #expect(floor.openModelRatePerS == 50 && floor.roundTrips == 100, "\(floor)")
         #expect((floor.p50Ms ?? 0) > 0 && (floor.p99Ms ?? 0) >= (floor.p50Ms ?? 0), "\(floor)")
         #expect(report.settlements.allSatisfy { $0.errors == 0 && $0.succeeded > 10 }, "\(report.settlements)")
-        #expect(report.ratioToBaseline.map { $0 > 0 && $0 < 1 } == true)
-        let latency = try #require(report.latency)
-        #expect(latency.succeeded == 100 && latency.failed == 0 && latency.p99Ms >= latency.p50Ms)
-        // The driver's own cost is reported with the latency it measured.
-        let driverCPU = try #require(latency.driverCPUPct, "bench.json says nothing of the load driver's own CPU")
-        #expect(driverCPU > 0 && driverCPU < 100, "\(driverCPU) % of a core")
+        #expect(report.ratioToBaseline.keys.sorted() == ["none", "province"])
+        #expect(report.ratioToBaseline.values.allSatisfy { $0 > 0 && $0 < 1 }, "\(report.ratioToBaseline)")
+        // The open model on each packing, cross-province only and every route class.
+        #expect(report.latency.map { "\($0.packing) \($0.routes)" } == ["province cross_province", "province all", "none cross_province", "none all"])
+        for latency in report.latency {
+            #expect(latency.succeeded == 100 && latency.failed == 0 && latency.p99Ms >= latency.p50Ms, "\(latency)")
+            // The driver's own cost is reported with the latency it measured.
+            let driverCPU = try #require(latency.driverCPUPct, "bench.json says nothing of the load driver's own CPU")
+            #expect(driverCPU > 0 && driverCPU < 100, "\(driverCPU) % of a core")
+        }
         #expect(report.targets.contains { $0.name.hasPrefix("load driver's own CPU") })
-        #expect(report.memory?.residentMB.count == 15 && (report.memory?.maxMB ?? 0) > 1)
+        #expect(report.memory?.residentMB.count == 15 && (report.memory?.maxMB ?? 0) > 1 && report.memory?.packing == "none")
         let uploads = try #require(report.uploads)
         #expect(uploads.accepted > 0 && uploads.storedNational == uploads.accepted && uploads.errors == 0, "\(uploads)")
         #expect(report.reconciled == true)
@@ -53,14 +63,16 @@ import Testing
         #expect(security.securedErrors == 0 && security.ratio > 0, "\(security)")
         #expect((security.transportCurvePerS ?? 0) > 100 && (security.transportPlaintextPerS ?? 0) > 100, "\(security)")
         #expect(result.output.contains("secured / plaintext"))
-        #expect(report.targets.count == 6, "\(report.targets.map(\.name))")
+        // Two ratios, four latencies, the driver, uploads, memory, reconciliation.
+        #expect(report.targets.count == 10, "\(report.targets.map(\.name))")
         #expect(result.output.contains("transport baseline") && result.output.contains("targets:"))
 
         // Nothing the benchmark started is still running: the relay chain and the cluster.
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
             guard Int32(entry) != nil, let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return false }
             let words = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            return words.contains(output + "/cluster") || words.contains(output + "/secured-cluster") || (words.contains("bench") && (words.contains("relay") || words.contains("echo")))
+            return words.contains(output + "/cluster-province") || words.contains(output + "/cluster-none")
+                || words.contains(output + "/secured-cluster") || (words.contains("bench") && (words.contains("relay") || words.contains("echo")))
                 && words.contains { $0.hasSuffix("settlenet") }
         }
         #expect(leftovers.isEmpty, "processes left: \(leftovers)")
