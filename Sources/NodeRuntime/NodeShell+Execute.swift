@@ -5,8 +5,25 @@ import SettlementModel
 
 /// Carrying out what the machine and the desks decided: forwards go at once; everything else of
 /// the turn is recorded in one ledger transaction (group commit), and only once it is durable do
-/// its answers, journaled requests and passed uploads leave.
+/// its answers, journaled requests and passed uploads leave. Under a reactor the commit runs on
+/// a commit thread (`CommitWriters`): the node waits for it, unstepped, while the others go on.
 extension NodeShell {
+    /// An upload batch screened here, to go up once its screening is durable.
+    typealias UploadToForward = (request: WireRequest, passing: UploadInput, received: Int32, rejects: [UploadReject],
+                                 peer: Peer, receivedAtMs: Int64)
+
+    /// What one round recorded in the ledger's open transaction: sent once its commit is
+    /// durable, or turned into definite refusals if it fails.
+    struct RoundInCommit {
+        var work: [Directive]
+        var outgoing: [Outgoing] = []
+        /// Journaled in the round's transaction, sent once it is durable.
+        var journaled: [Outgoing] = []
+        var uploadsToForward: [UploadToForward] = []
+        /// The desk's setl_id serial counts what is recorded: a round rolled back gives its numbers back.
+        var deskBefore: InsuredCountyDesk
+    }
+
     func execute(_ initial: [Directive]) throws {
         guard !initial.isEmpty else { return }
         var directives = initial
@@ -26,74 +43,95 @@ extension NodeShell {
             }
         }
         guard !work.isEmpty else { return }
-        var outgoing: [Outgoing] = []
-        outgoing.reserveCapacity(work.count)
-        var uploadsToForward: [(request: WireRequest, passing: UploadInput, received: Int32, rejects: [UploadReject],
-                                peer: Peer, receivedAtMs: Int64)] = []
-        // Journaled in this turn's transaction, sent once it is durable.
-        var journaled: [Outgoing] = []
-        // The desk's setl_id serial counts what is recorded: a turn rolled back gives its numbers back.
-        let deskBefore = desk
+        var round = RoundInCommit(work: work, deskBefore: desk)
+        round.outgoing.reserveCapacity(work.count)
         do {
-            try ledger.write { tx in
-                outgoing.removeAll(keepingCapacity: true)
-                uploadsToForward.removeAll()
-                journaled.removeAll()
-                for directive in work {
-                    switch directive {
-                    case .journalAndForward(let request, let peer, let inFlight):
-                        try tx.recordTransit(inFlight)
-                        journaled.append(Outgoing(peer: peer, frames: WireCodec.frames(request), requestMsgid: request.msgid))
-                    case .answer(let response, let peer, let record):
-                        if let record { try tx.recordTransit(record) }
-                        outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(response)))
-                    case .settleHere(let request, let peer, let role, let receivedAtMs):
-                        let body = try decide(request, role: role, receivedAtMs: receivedAtMs, tx: tx)
-                        outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
-                    case .resolution(let resolution):
-                        try tx.saveResolution(resolution)
-                    case .openTicket(let kind, let code, let subject, let responsible, let reason):
-                        carryOut(try tickets.open(kind, code: code, subject: subject, responsible: responsible, reason: reason,
-                                                  nowMs: nowMs, store: tx))
-                    case .ticketHere(let request, let peer, let receivedAtMs):
-                        let body = try ticketArrived(request, receivedAtMs: receivedAtMs, tx: tx)
-                        outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
-                    case .resolved(let resolution, let finalAnswer, let record):
-                        try tx.resolve(omsgid: resolution.omsgid, finalAnswer: try finalAnswer.serializedBytes(), nowMs: nowMs)
-                        try tx.recordTransit(record, resolution: true)
-                        logger.info("settlement in doubt resolved", metadata: ["settlement.msgid": "\(resolution.omsgid)",
-                                                                               "outcome": "\(finalAnswer.warnMsg)"])
-                    case .finalAnswer(let msgid, let peer, let receivedAtMs):
-                        outgoing.append(Outgoing(peer: peer, frames: try finalAnswer(msgid, receivedAtMs: receivedAtMs, tx: tx)))
-                    case .screenUpload(let request, let peer, let receivedAtMs):
-                        switch try screen(request, receivedAtMs: receivedAtMs, tx: tx) {
-                        case .answer(let body):
-                            outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
-                        case .forward(let passing, let received, let rejects):
-                            uploadsToForward.append((request, passing, received, rejects, peer, receivedAtMs))
-                        }
-                    case .forward:
-                        break
-                    }
-                }
-            }
+            try ledger.begin { tx in try record(work, into: &round, tx: tx) }
         } catch {
-            journaled.removeAll()
-            uploadsToForward.removeAll()   // their screening was not recorded: refused below
-            desk = deskBefore
-            // Nothing of this turn was recorded: the machine says what each directive becomes.
-            logger.critical("ledger write failed", metadata: ["error": "\(error)"])
-            outgoing = machine.roundNotRecorded(work, detail: "ledger of node \(spec.id) unavailable", nowMs: nowMs).compactMap {
+            try finish(round, failure: error)   // rolled back: nothing of it was recorded
+            return
+        }
+        if let committer {
+            // The sync runs on a commit thread; this node waits (unstepped) for it, the others go on.
+            inCommit = round
+            committer.writers.submit(.init(ledger: ledger, node: committer.index))
+        } else {
+            var failure: (any Error)?
+            do { try ledger.commitOpenTransaction() } catch { failure = error }
+            try finish(round, failure: failure)
+        }
+    }
+
+    /// The reactor: this node's commit has finished (`error` nil: it is durable).
+    func commitFinished(error: (any Error)?) throws {
+        guard let round = inCommit else { return }
+        inCommit = nil
+        guard state != .stopped else { return }
+        try finish(round, failure: error)
+        if stopsAfterCommit && inCommit == nil { stop() }
+    }
+
+    /// Records every directive of `work` in the open transaction `tx`, gathering what to send.
+    private func record(_ work: [Directive], into round: inout RoundInCommit, tx: LedgerTransaction) throws {
+        for directive in work {
+            switch directive {
+            case .journalAndForward(let request, let peer, let inFlight):
+                try tx.recordTransit(inFlight)
+                round.journaled.append(Outgoing(peer: peer, frames: WireCodec.frames(request), requestMsgid: request.msgid))
+            case .answer(let response, let peer, let record):
+                if let record { try tx.recordTransit(record) }
+                round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(response)))
+            case .settleHere(let request, let peer, let role, let receivedAtMs):
+                let body = try decide(request, role: role, receivedAtMs: receivedAtMs, tx: tx)
+                round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
+            case .resolution(let resolution):
+                try tx.saveResolution(resolution)
+            case .openTicket(let kind, let code, let subject, let responsible, let reason):
+                carryOut(try tickets.open(kind, code: code, subject: subject, responsible: responsible, reason: reason,
+                                          nowMs: nowMs, store: tx))
+            case .ticketHere(let request, let peer, let receivedAtMs):
+                let body = try ticketArrived(request, receivedAtMs: receivedAtMs, tx: tx)
+                round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
+            case .resolved(let resolution, let finalAnswer, let record):
+                try tx.resolve(omsgid: resolution.omsgid, finalAnswer: try finalAnswer.serializedBytes(), nowMs: nowMs)
+                try tx.recordTransit(record, resolution: true)
+                logger.info("settlement in doubt resolved", metadata: ["settlement.msgid": "\(resolution.omsgid)",
+                                                                       "outcome": "\(finalAnswer.warnMsg)"])
+            case .finalAnswer(let msgid, let peer, let receivedAtMs):
+                round.outgoing.append(Outgoing(peer: peer, frames: try finalAnswer(msgid, receivedAtMs: receivedAtMs, tx: tx)))
+            case .screenUpload(let request, let peer, let receivedAtMs):
+                switch try screen(request, receivedAtMs: receivedAtMs, tx: tx) {
+                case .answer(let body):
+                    round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
+                case .forward(let passing, let received, let rejects):
+                    round.uploadsToForward.append((request, passing, received, rejects, peer, receivedAtMs))
+                }
+            case .forward:
+                break
+            }
+        }
+    }
+
+    /// A round's commit is over: its answers, journaled requests and passed uploads leave if it
+    /// is durable; if not, nothing of it was recorded and the machine says what each becomes.
+    private func finish(_ committed: RoundInCommit, failure: (any Error)?) throws {
+        var round = committed
+        if let failure {
+            round.journaled.removeAll()
+            round.uploadsToForward.removeAll()   // their screening was not recorded: refused below
+            desk = round.deskBefore
+            logger.critical("ledger write failed", metadata: ["error": "\(failure)"])
+            round.outgoing = machine.roundNotRecorded(round.work, detail: "ledger of node \(spec.id) unavailable", nowMs: nowMs).compactMap {
                 if case .answer(let response, let peer, _) = $0 { Outgoing(peer: peer, frames: WireCodec.frames(response)) } else { nil }
             }
         }
         var next: [Directive] = []
-        for message in outgoing { send(message) }
-        for message in journaled where !send(message) {
+        for message in round.outgoing { send(message) }
+        for message in round.journaled where !send(message) {
             next += machine.forwardFailed(msgid: message.requestMsgid!, nowMs: nowMs)
         }
         // Records this tier passed are recorded: now they may travel up.
-        for upload in uploadsToForward {
+        for upload in round.uploadsToForward {
             next += machine.forwardUpload(upload.request, passing: upload.passing, received: upload.received,
                                           rejects: upload.rejects, replyTo: upload.peer, receivedAtMs: upload.receivedAtMs, nowMs: nowMs)
         }

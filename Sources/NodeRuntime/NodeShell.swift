@@ -60,12 +60,39 @@ public final class NodeShell {
     var links: LinkFaultPort
     var status: StatusReporter
 
+    // Nodes of this process one hop away (set by the reactor): messages to them are handed over
+    // in memory instead of through TCP and libzmq's I/O thread, sealed and through link faults
+    // like any other, and they pass the receiver's gate like any other.
+    /// The parent, when it runs in this process.
+    unowned(unsafe) var localParent: NodeShell?
+    /// Children in this process, by routing id.
+    var localChildren: [[UInt8]: NodeShell] = [:]
+    /// Handed over by local children since this node's last turn: the sender's routing id first.
+    private var fromLocalChildren: [[[UInt8]]] = []
+    /// Handed over by the local parent since this node's last turn.
+    private var fromLocalParent: [[[UInt8]]] = []
+    /// Something was handed over since the last turn: the reactor steps again before it polls.
+    public var hasLocalMail: Bool { !fromLocalChildren.isEmpty || !fromLocalParent.isEmpty }
+    /// This node's routing id as its parent's ROUTER knows it.
+    let routingID: [UInt8]
+
+    /// The reactor's commit threads and this node's index there; nil: commits on the caller's thread.
+    var committer: (writers: CommitWriters, index: Int)?
+    /// The round whose commit runs now: its answers wait for it.
+    var inCommit: RoundInCommit?
+    /// A commit is running: the node is not stepped, its sockets are not watched, until it ends.
+    public var isCommitting: Bool { inCommit != nil }
+    /// Drained and done, but the last round's commit is still running: stop once it has ended.
+    var stopsAfterCommit = false
+
     /// The round's instant, set by the reactor at the start of each turn.
     private(set) var nowMs: Int64
     public private(set) var state = NodeState.starting
     let startedAtMs: Int64
     private var drainStartedMs: Int64?
     var messagesHandled: Int64 = 0
+    /// Messages handed to a neighbour in this process (in the status file).
+    var handedOverInMemory: Int64 = 0
     private var reportedSignedIn = false
     private var reportedReady = false
     private var reportedChildren = 0
@@ -108,6 +135,7 @@ public final class NodeShell {
         self.nowMs = nowMs
         startedAtMs = nowMs
         endpoint = topology.endpoint(of: id)!
+        routingID = Array(id.value.utf8)
         gate = InboundGate(node: id, parent: spec.parent, secured: keys != nil, edge: topology.edge)
         links = LinkFaultPort(node: id, faultsFile: layout.linkFaultsFile, tracePath: layout.linkDecisionsPath(id))
         status = StatusReporter(path: layout.statusPath(id))
@@ -140,7 +168,7 @@ public final class NodeShell {
         }
         if let parentID = spec.parent, let parentEndpoint = topology.endpoint(of: parentID) {
             let socket = try context.socket(.dealer)
-            try socket.setRoutingID(Array(id.value.utf8))
+            try socket.setRoutingID(routingID)
             try socket.setImmediate(true)            // no queueing to a parent that is not there
             try socket.setReconnectInterval(milliseconds: 100)
             try socket.setSendHighWaterMark(100_000)
@@ -223,9 +251,10 @@ public final class NodeShell {
     public func turn(readable: ArraySlice<Bool>, nowMs: Int64) throws {
         self.nowMs = nowMs
         guard state != .stopped else { return }
+        guard !isCommitting else { return }
         if let started = drainStartedMs, machine.pendingCount == 0 || nowMs - started >= drainTimeoutMs {
             try execute(machine.abandonPending(nowMs: nowMs))
-            stop()
+            if isCommitting { stopsAfterCommit = true } else { stop() }
             return
         }
         if nowMs - links.lastCheckMs >= max(100, pace.maxWaitMs) { links.refresh(nowMs: nowMs, logger: logger) }
@@ -234,11 +263,13 @@ public final class NodeShell {
         var directives: [Directive] = []
         if flags.next() == true { drain(downstream, from: nil, into: &directives) }
         if let upstream, flags.next() == true { drain(upstream, from: .parent, into: &directives) }
+        if hasLocalMail { drainLocalMail(into: &directives) }
         if let handshakes, flags.next() == true { noteFailedHandshakes(handshakes) }
         if let parentLink, flags.next() == true {
             var connected = false
             while let frames = try? parentLink.receive(wait: false) { connected = connected || SocketEvent(frames: frames) != nil }
-            if connected { directives += machine.parentLinkUp(nowMs: nowMs) }
+            // A parent in this process is reached in memory: its TCP link coming up changes nothing.
+            if connected && localParent == nil { directives += machine.parentLinkUp(nowMs: nowMs) }
         }
         if spec.tier == .province && nowMs - lastOutboxFlushMs >= outboxFlushIntervalMs { flushOutbox() }
         if nowMs - lastTicketFlushMs >= 200 { flushTicketOutbox() }
@@ -297,25 +328,42 @@ public final class NodeShell {
                 logger.error("receive failed", metadata: ["error": "\(error)"])
                 return
             }
-            messagesHandled += 1
-            switch gate.admit(frames, userID: userID, fixedPeer: fixedPeer, nowMs: nowMs, machine: &machine, logger: logger) {
-            case .dropped:
-                continue
-            case .refused(let answer, let peer):
-                directives.append(.answer(answer, to: peer, record: nil))
-            case .request(let request, let peer):
-                directives += machine.receivedRequest(request, from: peer, nowMs: nowMs)
-            case .response(let response, let peer):
-                if let node = machine.nodeID(of: peer), let ticketID = openUnresponsive[node] {
-                    closeUnresponsive(node: node, ticketID: ticketID)   // it answers again: it is back
-                }
-                if peer == .parent, outbox.awaits(response.reqMsgid) {
-                    acknowledgeOutbox(response)
-                } else if ticketsInFlight[response.reqMsgid] != nil {
-                    ticketEventAnswered(response)
-                } else {
-                    directives += machine.receivedResponse(response, from: peer, nowMs: nowMs)
-                }
+            received(frames, userID: userID, fixedPeer: fixedPeer, into: &directives)
+        }
+    }
+
+    /// What local neighbours handed over since the last turn, in the order handed over.
+    private func drainLocalMail(into directives: inout [Directive]) {
+        let fromAbove = fromLocalParent, fromBelow = fromLocalChildren
+        fromLocalParent.removeAll(keepingCapacity: true)
+        fromLocalChildren.removeAll(keepingCapacity: true)
+        for frames in fromAbove { received(frames, userID: nil, fixedPeer: .parent, into: &directives) }
+        // A local child is who its routing id says: no key could have spoken for it in memory.
+        for frames in fromBelow {
+            received(frames, userID: keys == nil ? nil : String(decoding: frames[0], as: UTF8.self), fixedPeer: nil, into: &directives)
+        }
+    }
+
+    /// One message through the gate to the machine or the desk that waits for it.
+    private func received(_ frames: [[UInt8]], userID: String?, fixedPeer: Peer?, into directives: inout [Directive]) {
+        messagesHandled += 1
+        switch gate.admit(frames, userID: userID, fixedPeer: fixedPeer, nowMs: nowMs, machine: &machine, logger: logger) {
+        case .dropped:
+            return
+        case .refused(let answer, let peer):
+            directives.append(.answer(answer, to: peer, record: nil))
+        case .request(let request, let peer):
+            directives += machine.receivedRequest(request, from: peer, nowMs: nowMs)
+        case .response(let response, let peer):
+            if let node = machine.nodeID(of: peer), let ticketID = openUnresponsive[node] {
+                closeUnresponsive(node: node, ticketID: ticketID)   // it answers again: it is back
+            }
+            if peer == .parent, outbox.awaits(response.reqMsgid) {
+                acknowledgeOutbox(response)
+            } else if ticketsInFlight[response.reqMsgid] != nil {
+                ticketEventAnswered(response)
+            } else {
+                directives += machine.receivedResponse(response, from: peer, nowMs: nowMs)
             }
         }
     }
@@ -335,7 +383,8 @@ public final class NodeShell {
     @discardableResult
     func send(_ message: Outgoing) -> Bool {
         guard let peer = machine.nodeID(of: message.peer) else { return transmit(message) }
-        if gate.isHeldByImpostor(peer) { return false }   // the routing id is not the child: unreachable
+        // The routing id is not the child: unreachable over TCP (in memory it can only be the child).
+        if gate.isHeldByImpostor(peer) && !isLocal(message.peer) { return false }
         var sealed = message
         sealed.frames = WireCodec.sealed(message.frames)
         if links.isClear { return transmit(sealed) }   // the usual case: no array per message
@@ -347,15 +396,35 @@ public final class NodeShell {
         return transmit(copies[0])
     }
 
-    /// Sends without blocking; false when the peer is not connected or its queue is full.
+    func isLocal(_ peer: Peer) -> Bool {
+        switch peer {
+        case .parent: localParent != nil
+        case .downstream(let id): localChildren[id] != nil
+        }
+    }
+
+    /// Sends without blocking; false when the peer is not connected or its queue is full. A
+    /// neighbour in this process gets it in memory, for its next turn; a stopped one not at all.
     @discardableResult
     func transmit(_ message: Outgoing) -> Bool {
         do {
             switch message.peer {
             case .parent:
+                if let localParent {
+                    guard !localParent.isStopped else { return false }
+                    localParent.fromLocalChildren.append([routingID] + message.frames)
+                    handedOverInMemory += 1
+                    return true
+                }
                 guard let upstream else { return false }
                 try upstream.send(message.frames, wait: false)
             case .downstream(let id):
+                if let child = localChildren[id] {
+                    guard !child.isStopped else { return false }
+                    child.fromLocalParent.append(message.frames)
+                    handedOverInMemory += 1
+                    return true
+                }
                 try downstream.send([id] + message.frames, wait: false)
             }
             return true
@@ -374,6 +443,7 @@ public final class NodeShell {
                                 pending: machine.pendingCount)
         record.resolving = machine.resolutions.count
         record.childrenSignedIn = machine.signedInChildren.count
+        record.handedOverInMemory = handedOverInMemory
         status.write(record, nowMs: nowMs)
     }
 }

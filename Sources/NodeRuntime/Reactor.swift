@@ -3,9 +3,11 @@ import SettlementModel
 import ZeroMQ
 
 /// One thread serving every node of a process: one poller over all their sockets, each node
-/// stepped in turn with the same instant, read once per round from the clock. Each node commits
-/// its turn's ledger transaction before any answer of that turn leaves; each socket is touched
-/// only by its node's turn, on this thread.
+/// stepped in turn with the same instant, read once per round from the clock. A parent and a
+/// child served by one reactor hand their messages over in memory. Each node's turn records
+/// its work in one ledger transaction, which a commit thread syncs while this thread serves the
+/// others; the turn's answers leave once it is durable. Each socket is touched only by its
+/// node's turn, on this thread.
 public final class Reactor {
     let nodes: [NodeShell]
     let pace: NodeShell.Pace
@@ -15,41 +17,68 @@ public final class Reactor {
         self.nodes = nodes
         self.pace = pace
         self.clock = clock
+        // A parent and a child both served here talk in memory.
+        let byID = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0) })
+        for node in nodes {
+            guard let parentID = node.spec.parent, let parent = byID[parentID] else { continue }
+            node.localParent = parent
+            parent.localChildren[node.routingID] = node
+        }
     }
 
     /// Serves until SIGTERM/SIGINT (see `StopSignal`), then lets every node drain and returns.
     /// If a node fails, the others are stopped too and the failures thrown, so that the process
     /// exits non-zero and `cluster up` reports it.
     public func run() throws {
+        let writers = try CommitWriters(threads: min(CommitWriters.maxThreads, nodes.count))
+        // Every commit submitted ends before the ledgers close.
+        defer { writers.stop() }
+        for (index, node) in nodes.enumerated() { node.committer = (writers, index) }
         var now = clock.nowMs()
         for node in nodes { node.start(nowMs: now) }
         var live = nodes
-        var poller = Poller(live.flatMap(\.sockets))
+        var poller = Poller(live.flatMap(\.sockets), fds: [writers.wakeFD])
         var firstSocket = Self.offsets(live)
         var failures: [String] = []
         var draining = false
+        func fail(_ node: NodeShell, _ error: any Error) {
+            failures.append("node \(node.id): \(error)")
+            node.abort()
+            StopSignal.request()
+        }
         while !live.isEmpty {
             now = clock.nowMs()
             if StopSignal.isRequested && !draining {
                 draining = true
                 for node in live { node.beginDraining(nowMs: now) }
             }
-            let wake = live.lazy.map { $0.nextWakeMs(nowMs: now) }.min() ?? now
+            // A node whose commit runs is not stepped: its sockets wait unwatched, so that what
+            // waits there does not end every poll at once. Mail handed over in memory to a
+            // node that can take it is served at once; the poll then only looks.
+            for (index, node) in live.enumerated() {
+                poller.watch(firstSocket[index]..<firstSocket[index + 1], !node.isCommitting)
+            }
+            let steppable = live.lazy.filter { !$0.isCommitting }
+            let wake = steppable.contains(where: \.hasLocalMail) ? now : steppable.map { $0.nextWakeMs(nowMs: now) }.min() ?? now + pace.maxWaitMs
             let readable = try poller.poll(timeoutMs: Int(max(0, min(pace.maxWaitMs, wake - now))))
             now = clock.nowMs()
-            for (index, node) in live.enumerated() {
+            if readable.last == true {
+                for done in writers.takeFinished() {
+                    let node = nodes[done.node]
+                    do { try node.commitFinished(error: done.error) } catch { fail(node, error) }
+                }
+            }
+            for (index, node) in live.enumerated() where !node.isCommitting {
                 let sockets = firstSocket[index]..<firstSocket[index + 1]
                 do {
                     try node.turn(readable: readable[sockets], nowMs: now)
                 } catch {
-                    failures.append("node \(node.id): \(error)")
-                    node.abort()
-                    StopSignal.request()
+                    fail(node, error)
                 }
             }
             if live.contains(where: \.isStopped) {
                 live.removeAll(where: \.isStopped)
-                poller = Poller(live.flatMap(\.sockets))
+                poller = Poller(live.flatMap(\.sockets), fds: [writers.wakeFD])
                 firstSocket = Self.offsets(live)
             }
         }

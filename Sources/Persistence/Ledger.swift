@@ -17,6 +17,9 @@ public final class Ledger {
         self.path = path
         var config = Configuration()
         config.label = "ledger"
+        // A node's round may leave its transaction open for a commit thread to finish
+        // (`begin(_:)`, `commitOpenTransaction()`).
+        config.allowsUnsafeTransactions = true
         config.prepareDatabase { db in
             // WAL: readers (cluster status, reconcile) never block the writer.
             // synchronous FULL: each commit is synced, so an answer that left is never lost.
@@ -35,6 +38,32 @@ public final class Ledger {
     /// back entirely when it throws.
     public func write<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
         try queue.write { db in try body(LedgerTransaction(db: db)) }
+    }
+
+    /// Opens a transaction and runs `body` in it, leaving it open for `commitOpenTransaction()`
+    /// (on another thread, while this ledger is left alone); rolled back entirely if `body` throws.
+    public func begin<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
+        try queue.inDatabase { db in
+            try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
+            do {
+                return try body(LedgerTransaction(db: db))
+            } catch {
+                try? db.cachedStatement(sql: "ROLLBACK").execute()
+                throw error
+            }
+        }
+    }
+
+    /// Commits (and syncs) the transaction `begin(_:)` left open; rolls it back if the commit fails.
+    public func commitOpenTransaction() throws {
+        try queue.inDatabase { db in
+            do {
+                try db.cachedStatement(sql: "COMMIT").execute()
+            } catch {
+                if db.isInsideTransaction { try? db.cachedStatement(sql: "ROLLBACK").execute() }
+                throw SettleNetError(.ledger, "commit failed", subject: "ledger \(path)", cause: error)
+            }
+        }
     }
 
     /// Runs `body` with a consistent read view.

@@ -49,6 +49,9 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     /// Children that signed in to this run of the node (after a restart, each signs in again
     /// when its link is back): `cluster restart` waits for those that are running.
     public var childrenSignedIn: Int?
+    /// Messages this node handed to its parent or a child in the same process, in memory rather
+    /// than over TCP (nil from a node that predates in-process hops).
+    public var handedOverInMemory: Int64?
 
     /// Ready for work: signed in to its parent and holding the catalog (1301).
     public var isReady: Bool { signedIn && !catalogVersion.isEmpty }

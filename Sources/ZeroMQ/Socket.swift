@@ -217,18 +217,27 @@ public final class Socket {
     }
 }
 
-/// Waits until one of several sockets has a message to read.
+/// Waits until one of several sockets (or file descriptors) has something to read.
 public struct Poller {
     private let sockets: [Socket]
     private var items: [zmq_pollitem_t]
 
-    public init(_ sockets: [Socket]) {
+    /// `fds`: plain file descriptors polled after the sockets (an eventfd, a pipe).
+    public init(_ sockets: [Socket], fds: [Int32] = []) {
         self.sockets = sockets
         self.items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+            + fds.map { zmq_pollitem_t(socket: nil, fd: $0, events: Int16(ZMQ_POLLIN), revents: 0) }
+    }
+
+    /// Stops (or resumes) watching the items at `positions`: what arrives there waits in its
+    /// queue, and a readable item left unread does not end every wait at once.
+    public mutating func watch(_ positions: Range<Int>, _ watched: Bool) {
+        for position in positions { items[position].events = watched ? Int16(ZMQ_POLLIN) : 0 }
     }
 
     /// Waits up to `timeoutMs` (-1 forever, 0 not at all) and returns, per socket in the order
-    /// given, whether it is readable. A signal interrupting the wait counts as a timeout.
+    /// given and then per descriptor, whether it is readable. A signal interrupting the wait
+    /// counts as a timeout.
     public mutating func poll(timeoutMs: Int) throws(ZeroMQError) -> [Bool] {
         let count = Int32(items.count)
         let result = items.withUnsafeMutableBufferPointer { zmq_poll($0.baseAddress, count, timeoutMs) }

@@ -105,7 +105,9 @@ import Testing
     }
 
     /// One reactor thread steps every node of a packed process: 15 nodes, every route class
-    /// settled, and the process has its one thread plus libzmq's I/O thread and reaper.
+    /// settled, and the process has its one thread, the commit threads that sync the ledgers
+    /// (at most `CommitWriters.maxThreads`, whatever the nodes), and libzmq's I/O thread and reaper.
+    /// Parents and children in the process hand their messages over in memory.
     @Test func aPackedProcessRunsAllItsNodesOnOneThread() throws {
         let cluster = try TestCluster()
         defer { cluster.shutDown(); cluster.removeFiles() }
@@ -123,8 +125,49 @@ import Testing
             (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/comm", encoding: .utf8))?
                 .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
         }
-        #expect(threads.count <= 4, "\(threads)")
-        #expect(threads.filter { !$0.hasPrefix("ZMQbg/") }.count == 1, "one thread of its own for 15 nodes: \(threads)")
+        #expect(threads.count <= 7, "\(threads)")
+        #expect(threads.filter { $0.hasPrefix("commit-") }.count == 4, "\(threads)")
+        #expect(threads.filter { !$0.hasPrefix("ZMQbg/") && !$0.hasPrefix("commit-") }.count == 1,
+                "one thread of its own for 15 nodes: \(threads)")
+
+        // The probe's settlements passed every city in memory, both ways (the status file is
+        // rewritten within the idle interval of a packed node, 5 s).
+        let layout = DataLayout(root: cluster.dataDirectory)
+        for city in ["370100", "370200", "410100", "410300"] {
+            let path = layout.statusPath(DivisionCode(city)!)
+            var handedOver: Int64 = 0
+            let deadline = Date().addingTimeInterval(30)
+            while handedOver == 0 && Date() < deadline {
+                if let data = FileManager.default.contents(atPath: path), let status = try? JSONDecoder().decode(NodeStatus.self, from: data) {
+                    handedOver = status.handedOverInMemory ?? 0
+                }
+                if handedOver == 0 { usleep(100_000) }
+            }
+            #expect(handedOver > 0, "city \(city) handed nothing over in memory")
+        }
+    }
+
+    /// One process per node: every hop goes over TCP, none in memory.
+    @Test func unpackedNodesHandNothingOverInMemory() throws {
+        let cluster = try TestCluster()
+        defer { cluster.shutDown(); cluster.removeFiles() }
+        let up = try settlenet(["cluster", "up", "--topology", cluster.topology.file, "--data-dir", cluster.dataDirectory,
+                                "--base-port", String(cluster.topology.basePort)])
+        try #require(up.status == 0, "\(up.output)\(up.error)")
+        let settled = try probe(cluster.dataDirectory)
+        #expect(settled.status == 0 && settled.outcomes.allSatisfy(\.settled), "\(settled.outcomes)")
+        // Status files of lone nodes are rewritten every 250 ms while busy: wait for the count of
+        // messages handled to include the probe's, then read what went in memory.
+        let layout = DataLayout(root: cluster.dataDirectory)
+        let path = layout.statusPath(DivisionCode("370200")!)
+        var status: NodeStatus?
+        let deadline = Date().addingTimeInterval(30)
+        while (status?.messagesHandled ?? 0) < 4 && Date() < deadline {
+            status = FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(NodeStatus.self, from: $0) }
+            if (status?.messagesHandled ?? 0) < 4 { usleep(100_000) }
+        }
+        let city = try #require(status)
+        #expect(city.messagesHandled >= 4 && city.handedOverInMemory == 0, "\(city)")
     }
 
     @Test func aBadPackModeIsRefusedBeforeAnythingStarts() throws {

@@ -261,13 +261,17 @@ import Testing
         #expect(tickets.opened == tickets.closed + tickets.openAtEnd)
     }
 
-    @Test func linkFaultsAndAPartitionActOnRealMessagesAndEveryLedgerStillAgrees() throws {
+    /// Unpacked, and with each province in one process, where the city-to-province links faulted
+    /// are hops in memory: faults act on those messages all the same.
+    @Test(arguments: [nil, "province"])
+    func linkFaultsAndAPartitionActOnRealMessagesAndEveryLedgerStillAgrees(pack: String?) throws {
         let output = outputDirectory()
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         defer { sweep(output); try? FileManager.default.removeItem(atPath: output) }
         let scenario = """
             name: links-small
             topology: Topologies/minimal.yaml
+            \(pack.map { "pack: \($0)" } ?? "")
             seed: 77
             duration: 12s
             load:
