@@ -39,7 +39,9 @@ let package = Package(
         ),
         .target(
             name: "Persistence",
-            dependencies: ["SettlementModel", "SettlementCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["SettlementModel", "SettlementCore", .product(name: "GRDB", package: "GRDB.swift"),
+                           // SQLite's own C interface, for binding the hot inserts without boxing (no extra build).
+                           .product(name: "GRDBSQLite", package: "GRDB.swift")]
         ),
         // CURVE keys, who may connect to whom (ZAP), and hospitals' credentials.
         .target(

@@ -54,13 +54,15 @@ extension LedgerTransaction: SettlementStore {
             VALUES (?, ?, 'settled', '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         let bill = split.bill
-        let values: [(any DatabaseValueConvertible)?] = [
-            request.msgid, request.infno, setlID, psnNo, request.mdtrtareaAdmvs, request.fixmedinsCode,
-            bill.medfeeSumamt, bill.fulamtOwnpayAmt, bill.overlmtSelfpay, bill.preselfpayAmt, bill.inscpScpAmt,
-            split.actPayDedc, split.hifpPay, split.hifobPay, split.acctPay, split.psnCashPay, split.fundPaySumamt,
-            split.acctPayInFund, split.balanceAfterFen, nowMs, Data(response),
-        ]
-        try statement.execute(arguments: StatementArguments(values))
+        try StatementBinder.execute(statement, in: db) { values in
+            values.bind(request.msgid); values.bind(request.infno); values.bind(setlID); values.bind(psnNo)
+            values.bind(request.mdtrtareaAdmvs); values.bind(request.fixmedinsCode)
+            values.bind(bill.medfeeSumamt); values.bind(bill.fulamtOwnpayAmt); values.bind(bill.overlmtSelfpay)
+            values.bind(bill.preselfpayAmt); values.bind(bill.inscpScpAmt); values.bind(split.actPayDedc)
+            values.bind(split.hifpPay); values.bind(split.hifobPay); values.bind(split.acctPay); values.bind(split.psnCashPay)
+            values.bind(split.fundPaySumamt); values.bind(split.acctPayInFund); values.bind(split.balanceAfterFen)
+            values.bind(nowMs); values.bind(response)
+        }
     }
 
     /// Records a refused settlement with its answer, so a repeat gets the same answer.

@@ -52,13 +52,14 @@ extension LedgerTransaction {
     /// an answer that arrived here earlier for a copy of the request the network since reversed.
     public func recordTransit(_ record: TransitRecord, resolution: Bool = false) throws {
         let statement = try db.cachedStatement(sql: resolution ? Self.transitOverwrite : Self.transitUpsertIfUnknown)
-        let values: [(any DatabaseValueConvertible)?] = [
-            record.msgid, record.infno, record.role.rawValue, record.mdtrtareaAdmvs, record.insuplcAdmdvs,
-            record.fixmedinsCode, record.omsgid, record.setlID, record.medfeeSumamt, record.fundPaySumamt,
-            record.acctPay, record.psnCashPay, record.infcode, record.errCode, record.state.rawValue, record.recordedAtMs,
-            record.oinfno, record.psnNo,
-        ]
-        try statement.execute(arguments: StatementArguments(values))
+        try StatementBinder.execute(statement, in: db) { values in
+            values.bind(record.msgid); values.bind(record.infno); values.bind(record.role.rawValue)
+            values.bind(record.mdtrtareaAdmvs); values.bind(record.insuplcAdmdvs); values.bind(record.fixmedinsCode)
+            values.bind(record.omsgid); values.bind(record.setlID); values.bind(record.medfeeSumamt)
+            values.bind(record.fundPaySumamt); values.bind(record.acctPay); values.bind(record.psnCashPay)
+            values.bind(record.infcode); values.bind(record.errCode); values.bind(record.state.rawValue)
+            values.bind(record.recordedAtMs); values.bind(record.oinfno); values.bind(record.psnNo)
+        }
         if resolution {
             // The settlement's final state is known here now: so is that of every reversal or
             // correction of it whose own answer this node never got.

@@ -233,6 +233,43 @@ extension Ledger {
                     WHERE corrected_at_ms IS NULL;
                 """)
         }
+        migrator.registerMigration("v8-transits-without-rowid") { db in
+            try db.execute(sql: """
+                -- Every answer a node passes writes a transit: keyed by msgid in one B-tree, a row is
+                -- one insert instead of a row plus a separate entry in the msgid index.
+                CREATE TABLE transits_v8 (
+                    msgid TEXT PRIMARY KEY NOT NULL,
+                    infno TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    mdtrtarea_admvs TEXT NOT NULL,
+                    insuplc_admdvs TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    omsgid TEXT NOT NULL,
+                    setl_id TEXT NOT NULL,
+                    medfee_sumamt INTEGER NOT NULL,
+                    fund_pay_sumamt INTEGER NOT NULL,
+                    acct_pay INTEGER NOT NULL,
+                    psn_cash_pay INTEGER NOT NULL,
+                    infcode INTEGER NOT NULL,
+                    err_code TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('settled', 'refused', 'reversed', 'unknown')),
+                    recorded_at_ms INTEGER NOT NULL,
+                    oinfno TEXT NOT NULL DEFAULT '',
+                    psn_no TEXT NOT NULL DEFAULT ''
+                ) WITHOUT ROWID;
+                INSERT INTO transits_v8 (msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
+                                         medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state,
+                                         recorded_at_ms, oinfno, psn_no)
+                    SELECT msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
+                           medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state,
+                           recorded_at_ms, oinfno, psn_no
+                    FROM transits;
+                DROP TABLE transits;
+                ALTER TABLE transits_v8 RENAME TO transits;
+                CREATE INDEX transits_omsgid ON transits(omsgid) WHERE omsgid != '';
+                CREATE INDEX transits_unknown ON transits(role) WHERE state = 'unknown';
+                """)
+        }
         return migrator
     }
 }
