@@ -66,15 +66,11 @@ public enum BenchRun {
         var networks: [Network] = []
         defer { for network in networks { _ = try? network.cluster.down() } }
         for packing in options.packings {
-            guard let port = Cluster.freeBasePort(for: topology, preferOwn: networks.isEmpty) else {
-                throw SettleNetError(.bench, "no free base port for the \(topology.nodes.count) nodes of \(topology.file) on \(topology.host); free some ports and run again")
-            }
-            let placed = topology.withBasePort(port)
             let dataDirectory = "\(options.output)/cluster-\(packing)"
             try? FileManager.default.removeItem(atPath: dataDirectory)
-            let cluster = Cluster(dataDirectory: dataDirectory, log: { _ in })
-            log("launching \(topology.name) packed \(packing) (\(topology.nodes.count) nodes, data in \(dataDirectory))")
-            try cluster.up(topology: placed, executable: options.executable, packing: packing)
+            let cluster = Cluster(dataDirectory: dataDirectory, log: log)
+            let placed = try cluster.upOnFreePorts(topology: topology, executable: options.executable, packing: packing,
+                                                   preferOwn: networks.isEmpty).topology
             let driver = try ClosedLoop(topology: placed)
             let pids = Set(try cluster.record().nodes.map(\.pid))
             driver.clusterCPUSeconds = { processCPUSeconds(pids) }

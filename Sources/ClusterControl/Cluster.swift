@@ -82,6 +82,28 @@ public struct Cluster {
     /// times slower or busy with other work, and only bound how long a real failure takes to report.
     public static func defaultSignInTimeout(nodes: Int) -> Double { 30 + 0.25 * Double(nodes) }
 
+    /// `up` on the topology's own base port if `preferOwn` and it is free, else on random free
+    /// ones: another cluster starting at the same moment may find the same ports free and take
+    /// them first, and then this tries others (up to 5 times). Returns the topology as placed.
+    @discardableResult
+    public func upOnFreePorts(topology: Topology, executable: String, packing: Packing = .none, keys: String? = nil,
+                              preferOwn: Bool = true) throws -> (topology: Topology, record: ClusterRecord) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            guard let port = Cluster.freeBasePort(for: topology, preferOwn: preferOwn && attempt == 1) else {
+                throw SettleNetError(.cluster, "no free base port for the \(topology.nodes.count) nodes of \(topology.file) on \(topology.host); free some ports and run again")
+            }
+            let placed = topology.withBasePort(port)
+            log("launching \(topology.name) (\(topology.nodes.count) nodes, base port \(port), packed \(packing), data in \(layout.root))")
+            do {
+                return (placed, try up(topology: placed, executable: executable, packing: packing, keys: keys))
+            } catch let error as SettleNetError where error.isPortConflict && attempt < 5 {
+                log("base port \(port) was taken meanwhile by another process; trying another")
+            }
+        }
+    }
+
     /// Starts the nodes (one process per node, or packed as `packing` says; only those placed on
     /// `host` when given) and waits until every one has signed in. On failure it stops whatever
     /// it started and throws with the nodes that did not sign in and their log tails.

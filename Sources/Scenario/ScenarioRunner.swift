@@ -100,25 +100,12 @@ public enum ScenarioRunner {
         }
         if options.attachDataDirectory == nil {
             let launched = Cluster(dataDirectory: "\(output)/cluster", log: log)
-            // The topology's own base port first, then random ones: another run starting at the
-            // same moment may find the same ports free and take them first (then `up` fails on them).
-            var attempt = 0
-            while true {
-                attempt += 1
-                guard let port = Cluster.freeBasePort(for: topology, preferOwn: attempt == 1) else {
-                    throw ScenarioError(code: .clusterUnavailable, message: "no free base port for \(topology.file)")
-                }
-                topology = topology.withBasePort(port)
-                log("launching \(topology.name) (\(topology.nodes.count) nodes, base port \(port), packed \(packing), data in \(output)/cluster)")
-                // A large topology takes longer to sign in: the cluster's own default grows with the nodes.
-                do {
-                    try launched.up(topology: topology, executable: options.executable, packing: packing, keys: options.keys)
-                    break
-                } catch let error as SettleNetError where error.isPortConflict && attempt < 5 {
-                    log("base port \(port) was taken meanwhile by another process; trying another")
-                } catch {
-                    throw ScenarioError(code: .clusterUnavailable, message: "\(error)")
-                }
+            // A large topology takes longer to sign in: the cluster's own default grows with the nodes.
+            do {
+                topology = try launched.upOnFreePorts(topology: topology, executable: options.executable, packing: packing,
+                                                      keys: options.keys).topology
+            } catch {
+                throw ScenarioError(code: .clusterUnavailable, message: "\(error)")
             }
             cluster = launched
         }
