@@ -93,7 +93,8 @@ let package = Package(
         .testTarget(name: "ScenarioTests", dependencies: ["Scenario", "NetworkTopology", "SettlementModel", "SettlementCore"]),
         .testTarget(name: "SettlementCoreTests", dependencies: ["SettlementCore", "SettlementModel", "SettlementTestKit"]),
         .testTarget(name: "NetworkTopologyTests", dependencies: ["NetworkTopology", "SettlementCore", "SettlementModel"]),
-        .testTarget(name: "PersistenceTests", dependencies: ["Persistence", "SettlementCore", "SettlementModel"]),
+        .testTarget(name: "PersistenceTests", dependencies: ["Persistence", "SettlementCore", "SettlementModel",
+                                                         .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Persistence", "Scenario",
