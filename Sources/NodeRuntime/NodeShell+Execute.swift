@@ -62,10 +62,11 @@ extension NodeShell {
         }
     }
 
-    /// The reactor: this node's commit has finished (`error` nil: it is durable).
-    func commitFinished(error: (any Error)?) throws {
+    /// The reactor: this node's commit has finished (`error` nil: it is durable), seen at `nowMs`.
+    func commitFinished(error: (any Error)?, nowMs: Int64) throws {
         guard let round = inCommit else { return }
         inCommit = nil
+        advanceClock(to: nowMs)   // what it sends now is budgeted from now, not from its last turn
         guard state != .stopped else { return }
         try finish(round, failure: error)
         if stopsAfterCommit && inCommit == nil { stop() }

@@ -248,6 +248,8 @@ public final class NodeShell {
 
     /// One turn: what arrived on `readable` (one flag per socket of `sockets`), the timers due
     /// at `nowMs`, one ledger transaction, then the answers.
+    func advanceClock(to nowMs: Int64) { self.nowMs = max(self.nowMs, nowMs) }
+
     public func turn(readable: ArraySlice<Bool>, nowMs: Int64) throws {
         self.nowMs = nowMs
         guard state != .stopped else { return }

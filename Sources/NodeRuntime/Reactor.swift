@@ -70,7 +70,7 @@ public final class Reactor {
             if let writers, readable.last == true {
                 for done in writers.takeFinished() {
                     let node = nodes[done.node]
-                    do { try node.commitFinished(error: done.error) } catch { fail(node, error) }
+                    do { try node.commitFinished(error: done.error, nowMs: now) } catch { fail(node, error) }
                 }
             }
             for (index, node) in live.enumerated() where !node.isCommitting {
