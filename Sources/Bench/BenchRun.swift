@@ -69,10 +69,10 @@ public enum BenchRun {
             let dataDirectory = "\(options.output)/cluster-\(packing)"
             try? FileManager.default.removeItem(atPath: dataDirectory)
             let cluster = Cluster(dataDirectory: dataDirectory, log: log)
-            let placed = try cluster.upOnFreePorts(topology: topology, executable: options.executable, packing: packing,
-                                                   preferOwn: networks.isEmpty).topology
+            let (placed, record) = try cluster.upOnFreePorts(topology: topology, executable: options.executable, packing: packing,
+                                                             preferOwn: networks.isEmpty)
             let driver = try ClosedLoop(topology: placed)
-            let pids = Set(try cluster.record().nodes.map(\.pid))
+            let pids = Set(record.nodes.map(\.pid))
             driver.clusterCPUSeconds = { processCPUSeconds(pids) }
             networks.append(Network(packing: packing, topology: placed, cluster: cluster, dataDirectory: dataDirectory, driver: driver))
         }
@@ -242,14 +242,12 @@ public enum BenchRun {
         let twinFile = "\(options.output)/secured-\(URL(fileURLWithPath: topology.file).lastPathComponent)"
         let text = try String(contentsOfFile: topology.file, encoding: .utf8)
         try (text + "\n# Added by settlenet bench: the secured twin.\nsecurity:\n  curve: true\n").write(toFile: twinFile, atomically: true, encoding: .utf8)
-        var twin = try TopologyLoader.load(path: twinFile)
-        guard let port = Cluster.freeBasePort(for: twin, preferOwn: false) else { throw SettleNetError(.bench, "no free base port for the secured twin of \(topology.file)") }
-        twin = twin.withBasePort(port)
         let dataDirectory = "\(options.output)/secured-cluster"
         try? FileManager.default.removeItem(atPath: dataDirectory)
         let cluster = Cluster(dataDirectory: dataDirectory, log: { _ in })
         log("6/6 security: launching the secured twin packed \(plain.packing) (CURVE on every link, ZAP, a key per institution), then \(options.securityRounds) rounds of each, \(options.securityWindow) in flight, \(options.seconds) s")
-        let record = try cluster.up(topology: twin, executable: options.executable, packing: plain.packing)
+        let (twin, record) = try cluster.upOnFreePorts(topology: try TopologyLoader.load(path: twinFile), executable: options.executable,
+                                                       packing: plain.packing, preferOwn: false)
         defer { _ = try? cluster.down() }
         let keys = try HospitalKeys.of(twin, explicit: nil, recorded: record.keys)
         let secured = try ClosedLoop(topology: twin, hospitalKeys: keys)
