@@ -43,8 +43,9 @@ final class CommitWriters: @unchecked Sendable {
         }
         wakeFD = ends[0]
         wakeWriteFD = ends[1]
+        let threads = max(1, threads)
         running = threads
-        for index in 1...max(1, threads) {
+        for index in 1...threads {
             // Named so that a look at /proc/PID/task tells them from the reactor thread.
             Thread { [self] in
                 Thread.current.name = "commit-\(index)"   // on Linux only the thread itself can name itself
@@ -57,7 +58,7 @@ final class CommitWriters: @unchecked Sendable {
         }
         // Ready, and named, before the first commit.
         condition.lock()
-        while named < max(1, threads) { condition.wait() }
+        while named < threads { condition.wait() }
         condition.unlock()
     }
 
