@@ -63,8 +63,8 @@ public final class NodeShell {
     // Nodes of this process one hop away (set by the reactor): messages to them are handed over
     // in memory instead of through TCP and libzmq's I/O thread, sealed and through link faults
     // like any other, and they pass the receiver's gate like any other.
-    /// The parent, when it runs in this process.
-    unowned(unsafe) var localParent: NodeShell?
+    /// The parent, when it runs in this process (the reactor holds both).
+    weak var localParent: NodeShell?
     /// Children in this process, by routing id.
     var localChildren: [[UInt8]: NodeShell] = [:]
     /// Handed over by local children since this node's last turn: the sender's routing id first.
@@ -246,10 +246,11 @@ public final class NodeShell {
         return min(machine.nextDeadlineMs(nowMs: nowMs), links.nextDueMs)
     }
 
-    /// One turn: what arrived on `readable` (one flag per socket of `sockets`), the timers due
-    /// at `nowMs`, one ledger transaction, then the answers.
+    /// Moves the node's instant on outside a turn (a commit that ended), never back.
     func advanceClock(to nowMs: Int64) { self.nowMs = max(self.nowMs, nowMs) }
 
+    /// One turn: what arrived on `readable` (one flag per socket of `sockets`), the timers due
+    /// at `nowMs`, one ledger transaction, then the answers.
     public func turn(readable: ArraySlice<Bool>, nowMs: Int64) throws {
         self.nowMs = nowMs
         guard state != .stopped else { return }
@@ -336,14 +337,15 @@ public final class NodeShell {
 
     /// What local neighbours handed over since the last turn, in the order handed over.
     private func drainLocalMail(into directives: inout [Directive]) {
-        let fromAbove = fromLocalParent, fromBelow = fromLocalChildren
+        // Only other nodes hand mail over, never during this node's turn: emptied in place, the
+        // queues keep their storage from turn to turn.
+        for frames in fromLocalParent { received(frames, userID: nil, fixedPeer: .parent, into: &directives) }
         fromLocalParent.removeAll(keepingCapacity: true)
-        fromLocalChildren.removeAll(keepingCapacity: true)
-        for frames in fromAbove { received(frames, userID: nil, fixedPeer: .parent, into: &directives) }
         // A local child is who its routing id says: no key could have spoken for it in memory.
-        for frames in fromBelow {
+        for frames in fromLocalChildren {
             received(frames, userID: keys == nil ? nil : String(decoding: frames[0], as: UTF8.self), fixedPeer: nil, into: &directives)
         }
+        fromLocalChildren.removeAll(keepingCapacity: true)
     }
 
     /// One message through the gate to the machine or the desk that waits for it.
