@@ -33,8 +33,9 @@ struct InboundGate {
 
     /// What became of one received message.
     enum Admitted {
-        case request(WireRequest, from: Peer)
-        case response(WireResponse, from: Peer)
+        /// `body`: the protobuf body as received (see `PassThrough`).
+        case request(WireRequest, body: [UInt8], from: Peer)
+        case response(WireResponse, body: [UInt8], from: Peer)
         /// Refused here: answer it with this.
         case refused(WireResponse, to: Peer)
         case dropped
@@ -100,9 +101,9 @@ struct InboundGate {
                 return .refused(machine.error(.institutionNotAuthenticated, detail: "connection authenticated as \(institution)",
                                               requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs), to: peer)
             }
-            return .request(request, from: peer)
+            return .request(request, body: body[body.startIndex + 2], from: peer)
         case .response(let response):
-            return .response(response, from: peer)
+            return .response(response, body: body[body.startIndex + 2], from: peer)
         case .malformed(let code, let detail):
             logger.warning("bad input refused", metadata: ["error.code": "\(code.rawValue)", "detail": "\(detail)",
                                                            "peer": "\(describe(peer))"])

@@ -35,7 +35,7 @@ extension NodeShell {
             let directive = directives[index]
             index += 1
             if case .forward(let request, let peer) = directive {
-                if !send(Outgoing(peer: peer, frames: WireCodec.frames(request), requestMsgid: request.msgid)) {
+                if !send(Outgoing(peer: peer, frames: frames(request), requestMsgid: request.msgid)) {
                     directives += machine.forwardFailed(msgid: request.msgid, nowMs: nowMs)
                 }
             } else {
@@ -43,6 +43,7 @@ extension NodeShell {
             }
         }
         guard !work.isEmpty else { return }
+        commits += 1
         var round = RoundInCommit(work: work, deskBefore: desk)
         round.outgoing.reserveCapacity(work.count)
         do {
@@ -78,10 +79,10 @@ extension NodeShell {
             switch directive {
             case .journalAndForward(let request, let peer, let inFlight):
                 try tx.recordTransit(inFlight)
-                round.journaled.append(Outgoing(peer: peer, frames: WireCodec.frames(request), requestMsgid: request.msgid))
+                round.journaled.append(Outgoing(peer: peer, frames: frames(request), requestMsgid: request.msgid))
             case .answer(let response, let peer, let record):
                 if let record { try tx.recordTransit(record) }
-                round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(response)))
+                round.outgoing.append(Outgoing(peer: peer, frames: frames(response)))
             case .settleHere(let request, let peer, let role, let receivedAtMs):
                 let body = try decide(request, role: role, receivedAtMs: receivedAtMs, tx: tx)
                 round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
@@ -123,7 +124,7 @@ extension NodeShell {
             desk = round.deskBefore
             logger.critical("ledger write failed", metadata: ["error": "\(failure)"])
             round.outgoing = machine.roundNotRecorded(round.work, detail: "ledger of node \(spec.id) unavailable", nowMs: nowMs).compactMap {
-                if case .answer(let response, let peer, _) = $0 { Outgoing(peer: peer, frames: WireCodec.frames(response)) } else { nil }
+                if case .answer(let response, let peer, _) = $0 { Outgoing(peer: peer, frames: frames(response)) } else { nil }
             }
         }
         var next: [Directive] = []
@@ -137,6 +138,18 @@ extension NodeShell {
                                           rejects: upload.rejects, replyTo: upload.peer, receivedAtMs: upload.receivedAtMs, nowMs: nowMs)
         }
         try execute(next)
+    }
+
+    /// A request's frames: as received where only its budget changed, else encoded.
+    func frames(_ request: WireRequest) -> [[UInt8]] {
+        guard let body = passThrough.body(of: request) else { return WireCodec.frames(request) }
+        return [[], WireCodec.requestKind, body]
+    }
+
+    /// An answer's frames: as received when passed on unchanged, else encoded.
+    func frames(_ response: WireResponse) -> [[UInt8]] {
+        guard let body = passThrough.body(of: response) else { return WireCodec.frames(response) }
+        return WireCodec.frames(responseBody: body)
     }
 
     /// The final answer of a settlement resolved here, as stored.

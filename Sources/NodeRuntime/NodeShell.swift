@@ -73,6 +73,8 @@ public final class NodeShell {
     private var fromLocalParent: [[[UInt8]]] = []
     /// Something was handed over since the last turn: the reactor steps again before it polls.
     public var hasLocalMail: Bool { !fromLocalChildren.isEmpty || !fromLocalParent.isEmpty }
+    /// What this turn received, to send on as received where the machine changed nothing else.
+    var passThrough = PassThrough()
     /// This node's routing id as its parent's ROUTER knows it.
     let routingID: [UInt8]
 
@@ -93,6 +95,8 @@ public final class NodeShell {
     var messagesHandled: Int64 = 0
     /// Messages handed to a neighbour in this process (in the status file).
     var handedOverInMemory: Int64 = 0
+    /// Ledger commits since start (in the status file).
+    var commits: Int64 = 0
     private var reportedSignedIn = false
     private var reportedReady = false
     private var reportedChildren = 0
@@ -260,6 +264,7 @@ public final class NodeShell {
             if isCommitting { stopsAfterCommit = true } else { stop() }
             return
         }
+        passThrough.forget()
         if nowMs - links.lastCheckMs >= max(100, pace.maxWaitMs) { links.refresh(nowMs: nowMs, logger: logger) }
         for message in links.due(nowMs: nowMs) { transmit(message) }
         var flags = readable.makeIterator()
@@ -356,9 +361,11 @@ public final class NodeShell {
             return
         case .refused(let answer, let peer):
             directives.append(.answer(answer, to: peer, record: nil))
-        case .request(let request, let peer):
+        case .request(let request, let body, let peer):
+            passThrough.received(request, body: body)
             directives += machine.receivedRequest(request, from: peer, nowMs: nowMs)
-        case .response(let response, let peer):
+        case .response(let response, let body, let peer):
+            passThrough.received(response, body: body)
             if let node = machine.nodeID(of: peer), let ticketID = openUnresponsive[node] {
                 closeUnresponsive(node: node, ticketID: ticketID)   // it answers again: it is back
             }
@@ -448,6 +455,8 @@ public final class NodeShell {
         record.resolving = machine.resolutions.count
         record.childrenSignedIn = machine.signedInChildren.count
         record.handedOverInMemory = handedOverInMemory
+        record.passedThrough = passThrough.passed
+        record.commits = commits
         status.write(record, nowMs: nowMs)
     }
 }

@@ -52,6 +52,11 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     /// Messages this node handed to its parent or a child in the same process, in memory rather
     /// than over TCP (nil from a node that predates in-process hops).
     public var handedOverInMemory: Int64?
+    /// Messages this node sent on as they were received, without encoding them again.
+    public var passedThrough: Int64?
+    /// Ledger commits (each one sync) since the node started: messages handled per commit is
+    /// how well its rounds gather work.
+    public var commits: Int64?
 
     /// Ready for work: signed in to its parent and holding the catalog (1301).
     public var isReady: Bool { signedIn && !catalogVersion.isEmpty }

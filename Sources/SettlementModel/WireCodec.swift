@@ -47,12 +47,29 @@ public enum WireCodec {
     /// one changed byte changes it), so a frame damaged on the link is dropped like a lost one
     /// instead of being believed. Hospitals' messages have three frames and no checksum.
     public static func checksum(kind: [UInt8], body: [UInt8]) -> [UInt8] {
+        let hash = checksumValue(kind: kind, body: body)
+        return (0..<8).map { UInt8(truncatingIfNeeded: hash >> (8 * $0)) }
+    }
+
+    /// FNV-1a over kind, a zero byte and body, read in place (a relay checks and seals every
+    /// message it passes: no concatenated copy for each).
+    static func checksumValue(kind: [UInt8], body: [UInt8]) -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in kind + [0] + body {
+        func mix(_ byte: UInt8) {
             hash ^= UInt64(byte)
             hash = hash &* 0x0000_0100_0000_01B3
         }
-        return (0..<8).map { UInt8(truncatingIfNeeded: hash >> (8 * $0)) }
+        for byte in kind { mix(byte) }
+        mix(0)
+        body.withUnsafeBufferPointer { for byte in $0 { mix(byte) } }
+        return hash
+    }
+
+    /// Whether `frame` is the checksum of kind and body (little-endian, as `checksum` writes it).
+    static func isChecksum(_ frame: [UInt8], kind: [UInt8], body: [UInt8]) -> Bool {
+        guard frame.count == 8 else { return false }
+        let hash = checksumValue(kind: kind, body: body)
+        return frame.indices.allSatisfy { frame[$0] == UInt8(truncatingIfNeeded: hash >> (8 * $0)) }
     }
 
     /// The three frames of a message with the checksum frame added.
@@ -66,8 +83,61 @@ public enum WireCodec {
     public static func unsealed(_ frames: ArraySlice<[UInt8]>) -> ArraySlice<[UInt8]>? {
         guard frames.count == 4 else { return frames }
         let start = frames.startIndex
-        guard frames[start + 3] == checksum(kind: frames[start + 1], body: frames[start + 2]) else { return nil }
+        guard isChecksum(frames[start + 3], kind: frames[start + 1], body: frames[start + 2]) else { return nil }
         return frames.dropLast()
+    }
+
+    /// A request's body with its `budget_ms` (field 16) set to `budgetMs` and every other field
+    /// left as it was, byte for byte: a relay passes a request on with the budget it has left
+    /// without encoding it again. Nil when the body is not well-formed protobuf at its top level.
+    public static func replacingBudget(in body: [UInt8], with budgetMs: Int32) -> [UInt8]? {
+        let budgetField: UInt64 = 16
+        var out: [UInt8] = []
+        out.reserveCapacity(body.count + 11)
+        var copyFrom = 0
+        var index = 0
+        func varint() -> UInt64? {
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            while index < body.count && shift < 64 {
+                let byte = body[index]
+                index += 1
+                value |= UInt64(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { return value }
+                shift += 7
+            }
+            return nil
+        }
+        while index < body.count {
+            let fieldStart = index
+            guard let tag = varint() else { return nil }
+            switch tag & 7 {
+            case 0: guard varint() != nil else { return nil }
+            case 1: index += 8
+            case 2:
+                guard let length = varint(), length <= UInt64(body.count - index) else { return nil }
+                index += Int(length)
+            case 5: index += 4
+            default: return nil   // groups are not in this schema; anything else is not protobuf
+            }
+            guard index <= body.count else { return nil }
+            if tag >> 3 == budgetField {
+                out.append(contentsOf: body[copyFrom..<fieldStart])
+                copyFrom = index
+            }
+        }
+        out.append(contentsOf: body[copyFrom...])
+        if budgetMs != 0 {   // proto3 leaves a zero out
+            out.append(UInt8(budgetField << 3))   // wire type 0: 0x80 0x01
+            out.append(0x01)
+            var value = UInt64(bitPattern: Int64(budgetMs))   // int32: negative values take ten bytes
+            while value >= 0x80 {
+                out.append(UInt8(truncatingIfNeeded: value) | 0x80)
+                value >>= 7
+            }
+            out.append(UInt8(value))
+        }
+        return out
     }
 
     public static func frames(_ request: WireRequest) -> [[UInt8]] {

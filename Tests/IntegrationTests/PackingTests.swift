@@ -145,6 +145,18 @@ import Testing
             }
             #expect(handedOver > 0, "city \(city) handed nothing over in memory")
         }
+        // Every cross-province settlement passed the national node, which relays the request (its
+        // budget replaced in place) and the answer as received, without encoding either again.
+        let nationalPath = layout.statusPath(DivisionCode("000000")!)
+        var passedThrough: Int64 = 0
+        let deadline = Date().addingTimeInterval(30)
+        while passedThrough < 2 && Date() < deadline {
+            if let data = FileManager.default.contents(atPath: nationalPath), let status = try? JSONDecoder().decode(NodeStatus.self, from: data) {
+                passedThrough = status.passedThrough ?? 0
+            }
+            if passedThrough < 2 { usleep(100_000) }
+        }
+        #expect(passedThrough >= 2, "the national node encoded again what it relayed")
     }
 
     /// One process per node: every hop goes over TCP, none in memory.

@@ -1,0 +1,53 @@
+import SettlementModel
+
+/// The bodies of what a node received in its current turn, as they arrived. Most of what a node
+/// sends is something it received: a request going on with a smaller budget, an answer going
+/// back unchanged. Those leave as the bytes that came in (the budget replaced in place) instead
+/// of being encoded again, which was a sixth of a relay's time.
+///
+/// Whatever the machine changed beyond the budget is encoded as usual: what is sent is always
+/// the message the machine decided on.
+struct PassThrough {
+    private var requests: [String: (request: WireRequest, body: [UInt8])] = [:]
+    private var responses: [String: (response: WireResponse, body: [UInt8])] = [:]
+    /// Messages sent as received since the node started (in the status file).
+    private(set) var passed: Int64 = 0
+
+    mutating func received(_ request: WireRequest, body: [UInt8]) {
+        requests[request.msgid] = (request, body)
+    }
+
+    mutating func received(_ response: WireResponse, body: [UInt8]) {
+        responses[response.reqMsgid] = (response, body)
+    }
+
+    /// A new turn: what the last one received is not sent any more (its round is over).
+    mutating func forget() {
+        if !requests.isEmpty { requests.removeAll(keepingCapacity: true) }
+        if !responses.isEmpty { responses.removeAll(keepingCapacity: true) }
+    }
+
+    /// The body of `request` if it is one received this turn with at most its budget changed.
+    mutating func body(of request: WireRequest) -> [UInt8]? {
+        guard let kept = requests[request.msgid] else { return nil }
+        if request.budgetMs == kept.request.budgetMs {
+            guard request == kept.request else { return nil }
+            passed += 1
+            return kept.body
+        }
+        var unbudgeted = request
+        unbudgeted.budgetMs = kept.request.budgetMs
+        guard unbudgeted == kept.request, let body = WireCodec.replacingBudget(in: kept.body, with: request.budgetMs) else {
+            return nil
+        }
+        passed += 1
+        return body
+    }
+
+    /// The body of `response` if it is one received this turn, unchanged.
+    mutating func body(of response: WireResponse) -> [UInt8]? {
+        guard let kept = responses[response.reqMsgid], kept.response == response else { return nil }
+        passed += 1
+        return kept.body
+    }
+}

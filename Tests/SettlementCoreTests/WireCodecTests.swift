@@ -1,0 +1,67 @@
+import SettlementModel
+import SwiftProtobuf
+import Testing
+
+@Suite struct WireCodecTests {
+    static func settlementRequest(budgetMs: Int32) -> WireRequest {
+        var request = WireRequest()
+        request.infno = "2207"
+        request.msgid = "H37021100001202611230000000001"
+        request.mdtrtareaAdmvs = "370211"
+        request.insuplcAdmdvs = "410102"
+        request.fixmedinsCode = "H37021100001"
+        request.infTime = "2026-11-23 00:00:00"
+        request.budgetMs = budgetMs
+        var input = SettlementInput()
+        input.psnNo = "41010200000000000001"
+        input.medfeeSumamt = 12_345
+        request.settlement = input
+        return request
+    }
+
+    @Test(arguments: [Int32(0), 1, 127, 128, 9_400, 60_000, -5])
+    func aRelayedBodyHasTheNewBudgetAndEveryOtherFieldAsItWas(budgetMs: Int32) throws {
+        let original = Self.settlementRequest(budgetMs: 30_000)
+        let encoded: [UInt8] = try original.serializedBytes()
+        let body = try #require(WireCodec.replacingBudget(in: encoded, with: budgetMs))
+        var expected = original
+        expected.budgetMs = budgetMs
+        #expect(try WireRequest(serializedBytes: body) == expected)
+        // Replaced, not appended: the body stays the size of the request encoded afresh.
+        let encodedAfresh: [UInt8] = try expected.serializedBytes()
+        #expect(body.count == encodedAfresh.count)
+    }
+
+    @Test func aBudgetIsAddedToABodyWithoutOneAndEveryCopyOfItIsReplaced() throws {
+        let noBudget: [UInt8] = try Self.settlementRequest(budgetMs: 0).serializedBytes()
+        let added = try #require(WireCodec.replacingBudget(in: noBudget, with: 500))
+        #expect(try WireRequest(serializedBytes: added).budgetMs == 500)
+        // A hostile sender repeating the field: the last would win in a parser, so none may stay.
+        let repeated = noBudget + [0x80, 0x01, 0x05] + noBudget + [0x80, 0x01, 0x07]
+        let replaced = try #require(WireCodec.replacingBudget(in: repeated, with: 9))
+        #expect(try WireRequest(serializedBytes: replaced).budgetMs == 9)
+        #expect(replaced.count == repeated.count - 6 + 3)
+    }
+
+    @Test func aBodyThatIsNotProtobufIsNotRelayedAsIs() throws {
+        let body: [UInt8] = try Self.settlementRequest(budgetMs: 30_000).serializedBytes()
+        #expect(WireCodec.replacingBudget(in: Array(body.dropLast(3)), with: 1) == nil, "a truncated string field")
+        #expect(WireCodec.replacingBudget(in: [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F], with: 1) == nil, "a length past the end")
+        #expect(WireCodec.replacingBudget(in: [0x0B], with: 1) == nil, "a group (wire type 3)")
+        #expect(WireCodec.replacingBudget(in: [0x80], with: 1) == nil, "a tag cut short")
+    }
+
+    /// The checksum between nodes is FNV-1a (64 bits, little-endian) over kind, a zero byte and
+    /// body (docs/PROTOCOL.md): other implementations compute it from that description.
+    @Test func theChecksumIsFNV1aOverKindZeroAndBody() throws {
+        let body: [UInt8] = try Self.settlementRequest(budgetMs: 30_000).serializedBytes()
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in Array("req".utf8) + [0] + body {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        let expected = (0..<8).map { UInt8(truncatingIfNeeded: hash >> (8 * $0)) }
+        #expect(WireCodec.checksum(kind: WireCodec.requestKind, body: body) == expected)
+        #expect(WireCodec.sealed([[], WireCodec.requestKind, body]).last == expected)
+    }
+}
