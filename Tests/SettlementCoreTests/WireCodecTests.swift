@@ -51,17 +51,28 @@ import Testing
         #expect(WireCodec.replacingBudget(in: [0x80], with: 1) == nil, "a tag cut short")
     }
 
-    /// The checksum between nodes is FNV-1a (64 bits, little-endian) over kind, a zero byte and
-    /// body (docs/PROTOCOL.md): other implementations compute it from that description.
-    @Test func theChecksumIsFNV1aOverKindZeroAndBody() throws {
+    /// XXH64 as its specification defines it (values from the reference implementation).
+    @Test func xxh64GivesTheReferenceValues() {
+        #expect(XXH64.hash([]) == 0xEF46_DB37_51D8_E999)
+        #expect(XXH64.hash(Array("abc".utf8)) == 0x44BC_2CF5_AD77_0999)
+        #expect(XXH64.hash(Array("Nobody inspects the spammish repetition".utf8)) == 0xFBCE_A83C_8A37_8BF1)
+        #expect(XXH64.hash((0..<100).map { UInt8($0) }) == 0x6AC1_E580_3216_6597)
+        #expect(XXH64.hash((0..<100).map { UInt8($0) }, seed: 12_345) == 0x028B_A1AE_2DE4_DE27)
+    }
+
+    /// The checksum between nodes is XXH64 of the body seeded with the FNV-1a 64 of the kind,
+    /// little-endian (docs/PROTOCOL.md): other implementations compute it from that description.
+    @Test func theChecksumIsXXH64OfTheBodySeededByTheKind() throws {
         let body: [UInt8] = try Self.settlementRequest(budgetMs: 30_000).serializedBytes()
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in Array("req".utf8) + [0] + body {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01B3
+        var seed: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in Array("req".utf8) {
+            seed ^= UInt64(byte)
+            seed = seed &* 0x0000_0100_0000_01B3
         }
+        let hash = XXH64.hash(body, seed: seed)
         let expected = (0..<8).map { UInt8(truncatingIfNeeded: hash >> (8 * $0)) }
         #expect(WireCodec.checksum(kind: WireCodec.requestKind, body: body) == expected)
         #expect(WireCodec.sealed([[], WireCodec.requestKind, body]).last == expected)
+        #expect(WireCodec.checksum(kind: WireCodec.responseKind, body: body) != expected, "the kind is part of it")
     }
 }
