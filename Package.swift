@@ -105,6 +105,13 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
+// Release builds skip the run-time exclusivity checks on our own code: the node's shell keeps its
+// state in a class, and checking each access to it was 6 % of a relay's reactor thread. Debug
+// builds, which the tests run, keep them (a violation there fails loudly).
+for target in package.targets where target.type == .regular || target.type == .executable {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+}
+
 // Micro-benchmarks of the hot paths (ordo-one's benchmark package): only when asked for, so
 // that a plain build and CI do not fetch and compile the benchmark tooling.
 //   SETTLENET_BENCHMARKS=1 swift package benchmark --target HotPaths
