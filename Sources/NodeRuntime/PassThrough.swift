@@ -14,12 +14,20 @@ struct PassThrough {
     private(set) var passed: Int64 = 0
 
     mutating func received(_ request: WireRequest, body: [UInt8]) {
+        // An upload batch goes on with only the records that passed, and comparing one of
+        // thousands of records costs more than encoding it: never kept.
+        guard body.count <= Self.largestKept else { return }
         requests[request.msgid] = (request, body)
     }
 
     mutating func received(_ response: WireResponse, body: [UInt8]) {
+        guard body.count <= Self.largestKept else { return }
         responses[response.reqMsgid] = (response, body)
     }
+
+    /// Settlements, reversals and their answers take a few hundred bytes; upload batches and
+    /// their answers with rejects take kilobytes to megabytes.
+    static let largestKept = 4_096
 
     /// A new turn: what the last one received is not sent any more (its round is over).
     mutating func forget() {
