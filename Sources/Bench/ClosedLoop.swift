@@ -109,19 +109,18 @@ public final class ClosedLoop {
         func send() throws {
             let (county, request) = try next()
             sentAt[request.msgid] = monotonicUs()
-            try links.socket(for: request, county: county).send(WireCodec.frames(request))
+            try links.send(request, county: county)
         }
         for _ in 0..<window { try send() }
-        var poller = Poller(links.sockets)
         let warmUpEnds = monotonicUs() + 1_000_000
         var startedUs: Int64 = 0, now: Int64 = 0
         var cpuAtStart: Double?, cpuAtEnd: Double?
         var lastAnswerUs = monotonicUs()
         measuring: while true {
-            let readable = try poller.poll(timeoutMs: 1_000)
+            let readable = try links.poller.wait(timeoutMs: 1_000)
             now = monotonicUs()
             if now - lastAnswerUs > 15_000_000 { throw SettleNetError(.bench, "no answer from the cluster of \(topology.file) for 15 s with \(sentAt.count) requests in flight; see its node logs (settlenet cluster logs)") }
-            for (index, isReadable) in readable.enumerated() where isReadable {
+            for index in readable {
                 while let frames = try links.sockets[index].receive(wait: false) {
                     guard case .response(let response) = WireCodec.decode(frames[...]),
                           let sent = sentAt.removeValue(forKey: response.reqMsgid) else { continue }
@@ -152,8 +151,8 @@ public final class ClosedLoop {
         // Let what is still in flight finish, so the next phase starts on a quiet network.
         let drainEnds = monotonicUs() + 15_000_000
         while !sentAt.isEmpty && monotonicUs() < drainEnds {
-            let readable = try poller.poll(timeoutMs: 200)
-            for (index, isReadable) in readable.enumerated() where isReadable {
+            let readable = try links.poller.wait(timeoutMs: 200)
+            for index in readable {
                 while let frames = try links.sockets[index].receive(wait: false) {
                     if case .response(let response) = WireCodec.decode(frames[...]) {
                         if sentAt.removeValue(forKey: response.reqMsgid) != nil, response.infcode == 0 { _ = records(response) }

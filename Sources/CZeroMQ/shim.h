@@ -1,4 +1,6 @@
 #ifndef SETTLENET_CZEROMQ_SHIM_H
 #define SETTLENET_CZEROMQ_SHIM_H
 #include <zmq.h>
+/* EventPoller waits on the sockets' ZMQ_FD descriptors with epoll (Linux). */
+#include <sys/epoll.h>
 #endif

@@ -12,6 +12,8 @@ public final class HospitalLinks {
     public private(set) var sockets: [Socket] = []
     private var byCounty: [DivisionCode: Int] = [:]
     private var byInstitution: [String: Int] = [:]
+    /// Waits for answers on every link at the cost of one (`send` keeps it told of each use).
+    public private(set) var poller: EventPoller!
 
     /// `configure` sets each socket's options before it connects.
     public init(context: Context, topology: Topology, keys: HospitalKeys?, perInstitution: Bool = false,
@@ -33,6 +35,14 @@ public final class HospitalLinks {
                 sockets.append(try open(context, endpoint, configure, credentials: credentials))
             }
         }
+        poller = try EventPoller(sockets)
+    }
+
+    /// Sends `request` as its hospital, on the link `socket(for:county:)` names.
+    public func send(_ request: WireRequest, county: DivisionCode) throws {
+        let socket = socket(for: request, county: county)
+        try socket.send(WireCodec.frames(request))
+        poller.used(socket)
     }
 
     /// How many sockets a topology needs (for the context's socket limit); `secured` also for

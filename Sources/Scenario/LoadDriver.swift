@@ -145,7 +145,6 @@ public final class LoadDriver {
         var batchArrivals = uploadSchedule?.makeIterator()
         var nextBatch = batchArrivals?.next()
         let catalogVersion = Catalog.national().version
-        var poller = Poller(links.sockets)
         let start = monotonicUs()
         let cpuStart = threadCPUTimeUs()
         var lastProgressUs: Int64 = 0
@@ -161,7 +160,7 @@ public final class LoadDriver {
             } else {
                 factory.settlement(psnNo: plan.psnNo, insured: plan.insured, bill: plan.bill, inpatient: plan.inpatient, nowMs: now)
             }
-            try links.socket(for: request, county: plan.origin).send(WireCodec.frames(request))
+            try links.send(request, county: plan.origin)
             outstanding[request.msgid] = Outstanding(plan: plan, intendedUs: intendedUs, isReversal: omsgid != nil,
                                                      msgid: request.msgid, request: request)
             return request.msgid
@@ -221,7 +220,7 @@ public final class LoadDriver {
                 nextArrival = arrivals?.next()
             }
             for (msgid, batch) in batches where (batch.resendAtUs ?? .max) <= now {
-                try links.socket(for: batch.request, county: batch.plan.county).send(WireCodec.frames(batch.request))
+                try links.send(batch.request, county: batch.plan.county)
                 batches[msgid]!.resendAtUs = nil
             }
             if governance != nil, let uploadLoad {
@@ -250,7 +249,7 @@ public final class LoadDriver {
             for (msgid, doubt) in inDoubt where doubt.nextQueryUs <= now && outstanding[msgid] == nil {
                 var item = doubt.item
                 item.isRequery = true
-                try links.socket(for: item.request, county: item.plan.origin).send(WireCodec.frames(item.request))
+                try links.send(item.request, county: item.plan.origin)
                 outstanding[msgid] = item
                 inDoubt[msgid]!.nextQueryUs = now + requeryIntervalUs
             }
@@ -263,9 +262,9 @@ public final class LoadDriver {
             }
 
             let waitUs = [nextArrival, nextBatch].compactMap { $0.map { $0 - now } }.min() ?? 50_000
-            let readable = try poller.poll(timeoutMs: Self.pollTimeoutMs(waitUs: waitUs))
+            let readable = try links.poller.wait(timeoutMs: Self.pollTimeoutMs(waitUs: waitUs))
             now = monotonicUs() - start
-            for (index, isReadable) in readable.enumerated() where isReadable {
+            for index in readable {
                 while let frames = try links.sockets[index].receive(wait: false) {
                     guard case .response(let response) = WireCodec.decode(frames[...]) else { continue }
                     if let pending = batches[response.reqMsgid], pending.resendAtUs == nil,
@@ -401,7 +400,7 @@ public final class LoadDriver {
                 input.event = "list"
                 input.subject = institution
                 request.input = .ticket(input)
-                try links.socket(for: request, county: county.id).send(WireCodec.frames(request))
+                try links.send(request, county: county.id)
                 governance.listsInFlight[request.msgid] = institution
             }
         }
@@ -465,7 +464,7 @@ public final class LoadDriver {
         input.records = plan.records.map(\.record)
         input.catalogVersion = catalogVersion
         request.input = .upload(input)
-        try links.socket(for: request, county: plan.county).send(WireCodec.frames(request))
+        try links.send(request, county: plan.county)
         return request
     }
 }

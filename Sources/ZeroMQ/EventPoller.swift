@@ -1,0 +1,123 @@
+import CZeroMQ
+import Glibc
+
+/// Waits for any of many sockets with one epoll over their ZMQ_FD descriptors. zmq_poll looks
+/// at every socket on every call, a system call each inside libzmq: a load driver holding a
+/// connection per hospital paid more for its waits than for its messages. Here a wait costs one
+/// epoll_wait, and only sockets that may have input are asked (ZMQ_EVENTS).
+///
+/// ZMQ_FD only signals that something about a socket changed, and any call on the socket may
+/// take that signal (libzmq's documentation of ZMQ_FD): so a socket is asked after its
+/// descriptor fired, after the owner used it (`used(_:)`), and after it was last found with
+/// input, until it is found without. Level-triggered plain descriptors (a wake-up pipe) may
+/// be added after the sockets; they are reported while readable.
+public final class EventPoller {
+    private let sockets: [Socket]
+    private let epoll: Int32
+    private let plainCount: Int
+    /// Positions to ask about before waiting, each once (`isPending`).
+    private var pending: [Int] = []
+    private var isPending: [Bool]
+    private var events: [epoll_event]
+    private let positionOf: [ObjectIdentifier: Int]
+
+    public init(_ sockets: [Socket], fds: [Int32] = []) throws(ZeroMQError) {
+        self.sockets = sockets
+        plainCount = fds.count
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epoll >= 0 else { throw ZeroMQError(code: errno, operation: "epoll_create1") }
+        isPending = Array(repeating: false, count: sockets.count + fds.count)
+        events = Array(repeating: epoll_event(), count: max(16, min(1_024, sockets.count + fds.count)))
+        var positions: [ObjectIdentifier: Int] = [:]
+        for (position, socket) in sockets.enumerated() { positions[ObjectIdentifier(socket)] = position }
+        positionOf = positions
+        for (position, socket) in sockets.enumerated() {
+            try add(try socket.fileDescriptor(), position: position)
+            markPending(position)   // whatever arrived before the poller existed
+        }
+        for (offset, fd) in fds.enumerated() { try add(fd, position: sockets.count + offset) }
+    }
+
+    deinit { close(epoll) }
+
+    private func add(_ fd: Int32, position: Int) throws(ZeroMQError) {
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u32 = UInt32(position)
+        guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { throw ZeroMQError(code: errno, operation: "epoll_ctl") }
+    }
+
+    private func markPending(_ position: Int) {
+        guard !isPending[position] else { return }
+        isPending[position] = true
+        pending.append(position)
+    }
+
+    /// The owner sent on (or read from) `socket` outside `wait`: it is asked again before the
+    /// next wait, since the call may have taken its descriptor's signal.
+    public func used(_ socket: Socket) {
+        if let position = positionOf[ObjectIdentifier(socket)] { markPending(position) }
+    }
+
+    /// The owner used the socket at `position`.
+    public func used(position: Int) { markPending(position) }
+
+    /// Waits up to `timeoutMs` (-1 forever, 0 not at all) and returns the positions, sockets
+    /// first in the order given and then the plain descriptors, that have input. A socket found
+    /// readable is asked again next time: its owner need not read it to the end. A signal
+    /// interrupting the wait counts as the end of the wait.
+    public func wait(timeoutMs: Int) throws(ZeroMQError) -> [Int] {
+        let deadline = timeoutMs < 0 ? nil : Self.nowMs() + Int64(timeoutMs)
+        while true {
+            var readable: [Int] = []
+            let asked = pending
+            pending.removeAll(keepingCapacity: true)
+            for position in asked {
+                isPending[position] = false
+                if position >= sockets.count {
+                    readable.append(position)
+                } else if try sockets[position].hasInput() {
+                    readable.append(position)
+                }
+            }
+            if !readable.isEmpty {
+                for position in readable where position < sockets.count { markPending(position) }
+                return readable.sorted()
+            }
+            let remaining = deadline.map { max(0, $0 - Self.nowMs()) } ?? -1
+            let count = epoll_wait(epoll, &events, Int32(events.count), Int32(clamping: remaining))
+            if count < 0 {
+                if errno == EINTR { return [] }
+                throw ZeroMQError(code: errno, operation: "epoll_wait")
+            }
+            if count == 0 { return [] }
+            for index in 0..<Int(count) { markPending(Int(events[index].data.u32)) }
+            // A descriptor fired, but its socket may have nothing to read (libzmq had other
+            // news): the loop asks, and waits out the rest of the time if so.
+        }
+    }
+
+    private static func nowMs() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Int64(time.tv_sec) * 1_000 + Int64(time.tv_nsec) / 1_000_000
+    }
+}
+
+extension Socket {
+    /// The descriptor libzmq signals on when this socket's state may have changed (ZMQ_FD).
+    func fileDescriptor() throws(ZeroMQError) -> Int32 {
+        var fd: Int32 = -1
+        var size = MemoryLayout<Int32>.size
+        _ = try zmqCall("zmq_getsockopt(FD)") { zmq_getsockopt(handle, ZMQ_FD, &fd, &size) }
+        return fd
+    }
+
+    /// Whether a message can be received now (ZMQ_EVENTS has ZMQ_POLLIN).
+    public func hasInput() throws(ZeroMQError) -> Bool {
+        var events: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        _ = try zmqCall("zmq_getsockopt(EVENTS)") { zmq_getsockopt(handle, ZMQ_EVENTS, &events, &size) }
+        return events & Int32(ZMQ_POLLIN) != 0
+    }
+}

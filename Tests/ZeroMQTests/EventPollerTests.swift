@@ -1,0 +1,82 @@
+import Glibc
+import Testing
+import ZeroMQ
+
+@Suite struct EventPollerTests {
+    /// Forty DEALERs, each with its own routing id, connected to one ROUTER, and the ROUTER.
+    func clients(_ context: Context, count: Int = 40) throws -> (router: Socket, dealers: [Socket]) {
+        let router = try context.socket(.router)
+        try router.bind("tcp://127.0.0.1:*")
+        let endpoint = try router.lastEndpoint
+        let dealers = try (0..<count).map { index in
+            let dealer = try context.socket(.dealer)
+            try dealer.setRoutingID(Array("client-\(index)".utf8))
+            try dealer.connect(endpoint)
+            return dealer
+        }
+        // Each says hello, so that the ROUTER knows every routing id before it answers.
+        let routerWaiter = try EventPoller([router])
+        for dealer in dealers { try dealer.send([Array("hello".utf8)]) }
+        var greeted = 0
+        while greeted < count {
+            #expect(try routerWaiter.wait(timeoutMs: 10_000) == [0], "the ROUTER heard \(greeted) of \(count) clients")
+            while try router.receive(wait: false) != nil { greeted += 1 }
+        }
+        return (router, dealers)
+    }
+
+    @Test func aWaitReportsExactlyTheSocketsThatHaveInput() throws {
+        let context = try Context()
+        let (router, dealers) = try clients(context)
+        let poller = try EventPoller(dealers)
+        #expect(try poller.wait(timeoutMs: 0) == [], "nothing was sent to any client yet")
+        for index in [3, 17, 39] { try router.send([Array("client-\(index)".utf8), Array("answer".utf8)]) }
+        var seen: Set<Int> = []
+        while seen.count < 3 {
+            let readable = try poller.wait(timeoutMs: 10_000)
+            #expect(!readable.isEmpty, "the answers did not arrive within 10 s")
+            if readable.isEmpty { break }
+            for index in readable {
+                while let frames = try dealers[index].receive(wait: false) {
+                    #expect(frames == [Array("answer".utf8)])
+                    seen.insert(index)
+                }
+            }
+        }
+        #expect(seen == [3, 17, 39])
+        #expect(try poller.wait(timeoutMs: 0) == [], "everything was read")
+    }
+
+    /// A send can take the signal of an answer that arrives meanwhile (libzmq's ZMQ_FD): a socket
+    /// the owner used is asked again, so a request answered at once is never missed.
+    @Test func aSocketUsedBetweenWaitsIsAskedAgain() throws {
+        let context = try Context()
+        let (router, dealers) = try clients(context, count: 8)
+        let poller = try EventPoller(dealers)
+        for round in 0..<200 {
+            let index = round % dealers.count
+            try dealers[index].send([Array("request \(round)".utf8)])
+            poller.used(dealers[index])
+            // The ROUTER answers on this thread, so the answer may be back before the next wait.
+            let routerWaiter = try EventPoller([router])
+            #expect(try routerWaiter.wait(timeoutMs: 10_000) == [0])
+            let request = try #require(try router.receive(wait: false))
+            try router.send([request[0], Array("answer \(round)".utf8)])
+            #expect(try poller.wait(timeoutMs: 10_000) == [index], "round \(round)")
+            #expect(try dealers[index].receive(wait: false) == [Array("answer \(round)".utf8)])
+        }
+    }
+
+    @Test func aPlainDescriptorIsReportedAfterTheSockets() throws {
+        let context = try Context()
+        let (_, dealers) = try clients(context, count: 2)
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        defer { close(ends[0]); close(ends[1]) }
+        let poller = try EventPoller(dealers, fds: [ends[0]])
+        #expect(try poller.wait(timeoutMs: 20) == [])
+        var one: UInt8 = 1
+        #expect(write(ends[1], &one, 1) == 1)
+        #expect(try poller.wait(timeoutMs: 10_000) == [2])
+    }
+}
