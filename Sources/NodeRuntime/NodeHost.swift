@@ -41,8 +41,9 @@ public final class NodeHost {
     /// stopped and the failures thrown, so the process exits non-zero and `cluster up` reports it.
     public func run() throws {
         if ids.count > 1 { Context.raiseOpenFilesLimit() }   // sockets, connections, ledger files
-        // Four sockets per node (ROUTER, DEALER, the parent link's monitor pair), six when secured
-        // and some to spare for libzmq's own and the ZAP handler's.
+        // At most four sockets per node (ROUTER, DEALER, the parent link's monitor pair; a node whose
+        // parent is in this process has no DEALER nor monitor), six when secured, and some to
+        // spare for libzmq's own and the ZAP handler's.
         let perNode = topology.isSecured ? 6 : 4
         let context = try Context(ioThreads: 1, maxSockets: Int32(max(1_023, ids.count * perNode + 64)))
         var loggers: [DivisionCode: Logger] = [:]
@@ -64,8 +65,10 @@ public final class NodeHost {
         var shells: [NodeShell] = []
         do {
             for id in ids {
+                let parentInProcess = topology.node(id)?.parent.map(ids.contains) ?? false
                 shells.append(try NodeShell(topology: topology, id: id, dataDirectory: dataDirectory, logger: loggers[id]!,
-                                            context: context, pace: pace, keys: nodeKeys[id], nowMs: clock.nowMs()))
+                                            context: context, pace: pace, keys: nodeKeys[id], parentInProcess: parentInProcess,
+                                            nowMs: clock.nowMs()))
             }
         } catch {
             for shell in shells { shell.abort() }

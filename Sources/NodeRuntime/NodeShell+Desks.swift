@@ -117,16 +117,17 @@ extension NodeShell {
     /// Provincial tier: sends the national outbox's due batches.
     func flushOutbox() {
         lastOutboxFlushMs = nowMs
-        guard machine.isSignedIn, let upstream, outbox.hasWork else { return }
+        guard machine.isSignedIn, spec.parent != nil, outbox.hasWork else { return }
         do {
             let version = machine.catalog?.version ?? ""
             let now = nowMs
             for request in try ledger.write({ tx in try outbox.due(nowMs: now, catalogVersion: version, store: tx) }) {
-                do {
-                    try upstream.send(WireCodec.frames(request), wait: false)
+                // Sealed and through the link's faults like any message to the parent (in memory
+                // when the parent runs in this process); sent again later if this fails.
+                if send(Outgoing(peer: .parent, frames: WireCodec.frames(request), requestMsgid: request.msgid)) {
                     outbox.sent(request.msgid, nowMs: now)
-                } catch {
-                    logger.warning("outbox batch not sent", metadata: ["upload.msgid": "\(request.msgid)", "error": "\(error)"])
+                } else {
+                    logger.warning("outbox batch not sent", metadata: ["upload.msgid": "\(request.msgid)"])
                 }
             }
         } catch {

@@ -65,6 +65,8 @@ public final class NodeShell {
     // like any other, and they pass the receiver's gate like any other.
     /// The parent, when it runs in this process (the reactor holds both).
     weak var localParent: NodeShell?
+    /// The parent runs in this process: this node has no socket to it.
+    let parentInProcess: Bool
     /// Children in this process, by routing id.
     var localChildren: [[UInt8]: NodeShell] = [:]
     /// Handed over by local children since this node's last turn: the sender's routing id first.
@@ -120,9 +122,10 @@ public final class NodeShell {
 
     /// `context`: shared by the nodes of one process (one I/O thread for all). `keys`: required
     /// when the topology is secured (the process's `AdmissionGate` must be running in `context`
-    /// before the node binds). `nowMs`: the clock's reading at start-up.
+    /// before the node binds). `parentInProcess`: the parent runs in this process too, and is
+    /// reached in memory only (no link to it, nothing to poll). `nowMs`: the clock's reading at start-up.
     public init(topology: Topology, id: DivisionCode, dataDirectory: String, logger: Logger, context: Context,
-                pace: Pace = .single, keys: NodeKeys? = nil, nowMs: Int64) throws {
+                pace: Pace = .single, keys: NodeKeys? = nil, parentInProcess: Bool = false, nowMs: Int64) throws {
         guard let spec = topology.node(id) else {
             throw SettleNetError(.node, "node \(id) is not in topology \(topology.file)")
         }
@@ -137,6 +140,7 @@ public final class NodeShell {
         self.logger[metadataKey: "node"] = "\(id)"
         self.pace = pace
         self.nowMs = nowMs
+        self.parentInProcess = parentInProcess
         startedAtMs = nowMs
         endpoint = topology.endpoint(of: id)!
         routingID = Array(id.value.utf8)
@@ -170,7 +174,7 @@ public final class NodeShell {
         } catch {
             throw SettleNetError(.node, "node \(id) cannot bind \(topology.bindEndpoint(of: id)!): \(error) (is another cluster using this port? try --base-port)")
         }
-        if let parentID = spec.parent, let parentEndpoint = topology.endpoint(of: parentID) {
+        if let parentID = spec.parent, let parentEndpoint = topology.endpoint(of: parentID), !parentInProcess {
             let socket = try context.socket(.dealer)
             try socket.setRoutingID(routingID)
             try socket.setImmediate(true)            // no queueing to a parent that is not there

@@ -20,6 +20,8 @@ public final class Reactor {
         // A parent and a child both served here talk in memory.
         let byID = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0) })
         for node in nodes {
+            precondition(node.parentInProcess == (node.spec.parent.flatMap { byID[$0] } != nil),
+                         "node \(node.id): made with its parent \(node.parentInProcess ? "in" : "outside") this process, but it is not")
             guard let parentID = node.spec.parent, let parent = byID[parentID] else { continue }
             node.localParent = parent
             parent.localChildren[node.routingID] = node
@@ -81,6 +83,21 @@ public final class Reactor {
                     fail(node, error)
                 }
             }
+            // What the round handed over in memory is served before the next poll: a settlement
+            // climbs county, city and province in one round, and a poll (a system call per
+            // socket, inside libzmq) is paid once a round, not once a hop. Bounded, so that the
+            // sockets are looked at again soon whatever the nodes hand each other.
+            for _ in 0..<Self.localPassesPerRound {
+                guard live.contains(where: { $0.hasLocalMail && !$0.isCommitting }) else { break }
+                for (index, node) in live.enumerated() where node.hasLocalMail && !node.isCommitting {
+                    let sockets = firstSocket[index]..<firstSocket[index + 1]
+                    do {
+                        try node.turn(readable: ArraySlice(repeating: false, count: sockets.count), nowMs: now)
+                    } catch {
+                        fail(node, error)
+                    }
+                }
+            }
             if live.contains(where: \.isStopped) {
                 live.removeAll(where: \.isStopped)
                 poller = Poller(live.flatMap(\.sockets), fds: wakeFDs)
@@ -89,6 +106,10 @@ public final class Reactor {
         }
         if !failures.isEmpty { throw SettleNetError(.node, failures.joined(separator: "\n")) }
     }
+
+    /// Turns of the nodes with mail in memory, after the polled turns, before the next poll: a
+    /// hop up or down the tree each (county, city, province and back is six).
+    static let localPassesPerRound = 6
 
     /// Where each node's sockets begin in the poller (and, last, where they end).
     static func offsets(_ nodes: [NodeShell]) -> [Int] {
