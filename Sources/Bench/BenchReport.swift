@@ -152,6 +152,9 @@ public struct BenchReport: Codable, Sendable {
     public var durableBaseline: TransportBaseline.Result?
     /// The plain chain under the latency step's open model: the floor for the network's latency.
     public var baselineLatency: TransportBaseline.Result?
+    /// The durable chain under the same open model: the floor for a latency that waits for
+    /// six syncs in series on this disk (a settlement waits for eight).
+    public var durableBaselineLatency: TransportBaseline.Result?
     /// One closed-loop run per packing and in-flight window.
     public var settlements: [ClosedLoop.Result] = []
     /// By packing: the best error-free settlement rate over the baseline's round trips.
@@ -173,6 +176,7 @@ public struct BenchReport: Codable, Sendable {
         case ratioToBaseline = "ratio_to_baseline"
         case durableBaseline = "durable_baseline"
         case baselineLatency = "baseline_latency"
+        case durableBaselineLatency = "durable_baseline_latency"
     }
 
     /// The packings measured, in the order measured.
@@ -261,6 +265,9 @@ public struct BenchReport: Codable, Sendable {
         }
         if let floor = baselineLatency, let rate = floor.openModelRatePerS, let p50 = floor.p50Ms, let p99 = floor.p99Ms {
             row("  the relay chain at \(rate)/s, same open model", String(format: "p50 %.2f ms  p99 %.2f ms  (the floor)", p50, p99))
+        }
+        if let floor = durableBaselineLatency, let rate = floor.openModelRatePerS, let p50 = floor.p50Ms, let p99 = floor.p99Ms {
+            row("  the durable chain at \(rate)/s, same open model", String(format: "p50 %.2f ms  p99 %.2f ms  (6 syncs in series)", p50, p99))
         }
         if let memory { row("resident memory per node (\(memory.packing))", String(format: "max %.1f MB  mean %.1f MB", memory.maxMB, memory.meanMB)) }
         if let uploads {

@@ -159,6 +159,10 @@ public enum BenchRun {
         report.baselineLatency = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: floorPort,
                                                                window: 0, seconds: Double(options.latencySeconds), frames: frames,
                                                                openModelRatePerS: options.latencyRate)
+        // And the durable chain: what six syncs in series cost at that rate on this disk.
+        report.durableBaselineLatency = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: floorPort,
+                                                                      window: 0, seconds: Double(options.latencySeconds), frames: frames,
+                                                                      journals: journals, openModelRatePerS: options.latencyRate)
 
         let measured = networks.last!
         log("4/6 memory: resident set per node at steady state, packed \(measured.packing) (sampled during step 3)")

@@ -40,6 +40,10 @@ import Testing
         let floor = try #require(report.baselineLatency, "bench.json has no latency floor")
         #expect(floor.openModelRatePerS == 50 && floor.roundTrips == 100, "\(floor)")
         #expect((floor.p50Ms ?? 0) > 0 && (floor.p99Ms ?? 0) >= (floor.p50Ms ?? 0), "\(floor)")
+        // And the durable chain's: six syncs in series under the same open model.
+        let durableFloor = try #require(report.durableBaselineLatency, "bench.json has no durable latency floor")
+        #expect(durableFloor.openModelRatePerS == 50 && durableFloor.roundTrips == 100, "\(durableFloor)")
+        #expect(result.output.contains("the durable chain at 50/s"))
         #expect(report.settlements.allSatisfy { $0.errors == 0 && $0.succeeded > 10 }, "\(report.settlements)")
         #expect(report.ratioToBaseline.keys.sorted() == ["none", "province"])
         #expect(report.ratioToBaseline.values.allSatisfy { $0 > 0 && $0 < 1 }, "\(report.ratioToBaseline)")
