@@ -77,6 +77,9 @@ public final class NodeShell {
     public var hasLocalMail: Bool { !fromLocalChildren.isEmpty || !fromLocalParent.isEmpty }
     /// What this turn received, to send on as received where the machine changed nothing else.
     var passThrough = PassThrough()
+    /// Something was read from or sent on this node's sockets since the reactor last asked
+    /// (`takeSocketsTouched`): the reactor's poller must ask them again before it waits.
+    private var socketsTouched = false
     /// This node's routing id as its parent's ROUTER knows it.
     let routingID: [UInt8]
 
@@ -271,6 +274,7 @@ public final class NodeShell {
         passThrough.forget()
         if nowMs - links.lastCheckMs >= max(100, pace.maxWaitMs) { links.refresh(nowMs: nowMs, logger: logger) }
         for message in links.due(nowMs: nowMs) { transmit(message) }
+        if readable.contains(true) { socketsTouched = true }
         var flags = readable.makeIterator()
         var directives: [Directive] = []
         if flags.next() == true { drain(downstream, from: nil, into: &directives) }
@@ -303,6 +307,12 @@ public final class NodeShell {
         // Fresh within a quarter second while busy; on the pace's interval while idle.
         if nowMs - status.lastMs >= (directives.isEmpty ? pace.idleStatusMs : 250) { writeStatus() }
         links.flushTrace(logger: logger)
+    }
+
+    /// Whether this node's sockets were used since the last call.
+    func takeSocketsTouched() -> Bool {
+        defer { socketsTouched = false }
+        return socketsTouched
     }
 
     /// Closes the node's sockets after its last turn (or a failure) and says so.
@@ -432,6 +442,7 @@ public final class NodeShell {
                     return true
                 }
                 guard let upstream else { return false }
+                socketsTouched = true
                 try upstream.send(message.frames, wait: false)
             case .downstream(let id):
                 if let child = localChildren[id] {
@@ -440,6 +451,7 @@ public final class NodeShell {
                     handedOverInMemory += 1
                     return true
                 }
+                socketsTouched = true
                 try downstream.send([id] + message.frames, wait: false)
             }
             return true

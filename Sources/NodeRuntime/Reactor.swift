@@ -44,8 +44,11 @@ public final class Reactor {
         var now = clock.nowMs()
         for node in nodes { node.start(nowMs: now) }
         var live = nodes
-        var poller = Poller(live.flatMap(\.sockets), fds: wakeFDs)
+        // One epoll for every socket: a wait costs the same for 3 nodes or 300, and only the
+        // sockets that fired or that a turn used are asked about (zmq_poll asks every one).
+        var poller = try EventPoller(live.flatMap(\.sockets), fds: wakeFDs)
         var firstSocket = Self.offsets(live)
+        var readable: [Bool] = []
         var failures: [String] = []
         var draining = false
         func fail(_ node: NodeShell, _ error: any Error) {
@@ -67,13 +70,21 @@ public final class Reactor {
             }
             let steppable = live.lazy.filter { !$0.isCommitting }
             let wake = steppable.contains(where: \.hasLocalMail) ? now : steppable.map { $0.nextWakeMs(nowMs: now) }.min() ?? now + pace.maxWaitMs
-            let readable = try poller.poll(timeoutMs: Int(max(0, min(pace.maxWaitMs, wake - now))))
+            let ready = try poller.wait(timeoutMs: Int(max(0, min(pace.maxWaitMs, wake - now))))
+            readable.removeAll(keepingCapacity: true)
+            readable.append(contentsOf: repeatElement(false, count: firstSocket.last! + wakeFDs.count))
+            for position in ready { readable[position] = true }
             now = clock.nowMs()
             if let writers, readable.last == true {
                 for done in writers.takeFinished() {
                     let node = nodes[done.node]
                     do { try node.commitFinished(error: done.error, nowMs: now) } catch { fail(node, error) }
                 }
+            }
+            // Whatever a node read or sent, its sockets are asked again before the next wait
+            // (a call on a socket can take the signal of what arrives meanwhile).
+            func noteUse(_ index: Int, _ node: NodeShell) {
+                if node.takeSocketsTouched() { poller.used(firstSocket[index]..<firstSocket[index + 1]) }
             }
             for (index, node) in live.enumerated() where !node.isCommitting {
                 let sockets = firstSocket[index]..<firstSocket[index + 1]
@@ -82,6 +93,7 @@ public final class Reactor {
                 } catch {
                     fail(node, error)
                 }
+                noteUse(index, node)
             }
             // What the round handed over in memory is served before the next poll: a settlement
             // climbs county, city and province in one round, and a poll (a system call per
@@ -96,11 +108,12 @@ public final class Reactor {
                     } catch {
                         fail(node, error)
                     }
+                    noteUse(index, node)
                 }
             }
             if live.contains(where: \.isStopped) {
                 live.removeAll(where: \.isStopped)
-                poller = Poller(live.flatMap(\.sockets), fds: wakeFDs)
+                poller = try EventPoller(live.flatMap(\.sockets), fds: wakeFDs)
                 firstSocket = Self.offsets(live)
             }
         }

@@ -9,8 +9,9 @@ import Glibc
 /// ZMQ_FD only signals that something about a socket changed, and any call on the socket may
 /// take that signal (libzmq's documentation of ZMQ_FD): so a socket is asked after its
 /// descriptor fired, after the owner used it (`used(_:)`), and after it was last found with
-/// input, until it is found without. Level-triggered plain descriptors (a wake-up pipe) may
-/// be added after the sockets; they are reported while readable.
+/// input, until it is found without. The sockets' descriptors are edge-triggered, so a socket
+/// left unwatched (`watch`) costs nothing until it is watched again. Level-triggered plain
+/// descriptors (a wake-up pipe) may be added after the sockets; they are reported while readable.
 public final class EventPoller {
     private let sockets: [Socket]
     private let epoll: Int32
@@ -18,6 +19,7 @@ public final class EventPoller {
     /// Positions to ask about before waiting, each once (`isPending`).
     private var pending: [Int] = []
     private var isPending: [Bool]
+    private var isWatched: [Bool]
     private var events: [epoll_event]
     private let positionOf: [ObjectIdentifier: Int]
 
@@ -27,22 +29,23 @@ public final class EventPoller {
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw ZeroMQError(code: errno, operation: "epoll_create1") }
         isPending = Array(repeating: false, count: sockets.count + fds.count)
+        isWatched = Array(repeating: true, count: sockets.count + fds.count)
         events = Array(repeating: epoll_event(), count: max(16, min(1_024, sockets.count + fds.count)))
         var positions: [ObjectIdentifier: Int] = [:]
         for (position, socket) in sockets.enumerated() { positions[ObjectIdentifier(socket)] = position }
         positionOf = positions
         for (position, socket) in sockets.enumerated() {
-            try add(try socket.fileDescriptor(), position: position)
+            try add(try socket.fileDescriptor(), position: position, edgeTriggered: true)
             markPending(position)   // whatever arrived before the poller existed
         }
-        for (offset, fd) in fds.enumerated() { try add(fd, position: sockets.count + offset) }
+        for (offset, fd) in fds.enumerated() { try add(fd, position: sockets.count + offset, edgeTriggered: false) }
     }
 
     deinit { close(epoll) }
 
-    private func add(_ fd: Int32, position: Int) throws(ZeroMQError) {
+    private func add(_ fd: Int32, position: Int, edgeTriggered: Bool) throws(ZeroMQError) {
         var event = epoll_event()
-        event.events = EPOLLIN.rawValue
+        event.events = EPOLLIN.rawValue | (edgeTriggered ? EPOLLET.rawValue : 0)
         event.data.u32 = UInt32(position)
         guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { throw ZeroMQError(code: errno, operation: "epoll_ctl") }
     }
@@ -59,8 +62,17 @@ public final class EventPoller {
         if let position = positionOf[ObjectIdentifier(socket)] { markPending(position) }
     }
 
-    /// The owner used the socket at `position`.
-    public func used(position: Int) { markPending(position) }
+    /// The owner used the sockets at `positions`.
+    public func used(_ positions: Range<Int>) { for position in positions { markPending(position) } }
+
+    /// Stops (or resumes) reporting the sockets at `positions`: what arrives there waits in its
+    /// queue, and is reported once they are watched again.
+    public func watch(_ positions: Range<Int>, _ watched: Bool) {
+        for position in positions where isWatched[position] != watched {
+            isWatched[position] = watched
+            if watched { markPending(position) }
+        }
+    }
 
     /// Waits up to `timeoutMs` (-1 forever, 0 not at all) and returns the positions, sockets
     /// first in the order given and then the plain descriptors, that have input. A socket found
@@ -74,6 +86,7 @@ public final class EventPoller {
             pending.removeAll(keepingCapacity: true)
             for position in asked {
                 isPending[position] = false
+                if !isWatched[position] { continue }   // asked again when watched again
                 if position >= sockets.count {
                     readable.append(position)
                 } else if try sockets[position].hasInput() {
