@@ -63,8 +63,8 @@ public final class Reactor {
                 for node in live { node.beginDraining(nowMs: now) }
             }
             // A node whose commit runs is not stepped: its sockets wait unwatched, so that what
-            // waits there does not end every poll at once. Mail handed over in memory to a
-            // node that can take it is served at once; the poll then only looks.
+            // waits there does not end every wait at once. Mail handed over in memory to a
+            // node that can take it is served at once; the wait then only looks.
             for (index, node) in live.enumerated() {
                 poller.watch(firstSocket[index]..<firstSocket[index + 1], !node.isCommitting)
             }
@@ -95,10 +95,10 @@ public final class Reactor {
                 }
                 noteUse(index, node)
             }
-            // What the round handed over in memory is served before the next poll: a settlement
-            // climbs county, city and province in one round, and a poll (a system call per
-            // socket, inside libzmq) is paid once a round, not once a hop. Bounded, so that the
-            // sockets are looked at again soon whatever the nodes hand each other.
+            // What the round handed over in memory is served before the next wait: a settlement
+            // climbs county, city and province in one round, and the wait and the asking of the
+            // sockets are paid once a round, not once a hop. Bounded, so that the sockets are
+            // looked at again soon whatever the nodes hand each other.
             for _ in 0..<Self.localPassesPerRound {
                 guard live.contains(where: { $0.hasLocalMail && !$0.isCommitting }) else { break }
                 for (index, node) in live.enumerated() where node.hasLocalMail && !node.isCommitting {
@@ -120,7 +120,7 @@ public final class Reactor {
         if !failures.isEmpty { throw SettleNetError(.node, failures.joined(separator: "\n")) }
     }
 
-    /// Turns of the nodes with mail in memory, after the polled turns, before the next poll: a
+    /// Turns of the nodes with mail in memory, after the polled turns, before the next wait: a
     /// hop up or down the tree each (county, city, province and back is six).
     static let localPassesPerRound = 6
 
