@@ -130,6 +130,27 @@ import Testing
         #expect(threads.filter { !$0.hasPrefix("ZMQbg/") }.count == 1 + 4, "one reactor and 4 commit threads for 15 nodes: \(threads)")
         #expect(threads.count <= 7, "\(threads)")
 
+        // No node holds a TCP link to a parent in its own process: the process has no connection
+        // out to any node's port (the probe's hospital links are gone; before, 14 children did).
+        let fdDirectory = "/proc/\(pid)/fd"
+        let socketInodes = Set(try FileManager.default.contentsOfDirectory(atPath: fdDirectory).compactMap { fd -> String? in
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fdDirectory)/\(fd)"),
+                  target.hasPrefix("socket:[") else { return nil }
+            return String(target.dropFirst("socket:[".count).dropLast())
+        })
+        let nodePorts = Set(cluster.topology.nodes.compactMap { node in
+            cluster.topology.endpoint(of: node.id).flatMap { $0.split(separator: ":").last.flatMap { Int($0) } }
+        })
+        var toNodePorts = 0
+        for line in try String(contentsOfFile: "/proc/\(pid)/net/tcp", encoding: .utf8).split(separator: "\n").dropFirst() {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let fields = line.split(separator: " ")
+            guard fields.count > 9, fields[3] == "01", socketInodes.contains(String(fields[9])),
+                  let remotePort = fields[2].split(separator: ":").last.flatMap({ Int($0, radix: 16) }) else { continue }
+            if nodePorts.contains(remotePort) { toNodePorts += 1 }
+        }
+        #expect(!nodePorts.isEmpty && toNodePorts == 0, "\(toNodePorts) connections from the packed process to its own nodes' ports")
+
         // The probe's settlements passed every city in memory, both ways (the status file is
         // rewritten within the idle interval of a packed node, 5 s).
         let layout = DataLayout(root: cluster.dataDirectory)
