@@ -54,7 +54,8 @@ public final class NodeShell {
     /// the ZAP gate; the socket's monitor reports them.
     let handshakes: Socket?
     /// Every completed handshake on the link to the parent: after the parent restarted, this node
-    /// signs in again at once, so that the parent can route to it (and knows it does).
+    /// signs in again at once, so that the parent can route to it (and knows it does). Neither
+    /// this nor `upstream` exists when the parent shares the process (`parentInProcess`).
     let parentLink: Socket?
     var gate: InboundGate
     var links: LinkFaultPort
@@ -73,7 +74,7 @@ public final class NodeShell {
     private var fromLocalChildren: [[[UInt8]]] = []
     /// Handed over by the local parent since this node's last turn.
     private var fromLocalParent: [[[UInt8]]] = []
-    /// Something was handed over since the last turn: the reactor steps again before it polls.
+    /// Something was handed over since the last turn: the reactor steps again before it waits.
     public var hasLocalMail: Bool { !fromLocalChildren.isEmpty || !fromLocalParent.isEmpty }
     /// What this turn received, to send on as received where the machine changed nothing else.
     var passThrough = PassThrough()
@@ -284,8 +285,7 @@ public final class NodeShell {
         if let parentLink, flags.next() == true {
             var connected = false
             while let frames = try? parentLink.receive(wait: false) { connected = connected || SocketEvent(frames: frames) != nil }
-            // A parent in this process is reached in memory: its TCP link coming up changes nothing.
-            if connected && localParent == nil { directives += machine.parentLinkUp(nowMs: nowMs) }
+            if connected { directives += machine.parentLinkUp(nowMs: nowMs) }
         }
         if spec.tier == .province && nowMs - lastOutboxFlushMs >= outboxFlushIntervalMs { flushOutbox() }
         if nowMs - lastTicketFlushMs >= 200 { flushTicketOutbox() }
