@@ -43,7 +43,6 @@ extension NodeShell {
             }
         }
         guard !work.isEmpty else { return }
-        commits += 1
         var round = RoundInCommit(work: work, deskBefore: desk)
         round.outgoing.reserveCapacity(work.count)
         do {
@@ -52,6 +51,7 @@ extension NodeShell {
             try finish(round, failure: error)   // rolled back: nothing of it was recorded
             return
         }
+        commits += 1   // a round rolled back before its commit is not one
         if let committer {
             // The sync runs on a commit thread; this node waits (unstepped) for it, the others go on.
             inCommit = round
