@@ -46,7 +46,7 @@ public final class Reactor {
         var live = nodes
         // One epoll for every socket: a wait costs the same for 3 nodes or 300, and only the
         // sockets that fired or that a turn used are asked about (zmq_poll asks every one).
-        var poller = try EventPoller(live.flatMap(\.sockets), fds: wakeFDs)
+        var poller = try Self.poller(for: live, fds: wakeFDs)
         var firstSocket = Self.offsets(live)
         var readable: [Bool] = []
         var failures: [String] = []
@@ -113,7 +113,7 @@ public final class Reactor {
             }
             if live.contains(where: \.isStopped) {
                 live.removeAll(where: \.isStopped)
-                poller = try EventPoller(live.flatMap(\.sockets), fds: wakeFDs)
+                poller = try Self.poller(for: live, fds: wakeFDs)
                 firstSocket = Self.offsets(live)
             }
         }
@@ -123,6 +123,16 @@ public final class Reactor {
     /// Turns of the nodes with mail in memory, after the polled turns, before the next wait: a
     /// hop up or down the tree each (county, city, province and back is six).
     static let localPassesPerRound = 6
+
+    /// One epoll over the sockets of `nodes`; a failure (out of descriptors, say) names them.
+    static func poller(for nodes: [NodeShell], fds: [Int32]) throws -> EventPoller {
+        do {
+            return try EventPoller(nodes.flatMap(\.sockets), fds: fds)
+        } catch {
+            throw SettleNetError(.node, "nodes \(nodes.map(\.id.value).joined(separator: ", ")): cannot wait on their sockets: \(error)"
+                                 + " (too many open files? raise `ulimit -n`, or pack fewer nodes a process)")
+        }
+    }
 
     /// Where each node's sockets begin in the poller (and, last, where they end).
     static func offsets(_ nodes: [NodeShell]) -> [Int] {
