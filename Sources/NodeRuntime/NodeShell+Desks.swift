@@ -122,24 +122,38 @@ extension NodeShell {
             let version = machine.catalog?.version ?? ""
             let now = nowMs
             for request in try ledger.write({ tx in try outbox.due(nowMs: now, catalogVersion: version, store: tx) }) {
-                // Sealed and through the link's faults like any message to the parent (in memory
-                // when the parent runs in this process); sent again later if this fails.
-                if send(Outgoing(peer: .parent, frames: WireCodec.frames(request), requestMsgid: request.msgid)) {
-                    outbox.sent(request.msgid, nowMs: now)
-                } else {
-                    logger.warning("outbox batch not sent", metadata: ["upload.msgid": "\(request.msgid)"])
-                }
+                sendToNational(request)
             }
         } catch {
             logger.error("outbox flush failed", metadata: ["error": "\(error)"])
         }
     }
 
+    /// One of the outbox's batches, once its assignment is durable: sealed and through the link's
+    /// faults like any message to the parent (in memory when the parent runs in this process);
+    /// sent again later if this fails.
+    func sendToNational(_ request: WireRequest) {
+        if send(Outgoing(peer: .parent, frames: WireCodec.frames(request), requestMsgid: request.msgid)) {
+            outbox.sent(request.msgid, nowMs: nowMs)
+        } else {
+            logger.warning("outbox batch not sent", metadata: ["upload.msgid": "\(request.msgid)"])
+        }
+    }
+
+    /// The national tier answered a batch: acknowledged, and (in the same transaction) the place
+    /// it frees in flight taken by records waiting for one.
     func acknowledgeOutbox(_ response: WireResponse) {
         do {
-            if case .refused(let code) = try ledger.write({ tx in try outbox.answered(response, store: tx) }) {
+            let version = machine.catalog?.version ?? ""
+            let now = nowMs
+            let (answer, next) = try ledger.write { tx in
+                let answer = try outbox.answered(response, store: tx)
+                return (answer, answer == .stored ? try outbox.due(nowMs: now, catalogVersion: version, store: tx) : [])
+            }
+            if case .refused(let code) = answer {
                 logger.warning("national store refused a batch", metadata: ["upload.msgid": "\(response.reqMsgid)", "error.code": "\(code)"])
             }
+            for request in next { sendToNational(request) }
         } catch {
             logger.error("outbox acknowledgement failed", metadata: ["error": "\(error)"])
         }

@@ -20,6 +20,10 @@ extension NodeShell {
         /// Journaled in the round's transaction, sent once it is durable.
         var journaled: [Outgoing] = []
         var uploadsToForward: [UploadToForward] = []
+        /// Provincial tier: the national outbox's due batches, made in the round that queued
+        /// their records (so they leave with its commit, not on a later timer).
+        var toNational: [WireRequest] = []
+        var screenedUploads = false
         /// The desk's setl_id serial counts what is recorded: a round rolled back gives its numbers back.
         var deskBefore: InsuredCountyDesk
     }
@@ -102,6 +106,7 @@ extension NodeShell {
             case .finalAnswer(let msgid, let peer, let receivedAtMs):
                 round.outgoing.append(Outgoing(peer: peer, frames: try finalAnswer(msgid, receivedAtMs: receivedAtMs, tx: tx)))
             case .screenUpload(let request, let peer, let receivedAtMs):
+                round.screenedUploads = true
                 switch try screen(request, receivedAtMs: receivedAtMs, tx: tx) {
                 case .answer(let body):
                     round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
@@ -112,6 +117,9 @@ extension NodeShell {
                 break
             }
         }
+        if round.screenedUploads && spec.tier == .province && machine.isSignedIn && spec.parent != nil {
+            round.toNational = try outbox.due(nowMs: nowMs, catalogVersion: machine.catalog?.version ?? "", store: tx)
+        }
     }
 
     /// A round's commit is over: its answers, journaled requests and passed uploads leave if it
@@ -121,6 +129,7 @@ extension NodeShell {
         if let failure {
             round.journaled.removeAll()
             round.uploadsToForward.removeAll()   // their screening was not recorded: refused below
+            round.toNational.removeAll()          // nor their batches: the next flush makes them again
             desk = round.deskBefore
             logger.critical("ledger write failed", metadata: ["error": "\(failure)"])
             round.outgoing = machine.roundNotRecorded(round.work, detail: "ledger of node \(spec.id) unavailable", nowMs: nowMs).compactMap {
@@ -132,6 +141,7 @@ extension NodeShell {
         for message in round.journaled where !send(message) {
             next += machine.forwardFailed(msgid: message.requestMsgid!, nowMs: nowMs)
         }
+        for request in round.toNational { sendToNational(request) }
         // Records this tier passed are recorded: now they may travel up.
         for upload in round.uploadsToForward {
             next += machine.forwardUpload(upload.request, passing: upload.passing, received: upload.received,

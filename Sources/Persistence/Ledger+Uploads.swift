@@ -91,16 +91,16 @@ extension LedgerTransaction {
         return db.changesCount
     }
 
-    /// Batches assigned but not yet acknowledged by the national tier, with their records.
-    public func outboxBatches() throws -> [(msgid: String, records: [[UInt8]])] {
-        var batches: [String: [[UInt8]]] = [:]
-        var order: [String] = []
-        for row in try Row.fetchAll(db, sql: "SELECT batch_msgid, record FROM upload_outbox WHERE batch_msgid IS NOT NULL ORDER BY seq") {
-            let msgid: String = row[0]
-            if batches[msgid] == nil { order.append(msgid) }
-            batches[msgid, default: []].append(Array(row[1] as Data))
-        }
-        return order.map { ($0, batches[$0]!) }
+    /// Batches assigned but not yet acknowledged by the national tier, oldest first.
+    public func outboxBatchIDs() throws -> [String] {
+        try String.fetchAll(db, sql: """
+            SELECT batch_msgid FROM upload_outbox WHERE batch_msgid IS NOT NULL GROUP BY batch_msgid ORDER BY min(seq)
+            """)
+    }
+
+    public func outboxRecords(batch msgid: String) throws -> [[UInt8]] {
+        let statement = try db.cachedStatement(sql: "SELECT record FROM upload_outbox WHERE batch_msgid = ? ORDER BY seq")
+        return try Data.fetchAll(statement, arguments: [msgid]).map { Array($0) }
     }
 
     public func acknowledgeOutboxBatch(msgid: String) throws {

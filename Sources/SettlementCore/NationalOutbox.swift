@@ -4,8 +4,10 @@ import SettlementModel
 public protocol OutboxStore {
     /// Gives queued records without a batch the batch `msgid`, at most `limit`; how many.
     func assignOutboxBatch(msgid: String, limit: Int) throws -> Int
-    /// Every batch not yet acknowledged, with its records, oldest first.
-    func outboxBatches() throws -> [(msgid: String, records: [[UInt8]])]
+    /// Every batch not yet acknowledged, oldest first.
+    func outboxBatchIDs() throws -> [String]
+    /// The records of batch `msgid`, in the order queued.
+    func outboxRecords(batch msgid: String) throws -> [[UInt8]]
     func acknowledgeOutboxBatch(msgid: String) throws
 }
 
@@ -18,6 +20,9 @@ public struct NationalOutbox: Sendable {
     public var batchLimit = 2_000
     /// A batch not acknowledged after this long is sent again.
     public var resendMs: Int64 = 5_000
+    /// Most batches sent and not yet answered: queued records wait for a free place, so a slow
+    /// national tier is not buried under resends.
+    public var maxInFlight = 8
     private var sequence = 0
     /// Batches sent and not acknowledged, with when they were sent (`.notSent`: refused, due at once).
     public private(set) var inFlight: [String: Int64] = [:]
@@ -39,25 +44,30 @@ public struct NationalOutbox: Sendable {
     /// Whether an answer from the parent is one of these batches'.
     public func awaits(_ msgid: String) -> Bool { inFlight[msgid] != nil }
 
-    /// The batches to send now: queued records go into a new batch, and every batch not
-    /// acknowledged and not sent within `resendMs` is due (again). Call inside a write transaction.
+    /// The batches to send now: queued records go into a new batch while fewer than
+    /// `maxInFlight` await an answer, and every batch not acknowledged and not sent within
+    /// `resendMs` is due (again). Only the due batches' records are read. Call inside a write
+    /// transaction.
     public mutating func due(nowMs: Int64, catalogVersion: String, store: some OutboxStore) throws -> [WireRequest] {
         guard hasWork else { return [] }
-        sequence += 1
-        let msgid = MessageID.request(institution: "N\(province.value)00000", unixMs: nowMs, sequence: sequence)
-        _ = try store.assignOutboxBatch(msgid: msgid, limit: batchLimit)
-        let batches = try store.outboxBatches()
+        let awaiting = inFlight.values.filter { $0 != Self.notSent }.count
+        if awaiting < maxInFlight {
+            sequence += 1
+            let msgid = MessageID.request(institution: "N\(province.value)00000", unixMs: nowMs, sequence: sequence)
+            _ = try store.assignOutboxBatch(msgid: msgid, limit: batchLimit)
+        }
+        let batches = try store.outboxBatchIDs()
         if batches.isEmpty && inFlight.isEmpty { mayHaveWork = false }
-        return try batches.filter { nowMs - (inFlight[$0.msgid] ?? Self.notSent) >= resendMs }.map { batch in
+        return try batches.filter { nowMs - (inFlight[$0] ?? Self.notSent) >= resendMs }.map { msgid in
             var request = WireRequest()
             request.infno = TransactionCode.upload.rawValue
-            request.msgid = batch.msgid
+            request.msgid = msgid
             request.mdtrtareaAdmvs = province.value
             request.insuplcAdmdvs = province.value
             request.infver = "V1.0"
             request.infTime = CivilTime(unixMs: nowMs).readable
             var input = UploadInput()
-            input.records = try batch.records.map { try UploadRecord(serializedBytes: $0) }
+            input.records = try store.outboxRecords(batch: msgid).map { try UploadRecord(serializedBytes: $0) }
             input.catalogVersion = catalogVersion
             request.input = .upload(input)
             return request

@@ -278,6 +278,26 @@ import Testing
         #expect(try ledger.read { try $0.uncorrectedRejects(fixmedinsCode: "H2") } == 0)
     }
 
+    /// The national outbox in the ledger: batches oldest first, each with its own records in
+    /// the order queued, and gone once acknowledged (across a reopening, as after a restart).
+    @Test func theOutboxKeepsBatchesInOrderWithTheirOwnRecords() throws {
+        let (ledger, directory) = try temporaryLedger()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try ledger.write { tx in
+            for index in 1...5 { try tx.enqueueForNational(setlID: "S\(index)", record: [UInt8(index)]) }
+            #expect(try tx.assignOutboxBatch(msgid: "B2", limit: 2) == 2)
+            #expect(try tx.assignOutboxBatch(msgid: "B1", limit: 2) == 2)
+        }
+        let reopened = try Ledger(path: ledger.path)
+        try reopened.write { tx in
+            #expect(try tx.outboxBatchIDs() == ["B2", "B1"], "oldest first, whatever the msgids")
+            #expect(try tx.outboxRecords(batch: "B1") == [[3], [4]])
+            try tx.acknowledgeOutboxBatch(msgid: "B2")
+            #expect(try tx.outboxBatchIDs() == ["B1"])
+            #expect(try tx.outboxPending() == 3)
+        }
+    }
+
     /// The registry may hear of a ticket's close before its opening: the state stays closed,
     /// and the opening's time (the earlier) is kept when it comes.
     @Test func aTicketsStateOnlyMovesForwardAndKeepsTheEarliestOpening() throws {

@@ -7,6 +7,8 @@ import Testing
     final class Store: OutboxStore {
         var queued: [(setlID: String, record: [UInt8], batch: String?)] = []
         var acknowledged: [String] = []
+        /// The batches whose records were read, in order.
+        var recordsRead: [String] = []
 
         func assignOutboxBatch(msgid: String, limit: Int) throws -> Int {
             let free = queued.indices.filter { queued[$0].batch == nil }.prefix(limit)
@@ -14,15 +16,15 @@ import Testing
             return free.count
         }
 
-        func outboxBatches() throws -> [(msgid: String, records: [[UInt8]])] {
+        func outboxBatchIDs() throws -> [String] {
             var order: [String] = []
-            var records: [String: [[UInt8]]] = [:]
-            for entry in queued {
-                guard let batch = entry.batch else { continue }
-                if records[batch] == nil { order.append(batch) }
-                records[batch, default: []].append(entry.record)
-            }
-            return order.map { ($0, records[$0]!) }
+            for entry in queued { if let batch = entry.batch, !order.contains(batch) { order.append(batch) } }
+            return order
+        }
+
+        func outboxRecords(batch msgid: String) throws -> [[UInt8]] {
+            recordsRead.append(msgid)
+            return queued.filter { $0.batch == msgid }.map(\.record)
         }
 
         func acknowledgeOutboxBatch(msgid: String) throws {
@@ -92,5 +94,41 @@ import Testing
         #expect(outbox.hasWork)
         let due = try outbox.due(nowMs: 2, catalogVersion: "V1", store: store)
         #expect(due.count == 1)
+    }
+
+    @Test func atMostMaxInFlightBatchesAwaitAnAnswerAndAnAnswerFreesAPlace() throws {
+        let store = Store()
+        var outbox = NationalOutbox(province: DivisionCode("370000")!)
+        outbox.batchLimit = 1
+        outbox.maxInFlight = 2
+        try store.queue(["S1", "S2", "S3"])
+        outbox.recordsQueued()
+        var sent: [String] = []
+        for now in Int64(1)...3 {
+            for batch in try outbox.due(nowMs: now, catalogVersion: "V1", store: store) {
+                outbox.sent(batch.msgid, nowMs: now)
+                sent.append(batch.msgid)
+            }
+        }
+        #expect(sent.count == 2, "a third batch waits while two await an answer")
+        #expect(store.queued.filter { $0.batch == nil }.map(\.setlID) == ["S3"])
+        _ = try outbox.answered(answer(sent[0]), store: store)
+        let next = try outbox.due(nowMs: 4, catalogVersion: "V1", store: store)
+        guard case .upload(let input)? = next.first?.input else { Issue.record("no batch after an answer"); return }
+        #expect(next.count == 1 && input.records.map(\.setlID) == ["S3"])
+    }
+
+    @Test func aFlushReadsTheRecordsOfTheBatchesItSendsOnly() throws {
+        let store = Store()
+        var outbox = NationalOutbox(province: DivisionCode("370000")!)
+        outbox.batchLimit = 1
+        try store.queue(["S1", "S2"])
+        outbox.recordsQueued()
+        let first = try outbox.due(nowMs: 1, catalogVersion: "V1", store: store)
+        outbox.sent(first[0].msgid, nowMs: 1)
+        store.recordsRead = []
+        let second = try outbox.due(nowMs: 2, catalogVersion: "V1", store: store)
+        #expect(second.count == 1 && store.recordsRead == [second[0].msgid],
+                "the batch in flight and not due again is left in the store")
     }
 }
