@@ -108,7 +108,8 @@ extension NodeShell {
     /// Screens an upload batch at this tier.
     func screen(_ request: WireRequest, receivedAtMs: Int64, tx: LedgerTransaction) throws -> UploadScreen.Outcome {
         let screened = try uploads.screen(request, receivedAtMs: receivedAtMs, nowMs: nowMs, catalog: machine.catalog,
-                                          responses: &machine.responses, tickets: &tickets, store: tx)
+                                          responses: &machine.responses, tickets: &tickets, store: tx,
+                                          recordsAsReceived: uploads.storesRecords ? passThrough.uploadRecords(of: request.msgid) : nil)
         carryOut(screened.tickets)
         if screened.queuedForNational { outbox.recordsQueued() }
         return screened.outcome
@@ -132,11 +133,11 @@ extension NodeShell {
     /// One of the outbox's batches, once its assignment is durable: sealed and through the link's
     /// faults like any message to the parent (in memory when the parent runs in this process);
     /// sent again later if this fails.
-    func sendToNational(_ request: WireRequest) {
-        if send(Outgoing(peer: .parent, frames: WireCodec.frames(request), requestMsgid: request.msgid)) {
-            outbox.sent(request.msgid, nowMs: nowMs)
+    func sendToNational(_ batch: NationalOutbox.Batch) {
+        if send(Outgoing(peer: .parent, frames: WireCodec.frames(requestBody: batch.body), requestMsgid: batch.msgid)) {
+            outbox.sent(batch.msgid, nowMs: nowMs)
         } else {
-            logger.warning("outbox batch not sent", metadata: ["upload.msgid": "\(request.msgid)"])
+            logger.warning("outbox batch not sent", metadata: ["upload.msgid": "\(batch.msgid)"])
         }
     }
 

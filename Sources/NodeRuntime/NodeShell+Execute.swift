@@ -22,7 +22,7 @@ extension NodeShell {
         var uploadsToForward: [UploadToForward] = []
         /// Provincial tier: the national outbox's due batches, made in the round that queued
         /// their records (so they leave with its commit, not on a later timer).
-        var toNational: [WireRequest] = []
+        var toNational: [NationalOutbox.Batch] = []
         var screenedUploads = false
         /// The desk's setl_id serial counts what is recorded: a round rolled back gives its numbers back.
         var deskBefore: InsuredCountyDesk

@@ -13,9 +13,13 @@ struct PassThrough {
     /// Messages sent as received since the node started (in the status file).
     private(set) var passed: Int64 = 0
 
+    /// Upload batches received this turn, by msgid: their records are stored as they came.
+    private var uploads: [String: [UInt8]] = [:]
+
     mutating func received(_ request: WireRequest, body: [UInt8]) {
+        if case .upload? = request.input { uploads[request.msgid] = body }
         // An upload batch goes on with only the records that passed, and comparing one of
-        // thousands of records costs more than encoding it: never kept.
+        // thousands of records costs more than encoding it: never sent as received.
         guard body.count <= Self.largestKept else { return }
         requests[request.msgid] = (request, body)
     }
@@ -33,6 +37,13 @@ struct PassThrough {
     mutating func forget() {
         if !requests.isEmpty { requests.removeAll(keepingCapacity: true) }
         if !responses.isEmpty { responses.removeAll(keepingCapacity: true) }
+        if !uploads.isEmpty { uploads.removeAll() }
+    }
+
+    /// Each record of the upload batch `msgid` received this turn, as the bytes that came.
+    func uploadRecords(of msgid: String) -> [ArraySlice<UInt8>]? {
+        guard let body = uploads[msgid], let ranges = WireCodec.uploadRecordRanges(in: body) else { return nil }
+        return ranges.map { body[$0] }
     }
 
     /// The body of `request` if it is one received this turn with at most its budget changed.

@@ -48,7 +48,7 @@ public struct NationalOutbox: Sendable {
     /// `maxInFlight` await an answer, and every batch not acknowledged and not sent within
     /// `resendMs` is due (again). Only the due batches' records are read. Call inside a write
     /// transaction.
-    public mutating func due(nowMs: Int64, catalogVersion: String, store: some OutboxStore) throws -> [WireRequest] {
+    public mutating func due(nowMs: Int64, catalogVersion: String, store: some OutboxStore) throws -> [Batch] {
         guard hasWork else { return [] }
         let awaiting = inFlight.values.filter { $0 != Self.notSent }.count
         if awaiting < maxInFlight {
@@ -59,19 +59,24 @@ public struct NationalOutbox: Sendable {
         let batches = try store.outboxBatchIDs()
         if batches.isEmpty && inFlight.isEmpty { mayHaveWork = false }
         return try batches.filter { nowMs - (inFlight[$0] ?? Self.notSent) >= resendMs }.map { msgid in
-            var request = WireRequest()
-            request.infno = TransactionCode.upload.rawValue
-            request.msgid = msgid
-            request.mdtrtareaAdmvs = province.value
-            request.insuplcAdmdvs = province.value
-            request.infver = "V1.0"
-            request.infTime = CivilTime(unixMs: nowMs).readable
-            var input = UploadInput()
-            input.records = try store.outboxRecords(batch: msgid).map { try UploadRecord(serializedBytes: $0) }
-            input.catalogVersion = catalogVersion
-            request.input = .upload(input)
-            return request
+            var envelope = WireRequest()
+            envelope.infno = TransactionCode.upload.rawValue
+            envelope.msgid = msgid
+            envelope.mdtrtareaAdmvs = province.value
+            envelope.insuplcAdmdvs = province.value
+            envelope.infver = "V1.0"
+            envelope.infTime = CivilTime(unixMs: nowMs).readable
+            // The records as stored, spliced in: neither decoded nor encoded again.
+            let body = try WireCodec.uploadRequestBody(envelope: envelope, records: store.outboxRecords(batch: msgid),
+                                                       catalogVersion: catalogVersion)
+            return Batch(msgid: msgid, body: body)
         }
+    }
+
+    /// A batch for the national tier: the body of its upload request (4101).
+    public struct Batch: Sendable {
+        public let msgid: String
+        public let body: [UInt8]
     }
 
     /// The batch was handed to the link.

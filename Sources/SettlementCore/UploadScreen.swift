@@ -72,9 +72,13 @@ public struct UploadScreen: Sendable {
     public var storesRecords: Bool { tier == .provincial || tier == .national }
 
     /// Screens one batch. A batch msgid seen before gets the same decision, counted once.
+    ///
+    /// `recordsAsReceived`: each record's bytes in the body that came (`WireCodec.uploadRecordRanges`),
+    /// stored as they are by the tiers that store records instead of being encoded again.
     public mutating func screen(_ request: WireRequest, receivedAtMs: Int64, nowMs: Int64, catalog: Catalog?,
                                 responses: inout ResponseFactory, tickets: inout TicketDesk,
-                                store: some UploadStore & TicketStore) throws -> Screened {
+                                store: some UploadStore & TicketStore,
+                                recordsAsReceived: [ArraySlice<UInt8>]? = nil) throws -> Screened {
         guard case .upload(let input)? = request.input else {
             let refusal = responses.error(.missingField, detail: "input.upload", requestMsgid: request.msgid,
                                           receivedAtMs: receivedAtMs, nowMs: nowMs)
@@ -94,12 +98,14 @@ public struct UploadScreen: Sendable {
         var rejects: [UploadReject] = []
         var rejectedByRule: [String: Int] = [:]
         var corrections = 0
+        // The county numbers the records (batch_index): what it would store is not what came.
+        let asReceived = tier != .county && recordsAsReceived?.count == input.records.count ? recordsAsReceived : nil
         for (position, original) in input.records.enumerated() {
             var record = original
             if tier == .county { record.batchIndex = Int32(position) }
             var violation = tier == .county ? validator?.check(record) : nil
             if violation == nil {
-                let blob: [UInt8]? = storesRecords ? try record.serializedBytes() : nil
+                let blob: [UInt8]? = storesRecords ? try asReceived.map { Array($0[position]) } ?? record.serializedBytes() : nil
                 if try !store.claimUploadRecord(setlID: record.setlID, msgid: request.msgid, fixmedinsCode: record.fixmedinsCode,
                                                 mdtrtareaAdmvs: record.mdtrtareaAdmvs, record: blob, nowMs: nowMs) {
                     violation = Violation(rule: UploadRules.duplicate(at: tier), field: "setl_id")

@@ -80,6 +80,54 @@ public enum WireCodec {
         guard isChecksum(frames[start + 3], kind: frames[start + 1], body: frames[start + 2]) else { return nil }
         return frames.dropLast()
     }
+    /// The byte ranges of the records of an upload request's body (4101: `input.upload.records`),
+    /// in order, found without decoding them: a tier that stores records keeps them as they came
+    /// instead of encoding each again. nil when the body is not protobuf or its upload input is
+    /// not one field (two would be merged by a decoder).
+    public static func uploadRecordRanges(in body: [UInt8]) -> [Range<Int>]? {
+        let uploadField: UInt64 = 24, recordsField: UInt64 = 1
+        guard let top = lengthDelimitedFields(in: body, body.indices) else { return nil }
+        let uploads = top.filter { $0.number == uploadField }
+        guard uploads.count == 1, let upload = uploads.first?.value, let inner = lengthDelimitedFields(in: body, upload) else {
+            return nil
+        }
+        return inner.compactMap { $0.number == recordsField ? $0.value : nil }
+    }
+
+    /// The fields of `bytes[range]`, one level deep: each length-delimited field's number and the
+    /// range of its payload (the other wire types are stepped over). nil if it is not protobuf.
+    static func lengthDelimitedFields(in bytes: [UInt8], _ range: Range<Int>) -> [(number: UInt64, value: Range<Int>)]? {
+        var fields: [(number: UInt64, value: Range<Int>)] = []
+        var index = range.lowerBound
+        func varint() -> UInt64? {
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            while index < range.upperBound && shift < 64 {
+                let byte = bytes[index]
+                index += 1
+                value |= UInt64(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { return value }
+                shift += 7
+            }
+            return nil
+        }
+        while index < range.upperBound {
+            guard let tag = varint(), tag >> 3 != 0 else { return nil }
+            switch tag & 7 {
+            case 0: guard varint() != nil else { return nil }
+            case 1: index += 8
+            case 2:
+                guard let length = varint(), length <= UInt64(range.upperBound - index) else { return nil }
+                fields.append((tag >> 3, index..<index + Int(length)))
+                index += Int(length)
+            case 5: index += 4
+            default: return nil   // groups are not in this schema; anything else is not protobuf
+            }
+            guard index <= range.upperBound else { return nil }
+        }
+        return fields
+    }
+
 
     /// A request's body with its `budget_ms` (field 16) set to `budgetMs` and every other field
     /// left as it was, byte for byte: a relay passes a request on with the budget it has left
@@ -144,5 +192,43 @@ public enum WireCodec {
 
     public static func frames(responseBody: [UInt8]) -> [[UInt8]] {
         [[], responseKind, responseBody]
+    }
+
+    public static func frames(requestBody: [UInt8]) -> [[UInt8]] {
+        [[], requestKind, requestBody]
+    }
+
+    /// The body of an upload request (4101): `envelope` (whose input is left out) with an upload
+    /// input of `records`, each the encoded bytes of one record, spliced in as they are. A
+    /// decoder reads it as the request with `input.upload.records` decoded from those bytes.
+    public static func uploadRequestBody(envelope: WireRequest, records: [[UInt8]], catalogVersion: String) throws -> [UInt8] {
+        var bare = envelope
+        bare.input = nil
+        var body: [UInt8] = try bare.serializedBytes()
+        var input: [UInt8] = []
+        input.reserveCapacity(records.reduce(16 + catalogVersion.utf8.count) { $0 + $1.count + 4 })
+        for record in records {
+            input.append(0x0A)   // field 1 (records), length-delimited
+            appendVarint(UInt64(record.count), to: &input)
+            input.append(contentsOf: record)
+        }
+        if !catalogVersion.isEmpty {   // proto3 leaves an empty string out
+            input.append(0x12)   // field 2 (catalog_version), length-delimited
+            appendVarint(UInt64(catalogVersion.utf8.count), to: &input)
+            input.append(contentsOf: catalogVersion.utf8)
+        }
+        appendVarint(24 << 3 | 2, to: &body)   // field 24 (input.upload), length-delimited
+        appendVarint(UInt64(input.count), to: &body)
+        body.append(contentsOf: input)
+        return body
+    }
+
+    static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
+        var rest = value
+        while rest >= 0x80 {
+            bytes.append(UInt8(rest & 0x7F) | 0x80)
+            rest >>= 7
+        }
+        bytes.append(UInt8(rest))
     }
 }

@@ -41,6 +41,13 @@ import Testing
         }
     }
 
+    /// A batch as the national tier decodes it.
+    func decoded(_ batch: NationalOutbox.Batch) throws -> WireRequest {
+        let request = try WireRequest(serializedBytes: batch.body)
+        #expect(request.msgid == batch.msgid)
+        return request
+    }
+
     func answer(_ msgid: String, code: String = "") -> WireResponse {
         var response = WireResponse()
         response.reqMsgid = msgid
@@ -57,7 +64,7 @@ import Testing
         outbox.recordsQueued()
         let first = try outbox.due(nowMs: 1_000, catalogVersion: "V1", store: store)
         #expect(first.count == 1, "one new batch per flush, at most batchLimit records")
-        let batch = try #require(first.first)
+        let batch = try decoded(try #require(first.first))
         guard case .upload(let input)? = batch.input else { Issue.record("no upload"); return }
         #expect(input.records.map(\.setlID) == ["S1", "S2"] && input.catalogVersion == "V1")
         #expect(batch.infno == "4101" && batch.mdtrtareaAdmvs == "370000" && batch.insuplcAdmdvs == "370000")
@@ -113,7 +120,7 @@ import Testing
         #expect(sent.count == 2, "a third batch waits while two await an answer")
         #expect(store.queued.filter { $0.batch == nil }.map(\.setlID) == ["S3"])
         _ = try outbox.answered(answer(sent[0]), store: store)
-        let next = try outbox.due(nowMs: 4, catalogVersion: "V1", store: store)
+        let next = try outbox.due(nowMs: 4, catalogVersion: "V1", store: store).map(decoded)
         guard case .upload(let input)? = next.first?.input else { Issue.record("no batch after an answer"); return }
         #expect(next.count == 1 && input.records.map(\.setlID) == ["S3"])
     }

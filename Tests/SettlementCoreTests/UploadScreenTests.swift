@@ -20,9 +20,10 @@ import Testing
             responses = ResponseFactory(division: node)
         }
 
-        mutating func screen(_ request: WireRequest, at nowMs: Int64 = 1_000) throws -> UploadScreen.Screened {
+        mutating func screen(_ request: WireRequest, at nowMs: Int64 = 1_000,
+                             recordsAsReceived: [ArraySlice<UInt8>]? = nil) throws -> UploadScreen.Screened {
             try screen.screen(request, receivedAtMs: nowMs, nowMs: nowMs, catalog: Uploads.catalog, responses: &responses,
-                              tickets: &tickets, store: store)
+                              tickets: &tickets, store: store, recordsAsReceived: recordsAsReceived)
         }
     }
 
@@ -96,6 +97,25 @@ import Testing
             #expect(again.accepted == 0 && again.rejects.map(\.ruleID) == [UploadRules.duplicate(at: dataTier).id])
             #expect(again.rejects.first?.tier == dataTier.rawValue && again.rejects.first?.admdvs == id)
         }
+    }
+
+    /// The tiers that store records keep the bytes that came, as long as there is one per record;
+    /// the county, which numbers the records, never does.
+    @Test mutating func aStoringTierKeepsEachRecordAsItCame() throws {
+        let records = [record("S1"), record("S2")]
+        // Marked so that a stored copy can be told from one encoded afresh (an unknown field).
+        let asReceived: [ArraySlice<UInt8>] = try records.map { ArraySlice(try $0.serializedBytes() + [0xF8, 0x07, 0x01]) }
+        var province = Tier("370000", .province)
+        _ = try province.screen(batch(records), recordsAsReceived: asReceived)
+        #expect(province.store.storedRecords["S1"]! == Array(asReceived[0]) && province.store.storedRecords["S2"]! == Array(asReceived[1]))
+
+        var national = Tier("000000", .national)
+        _ = try national.screen(batch(records), recordsAsReceived: Array(asReceived.prefix(1)))
+        #expect(national.store.storedRecords["S1"]! == (try records[0].serializedBytes()), "one slice for two records: encoded")
+
+        var county = Tier("370211", .county)
+        _ = try county.screen(batch(records), recordsAsReceived: asReceived)
+        #expect(county.store.storedRecords.values.allSatisfy { $0 == nil })
     }
 
     /// A duplicate the province finds is the uploading county's to fix: an upload_reject ticket

@@ -1,3 +1,4 @@
+import SettlementCore
 import SettlementModel
 import SwiftProtobuf
 import Testing
@@ -49,6 +50,49 @@ import Testing
         #expect(WireCodec.replacingBudget(in: [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F], with: 1) == nil, "a length past the end")
         #expect(WireCodec.replacingBudget(in: [0x0B], with: 1) == nil, "a group (wire type 3)")
         #expect(WireCodec.replacingBudget(in: [0x80], with: 1) == nil, "a tag cut short")
+    }
+
+    static func uploadRecord(_ setlID: String) -> UploadRecord {
+        var record = UploadRecord()
+        record.setlID = setlID
+        record.fixmedinsCode = "H37021100001"
+        var detail = FeeDetail()
+        detail.amount = 1_234
+        record.details = [detail, detail]
+        return record
+    }
+
+    static func uploadRequest(_ setlIDs: [String], catalogVersion: String = "V1") -> WireRequest {
+        var request = settlementRequest(budgetMs: 9_000)
+        request.infno = "4101"
+        var input = UploadInput()
+        input.records = setlIDs.map(uploadRecord)
+        input.catalogVersion = catalogVersion
+        request.input = .upload(input)
+        return request
+    }
+
+    @Test func theRecordsOfAnUploadAreFoundInItsBodyInOrderWithoutDecodingIt() throws {
+        let request = Self.uploadRequest(["S1", "S2", "S3"])
+        let body: [UInt8] = try request.serializedBytes()
+        let ranges = try #require(WireCodec.uploadRecordRanges(in: body))
+        #expect(try ranges.map { try UploadRecord(serializedBytes: body[$0]) } == ["S1", "S2", "S3"].map(Self.uploadRecord))
+        #expect(WireCodec.uploadRecordRanges(in: try Self.uploadRequest([]).serializedBytes()) == [])
+        #expect(WireCodec.uploadRecordRanges(in: try Self.settlementRequest(budgetMs: 1).serializedBytes()) == nil, "no upload input")
+        #expect(WireCodec.uploadRecordRanges(in: Array(body.dropLast(2))) == nil, "cut short")
+        // A second upload field would be merged into the first by a decoder: not taken apart.
+        let second: [UInt8] = try Self.uploadRequest(["S4"]).serializedBytes()
+        #expect(WireCodec.uploadRecordRanges(in: body + second) == nil)
+    }
+
+    @Test(arguments: ["V1", ""])
+    func anUploadBodySplicedFromEncodedRecordsDecodesAsTheRequest(catalogVersion: String) throws {
+        let expected = Self.uploadRequest(["S1", "S2"], catalogVersion: catalogVersion)
+        let records: [[UInt8]] = try ["S1", "S2"].map { try Self.uploadRecord($0).serializedBytes() }
+        let body = try WireCodec.uploadRequestBody(envelope: expected, records: records, catalogVersion: catalogVersion)
+        #expect(try WireRequest(serializedBytes: body) == expected)
+        let empty = try WireCodec.uploadRequestBody(envelope: expected, records: [], catalogVersion: catalogVersion)
+        #expect(try WireRequest(serializedBytes: empty) == Self.uploadRequest([], catalogVersion: catalogVersion))
     }
 
     /// XXH64 as its specification defines it (values from the reference implementation).
