@@ -5,53 +5,129 @@ import SettlementModel
 
 /// What each tier saw of each settlement, reversal and correction (every tier keeps these).
 extension LedgerTransaction {
-    static let transitUpsert = """
-        INSERT INTO transits (msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
+    static let transitAppend = """
+        INSERT INTO transit_log (msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
           medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms, oinfno, psn_no)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT(msgid) DO UPDATE SET setl_id = excluded.setl_id, medfee_sumamt = excluded.medfee_sumamt,
-          fund_pay_sumamt = excluded.fund_pay_sumamt, acct_pay = excluded.acct_pay, psn_cash_pay = excluded.psn_cash_pay,
-          infcode = excluded.infcode, err_code = excluded.err_code, state = excluded.state,
-          recorded_at_ms = excluded.recorded_at_ms
         """
-    // Built once: recordTransit runs for every message a node passes on.
-    static let transitUpsertIfUnknown = transitUpsert + " WHERE transits.state = 'unknown'"
-    static let transitOverwrite = transitUpsert + " WHERE true"
-    /// A correction's outcome, written on the settlement it concerns. A tier with no record of
-    /// that settlement (a relay restarted while it was in flight, or the insured county of a
-    /// settlement that never arrived) records the final state with SN-E2006: its amounts were
-    /// never seen here. A tier that knew it only as unknown takes the state (and SN-E2006 if it
-    /// had only journaled it; a timeout keeps its own code); one that saw it settled keeps its
-    /// amounts and becomes reversed.
-    static func correctionOutcome(reversed: Bool) -> String {
+    static let transitImage = """
+        SELECT msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
+          medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms, oinfno, psn_no
+        FROM transit_log WHERE seq = ?
         """
-        INSERT INTO transits (msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
-          medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms, oinfno, psn_no)
-        VALUES (?, ?, ?, ?, ?, ?, '', ?, 0, 0, 0, 0, -1, ?, ?, ?, '', '')
-        ON CONFLICT(msgid) DO UPDATE SET state = excluded.state,
-          err_code = CASE WHEN transits.state = 'unknown' AND transits.err_code = '' THEN excluded.err_code ELSE transits.err_code END
-        WHERE transits.state IN (\(reversed ? "'settled', 'unknown'" : "'unknown'"))
-        """
-    }
-    static let reversalsSettledByCorrection = """
-        UPDATE transits SET state = ?, err_code = ? WHERE omsgid = ? AND state = 'unknown' AND infno IN ('2208', '2305')
-        """
-    static let reversalAfterCorrection = """
-        UPDATE transits SET err_code = ?,
-          state = (SELECT CASE WHEN s.state = 'reversed' THEN 'reversed' ELSE 'refused' END FROM transits s WHERE s.msgid = ?)
-        WHERE msgid = ? AND state = 'unknown'
-          AND EXISTS (SELECT 1 FROM transits c WHERE c.msgid = ? AND c.infno = '2601' AND c.state = 'reversed')
-          AND EXISTS (SELECT 1 FROM transits s WHERE s.msgid = ? AND s.state IN ('reversed', 'refused'))
-        """
-    static let correctionReversed = correctionOutcome(reversed: true)
-    static let correctionNotInEffect = correctionOutcome(reversed: false)
 
     /// Records what this tier saw of a settlement or reversal. A later, definite answer for
     /// the same msgid replaces an earlier indefinite ('unknown') one; nothing else is replaced,
     /// except by `resolution`: the outcome a correction (2601) established is final, even over
     /// an answer that arrived here earlier for a copy of the request the network since reversed.
+    ///
+    /// Every change appends the transit's new image to `transit_log`; the index says where each
+    /// msgid's latest is, so none of these rules searches the table.
     public func recordTransit(_ record: TransitRecord, resolution: Bool = false) throws {
-        let statement = try db.cachedStatement(sql: resolution ? Self.transitOverwrite : Self.transitUpsertIfUnknown)
+        guard let index = transits else { throw SettleNetError(.ledger, "recordTransit outside a write transaction") }
+        if let existing = index.entry(record.msgid) {
+            if resolution || existing.state == .unknown {
+                // The answer's outcome over the earlier one; who asked, and about what, stays as first recorded.
+                var image = try self.image(at: existing.seq)
+                image.setlID = record.setlID
+                image.medfeeSumamt = record.medfeeSumamt; image.fundPaySumamt = record.fundPaySumamt
+                image.acctPay = record.acctPay; image.psnCashPay = record.psnCashPay
+                image.infcode = record.infcode; image.errCode = record.errCode; image.state = record.state
+                image.recordedAtMs = record.recordedAtMs
+                try append(image)
+            }
+        } else {
+            try append(record)
+        }
+        if resolution {
+            // The settlement's final state is known here now: so is that of every reversal or
+            // correction of it whose own answer this node never got.
+            try settleUnknownReversals(of: record.msgid, state: record.state == .reversed ? .reversed : .refused,
+                                       errCode: record.errCode, codes: TransitIndex.reversalCodes)
+        }
+        if record.state == .unknown && TransactionCode(rawValue: record.infno)?.isReversal == true {
+            // A reversal this tier gave up on after a correction of its settlement already
+            // passed here: the correction's outcome is its outcome too.
+            try settleLateReversal(record.msgid, of: record.omsgid)
+        }
+        if record.state == .reversed && !record.omsgid.isEmpty {
+            if record.infno == TransactionCode.correction.rawValue {
+                // A correction settles the doubt: reversed if it had settled, refused if it never took effect.
+                try recordCorrectionOutcome(record)
+            } else if let settlement = index.entry(record.omsgid), settlement.state == .settled {
+                var image = try self.image(at: settlement.seq)
+                image.state = .reversed
+                try append(image)
+            }
+        }
+    }
+
+    /// What a correction (2601) established for the settlement it concerns. A tier with no record
+    /// of that settlement (a relay restarted while it was in flight, or the insured county of a
+    /// settlement that never arrived) records the final state with SN-E2006: its amounts were
+    /// never seen here. A tier that knew it only as unknown takes the state (and SN-E2006 if it
+    /// had only journaled it; a timeout keeps its own code); one that saw it settled keeps its
+    /// amounts and becomes reversed.
+    private func recordCorrectionOutcome(_ correction: TransitRecord) throws {
+        let reversed = correction.correctionOutcome == "reversed"
+        let outcome: TransitState = reversed ? .reversed : .refused
+        let cancelled = ErrorCode.cancelledByCorrection.rawValue
+        if let settlement = transits!.entry(correction.omsgid) {
+            if settlement.state == .unknown || (reversed && settlement.state == .settled) {
+                var image = try self.image(at: settlement.seq)
+                if image.state == .unknown && image.errCode.isEmpty { image.errCode = cancelled }
+                image.state = outcome
+                try append(image)
+            }
+        } else {
+            var meta = RequestMeta(omsgid: correction.omsgid, infno: correction.oinfno, treatment: correction.mdtrtareaAdmvs,
+                                   insured: correction.insuplcAdmdvs, fixmedinsCode: correction.fixmedinsCode)
+            meta.psnNo = ""
+            var image = TransitRecord(inFlight: meta, nowMs: correction.recordedAtMs)
+            image.role = correction.role
+            image.setlID = correction.setlID
+            image.infcode = -1
+            image.errCode = cancelled
+            image.state = outcome
+            image.psnNo = ""
+            try append(image)
+        }
+        // So does every reversal of it whose answer this tier never got, as at the origin:
+        // nothing else may pass here to settle them (a hospital asking again can be refused on
+        // the way by a tier that is down).
+        try settleUnknownReversals(of: correction.omsgid, state: outcome, errCode: cancelled,
+                                   codes: [TransactionCode.outpatientReversal.rawValue, TransactionCode.inpatientReversal.rawValue])
+    }
+
+    /// Every reversal (of `codes`) of the settlement `omsgid` still unknown here takes `state`.
+    private func settleUnknownReversals(of omsgid: String, state: TransitState, errCode: String, codes: Set<String>) throws {
+        guard let waiting = transits!.unknownReversals[omsgid] else { return }
+        for (msgid, infno) in waiting.sorted(by: { $0.key < $1.key }) where codes.contains(infno) {
+            guard let entry = transits!.entry(msgid), entry.state == .unknown else { continue }
+            var image = try self.image(at: entry.seq)
+            image.state = state
+            image.errCode = errCode
+            try append(image)
+        }
+    }
+
+    /// The reversal `msgid`, unknown here, takes the outcome of the correction of its settlement
+    /// `omsgid` if that correction passed here reversed and the settlement's final state is known.
+    private func settleLateReversal(_ msgid: String, of omsgid: String) throws {
+        let index = transits!
+        guard let reversal = index.entry(msgid), reversal.state == .unknown,
+              let settlement = index.entry(omsgid), settlement.state == .reversed || settlement.state == .refused,
+              let correction = index.entry(NodeMachine.Resolution.correctionMsgid(of: omsgid)), correction.state == .reversed,
+              try image(at: correction.seq).infno == TransactionCode.correction.rawValue else { return }
+        var image = try self.image(at: reversal.seq)
+        image.errCode = ErrorCode.cancelledByCorrection.rawValue
+        image.state = settlement.state == .reversed ? .reversed : .refused
+        try append(image)
+    }
+
+    /// Appends `record` as the latest image of its msgid.
+    private func append(_ record: TransitRecord) throws {
+        let statement = try db.cachedStatement(sql: Self.transitAppend)
         try StatementBinder.execute(statement, in: db) { values in
             values.bind(record.msgid); values.bind(record.infno); values.bind(record.role.rawValue)
             values.bind(record.mdtrtareaAdmvs); values.bind(record.insuplcAdmdvs); values.bind(record.fixmedinsCode)
@@ -60,41 +136,28 @@ extension LedgerTransaction {
             values.bind(record.infcode); values.bind(record.errCode); values.bind(record.state.rawValue)
             values.bind(record.recordedAtMs); values.bind(record.oinfno); values.bind(record.psnNo)
         }
-        if resolution {
-            // The settlement's final state is known here now: so is that of every reversal or
-            // correction of it whose own answer this node never got.
-            let settle = try db.cachedStatement(sql: """
-                UPDATE transits SET state = ?, err_code = ? WHERE omsgid = ? AND state = 'unknown' AND infno IN ('2208', '2305', '2601')
-                """)
-            try settle.execute(arguments: [record.state == .reversed ? "reversed" : "refused", record.errCode, record.msgid])
+        transits!.noted(seq: db.lastInsertedRowID, msgid: record.msgid, infno: record.infno, omsgid: record.omsgid,
+                        state: record.state)
+    }
+
+    /// The image appended at `seq`.
+    private func image(at seq: Int64) throws -> TransitRecord {
+        let statement = try db.cachedStatement(sql: Self.transitImage)
+        guard let row = try Row.fetchOne(statement, arguments: [seq]) else {
+            throw SettleNetError(.ledger, "transit image \(seq) missing from transit_log")
         }
-        if record.state == .unknown && TransactionCode(rawValue: record.infno)?.isReversal == true {
-            // A reversal this tier gave up on after a correction of its settlement already
-            // passed here: the correction's outcome is its outcome too.
-            let late = try db.cachedStatement(sql: Self.reversalAfterCorrection)
-            try late.execute(arguments: [ErrorCode.cancelledByCorrection.rawValue, record.omsgid, record.msgid,
-                                         NodeMachine.Resolution.correctionMsgid(of: record.omsgid), record.omsgid])
-        }
-        if record.state == .reversed && !record.omsgid.isEmpty {
-            if record.infno == TransactionCode.correction.rawValue {
-                // A correction settles the doubt: reversed if it had settled, refused if it never took effect.
-                let reversed = record.correctionOutcome == "reversed"
-                let mark = try db.cachedStatement(sql: reversed ? Self.correctionReversed : Self.correctionNotInEffect)
-                try mark.execute(arguments: [
-                    record.omsgid, record.oinfno, record.role.rawValue, record.mdtrtareaAdmvs, record.insuplcAdmdvs,
-                    record.fixmedinsCode, record.setlID, ErrorCode.cancelledByCorrection.rawValue,
-                    reversed ? "reversed" : "refused", record.recordedAtMs,
-                ])
-                // So does every reversal of it whose answer this tier never got, as at the origin:
-                // nothing else may pass here to settle them (a hospital asking again can be
-                // refused on the way by a tier that is down).
-                let reversals = try db.cachedStatement(sql: Self.reversalsSettledByCorrection)
-                try reversals.execute(arguments: [reversed ? "reversed" : "refused", ErrorCode.cancelledByCorrection.rawValue,
-                                                  record.omsgid])
-            } else {
-                let mark = try db.cachedStatement(sql: "UPDATE transits SET state = 'reversed' WHERE msgid = ? AND state = 'settled'")
-                try mark.execute(arguments: [record.omsgid])
-            }
-        }
+        var meta = RequestMeta(omsgid: row[0], infno: row[1], treatment: row[3], insured: row[4], fixmedinsCode: row[5])
+        meta.omsgid = row[6]
+        meta.oinfno = row[16]
+        meta.psnNo = row[17]
+        var record = TransitRecord(inFlight: meta, nowMs: row[15])
+        record.role = TransitRole(rawValue: row[2]) ?? .relay
+        record.setlID = row[7]
+        record.medfeeSumamt = row[8]; record.fundPaySumamt = row[9]; record.acctPay = row[10]; record.psnCashPay = row[11]
+        record.infcode = row[12]
+        record.errCode = row[13]
+        record.state = TransitState(rawValue: row[14]) ?? .unknown
+        record.psnNo = row[17]
+        return record
     }
 }

@@ -12,6 +12,8 @@ import SettlementModel
 public final class Ledger {
     private let queue: DatabaseQueue
     public let path: String
+    /// Where each transit's latest image is: recording one is an append (`transit_log`).
+    private let transits: TransitIndex
 
     public init(path: String) throws {
         self.path = path
@@ -29,6 +31,7 @@ public final class Ledger {
         do {
             queue = try DatabaseQueue(path: path, configuration: config)
             try Self.migrator.migrate(queue)
+            transits = try queue.read { try TransitIndex(db: $0) }
         } catch {
             throw SettleNetError(.ledger, "cannot open", subject: "ledger \(path)", cause: error)
         }
@@ -37,7 +40,14 @@ public final class Ledger {
     /// Runs `body` in one write transaction: committed (and synced) when it returns, rolled
     /// back entirely when it throws.
     public func write<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
-        try queue.write { db in try body(LedgerTransaction(db: db)) }
+        do {
+            let result = try queue.write { db in try body(LedgerTransaction(db: db, transits: transits)) }
+            transits.committed()
+            return result
+        } catch {
+            transits.rolledBack()
+            throw error
+        }
     }
 
     /// Opens a transaction and runs `body` in it, leaving it open for `commitOpenTransaction()`
@@ -46,9 +56,10 @@ public final class Ledger {
         try queue.inDatabase { db in
             try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
             do {
-                return try body(LedgerTransaction(db: db))
+                return try body(LedgerTransaction(db: db, transits: transits))
             } catch {
                 try? db.cachedStatement(sql: "ROLLBACK").execute()
+                transits.rolledBack()
                 throw error
             }
         }
@@ -59,8 +70,10 @@ public final class Ledger {
         try queue.inDatabase { db in
             do {
                 try db.cachedStatement(sql: "COMMIT").execute()
+                transits.committed()
             } catch {
                 if db.isInsideTransaction { try? db.cachedStatement(sql: "ROLLBACK").execute() }
+                transits.rolledBack()
                 throw SettleNetError(.ledger, "commit failed", subject: "ledger \(path)", cause: error)
             }
         }
@@ -68,7 +81,7 @@ public final class Ledger {
 
     /// Runs `body` with a consistent read view.
     public func read<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
-        try queue.read { db in try body(LedgerTransaction(db: db)) }
+        try queue.read { db in try body(LedgerTransaction(db: db, transits: nil)) }
     }
 
     /// Creates the county's synthetic insured population the first time the ledger opens.
@@ -92,4 +105,6 @@ public final class Ledger {
 /// The operations of one ledger transaction. Statements are prepared once and cached.
 public struct LedgerTransaction {
     let db: Database
+    /// The writer's transit index; nil in a read.
+    let transits: TransitIndex?
 }

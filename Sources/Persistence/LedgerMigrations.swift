@@ -270,6 +270,49 @@ extension Ledger {
                 CREATE INDEX transits_unknown ON transits(role) WHERE state = 'unknown';
                 """)
         }
+        migrator.registerMigration("v9-transit-log") { db in
+            try db.execute(sql: """
+                -- Transits keyed by msgid landed on random pages (msgids of many hospitals): a commit
+                -- of ten records wrote about ten pages, and each upsert searched the B-tree. The log
+                -- appends every image of a transit in rowid order instead, so a commit writes the
+                -- last page or two; the node keeps where each msgid's latest image is in memory
+                -- (TransitIndex). The view `transits` shows the latest image of each msgid.
+                CREATE TABLE transit_log (
+                    seq INTEGER PRIMARY KEY,
+                    msgid TEXT NOT NULL,
+                    infno TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    mdtrtarea_admvs TEXT NOT NULL,
+                    insuplc_admdvs TEXT NOT NULL,
+                    fixmedins_code TEXT NOT NULL,
+                    omsgid TEXT NOT NULL,
+                    setl_id TEXT NOT NULL,
+                    medfee_sumamt INTEGER NOT NULL,
+                    fund_pay_sumamt INTEGER NOT NULL,
+                    acct_pay INTEGER NOT NULL,
+                    psn_cash_pay INTEGER NOT NULL,
+                    infcode INTEGER NOT NULL,
+                    err_code TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('settled', 'refused', 'reversed', 'unknown')),
+                    recorded_at_ms INTEGER NOT NULL,
+                    oinfno TEXT NOT NULL DEFAULT '',
+                    psn_no TEXT NOT NULL DEFAULT ''
+                );
+                INSERT INTO transit_log (msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
+                                         medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state,
+                                         recorded_at_ms, oinfno, psn_no)
+                    SELECT msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
+                           medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state,
+                           recorded_at_ms, oinfno, psn_no
+                    FROM transits ORDER BY recorded_at_ms;
+                DROP TABLE transits;
+                CREATE VIEW transits AS
+                    SELECT msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
+                           medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state,
+                           recorded_at_ms, oinfno, psn_no
+                    FROM transit_log WHERE seq IN (SELECT max(seq) FROM transit_log GROUP BY msgid);
+                """)
+        }
         return migrator
     }
 }

@@ -89,7 +89,7 @@ import Testing
             try db.execute(sql: "INSERT INTO settlements SELECT * FROM twin")
         }
         try national.write { db in
-            try db.execute(sql: "UPDATE transits SET fund_pay_sumamt = fund_pay_sumamt + 1 WHERE msgid = ?", arguments: [changed.msgid])
+            try db.execute(sql: "UPDATE transit_log SET fund_pay_sumamt = fund_pay_sumamt + 1 WHERE msgid = ?", arguments: [changed.msgid])
         }
         let broken = try settlenet(["reconcile", "--data-dir", dataDirectory, "--json"])
         #expect(broken.status == 1, "exit \(broken.status): \(broken.error)")

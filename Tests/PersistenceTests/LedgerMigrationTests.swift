@@ -1,11 +1,13 @@
 import Foundation
 import GRDB
 @testable import Persistence
+import SettlementCore
+import SettlementModel
 import Testing
 
 /// Ledgers written by an earlier release open with this one, their records intact.
 @Suite struct LedgerMigrationTests {
-    @Test func transitsOfAnEarlierLedgerSurviveTheMoveToATableWithoutRowid() throws {
+    @Test func transitsOfAnEarlierLedgerSurviveTheMoveToTheTransitLog() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("migration-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -29,9 +31,19 @@ import Testing
         // The reversal journaled in flight is still found by the restart's question.
         let inFlight = try ledger.read { try $0.inFlightAtOrigin() }
         #expect(inFlight.map(\.msgid) == ["M2"] && inFlight.first?.omsgid == "M1")
-        // And the table is keyed by msgid alone now.
+        // A transit moved over is found by the rules: the reversal's outcome replaces its unknown one.
+        var answer = WireResponse()
+        answer.infcode = 0
+        var meta = RequestMeta(omsgid: "M2", infno: "2208", treatment: "370211", insured: "410102", fixmedinsCode: "H1")
+        meta.omsgid = "M1"
+        meta.isReversal = true
+        try ledger.write { tx in try tx.recordTransit(TransitRecord(request: meta, response: answer, role: .origin, nowMs: 7)) }
+        #expect(try ledger.read { try $0.transit(msgid: "M2") }?.state == "reversed")
+        #expect(try ledger.read { try $0.transit(msgid: "M1") }?.state == "reversed", "the settlement it reversed")
+        // Transits are a log in rowid order now, read through the view of each msgid's latest image.
         let check = try DatabaseQueue(path: path)
-        let definition = try check.read { try String.fetchOne($0, sql: "SELECT sql FROM sqlite_master WHERE name = 'transits'") }
-        #expect(definition?.contains("WITHOUT ROWID") == true, "\(definition ?? "no table")")
+        let kinds = try check.read { try Row.fetchAll($0, sql: "SELECT name, type FROM sqlite_master WHERE name IN ('transits', 'transit_log')") }
+        #expect(Dictionary(uniqueKeysWithValues: kinds.map { ($0[0] as String, $0[1] as String) }) == ["transits": "view", "transit_log": "table"])
+        #expect(try check.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM transit_log") } == 4, "two moved, two images appended")
     }
 }

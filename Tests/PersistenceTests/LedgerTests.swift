@@ -67,6 +67,55 @@ import Testing
         #expect(count == 0)
     }
 
+    /// Transits are appended to a log and found through an index in memory: a round that rolls
+    /// back (a failed commit) must leave the index as it found it, or the next record of the same
+    /// msgid would update an image that was never written.
+    @Test func aTransitRolledBackIsForgottenByTheRulesAndTheLedgerReopensWithTheLatestImages() throws {
+        let (ledger, directory) = try temporaryLedger()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        struct Boom: Error {}
+        let first = RequestMeta(request(msgid: "M1"))
+        try ledger.write { tx in try tx.recordTransit(TransitRecord(inFlight: first, nowMs: 1)) }
+        #expect(throws: Boom.self) {
+            try ledger.write { tx in
+                try tx.recordTransit(TransitRecord(inFlight: RequestMeta(request(msgid: "M2")), nowMs: 2))
+                try tx.recordTransit(TransitRecord(request: first, response: settledAnswer(setlID: "S1"), role: .origin, nowMs: 2))
+                throw Boom()
+            }
+        }
+        #expect(try ledger.read { try $0.transit(msgid: "M1") }?.state == "unknown")
+        #expect(try ledger.read { try $0.transit(msgid: "M2") } == nil)
+        // Had the index kept M2, this would update an image that does not exist.
+        try ledger.write { tx in
+            try tx.recordTransit(TransitRecord(request: RequestMeta(request(msgid: "M2")), response: settledAnswer(setlID: "S2"),
+                                               role: .relay, nowMs: 3))
+        }
+        // Likewise for a round left open for a commit thread (`begin`).
+        #expect(throws: Boom.self) {
+            try ledger.begin { tx in
+                try tx.recordTransit(TransitRecord(inFlight: RequestMeta(request(msgid: "M3")), nowMs: 3))
+                throw Boom()
+            }
+        }
+        try ledger.write { tx in
+            try tx.recordTransit(TransitRecord(request: RequestMeta(request(msgid: "M3")), response: settledAnswer(setlID: "S3"),
+                                               role: .relay, nowMs: 4))
+            try tx.recordTransit(TransitRecord(request: first, response: settledAnswer(setlID: "S1"), role: .origin, nowMs: 4))
+        }
+        let reopened = try Ledger(path: ledger.path)
+        for (msgid, setlID) in [("M1", "S1"), ("M2", "S2"), ("M3", "S3")] {
+            let transit = try reopened.read { try $0.transit(msgid: msgid) }
+            #expect(transit?.state == "settled" && transit?.setlID == setlID, "\(msgid): \(String(describing: transit))")
+        }
+        #expect(try reopened.read { try $0.count(table: .transits) } == 3)
+        // The reopened index knows M1 is settled: a late timeout replaces nothing.
+        var timeout = WireResponse()
+        timeout.infcode = -1
+        timeout.errCode = ErrorCode.timeout.rawValue
+        try reopened.write { tx in try tx.recordTransit(TransitRecord(request: first, response: timeout, role: .origin, nowMs: 5)) }
+        #expect(try reopened.read { try $0.transit(msgid: "M1") }?.state == "settled")
+    }
+
     @Test func reversalMarksTheSettlementAndOnlyOneSucceeds() throws {
         let (ledger, directory) = try temporaryLedger()
         defer { try? FileManager.default.removeItem(atPath: directory) }
