@@ -24,8 +24,8 @@ extension LedgerTransaction {
     /// Every change appends the transit's new image to `transit_log`; the index says where each
     /// msgid's latest is, so none of these rules searches the table.
     public func recordTransit(_ record: TransitRecord, resolution: Bool = false) throws {
-        guard let index = transits else { throw SettleNetError(.ledger, "recordTransit outside a write transaction") }
-        if let existing = index.entry(record.msgid) {
+        guard transits != nil else { throw SettleNetError(.ledger, "recordTransit outside a write transaction") }
+        if let existing = try entry(record.msgid) {
             if resolution || existing.state == .unknown {
                 // The answer's outcome over the earlier one; who asked, and about what, stays as first recorded.
                 var image = try self.image(at: existing.seq)
@@ -54,7 +54,7 @@ extension LedgerTransaction {
             if record.infno == TransactionCode.correction.rawValue {
                 // A correction settles the doubt: reversed if it had settled, refused if it never took effect.
                 try recordCorrectionOutcome(record)
-            } else if let settlement = index.entry(record.omsgid), settlement.state == .settled {
+            } else if let settlement = try entry(record.omsgid), settlement.state == .settled {
                 var image = try self.image(at: settlement.seq)
                 image.state = .reversed
                 try append(image)
@@ -72,7 +72,7 @@ extension LedgerTransaction {
         let reversed = correction.correctionOutcome == "reversed"
         let outcome: TransitState = reversed ? .reversed : .refused
         let cancelled = ErrorCode.cancelledByCorrection.rawValue
-        if let settlement = transits!.entry(correction.omsgid) {
+        if let settlement = try entry(correction.omsgid) {
             if settlement.state == .unknown || (reversed && settlement.state == .settled) {
                 var image = try self.image(at: settlement.seq)
                 if image.state == .unknown && image.errCode.isEmpty { image.errCode = cancelled }
@@ -103,7 +103,7 @@ extension LedgerTransaction {
     private func settleUnknownReversals(of omsgid: String, state: TransitState, errCode: String, codes: Set<String>) throws {
         guard let waiting = transits!.unknownReversals[omsgid] else { return }
         for (msgid, infno) in waiting.sorted(by: { $0.key < $1.key }) where codes.contains(infno) {
-            guard let entry = transits!.entry(msgid), entry.state == .unknown else { continue }
+            guard let entry = try entry(msgid), entry.state == .unknown else { continue }
             var image = try self.image(at: entry.seq)
             image.state = state
             image.errCode = errCode
@@ -114,10 +114,9 @@ extension LedgerTransaction {
     /// The reversal `msgid`, unknown here, takes the outcome of the correction of its settlement
     /// `omsgid` if that correction passed here reversed and the settlement's final state is known.
     private func settleLateReversal(_ msgid: String, of omsgid: String) throws {
-        let index = transits!
-        guard let reversal = index.entry(msgid), reversal.state == .unknown,
-              let settlement = index.entry(omsgid), settlement.state == .reversed || settlement.state == .refused,
-              let correction = index.entry(NodeMachine.Resolution.correctionMsgid(of: omsgid)), correction.state == .reversed,
+        guard let reversal = try entry(msgid), reversal.state == .unknown,
+              let settlement = try entry(omsgid), settlement.state == .reversed || settlement.state == .refused,
+              let correction = try entry(NodeMachine.Resolution.correctionMsgid(of: omsgid)), correction.state == .reversed,
               try image(at: correction.seq).infno == TransactionCode.correction.rawValue else { return }
         var image = try self.image(at: reversal.seq)
         image.errCode = ErrorCode.cancelledByCorrection.rawValue
@@ -136,8 +135,13 @@ extension LedgerTransaction {
             values.bind(record.infcode); values.bind(record.errCode); values.bind(record.state.rawValue)
             values.bind(record.recordedAtMs); values.bind(record.oinfno); values.bind(record.psnNo)
         }
-        transits!.noted(seq: db.lastInsertedRowID, msgid: record.msgid, infno: record.infno, omsgid: record.omsgid,
-                        state: record.state)
+        try transits!.noted(seq: db.lastInsertedRowID, msgid: record.msgid, infno: record.infno, omsgid: record.omsgid,
+                            state: record.state, msgidAt: TransitIndex.msgidReader(db))
+    }
+
+    /// Where the latest image of `msgid` is in the log, and its state.
+    private func entry(_ msgid: String) throws -> TransitIndex.Entry? {
+        try transits!.entry(msgid, msgidAt: TransitIndex.msgidReader(db))
     }
 
     /// The image appended at `seq`.

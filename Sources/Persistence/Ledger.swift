@@ -15,7 +15,12 @@ public final class Ledger {
     /// Where each transit's latest image is: recording one is an append (`transit_log`).
     private let transits: TransitIndex
 
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(path: path, transitKey: TransitIndex.xxh64)
+    }
+
+    /// `transitKey`: how the transit index keys msgids (tests make them all collide).
+    init(path: String, transitKey: @escaping (String) -> UInt64) throws {
         self.path = path
         var config = Configuration()
         config.label = "ledger"
@@ -31,7 +36,7 @@ public final class Ledger {
         do {
             queue = try DatabaseQueue(path: path, configuration: config)
             try Self.migrator.migrate(queue)
-            transits = try queue.read { try TransitIndex(db: $0) }
+            transits = try queue.read { try TransitIndex(db: $0, key: transitKey) }
         } catch {
             throw SettleNetError(.ledger, "cannot open", subject: "ledger \(path)", cause: error)
         }

@@ -14,8 +14,12 @@ final class TransitIndex {
         var state: TransitState
     }
 
-    /// The latest image of each msgid.
-    private(set) var latest: [String: Entry] = [:]
+    /// The latest image of each msgid, by the XXH64 of the msgid: a key of 8 bytes instead of a
+    /// string's 80 or so, since a node keeps one for every transit it ever recorded. Exact all
+    /// the same: a hit is checked against the msgid in the log (`msgidAt`).
+    private var byHash: [UInt64: Entry] = [:]
+    /// The rare msgid whose hash another msgid in `byHash` already has.
+    private var collided: [String: Entry] = [:]
     /// Reversals and corrections (2208, 2305, 2601) whose state is unknown here, by the msgid of
     /// the settlement they concern: their msgid and infno.
     private(set) var unknownReversals: [String: [String: String]] = [:]
@@ -23,7 +27,8 @@ final class TransitIndex {
     private var undo: [Undo] = []
 
     private enum Undo {
-        case latest(String, Entry?)
+        case byHash(UInt64, Entry?)
+        case collided(String, Entry?)
         case reversals(String, [String: String]?)
     }
 
@@ -31,27 +36,60 @@ final class TransitIndex {
     static let reversalCodes: Set<String> = [TransactionCode.outpatientReversal.rawValue, TransactionCode.inpatientReversal.rawValue,
                                              TransactionCode.correction.rawValue]
 
-    init() {}
+    /// The key of a msgid in `byHash`: XXH64 of it, but for tests that make every msgid collide.
+    private let key: (String) -> UInt64
 
     /// Reads the whole log, oldest first.
-    init(db: Database) throws {
+    init(db: Database, key: @escaping (String) -> UInt64 = TransitIndex.xxh64) throws {
+        self.key = key
+        let msgidAt = Self.msgidReader(db)
         let rows = try Row.fetchCursor(db, sql: "SELECT seq, msgid, infno, omsgid, state FROM transit_log ORDER BY seq")
         while let row = try rows.next() {
             let state = TransitState(rawValue: row[4]) ?? .unknown
-            note(seq: row[0], msgid: row[1], infno: row[2], omsgid: row[3], state: state, undoable: false)
+            try note(seq: row[0], msgid: row[1], infno: row[2], omsgid: row[3], state: state, undoable: false, msgidAt: msgidAt)
         }
     }
 
-    func entry(_ msgid: String) -> Entry? { latest[msgid] }
-
-    /// A new image of `msgid` was appended at `seq`.
-    func noted(seq: Int64, msgid: String, infno: String, omsgid: String, state: TransitState) {
-        note(seq: seq, msgid: msgid, infno: infno, omsgid: omsgid, state: state, undoable: true)
+    /// Reads the msgid of the image at a seq.
+    static func msgidReader(_ db: Database) -> (Int64) throws -> String {
+        { seq in
+            let statement = try db.cachedStatement(sql: "SELECT msgid FROM transit_log WHERE seq = ?")
+            return try String.fetchOne(statement, arguments: [seq]) ?? ""
+        }
     }
 
-    private func note(seq: Int64, msgid: String, infno: String, omsgid: String, state: TransitState, undoable: Bool) {
-        let previous = latest.updateValue(Entry(seq: seq, state: state), forKey: msgid)
-        if undoable { undo.append(.latest(msgid, previous)) }
+    static func xxh64(_ msgid: String) -> UInt64 {
+        var text = msgid
+        return text.withUTF8 { XXH64.hash(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Where the latest image of `msgid` is, and its state; nil if it has none.
+    func entry(_ msgid: String, msgidAt: (Int64) throws -> String) throws -> Entry? {
+        if !collided.isEmpty, let entry = collided[msgid] { return entry }
+        guard let entry = byHash[key(msgid)] else { return nil }
+        return try msgidAt(entry.seq) == msgid ? entry : nil
+    }
+
+    /// A new image of `msgid` was appended at `seq`.
+    func noted(seq: Int64, msgid: String, infno: String, omsgid: String, state: TransitState,
+               msgidAt: (Int64) throws -> String) throws {
+        try note(seq: seq, msgid: msgid, infno: infno, omsgid: omsgid, state: state, undoable: true, msgidAt: msgidAt)
+    }
+
+    private func note(seq: Int64, msgid: String, infno: String, omsgid: String, state: TransitState, undoable: Bool,
+                      msgidAt: (Int64) throws -> String) throws {
+        let entry = Entry(seq: seq, state: state)
+        let key = self.key(msgid)
+        if !collided.isEmpty, collided[msgid] != nil {
+            let previous = collided.updateValue(entry, forKey: msgid)
+            if undoable { undo.append(.collided(msgid, previous)) }
+        } else if let held = byHash[key], try msgidAt(held.seq) != msgid {
+            collided[msgid] = entry
+            if undoable { undo.append(.collided(msgid, nil)) }
+        } else {
+            let previous = byHash.updateValue(entry, forKey: key)
+            if undoable { undo.append(.byHash(key, previous)) }
+        }
         guard !omsgid.isEmpty, Self.reversalCodes.contains(infno) else { return }
         let waiting = unknownReversals[omsgid]
         if state == .unknown {
@@ -74,7 +112,8 @@ final class TransitIndex {
     func rolledBack() {
         for change in undo.reversed() {
             switch change {
-            case .latest(let msgid, let entry): latest[msgid] = entry
+            case .byHash(let key, let entry): byHash[key] = entry
+            case .collided(let msgid, let entry): collided[msgid] = entry
             case .reversals(let omsgid, let waiting): unknownReversals[omsgid] = waiting
             }
         }
