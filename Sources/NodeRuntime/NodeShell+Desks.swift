@@ -112,6 +112,9 @@ extension NodeShell {
                                           recordsAsReceived: uploads.storesRecords ? passThrough.uploadRecords(of: request.msgid) : nil)
         carryOut(screened.tickets)
         if screened.queuedForNational { outbox.recordsQueued() }
+        if case .forward(let passing, _, _) = screened.outcome, let encoded = screened.passingEncoded {
+            passThrough.encodedUpload(request.msgid, records: passing.records.count, input: encoded)
+        }
         return screened.outcome
     }
 

@@ -152,7 +152,7 @@ extension NodeShell {
 
     /// A request's frames: as received where only its budget changed, else encoded.
     func frames(_ request: WireRequest) -> [[UInt8]] {
-        guard let body = passThrough.body(of: request) else { return WireCodec.frames(request) }
+        guard let body = passThrough.body(of: request) ?? passThrough.uploadBody(of: request) else { return WireCodec.frames(request) }
         return [[], WireCodec.requestKind, body]
     }
 

@@ -57,6 +57,9 @@ public struct UploadScreen: Sendable {
 
     public struct Screened: Equatable, Sendable {
         public var outcome: Outcome
+        /// With `.forward`: `passing` encoded, as this tier stored it; the request that carries
+        /// it up splices these bytes in instead of encoding the records again.
+        public var passingEncoded: [UInt8]?
         public var tickets = TicketDesk.Effects()
         /// Records went into the national outbox.
         public var queuedForNational = false
@@ -157,10 +160,12 @@ public struct UploadScreen: Sendable {
             screened.outcome = .answer(body)
             return screened
         }
+        let forwarded: [UInt8] = try passing.serializedBytes()
         try store.saveUploadBatch(msgid: request.msgid, decision: UploadBatchDecision(
             received: input.records.count, ownRejects: try ownRejects.serializedBytes(),
-            forwarded: try passing.serializedBytes(), answer: nil))
+            forwarded: forwarded, answer: nil))
         screened.outcome = .forward(passing, received: received, rejects: rejects)
+        screened.passingEncoded = forwarded
         return screened
     }
 

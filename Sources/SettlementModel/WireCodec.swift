@@ -202,9 +202,6 @@ public enum WireCodec {
     /// input of `records`, each the encoded bytes of one record, spliced in as they are. A
     /// decoder reads it as the request with `input.upload.records` decoded from those bytes.
     public static func uploadRequestBody(envelope: WireRequest, records: [[UInt8]], catalogVersion: String) throws -> [UInt8] {
-        var bare = envelope
-        bare.input = nil
-        var body: [UInt8] = try bare.serializedBytes()
         var input: [UInt8] = []
         input.reserveCapacity(records.reduce(16 + catalogVersion.utf8.count) { $0 + $1.count + 4 })
         for record in records {
@@ -217,6 +214,17 @@ public enum WireCodec {
             appendVarint(UInt64(catalogVersion.utf8.count), to: &input)
             input.append(contentsOf: catalogVersion.utf8)
         }
+        return try uploadRequestBody(envelope: envelope, input: input)
+    }
+
+    /// The body of an upload request: `envelope` (whose input is left out) with `input`, an
+    /// encoded `UploadInput`, spliced in as it is (a tier that already encoded what it passes up
+    /// for its own records does not encode it again).
+    public static func uploadRequestBody(envelope: WireRequest, input: [UInt8]) throws -> [UInt8] {
+        var bare = envelope
+        bare.input = nil
+        var body: [UInt8] = try bare.serializedBytes()
+        body.reserveCapacity(body.count + input.count + 8)
         appendVarint(24 << 3 | 2, to: &body)   // field 24 (input.upload), length-delimited
         appendVarint(UInt64(input.count), to: &body)
         body.append(contentsOf: input)

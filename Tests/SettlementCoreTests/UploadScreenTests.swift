@@ -64,6 +64,8 @@ import Testing
         guard case .forward(let passing, let received, let rejects) = screened.outcome else { return }
         #expect(received == 3 && rejects.first?.index == 1 && rejects.first?.tier == "county" && rejects.first?.admdvs == "370211")
         #expect(passing.records.map(\.batchIndex) == [0, 2], "each record keeps its place in the hospital's batch")
+        // What goes up is spliced from the bytes the county stored: they must be exactly `passing`.
+        #expect(try UploadInput(serializedBytes: try #require(screened.passingEncoded)) == passing)
         #expect(county.store.counts == ["received": 3, "accepted": 2, "corrections": 0, UploadRules.badFormat.id: 1])
         #expect(county.store.rejects.map(\.setlID) == ["S2"])
         #expect(screened.tickets == TicketDesk.Effects(), "the county's own rejects are answered, not ticketed")

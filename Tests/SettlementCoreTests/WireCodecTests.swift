@@ -91,6 +91,9 @@ import Testing
         let records: [[UInt8]] = try ["S1", "S2"].map { try Self.uploadRecord($0).serializedBytes() }
         let body = try WireCodec.uploadRequestBody(envelope: expected, records: records, catalogVersion: catalogVersion)
         #expect(try WireRequest(serializedBytes: body) == expected)
+        guard case .upload(let input)? = expected.input else { Issue.record("no upload input"); return }
+        let spliced = try WireCodec.uploadRequestBody(envelope: expected, input: try input.serializedBytes())
+        #expect(try WireRequest(serializedBytes: spliced) == expected, "an encoded input spliced in whole")
         let empty = try WireCodec.uploadRequestBody(envelope: expected, records: [], catalogVersion: catalogVersion)
         #expect(try WireRequest(serializedBytes: empty) == Self.uploadRequest([], catalogVersion: catalogVersion))
     }
