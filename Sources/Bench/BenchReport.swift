@@ -59,12 +59,15 @@ public struct BenchReport: Codable, Sendable {
         public var seconds: Double
         public var perSecond: Double
         public var errors: Int
+        /// CPU time the cluster's processes spent per record stored at the national tier.
+        public var cpuUsPerRecord: Double?
 
         enum CodingKeys: String, CodingKey {
             case window, accepted, seconds, errors
             case batchSize = "batch_size"
             case storedNational = "stored_national"
             case perSecond = "records_per_s"
+            case cpuUsPerRecord = "cluster_cpu_us_per_record"
         }
     }
 
@@ -272,7 +275,8 @@ public struct BenchReport: Codable, Sendable {
         if let memory { row("resident memory per node (\(memory.packing))", String(format: "max %.1f MB  mean %.1f MB", memory.maxMB, memory.meanMB)) }
         if let uploads {
             row("uploads into the national store (batch \(uploads.batchSize))",
-                String(format: "%9.0f records/s (%d records in %.1f s)", uploads.perSecond, uploads.storedNational, uploads.seconds))
+                String(format: "%9.0f records/s (%d records in %.1f s)", uploads.perSecond, uploads.storedNational, uploads.seconds)
+                + (uploads.cpuUsPerRecord.map { String(format: "  cluster CPU %.1f µs each", $0) } ?? ""))
         }
         if let security, let ratio = security.transportRatio {
             row("CURVE / plaintext relay chain", String(format: "%9.1f %%   (%.0f vs %.0f round trips/s)", 100 * ratio,

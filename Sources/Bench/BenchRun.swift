@@ -176,6 +176,7 @@ public enum BenchRun {
         let store = try Ledger(path: DataLayout(root: first.dataDirectory).ledgerPath(national))
         func stored() throws -> Int { try store.read { try $0.count(table: .uploadRecords) } }
         let before = try stored()
+        let cpuBefore = first.driver.clusterCPUSeconds?()
         let startedUs = monotonicUs()
         let (batches, accepted) = try first.driver.uploads(window: options.uploadWindow, seconds: options.seconds,
                                                            batchSize: options.uploadBatchSize, seed: options.seed)
@@ -189,7 +190,12 @@ public enum BenchRun {
         report.uploads = .init(batchSize: options.uploadBatchSize, window: options.uploadWindow, accepted: accepted,
                                storedNational: now - before, seconds: seconds, perSecond: Double(now - before) / seconds,
                                errors: batches.errors)
-        log(String(format: "    %d records in the national store in %.1f s: %.0f records/s", now - before, seconds, report.uploads!.perSecond))
+        // Like the settlements' figure: steadier than the rate on a machine whose speed changes.
+        if let cpuBefore, let cpuAfter = first.driver.clusterCPUSeconds?(), now > before {
+            report.uploads!.cpuUsPerRecord = (cpuAfter - cpuBefore) * 1e6 / Double(now - before)
+        }
+        log(String(format: "    %d records in the national store in %.1f s: %.0f records/s, cluster CPU %.1f µs each", now - before, seconds,
+                   report.uploads!.perSecond, report.uploads!.cpuUsPerRecord ?? 0))
         if options.securityRounds > 0 {
             report.security = try measureSecurityCost(first, options: options, log: log)
         }

@@ -59,6 +59,7 @@ import Testing
         #expect(report.memory?.residentMB.count == 15 && (report.memory?.maxMB ?? 0) > 1 && report.memory?.packing == "none")
         let uploads = try #require(report.uploads)
         #expect(uploads.accepted > 0 && uploads.storedNational == uploads.accepted && uploads.errors == 0, "\(uploads)")
+        #expect((uploads.cpuUsPerRecord ?? 0) > 0, "the cluster's CPU per stored record is measured")
         #expect(report.reconciled == true)
         // Security on and off in the same run: both measured, the secured one without errors.
         let security = try #require(report.security)
