@@ -45,14 +45,16 @@ extension LedgerTransaction: SettlementStore {
     }
 
     /// Records a settled settlement with its answer. Throws a constraint error if the msgid exists.
+    static let settledInsert = """
+        INSERT INTO settlements (msgid, infno, state, err_code, setl_id, psn_no, mdtrtarea_admvs, fixmedins_code,
+          medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, act_pay_dedc,
+          hifp_pay, hifob_pay, acct_pay, psn_cash_pay, fund_pay_sumamt, acct_pay_in_fund, balc, settled_at_ms, response)
+        VALUES (?, ?, 'settled', '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+
     public func insertSettled(request: WireRequest, split: Split, psnNo: String, setlID: String,
                               nowMs: Int64, response: [UInt8]) throws {
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO settlements (msgid, infno, state, err_code, setl_id, psn_no, mdtrtarea_admvs, fixmedins_code,
-              medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, act_pay_dedc,
-              hifp_pay, hifob_pay, acct_pay, psn_cash_pay, fund_pay_sumamt, acct_pay_in_fund, balc, settled_at_ms, response)
-            VALUES (?, ?, 'settled', '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        let statement = try db.cachedStatement(sql: Self.settledInsert)
         let bill = split.bill
         try StatementBinder.execute(statement, in: db) { values in
             values.bind(request.msgid); values.bind(request.infno); values.bind(setlID); values.bind(psnNo)
