@@ -380,4 +380,34 @@ import Testing
         #expect(persons == 50)
         #expect(balance == person.balanceFen)
     }
+
+    /// The insured county's hot reads come straight from SQLite's columns: each field as written.
+    @Test func personsAndStoredAnswersReadBackAsWritten() throws {
+        let (ledger, directory) = try temporaryLedger()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let population = SyntheticPopulation(county: DivisionCode("410102")!, size: 200)
+        try ledger.seedPopulation(population)
+        for index in 0..<population.size {
+            let expected = population.person(index)
+            let read = try #require(try ledger.read { try $0.person(expected.psnNo) })
+            #expect(read == PersonAccount(psnNo: expected.psnNo, insutype: expected.insutype, balanceFen: expected.initialBalanceFen,
+                                          filedOffsite: expected.filedOffsite))
+        }
+        #expect(Set((0..<population.size).map { population.person($0).filedOffsite }) == [true, false], "both kinds read")
+        var changed = try #require(try ledger.read { try $0.person(population.psnNo(7)) })
+        changed.balanceFen = 0; changed.deductibleUsedFen = 12_345; changed.poolUsedFen = 678
+        try ledger.write { try $0.updatePerson(changed) }
+        #expect(try ledger.read { try $0.person(population.psnNo(7)) } == changed)
+        #expect(try ledger.read { try $0.person("no such person") } == nil)
+
+        try ledger.write { tx in
+            try tx.insertSettled(request: request(msgid: "M1"), split: split, psnNo: "P", setlID: "S1", nowMs: 0, response: [0, 1, 255])
+            try tx.insertReversal(msgid: "R1", omsgid: "M1", infno: "2208", infcode: 0, nowMs: 1, response: [])
+        }
+        let settled = try ledger.read { try $0.storedAnswer(msgid: "M1") }
+        #expect(settled?.infno == "2207" && settled?.response == [0, 1, 255])
+        let reversal = try ledger.read { try $0.storedAnswer(msgid: "R1") }
+        #expect(reversal?.infno == "2208" && reversal?.response == [])
+        #expect(try ledger.read { try $0.storedAnswer(msgid: "M9") } == nil)
+    }
 }
