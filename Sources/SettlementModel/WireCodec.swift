@@ -99,18 +99,7 @@ public enum WireCodec {
     static func lengthDelimitedFields(in bytes: [UInt8], _ range: Range<Int>) -> [(number: UInt64, value: Range<Int>)]? {
         var fields: [(number: UInt64, value: Range<Int>)] = []
         var index = range.lowerBound
-        func varint() -> UInt64? {
-            var value: UInt64 = 0
-            var shift: UInt64 = 0
-            while index < range.upperBound && shift < 64 {
-                let byte = bytes[index]
-                index += 1
-                value |= UInt64(byte & 0x7F) << shift
-                if byte & 0x80 == 0 { return value }
-                shift += 7
-            }
-            return nil
-        }
+        func varint() -> UInt64? { readVarint(bytes, at: &index, end: range.upperBound) }
         while index < range.upperBound {
             guard let tag = varint(), tag >> 3 != 0 else { return nil }
             switch tag & 7 {
@@ -128,7 +117,6 @@ public enum WireCodec {
         return fields
     }
 
-
     /// A request's body with its `budget_ms` (field 16) set to `budgetMs` and every other field
     /// left as it was, byte for byte: a relay passes a request on with the budget it has left
     /// without encoding it again. Nil when the body is not well-formed protobuf at its top level.
@@ -138,18 +126,7 @@ public enum WireCodec {
         out.reserveCapacity(body.count + 11)
         var copyFrom = 0
         var index = 0
-        func varint() -> UInt64? {
-            var value: UInt64 = 0
-            var shift: UInt64 = 0
-            while index < body.count && shift < 64 {
-                let byte = body[index]
-                index += 1
-                value |= UInt64(byte & 0x7F) << shift
-                if byte & 0x80 == 0 { return value }
-                shift += 7
-            }
-            return nil
-        }
+        func varint() -> UInt64? { readVarint(body, at: &index, end: body.count) }
         while index < body.count {
             let fieldStart = index
             guard let tag = varint() else { return nil }
@@ -229,6 +206,21 @@ public enum WireCodec {
         appendVarint(UInt64(input.count), to: &body)
         body.append(contentsOf: input)
         return body
+    }
+
+    /// The protobuf varint at `index` (moved past it), read no further than `end`; nil if it is
+    /// cut short or longer than 64 bits.
+    static func readVarint(_ bytes: [UInt8], at index: inout Int, end: Int) -> UInt64? {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while index < end && shift < 64 {
+            let byte = bytes[index]
+            index += 1
+            value |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return value }
+            shift += 7
+        }
+        return nil
     }
 
     static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
