@@ -34,10 +34,10 @@ extension LedgerTransaction {
                 image.acctPay = record.acctPay; image.psnCashPay = record.psnCashPay
                 image.infcode = record.infcode; image.errCode = record.errCode; image.state = record.state
                 image.recordedAtMs = record.recordedAtMs
-                try append(image)
+                try append(image, replacing: existing)
             }
         } else {
-            try append(record)
+            try append(record, replacing: nil)
         }
         if resolution {
             // The settlement's final state is known here now: so is that of every reversal or
@@ -57,7 +57,7 @@ extension LedgerTransaction {
             } else if let settlement = try entry(record.omsgid), settlement.state == .settled {
                 var image = try self.image(at: settlement.seq)
                 image.state = .reversed
-                try append(image)
+                try append(image, replacing: settlement)
             }
         }
     }
@@ -77,20 +77,18 @@ extension LedgerTransaction {
                 var image = try self.image(at: settlement.seq)
                 if image.state == .unknown && image.errCode.isEmpty { image.errCode = cancelled }
                 image.state = outcome
-                try append(image)
+                try append(image, replacing: settlement)
             }
         } else {
-            var meta = RequestMeta(omsgid: correction.omsgid, infno: correction.oinfno, treatment: correction.mdtrtareaAdmvs,
+            let meta = RequestMeta(omsgid: correction.omsgid, infno: correction.oinfno, treatment: correction.mdtrtareaAdmvs,
                                    insured: correction.insuplcAdmdvs, fixmedinsCode: correction.fixmedinsCode)
-            meta.psnNo = ""
-            var image = TransitRecord(inFlight: meta, nowMs: correction.recordedAtMs)
+            var image = TransitRecord(inFlight: meta, nowMs: correction.recordedAtMs)   // no person: meta has none
             image.role = correction.role
             image.setlID = correction.setlID
             image.infcode = -1
             image.errCode = cancelled
             image.state = outcome
-            image.psnNo = ""
-            try append(image)
+            try append(image, replacing: nil)
         }
         // So does every reversal of it whose answer this tier never got, as at the origin:
         // nothing else may pass here to settle them (a hospital asking again can be refused on
@@ -107,7 +105,7 @@ extension LedgerTransaction {
             var image = try self.image(at: entry.seq)
             image.state = state
             image.errCode = errCode
-            try append(image)
+            try append(image, replacing: entry)
         }
     }
 
@@ -121,11 +119,12 @@ extension LedgerTransaction {
         var image = try self.image(at: reversal.seq)
         image.errCode = ErrorCode.cancelledByCorrection.rawValue
         image.state = settlement.state == .reversed ? .reversed : .refused
-        try append(image)
+        try append(image, replacing: reversal)
     }
 
-    /// Appends `record` as the latest image of its msgid.
-    private func append(_ record: TransitRecord) throws {
+    /// Appends `record` as the latest image of its msgid; `replacing` is the entry of the image
+    /// it follows, when the caller found one.
+    private func append(_ record: TransitRecord, replacing: TransitIndex.Entry?) throws {
         let statement = try db.cachedStatement(sql: Self.transitAppend)
         try StatementBinder.execute(statement, in: db) { values in
             values.bind(record.msgid); values.bind(record.infno); values.bind(record.role.rawValue)
@@ -136,7 +135,7 @@ extension LedgerTransaction {
             values.bind(record.recordedAtMs); values.bind(record.oinfno); values.bind(record.psnNo)
         }
         try transits!.noted(seq: db.lastInsertedRowID, msgid: record.msgid, infno: record.infno, omsgid: record.omsgid,
-                            state: record.state, msgidAt: TransitIndex.msgidReader(db))
+                            state: record.state, replacing: replacing, msgidAt: TransitIndex.msgidReader(db))
     }
 
     /// Where the latest image of `msgid` is in the log, and its state.
@@ -153,7 +152,6 @@ extension LedgerTransaction {
         var meta = RequestMeta(omsgid: row[0], infno: row[1], treatment: row[3], insured: row[4], fixmedinsCode: row[5])
         meta.omsgid = row[6]
         meta.oinfno = row[16]
-        meta.psnNo = row[17]
         var record = TransitRecord(inFlight: meta, nowMs: row[15])
         record.role = TransitRole(rawValue: row[2]) ?? .relay
         record.setlID = row[7]

@@ -70,20 +70,23 @@ final class TransitIndex {
         return try msgidAt(entry.seq) == msgid ? entry : nil
     }
 
-    /// A new image of `msgid` was appended at `seq`.
-    func noted(seq: Int64, msgid: String, infno: String, omsgid: String, state: TransitState,
+    /// A new image of `msgid` was appended at `seq`. `replacing`: the entry `entry(_:msgidAt:)`
+    /// found for it, if the caller looked (its slot is then known to be this msgid's, and the log
+    /// is not asked again).
+    func noted(seq: Int64, msgid: String, infno: String, omsgid: String, state: TransitState, replacing: Entry?,
                msgidAt: (Int64) throws -> String) throws {
-        try note(seq: seq, msgid: msgid, infno: infno, omsgid: omsgid, state: state, undoable: true, msgidAt: msgidAt)
+        try note(seq: seq, msgid: msgid, infno: infno, omsgid: omsgid, state: state, undoable: true, known: replacing != nil,
+                 msgidAt: msgidAt)
     }
 
     private func note(seq: Int64, msgid: String, infno: String, omsgid: String, state: TransitState, undoable: Bool,
-                      msgidAt: (Int64) throws -> String) throws {
+                      known: Bool = false, msgidAt: (Int64) throws -> String) throws {
         let entry = Entry(seq: seq, state: state)
         let key = self.key(msgid)
         if !collided.isEmpty, collided[msgid] != nil {
             let previous = collided.updateValue(entry, forKey: msgid)
             if undoable { undo.append(.collided(msgid, previous)) }
-        } else if let held = byHash[key], try msgidAt(held.seq) != msgid {
+        } else if !known, let held = byHash[key], try msgidAt(held.seq) != msgid {
             collided[msgid] = entry
             if undoable { undo.append(.collided(msgid, nil)) }
         } else {
