@@ -8,8 +8,7 @@ import Testing
 /// Ledgers written by an earlier release open with this one, their records intact.
 @Suite struct LedgerMigrationTests {
     @Test func transitsOfAnEarlierLedgerSurviveTheMoveToTheTransitLog() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("migration-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try makeTemporaryDirectory("migration")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = "\(directory)/ledger.sqlite"
         do {
@@ -53,8 +52,7 @@ import Testing
 @Suite struct LedgerInsertPlanTests {
     @Test(arguments: [LedgerTransaction.transitAppend, LedgerTransaction.settledInsert])
     func aHotInsertBuildsNoTemporaryIndex(sql: String) throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("plan-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try makeTemporaryDirectory("plan")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let ledger = try Ledger(path: "\(directory)/ledger.sqlite")
         let parameters = StatementArguments(Array(repeating: DatabaseValue.null, count: sql.filter { $0 == "?" }.count))
@@ -65,8 +63,7 @@ import Testing
     }
 
     @Test func settlementsOfAnEarlierLedgerSurviveTheirTablesRebuild() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("migration-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try makeTemporaryDirectory("migration")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = "\(directory)/ledger.sqlite"
         do {

@@ -6,8 +6,7 @@ import Testing
 
 @Suite struct LedgerTests {
     func temporaryLedger() throws -> (Ledger, String) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try makeTemporaryDirectory("ledger")
         return (try Ledger(path: "\(directory)/ledger.sqlite"), directory)
     }
 

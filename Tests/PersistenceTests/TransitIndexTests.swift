@@ -30,8 +30,7 @@ import Testing
 
     @Test(arguments: [true, false])
     func msgidsWhoseHashesCollideAreStillTransitsOfTheirOwn(collide: Bool) throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("index-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try makeTemporaryDirectory("index")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let key: (String) -> UInt64 = collide ? { (_: String) -> UInt64 in 7 } : { TransitIndex.xxh64($0) }
         let ledger = try Ledger(path: "\(directory)/ledger.sqlite", transitKey: key)
