@@ -3,24 +3,26 @@ import Glibc
 import Persistence
 import SettlementModel
 
-/// The threads that commit the nodes' ledgers, so that the reactor thread never waits on a
-/// sync: while one node's batch syncs, the reactor serves the other nodes, and the commits of
-/// different ledgers overlap. A node has at most one commit here at a time and is not stepped
-/// until it is done (its ledger is touched by one thread at a time); its answers wait with it.
+/// The threads that sync the nodes' ledgers, so that the reactor thread never waits on a disk:
+/// while a node's committed rounds sync, the reactor goes on serving it and the other nodes,
+/// and the syncs of different ledgers overlap. A node has at most one sync here at a time; it
+/// covers every round the node committed before asking, and their answers wait for it.
+/// Between syncs, a thread copies a ledger's grown log back into its database (checkpoint).
 final class CommitWriters: @unchecked Sendable {
-    /// A ledger whose round left its transaction open, and the node (by index) it belongs to.
+    /// A ledger to sync, and the node (by index) it belongs to: what it committed before asking
+    /// is durable once the sync returns.
     struct Job: @unchecked Sendable {
         let ledger: Ledger
         let node: Int
     }
 
-    /// How a commit ended: `error` nil when it is durable.
+    /// How a sync ended: `error` nil when it is durable.
     struct Finished {
         let node: Int
         let error: (any Error)?
     }
 
-    /// Readable once a commit has finished: the reactor polls it beside the sockets (the read end
+    /// Readable once a sync has finished: the reactor polls it beside the sockets (the read end
     /// of a pipe; a full pipe is readable as well, so a lost byte loses no wake-up).
     let wakeFD: Int32
     private let wakeWriteFD: Int32
@@ -74,7 +76,7 @@ final class CommitWriters: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// The commits finished since the last call, in the order they finished.
+    /// The syncs finished since the last call, in the order they finished.
     func takeFinished() -> [Finished] {
         var bytes = [UInt8](repeating: 0, count: 256)
         while read(wakeFD, &bytes, bytes.count) == bytes.count {}
@@ -85,7 +87,7 @@ final class CommitWriters: @unchecked Sendable {
         return done
     }
 
-    /// Finishes the commits submitted, then ends the threads; returns once they have ended.
+    /// Finishes the syncs submitted, then ends the threads; returns once they have ended.
     func stop() {
         condition.lock()
         stopping = true
@@ -107,12 +109,14 @@ final class CommitWriters: @unchecked Sendable {
             let job = jobs.removeFirst()
             condition.unlock()
             var failure: (any Error)?
-            do { try job.ledger.commitOpenTransaction() } catch { failure = error }
+            do { try job.ledger.syncLog() } catch { failure = error }
             condition.lock()
             finished.append(Finished(node: job.node, error: failure))
             condition.unlock()
             var one: UInt8 = 1
             _ = write(wakeWriteFD, &one, 1)
+            // After the answers are free to go: the node may sync again meanwhile, on another thread.
+            if failure == nil && job.ledger.wantsCheckpoint { job.ledger.checkpoint() }
         }
     }
 }

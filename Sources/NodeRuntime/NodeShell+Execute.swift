@@ -4,9 +4,11 @@ import SettlementCore
 import SettlementModel
 
 /// Carrying out what the machine and the desks decided: forwards go at once; everything else of
-/// the turn is recorded in one ledger transaction (group commit), and only once it is durable do
-/// its answers, journaled requests and passed uploads leave. Under a reactor the commit runs on
-/// a commit thread (`CommitWriters`): the node waits for it, unstepped, while the others go on.
+/// the turn is recorded in one ledger transaction, and only once it is durable do its answers,
+/// journaled requests and passed uploads leave. The transaction commits at once, on the
+/// reactor's thread; under a reactor the sync runs on a sync thread (`CommitWriters`) and the
+/// node goes on meanwhile: the rounds it commits during one sync are covered by the next, one
+/// sync for all of them (pipelined group commit).
 extension NodeShell {
     /// An upload batch screened here, to go up once its screening is durable.
     typealias UploadToForward = (request: WireRequest, passing: UploadInput, received: Int32, rejects: [UploadReject],
@@ -51,30 +53,52 @@ extension NodeShell {
         round.outgoing.reserveCapacity(work.count)
         do {
             try ledger.begin { tx in try record(work, into: &round, tx: tx) }
+            try ledger.commitOpenTransaction()
         } catch {
             try finish(round, failure: error)   // rolled back: nothing of it was recorded
             return
         }
-        commits += 1   // a round rolled back before its commit is not one
-        if let committer {
-            // The sync runs on a commit thread; this node waits (unstepped) for it, the others go on.
-            inCommit = round
-            committer.writers.submit(.init(ledger: ledger, node: committer.index))
+        commits += 1   // a round rolled back is not one
+        if committer != nil {
+            syncs.committed(round)
+            requestSync()
         } else {
-            var failure: (any Error)?
-            do { try ledger.commitOpenTransaction() } catch { failure = error }
-            try finish(round, failure: failure)
+            try syncOrStop()
+            try finish(round, failure: nil)
         }
     }
 
-    /// The reactor: this node's commit has finished (`error` nil: it is durable), seen at `nowMs`.
-    func commitFinished(error: (any Error)?, nowMs: Int64) throws {
-        guard let round = inCommit else { return }
-        inCommit = nil
+    /// Asks the sync threads to make this node's commits so far durable, unless a sync runs:
+    /// then the next one, asked when it ends, covers them.
+    private func requestSync() {
+        guard let committer, syncs.nextSync() != nil else { return }
+        committer.writers.submit(.init(ledger: ledger, node: committer.index))
+    }
+
+    /// The reactor: this node's sync has finished (`error` nil: the commits it covers are
+    /// durable), seen at `nowMs`. Their rounds' answers leave now.
+    func syncFinished(error: (any Error)?, nowMs: Int64) throws {
         advanceClock(to: nowMs)   // what it sends now is budgeted from now, not from its last turn
+        let durable = syncs.synced()
         guard state != .stopped else { return }
-        try finish(round, failure: error)
-        if stopsAfterCommit && inCommit == nil { stop() }
+        if let error { throw syncFailed(error) }
+        for round in durable { try finish(round, failure: nil) }
+        requestSync()
+        if stopsAfterSync && !awaitsSync { stop() }
+    }
+
+    /// Syncs on this thread; a failure stops the node (see `syncFailed`).
+    private func syncOrStop() throws {
+        do { try ledger.syncLog() } catch { throw syncFailed(error) }
+    }
+
+    /// A sync that fails leaves the ledger's state on disk unknown: the commits are in memory but
+    /// maybe not on disk, and cannot be rolled back. The node stops without sending what it did
+    /// not sync (as PostgreSQL panics on a failed fsync); after a restart from what the disk
+    /// holds, its senders resolve what they never heard back about, like any other silence.
+    private func syncFailed(_ error: any Error) -> any Error {
+        logger.critical("ledger sync failed: stopping without sending what it did not sync", metadata: ["error": "\(error)"])
+        return SettleNetError(.node, "node \(spec.id): ledger sync failed, stopped: \(error)")
     }
 
     /// Records every directive of `work` in the open transaction `tx`, gathering what to send.

@@ -84,14 +84,15 @@ public final class NodeShell {
     /// This node's routing id as its parent's ROUTER knows it.
     let routingID: [UInt8]
 
-    /// The reactor's commit threads and this node's index there; nil: commits on the caller's thread.
+    /// The reactor's sync threads and this node's index there; nil: syncs on the caller's thread.
     var committer: (writers: CommitWriters, index: Int)?
-    /// The round whose commit runs now: its answers wait for it.
-    var inCommit: RoundInCommit?
-    /// A commit is running: the node is not stepped, its sockets are not watched, until it ends.
-    public var isCommitting: Bool { inCommit != nil }
-    /// Drained and done, but the last round's commit is still running: stop once it has ended.
-    var stopsAfterCommit = false
+    /// Rounds committed but not yet known durable: their answers wait for a sync begun after
+    /// their commit.
+    var syncs = SyncPipeline<RoundInCommit>()
+    /// Rounds wait for a sync: the node is stepped meanwhile, but does not stop before it ends.
+    public var awaitsSync: Bool { !syncs.isIdle }
+    /// Drained and done, but rounds still wait for their sync: stop once they have left.
+    var stopsAfterSync = false
 
     /// The round's instant, set by the reactor at the start of each turn.
     private(set) var nowMs: Int64
@@ -265,14 +266,13 @@ public final class NodeShell {
     /// at `nowMs`, one ledger transaction, then the answers.
     public func turn(readable: ArraySlice<Bool>, nowMs: Int64) throws {
         self.nowMs = nowMs
-        guard state != .stopped else { return }
-        guard !isCommitting else { return }
+        guard state != .stopped, !stopsAfterSync else { return }
         if let started = drainStartedMs, machine.pendingCount == 0 || nowMs - started >= drainTimeoutMs {
             try execute(machine.abandonPending(nowMs: nowMs))
-            if isCommitting { stopsAfterCommit = true } else { stop() }
+            if awaitsSync { stopsAfterSync = true } else { stop() }
             return
         }
-        passThrough.forget()
+        passThrough.forget(roundsAwaitSync: awaitsSync)
         if nowMs - links.lastCheckMs >= max(100, pace.maxWaitMs) { links.refresh(nowMs: nowMs, logger: logger) }
         for message in links.due(nowMs: nowMs) { transmit(message) }
         if readable.contains(true) { socketsTouched = true }

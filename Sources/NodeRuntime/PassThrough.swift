@@ -36,12 +36,14 @@ struct PassThrough {
     /// their answers with rejects take kilobytes to megabytes.
     static let largestKept = 4_096
 
-    /// A new turn: what the last one received is not sent any more (its round is over).
-    mutating func forget() {
+    /// A new turn: what the last one received is not sent any more (its round is recorded).
+    /// `roundsAwaitSync`: the uploads screened by rounds still waiting for their sync go up
+    /// when it ends, so what they pass up is kept until no round waits.
+    mutating func forget(roundsAwaitSync: Bool) {
         if !requests.isEmpty { requests.removeAll(keepingCapacity: true) }
         if !responses.isEmpty { responses.removeAll(keepingCapacity: true) }
         if !uploads.isEmpty { uploads.removeAll() }
-        if !encodedUploads.isEmpty { encodedUploads.removeAll() }
+        if !encodedUploads.isEmpty && !roundsAwaitSync { encodedUploads.removeAll() }
     }
 
     /// The upload input this tier passes up for the batch `msgid`, as encoded when screened.

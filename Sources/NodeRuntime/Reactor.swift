@@ -5,8 +5,8 @@ import ZeroMQ
 /// One thread serving every node of a process: one poller over all their sockets, each node
 /// stepped in turn with the same instant, read once per round from the clock. A parent and a
 /// child served by one reactor hand their messages over in memory. Each node's turn records
-/// its work in one ledger transaction, which a commit thread syncs while this thread serves the
-/// others; the turn's answers leave once it is durable. Each socket is touched only by its
+/// its work in one ledger transaction, which a sync thread makes durable while this thread
+/// goes on serving; the turn's answers leave once it is. Each socket is touched only by its
 /// node's turn, on this thread.
 public final class Reactor {
     let nodes: [NodeShell]
@@ -32,8 +32,9 @@ public final class Reactor {
     /// If a node fails, the others are stopped too and the failures thrown, so that the process
     /// exits non-zero and `cluster up` reports it.
     public func run() throws {
-        // A lone node has nobody to serve while its ledger syncs: it syncs on this thread, which
-        // spares two thread switches a commit. A packed process's nodes commit on commit threads.
+        // A lone node syncs on this thread: on a machine running a process per node, a sync
+        // thread's two switches a sync cost more than the waits they save (measured, README). A
+        // packed process's nodes sync on sync threads and go on meanwhile.
         let writers = nodes.count > 1 ? try CommitWriters(threads: min(CommitWriters.maxThreads, nodes.count)) : nil
         // Every commit submitted ends before the ledgers close.
         defer { writers?.stop() }
@@ -62,14 +63,8 @@ public final class Reactor {
                 draining = true
                 for node in live { node.beginDraining(nowMs: now) }
             }
-            // A node whose commit runs is not stepped: its sockets wait unwatched, so that what
-            // waits there does not end every wait at once. Mail handed over in memory to a
-            // node that can take it is served at once; the wait then only looks.
-            for (index, node) in live.enumerated() {
-                poller.watch(firstSocket[index]..<firstSocket[index + 1], !node.isCommitting)
-            }
-            let steppable = live.lazy.filter { !$0.isCommitting }
-            let wake = steppable.contains(where: \.hasLocalMail) ? now : steppable.map { $0.nextWakeMs(nowMs: now) }.min() ?? now + pace.maxWaitMs
+            // Mail handed over in memory is served at once; the wait then only looks.
+            let wake = live.contains(where: \.hasLocalMail) ? now : live.map { $0.nextWakeMs(nowMs: now) }.min() ?? now + pace.maxWaitMs
             let ready = try poller.wait(timeoutMs: Int(max(0, min(pace.maxWaitMs, wake - now))))
             readable.removeAll(keepingCapacity: true)
             readable.append(contentsOf: repeatElement(false, count: firstSocket.last! + wakeFDs.count))
@@ -78,7 +73,7 @@ public final class Reactor {
             if let writers, readable.last == true {
                 for done in writers.takeFinished() {
                     let node = nodes[done.node]
-                    do { try node.commitFinished(error: done.error, nowMs: now) } catch { fail(node, error) }
+                    do { try node.syncFinished(error: done.error, nowMs: now) } catch { fail(node, error) }
                 }
             }
             // Whatever a node read or sent, its sockets are asked again before the next wait
@@ -86,7 +81,7 @@ public final class Reactor {
             func noteUse(_ index: Int, _ node: NodeShell) {
                 if node.takeSocketsTouched() { poller.used(firstSocket[index]..<firstSocket[index + 1]) }
             }
-            for (index, node) in live.enumerated() where !node.isCommitting {
+            for (index, node) in live.enumerated() {
                 let sockets = firstSocket[index]..<firstSocket[index + 1]
                 do {
                     try node.turn(readable: readable[sockets], nowMs: now)
@@ -100,8 +95,8 @@ public final class Reactor {
             // sockets are paid once a round, not once a hop. Bounded, so that the sockets are
             // looked at again soon whatever the nodes hand each other.
             for _ in 0..<Self.localPassesPerRound {
-                guard live.contains(where: { $0.hasLocalMail && !$0.isCommitting }) else { break }
-                for (index, node) in live.enumerated() where node.hasLocalMail && !node.isCommitting {
+                guard live.contains(where: \.hasLocalMail) else { break }
+                for (index, node) in live.enumerated() where node.hasLocalMail {
                     let sockets = firstSocket[index]..<firstSocket[index + 1]
                     do {
                         try node.turn(readable: ArraySlice(repeating: false, count: sockets.count), nowMs: now)

@@ -1,19 +1,35 @@
 import Foundation
+import Glibc
 import GRDB
+import GRDBSQLite
 import SettlementCore
 import SettlementModel
-
+import Synchronization
 
 /// One node's durable ledger: a SQLite database in WAL mode, written by one thread.
 ///
-/// Every write goes through `write(_:)`, one transaction with one sync at commit: the node
-/// loop gathers all the work of one poll round into it (group commit), and sends the answers
-/// only after it returns, so every answer that leaves is already durable.
+/// A commit writes the log (`-wal`) without syncing it (synchronous=NORMAL); `syncLog()` then
+/// makes every commit so far durable. Split so that a node's next round can be recorded while
+/// the sync of the last one runs on another thread, and one sync covers every round committed
+/// before it began (pipelined group commit). `write(_:)` does both, for the rare writes off the
+/// hot path. Nobody sends an answer before the sync that covers its commit has returned.
 public final class Ledger {
     private let queue: DatabaseQueue
     public let path: String
     /// Where each transit's latest image is: recording one is an append (`transit_log`).
     private let transits: TransitIndex
+    /// The write-ahead log, opened by us as well: an fdatasync of any descriptor of the file
+    /// syncs it, and this one can be synced on another thread than the writer's.
+    private let logFD: Int32
+    /// Frames in the log after the last commit (SQLite's WAL hook, on the writer's thread).
+    private let framesInLog = Atomic<Int>(0)
+    /// A second connection copies the log back into the database (checkpoint) off the writer's
+    /// thread; the writer's own automatic checkpoint would sync the database in the middle of a
+    /// round. Opened at the first checkpoint: an idle node of a packed national network never needs it.
+    private let checkpointer = Mutex<DatabaseQueue?>(nil)
+
+    /// Log frames (pages) past which a sync asks for a checkpoint: SQLite's own default.
+    public static let checkpointFrames = 1_000
 
     public convenience init(path: String) throws {
         try self.init(path: path, transitKey: TransitIndex.xxh64)
@@ -29,9 +45,10 @@ public final class Ledger {
         config.allowsUnsafeTransactions = true
         config.prepareDatabase { db in
             // WAL: readers (cluster status, reconcile) never block the writer.
-            // synchronous FULL: each commit is synced, so an answer that left is never lost.
+            // synchronous NORMAL: a commit writes the log, `syncLog()` syncs it; a checkpoint
+            // still syncs the database before the log is reused.
             try db.execute(sql: "PRAGMA journal_mode = WAL")
-            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
         do {
             queue = try DatabaseQueue(path: path, configuration: config)
@@ -40,18 +57,81 @@ public final class Ledger {
         } catch {
             throw SettleNetError(.ledger, "cannot open", subject: "ledger \(path)", cause: error)
         }
+        // The log exists once a connection in WAL mode has written (the migrations above).
+        logFD = open(path + "-wal", O_RDWR | O_CLOEXEC)
+        guard logFD >= 0 else {
+            throw SettleNetError(.ledger, "cannot open its write-ahead log \(path)-wal: \(String(cString: strerror(errno)))",
+                                 subject: "ledger \(path)")
+        }
+        // Replaces the writer's automatic checkpoint (which is itself a WAL hook) with a count.
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        queue.inDatabase { db in
+            _ = sqlite3_wal_hook(db.sqliteConnection, { context, _, _, frames in
+                Unmanaged<Ledger>.fromOpaque(context!).takeUnretainedValue().framesInLog.store(Int(frames), ordering: .relaxed)
+                return SQLITE_OK
+            }, context)
+        }
     }
 
-    /// Runs `body` in one write transaction: committed (and synced) when it returns, rolled
+    deinit {
+        queue.inDatabase { db in _ = sqlite3_wal_hook(db.sqliteConnection, nil, nil) }
+        close(logFD)
+    }
+
+    /// Runs `body` in one write transaction: committed and synced when it returns, rolled
     /// back entirely when it throws.
     public func write<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
+        let result: T
         do {
-            let result = try queue.write { db in try body(LedgerTransaction(db: db, transits: transits)) }
+            result = try queue.write { db in try body(LedgerTransaction(db: db, transits: transits)) }
             transits.committed()
-            return result
         } catch {
             transits.rolledBack()
             throw error
+        }
+        try syncLog()
+        if wantsCheckpoint { checkpoint() }
+        return result
+    }
+
+    /// Makes every transaction committed so far durable. Any thread, while the writer goes on
+    /// (what it commits meanwhile may or may not be covered: only what committed before counts).
+    public func syncLog() throws {
+        guard fdatasync(logFD) == 0 else {
+            throw SettleNetError(.ledger, "cannot sync its write-ahead log: \(String(cString: strerror(errno)))", subject: "ledger \(path)")
+        }
+    }
+
+    /// The descriptor `syncLog()` syncs is the log SQLite writes (tests: after checkpoints and
+    /// the log's reuse, it must still be).
+    var syncsTheLogSQLiteWrites: Bool {
+        var synced = stat(), written = stat()
+        return fstat(logFD, &synced) == 0 && stat(path + "-wal", &written) == 0
+            && synced.st_ino == written.st_ino && synced.st_dev == written.st_dev
+    }
+
+    /// The log has grown past `checkpointFrames` since it was last reused.
+    public var wantsCheckpoint: Bool { framesInLog.load(ordering: .relaxed) >= Self.checkpointFrames }
+
+    /// Copies what the log holds back into the database (PASSIVE: never waits on the writer or
+    /// on readers, and the writer goes on meanwhile), so that the writer can reuse the log from
+    /// its start. Any thread; skipped while another thread checkpoints. A failure is left for the next one.
+    public func checkpoint() {
+        _ = checkpointer.withLockIfAvailable { connection in
+            do {
+                if connection == nil {
+                    var config = Configuration()
+                    config.label = "ledger-checkpoint"
+                    config.prepareDatabase { db in
+                        try db.execute(sql: "PRAGMA synchronous = NORMAL")   // syncs the database before the log is reused
+                        try db.execute(sql: "PRAGMA cache_size = 16")        // it only copies pages
+                    }
+                    connection = try DatabaseQueue(path: path, configuration: config)
+                }
+                _ = try connection!.writeWithoutTransaction { try $0.checkpoint(.passive) }
+            } catch {
+                // Nothing is lost: the log keeps growing until a checkpoint succeeds.
+            }
         }
     }
 
@@ -70,7 +150,8 @@ public final class Ledger {
         }
     }
 
-    /// Commits (and syncs) the transaction `begin(_:)` left open; rolls it back if the commit fails.
+    /// Commits the transaction `begin(_:)` left open, durable once a `syncLog()` begun after this
+    /// returns; rolls it back if the commit fails (a full disk, say).
     public func commitOpenTransaction() throws {
         try queue.inDatabase { db in
             do {

@@ -9,9 +9,9 @@ import Glibc
 /// ZMQ_FD only signals that something about a socket changed, and any call on the socket may
 /// take that signal (libzmq's documentation of ZMQ_FD): so a socket is asked after its
 /// descriptor fired, after the owner used it (`used(_:)`), and after it was last found with
-/// input, until it is found without. The sockets' descriptors are edge-triggered, so a socket
-/// left unwatched (`watch`) costs nothing until it is watched again. Level-triggered plain
-/// descriptors (a wake-up pipe) may be added after the sockets; they are reported while readable.
+/// input, until it is found without. The sockets' descriptors are edge-triggered.
+/// Level-triggered plain descriptors (a wake-up pipe) may be added after the sockets; they are
+/// reported while readable.
 public final class EventPoller {
     private let sockets: [Socket]
     private let epoll: Int32
@@ -19,7 +19,6 @@ public final class EventPoller {
     /// Positions to ask about before waiting, each once (`isPending`).
     private var pending: [Int] = []
     private var isPending: [Bool]
-    private var isWatched: [Bool]
     private var events: [epoll_event]
     private let positionOf: [ObjectIdentifier: Int]
 
@@ -29,7 +28,6 @@ public final class EventPoller {
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw ZeroMQError(code: errno, operation: "epoll_create1") }
         isPending = Array(repeating: false, count: sockets.count + fds.count)
-        isWatched = Array(repeating: true, count: sockets.count + fds.count)
         events = Array(repeating: epoll_event(), count: max(16, min(1_024, sockets.count + fds.count)))
         var positions: [ObjectIdentifier: Int] = [:]
         for (position, socket) in sockets.enumerated() { positions[ObjectIdentifier(socket)] = position }
@@ -65,15 +63,6 @@ public final class EventPoller {
     /// The owner used the sockets at `positions`.
     public func used(_ positions: Range<Int>) { for position in positions { markPending(position) } }
 
-    /// Stops (or resumes) reporting the sockets at `positions`: what arrives there waits in its
-    /// queue, and is reported once they are watched again.
-    public func watch(_ positions: Range<Int>, _ watched: Bool) {
-        for position in positions where isWatched[position] != watched {
-            isWatched[position] = watched
-            if watched { markPending(position) }
-        }
-    }
-
     /// Waits up to `timeoutMs` (-1 forever, 0 not at all) and returns the positions, sockets
     /// first in the order given and then the plain descriptors, that have input. A socket found
     /// readable is asked again next time: its owner need not read it to the end. A signal
@@ -86,7 +75,6 @@ public final class EventPoller {
             pending.removeAll(keepingCapacity: true)
             for position in asked {
                 isPending[position] = false
-                if !isWatched[position] { continue }   // asked again when watched again
                 if position >= sockets.count {
                     readable.append(position)
                 } else if try sockets[position].hasInput() {

@@ -229,12 +229,6 @@ public struct Poller {
             + fds.map { zmq_pollitem_t(socket: nil, fd: $0, events: Int16(ZMQ_POLLIN), revents: 0) }
     }
 
-    /// Stops (or resumes) watching the items at `positions`: what arrives there waits in its
-    /// queue, and a readable item left unread does not end every wait at once.
-    public mutating func watch(_ positions: Range<Int>, _ watched: Bool) {
-        for position in positions { items[position].events = watched ? Int16(ZMQ_POLLIN) : 0 }
-    }
-
     /// Waits up to `timeoutMs` (-1 forever, 0 not at all) and returns, per socket in the order
     /// given and then per descriptor, whether it is readable. A signal interrupting the wait
     /// counts as a timeout.

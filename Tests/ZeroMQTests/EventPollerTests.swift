@@ -67,22 +67,6 @@ import ZeroMQ
         }
     }
 
-    /// A node whose commit runs is not served: its sockets are not reported, and what waited
-    /// there is reported once they are watched again.
-    @Test func anUnwatchedSocketIsReportedOnlyOnceWatchedAgain() throws {
-        let context = try Context()
-        let (router, dealers) = try clients(context, count: 3)
-        let poller = try EventPoller(dealers)
-        poller.watch(1..<2, false)
-        try router.send([Array("client-1".utf8), Array("answer".utf8)])
-        try router.send([Array("client-2".utf8), Array("answer".utf8)])
-        #expect(try poller.wait(timeoutMs: 10_000) == [2])
-        #expect(try dealers[2].receive(wait: false) != nil)
-        #expect(try poller.wait(timeoutMs: 50) == [], "client 1 is not watched")
-        poller.watch(1..<2, true)
-        #expect(try poller.wait(timeoutMs: 10_000) == [1])
-    }
-
     @Test func aPlainDescriptorIsReportedAfterTheSockets() throws {
         let context = try Context()
         let (_, dealers) = try clients(context, count: 2)

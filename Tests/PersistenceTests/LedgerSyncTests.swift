@@ -1,0 +1,64 @@
+import Foundation
+@testable import Persistence
+import SettlementCore
+import SettlementModel
+import Testing
+
+/// Commits that are made durable later, by a sync of the log on another thread (pipelined group
+/// commit): which rounds a sync covers, and the log it syncs.
+@Suite struct LedgerSyncTests {
+    @Test func aSyncCoversTheRoundsCommittedBeforeItAndNoneCommittedWhileItRuns() {
+        var syncs = SyncPipeline<String>()
+        #expect(syncs.isIdle && syncs.nextSync() == nil)   // nothing to sync
+        syncs.committed("A")
+        syncs.committed("B")
+        #expect(syncs.nextSync() == 2)
+        syncs.committed("C")                 // while the sync of A and B runs
+        #expect(syncs.nextSync() == nil)     // one sync at a time
+        #expect(syncs.synced() == ["A", "B"])
+        #expect(!syncs.isIdle)
+        syncs.committed("D")
+        #expect(syncs.nextSync() == 4)       // C and D in one sync
+        #expect(syncs.synced() == ["C", "D"])
+        #expect(syncs.isIdle && syncs.synced().isEmpty)
+    }
+
+    @Test func theLogSyncedIsTheOneSQLiteWritesAndCheckpointsLetItBeReused() throws {
+        let directory = try makeTemporaryDirectory("ledger-sync")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/ledger.sqlite"
+        let ledger = try Ledger(path: path)
+        var factory = RequestFactory(institution: "H37021100001", treatment: DivisionCode("370211")!)
+        var checkpoints = 0
+        var largestLog: UInt64 = 0
+        let rounds = 1_000, perRound = 60
+        // Rounds as a node records them: commit, sync, and a checkpoint when the log asks.
+        for round in 0..<rounds {
+            try ledger.begin { tx in
+                for index in 0..<perRound {
+                    // Msgids apart: the factory's 4-digit sequence would wrap within one instant.
+                    let request = factory.settlement(psnNo: "41010200000000000001", insured: DivisionCode("410102")!,
+                                                     bill: .composed(totalFen: 10_000), inpatient: false,
+                                                     nowMs: Int64(round * perRound + index))
+                    try tx.recordTransit(TransitRecord(inFlight: RequestMeta(request), nowMs: Int64(round)))
+                }
+            }
+            try ledger.commitOpenTransaction()
+            try ledger.syncLog()
+            if ledger.wantsCheckpoint {
+                ledger.checkpoint()
+                checkpoints += 1
+            }
+            let size = try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? UInt64 ?? 0
+            largestLog = max(largestLog, size)
+        }
+        #expect(checkpoints > 0, "the rounds never filled the log: the test proves nothing")
+        // The writer's own checkpoint is off: without ours the log would hold every page written.
+        let framesBound = UInt64(2 * Ledger.checkpointFrames) * (4_096 + 24)
+        #expect(largestLog <= framesBound, "the log grew to \(largestLog) bytes")
+        #expect(ledger.syncsTheLogSQLiteWrites)
+        let reopened = try Ledger(path: path)
+        let count = try reopened.read { try $0.count(table: .transits) }
+        #expect(count == rounds * perRound, "\(count) transits")
+    }
+}
