@@ -28,7 +28,10 @@ extension LedgerTransaction {
             INSERT INTO upload_records (setl_id, msgid, fixmedins_code, mdtrtarea_admvs, record, stored_at_ms)
             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(setl_id) DO NOTHING
             """)
-        try statement.execute(arguments: [setlID, msgid, fixmedinsCode, mdtrtareaAdmvs, record.map { Data($0) }, nowMs])
+        try StatementBinder.execute(statement, in: db) { values in
+            values.bind(setlID); values.bind(msgid); values.bind(fixmedinsCode); values.bind(mdtrtareaAdmvs)
+            values.bind(record); values.bind(nowMs)
+        }
         return db.changesCount == 1
     }
 
@@ -79,7 +82,7 @@ extension LedgerTransaction {
 
     public func enqueueForNational(setlID: String, record: [UInt8]) throws {
         let statement = try db.cachedStatement(sql: "INSERT INTO upload_outbox (setl_id, record) VALUES (?, ?)")
-        try statement.execute(arguments: [setlID, Data(record)])
+        try StatementBinder.execute(statement, in: db) { values in values.bind(setlID); values.bind(record) }
     }
 
     /// Assigns up to `limit` unassigned outbox records to a new batch `msgid`; returns how many.

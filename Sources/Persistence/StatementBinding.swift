@@ -31,6 +31,16 @@ struct StatementBinder {
     mutating func bind(_ number: Int32) { bind(Int64(number)) }
     mutating func bind(_ flag: Bool) { bind(Int64(flag ? 1 : 0)) }
 
+    /// nil binds NULL.
+    mutating func bind(_ bytes: [UInt8]?) {
+        guard let bytes else {
+            position += 1
+            sqlite3_bind_null(handle, position)
+            return
+        }
+        bind(bytes)
+    }
+
     mutating func bind(_ bytes: [UInt8]) {
         position += 1
         bytes.withUnsafeBytes { raw in

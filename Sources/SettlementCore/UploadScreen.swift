@@ -103,6 +103,8 @@ public struct UploadScreen: Sendable {
         var corrections = 0
         // The county numbers the records (batch_index): what it would store is not what came.
         let asReceived = tier != .county && recordsAsReceived?.count == input.records.count ? recordsAsReceived : nil
+        /// Where the passing records were in the batch received (spliced up as they came).
+        var passingPositions: [Int] = []
         for (position, original) in input.records.enumerated() {
             var record = original
             if tier == .county { record.batchIndex = Int32(position) }
@@ -142,6 +144,7 @@ public struct UploadScreen: Sendable {
                     screened.tickets.merge(try correctionPassed(record, nowMs: nowMs, tickets: &tickets, store: store))
                 }
                 passing.records.append(record)
+                passingPositions.append(position)
             }
         }
         try store.addUploadCount("corrections", corrections)
@@ -160,7 +163,10 @@ public struct UploadScreen: Sendable {
             screened.outcome = .answer(body)
             return screened
         }
-        let forwarded: [UInt8] = try passing.serializedBytes()
+        // Above the county a record passes up as it came: spliced, not encoded again.
+        let forwarded: [UInt8] = try asReceived.map { received in
+            WireCodec.uploadInput(records: passingPositions.map { received[$0] }, catalogVersion: passing.catalogVersion)
+        } ?? passing.serializedBytes()
         try store.saveUploadBatch(msgid: request.msgid, decision: UploadBatchDecision(
             received: input.records.count, ownRejects: try ownRejects.serializedBytes(),
             forwarded: forwarded, answer: nil))

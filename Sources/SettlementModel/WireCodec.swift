@@ -179,6 +179,12 @@ public enum WireCodec {
     /// input of `records`, each the encoded bytes of one record, spliced in as they are. A
     /// decoder reads it as the request with `input.upload.records` decoded from those bytes.
     public static func uploadRequestBody(envelope: WireRequest, records: [[UInt8]], catalogVersion: String) throws -> [UInt8] {
+        try uploadRequestBody(envelope: envelope, input: uploadInput(records: records, catalogVersion: catalogVersion))
+    }
+
+    /// An encoded `UploadInput` of `records`, each already an encoded `UploadRecord`, spliced in
+    /// as they are: what a tier passes up of the records it received, without encoding them again.
+    public static func uploadInput<Record: Collection<UInt8>>(records: [Record], catalogVersion: String) -> [UInt8] {
         var input: [UInt8] = []
         input.reserveCapacity(records.reduce(16 + catalogVersion.utf8.count) { $0 + $1.count + 4 })
         for record in records {
@@ -191,7 +197,7 @@ public enum WireCodec {
             appendVarint(UInt64(catalogVersion.utf8.count), to: &input)
             input.append(contentsOf: catalogVersion.utf8)
         }
-        return try uploadRequestBody(envelope: envelope, input: input)
+        return input
     }
 
     /// The body of an upload request: `envelope` (whose input is left out) with `input`, an

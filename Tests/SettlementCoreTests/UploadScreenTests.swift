@@ -120,6 +120,21 @@ import Testing
         #expect(county.store.storedRecords.values.allSatisfy { $0 == nil })
     }
 
+    /// A city passes up each record that passed as the bytes that came, and only those.
+    @Test mutating func aCityPassesUpTheRecordsThatPassedAsTheyCame() throws {
+        var city = Tier("370200", .city)
+        _ = try city.screen(batch([record("S2")]))   // S2 is a duplicate when the batch comes
+        let records = [record("S1"), record("S2"), record("S3")]
+        // Marked so that a spliced copy can be told from one encoded afresh (an unknown field).
+        let asReceived: [ArraySlice<UInt8>] = try records.map { ArraySlice(try $0.serializedBytes() + [0xF8, 0x07, 0x01]) }
+        let screened = try city.screen(batch(records), recordsAsReceived: asReceived)
+        #expect(try #require(passed(screened)).records == ["S1", "S3"])
+        let expected = WireCodec.uploadInput(records: [asReceived[0], asReceived[2]], catalogVersion: Uploads.catalog.version)
+        #expect(screened.passingEncoded == expected)
+        guard case .forward(let passing, _, _)? = Optional(screened.outcome) else { return }
+        #expect(try UploadInput(serializedBytes: expected).records.map(\.setlID) == passing.records.map(\.setlID))
+    }
+
     /// A duplicate the province finds is the uploading county's to fix: an upload_reject ticket
     /// for its institution, one per cause, closed once it corrected and re-uploaded everything.
     @Test mutating func aRejectAboveTheCountyOpensATicketThatTheCorrectionCloses() throws {
