@@ -44,8 +44,7 @@ public struct SyntheticPopulation: Sendable {
     }
 
     public func psnNo(_ index: Int) -> String {
-        let serial = String(index)
-        return county.value + String(repeating: "0", count: 14 - serial.count) + serial
+        ZeroPadded.string(prefix: county.value, [(0, index, 14)])
     }
 
     /// The index of a person number of this county, or nil when it is not one.

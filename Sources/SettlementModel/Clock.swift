@@ -25,17 +25,21 @@ public struct CivilTime: Equatable, Sendable {
     }
 
     /// yyyyMMddHHmmss
-    public var compact: String { pad(year, 4) + pad(month, 2) + pad(day, 2) + pad(hour, 2) + pad(minute, 2) + pad(second, 2) }
+    public var compact: String { compact(prefix: "") }
     /// yyyyMMddHHmmssSSS (refmsg_time, respond_time)
-    public var compactMillis: String { compact + pad(millisecond, 3) }
+    public var compactMillis: String {
+        ZeroPadded.string([(0, year, 4), (0, month, 2), (0, day, 2), (0, hour, 2), (0, minute, 2), (0, second, 2), (0, millisecond, 3)])
+    }
     /// yyyy-MM-dd HH:mm:ss (inf_time, setl_time)
     public var readable: String {
-        "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2)) \(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2))"
+        ZeroPadded.string([(0, year, 4), (UInt8(ascii: "-"), month, 2), (UInt8(ascii: "-"), day, 2), (UInt8(ascii: " "), hour, 2),
+                           (UInt8(ascii: ":"), minute, 2), (UInt8(ascii: ":"), second, 2)])
     }
 
-    private func pad(_ value: Int, _ width: Int) -> String {
-        let text = String(value)
-        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+    /// `prefix` + yyyyMMddHHmmss + `serial` in `width` digits (msgids), in one string.
+    func compact(prefix: String, serial: Int = 0, width: Int = 0) -> String {
+        ZeroPadded.string(prefix: prefix, [(0, year, 4), (0, month, 2), (0, day, 2), (0, hour, 2), (0, minute, 2), (0, second, 2),
+                                           (0, serial, width)])
     }
 }
 
@@ -43,16 +47,11 @@ public struct CivilTime: Equatable, Sendable {
 public enum MessageID {
     /// A request msgid: institution code (12) + yyyyMMddHHmmss (14) + sequence (4) = 30 chars.
     public static func request(institution: String, unixMs: Int64, sequence: Int) -> String {
-        institution + CivilTime(unixMs: unixMs).compact + fixed(sequence % 10_000, width: 4)
+        CivilTime(unixMs: unixMs).compact(prefix: institution, serial: sequence % 10_000, width: 4)
     }
 
     /// A response inf_refmsgid: receiver's division (6) + yyyyMMddHHmmss (14) + serial (10).
     public static func response(division: String, unixMs: Int64, serial: UInt64) -> String {
-        division + CivilTime(unixMs: unixMs).compact + fixed(Int(serial % 10_000_000_000), width: 10)
-    }
-
-    static func fixed(_ value: Int, width: Int) -> String {
-        let text = String(value)
-        return String(repeating: "0", count: max(0, width - text.count)) + text
+        CivilTime(unixMs: unixMs).compact(prefix: division, serial: Int(serial % 10_000_000_000), width: 10)
     }
 }

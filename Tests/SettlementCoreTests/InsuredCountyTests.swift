@@ -85,6 +85,21 @@ import Testing
                 == "H37021100001202211220800000007")
         #expect(MessageID.request(institution: "H37021100001", unixMs: 0, sequence: 1).count == 30)
         #expect(MessageID.response(division: "410102", unixMs: 0, serial: 42).count == 30)
+        #expect(MessageID.response(division: "410102", unixMs: 1_669_075_200_123, serial: 42) == "410102202211220800000000000042")
+        #expect(CivilTime(unixMs: 1_700_000_000_000 + 59_999).readable == "2023-11-15 06:14:19")
+        #expect(SyntheticPopulation(county: code("410102"), size: 10).psnNo(7) == "41010200000000000007")
+    }
+
+    /// Zero-padded fields written in one buffer read as they would padded field by field.
+    @Test func zeroPaddedFieldsReadAsPaddedOneByOne() {
+        for value in [0, 7, 42, 999, 1_000, 12_345] {
+            let padded = ZeroPadded.string(prefix: "X", [(0, value, 4), (UInt8(ascii: "-"), value % 100, 2)])
+            let digits = String(value), tail = String(value % 100)
+            let expected = "X" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+                + "-" + String(repeating: "0", count: 2 - tail.count) + tail
+            #expect(padded == expected, "\(value)")
+        }
+        #expect(ZeroPadded.string([(0, -5, 3)]) == "0-5", "a negative value is written in full, as before")
     }
 }
 
