@@ -10,6 +10,7 @@ extension LedgerTransaction: SettlementStore {
 
     /// The transaction code and stored answer of a settlement or reversal msgid already decided here.
     public func storedAnswer(msgid: String) throws -> (infno: String, response: [UInt8])? {
+        if let answered, !answered.mayHave(msgid) { return nil }
         let settlement = try db.cachedStatement(sql: "SELECT infno, response FROM settlements WHERE msgid = ?")
         if let row = try Row.fetchOne(settlement, arguments: [msgid]) { return (row[0], Array(row[1] as Data)) }
         let reversal = try db.cachedStatement(sql: "SELECT infno, response FROM reversals WHERE msgid = ?")
@@ -54,6 +55,7 @@ extension LedgerTransaction: SettlementStore {
 
     public func insertSettled(request: WireRequest, split: Split, psnNo: String, setlID: String,
                               nowMs: Int64, response: [UInt8]) throws {
+        answered?.noted(request.msgid)
         let statement = try db.cachedStatement(sql: Self.settledInsert)
         let bill = split.bill
         try StatementBinder.execute(statement, in: db) { values in
@@ -81,6 +83,7 @@ extension LedgerTransaction: SettlementStore {
             psnNo = input.psnNo
             medfee = input.medfeeSumamt
         }
+        answered?.noted(request.msgid)
         try statement.execute(arguments: [request.msgid, request.infno, errCode, psnNo, request.mdtrtareaAdmvs,
                                           request.fixmedinsCode, medfee, nowMs, Data(response)])
     }
@@ -107,6 +110,7 @@ extension LedgerTransaction: SettlementStore {
         let statement = try db.cachedStatement(sql: """
             INSERT INTO reversals (msgid, omsgid, infno, infcode, recorded_at_ms, response) VALUES (?, ?, ?, ?, ?, ?)
             """)
+        answered?.noted(msgid)
         try statement.execute(arguments: [msgid, omsgid, infno, infcode, nowMs, Data(response)])
         if infcode == 0 {
             let mark = try db.cachedStatement(sql: "UPDATE settlements SET state = 'reversed', reversal_msgid = ? WHERE msgid = ?")
@@ -124,6 +128,7 @@ extension LedgerTransaction: SettlementStore {
               hifp_pay, hifob_pay, acct_pay, psn_cash_pay, fund_pay_sumamt, acct_pay_in_fund, balc, settled_at_ms, response)
             VALUES (?, ?, 'refused', ?, NULL, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?, ?)
             """)
+        answered?.noted(omsgid)
         try statement.execute(arguments: [omsgid, infno, ErrorCode.cancelledByCorrection.rawValue, psnNo, mdtrtareaAdmvs,
                                           fixmedinsCode, nowMs, Data(response)])
     }

@@ -18,6 +18,8 @@ public final class Ledger {
     public let path: String
     /// Where each transit's latest image is: recording one is an append (`transit_log`).
     private let transits: TransitIndex
+    /// Which msgids the insured county has an answer stored for (a filter before the look-up).
+    private let answered: AnsweredIndex
     /// The write-ahead log, opened by us as well: an fdatasync of any descriptor of the file
     /// syncs it, and this one can be synced on another thread than the writer's.
     private let logFD: Int32
@@ -54,6 +56,7 @@ public final class Ledger {
             queue = try DatabaseQueue(path: path, configuration: config)
             try Self.migrator.migrate(queue)
             transits = try queue.read { try TransitIndex(db: $0, key: transitKey) }
+            answered = try queue.read { try AnsweredIndex(db: $0) }
         } catch {
             throw SettleNetError(.ledger, "cannot open", subject: "ledger \(path)", cause: error)
         }
@@ -83,7 +86,7 @@ public final class Ledger {
     public func write<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
         let result: T
         do {
-            result = try queue.write { db in try body(LedgerTransaction(db: db, transits: transits)) }
+            result = try queue.write { db in try body(LedgerTransaction(db: db, transits: transits, answered: answered)) }
             transits.committed()
         } catch {
             transits.rolledBack()
@@ -141,7 +144,7 @@ public final class Ledger {
         try queue.inDatabase { db in
             try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
             do {
-                return try body(LedgerTransaction(db: db, transits: transits))
+                return try body(LedgerTransaction(db: db, transits: transits, answered: answered))
             } catch {
                 try? db.cachedStatement(sql: "ROLLBACK").execute()
                 transits.rolledBack()
@@ -167,7 +170,7 @@ public final class Ledger {
 
     /// Runs `body` with a consistent read view.
     public func read<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
-        try queue.read { db in try body(LedgerTransaction(db: db, transits: nil)) }
+        try queue.read { db in try body(LedgerTransaction(db: db, transits: nil, answered: nil)) }
     }
 
     /// Creates the county's synthetic insured population the first time the ledger opens.
@@ -193,4 +196,6 @@ public struct LedgerTransaction {
     let db: Database
     /// The writer's transit index; nil in a read.
     let transits: TransitIndex?
+    /// The writer's filter of msgids with a stored answer; nil in a read.
+    let answered: AnsweredIndex?
 }

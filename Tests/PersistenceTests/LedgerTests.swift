@@ -409,4 +409,34 @@ import Testing
         #expect(reversal?.infno == "2208" && reversal?.response == [])
         #expect(try ledger.read { try $0.storedAnswer(msgid: "M9") } == nil)
     }
+
+    /// The writer asks its filter of msgids with a stored answer before the tables: every kind
+    /// of stored answer must pass it, in the transaction that stored it, in later ones, and
+    /// after the ledger reopens.
+    @Test func theWriterFindsEveryStoredAnswerThroughItsFilter() throws {
+        let (ledger, directory) = try temporaryLedger()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let kinds: [(msgid: String, infno: String, response: [UInt8])] = [("M1", "2207", [1]), ("M2", "2207", [2]),
+                                                                          ("R1", "2208", [3]), ("T1", "2601", [4])]
+        func storedByTheWriter(_ ledger: Ledger) throws -> [String: [UInt8]] {
+            try ledger.write { tx in
+                var found: [String: [UInt8]] = [:]
+                for kind in kinds { found[kind.msgid] = try tx.storedAnswer(msgid: kind.msgid)?.response }
+                #expect(try tx.storedAnswer(msgid: "M9") == nil)
+                return found
+            }
+        }
+        let inTheSameTransaction = try ledger.write { tx in
+            try tx.insertSettled(request: request(msgid: "M1"), split: split, psnNo: "P", setlID: "S1", nowMs: 0, response: [1])
+            try tx.insertRefused(request: request(msgid: "M2"), errCode: "SN-E2001", nowMs: 0, response: [2])
+            try tx.insertReversal(msgid: "R1", omsgid: "M1", infno: "2208", infcode: 0, nowMs: 1, response: [3])
+            try tx.insertTombstone(omsgid: "T1", infno: "2601", psnNo: "P", mdtrtareaAdmvs: "370211", fixmedinsCode: "H37021100001",
+                                   nowMs: 1, response: [4])
+            return try kinds.map { try tx.storedAnswer(msgid: $0.msgid)?.response }
+        }
+        let expected = Dictionary(uniqueKeysWithValues: kinds.map { ($0.msgid, $0.response) })
+        #expect(inTheSameTransaction == kinds.map(\.response))
+        #expect(try storedByTheWriter(ledger) == expected)
+        #expect(try storedByTheWriter(try Ledger(path: ledger.path)) == expected)
+    }
 }
