@@ -135,16 +135,23 @@ extension LedgerTransaction {
             values.bind(record.recordedAtMs); values.bind(record.oinfno); values.bind(record.psnNo)
         }
         try transits!.noted(seq: db.lastInsertedRowID, msgid: record.msgid, infno: record.infno, omsgid: record.omsgid,
-                            state: record.state, replacing: replacing, msgidAt: TransitIndex.msgidReader(db))
+                            state: record.state, replacing: replacing, image: record, msgidAt: msgidAt)
     }
 
     /// Where the latest image of `msgid` is in the log, and its state.
     private func entry(_ msgid: String) throws -> TransitIndex.Entry? {
-        try transits!.entry(msgid, msgidAt: TransitIndex.msgidReader(db))
+        try transits!.entry(msgid, msgidAt: msgidAt)
+    }
+
+    /// The msgid of the image at `seq`: from the index's unknown images, else from the log.
+    private func msgidAt(_ seq: Int64) throws -> String {
+        if let image = transits?.unknownImage(at: seq) { return image.msgid }
+        return try TransitIndex.msgidReader(db)(seq)
     }
 
     /// The image appended at `seq`.
     private func image(at seq: Int64) throws -> TransitRecord {
+        if let image = transits?.unknownImage(at: seq) { return image }
         let statement = try db.cachedStatement(sql: Self.transitImage)
         guard let row = try Row.fetchOne(statement, arguments: [seq]) else {
             throw SettleNetError(.ledger, "transit image \(seq) missing from transit_log")

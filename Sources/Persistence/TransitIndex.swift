@@ -23,6 +23,11 @@ final class TransitIndex {
     /// Reversals and corrections (2208, 2305, 2601) whose state is unknown here, by the msgid of
     /// the settlement they concern: their msgid and infno.
     private(set) var unknownReversals: [String: [String: String]] = [:]
+    /// The latest image of each transit still unknown here, by its seq: the answer that comes
+    /// for it reads that image back to write the next one (at the origin, every journaled
+    /// request). Dropped once replaced. Images appended before the ledger opened are not here:
+    /// they are read from the log.
+    private var unknownImages: [Int64: TransitRecord] = [:]
     /// How to put the index back if the open transaction rolls back, newest last.
     private var undo: [Undo] = []
 
@@ -30,6 +35,7 @@ final class TransitIndex {
         case byHash(UInt64, Entry?)
         case collided(String, Entry?)
         case reversals(String, [String: String]?)
+        case image(Int64, TransitRecord?)
     }
 
     /// The codes whose unknown outcome a later answer or correction settles.
@@ -72,12 +78,24 @@ final class TransitIndex {
 
     /// A new image of `msgid` was appended at `seq`. `replacing`: the entry `entry(_:msgidAt:)`
     /// found for it, if the caller looked (its slot is then known to be this msgid's, and the log
-    /// is not asked again).
+    /// is not asked again). `image`: what was appended, kept while its state is unknown.
     func noted(seq: Int64, msgid: String, infno: String, omsgid: String, state: TransitState, replacing: Entry?,
-               msgidAt: (Int64) throws -> String) throws {
+               image: TransitRecord? = nil, msgidAt: (Int64) throws -> String) throws {
+        if let replacing, let held = unknownImages.removeValue(forKey: replacing.seq) {
+            undo.append(.image(replacing.seq, held))
+        }
+        if state == .unknown, var image {
+            image.correctionOutcome = ""   // not a column: the log's image has none
+            unknownImages[seq] = image
+            undo.append(.image(seq, nil))
+        }
         try note(seq: seq, msgid: msgid, infno: infno, omsgid: omsgid, state: state, undoable: true, known: replacing != nil,
                  msgidAt: msgidAt)
     }
+
+    /// The image at `seq` if it is the latest of a transit still unknown, appended since the
+    /// ledger opened; nil otherwise (the log has it).
+    func unknownImage(at seq: Int64) -> TransitRecord? { unknownImages[seq] }
 
     private func note(seq: Int64, msgid: String, infno: String, omsgid: String, state: TransitState, undoable: Bool,
                       known: Bool = false, msgidAt: (Int64) throws -> String) throws {
@@ -118,6 +136,7 @@ final class TransitIndex {
             case .byHash(let key, let entry): byHash[key] = entry
             case .collided(let msgid, let entry): collided[msgid] = entry
             case .reversals(let omsgid, let waiting): unknownReversals[omsgid] = waiting
+            case .image(let seq, let image): unknownImages[seq] = image
             }
         }
         undo.removeAll(keepingCapacity: true)
