@@ -50,7 +50,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // Ledger writes as a node does them: a group commit of 64 transit records, one sync.
-    Benchmark("ledger: group commit of 64 transit records (synchronous FULL)", configuration: .init(maxDuration: .seconds(3))) { benchmark in
+    Benchmark("ledger: group commit of 64 transit records, one sync", configuration: .init(maxDuration: .seconds(3))) { benchmark in
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotpaths-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
