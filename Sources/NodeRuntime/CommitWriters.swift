@@ -116,7 +116,7 @@ final class CommitWriters: @unchecked Sendable {
             var one: UInt8 = 1
             _ = write(wakeWriteFD, &one, 1)
             // After the answers are free to go: the node may sync again meanwhile, on another thread.
-            if failure == nil && job.ledger.wantsCheckpoint { job.ledger.checkpoint() }
+            if failure == nil { job.ledger.checkpointIfDue() }
         }
     }
 }

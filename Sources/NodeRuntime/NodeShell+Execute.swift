@@ -87,9 +87,9 @@ extension NodeShell {
         if stopsAfterSync && !awaitsSync { stop() }
     }
 
-    /// Syncs on this thread; a failure stops the node (see `syncFailed`).
+    /// Syncs (and checkpoints when due) on this thread; a failed sync stops the node (see `syncFailed`).
     private func syncOrStop() throws {
-        do { try ledger.syncLog() } catch { throw syncFailed(error) }
+        do { try ledger.sync() } catch { throw syncFailed(error) }
     }
 
     /// A sync that fails leaves the ledger's state on disk unknown: the commits are in memory but

@@ -92,9 +92,15 @@ public final class Ledger {
             transits.rolledBack()
             throw error
         }
-        try syncLog()
-        if wantsCheckpoint { checkpoint() }
+        try sync()
         return result
+    }
+
+    /// Makes every transaction committed so far durable, then checkpoints if the log has grown
+    /// (`checkpointIfDue()`): what a writer that syncs on its own thread does after each commit.
+    public func sync() throws {
+        try syncLog()
+        checkpointIfDue()
     }
 
     /// Makes every transaction committed so far durable. Any thread, while the writer goes on
@@ -114,12 +120,18 @@ public final class Ledger {
     }
 
     /// The log has grown past `checkpointFrames` since it was last reused.
-    public var wantsCheckpoint: Bool { framesInLog.load(ordering: .relaxed) >= Self.checkpointFrames }
+    var wantsCheckpoint: Bool { framesInLog.load(ordering: .relaxed) >= Self.checkpointFrames }
+
+    /// Checkpoints if the log has grown past `checkpointFrames`: the writer's own automatic
+    /// checkpoint is off, so whoever syncs must call this after a sync, or the log grows without end.
+    public func checkpointIfDue() {
+        if wantsCheckpoint { checkpoint() }
+    }
 
     /// Copies what the log holds back into the database (PASSIVE: never waits on the writer or
     /// on readers, and the writer goes on meanwhile), so that the writer can reuse the log from
     /// its start. Any thread; skipped while another thread checkpoints. A failure is left for the next one.
-    public func checkpoint() {
+    func checkpoint() {
         _ = checkpointer.withLockIfAvailable { connection in
             do {
                 if connection == nil {
@@ -138,8 +150,8 @@ public final class Ledger {
         }
     }
 
-    /// Opens a transaction and runs `body` in it, leaving it open for `commitOpenTransaction()`
-    /// (on another thread, while this ledger is left alone); rolled back entirely if `body` throws.
+    /// Opens a transaction and runs `body` in it, leaving it open for `commitOpenTransaction()`;
+    /// rolled back entirely if `body` throws.
     public func begin<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
         try queue.inDatabase { db in
             try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
