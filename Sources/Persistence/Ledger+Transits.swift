@@ -134,8 +134,7 @@ extension LedgerTransaction {
             values.bind(record.infcode); values.bind(record.errCode); values.bind(record.state.rawValue)
             values.bind(record.recordedAtMs); values.bind(record.oinfno); values.bind(record.psnNo)
         }
-        try transits!.noted(seq: db.lastInsertedRowID, msgid: record.msgid, infno: record.infno, omsgid: record.omsgid,
-                            state: record.state, replacing: replacing, image: record, msgidAt: msgidAt)
+        try transits!.noted(seq: db.lastInsertedRowID, image: record, replacing: replacing, msgidAt: msgidAt)
     }
 
     /// Where the latest image of `msgid` is in the log, and its state.

@@ -76,21 +76,21 @@ final class TransitIndex {
         return try msgidAt(entry.seq) == msgid ? entry : nil
     }
 
-    /// A new image of `msgid` was appended at `seq`. `replacing`: the entry `entry(_:msgidAt:)`
-    /// found for it, if the caller looked (its slot is then known to be this msgid's, and the log
-    /// is not asked again). `image`: what was appended, kept while its state is unknown.
-    func noted(seq: Int64, msgid: String, infno: String, omsgid: String, state: TransitState, replacing: Entry?,
-               image: TransitRecord? = nil, msgidAt: (Int64) throws -> String) throws {
+    /// `image` was appended at `seq` as the latest image of its msgid. `replacing`: the entry
+    /// `entry(_:msgidAt:)` found for it, if the caller looked (its slot is then known to be this
+    /// msgid's, and the log is not asked again). An image whose state is unknown is kept.
+    func noted(seq: Int64, image: TransitRecord, replacing: Entry?, msgidAt: (Int64) throws -> String) throws {
         if let replacing, let held = unknownImages.removeValue(forKey: replacing.seq) {
             undo.append(.image(replacing.seq, held))
         }
-        if state == .unknown, var image {
-            image.correctionOutcome = ""   // not a column: the log's image has none
-            unknownImages[seq] = image
+        if image.state == .unknown {
+            var kept = image
+            kept.correctionOutcome = ""   // not a column: the log's image has none
+            unknownImages[seq] = kept
             undo.append(.image(seq, nil))
         }
-        try note(seq: seq, msgid: msgid, infno: infno, omsgid: omsgid, state: state, undoable: true, known: replacing != nil,
-                 msgidAt: msgidAt)
+        try note(seq: seq, msgid: image.msgid, infno: image.infno, omsgid: image.omsgid, state: image.state, undoable: true,
+                 known: replacing != nil, msgidAt: msgidAt)
     }
 
     /// The image at `seq` if it is the latest of a transit still unknown, appended since the

@@ -25,10 +25,10 @@ public struct CivilTime: Equatable, Sendable {
     }
 
     /// yyyyMMddHHmmss
-    public var compact: String { compact(prefix: "") }
+    public var compact: String { ZeroPadded.string(dateAndTime) }
     /// yyyyMMddHHmmssSSS (refmsg_time, respond_time)
     public var compactMillis: String {
-        ZeroPadded.string([(0, year, 4), (0, month, 2), (0, day, 2), (0, hour, 2), (0, minute, 2), (0, second, 2), (0, millisecond, 3)])
+        ZeroPadded.string(dateAndTime + [(0, millisecond, 3)])
     }
     /// yyyy-MM-dd HH:mm:ss (inf_time, setl_time)
     public var readable: String {
@@ -37,9 +37,13 @@ public struct CivilTime: Equatable, Sendable {
     }
 
     /// `prefix` + yyyyMMddHHmmss + `serial` in `width` digits (msgids), in one string.
-    func compact(prefix: String, serial: Int = 0, width: Int = 0) -> String {
-        ZeroPadded.string(prefix: prefix, [(0, year, 4), (0, month, 2), (0, day, 2), (0, hour, 2), (0, minute, 2), (0, second, 2),
-                                           (0, serial, width)])
+    func compact(prefix: String, serial: Int, width: Int) -> String {
+        ZeroPadded.string(prefix: prefix, dateAndTime + [(0, serial, width)])
+    }
+
+    /// yyyy MM dd HH mm ss, no separators.
+    private var dateAndTime: [(separator: UInt8, value: Int, width: Int)] {
+        [(0, year, 4), (0, month, 2), (0, day, 2), (0, hour, 2), (0, minute, 2), (0, second, 2)]
     }
 }
 
