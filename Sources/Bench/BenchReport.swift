@@ -267,7 +267,8 @@ public struct BenchReport: Codable, Sendable {
                 + (latency.driverCPUPct.map { String(format: "  driver CPU %.1f %%", $0) } ?? ""))
         }
         if let floor = baselineLatency, let rate = floor.openModelRatePerS, let p50 = floor.p50Ms, let p99 = floor.p99Ms {
-            row("  the relay chain at \(rate)/s, same open model", String(format: "p50 %.2f ms  p99 %.2f ms  (the floor)", p50, p99))
+            row("  the relay chain at \(rate)/s, same open model", String(format: "p50 %.2f ms  p99 %.2f ms  (the floor)", p50, p99)
+                + (floor.driverCPUPct.map { String(format: "  its sender's CPU %.1f %%", $0) } ?? ""))
         }
         if let floor = durableBaselineLatency, let rate = floor.openModelRatePerS, let p50 = floor.p50Ms, let p99 = floor.p99Ms {
             row("  the durable chain at \(rate)/s, same open model", String(format: "p50 %.2f ms  p99 %.2f ms  (6 syncs in series)", p50, p99))

@@ -26,6 +26,9 @@ public enum TransportBaseline {
         public var p50Ms: Double?
         public var p99Ms: Double?
         public var p999Ms: Double?
+        /// Open model: the sending thread's own CPU over the run, % of one core. It does nothing
+        /// but send, wait and receive, so it is the floor for any load driver's on this machine.
+        public var driverCPUPct: Double?
 
         enum CodingKeys: String, CodingKey {
             case processes, window, seconds
@@ -34,6 +37,7 @@ public enum TransportBaseline {
             case p50Ms = "p50_ms"
             case p99Ms = "p99_ms"
             case p999Ms = "p999_ms"
+            case driverCPUPct = "driver_cpu_pct"
             case messageBytes = "message_bytes"
             case roundTrips = "round_trips"
             case perSecond = "round_trips_per_s"
@@ -197,8 +201,9 @@ public enum TransportBaseline {
         let warmUp = ratePerS, measured = Int(seconds * Double(ratePerS)), total = warmUp + measured
         let startUs = monotonicUs()
         func intendedUs(_ index: Int) -> Int64 { startUs + Int64(index) * 1_000_000 / Int64(ratePerS) }
-        var poller = Poller([client])
+        let poller = try EventPoller([client])
         var sent = 0, returned = 0, measuredReturns = 0
+        var cpuAtWarmUpEnd: Int64?, wallAtWarmUpEnd: Int64 = 0
         let deadline = intendedUs(total) + 10_000_000
         while returned < total {
             var now = monotonicUs()
@@ -207,12 +212,15 @@ public enum TransportBaseline {
                                      advice: "a relay process died or the machine is overloaded; run the benchmark again with a lower --latency-rate")
             }
             while sent < total && intendedUs(sent) <= now {
+                if sent == warmUp { (cpuAtWarmUpEnd, wallAtWarmUpEnd) = (threadCPUTimeUs(), now) }
                 var sequence = UInt64(sent).littleEndian
                 try client.send([withUnsafeBytes(of: &sequence) { Array($0) }] + frames, wait: false)
+                poller.used(client)
                 sent += 1
             }
+            // Waits end at the next send time to the microsecond, as the load driver's do.
             let wait = sent < total ? intendedUs(sent) - now : 50_000
-            _ = try poller.poll(timeoutMs: Int((max(0, min(50_000, wait)) + 999) / 1_000))
+            _ = try poller.wait(timeoutUs: max(0, min(50_000, wait)))
             now = monotonicUs()
             while let answer = try client.receive(wait: false) {
                 // A readiness probe's late answer (the durable chain syncs it first) has no sequence.
@@ -226,10 +234,11 @@ public enum TransportBaseline {
             }
         }
         func ms(_ us: UInt64) -> Double { Double(us) / 1_000 }
+        let driverCPUPct = cpuAtWarmUpEnd.map { 100 * Double(threadCPUTimeUs() - $0) / Double(max(1, monotonicUs() - wallAtWarmUpEnd)) }
         return Result(processes: relayCount + 1, window: window, messageBytes: frames.reduce(0) { $0 + $1.count }, seconds: seconds,
                       roundTrips: measuredReturns, perSecond: Double(measuredReturns) / seconds, samples: nil,
                       openModelRatePerS: ratePerS, p50Ms: ms(latency.valueAtPercentile(50)), p99Ms: ms(latency.valueAtPercentile(99)),
-                      p999Ms: ms(latency.valueAtPercentile(99.9)))
+                      p999Ms: ms(latency.valueAtPercentile(99.9)), driverCPUPct: driverCPUPct)
     }
 
     static let curveSecretVariable = "SETTLENET_BENCH_CURVE_SECRET"

@@ -80,7 +80,9 @@ public final class NodeShell {
     var passThrough = PassThrough()
     /// Something was read from or sent on this node's sockets since the reactor last asked
     /// (`takeSocketsTouched`): the reactor's poller must ask them again before it waits.
-    private var socketsTouched = false
+    /// The sockets (bits by position in `sockets`) used in a way that can take the signal of
+    /// what arrives next: a send, or a read stopped before the socket had nothing left.
+    private var socketsTouched: UInt8 = 0
     /// This node's routing id as its parent's ROUTER knows it.
     let routingID: [UInt8]
 
@@ -275,11 +277,10 @@ public final class NodeShell {
         passThrough.forget(roundsAwaitSync: awaitsSync)
         if nowMs - links.lastCheckMs >= max(100, pace.maxWaitMs) { links.refresh(nowMs: nowMs, logger: logger) }
         for message in links.due(nowMs: nowMs) { transmit(message) }
-        if readable.contains(true) { socketsTouched = true }
         var flags = readable.makeIterator()
         var directives: [Directive] = []
-        if flags.next() == true { drain(downstream, from: nil, into: &directives) }
-        if let upstream, flags.next() == true { drain(upstream, from: .parent, into: &directives) }
+        if flags.next() == true { drain(downstream, position: 0, from: nil, into: &directives) }
+        if let upstream, flags.next() == true { drain(upstream, position: 1, from: .parent, into: &directives) }
         if hasLocalMail { drainLocalMail(into: &directives) }
         if let handshakes, flags.next() == true { noteFailedHandshakes(handshakes) }
         if let parentLink, flags.next() == true {
@@ -309,9 +310,9 @@ public final class NodeShell {
         links.flushTrace(logger: logger)
     }
 
-    /// Whether this node's sockets were used since the last call.
-    func takeSocketsTouched() -> Bool {
-        defer { socketsTouched = false }
+    /// The positions in `sockets` used since the last call, as bits.
+    func takeSocketsTouched() -> UInt8 {
+        defer { socketsTouched = 0 }
         return socketsTouched
     }
 
@@ -335,7 +336,9 @@ public final class NodeShell {
 
     // MARK: Receiving
 
-    private func drain(_ socket: Socket, from fixedPeer: Peer?, into directives: inout [Directive]) {
+    /// Reads until `socket` has nothing, which re-arms its signal; stopped short (the limit, a
+    /// failure), it is marked touched so that the poller asks it again.
+    private func drain(_ socket: Socket, position: Int, from fixedPeer: Peer?, into directives: inout [Directive]) {
         // Only messages from below on secured links carry a user id worth reading.
         let authenticated = keys != nil && fixedPeer == nil
         for _ in 0..<drainLimit {
@@ -348,10 +351,11 @@ public final class NodeShell {
                 (frames, userID) = received
             } catch {
                 logger.error("receive failed", metadata: ["error": "\(error)"])
-                return
+                break
             }
             received(frames, userID: userID, fixedPeer: fixedPeer, into: &directives)
         }
+        socketsTouched |= 1 << position
     }
 
     /// What local neighbours handed over since the last turn, in the order handed over.
@@ -442,7 +446,7 @@ public final class NodeShell {
                     return true
                 }
                 guard let upstream else { return false }
-                socketsTouched = true
+                socketsTouched |= 0b10
                 try upstream.send(message.frames, wait: false)
             case .downstream(let id):
                 if let child = localChildren[id] {
@@ -451,7 +455,7 @@ public final class NodeShell {
                     handedOverInMemory += 1
                     return true
                 }
-                socketsTouched = true
+                socketsTouched |= 0b01
                 try downstream.send([id] + message.frames, wait: false)
             }
             return true

@@ -76,10 +76,15 @@ public final class Reactor {
                     do { try node.syncFinished(error: done.error, nowMs: now) } catch { fail(node, error) }
                 }
             }
-            // Whatever a node read or sent, its sockets are asked again before the next wait
+            // A socket a node sent on, or left with input, is asked again before the next wait
             // (a call on a socket can take the signal of what arrives meanwhile).
             func noteUse(_ index: Int, _ node: NodeShell) {
-                if node.takeSocketsTouched() { poller.used(firstSocket[index]..<firstSocket[index + 1]) }
+                var touched = node.takeSocketsTouched()
+                while touched != 0 {
+                    let position = touched.trailingZeroBitCount
+                    poller.used(firstSocket[index] + position..<firstSocket[index] + position + 1)
+                    touched &= touched - 1
+                }
             }
             for (index, node) in live.enumerated() {
                 let sockets = firstSocket[index]..<firstSocket[index + 1]

@@ -125,11 +125,12 @@ public final class LoadDriver {
     public var ticketListIntervalUs: Int64 = 1_000_000
     public var correctionFlushIntervalUs: Int64 = 500_000
 
-    /// How long to poll for answers when the next arrival is `waitUs` away: rounded up to the
-    /// poller's millisecond, at most 50 ms. (Rounded down, every wait under a millisecond was a
-    /// poll that returned at once, and at 1,000/s the driver spun the core the network needed.)
-    static func pollTimeoutMs(waitUs: Int64) -> Int {
-        Int((max(0, min(50_000, waitUs)) + 999) / 1_000)
+    /// How long to wait for answers when the next arrival is `waitUs` away: exactly that, to the
+    /// microsecond, at most 50 ms (progress and the end are looked at). Rounded down to a
+    /// millisecond, every wait under one was a poll that returned at once and the driver spun
+    /// the core the network needed; rounded up, each arrival left up to a millisecond late.
+    static func pollTimeoutUs(waitUs: Int64) -> Int64 {
+        max(0, min(50_000, waitUs))
     }
 
     public func run(progress: (Progress) -> Void, tick onTick: (Int64) -> Void = { _ in }) throws -> (Measurement, UploadMeasurement) {
@@ -262,7 +263,7 @@ public final class LoadDriver {
             }
 
             let waitUs = [nextArrival, nextBatch].compactMap { $0.map { $0 - now } }.min() ?? 50_000
-            let readable = try links.poller.wait(timeoutMs: Self.pollTimeoutMs(waitUs: waitUs))
+            let readable = try links.poller.wait(timeoutUs: Self.pollTimeoutUs(waitUs: waitUs))
             now = monotonicUs() - start
             for index in readable {
                 while let frames = try links.sockets[index].receive(wait: false) {
@@ -467,11 +468,4 @@ public final class LoadDriver {
         try links.send(request, county: plan.county)
         return request
     }
-}
-
-/// CPU time this thread has used, µs: what the load driver costs, apart from the network it drives.
-func threadCPUTimeUs() -> Int64 {
-    var time = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
-    return Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1_000
 }

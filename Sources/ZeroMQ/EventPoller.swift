@@ -7,9 +7,9 @@ import Glibc
 /// epoll_wait, and only sockets that may have input are asked (ZMQ_EVENTS).
 ///
 /// ZMQ_FD only signals that something about a socket changed, and any call on the socket may
-/// take that signal (libzmq's documentation of ZMQ_FD): so a socket is asked after its
-/// descriptor fired, after the owner used it (`used(_:)`), and after it was last found with
-/// input, until it is found without. The sockets' descriptors are edge-triggered.
+/// take that signal (libzmq's documentation of ZMQ_FD): so a socket the owner used (`used(_:)`)
+/// is asked before the next wait, and a socket whose descriptor fired is read until it has
+/// nothing, which re-arms the signal. The sockets' descriptors are edge-triggered.
 /// Level-triggered plain descriptors (a wake-up pipe) may be added after the sockets; they are
 /// reported while readable.
 public final class EventPoller {
@@ -64,45 +64,54 @@ public final class EventPoller {
     public func used(_ positions: Range<Int>) { for position in positions { markPending(position) } }
 
     /// Waits up to `timeoutMs` (-1 forever, 0 not at all) and returns the positions, sockets
-    /// first in the order given and then the plain descriptors, that have input. A socket found
-    /// readable is asked again next time: its owner need not read it to the end. A signal
-    /// interrupting the wait counts as the end of the wait.
+    /// first in the order given and then the plain descriptors, that may have input: the sockets
+    /// used since the last wait that have it (asked), else those whose descriptor fired (not
+    /// asked: the owner's first receive asks, and asking first cost a system call more per
+    /// socket and wake). The owner receives from each socket returned until it has nothing, or
+    /// calls `used` for it if it stops short: a socket read to the end is re-armed, one left
+    /// with input may never fire again. A signal interrupting the wait counts as the end of it.
     public func wait(timeoutMs: Int) throws(ZeroMQError) -> [Int] {
-        let deadline = timeoutMs < 0 ? nil : Self.nowMs() + Int64(timeoutMs)
-        while true {
-            var readable: [Int] = []
-            let asked = pending
-            pending.removeAll(keepingCapacity: true)
-            for position in asked {
-                isPending[position] = false
-                if position >= sockets.count {
-                    readable.append(position)
-                } else if try sockets[position].hasInput() {
-                    readable.append(position)
-                }
-            }
-            if !readable.isEmpty {
-                for position in readable where position < sockets.count { markPending(position) }
-                return readable.sorted()
-            }
-            let remaining = deadline.map { max(0, $0 - Self.nowMs()) } ?? -1
-            let count = epoll_wait(epoll, &events, Int32(events.count), Int32(clamping: remaining))
-            if count < 0 {
-                if errno == EINTR { return [] }
-                throw ZeroMQError(code: errno, operation: "epoll_wait")
-            }
-            if count == 0 { return [] }
-            for index in 0..<Int(count) { markPending(Int(events[index].data.u32)) }
-            // A descriptor fired, but its socket may have nothing to read (libzmq had other
-            // news): the loop asks, and waits out the rest of the time if so.
-        }
+        try wait(timeoutUs: timeoutMs < 0 ? -1 : Int64(timeoutMs) * 1_000)
     }
 
-    private static func nowMs() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Int64(time.tv_sec) * 1_000 + Int64(time.tv_nsec) / 1_000_000
+    /// `wait(timeoutMs:)` to the microsecond: a load driver sending every millisecond cannot
+    /// round its waits to one.
+    public func wait(timeoutUs: Int64) throws(ZeroMQError) -> [Int] {
+        var ready: [Int] = []
+        for position in pending {
+            isPending[position] = false
+            if position >= sockets.count {
+                ready.append(position)
+            } else if try sockets[position].hasInput() {
+                ready.append(position)
+            }
+        }
+        pending.removeAll(keepingCapacity: true)
+        if !ready.isEmpty { return ready.sorted() }
+        let count = epollWait(timeoutUs: timeoutUs)
+        if count < 0 {
+            if errno == EINTR { return [] }
+            throw ZeroMQError(code: errno, operation: "epoll_wait")
+        }
+        // epoll names each descriptor at most once a call.
+        for index in 0..<Int(count) { ready.append(Int(events[index].data.u32)) }
+        return ready.sorted()
     }
+
+    /// epoll_pwait2 (Linux 5.11) waits to the nanosecond; an older kernel's epoll_wait to the
+    /// millisecond, rounded up so that a wait never ends early.
+    private func epollWait(timeoutUs: Int64) -> Int32 {
+        if timeoutUs >= 0 && hasPwait2 {
+            var timeout = timespec(tv_sec: Int(timeoutUs / 1_000_000), tv_nsec: Int(timeoutUs % 1_000_000) * 1_000)
+            let count = epoll_pwait2(epoll, &events, Int32(events.count), &timeout, nil)
+            if count >= 0 || errno != ENOSYS { return count }
+            hasPwait2 = false
+        }
+        let timeoutMs = timeoutUs < 0 ? -1 : Int32(clamping: (timeoutUs + 999) / 1_000)
+        return epoll_wait(epoll, &events, Int32(events.count), timeoutMs)
+    }
+
+    private var hasPwait2 = true
 }
 
 extension Socket {

@@ -3,18 +3,18 @@ import Testing
 
 /// The load driver must not measure itself: it waits for answers instead of spinning.
 @Suite struct LoadDriverTests {
-    /// The next arrival less than a millisecond away is a wait of one millisecond, not a poll
-    /// that returns at once (at 1,000/s that was every poll, and one of the two cores spun).
-    @Test func aWaitShorterThanAMillisecondIsNotABusyPoll() {
-        #expect(LoadDriver.pollTimeoutMs(waitUs: 1) == 1)
-        #expect(LoadDriver.pollTimeoutMs(waitUs: 999) == 1)
-        #expect(LoadDriver.pollTimeoutMs(waitUs: 1_000) == 1)
-        #expect(LoadDriver.pollTimeoutMs(waitUs: 1_001) == 2)
+    /// The driver waits exactly until the next arrival: a wait under a millisecond is neither a
+    /// poll that returns at once (at 1,000/s that was every poll, and one of the two cores spun)
+    /// nor a millisecond that sends the arrival late.
+    @Test func theDriverWaitsUntilTheNextArrivalToTheMicrosecond() {
+        #expect(LoadDriver.pollTimeoutUs(waitUs: 1) == 1)
+        #expect(LoadDriver.pollTimeoutUs(waitUs: 999) == 999)
+        #expect(LoadDriver.pollTimeoutUs(waitUs: 1_001) == 1_001)
         // Due (or overdue): send now, without waiting.
-        #expect(LoadDriver.pollTimeoutMs(waitUs: 0) == 0)
-        #expect(LoadDriver.pollTimeoutMs(waitUs: -5_000) == 0)
-        // Progress and the stop are checked at least every 50 ms.
-        #expect(LoadDriver.pollTimeoutMs(waitUs: 10_000_000) == 50)
+        #expect(LoadDriver.pollTimeoutUs(waitUs: 0) == 0)
+        #expect(LoadDriver.pollTimeoutUs(waitUs: -5_000) == 0)
+        // Progress and the stop are looked at at least every 50 ms.
+        #expect(LoadDriver.pollTimeoutUs(waitUs: 10_000_000) == 50_000)
     }
 
     @Test func theDriversShareOfACoreIsItsCPUOverItsTime() {

@@ -25,7 +25,9 @@ import ZeroMQ
         return (router, dealers)
     }
 
-    @Test func aWaitReportsExactlyTheSocketsThatHaveInput() throws {
+    /// Every socket with input is reported, and once each is read to the end a wait finds
+    /// nothing more (a fired descriptor may be reported once with nothing left to read).
+    @Test func aWaitReportsEverySocketThatHasInput() throws {
         let context = try Context()
         let (router, dealers) = try clients(context)
         let poller = try EventPoller(dealers)
@@ -44,7 +46,43 @@ import ZeroMQ
             }
         }
         #expect(seen == [3, 17, 39])
-        #expect(try poller.wait(timeoutMs: 0) == [], "everything was read")
+        for index in try poller.wait(timeoutMs: 0) {
+            #expect(try dealers[index].receive(wait: false) == nil, "everything was read")
+        }
+        #expect(try poller.wait(timeoutMs: 0) == [], "every socket read to the end is quiet")
+    }
+
+    /// A socket left with input (its owner stopped short and said so) is reported again,
+    /// without a new signal.
+    @Test func aSocketLeftWithInputIsReportedAgain() throws {
+        let context = try Context()
+        let (router, dealers) = try clients(context, count: 2)
+        let poller = try EventPoller(dealers)
+        for n in 0..<3 { try router.send([Array("client-1".utf8), Array("answer \(n)".utf8)]) }
+        var read = 0
+        while read == 0 {
+            let readable = try poller.wait(timeoutMs: 10_000)
+            try #require(!readable.isEmpty, "the answers did not arrive within 10 s")
+            if readable.contains(1), try dealers[1].receive(wait: false) != nil { read += 1 }
+        }
+        poller.used(dealers[1])
+        while read < 3 {
+            #expect(try poller.wait(timeoutMs: 10_000) == [1])
+            if try dealers[1].receive(wait: false) != nil { read += 1 }
+            poller.used(dealers[1])
+        }
+    }
+
+    /// Waits are timed to the microsecond, and never end early.
+    @Test func aWaitWithNothingToReadLastsItsTimeout() throws {
+        let context = try Context()
+        let (_, dealers) = try clients(context, count: 1)
+        let poller = try EventPoller(dealers)
+        for timeoutUs: Int64 in [300, 2_500] {
+            let start = ContinuousClock.now
+            #expect(try poller.wait(timeoutUs: timeoutUs) == [])
+            #expect(ContinuousClock.now - start >= .microseconds(timeoutUs))
+        }
     }
 
     /// A send can take the signal of an answer that arrives meanwhile (libzmq's ZMQ_FD): a socket
