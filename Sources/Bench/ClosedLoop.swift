@@ -70,25 +70,20 @@ public final class ClosedLoop {
             var factory = sequences.factory(for: plan.institution, treatment: plan.origin)
             let request = factory.settlement(psnNo: plan.psnNo, insured: plan.insured, bill: plan.bill, inpatient: plan.inpatient,
                                              nowMs: wallClockMs())
-            return (plan.origin, request)
+            return (plan.origin, request, nil)
         } records: { _ in 1 }
     }
 
     /// Clean upload batches of `batchSize` records from every county's hospitals, `window`
     /// batches in flight. What counts is what reached the national store, measured by the caller.
     public func uploads(window: Int, seconds: Double, batchSize: Int, seed: UInt64) throws -> (Result, recordsAccepted: Int) {
-        var generator = DirtyDataGenerator(topology: topology, catalog: .national(), batchSize: batchSize, dirtyRate: 0, kinds: [:],
-                                           seed: seed, duplicateLagBatches: 1)
+        var templates = try UploadTemplates(topology: topology, batchSize: batchSize, seed: seed)
         let version = Catalog.national().version
         var accepted = 0
         let result = try run(window: window, seconds: seconds) { [self] in
-            let plan = generator.nextBatch()
-            var request = sequences.hospitalRequest(.upload, institution: plan.institution, county: plan.county, nowMs: wallClockMs())
-            var input = UploadInput()
-            input.records = plan.records.map(\.record)
-            input.catalogVersion = version
-            request.input = .upload(input)
-            return (plan.county, request)
+            let batch = templates.nextBatch()
+            let request = sequences.hospitalRequest(.upload, institution: batch.institution, county: batch.county, nowMs: wallClockMs())
+            return (batch.county, request, try WireCodec.uploadRequestBody(envelope: request, records: batch.records, catalogVersion: version))
         } records: { response in
             guard case .upload(let output)? = response.output else { return 0 }
             accepted += Int(output.accepted)
@@ -100,16 +95,17 @@ public final class ClosedLoop {
     /// The loop: `next` makes the next request and names its county; `records` is told of every
     /// successful answer (warm-up and drain included) and says how many units it carried (1 per
     /// settlement; accepted records per batch). Only the measured window counts toward the rate.
-    private func run(window: Int, seconds: Double, next: () throws -> (DivisionCode, WireRequest),
+    /// `next` may give the request's body already encoded (nil: `links` encodes the request).
+    private func run(window: Int, seconds: Double, next: () throws -> (DivisionCode, WireRequest, [UInt8]?),
                      records: (WireResponse) -> Int) throws -> Result {
         var sentAt: [String: Int64] = [:]
         var latency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var succeeded = 0, errors = 0
         var errorCodes: [String: Int] = [:]
         func send() throws {
-            let (county, request) = try next()
+            let (county, request, body) = try next()
             sentAt[request.msgid] = monotonicUs()
-            try links.send(request, county: county)
+            try links.send(request, body: body, county: county)
         }
         for _ in 0..<window { try send() }
         let warmUpEnds = monotonicUs() + 1_000_000
@@ -148,7 +144,9 @@ public final class ClosedLoop {
                 }
             }
         }
-        // Let what is still in flight finish, so the next phase starts on a quiet network.
+        // Let what is still in flight finish, so the next phase starts on a quiet network. The
+        // loop may have left a socket unread: each is asked before the first wait.
+        links.poller.used(0..<links.sockets.count)
         let drainEnds = monotonicUs() + 15_000_000
         while !sentAt.isEmpty && monotonicUs() < drainEnds {
             let readable = try links.poller.wait(timeoutMs: 200)

@@ -39,9 +39,10 @@ public final class HospitalLinks {
     }
 
     /// Sends `request` as its hospital, on the link `socket(for:county:)` names.
-    public func send(_ request: WireRequest, county: DivisionCode) throws {
+    /// `body`: the request already encoded (nil: encoded here).
+    public func send(_ request: WireRequest, body: [UInt8]? = nil, county: DivisionCode) throws {
         let socket = socket(for: request, county: county)
-        try socket.send(WireCodec.frames(request))
+        try socket.send(body.map { WireCodec.frames(requestBody: $0) } ?? WireCodec.frames(request))
         poller.used(socket)
     }
 

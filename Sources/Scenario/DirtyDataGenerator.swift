@@ -77,6 +77,9 @@ public struct DirtyDataGenerator: Sendable {
     /// Normalised kind weights in `kinds` order; empty when no kind has a positive weight.
     private let weights: [(kind: String, share: Double)]
     private let duplicateLagBatches: Int
+    /// Whether a duplicate can be drawn at all: only then are clean records kept as originals
+    /// (keeping them cost a clean load's driver a sixth of its time).
+    private let keepsOriginals: Bool
     private let governance: UploadLoad.Governance?
     private var fixRandom: SplitMix64
     /// Per institution, the kinds whose systematic cause it has fixed.
@@ -132,6 +135,7 @@ public struct DirtyDataGenerator: Sendable {
         let total = positive.reduce(0) { $0 + $1.1 }
         weights = positive.map { (kind: $0.0, share: $0.1 / total) }
         self.duplicateLagBatches = max(1, duplicateLagBatches)
+        keepsOriginals = self.dirtyRate > 0 && weights.contains { $0.kind == "duplicate" }
     }
 
     // MARK: - Batches
@@ -161,7 +165,7 @@ public struct DirtyDataGenerator: Sendable {
             let kind = drawn == "duplicate" ? drawKind(from: causes, excludingDuplicate: true) : drawn
             guard let kind else {
                 // Clean: sent as it is, and a candidate original for later duplicates.
-                pending.append((number, clean))
+                if keepsOriginals { pending.append((number, clean)) }
                 records.append(GeneratedRecord(record: clean))
                 continue
             }

@@ -1,4 +1,7 @@
-import Bench
+@testable import Bench
+import NetworkTopology
+import SettlementCore
+import SettlementModel
 import Foundation
 import Testing
 
@@ -40,6 +43,8 @@ import Testing
         let floor = try #require(report.baselineLatency, "bench.json has no latency floor")
         #expect(floor.openModelRatePerS == 50 && floor.roundTrips == 100, "\(floor)")
         #expect((floor.p50Ms ?? 0) > 0 && (floor.p99Ms ?? 0) >= (floor.p50Ms ?? 0), "\(floor)")
+        // Its sender's own CPU: the floor for the load driver's.
+        #expect((floor.driverCPUPct ?? 0) > 0 && (floor.driverCPUPct ?? 100) < 100, "\(floor)")
         // And the durable chain's: six syncs in series under the same open model.
         let durableFloor = try #require(report.durableBaselineLatency, "bench.json has no durable latency floor")
         #expect(durableFloor.openModelRatePerS == 50 && durableFloor.roundTrips == 100, "\(durableFloor)")
@@ -81,5 +86,32 @@ import Testing
                 && words.contains { $0.hasSuffix("settlenet") }
         }
         #expect(leftovers.isEmpty, "processes left: \(leftovers)")
+    }
+
+    /// The upload step's batches are templates with fresh serials: every record sent is its
+    /// template's clean record but for the setl_id, and no setl_id is sent twice.
+    @Test func templatedUploadBatchesAreCleanRecordsWithUniqueSetlIDs() throws {
+        let topology = try TopologyLoader.load(path: "Topologies/minimal.yaml")
+        var templates = try UploadTemplates(topology: topology, batchSize: 20, seed: 9, perCounty: 2)
+        let counties = topology.counties.filter { !topology.institutions(of: $0.id).isEmpty }.map(\.id)
+        // Every county's turn comes, each once before any twice.
+        #expect(templates.templates.map(\.county) == counties + counties)
+        var seen: Set<String> = []
+        let batches = 2 * templates.templates.count + 1
+        for round in 0..<batches {
+            let template = templates.templates[round % templates.templates.count]
+            let batch = templates.nextBatch()
+            #expect(batch.county == template.county && batch.institution == template.institution)
+            #expect(batch.records.count == 20)
+            for (sent, original) in zip(batch.records, template.records) {
+                var record = try UploadRecord(serializedBytes: sent)
+                let originalRecord = try UploadRecord(serializedBytes: original.bytes)
+                #expect(seen.insert(record.setlID).inserted, "setl_id \(record.setlID) sent twice")
+                #expect(record.setlID.count == originalRecord.setlID.count && record.setlID.prefix(6) == originalRecord.setlID.prefix(6))
+                record.setlID = originalRecord.setlID
+                #expect(record == originalRecord, "only the setl_id differs from the template")
+            }
+        }
+        #expect(seen.count == 20 * batches)
     }
 }
