@@ -80,42 +80,54 @@ extension LedgerTransaction {
         return counts
     }
 
-    public func enqueueForNational(setlID: String, record: [UInt8]) throws {
-        let statement = try db.cachedStatement(sql: "INSERT INTO upload_outbox (setl_id, record) VALUES (?, ?)")
-        try StatementBinder.execute(statement, in: db) { values in values.bind(setlID); values.bind(record) }
+    /// Queues the records of one batch for the national store, as one chunk.
+    public func enqueueForNational(setlIDs: [String], records: [[UInt8]]) throws {
+        guard !records.isEmpty else { return }
+        let statement = try db.cachedStatement(sql: "INSERT INTO upload_outbox_chunks (records, input) VALUES (?, ?)")
+        let input = WireCodec.uploadInput(records: records, catalogVersion: "")
+        try StatementBinder.execute(statement, in: db) { values in values.bind(Int64(records.count)); values.bind(input) }
     }
 
-    /// Assigns up to `limit` unassigned outbox records to a new batch `msgid`; returns how many.
+    /// Gives unassigned chunks, oldest first, the batch `msgid`: as many as fit in `limit`
+    /// records, and at least one. Returns how many records the batch holds.
     public func assignOutboxBatch(msgid: String, limit: Int) throws -> Int {
-        try db.execute(sql: """
-            UPDATE upload_outbox SET batch_msgid = ? WHERE seq IN
-              (SELECT seq FROM upload_outbox WHERE batch_msgid IS NULL ORDER BY seq LIMIT ?)
-            """, arguments: [msgid, limit])
-        return db.changesCount
+        let free = try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT seq, records FROM upload_outbox_chunks WHERE batch_msgid IS NULL ORDER BY seq LIMIT ?
+            """), arguments: [max(1, limit)])
+        var taken: [Int64] = [], records = 0
+        for row in free {
+            let count: Int = row[1]
+            if !taken.isEmpty && records + count > limit { break }
+            taken.append(row[0])
+            records += count
+        }
+        let assign = try db.cachedStatement(sql: "UPDATE upload_outbox_chunks SET batch_msgid = ? WHERE seq = ?")
+        for seq in taken { try assign.execute(arguments: [msgid, seq]) }
+        return records
     }
 
     /// Batches assigned but not yet acknowledged by the national tier, oldest first.
     public func outboxBatchIDs() throws -> [String] {
         try String.fetchAll(db, sql: """
-            SELECT batch_msgid FROM upload_outbox WHERE batch_msgid IS NOT NULL GROUP BY batch_msgid ORDER BY min(seq)
+            SELECT batch_msgid FROM upload_outbox_chunks WHERE batch_msgid IS NOT NULL GROUP BY batch_msgid ORDER BY min(seq)
             """)
     }
 
-    public func outboxRecords(batch msgid: String) throws -> [[UInt8]] {
-        let statement = try db.cachedStatement(sql: "SELECT record FROM upload_outbox WHERE batch_msgid = ? ORDER BY seq")
-        return try Data.fetchAll(statement, arguments: [msgid]).map { Array($0) }
+    /// The records of batch `msgid` in the order queued, as the records field of an UploadInput.
+    public func outboxInput(batch msgid: String) throws -> [UInt8] {
+        let statement = try db.cachedStatement(sql: "SELECT input FROM upload_outbox_chunks WHERE batch_msgid = ? ORDER BY seq")
+        var input: [UInt8] = []
+        for chunk in try Data.fetchAll(statement, arguments: [msgid]) { input.append(contentsOf: chunk) }
+        return input
     }
 
     public func acknowledgeOutboxBatch(msgid: String) throws {
-        try db.execute(sql: "DELETE FROM upload_outbox WHERE batch_msgid = ?", arguments: [msgid])
+        try db.execute(sql: "DELETE FROM upload_outbox_chunks WHERE batch_msgid = ?", arguments: [msgid])
     }
 
+    /// Records waiting for the national store (sent or not).
     public func outboxPending() throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT count(*) FROM upload_outbox") ?? 0
-    }
-
-    public func maxOutboxSeq() throws -> Int64 {
-        try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'upload_outbox'") ?? 0
+        try Int.fetchOne(db, sql: "SELECT coalesce(sum(records), 0) FROM upload_outbox_chunks") ?? 0
     }
 
     /// Stored records (provincial and national tiers): setl_id, institution, place of treatment.

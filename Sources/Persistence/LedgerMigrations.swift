@@ -357,6 +357,29 @@ extension Ledger {
                 ALTER TABLE settlements_v10 RENAME TO settlements;
                 """)
         }
+        migrator.registerMigration("v11-outbox-chunks") { db in
+            try db.execute(sql: """
+                -- Provincial tier: what waits for the national store, one row per batch screened
+                -- here (its passing records, encoded as an UploadInput's records field). A row per
+                -- record was queued, read back, batched and deleted one by one: a quarter of a
+                -- province's time under uploads.
+                CREATE TABLE upload_outbox_chunks (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    records INTEGER NOT NULL,
+                    input BLOB NOT NULL,
+                    batch_msgid TEXT
+                );
+                CREATE INDEX upload_outbox_chunks_batch ON upload_outbox_chunks(batch_msgid);
+                """)
+            // What an older ledger queued goes on, a record a chunk, in its order and batches.
+            let rows = try Row.fetchAll(db, sql: "SELECT record, batch_msgid FROM upload_outbox ORDER BY seq")
+            for row in rows {
+                let record = Array(row[0] as Data)
+                try db.execute(sql: "INSERT INTO upload_outbox_chunks (records, input, batch_msgid) VALUES (1, ?, ?)",
+                               arguments: [Data(WireCodec.uploadInput(records: [record], catalogVersion: "")), row[1] as String?])
+            }
+            try db.execute(sql: "DROP TABLE upload_outbox")
+        }
         return migrator
     }
 }

@@ -2,12 +2,14 @@ import SettlementModel
 
 /// What the national outbox reads and writes (a province's ledger).
 public protocol OutboxStore {
-    /// Gives queued records without a batch the batch `msgid`, at most `limit`; how many.
+    /// Gives queued records without a batch the batch `msgid`: at most `limit` unless a single
+    /// batch screened below holds more (its records stay together); how many.
     func assignOutboxBatch(msgid: String, limit: Int) throws -> Int
     /// Every batch not yet acknowledged, oldest first.
     func outboxBatchIDs() throws -> [String]
-    /// The records of batch `msgid`, in the order queued.
-    func outboxRecords(batch msgid: String) throws -> [[UInt8]]
+    /// The records of batch `msgid` in the order queued, encoded as an UploadInput's records
+    /// field (`WireCodec.uploadInput`).
+    func outboxInput(batch msgid: String) throws -> [UInt8]
     func acknowledgeOutboxBatch(msgid: String) throws
 }
 
@@ -67,8 +69,8 @@ public struct NationalOutbox: Sendable {
             envelope.infver = "V1.0"
             envelope.infTime = CivilTime(unixMs: nowMs).readable
             // The records as stored, spliced in: neither decoded nor encoded again.
-            let body = try WireCodec.uploadRequestBody(envelope: envelope, records: store.outboxRecords(batch: msgid),
-                                                       catalogVersion: catalogVersion)
+            let input = try store.outboxInput(batch: msgid) + WireCodec.uploadInput(records: [[UInt8]](), catalogVersion: catalogVersion)
+            let body = try WireCodec.uploadRequestBody(envelope: envelope, input: input)
             return Batch(msgid: msgid, body: body)
         }
     }

@@ -25,8 +25,8 @@ public protocol UploadStore {
     /// Claims `setlID` for this tier: false when a record with it already passed here (a duplicate).
     func claimUploadRecord(setlID: String, msgid: String, fixmedinsCode: String, mdtrtareaAdmvs: String,
                            record: [UInt8]?, nowMs: Int64) throws -> Bool
-    /// Provincial tier: a stored record to hand on to the national store.
-    func enqueueForNational(setlID: String, record: [UInt8]) throws
+    /// Provincial tier: the records of one batch stored here, to hand on to the national store.
+    func enqueueForNational(setlIDs: [String], records: [[UInt8]]) throws
     func recordUploadReject(msgid: String, position: Int, batchIndex: Int32, setlID: String, fixmedinsCode: String,
                             ruleID: String, field: String, nowMs: Int64) throws
     /// The reject of `setlID` is corrected; false if there was none waiting.
@@ -105,6 +105,8 @@ public struct UploadScreen: Sendable {
         let asReceived = tier != .county && recordsAsReceived?.count == input.records.count ? recordsAsReceived : nil
         /// Where the passing records were in the batch received (spliced up as they came).
         var passingPositions: [Int] = []
+        /// Provincial tier: what goes on to the national store, queued at once after the loop.
+        var forNational: (setlIDs: [String], records: [[UInt8]]) = ([], [])
         for (position, original) in input.records.enumerated() {
             var record = original
             if tier == .county { record.batchIndex = Int32(position) }
@@ -115,8 +117,8 @@ public struct UploadScreen: Sendable {
                                                 mdtrtareaAdmvs: record.mdtrtareaAdmvs, record: blob, nowMs: nowMs) {
                     violation = Violation(rule: UploadRules.duplicate(at: tier), field: "setl_id")
                 } else if tier == .provincial, let blob {
-                    try store.enqueueForNational(setlID: record.setlID, record: blob)
-                    screened.queuedForNational = true
+                    forNational.setlIDs.append(record.setlID)
+                    forNational.records.append(blob)
                 }
             }
             if let violation {
@@ -146,6 +148,10 @@ public struct UploadScreen: Sendable {
                 passing.records.append(record)
                 passingPositions.append(position)
             }
+        }
+        if !forNational.records.isEmpty {
+            try store.enqueueForNational(setlIDs: forNational.setlIDs, records: forNational.records)
+            screened.queuedForNational = true
         }
         try store.addUploadCount("corrections", corrections)
         try store.addUploadCount("received", input.records.count)

@@ -36,7 +36,7 @@ public final class InMemoryUploadStore: InMemoryTicketStore, UploadStore {
         return true
     }
 
-    public func enqueueForNational(setlID: String, record: [UInt8]) throws { nationalOutbox.append(setlID) }
+    public func enqueueForNational(setlIDs: [String], records: [[UInt8]]) throws { nationalOutbox += setlIDs }
 
     public func recordUploadReject(msgid: String, position: Int, batchIndex: Int32, setlID: String, fixmedinsCode: String,
                                    ruleID: String, field: String, nowMs: Int64) throws {

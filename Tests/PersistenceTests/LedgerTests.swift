@@ -1,5 +1,6 @@
 import Foundation
-import Persistence
+import GRDB
+@testable import Persistence
 import SettlementCore
 import SettlementModel
 import Testing
@@ -328,21 +329,55 @@ import Testing
 
     /// The national outbox in the ledger: batches oldest first, each with its own records in
     /// the order queued, and gone once acknowledged (across a reopening, as after a restart).
+    /// The records of one batch screened here stay together, in one batch for the national store.
     @Test func theOutboxKeepsBatchesInOrderWithTheirOwnRecords() throws {
         let (ledger, directory) = try temporaryLedger()
         defer { try? FileManager.default.removeItem(atPath: directory) }
+        func records(_ values: ClosedRange<UInt8>) -> [[UInt8]] { values.map { [$0] } }
         try ledger.write { tx in
-            for index in 1...5 { try tx.enqueueForNational(setlID: "S\(index)", record: [UInt8(index)]) }
-            #expect(try tx.assignOutboxBatch(msgid: "B2", limit: 2) == 2)
-            #expect(try tx.assignOutboxBatch(msgid: "B1", limit: 2) == 2)
+            try tx.enqueueForNational(setlIDs: ["S1", "S2"], records: records(1...2))
+            try tx.enqueueForNational(setlIDs: ["S3"], records: records(3...3))
+            try tx.enqueueForNational(setlIDs: ["S4", "S5", "S6"], records: records(4...6))
+            try tx.enqueueForNational(setlIDs: ["S7"], records: records(7...7))
+            #expect(try tx.assignOutboxBatch(msgid: "B2", limit: 3) == 3, "two chunks fit in 3")
+            #expect(try tx.assignOutboxBatch(msgid: "B1", limit: 2) == 3, "a chunk larger than the limit goes alone")
         }
         let reopened = try Ledger(path: ledger.path)
         try reopened.write { tx in
             #expect(try tx.outboxBatchIDs() == ["B2", "B1"], "oldest first, whatever the msgids")
-            #expect(try tx.outboxRecords(batch: "B1") == [[3], [4]])
+            #expect(try tx.outboxInput(batch: "B1") == WireCodec.uploadInput(records: records(4...6), catalogVersion: ""))
+            #expect(try tx.outboxInput(batch: "B2") == WireCodec.uploadInput(records: records(1...3), catalogVersion: ""))
             try tx.acknowledgeOutboxBatch(msgid: "B2")
             #expect(try tx.outboxBatchIDs() == ["B1"])
+            #expect(try tx.outboxPending() == 4)
+            #expect(try tx.assignOutboxBatch(msgid: "B3", limit: 10) == 1)
+            #expect(try tx.outboxInput(batch: "B3") == WireCodec.uploadInput(records: records(7...7), catalogVersion: ""))
+        }
+    }
+
+    /// A ledger written before the outbox kept chunks: what it queued goes on in its order and
+    /// its batches.
+    @Test func anOlderLedgersOutboxIsCarriedOver() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-outbox-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/ledger.sqlite"
+        let old = try DatabaseQueue(path: path)
+        try Ledger.migrator.migrate(old, upTo: "v10-settlement-check")
+        try old.write { db in
+            for (index, batch) in [("B1" as String?), "B1", nil].enumerated() {
+                try db.execute(sql: "INSERT INTO upload_outbox (setl_id, record, batch_msgid) VALUES (?, ?, ?)",
+                               arguments: ["S\(index)", Data([UInt8(index)]), batch])
+            }
+        }
+        try old.close()
+        let ledger = try Ledger(path: path)
+        try ledger.write { (tx: LedgerTransaction) throws in
             #expect(try tx.outboxPending() == 3)
+            #expect(try tx.outboxBatchIDs() == ["B1"])
+            #expect(try tx.outboxInput(batch: "B1") == WireCodec.uploadInput(records: [[0], [1]], catalogVersion: ""))
+            #expect(try tx.assignOutboxBatch(msgid: "B2", limit: 5) == 1)
+            #expect(try tx.outboxInput(batch: "B2") == WireCodec.uploadInput(records: [[2]], catalogVersion: ""))
         }
     }
 

@@ -22,9 +22,9 @@ import Testing
             return order
         }
 
-        func outboxRecords(batch msgid: String) throws -> [[UInt8]] {
+        func outboxInput(batch msgid: String) throws -> [UInt8] {
             recordsRead.append(msgid)
-            return queued.filter { $0.batch == msgid }.map(\.record)
+            return WireCodec.uploadInput(records: queued.filter { $0.batch == msgid }.map(\.record), catalogVersion: "")
         }
 
         func acknowledgeOutboxBatch(msgid: String) throws {
