@@ -109,7 +109,7 @@ extension NodeShell {
     func screen(_ request: WireRequest, receivedAtMs: Int64, tx: LedgerTransaction) throws -> UploadScreen.Outcome {
         let screened = try uploads.screen(request, receivedAtMs: receivedAtMs, nowMs: nowMs, catalog: machine.catalog,
                                           responses: &machine.responses, tickets: &tickets, store: tx,
-                                          recordsAsReceived: spec.tier == .county ? nil : passThrough.uploadRecords(of: request.msgid))
+                                          recordsAsReceived: passThrough.uploadRecords(of: request.msgid))
         carryOut(screened.tickets)
         if screened.queuedForNational { outbox.recordsQueued() }
         if case .forward(let passing, _, _) = screened.outcome, let encoded = screened.passingEncoded {

@@ -101,8 +101,7 @@ public struct UploadScreen: Sendable {
         var rejects: [UploadReject] = []
         var rejectedByRule: [String: Int] = [:]
         var corrections = 0
-        // The county numbers the records (batch_index): what it would store is not what came.
-        let asReceived = tier != .county && recordsAsReceived?.count == input.records.count ? recordsAsReceived : nil
+        let asReceived = recordsAsReceived?.count == input.records.count ? recordsAsReceived : nil
         /// Where the passing records were in the batch received (spliced up as they came).
         var passingPositions: [Int] = []
         /// Provincial tier: what goes on to the national store, queued at once after the loop.
@@ -169,9 +168,13 @@ public struct UploadScreen: Sendable {
             screened.outcome = .answer(body)
             return screened
         }
-        // Above the county a record passes up as it came: spliced, not encoded again.
+        // A record passes up as it came: spliced, not encoded again. The county numbers the
+        // records: its batch_index follows the bytes that came (the last value of a field wins).
         let forwarded: [UInt8] = try asReceived.map { received in
-            WireCodec.uploadInput(records: passingPositions.map { received[$0] }, catalogVersion: passing.catalogVersion)
+            WireCodec.uploadInput(records: passingPositions.map { position in
+                tier == .county && input.records[position].batchIndex != Int32(position)
+                    ? Array(received[position]) + WireCodec.varintField(15, UInt64(position)) : Array(received[position])
+            }, catalogVersion: passing.catalogVersion)
         } ?? passing.serializedBytes()
         try store.saveUploadBatch(msgid: request.msgid, decision: UploadBatchDecision(
             received: input.records.count, ownRejects: try ownRejects.serializedBytes(),

@@ -182,6 +182,15 @@ public enum WireCodec {
         try uploadRequestBody(envelope: envelope, input: uploadInput(records: records, catalogVersion: catalogVersion))
     }
 
+    /// A varint field (`number`, wire type 0) encoded: appended to an encoded message, it sets
+    /// the field whatever the message held (a decoder keeps a scalar's last value).
+    public static func varintField(_ number: UInt64, _ value: UInt64) -> [UInt8] {
+        var field: [UInt8] = []
+        appendVarint(number << 3, to: &field)
+        appendVarint(value, to: &field)
+        return field
+    }
+
     /// An encoded `UploadInput` of `records`, each already an encoded `UploadRecord`, spliced in
     /// as they are: what a tier passes up of the records it received, without encoding them again.
     public static func uploadInput<Record: Collection<UInt8>>(records: [Record], catalogVersion: String) -> [UInt8] {

@@ -1,3 +1,4 @@
+import Foundation
 import SettlementCore
 import SettlementModel
 import SettlementTestKit
@@ -133,6 +134,24 @@ import Testing
         #expect(screened.passingEncoded == expected)
         guard case .forward(let passing, _, _)? = Optional(screened.outcome) else { return }
         #expect(try UploadInput(serializedBytes: expected).records.map(\.setlID) == passing.records.map(\.setlID))
+    }
+
+    /// The county passes its records up as they came too, with its batch_index added to their
+    /// bytes: what the city decodes is each record numbered by its place in the hospital's batch,
+    /// whatever number the hospital gave it.
+    @Test mutating func aCountyPassesUpTheRecordsAsTheyCameNumbered() throws {
+        var county = Tier("370211", .county)
+        let records = [record("S0"), record("S1") { $0.batchIndex = 9 }, record("S2") { $0.fixmedinsCode = "" }, record("S3")]
+        let asReceived: [ArraySlice<UInt8>] = try records.map { ArraySlice(try $0.serializedBytes() + [0xF8, 0x07, 0x01]) }
+        let screened = try county.screen(batch(records), recordsAsReceived: asReceived)
+        #expect(try #require(passed(screened)).records == ["S0", "S1", "S3"], "S2 breaks a rule")
+        let forwarded = try UploadInput(serializedBytes: try #require(screened.passingEncoded))
+        #expect(forwarded.records.map(\.batchIndex) == [0, 1, 3])
+        #expect(forwarded.records.allSatisfy { $0.unknownFields.data == Data([0xF8, 0x07, 0x01]) }, "spliced, not encoded afresh")
+        guard case .forward(let passing, _, _)? = Optional(screened.outcome) else { return }
+        var unmarked = forwarded.records
+        for index in unmarked.indices { unmarked[index].unknownFields = .init() }
+        #expect(unmarked == passing.records)
     }
 
     /// A duplicate the province finds is the uploading county's to fix: an upload_reject ticket
