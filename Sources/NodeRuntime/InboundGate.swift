@@ -23,7 +23,11 @@ struct InboundGate {
     let reportIntervalMs: Int64 = 2_000
     private(set) var lastReportMs: Int64 = 0
 
-    init(node: DivisionCode, parent: DivisionCode?, secured: Bool, edge: EdgeSettings?) {
+    /// Above the county, upload records are decoded by their keys only (`WireCodec.UploadRecords`).
+    let uploadRecords: WireCodec.UploadRecords
+
+    init(node: DivisionCode, parent: DivisionCode?, secured: Bool, edge: EdgeSettings?, uploadRecords: WireCodec.UploadRecords = .full) {
+        self.uploadRecords = uploadRecords
         self.node = node
         self.parent = parent
         self.secured = secured
@@ -88,7 +92,7 @@ struct InboundGate {
             logger.warning("integrity check failed: message dropped", metadata: ["peer": "\(describe(peer))"])
             return .dropped
         }
-        switch WireCodec.decode(body) {
+        switch WireCodec.decode(body, uploadRecords: uploadRecords) {
         case .request(let request) where !withinShare:
             return .refused(machine.error(.rateLimited, detail: "more than \(Int(clientLimiter.ratePerS)) messages/s from one client at node \(node)",
                                           requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs), to: peer)

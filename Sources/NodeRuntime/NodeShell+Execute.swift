@@ -176,7 +176,16 @@ extension NodeShell {
 
     /// A request's frames: as received where only its budget changed, else encoded.
     func frames(_ request: WireRequest) -> [[UInt8]] {
-        guard let body = passThrough.body(of: request) ?? passThrough.uploadBody(of: request) else { return WireCodec.frames(request) }
+        guard let body = passThrough.body(of: request) ?? passThrough.uploadBody(of: request) else {
+            if gate.uploadRecords == .keysOnly, case .upload(let input)? = request.input, !input.records.isEmpty {
+                // Records decoded by their keys only would go up without their other fields: a
+                // bug, never a message. The batch goes unanswered and its sender asks again.
+                logger.error("upload batch not passed on: its records were not kept as they came",
+                             metadata: ["settlement.msgid": "\(request.msgid)"])
+                return []
+            }
+            return WireCodec.frames(request)
+        }
         return [[], WireCodec.requestKind, body]
     }
 

@@ -151,7 +151,10 @@ public final class NodeShell {
         startedAtMs = nowMs
         endpoint = topology.endpoint(of: id)!
         routingID = Array(id.value.utf8)
-        gate = InboundGate(node: id, parent: spec.parent, secured: keys != nil, edge: topology.edge)
+        // Only the county reads a record's every field (its rules); above it, records are kept
+        // and passed on as the bytes that came.
+        gate = InboundGate(node: id, parent: spec.parent, secured: keys != nil, edge: topology.edge,
+                           uploadRecords: spec.tier == .county ? .full : .keysOnly)
         links = LinkFaultPort(node: id, faultsFile: layout.linkFaultsFile, tracePath: layout.linkDecisionsPath(id))
         status = StatusReporter(path: layout.statusPath(id))
 
@@ -411,6 +414,7 @@ public final class NodeShell {
     /// a checksum first, as the sender's stack would do; a hospital's link has no faults.
     @discardableResult
     func send(_ message: Outgoing) -> Bool {
+        guard !message.frames.isEmpty else { return false }   // nothing that may be sent (`frames(_:)`)
         guard let peer = machine.nodeID(of: message.peer) else { return transmit(message) }
         // The routing id is not the child: unreachable over TCP (in memory it can only be the child).
         if gate.isHeldByImpostor(peer) && !isLocal(message.peer) { return false }

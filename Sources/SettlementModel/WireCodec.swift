@@ -23,7 +23,8 @@ public enum WireCodec {
     }
 
     /// Decodes the frames after the routing id (starting at the empty delimiter).
-    public static func decode(_ frames: ArraySlice<[UInt8]>) -> Decoded {
+    /// `uploadRecords`: how much of an upload batch's records to decode.
+    public static func decode(_ frames: ArraySlice<[UInt8]>, uploadRecords: UploadRecords = .full) -> Decoded {
         guard frames.count == 3, frames[frames.startIndex].isEmpty else {
             return .malformed(.malformedFrame, detail: "got \(frames.count) frames")
         }
@@ -33,7 +34,10 @@ public enum WireCodec {
             return .malformed(.oversizeMessage, detail: "\(body.count) bytes, limit \(maxBodyBytes)")
         }
         do {
-            if kind == requestKind { return .request(try WireRequest(serializedBytes: body)) }
+            if kind == requestKind {
+                if uploadRecords == .keysOnly, let request = uploadRequestWithKeysOnly(body) { return .request(request) }
+                return .request(try WireRequest(serializedBytes: body))
+            }
             if kind == responseKind { return .response(try WireResponse(serializedBytes: body)) }
         } catch {
             return .malformed(.malformedMessage, detail: "\(body.count)-byte body does not parse")

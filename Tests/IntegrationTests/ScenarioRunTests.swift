@@ -161,6 +161,17 @@ import Testing
         let stats = try settlenet(["data", "stats", "--data-dir", "\(output)/report/cluster", "--json"])
         #expect(stats.status == 0, "\(stats.error)")
         #expect(stats.output.contains("\"tier\" : \"national\""))
+        // The national store holds each record whole (the tiers above the county read only its
+        // keys and pass on the bytes that came), numbered by the county.
+        let national = try DatabaseQueue(path: DataLayout(root: "\(output)/report/cluster").ledgerPath(DivisionCode("000000")!))
+        let stored = try national.read { db in try Data.fetchAll(db, sql: "SELECT record FROM upload_records") }
+        #expect(stored.count == uploads.acceptedNational)
+        for blob in stored {
+            let record = try UploadRecord(serializedBytes: blob)
+            #expect(!record.psnNo.isEmpty && !record.admDate.isEmpty && !record.dscgDate.isEmpty && !record.diseCodg.isEmpty
+                    && !record.details.isEmpty && record.medfeeSumamt == record.details.reduce(0) { $0 + $1.amount }
+                    && record.batchIndex >= 0 && record.batchIndex < 100, "\(record.setlID) is not whole")
+        }
     }
 
     @Test func theGovernanceLoopCorrectsEveryRejectClosesItsTicketsAndTheDirtyRateFalls() throws {

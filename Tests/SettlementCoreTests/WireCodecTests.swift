@@ -122,4 +122,81 @@ import Testing
         #expect(WireCodec.sealed([[], WireCodec.requestKind, body]).last == expected)
         #expect(WireCodec.checksum(kind: WireCodec.responseKind, body: body) != expected, "the kind is part of it")
     }
+
+    // MARK: Upload records by their keys
+
+    static func uploadBody(_ records: [UploadRecord], catalogVersion: String = "V2026.11") throws -> [UInt8] {
+        var request = settlementRequest(budgetMs: 900)
+        request.infno = "4101"
+        var input = UploadInput()
+        input.records = records
+        input.catalogVersion = catalogVersion
+        request.input = .upload(input)
+        return try request.serializedBytes()
+    }
+
+    static func decoded(_ body: [UInt8], _ records: WireCodec.UploadRecords) -> WireRequest? {
+        guard case .request(let request) = WireCodec.decode([[], WireCodec.requestKind, body][...], uploadRecords: records) else { return nil }
+        return request
+    }
+
+    /// Above the county a batch is decoded with each record's keys only: the envelope and the
+    /// keys are what a full decode gives, and nothing else of the record is read.
+    @Test func uploadRecordsDecodedByTheirKeysCarryTheKeysOfAFullDecode() throws {
+        var corrected = Uploads.clean
+        corrected.setlID = "41010200000000000002"
+        corrected.correctsSetlID = "41010200000000000001"
+        corrected.batchIndex = 7
+        var unicode = Uploads.clean
+        unicode.setlID = "41010200000000000003"
+        unicode.psnNo = "人员编号"   // not ASCII: validated as UTF-8, as a full decode would
+        let body = try Self.uploadBody([Uploads.clean, corrected, unicode])
+        let full = try #require(Self.decoded(body, .full))
+        let keys = try #require(Self.decoded(body, .keysOnly))
+        guard case .upload(let fullInput)? = full.input, case .upload(let keyInput)? = keys.input else {
+            Issue.record("not an upload"); return
+        }
+        var envelope = keys, fullEnvelope = full
+        envelope.input = nil
+        fullEnvelope.input = nil
+        #expect(envelope == fullEnvelope)
+        #expect(keyInput.catalogVersion == fullInput.catalogVersion)
+        let expected = fullInput.records.map { record in
+            var key = UploadRecord()
+            key.setlID = record.setlID
+            key.fixmedinsCode = record.fixmedinsCode
+            key.mdtrtareaAdmvs = record.mdtrtareaAdmvs
+            key.batchIndex = record.batchIndex
+            key.correctsSetlID = record.correctsSetlID
+            return key
+        }
+        #expect(keyInput.records == expected)
+        #expect(keyInput.records[1].batchIndex == 7 && keyInput.records[1].correctsSetlID == "41010200000000000001")
+    }
+
+    /// Whatever the keys-only reading would take differently from a full decode is decoded in
+    /// full: a record with a field the schema lacks keeps it, and one that is not protobuf (a
+    /// string that is not UTF-8 deep in a fee line) is refused as a full decode refuses it.
+    @Test func whatTheKeysOnlyReadingCannotVouchForIsDecodedInFull() throws {
+        let unknownField = try Uploads.clean.serializedBytes() + [0xF8, 0x07, 0x01]   // field 127
+        let withUnknown = try UploadRecord(serializedBytes: unknownField)
+        let body = try Self.uploadBody([withUnknown])
+        let decoded = try #require(Self.decoded(body, .keysOnly))
+        guard case .upload(let input)? = decoded.input else { Issue.record("not an upload"); return }
+        #expect(input.records == [withUnknown], "decoded in full, its unknown field kept")
+
+        var badDetail = Uploads.clean
+        badDetail.details[1].code = "XXXX"
+        var bytes = try Self.uploadBody([badDetail])
+        let at = try #require(WireCodecTests.offset(of: Array("XXXX".utf8), in: bytes))
+        bytes[at + 1] = 0xFF   // no UTF-8 byte
+        #expect(Self.decoded(bytes, .keysOnly) == nil && Self.decoded(bytes, .full) == nil)
+        // A settlement is decoded as it always is.
+        let settlement: [UInt8] = try Self.settlementRequest(budgetMs: 5).serializedBytes()
+        #expect(Self.decoded(settlement, .keysOnly) == Self.decoded(settlement, .full))
+    }
+
+    static func offset(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        (0...(haystack.count - needle.count)).first { haystack[$0..<$0 + needle.count].elementsEqual(needle) }
+    }
 }

@@ -1,0 +1,129 @@
+import SwiftProtobuf
+
+/// Above the county, a tier screens an upload batch by what identifies each record: its
+/// setl_id, institution, place of treatment, batch_index and the setl_id it corrects. It
+/// stores and passes up each record as the bytes that came, so decoding every other field
+/// (amounts, dates, codes, fee details) only to drop it was a fifth of a relay's time under
+/// uploads. These records are decoded with those five fields only; every other field is still
+/// checked as protobuf (each string as UTF-8), so what is stored and passed on parses.
+extension WireCodec {
+    /// How the records of an upload request (4101) are decoded.
+    public enum UploadRecords: Sendable {
+        case full
+        /// The identifying fields only (`UploadKeys`): the tier never encodes the records again.
+        case keysOnly
+    }
+
+    /// An upload request decoded with its records' keys only; nil when `body` is not one, or is
+    /// anything a full decode might read otherwise (the caller then decodes it in full).
+    static func uploadRequestWithKeysOnly(_ body: [UInt8]) -> WireRequest? {
+        let uploadField: UInt64 = 24
+        var upload: (field: Range<Int>, value: Range<Int>)?
+        var index = 0
+        while index < body.count {
+            let start = index
+            guard let tag = readVarint(body, at: &index, end: body.count), tag >> 3 != 0,
+                  let value = skipValue(body, wireType: tag & 7, at: &index, end: body.count) else { return nil }
+            if tag >> 3 == uploadField {
+                guard tag & 7 == 2, upload == nil else { return nil }   // two would be merged
+                upload = (start..<index, value)
+            }
+        }
+        guard let upload, var request = try? WireRequest(serializedBytes: Array(body[..<upload.field.lowerBound]) + body[upload.field.upperBound...]),
+              request.input == nil else { return nil }
+        var input = Settlenet_V1_UploadInput()
+        index = upload.value.lowerBound
+        while index < upload.value.upperBound {
+            guard let tag = readVarint(body, at: &index, end: upload.value.upperBound), tag & 7 == 2,
+                  let value = skipValue(body, wireType: 2, at: &index, end: upload.value.upperBound) else { return nil }
+            switch tag >> 3 {
+            case 1: guard let record = UploadKeys.record(body, value) else { return nil }; input.records.append(record)
+            case 2: guard let text = utf8(body, value) else { return nil }; input.catalogVersion = text
+            default: return nil
+            }
+        }
+        request.input = .upload(input)
+        return request
+    }
+
+    /// Steps over one field's value of `wireType`; the range of a length-delimited payload (or
+    /// an empty range for the others), nil if it runs past `end` or the wire type is unknown.
+    static func skipValue(_ bytes: [UInt8], wireType: UInt64, at index: inout Int, end: Int) -> Range<Int>? {
+        switch wireType {
+        case 0: guard readVarint(bytes, at: &index, end: end) != nil else { return nil }
+        case 1: index += 8
+        case 2:
+            guard let length = readVarint(bytes, at: &index, end: end), length <= UInt64(end - index) else { return nil }
+            index += Int(length)
+            return index - Int(length)..<index
+        case 5: index += 4
+        default: return nil   // groups are not in this schema
+        }
+        return index <= end ? index..<index : nil
+    }
+
+    /// The text of `bytes[range]`, nil if it is not UTF-8 (as a full decode would refuse it).
+    static func utf8(_ bytes: [UInt8], _ range: Range<Int>) -> String? {
+        String(validating: bytes[range], as: UTF8.self)
+    }
+
+    /// Whether `bytes[range]` is UTF-8, without making a string of it when it is ASCII.
+    static func isUTF8(_ bytes: [UInt8], _ range: Range<Int>) -> Bool {
+        bytes[range].allSatisfy { $0 < 0x80 } || utf8(bytes, range) != nil
+    }
+}
+
+/// The identifying fields of an `UploadRecord` read from its bytes (`WireCodec.UploadRecords`).
+enum UploadKeys {
+    /// Field numbers of `UploadRecord` (proto/settlenet/v1/settlenet.proto).
+    static let setlID: UInt64 = 1, fixmedinsCode: UInt64 = 3, mdtrtareaAdmvs: UInt64 = 4, details: UInt64 = 14,
+               batchIndex: UInt64 = 15, correctsSetlID: UInt64 = 16
+    static let otherStrings: Set<UInt64> = [2, 5, 6, 7, 8, 9, 10]
+    static let amounts: Set<UInt64> = [11, 12, 13]
+
+    /// nil when anything in the record is not what the schema says (a full decode decides then).
+    static func record(_ bytes: [UInt8], _ range: Range<Int>) -> Settlenet_V1_UploadRecord? {
+        var record = Settlenet_V1_UploadRecord()
+        var index = range.lowerBound
+        while index < range.upperBound {
+            guard let tag = WireCodec.readVarint(bytes, at: &index, end: range.upperBound) else { return nil }
+            let number = tag >> 3, wireType = tag & 7
+            if wireType == 0 {
+                guard let value = WireCodec.readVarint(bytes, at: &index, end: range.upperBound) else { return nil }
+                if number == batchIndex {
+                    record.batchIndex = Int32(truncatingIfNeeded: value)
+                } else if !amounts.contains(number) {
+                    return nil
+                }
+                continue
+            }
+            guard wireType == 2, let value = WireCodec.skipValue(bytes, wireType: 2, at: &index, end: range.upperBound) else { return nil }
+            switch number {
+            case setlID: guard let text = WireCodec.utf8(bytes, value) else { return nil }; record.setlID = text
+            case fixmedinsCode: guard let text = WireCodec.utf8(bytes, value) else { return nil }; record.fixmedinsCode = text
+            case mdtrtareaAdmvs: guard let text = WireCodec.utf8(bytes, value) else { return nil }; record.mdtrtareaAdmvs = text
+            case correctsSetlID: guard let text = WireCodec.utf8(bytes, value) else { return nil }; record.correctsSetlID = text
+            case details: guard isFeeDetail(bytes, value) else { return nil }
+            default: guard otherStrings.contains(number), WireCodec.isUTF8(bytes, value) else { return nil }
+            }
+        }
+        return record
+    }
+
+    /// A `FeeDetail`: code and kind (strings), amount (a varint).
+    static func isFeeDetail(_ bytes: [UInt8], _ range: Range<Int>) -> Bool {
+        var index = range.lowerBound
+        while index < range.upperBound {
+            guard let tag = WireCodec.readVarint(bytes, at: &index, end: range.upperBound) else { return false }
+            switch (tag >> 3, tag & 7) {
+            case (1, 2), (2, 2):
+                guard let value = WireCodec.skipValue(bytes, wireType: 2, at: &index, end: range.upperBound),
+                      WireCodec.isUTF8(bytes, value) else { return false }
+            case (3, 0):
+                guard WireCodec.readVarint(bytes, at: &index, end: range.upperBound) != nil else { return false }
+            default: return false
+            }
+        }
+        return true
+    }
+}
