@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Persistence", "Scenario",
-                           "Reconciliation", "Bench", "LinkSecurity", .product(name: "GRDB", package: "GRDB.swift"),
+                           "Reconciliation", "Bench", "LinkSecurity", "NodeRuntime", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Yams", package: "Yams")]
         ),
     ],

@@ -285,8 +285,13 @@ public struct Cluster {
     }
 
     public func readStatus(_ id: String) -> NodeStatus? {
-        guard let code = DivisionCode(id), let data = FileManager.default.contents(atPath: layout.statusPath(code)) else { return nil }
-        return try? JSONDecoder().decode(NodeStatus.self, from: data)
+        guard let code = DivisionCode(id) else { return nil }
+        // A node rewrites its file in place: a read that met a write is read again.
+        for _ in 0..<3 {
+            guard let data = FileManager.default.contents(atPath: layout.statusPath(code)) else { return nil }
+            if let status = try? JSONDecoder().decode(NodeStatus.self, from: data) { return status }
+        }
+        return nil
     }
 
     public func status() throws -> [NodeStatusRow] {

@@ -324,6 +324,7 @@ public final class NodeShell {
         state = .stopped
         links.flushTrace(logger: logger)
         writeStatus()
+        status.close()
         handshakes?.close()
         parentLink?.close()
         downstream.close()
