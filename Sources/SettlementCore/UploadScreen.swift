@@ -89,8 +89,10 @@ public struct UploadScreen: Sendable {
         }
         if let stored = try store.uploadBatch(msgid: request.msgid) {
             if let answer = stored.answer { return Screened(outcome: .answer(answer)) }
+            // Passed up again as stored: spliced, like the first time.
             return Screened(outcome: .forward(try UploadInput(serializedBytes: stored.forwarded ?? []), received: Int32(stored.received),
-                                              rejects: try UploadOutput(serializedBytes: stored.ownRejects).rejects))
+                                              rejects: try UploadOutput(serializedBytes: stored.ownRejects).rejects),
+                            passingEncoded: stored.forwarded)
         }
         if tier == .county && validator == nil, let catalog {
             validator = UploadValidator(county: node, institutions: institutions, routing: routing, catalog: catalog)

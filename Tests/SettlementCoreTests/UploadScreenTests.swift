@@ -80,6 +80,9 @@ import Testing
         let again = try county.screen(request, at: 2_000)
         #expect(first.outcome == again.outcome)
         #expect(county.store.counts["received"] == 2)
+        // Passed up again as the bytes stored the first time: a tier above the county never
+        // encodes records it read by their keys only.
+        #expect(again.passingEncoded != nil && again.passingEncoded == first.passingEncoded)
     }
 
     @Test mutating func everyTierRefusesARecordItAlreadyHasWithItsOwnRule() throws {
