@@ -79,6 +79,7 @@ extension NodeShell {
     /// durable), seen at `nowMs`. Their rounds' answers leave now.
     func syncFinished(error: (any Error)?, nowMs: Int64) throws {
         advanceClock(to: nowMs)   // what it sends now is budgeted from now, not from its last turn
+        turnSoon = true
         let durable = syncs.synced()
         guard state != .stopped else { return }
         if let error { throw syncFailed(error) }

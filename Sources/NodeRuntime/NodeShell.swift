@@ -22,8 +22,12 @@ public final class NodeShell {
         public var maxWaitMs: Int64
         /// How often an idle node rewrites its status file (a busy one: every 250 ms).
         public var idleStatusMs: Int64
-        public static let single = Pace(maxWaitMs: 50, idleStatusMs: 1_000)
-        public static let packed = Pace(maxWaitMs: 1_000, idleStatusMs: 5_000)
+        /// A node with nothing arriving and no deadline due is still turned this often while
+        /// its process is busy, for its periodic duties (outbox and ticket flushes, status, link
+        /// faults); otherwise a round turns only the nodes with something to do.
+        public var idleTurnMs: Int64
+        public static let single = Pace(maxWaitMs: 50, idleStatusMs: 1_000, idleTurnMs: 50)
+        public static let packed = Pace(maxWaitMs: 1_000, idleStatusMs: 5_000, idleTurnMs: 100)
     }
 
     public let spec: NodeSpec
@@ -257,6 +261,30 @@ public final class NodeShell {
         logger.info("stopping: draining", metadata: ["pending": "\(machine.pendingCount)"])
     }
 
+    /// When this node must next be turned with nothing arriving (`nextWakeMs`, as of its last
+    /// turn): asked every round for every node of the process, so it is kept, not computed
+    /// (computing it copies the node's machine).
+    private(set) var wakeAtMs: Int64 = 0
+    private var lastTurnMs: Int64 = .min / 2
+    /// Something changed outside a turn (a sync ended): turned in the next round.
+    var turnSoon = true
+
+    /// Whether the reactor's round must turn this node although none of its sockets has input.
+    /// A process of a hundred nodes turned each of them every round, for every message any of
+    /// them received: most of its time at the national scale went to nodes with nothing to do.
+    func needsTurn(nowMs: Int64) -> Bool {
+        turnSoon || hasLocalMail || state == .draining || nowMs >= wakeAtMs || nowMs - lastTurnMs >= pace.idleTurnMs
+    }
+
+    /// The reactor's wait may end here for this node (`wakeAtMs`, or at once when `turnSoon`).
+    var waitEndsMs: Int64 { turnSoon ? 0 : wakeAtMs }
+
+    private func turned(nowMs: Int64) {
+        lastTurnMs = nowMs
+        turnSoon = false
+        wakeAtMs = state == .stopped ? .max : nextWakeMs(nowMs: nowMs)
+    }
+
     /// When this node next has something to do without a message arriving (the reactor caps
     /// its wait at the pace's longest).
     public func nextWakeMs(nowMs: Int64) -> Int64 {
@@ -271,6 +299,7 @@ public final class NodeShell {
     /// at `nowMs`, one ledger transaction, then the answers.
     public func turn(readable: ArraySlice<Bool>, nowMs: Int64) throws {
         self.nowMs = nowMs
+        defer { turned(nowMs: nowMs) }
         guard state != .stopped, !stopsAfterSync else { return }
         if let started = drainStartedMs, machine.pendingCount == 0 || nowMs - started >= drainTimeoutMs {
             try execute(machine.abandonPending(nowMs: nowMs))

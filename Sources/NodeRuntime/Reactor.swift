@@ -64,7 +64,7 @@ public final class Reactor {
                 for node in live { node.beginDraining(nowMs: now) }
             }
             // Mail handed over in memory is served at once; the wait then only looks.
-            let wake = live.contains(where: \.hasLocalMail) ? now : live.map { $0.nextWakeMs(nowMs: now) }.min() ?? now + pace.maxWaitMs
+            let wake = live.contains(where: \.hasLocalMail) ? now : live.map(\.waitEndsMs).min() ?? now + pace.maxWaitMs
             let ready = try poller.wait(timeoutMs: Int(max(0, min(pace.maxWaitMs, wake - now))))
             readable.removeAll(keepingCapacity: true)
             readable.append(contentsOf: repeatElement(false, count: firstSocket.last! + wakeFDs.count))
@@ -88,6 +88,7 @@ public final class Reactor {
             }
             for (index, node) in live.enumerated() {
                 let sockets = firstSocket[index]..<firstSocket[index + 1]
+                guard readable[sockets].contains(true) || node.needsTurn(nowMs: now) else { continue }
                 do {
                     try node.turn(readable: readable[sockets], nowMs: now)
                 } catch {
