@@ -20,14 +20,18 @@ public final class NodeShell {
     public struct Pace: Sendable {
         /// Longest poll wait: how soon a stop request or a new link-fault file is noticed.
         public var maxWaitMs: Int64
-        /// How often an idle node rewrites its status file (a busy one: every 250 ms).
+        /// How often an idle node rewrites its status file.
         public var idleStatusMs: Int64
+        /// How often a busy one does (a change of state, sign-in or readiness: at once). A packed
+        /// county of the national network is busy about once a second at ten times the average
+        /// day: every busy turn rewrote its file.
+        public var busyStatusMs: Int64
         /// A node with nothing arriving and no deadline due is still turned this often while
         /// its process is busy, for its periodic duties (outbox and ticket flushes, status, link
         /// faults); otherwise a round turns only the nodes with something to do.
         public var idleTurnMs: Int64
-        public static let single = Pace(maxWaitMs: 50, idleStatusMs: 1_000, idleTurnMs: 50)
-        public static let packed = Pace(maxWaitMs: 1_000, idleStatusMs: 5_000, idleTurnMs: 100)
+        public static let single = Pace(maxWaitMs: 50, idleStatusMs: 1_000, busyStatusMs: 250, idleTurnMs: 50)
+        public static let packed = Pace(maxWaitMs: 1_000, idleStatusMs: 5_000, busyStatusMs: 2_000, idleTurnMs: 100)
     }
 
     public let spec: NodeSpec
@@ -337,8 +341,8 @@ public final class NodeShell {
             reportedChildren = machine.signedInChildren.count
             status.soon()
         }
-        // Fresh within a quarter second while busy; on the pace's interval while idle.
-        if nowMs - status.lastMs >= (directives.isEmpty ? pace.idleStatusMs : 250) { writeStatus() }
+        // Fresh within the pace's busy interval while busy; its idle interval while idle.
+        if nowMs - status.lastMs >= (directives.isEmpty ? pace.idleStatusMs : pace.busyStatusMs) { writeStatus() }
         links.flushTrace(logger: logger)
     }
 
