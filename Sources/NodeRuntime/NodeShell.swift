@@ -293,8 +293,14 @@ public final class NodeShell {
     /// its wait at the pace's longest).
     public func nextWakeMs(nowMs: Int64) -> Int64 {
         if state == .draining { return nowMs + 10 }
-        return min(machine.nextDeadlineMs(nowMs: nowMs), links.nextDueMs)
+        return min(peek { $0.nextDeadlineMs(nowMs: nowMs) }, links.nextDueMs)
     }
+
+    /// Reads the machine in place. Reading a computed property of `machine` (a struct of another
+    /// module) through this class copied the whole machine first, retaining every field of it;
+    /// an inout access proves that nothing else touches it meanwhile.
+    @inline(__always)
+    func peek<T>(_ read: (inout NodeMachine) -> T) -> T { read(&machine) }
 
     /// Moves the node's instant on outside a turn (a commit that ended), never back.
     func advanceClock(to nowMs: Int64) { self.nowMs = max(self.nowMs, nowMs) }
@@ -331,14 +337,14 @@ public final class NodeShell {
         try execute(directives)
         // Compared with what was last reported, not with the start of the turn: the parent's
         // answers to 9001 and 1301 arrive in `drain`, before the turn's tick.
-        if machine.isSignedIn != reportedSignedIn || machine.isReady != reportedReady
-            || machine.signedInChildren.count != reportedChildren {
-            if machine.isSignedIn && !reportedSignedIn {
+        let (signedIn, ready, children) = peek { ($0.isSignedIn, $0.isReady, $0.signedInChildren.count) }
+        if signedIn != reportedSignedIn || ready != reportedReady || children != reportedChildren {
+            if signedIn && !reportedSignedIn {
                 logger.info("signed in", metadata: ["parent": "\(spec.parent?.value ?? "-")"])
             }
-            reportedSignedIn = machine.isSignedIn
-            reportedReady = machine.isReady
-            reportedChildren = machine.signedInChildren.count
+            reportedSignedIn = signedIn
+            reportedReady = ready
+            reportedChildren = children
             status.soon()
         }
         // Fresh within the pace's busy interval while busy; its idle interval while idle.
@@ -421,7 +427,7 @@ public final class NodeShell {
             directives += machine.receivedRequest(request, from: peer, nowMs: nowMs)
         case .response(let response, let body, let peer):
             passThrough.received(response, body: body)
-            if let node = machine.nodeID(of: peer), let ticketID = openUnresponsive[node] {
+            if let node = peek({ $0.nodeID(of: peer) }), let ticketID = openUnresponsive[node] {
                 closeUnresponsive(node: node, ticketID: ticketID)   // it answers again: it is back
             }
             if peer == .parent, outbox.awaits(response.reqMsgid) {
@@ -449,7 +455,7 @@ public final class NodeShell {
     @discardableResult
     func send(_ message: Outgoing) -> Bool {
         guard !message.frames.isEmpty else { return false }   // nothing that may be sent (`frames(_:)`)
-        guard let peer = machine.nodeID(of: message.peer) else { return transmit(message) }
+        guard let peer = peek({ $0.nodeID(of: message.peer) }) else { return transmit(message) }
         // The routing id is not the child: unreachable over TCP (in memory it can only be the child).
         if gate.isHeldByImpostor(peer) && !isLocal(message.peer) { return false }
         var sealed = message
