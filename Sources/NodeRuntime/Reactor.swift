@@ -82,7 +82,7 @@ public final class Reactor {
                 var touched = node.takeSocketsTouched()
                 while touched != 0 {
                     let position = touched.trailingZeroBitCount
-                    poller.used(firstSocket[index] + position..<firstSocket[index] + position + 1)
+                    poller.used(at: firstSocket[index] + position)
                     touched &= touched - 1
                 }
             }

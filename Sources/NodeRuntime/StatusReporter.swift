@@ -45,7 +45,7 @@ final class StatusReporter {
         if written == data.count { length = data.count } else { lastWritten = nil }   // tried again next time
     }
 
-    /// The node stopped: its last status is written.
+    /// The node stopped (after writing its last status): the descriptor is let go.
     func close() {
         if descriptor >= 0 { Glibc.close(descriptor) }
         descriptor = -1

@@ -46,22 +46,6 @@ extension WireCodec {
         return request
     }
 
-    /// Steps over one field's value of `wireType`; the range of a length-delimited payload (or
-    /// an empty range for the others), nil if it runs past `end` or the wire type is unknown.
-    static func skipValue(_ bytes: [UInt8], wireType: UInt64, at index: inout Int, end: Int) -> Range<Int>? {
-        switch wireType {
-        case 0: guard readVarint(bytes, at: &index, end: end) != nil else { return nil }
-        case 1: index += 8
-        case 2:
-            guard let length = readVarint(bytes, at: &index, end: end), length <= UInt64(end - index) else { return nil }
-            index += Int(length)
-            return index - Int(length)..<index
-        case 5: index += 4
-        default: return nil   // groups are not in this schema
-        }
-        return index <= end ? index..<index : nil
-    }
-
     /// The text of `bytes[range]`, nil if it is not UTF-8 (as a full decode would refuse it).
     static func utf8(_ bytes: [UInt8], _ range: Range<Int>) -> String? {
         String(validating: bytes[range], as: UTF8.self)

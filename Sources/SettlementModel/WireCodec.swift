@@ -103,20 +103,10 @@ public enum WireCodec {
     static func lengthDelimitedFields(in bytes: [UInt8], _ range: Range<Int>) -> [(number: UInt64, value: Range<Int>)]? {
         var fields: [(number: UInt64, value: Range<Int>)] = []
         var index = range.lowerBound
-        func varint() -> UInt64? { readVarint(bytes, at: &index, end: range.upperBound) }
         while index < range.upperBound {
-            guard let tag = varint(), tag >> 3 != 0 else { return nil }
-            switch tag & 7 {
-            case 0: guard varint() != nil else { return nil }
-            case 1: index += 8
-            case 2:
-                guard let length = varint(), length <= UInt64(range.upperBound - index) else { return nil }
-                fields.append((tag >> 3, index..<index + Int(length)))
-                index += Int(length)
-            case 5: index += 4
-            default: return nil   // groups are not in this schema; anything else is not protobuf
-            }
-            guard index <= range.upperBound else { return nil }
+            guard let tag = readVarint(bytes, at: &index, end: range.upperBound), tag >> 3 != 0,
+                  let value = skipValue(bytes, wireType: tag & 7, at: &index, end: range.upperBound) else { return nil }
+            if tag & 7 == 2 { fields.append((tag >> 3, value)) }
         }
         return fields
     }
@@ -133,17 +123,7 @@ public enum WireCodec {
         func varint() -> UInt64? { readVarint(body, at: &index, end: body.count) }
         while index < body.count {
             let fieldStart = index
-            guard let tag = varint() else { return nil }
-            switch tag & 7 {
-            case 0: guard varint() != nil else { return nil }
-            case 1: index += 8
-            case 2:
-                guard let length = varint(), length <= UInt64(body.count - index) else { return nil }
-                index += Int(length)
-            case 5: index += 4
-            default: return nil   // groups are not in this schema; anything else is not protobuf
-            }
-            guard index <= body.count else { return nil }
+            guard let tag = varint(), skipValue(body, wireType: tag & 7, at: &index, end: body.count) != nil else { return nil }
             if tag >> 3 == budgetField {
                 out.append(contentsOf: body[copyFrom..<fieldStart])
                 copyFrom = index
@@ -229,6 +209,22 @@ public enum WireCodec {
 
     /// The protobuf varint at `index` (moved past it), read no further than `end`; nil if it is
     /// cut short or longer than 64 bits.
+    /// Steps over one field's value of `wireType`; the range of a length-delimited payload (or
+    /// an empty range for the others), nil if it runs past `end` or the wire type is unknown.
+    static func skipValue(_ bytes: [UInt8], wireType: UInt64, at index: inout Int, end: Int) -> Range<Int>? {
+        switch wireType {
+        case 0: guard readVarint(bytes, at: &index, end: end) != nil else { return nil }
+        case 1: index += 8
+        case 2:
+            guard let length = readVarint(bytes, at: &index, end: end), length <= UInt64(end - index) else { return nil }
+            index += Int(length)
+            return index - Int(length)..<index
+        case 5: index += 4
+        default: return nil   // groups are not in this schema
+        }
+        return index <= end ? index..<index : nil
+    }
+
     static func readVarint(_ bytes: [UInt8], at index: inout Int, end: Int) -> UInt64? {
         var value: UInt64 = 0
         var shift: UInt64 = 0

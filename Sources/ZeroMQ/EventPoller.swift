@@ -63,6 +63,9 @@ public final class EventPoller {
     /// The owner used the sockets at `positions`.
     public func used(_ positions: Range<Int>) { for position in positions { markPending(position) } }
 
+    /// The owner used the socket at `position`.
+    public func used(at position: Int) { markPending(position) }
+
     /// Waits up to `timeoutMs` (-1 forever, 0 not at all) and returns the positions, sockets
     /// first in the order given and then the plain descriptors, that may have input: the sockets
     /// used since the last wait that have it (asked), else those whose descriptor fired (not
