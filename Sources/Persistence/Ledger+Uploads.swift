@@ -23,17 +23,24 @@ extension LedgerTransaction {
 
     /// Claims `setlID` for this tier: false when a record with it already passed here (a duplicate).
     public func claimUploadRecord(setlID: String, msgid: String, fixmedinsCode: String, mdtrtareaAdmvs: String,
-                                  record: [UInt8]?, nowMs: Int64) throws -> Bool {
+                                  nowMs: Int64) throws -> Bool {
         let statement = try db.cachedStatement(sql: """
-            INSERT INTO upload_records (setl_id, msgid, fixmedins_code, mdtrtarea_admvs, record, stored_at_ms)
-            VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(setl_id) DO NOTHING
+            INSERT INTO upload_records (setl_id, msgid, fixmedins_code, mdtrtarea_admvs, stored_at_ms)
+            VALUES (?, ?, ?, ?, ?) ON CONFLICT(setl_id) DO NOTHING
             """)
         try StatementBinder.execute(statement, in: db) { values in
-            values.bind(setlID); values.bind(msgid); values.bind(fixmedinsCode); values.bind(mdtrtareaAdmvs)
-            values.bind(record); values.bind(nowMs)
+            values.bind(setlID); values.bind(msgid); values.bind(fixmedinsCode); values.bind(mdtrtareaAdmvs); values.bind(nowMs)
         }
         return db.changesCount == 1
     }
+
+    public func storeUploadRecords(msgid: String, input: [UInt8], records: Int) throws {
+        let statement = try db.cachedStatement(sql: "INSERT INTO upload_stored (msgid, records, input) VALUES (?, ?, ?)")
+        try StatementBinder.execute(statement, in: db) { values in
+            values.bind(msgid); values.bind(Int64(records)); values.bind(input)
+        }
+    }
+
 
     /// `position`: the record's place in the batch as this tier received it (unique in the batch);
     /// `batchIndex`: its place in the hospital's batch, for the reports.
@@ -80,12 +87,14 @@ extension LedgerTransaction {
         return counts
     }
 
-    /// Queues the records of one batch for the national store, as one chunk.
-    public func enqueueForNational(setlIDs: [String], records: [[UInt8]]) throws {
-        guard !records.isEmpty else { return }
-        let statement = try db.cachedStatement(sql: "INSERT INTO upload_outbox_chunks (records, input) VALUES (?, ?)")
-        let input = WireCodec.uploadInput(records: records, catalogVersion: "")
-        try StatementBinder.execute(statement, in: db) { values in values.bind(Int64(records.count)); values.bind(input) }
+    /// Queues the records stored for batch `msgid` for the national store, as one chunk that
+    /// refers to them (their bytes are not written twice).
+    public func enqueueForNational(storedBatch msgid: String, records: Int) throws {
+        guard records > 0 else { return }
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO upload_outbox_chunks (records, input, stored_msgid) VALUES (?, x'', ?)
+            """)
+        try StatementBinder.execute(statement, in: db) { values in values.bind(Int64(records)); values.bind(msgid) }
     }
 
     /// Gives unassigned chunks, oldest first, the batch `msgid`: as many as fit in `limit`
@@ -115,7 +124,11 @@ extension LedgerTransaction {
 
     /// The records of batch `msgid` in the order queued, as the records field of an UploadInput.
     public func outboxInput(batch msgid: String) throws -> [UInt8] {
-        let statement = try db.cachedStatement(sql: "SELECT input FROM upload_outbox_chunks WHERE batch_msgid = ? ORDER BY seq")
+        // A chunk queued before v12 holds its records itself.
+        let statement = try db.cachedStatement(sql: """
+            SELECT coalesce(s.input, c.input) FROM upload_outbox_chunks c LEFT JOIN upload_stored s ON s.msgid = c.stored_msgid
+            WHERE c.batch_msgid = ? ORDER BY c.seq
+            """)
         var input: [UInt8] = []
         for chunk in try Data.fetchAll(statement, arguments: [msgid]) { input.append(contentsOf: chunk) }
         return input

@@ -380,6 +380,22 @@ extension Ledger {
             }
             try db.execute(sql: "DROP TABLE upload_outbox")
         }
+        migrator.registerMigration("v12-upload-store") { db in
+            try db.execute(sql: """
+                -- Provincial and national tiers: the records that passed, one row per batch (an
+                -- UploadInput's records field). upload_records keeps the claim of each setl_id;
+                -- its record column stays for what older ledgers stored there. A blob per claim
+                -- made every claim a b-tree write of its record: an eighth of the uploads' time.
+                CREATE TABLE upload_stored (
+                    msgid TEXT PRIMARY KEY NOT NULL,
+                    records INTEGER NOT NULL,
+                    input BLOB NOT NULL
+                );
+                -- A chunk now refers to the records stored for its batch instead of copying them
+                -- (input is then empty).
+                ALTER TABLE upload_outbox_chunks ADD COLUMN stored_msgid TEXT;
+                """)
+        }
         return migrator
     }
 }

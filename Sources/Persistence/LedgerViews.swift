@@ -92,5 +92,6 @@ public struct SettlementView: Equatable, Sendable {
 
 public enum LedgerTable: String, Sendable {
     case persons, settlements, reversals, transits
-    case uploadRecords = "upload_records", uploadRejects = "upload_rejects", uploadOutboxChunks = "upload_outbox_chunks"
+    case uploadRecords = "upload_records", uploadRejects = "upload_rejects", uploadOutboxChunks = "upload_outbox_chunks",
+         uploadStored = "upload_stored"
 }

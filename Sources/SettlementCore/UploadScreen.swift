@@ -24,9 +24,12 @@ public protocol UploadStore {
     func saveUploadBatch(msgid: String, decision: UploadBatchDecision) throws
     /// Claims `setlID` for this tier: false when a record with it already passed here (a duplicate).
     func claimUploadRecord(setlID: String, msgid: String, fixmedinsCode: String, mdtrtareaAdmvs: String,
-                           record: [UInt8]?, nowMs: Int64) throws -> Bool
-    /// Provincial tier: the records of one batch stored here, to hand on to the national store.
-    func enqueueForNational(setlIDs: [String], records: [[UInt8]]) throws
+                           nowMs: Int64) throws -> Bool
+    /// Provincial and national tiers: the records of batch `msgid` that passed here, stored
+    /// together (`input`: an UploadInput's records field).
+    func storeUploadRecords(msgid: String, input: [UInt8], records: Int) throws
+    /// Provincial tier: the records stored for batch `msgid` go on to the national store.
+    func enqueueForNational(storedBatch msgid: String, records: Int) throws
     func recordUploadReject(msgid: String, position: Int, batchIndex: Int32, setlID: String, fixmedinsCode: String,
                             ruleID: String, field: String, nowMs: Int64) throws
     /// The reject of `setlID` is corrected; false if there was none waiting.
@@ -106,20 +109,18 @@ public struct UploadScreen: Sendable {
         let asReceived = recordsAsReceived?.count == input.records.count ? recordsAsReceived : nil
         /// Where the passing records were in the batch received (spliced up as they came).
         var passingPositions: [Int] = []
-        /// Provincial tier: what goes on to the national store, queued at once after the loop.
-        var forNational: (setlIDs: [String], records: [[UInt8]]) = ([], [])
+        /// Provincial and national tiers: the records stored, together after the loop.
+        var stored: [ArraySlice<UInt8>] = []
         for (position, original) in input.records.enumerated() {
             var record = original
             if tier == .county { record.batchIndex = Int32(position) }
             var violation = tier == .county ? validator?.check(record) : nil
             if violation == nil {
-                let blob: [UInt8]? = storesRecords ? try asReceived.map { Array($0[position]) } ?? record.serializedBytes() : nil
                 if try !store.claimUploadRecord(setlID: record.setlID, msgid: request.msgid, fixmedinsCode: record.fixmedinsCode,
-                                                mdtrtareaAdmvs: record.mdtrtareaAdmvs, record: blob, nowMs: nowMs) {
+                                                mdtrtareaAdmvs: record.mdtrtareaAdmvs, nowMs: nowMs) {
                     violation = Violation(rule: UploadRules.duplicate(at: tier), field: "setl_id")
-                } else if tier == .provincial, let blob {
-                    forNational.setlIDs.append(record.setlID)
-                    forNational.records.append(blob)
+                } else if storesRecords {
+                    if let asReceived { stored.append(asReceived[position]) } else { stored.append(ArraySlice(try record.serializedBytes() as [UInt8])) }
                 }
             }
             if let violation {
@@ -150,9 +151,13 @@ public struct UploadScreen: Sendable {
                 passingPositions.append(position)
             }
         }
-        if !forNational.records.isEmpty {
-            try store.enqueueForNational(setlIDs: forNational.setlIDs, records: forNational.records)
-            screened.queuedForNational = true
+        if !stored.isEmpty {
+            try store.storeUploadRecords(msgid: request.msgid, input: WireCodec.uploadInput(records: stored, catalogVersion: ""),
+                                         records: stored.count)
+            if tier == .provincial {
+                try store.enqueueForNational(storedBatch: request.msgid, records: stored.count)
+                screened.queuedForNational = true
+            }
         }
         try store.addUploadCount("corrections", corrections)
         try store.addUploadCount("received", input.records.count)

@@ -14,9 +14,13 @@ public final class InMemoryUploadStore: InMemoryTicketStore, UploadStore {
     }
 
     public private(set) var batches: [String: UploadBatchDecision] = [:]
-    /// setl_id → the record as stored (nil below the provincial tier, which keeps only the claim).
-    public private(set) var storedRecords: [String: [UInt8]?] = [:]
-    public private(set) var nationalOutbox: [String] = []
+    /// Every setl_id claimed here.
+    public private(set) var claimed: Set<String> = []
+    /// Provincial and national tiers: batch msgid → its records as stored (an UploadInput's
+    /// records field).
+    public private(set) var storedBatches: [String: [UInt8]] = [:]
+    /// Provincial tier: the stored batches queued for the national store, in order.
+    public private(set) var nationalOutbox: [(msgid: String, records: Int)] = []
     public private(set) var rejects: [Reject] = []
     public private(set) var counts: [String: Int] = [:]
 
@@ -30,13 +34,18 @@ public final class InMemoryUploadStore: InMemoryTicketStore, UploadStore {
     }
 
     public func claimUploadRecord(setlID: String, msgid: String, fixmedinsCode: String, mdtrtareaAdmvs: String,
-                                  record: [UInt8]?, nowMs: Int64) throws -> Bool {
-        guard storedRecords[setlID] == nil else { return false }
-        storedRecords[setlID] = .some(record)
-        return true
+                                  nowMs: Int64) throws -> Bool {
+        claimed.insert(setlID).inserted
     }
 
-    public func enqueueForNational(setlIDs: [String], records: [[UInt8]]) throws { nationalOutbox += setlIDs }
+    public func storeUploadRecords(msgid: String, input: [UInt8], records: Int) throws {
+        guard storedBatches[msgid] == nil else { throw InMemorySettlementStore.DuplicateKey(table: "upload_stored", key: msgid) }
+        storedBatches[msgid] = input
+    }
+
+    public func enqueueForNational(storedBatch msgid: String, records: Int) throws {
+        nationalOutbox.append((msgid, records))
+    }
 
     public func recordUploadReject(msgid: String, position: Int, batchIndex: Int32, setlID: String, fixmedinsCode: String,
                                    ruleID: String, field: String, nowMs: Int64) throws {

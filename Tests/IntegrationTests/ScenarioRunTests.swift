@@ -164,10 +164,13 @@ import Testing
         // The national store holds each record whole (the tiers above the county read only its
         // keys and pass on the bytes that came), numbered by the county.
         let national = try DatabaseQueue(path: DataLayout(root: "\(output)/report/cluster").ledgerPath(DivisionCode("000000")!))
-        let stored = try national.read { db in try Data.fetchAll(db, sql: "SELECT record FROM upload_records") }
+        let (batches, claimed) = try national.read { db in
+            (try Data.fetchAll(db, sql: "SELECT input FROM upload_stored"), try String.fetchAll(db, sql: "SELECT setl_id FROM upload_records"))
+        }
+        let stored = try batches.flatMap { try UploadInput(serializedBytes: $0).records }
         #expect(stored.count == uploads.acceptedNational)
-        for blob in stored {
-            let record = try UploadRecord(serializedBytes: blob)
+        #expect(Set(stored.map(\.setlID)) == Set(claimed) && claimed.count == stored.count, "a record stored for each claim")
+        for record in stored {
             #expect(!record.psnNo.isEmpty && !record.admDate.isEmpty && !record.dscgDate.isEmpty && !record.diseCodg.isEmpty
                     && !record.details.isEmpty && record.medfeeSumamt == record.details.reduce(0) { $0 + $1.amount }
                     && record.batchIndex >= 0 && record.batchIndex < 100, "\(record.setlID) is not whole")

@@ -335,10 +335,12 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         func records(_ values: ClosedRange<UInt8>) -> [[UInt8]] { values.map { [$0] } }
         try ledger.write { tx in
-            try tx.enqueueForNational(setlIDs: ["S1", "S2"], records: records(1...2))
-            try tx.enqueueForNational(setlIDs: ["S3"], records: records(3...3))
-            try tx.enqueueForNational(setlIDs: ["S4", "S5", "S6"], records: records(4...6))
-            try tx.enqueueForNational(setlIDs: ["S7"], records: records(7...7))
+            for (msgid, range) in [("U1", 1...2), ("U2", 3...3), ("U3", 4...6), ("U4", 7...7)] as [(String, ClosedRange<UInt8>)] {
+                try tx.storeUploadRecords(msgid: msgid, input: WireCodec.uploadInput(records: records(range), catalogVersion: ""),
+                                          records: range.count)
+                try tx.enqueueForNational(storedBatch: msgid, records: range.count)
+            }
+            #expect(try tx.count(table: .uploadStored) == 4)
             #expect(try tx.assignOutboxBatch(msgid: "B2", limit: 3) == 3, "two chunks fit in 3")
             #expect(try tx.assignOutboxBatch(msgid: "B1", limit: 2) == 3, "a chunk larger than the limit goes alone")
         }

@@ -70,7 +70,7 @@ import Testing
         #expect(county.store.counts == ["received": 3, "accepted": 2, "corrections": 0, UploadRules.badFormat.id: 1])
         #expect(county.store.rejects.map(\.setlID) == ["S2"])
         #expect(screened.tickets == TicketDesk.Effects(), "the county's own rejects are answered, not ticketed")
-        #expect(county.store.storedRecords.values.allSatisfy { $0 == nil }, "the county keeps only the claim")
+        #expect(county.store.storedBatches.isEmpty && county.store.claimed == ["S1", "S3"], "the county keeps only the claim")
     }
 
     @Test mutating func aBatchAskedAgainGetsTheSameDecisionCountedOnce() throws {
@@ -105,23 +105,28 @@ import Testing
         }
     }
 
-    /// The tiers that store records keep the bytes that came, as long as there is one per record;
-    /// the county, which numbers the records, never does.
+    /// The tiers that store records keep the bytes that came, as long as there is one per record,
+    /// a batch's together; the county, which numbers the records, never does.
     @Test mutating func aStoringTierKeepsEachRecordAsItCame() throws {
-        let records = [record("S1"), record("S2")]
+        let records = [record("S1"), record("S2"), record("S3")]
         // Marked so that a stored copy can be told from one encoded afresh (an unknown field).
         let asReceived: [ArraySlice<UInt8>] = try records.map { ArraySlice(try $0.serializedBytes() + [0xF8, 0x07, 0x01]) }
         var province = Tier("370000", .province)
-        _ = try province.screen(batch(records), recordsAsReceived: asReceived)
-        #expect(province.store.storedRecords["S1"]! == Array(asReceived[0]) && province.store.storedRecords["S2"]! == Array(asReceived[1]))
+        _ = try province.screen(batch([record("S2")]))   // S2 is a duplicate when the batch comes
+        let request = batch(records)
+        #expect(try stored(try province.screen(request, recordsAsReceived: asReceived))?.accepted == 2)
+        #expect(province.store.storedBatches[request.msgid] == WireCodec.uploadInput(records: [asReceived[0], asReceived[2]], catalogVersion: ""),
+                "the records that passed, as they came")
 
         var national = Tier("000000", .national)
-        _ = try national.screen(batch(records), recordsAsReceived: Array(asReceived.prefix(1)))
-        #expect(national.store.storedRecords["S1"]! == (try records[0].serializedBytes()), "one slice for two records: encoded")
+        let again = batch(records)
+        _ = try national.screen(again, recordsAsReceived: Array(asReceived.prefix(1)))
+        #expect(national.store.storedBatches[again.msgid] == WireCodec.uploadInput(records: try records.map { try $0.serializedBytes() as [UInt8] }, catalogVersion: ""),
+                "one slice for three records: encoded")
 
         var county = Tier("370211", .county)
         _ = try county.screen(batch(records), recordsAsReceived: asReceived)
-        #expect(county.store.storedRecords.values.allSatisfy { $0 == nil })
+        #expect(county.store.storedBatches.isEmpty)
     }
 
     /// A city passes up each record that passed as the bytes that came, and only those.
@@ -163,8 +168,10 @@ import Testing
         var province = Tier("370000", .province)
         let first = try #require(try stored(try province.screen(batch([record("S1"), record("S2")]))))
         #expect(first.accepted == 2 && first.rejected == 0)
-        #expect(province.store.nationalOutbox == ["S1", "S2"], "what the province stored goes on to the national store")
-        #expect(province.store.storedRecords["S1"] != nil && province.store.storedRecords["S1"]! != nil)
+        let queued = try #require(province.store.nationalOutbox.first, "what the province stored goes on to the national store")
+        #expect(province.store.nationalOutbox.count == 1 && queued.records == 2)
+        let storedInput = try UploadInput(serializedBytes: try #require(province.store.storedBatches[queued.msgid]))
+        #expect(storedInput.records.map(\.setlID) == ["S1", "S2"])
 
         let duplicates = try province.screen(batch([record("S1"), record("S2")]))
         #expect(try stored(duplicates)?.rejected == 2)
