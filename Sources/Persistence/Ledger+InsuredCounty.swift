@@ -46,7 +46,7 @@ extension LedgerTransaction: SettlementStore {
     }
 
     /// Records a settled settlement with its answer. Throws a constraint error if the msgid exists.
-    static let settledInsert = """
+    static let settledInsert: StaticString = """
         INSERT INTO settlements (msgid, infno, state, err_code, setl_id, psn_no, mdtrtarea_admvs, fixmedins_code,
           medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, act_pay_dedc,
           hifp_pay, hifob_pay, acct_pay, psn_cash_pay, fund_pay_sumamt, acct_pay_in_fund, balc, settled_at_ms, response)
@@ -56,9 +56,8 @@ extension LedgerTransaction: SettlementStore {
     public func insertSettled(request: WireRequest, split: Split, psnNo: String, setlID: String,
                               nowMs: Int64, response: [UInt8]) throws {
         answered?.noted(request.msgid)
-        let statement = try db.cachedStatement(sql: Self.settledInsert)
         let bill = split.bill
-        try StatementBinder.execute(statement, in: db) { values in
+        try run(Self.settledInsert) { values in
             values.bind(request.msgid); values.bind(request.infno); values.bind(setlID); values.bind(psnNo)
             values.bind(request.mdtrtareaAdmvs); values.bind(request.fixmedinsCode)
             values.bind(bill.medfeeSumamt); values.bind(bill.fulamtOwnpayAmt); values.bind(bill.overlmtSelfpay)

@@ -5,7 +5,7 @@ import SettlementModel
 
 /// What each tier saw of each settlement, reversal and correction (every tier keeps these).
 extension LedgerTransaction {
-    static let transitAppend = """
+    static let transitAppend: StaticString = """
         INSERT INTO transit_log (msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
           medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms, oinfno, psn_no)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -125,8 +125,7 @@ extension LedgerTransaction {
     /// Appends `record` as the latest image of its msgid; `replacing` is the entry of the image
     /// it follows, when the caller found one.
     private func append(_ record: TransitRecord, replacing: TransitIndex.Entry?) throws {
-        let statement = try db.cachedStatement(sql: Self.transitAppend)
-        try StatementBinder.execute(statement, in: db) { values in
+        try run(Self.transitAppend) { values in
             values.bind(record.msgid); values.bind(record.infno); values.bind(record.role.rawValue)
             values.bind(record.mdtrtareaAdmvs); values.bind(record.insuplcAdmdvs); values.bind(record.fixmedinsCode)
             values.bind(record.omsgid); values.bind(record.setlID); values.bind(record.medfeeSumamt)

@@ -14,29 +14,25 @@ extension LedgerTransaction {
     }
 
     public func saveUploadBatch(msgid: String, decision: UploadBatchDecision) throws {
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO upload_batches (msgid, received, own_rejects, forwarded, answer) VALUES (?, ?, ?, ?, ?)
-            """)
-        try statement.execute(arguments: [msgid, decision.received, Data(decision.ownRejects),
-                                          decision.forwarded.map { Data($0) }, decision.answer.map { Data($0) }])
+        try run("INSERT INTO upload_batches (msgid, received, own_rejects, forwarded, answer) VALUES (?, ?, ?, ?, ?)") { values in
+            values.bind(msgid); values.bind(Int64(decision.received)); values.bind(decision.ownRejects)
+            values.bind(decision.forwarded); values.bind(decision.answer)
+        }
     }
 
     /// Claims `setlID` for this tier: false when a record with it already passed here (a duplicate).
     public func claimUploadRecord(setlID: String, msgid: String, fixmedinsCode: String, mdtrtareaAdmvs: String,
                                   nowMs: Int64) throws -> Bool {
-        let statement = try db.cachedStatement(sql: """
+        try run("""
             INSERT INTO upload_records (setl_id, msgid, fixmedins_code, mdtrtarea_admvs, stored_at_ms)
             VALUES (?, ?, ?, ?, ?) ON CONFLICT(setl_id) DO NOTHING
-            """)
-        try StatementBinder.execute(statement, in: db) { values in
+            """) { values in
             values.bind(setlID); values.bind(msgid); values.bind(fixmedinsCode); values.bind(mdtrtareaAdmvs); values.bind(nowMs)
-        }
-        return db.changesCount == 1
+        } == 1
     }
 
     public func storeUploadRecords(msgid: String, input: [UInt8], records: Int) throws {
-        let statement = try db.cachedStatement(sql: "INSERT INTO upload_stored (msgid, records, input) VALUES (?, ?, ?)")
-        try StatementBinder.execute(statement, in: db) { values in
+        try run("INSERT INTO upload_stored (msgid, records, input) VALUES (?, ?, ?)") { values in
             values.bind(msgid); values.bind(Int64(records)); values.bind(input)
         }
     }
@@ -75,10 +71,9 @@ extension LedgerTransaction {
     /// Adds to the tier's counters ('received', 'accepted' or a rule id).
     public func addUploadCount(_ name: String, _ amount: Int) throws {
         guard amount != 0 else { return }
-        let statement = try db.cachedStatement(sql: """
+        try run("""
             INSERT INTO upload_counts (name, count) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET count = count + excluded.count
-            """)
-        try statement.execute(arguments: [name, amount])
+            """) { values in values.bind(name); values.bind(Int64(amount)) }
     }
 
     public func uploadCounts() throws -> [String: Int] {
@@ -91,10 +86,9 @@ extension LedgerTransaction {
     /// refers to them (their bytes are not written twice).
     public func enqueueForNational(storedBatch msgid: String, records: Int) throws {
         guard records > 0 else { return }
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO upload_outbox_chunks (records, input, stored_msgid) VALUES (?, x'', ?)
-            """)
-        try StatementBinder.execute(statement, in: db) { values in values.bind(Int64(records)); values.bind(msgid) }
+        try run("INSERT INTO upload_outbox_chunks (records, input, stored_msgid) VALUES (?, x'', ?)") { values in
+            values.bind(Int64(records)); values.bind(msgid)
+        }
     }
 
     /// Gives unassigned chunks, oldest first, the batch `msgid`: as many as fit in `limit`

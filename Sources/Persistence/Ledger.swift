@@ -29,6 +29,8 @@ public final class Ledger {
     /// thread; the writer's own automatic checkpoint would sync the database in the middle of a
     /// round. Opened at the first checkpoint: an idle node of a packed national network never needs it.
     private let checkpointer = Mutex<DatabaseQueue?>(nil)
+    /// The writer's hot statements (on the queue only).
+    private let statements = WriterStatements()
 
     /// Log frames (pages) past which a sync asks for a checkpoint: SQLite's own default.
     public static let checkpointFrames = 1_000
@@ -77,7 +79,10 @@ public final class Ledger {
     }
 
     deinit {
-        queue.inDatabase { db in _ = sqlite3_wal_hook(db.sqliteConnection, nil, nil) }
+        queue.inDatabase { db in
+            _ = sqlite3_wal_hook(db.sqliteConnection, nil, nil)
+            statements.removeAll()
+        }
         close(logFD)
     }
 
@@ -86,7 +91,7 @@ public final class Ledger {
     public func write<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
         let result: T
         do {
-            result = try queue.write { db in try body(LedgerTransaction(db: db, transits: transits, answered: answered)) }
+            result = try queue.write { db in try body(LedgerTransaction(db: db, transits: transits, answered: answered, writer: statements)) }
             transits.committed()
         } catch {
             transits.rolledBack()
@@ -156,7 +161,7 @@ public final class Ledger {
         try queue.inDatabase { db in
             try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
             do {
-                return try body(LedgerTransaction(db: db, transits: transits, answered: answered))
+                return try body(LedgerTransaction(db: db, transits: transits, answered: answered, writer: statements))
             } catch {
                 try? db.cachedStatement(sql: "ROLLBACK").execute()
                 transits.rolledBack()
@@ -182,7 +187,7 @@ public final class Ledger {
 
     /// Runs `body` with a consistent read view.
     public func read<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
-        try queue.read { db in try body(LedgerTransaction(db: db, transits: nil, answered: nil)) }
+        try queue.read { db in try body(LedgerTransaction(db: db, transits: nil, answered: nil, writer: nil)) }
     }
 
     /// Creates the county's synthetic insured population the first time the ledger opens.
@@ -210,4 +215,6 @@ public struct LedgerTransaction {
     let transits: TransitIndex?
     /// The writer's filter of msgids with a stored answer; nil in a read.
     let answered: AnsweredIndex?
+    /// The writer's prepared statements; nil in a read.
+    let writer: WriterStatements?
 }

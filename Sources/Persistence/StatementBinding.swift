@@ -8,19 +8,22 @@ import GRDBSQLite
 struct StatementBinder {
     private let handle: OpaquePointer
     private var position: Int32 = 0
-    /// SQLite copies the bytes: nothing bound has to outlive the call.
+    /// Where text and blobs are copied for SQLite to read in place (`WriterStatements.scratch`);
+    /// nil, or full: SQLite makes its own copy, an allocation and a free for each value.
+    private let scratch: UnsafeMutableRawBufferPointer?
+    private var scratchUsed = 0
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+    private static let inPlace = unsafeBitCast(0, to: sqlite3_destructor_type.self)
 
-    private init(_ handle: OpaquePointer) { self.handle = handle }
+    private init(_ handle: OpaquePointer, scratch: UnsafeMutableRawBufferPointer?) {
+        self.handle = handle
+        self.scratch = scratch
+    }
 
     mutating func bind(_ text: String) {
-        position += 1
         var text = text
-        text.withUTF8 { bytes in
-            // An empty string still binds as text (''), never as NULL: a valid pointer of length 0.
-            let start = UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
-            _ = sqlite3_bind_text(handle, position, start, Int32(bytes.count), Self.transient)
-        }
+        // An empty string still binds as text (''), never as NULL: a valid pointer of length 0.
+        text.withUTF8 { bind(UnsafeRawBufferPointer($0), asText: true) }
     }
 
     mutating func bind(_ number: Int64) {
@@ -42,26 +45,80 @@ struct StatementBinder {
     }
 
     mutating func bind(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { bind($0, asText: false) }
+    }
+
+    private mutating func bind(_ bytes: UnsafeRawBufferPointer, asText: Bool) {
         position += 1
-        bytes.withUnsafeBytes { raw in
-            _ = sqlite3_bind_blob(handle, position, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(raw.count), Self.transient)
+        var start = bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!
+        var destructor = Self.transient
+        if let scratch, bytes.count <= scratch.count - scratchUsed {
+            let copy = scratch.baseAddress! + scratchUsed
+            if let source = bytes.baseAddress { copy.copyMemory(from: source, byteCount: bytes.count) }
+            scratchUsed += bytes.count
+            start = UnsafeRawPointer(copy)
+            destructor = Self.inPlace
+        }
+        if asText {
+            _ = sqlite3_bind_text(handle, position, start.assumingMemoryBound(to: CChar.self), Int32(bytes.count), destructor)
+        } else {
+            _ = sqlite3_bind_blob(handle, position, start, Int32(bytes.count), destructor)
         }
     }
 
     /// Binds with `values`, runs `statement` to completion and resets it; a failure (a
     /// constraint, a full disk) throws the same `DatabaseError` GRDB would.
-    static func execute(_ statement: Statement, in db: Database, _ values: (inout StatementBinder) -> Void) throws {
+    static func execute(_ statement: Statement, in db: Database, scratch: UnsafeMutableRawBufferPointer? = nil,
+                        _ values: (inout StatementBinder) -> Void) throws {
         let handle = statement.sqliteStatement
         sqlite3_reset(handle)
-        var binder = StatementBinder(handle)
+        var binder = StatementBinder(handle, scratch: scratch)
         values(&binder)
         precondition(binder.position == sqlite3_bind_parameter_count(handle), "values bound do not match the statement's parameters: \(statement.sql)")
         var code = sqlite3_step(handle)
         while code == SQLITE_ROW { code = sqlite3_step(handle) }
         sqlite3_reset(handle)
+        // Nothing bound may point into the scratch once it is reused.
+        if binder.scratchUsed > 0 { sqlite3_clear_bindings(handle) }
         guard code == SQLITE_DONE else {
             throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
                                 sql: statement.sql)
         }
+    }
+}
+
+/// The writer's hot statements, prepared once and found by the address of their SQL (a
+/// `StaticString` literal's never moves) instead of by hashing the text, as GRDB's cache does,
+/// and the scratch their text and blobs are bound from. Used on the writer's queue only.
+final class WriterStatements {
+    private var prepared: [UnsafeRawPointer: Statement] = [:]
+    /// Values larger than what is left go to SQLite's own copy.
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 16_384, alignment: 8)
+
+    deinit { scratch.deallocate() }
+
+    func statement(_ sql: StaticString, in db: Database) throws -> Statement {
+        precondition(sql.hasPointerRepresentation, "a statement's SQL is text")
+        let key = UnsafeRawPointer(sql.utf8Start)
+        if let statement = prepared[key] { return statement }
+        let statement = try db.makeStatement(sql: sql.description)
+        prepared[key] = statement
+        return statement
+    }
+
+    /// Finalizes the statements (before their connection closes).
+    func removeAll() { prepared.removeAll() }
+}
+
+extension LedgerTransaction {
+    /// Runs `sql` once with `values` bound: prepared once per writer; the number of rows it changed.
+    @discardableResult
+    func run(_ sql: StaticString, _ values: (inout StatementBinder) -> Void) throws -> Int {
+        if let writer {
+            try StatementBinder.execute(try writer.statement(sql, in: db), in: db, scratch: writer.scratch, values)
+        } else {
+            try StatementBinder.execute(try db.cachedStatement(sql: sql.description), in: db, values)
+        }
+        return Int(sqlite3_changes(db.sqliteConnection))
     }
 }

@@ -50,7 +50,7 @@ import Testing
 /// The hot inserts stay cheap: SQLite builds a temporary index for a CHECK with an IN list of
 /// more than two values on every insert, which cost more than the rest of the insert.
 @Suite struct LedgerInsertPlanTests {
-    @Test(arguments: [LedgerTransaction.transitAppend, LedgerTransaction.settledInsert])
+    @Test(arguments: [LedgerTransaction.transitAppend.description, LedgerTransaction.settledInsert.description])
     func aHotInsertBuildsNoTemporaryIndex(sql: String) throws {
         let directory = try makeTemporaryDirectory("plan")
         defer { try? FileManager.default.removeItem(atPath: directory) }
