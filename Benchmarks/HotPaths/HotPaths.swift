@@ -71,4 +71,72 @@ let benchmarks: @Sendable () -> Void = {
         }
         benchmark.stopMeasurement()
     }
+
+    // Uploads as a tier screens them into its ledger: decode (in full at the county, keys only
+    // above), the county's rules, each record's claim and, at the provincial tier, the store;
+    // committed without a sync (the disk's time is not the code's).
+    for tier in [Tier.county, .province] {
+        Benchmark("uploads: \(tier) screens a batch of 1000 records into its ledger",
+                  configuration: .init(metrics: [.wallClock, .throughput, .mallocCountTotal], maxDuration: .seconds(3), maxIterations: 200)) { benchmark in
+            let node = DivisionCode(tier == .county ? "370211" : "370000")!
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotpaths-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let ledger = try Ledger(path: "\(directory)/ledger.sqlite")
+            let catalog = Catalog.national()
+            let institutions: Set<String> = ["H37021100001", "H37021100002"]
+            var screen = UploadScreen(node: node, tier: tier, institutions: institutions, routing: routing)
+            var tickets = TicketDesk(node: node, registry: DivisionCode("000000")!)
+            var responses = ResponseFactory(division: node)
+            var hospital = RequestFactory(institution: "H37021100002", treatment: DivisionCode("370211")!)
+            let drugs = catalog.drugs.sorted(), services = catalog.services.sorted(), diagnoses = catalog.diagnoses.sorted()
+            // Every batch made before the clock starts, each record with a setl_id of its own.
+            var serial = 0
+            let batches: [[[UInt8]]] = try (0..<benchmark.scaledIterations.count).map { _ in
+                let envelope = hospital.envelope(.upload, insured: DivisionCode("370211")!, nowMs: 1_763_000_000_000)
+                let records: [[UInt8]] = try (0..<1_000).map { index in
+                    serial += 1
+                    var record = UploadRecord()
+                    record.setlID = "370211" + String(repeating: "0", count: 14 - String(serial).count) + String(serial)
+                    record.psnNo = "41010200000000000042"
+                    record.fixmedinsCode = "H37021100002"
+                    record.mdtrtareaAdmvs = "370211"
+                    record.insuplcAdmdvs = "410102"
+                    record.admDate = "2026-03-01"
+                    record.dscgDate = "2026-03-05"
+                    record.diseCodg = diagnoses[index % diagnoses.count]
+                    record.atddrCode = "D12345678901"
+                    record.nursCode = "N10987654321"
+                    for line in 0..<(1 + index % 4) {
+                        var detail = FeeDetail()
+                        detail.kind = line % 2 == 0 ? "drug" : "service"
+                        detail.code = line % 2 == 0 ? drugs[(index + line) % drugs.count] : services[(index + line) % services.count]
+                        detail.amount = 1_000 + Int64(line) * 250
+                        record.details.append(detail)
+                        record.medfeeSumamt += detail.amount
+                    }
+                    record.fundPaySumamt = record.medfeeSumamt / 2
+                    record.psnPay = record.medfeeSumamt - record.fundPaySumamt
+                    if tier != .county { record.batchIndex = Int32(index) }
+                    return try record.serializedBytes()
+                }
+                return WireCodec.frames(requestBody: try WireCodec.uploadRequestBody(envelope: envelope, records: records,
+                                                                                     catalogVersion: catalog.version))
+            }
+            benchmark.startMeasurement()
+            for frames in batches {
+                guard case .request(let request) = WireCodec.decode(frames[...], uploadRecords: tier == .county ? .full : .keysOnly),
+                      let ranges = WireCodec.uploadRecordRanges(in: frames[frames.count - 1]) else { fatalError("batch not decoded") }
+                let body = frames[frames.count - 1]
+                _ = try ledger.begin { tx in
+                    try screen.screen(request, receivedAtMs: 0, nowMs: 0, catalog: catalog, responses: &responses, tickets: &tickets,
+                                      store: tx, recordsAsReceived: ranges.map { body[$0] })
+                }
+                try ledger.commitOpenTransaction()
+            }
+            benchmark.stopMeasurement()
+            let claimed = try ledger.read { try $0.count(table: .uploadRecords) }
+            precondition(claimed == batches.count * 1_000, "every record passes: \(claimed) of \(batches.count * 1_000)")
+        }
+    }
 }

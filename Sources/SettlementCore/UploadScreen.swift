@@ -178,9 +178,8 @@ public struct UploadScreen: Sendable {
         // A record passes up as it came: spliced, not encoded again. The county numbers the
         // records: its batch_index follows the bytes that came (the last value of a field wins).
         let forwarded: [UInt8] = try asReceived.map { received in
-            WireCodec.uploadInput(records: passingPositions.map { position in
-                tier == .county && input.records[position].batchIndex != Int32(position)
-                    ? Array(received[position]) + WireCodec.varintField(15, UInt64(position)) : Array(received[position])
+            WireCodec.uploadInput(records: passingPositions.map { received[$0] }, batchIndexes: tier != .county ? [] : passingPositions.map {
+                input.records[$0].batchIndex != Int32($0) ? Int32($0) : nil
             }, catalogVersion: passing.catalogVersion)
         } ?? passing.serializedBytes()
         try store.saveUploadBatch(msgid: request.msgid, decision: UploadBatchDecision(

@@ -166,24 +166,28 @@ public enum WireCodec {
         try uploadRequestBody(envelope: envelope, input: uploadInput(records: records, catalogVersion: catalogVersion))
     }
 
-    /// A varint field (`number`, wire type 0) encoded: appended to an encoded message, it sets
-    /// the field whatever the message held (a decoder keeps a scalar's last value).
-    public static func varintField(_ number: UInt64, _ value: UInt64) -> [UInt8] {
-        var field: [UInt8] = []
-        appendVarint(number << 3, to: &field)
-        appendVarint(value, to: &field)
-        return field
-    }
-
     /// An encoded `UploadInput` of `records`, each already an encoded `UploadRecord`, spliced in
     /// as they are: what a tier passes up of the records it received, without encoding them again.
-    public static func uploadInput<Record: Collection<UInt8>>(records: [Record], catalogVersion: String) -> [UInt8] {
+    /// `batchIndexes[i]`, when there is one, is appended to record i as its batch_index (field 15;
+    /// a decoder keeps a scalar's last value), written straight into the input.
+    ///
+    /// Not generic: called across modules, a generic version looked up its type metadata for
+    /// every record.
+    public static func uploadInput(records: [ArraySlice<UInt8>], batchIndexes: [Int32?] = [], catalogVersion: String) -> [UInt8] {
+        var size = 16 + catalogVersion.utf8.count
+        for record in records { size += record.count + 16 }
         var input: [UInt8] = []
-        input.reserveCapacity(records.reduce(16 + catalogVersion.utf8.count) { $0 + $1.count + 4 })
-        for record in records {
+        input.reserveCapacity(size)
+        for position in records.indices {
+            let record = records[position]
+            let batchIndex = position < batchIndexes.count ? batchIndexes[position].map { UInt64(bitPattern: Int64($0)) } : nil
             input.append(0x0A)   // field 1 (records), length-delimited
-            appendVarint(UInt64(record.count), to: &input)
-            input.append(contentsOf: record)
+            appendVarint(UInt64(record.count + (batchIndex.map { 1 + varintSize($0) } ?? 0)), to: &input)
+            record.withUnsafeBufferPointer { input.append(contentsOf: $0) }
+            if let batchIndex {
+                input.append(15 << 3)   // field 15 (batch_index), varint
+                appendVarint(batchIndex, to: &input)
+            }
         }
         if !catalogVersion.isEmpty {   // proto3 leaves an empty string out
             input.append(0x12)   // field 2 (catalog_version), length-delimited
@@ -191,6 +195,16 @@ public enum WireCodec {
             input.append(contentsOf: catalogVersion.utf8)
         }
         return input
+    }
+
+    public static func uploadInput(records: [[UInt8]], catalogVersion: String) -> [UInt8] {
+        uploadInput(records: records.map { $0[...] }, catalogVersion: catalogVersion)
+    }
+
+    static func varintSize(_ value: UInt64) -> Int {
+        var size = 1, rest = value >> 7
+        while rest > 0 { size += 1; rest >>= 7 }
+        return size
     }
 
     /// The body of an upload request: `envelope` (whose input is left out) with `input`, an
