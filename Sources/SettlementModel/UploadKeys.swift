@@ -47,13 +47,26 @@ extension WireCodec {
     }
 
     /// The text of `bytes[range]`, nil if it is not UTF-8 (as a full decode would refuse it).
+    /// ASCII, what every key is, takes the quick way.
     static func utf8(_ bytes: [UInt8], _ range: Range<Int>) -> String? {
-        String(validating: bytes[range], as: UTF8.self)
+        bytes.withUnsafeBufferPointer { buffer in
+            let text = UnsafeBufferPointer(rebasing: buffer[range])
+            return isASCII(text) ? String(decoding: text, as: UTF8.self) : String(validating: text, as: UTF8.self)
+        }
     }
 
     /// Whether `bytes[range]` is UTF-8, without making a string of it when it is ASCII.
     static func isUTF8(_ bytes: [UInt8], _ range: Range<Int>) -> Bool {
-        bytes[range].allSatisfy { $0 < 0x80 } || utf8(bytes, range) != nil
+        bytes.withUnsafeBufferPointer { buffer in
+            let text = UnsafeBufferPointer(rebasing: buffer[range])
+            return isASCII(text) || String(validating: text, as: UTF8.self) != nil
+        }
+    }
+
+    static func isASCII(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        var high: UInt8 = 0
+        for byte in text { high |= byte }
+        return high < 0x80
     }
 }
 
@@ -62,8 +75,11 @@ enum UploadKeys {
     /// Field numbers of `UploadRecord` (proto/settlenet/v1/settlenet.proto).
     static let setlID: UInt64 = 1, fixmedinsCode: UInt64 = 3, mdtrtareaAdmvs: UInt64 = 4, details: UInt64 = 14,
                batchIndex: UInt64 = 15, correctsSetlID: UInt64 = 16
-    static let otherStrings: Set<UInt64> = [2, 5, 6, 7, 8, 9, 10]
-    static let amounts: Set<UInt64> = [11, 12, 13]
+    /// The other fields by number, as bit masks (a Set's look-up cost more than the rest).
+    static let otherStrings: UInt64 = 1 << 2 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10
+    static let amounts: UInt64 = 1 << 11 | 1 << 12 | 1 << 13
+
+    static func isIn(_ mask: UInt64, _ number: UInt64) -> Bool { number < 64 && mask & (1 << number) != 0 }
 
     /// nil when anything in the record is not what the schema says (a full decode decides then).
     static func record(_ bytes: [UInt8], _ range: Range<Int>) -> Settlenet_V1_UploadRecord? {
@@ -76,7 +92,7 @@ enum UploadKeys {
                 guard let value = WireCodec.readVarint(bytes, at: &index, end: range.upperBound) else { return nil }
                 if number == batchIndex {
                     record.batchIndex = Int32(truncatingIfNeeded: value)
-                } else if !amounts.contains(number) {
+                } else if !isIn(amounts, number) {
                     return nil
                 }
                 continue
@@ -88,7 +104,7 @@ enum UploadKeys {
             case mdtrtareaAdmvs: guard let text = WireCodec.utf8(bytes, value) else { return nil }; record.mdtrtareaAdmvs = text
             case correctsSetlID: guard let text = WireCodec.utf8(bytes, value) else { return nil }; record.correctsSetlID = text
             case details: guard isFeeDetail(bytes, value) else { return nil }
-            default: guard otherStrings.contains(number), WireCodec.isUTF8(bytes, value) else { return nil }
+            default: guard isIn(otherStrings, number), WireCodec.isUTF8(bytes, value) else { return nil }
             }
         }
         return record
