@@ -14,9 +14,12 @@ extension WireCodec {
         case keysOnly
     }
 
-    /// An upload request decoded with its records' keys only; nil when `body` is not one, or is
-    /// anything a full decode might read otherwise (the caller then decodes it in full).
-    static func uploadRequestWithKeysOnly(_ body: [UInt8]) -> WireRequest? {
+    /// An upload request decoded with its records' keys only (`keysOnly`), or every field read
+    /// straight from the bytes; nil when `body` is not one, or is anything SwiftProtobuf's
+    /// decode might read otherwise (the caller then decodes it with SwiftProtobuf). Its
+    /// generic decoding of a record's sixteen fields and fee lines was most of a county's
+    /// decode of a batch.
+    static func uploadRequestReadDirectly(_ body: [UInt8], keysOnly: Bool) -> WireRequest? {
         let uploadField: UInt64 = 24
         var upload: (field: Range<Int>, value: Range<Int>)?
         var index = 0
@@ -37,7 +40,7 @@ extension WireCodec {
             guard let tag = readVarint(body, at: &index, end: upload.value.upperBound), tag & 7 == 2,
                   let value = skipValue(body, wireType: 2, at: &index, end: upload.value.upperBound) else { return nil }
             switch tag >> 3 {
-            case 1: guard let record = UploadKeys.record(body, value) else { return nil }; input.records.append(record)
+            case 1: guard let record = UploadKeys.record(body, value, keysOnly: keysOnly) else { return nil }; input.records.append(record)
             case 2: guard let text = utf8(body, value) else { return nil }; input.catalogVersion = text
             default: return nil
             }
@@ -82,7 +85,8 @@ enum UploadKeys {
     static func isIn(_ mask: UInt64, _ number: UInt64) -> Bool { number < 64 && mask & (1 << number) != 0 }
 
     /// nil when anything in the record is not what the schema says (a full decode decides then).
-    static func record(_ bytes: [UInt8], _ range: Range<Int>) -> Settlenet_V1_UploadRecord? {
+    /// `keysOnly`: the other fields are checked, not kept.
+    static func record(_ bytes: [UInt8], _ range: Range<Int>, keysOnly: Bool = true) -> Settlenet_V1_UploadRecord? {
         var record = Settlenet_V1_UploadRecord()
         var index = range.lowerBound
         while index < range.upperBound {
@@ -90,10 +94,12 @@ enum UploadKeys {
             let number = tag >> 3, wireType = tag & 7
             if wireType == 0 {
                 guard let value = WireCodec.readVarint(bytes, at: &index, end: range.upperBound) else { return nil }
-                if number == batchIndex {
-                    record.batchIndex = Int32(truncatingIfNeeded: value)
-                } else if !isIn(amounts, number) {
-                    return nil
+                switch number {
+                case batchIndex: record.batchIndex = Int32(truncatingIfNeeded: value)
+                case 11 where !keysOnly: record.medfeeSumamt = Int64(bitPattern: value)
+                case 12 where !keysOnly: record.fundPaySumamt = Int64(bitPattern: value)
+                case 13 where !keysOnly: record.psnPay = Int64(bitPattern: value)
+                default: guard keysOnly, isIn(amounts, number) else { return nil }
                 }
                 continue
             }
@@ -103,8 +109,29 @@ enum UploadKeys {
             case fixmedinsCode: guard let text = WireCodec.utf8(bytes, value) else { return nil }; record.fixmedinsCode = text
             case mdtrtareaAdmvs: guard let text = WireCodec.utf8(bytes, value) else { return nil }; record.mdtrtareaAdmvs = text
             case correctsSetlID: guard let text = WireCodec.utf8(bytes, value) else { return nil }; record.correctsSetlID = text
-            case details: guard isFeeDetail(bytes, value) else { return nil }
-            default: guard isIn(otherStrings, number), WireCodec.isUTF8(bytes, value) else { return nil }
+            case details:
+                if keysOnly {
+                    guard isFeeDetail(bytes, value) else { return nil }
+                } else {
+                    guard let detail = feeDetail(bytes, value) else { return nil }
+                    record.details.append(detail)
+                }
+            default:
+                guard isIn(otherStrings, number) else { return nil }
+                if keysOnly {
+                    guard WireCodec.isUTF8(bytes, value) else { return nil }
+                    continue
+                }
+                guard let text = WireCodec.utf8(bytes, value) else { return nil }
+                switch number {
+                case 2: record.psnNo = text
+                case 5: record.insuplcAdmdvs = text
+                case 6: record.admDate = text
+                case 7: record.dscgDate = text
+                case 8: record.diseCodg = text
+                case 9: record.atddrCode = text
+                default: record.nursCode = text   // 10
+                }
             }
         }
         return record
@@ -125,5 +152,24 @@ enum UploadKeys {
             }
         }
         return true
+    }
+
+    static func feeDetail(_ bytes: [UInt8], _ range: Range<Int>) -> Settlenet_V1_FeeDetail? {
+        var detail = Settlenet_V1_FeeDetail()
+        var index = range.lowerBound
+        while index < range.upperBound {
+            guard let tag = WireCodec.readVarint(bytes, at: &index, end: range.upperBound) else { return nil }
+            switch (tag >> 3, tag & 7) {
+            case (1, 2), (2, 2):
+                guard let value = WireCodec.skipValue(bytes, wireType: 2, at: &index, end: range.upperBound),
+                      let text = WireCodec.utf8(bytes, value) else { return nil }
+                if tag >> 3 == 1 { detail.code = text } else { detail.kind = text }
+            case (3, 0):
+                guard let amount = WireCodec.readVarint(bytes, at: &index, end: range.upperBound) else { return nil }
+                detail.amount = Int64(bitPattern: amount)
+            default: return nil
+            }
+        }
+        return detail
     }
 }

@@ -22,6 +22,9 @@ public enum WireCodec {
         case malformed(ErrorCode, detail: String)
     }
 
+    /// Bodies from this size on are tried as upload batches read directly (`uploadRequestReadDirectly`).
+    public static let directReadBytes = 2_048
+
     /// Decodes the frames after the routing id (starting at the empty delimiter).
     /// `uploadRecords`: how much of an upload batch's records to decode.
     public static func decode(_ frames: ArraySlice<[UInt8]>, uploadRecords: UploadRecords = .full) -> Decoded {
@@ -35,7 +38,11 @@ public enum WireCodec {
         }
         do {
             if kind == requestKind {
-                if uploadRecords == .keysOnly, let request = uploadRequestWithKeysOnly(body) { return .request(request) }
+                // A walk over a settlement's fields would only add to its decode: what is worth
+                // reading directly is a batch of records, which is large.
+                if body.count >= directReadBytes, let request = uploadRequestReadDirectly(body, keysOnly: uploadRecords == .keysOnly) {
+                    return .request(request)
+                }
                 return .request(try WireRequest(serializedBytes: body))
             }
             if kind == responseKind { return .response(try WireResponse(serializedBytes: body)) }

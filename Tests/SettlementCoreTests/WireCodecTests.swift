@@ -135,6 +135,15 @@ import Testing
         return try request.serializedBytes()
     }
 
+    /// Clean records enough to make a batch read directly (`WireCodec.directReadBytes`).
+    static var fillers: [UploadRecord] {
+        (10..<30).map { serial in
+            var record = Uploads.clean
+            record.setlID = "410102000000000000\(serial)"
+            return record
+        }
+    }
+
     static func decoded(_ body: [UInt8], _ records: WireCodec.UploadRecords) -> WireRequest? {
         guard case .request(let request) = WireCodec.decode([[], WireCodec.requestKind, body][...], uploadRecords: records) else { return nil }
         return request
@@ -150,8 +159,14 @@ import Testing
         var unicode = Uploads.clean
         unicode.setlID = "41010200000000000003"
         unicode.psnNo = "人员编号"   // not ASCII: validated as UTF-8, as a full decode would
-        let body = try Self.uploadBody([Uploads.clean, corrected, unicode])
+        var negative = Uploads.clean
+        negative.setlID = "41010200000000000004"
+        negative.psnPay = -5   // refused by the rules, read as sent
+        negative.details.append(Uploads.detail("人", "药", -1))
+        let body = try Self.uploadBody([Uploads.clean, corrected, unicode, negative] + Self.fillers)
+        #expect(body.count >= WireCodec.directReadBytes)
         let full = try #require(Self.decoded(body, .full))
+        #expect(full == (try WireRequest(serializedBytes: body)), "read directly, every field as SwiftProtobuf reads it")
         let keys = try #require(Self.decoded(body, .keysOnly))
         guard case .upload(let fullInput)? = full.input, case .upload(let keyInput)? = keys.input else {
             Issue.record("not an upload"); return
@@ -180,14 +195,16 @@ import Testing
     @Test func whatTheKeysOnlyReadingCannotVouchForIsDecodedInFull() throws {
         let unknownField = try Uploads.clean.serializedBytes() + [0xF8, 0x07, 0x01]   // field 127
         let withUnknown = try UploadRecord(serializedBytes: unknownField)
-        let body = try Self.uploadBody([withUnknown])
-        let decoded = try #require(Self.decoded(body, .keysOnly))
-        guard case .upload(let input)? = decoded.input else { Issue.record("not an upload"); return }
-        #expect(input.records == [withUnknown], "decoded in full, its unknown field kept")
+        let body = try Self.uploadBody([withUnknown] + Self.fillers)
+        for mode in [WireCodec.UploadRecords.keysOnly, .full] {
+            let decoded = try #require(Self.decoded(body, mode))
+            guard case .upload(let input)? = decoded.input else { Issue.record("not an upload"); return }
+            #expect(input.records.first == withUnknown, "decoded by SwiftProtobuf, its unknown field kept")
+        }
 
         var badDetail = Uploads.clean
         badDetail.details[1].code = "XXXX"
-        var bytes = try Self.uploadBody([badDetail])
+        var bytes = try Self.uploadBody([badDetail] + Self.fillers)
         let at = try #require(WireCodecTests.offset(of: Array("XXXX".utf8), in: bytes))
         bytes[at + 1] = 0xFF   // no UTF-8 byte
         #expect(Self.decoded(bytes, .keysOnly) == nil && Self.decoded(bytes, .full) == nil)
