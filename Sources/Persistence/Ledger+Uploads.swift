@@ -37,7 +37,6 @@ extension LedgerTransaction {
         }
     }
 
-
     /// `position`: the record's place in the batch as this tier received it (unique in the batch);
     /// `batchIndex`: its place in the hospital's batch, for the reports.
     public func recordUploadReject(msgid: String, position: Int, batchIndex: Int32, setlID: String, fixmedinsCode: String,

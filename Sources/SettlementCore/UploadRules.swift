@@ -145,10 +145,15 @@ public struct UploadValidator: Sendable {
     static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
     static func isUpperOrDigit(_ byte: UInt8) -> Bool { isDigit(byte) || (byte >= 0x41 && byte <= 0x5A) }
 
+    /// `check` on `text`'s UTF-8 in place (String's views cost more than the checks).
+    static func utf8(_ text: String, _ check: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        var text = text
+        return text.withUTF8(check)
+    }
+
     /// yyyy-MM-dd with a real month and day.
     static func isDate(_ text: String) -> Bool {
-        var text = text
-        return text.withUTF8 { bytes in
+        utf8(text) { bytes in
             guard bytes.count == 10, bytes[4] == 0x2D, bytes[7] == 0x2D, bytes[0..<4].allSatisfy(isDigit),
                   isDigit(bytes[5]), isDigit(bytes[6]), isDigit(bytes[8]), isDigit(bytes[9]) else { return false }
             let month = Int(bytes[5] - 0x30) * 10 + Int(bytes[6] - 0x30), day = Int(bytes[8] - 0x30) * 10 + Int(bytes[9] - 0x30)
@@ -158,32 +163,27 @@ public struct UploadValidator: Sendable {
 
     /// D or N followed by 11 digits.
     static func isStaffCode(_ text: String, prefix: UInt8) -> Bool {
-        var text = text
-        return text.withUTF8 { bytes in bytes.count == 12 && bytes[0] == prefix && bytes.dropFirst().allSatisfy(isDigit) }
+        utf8(text) { bytes in bytes.count == 12 && bytes[0] == prefix && bytes.dropFirst().allSatisfy(isDigit) }
     }
 
     /// A00.000: a capital letter, two digits, a dot, three digits.
     static func isDiagnosis(_ text: String) -> Bool {
-        var text = text
-        return text.withUTF8 { bytes in
+        utf8(text) { bytes in
             bytes.count == 7 && bytes[0] >= 0x41 && bytes[0] <= 0x5A && isDigit(bytes[1]) && isDigit(bytes[2])
                 && bytes[3] == 0x2E && bytes[4...].allSatisfy(isDigit)
         }
     }
 
     static func isDrugCode(_ text: String) -> Bool {
-        var text = text
-        return text.withUTF8 { bytes in (bytes.count == 20 || bytes.count == 23) && bytes.allSatisfy(isUpperOrDigit) }
+        utf8(text) { bytes in (bytes.count == 20 || bytes.count == 23) && bytes.allSatisfy(isUpperOrDigit) }
     }
 
     static func isServiceCode(_ text: String) -> Bool {
-        var text = text
-        return text.withUTF8 { bytes in bytes.count == 15 && bytes.allSatisfy(isDigit) }
+        utf8(text) { bytes in bytes.count == 15 && bytes.allSatisfy(isDigit) }
     }
 
     /// Twenty digits.
     static func isPersonNumber(_ text: String) -> Bool {
-        var text = text
-        return text.withUTF8 { bytes in bytes.count == 20 && bytes.allSatisfy(isDigit) }
+        utf8(text) { bytes in bytes.count == 20 && bytes.allSatisfy(isDigit) }
     }
 }

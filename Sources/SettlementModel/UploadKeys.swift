@@ -110,12 +110,8 @@ enum UploadKeys {
             case mdtrtareaAdmvs: guard let text = WireCodec.utf8(bytes, value) else { return nil }; record.mdtrtareaAdmvs = text
             case correctsSetlID: guard let text = WireCodec.utf8(bytes, value) else { return nil }; record.correctsSetlID = text
             case details:
-                if keysOnly {
-                    guard isFeeDetail(bytes, value) else { return nil }
-                } else {
-                    guard let detail = feeDetail(bytes, value) else { return nil }
-                    record.details.append(detail)
-                }
+                guard let detail = feeDetail(bytes, value, keep: !keysOnly) else { return nil }
+                if !keysOnly { record.details.append(detail) }
             default:
                 guard isIn(otherStrings, number) else { return nil }
                 if keysOnly {
@@ -137,36 +133,25 @@ enum UploadKeys {
         return record
     }
 
-    /// A `FeeDetail`: code and kind (strings), amount (a varint).
-    static func isFeeDetail(_ bytes: [UInt8], _ range: Range<Int>) -> Bool {
-        var index = range.lowerBound
-        while index < range.upperBound {
-            guard let tag = WireCodec.readVarint(bytes, at: &index, end: range.upperBound) else { return false }
-            switch (tag >> 3, tag & 7) {
-            case (1, 2), (2, 2):
-                guard let value = WireCodec.skipValue(bytes, wireType: 2, at: &index, end: range.upperBound),
-                      WireCodec.isUTF8(bytes, value) else { return false }
-            case (3, 0):
-                guard WireCodec.readVarint(bytes, at: &index, end: range.upperBound) != nil else { return false }
-            default: return false
-            }
-        }
-        return true
-    }
-
-    static func feeDetail(_ bytes: [UInt8], _ range: Range<Int>) -> Settlenet_V1_FeeDetail? {
+    /// A `FeeDetail`: code and kind (strings), amount (a varint); nil if it is not one.
+    /// Without `keep` its fields are checked, and an empty detail is returned.
+    static func feeDetail(_ bytes: [UInt8], _ range: Range<Int>, keep: Bool) -> Settlenet_V1_FeeDetail? {
         var detail = Settlenet_V1_FeeDetail()
         var index = range.lowerBound
         while index < range.upperBound {
             guard let tag = WireCodec.readVarint(bytes, at: &index, end: range.upperBound) else { return nil }
             switch (tag >> 3, tag & 7) {
             case (1, 2), (2, 2):
-                guard let value = WireCodec.skipValue(bytes, wireType: 2, at: &index, end: range.upperBound),
-                      let text = WireCodec.utf8(bytes, value) else { return nil }
+                guard let value = WireCodec.skipValue(bytes, wireType: 2, at: &index, end: range.upperBound) else { return nil }
+                guard keep else {
+                    guard WireCodec.isUTF8(bytes, value) else { return nil }
+                    continue
+                }
+                guard let text = WireCodec.utf8(bytes, value) else { return nil }
                 if tag >> 3 == 1 { detail.code = text } else { detail.kind = text }
             case (3, 0):
                 guard let amount = WireCodec.readVarint(bytes, at: &index, end: range.upperBound) else { return nil }
-                detail.amount = Int64(bitPattern: amount)
+                if keep { detail.amount = Int64(bitPattern: amount) }
             default: return nil
             }
         }

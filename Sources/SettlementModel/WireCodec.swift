@@ -228,8 +228,6 @@ public enum WireCodec {
         return body
     }
 
-    /// The protobuf varint at `index` (moved past it), read no further than `end`; nil if it is
-    /// cut short or longer than 64 bits.
     /// Steps over one field's value of `wireType`; the range of a length-delimited payload (or
     /// an empty range for the others), nil if it runs past `end` or the wire type is unknown.
     static func skipValue(_ bytes: [UInt8], wireType: UInt64, at index: inout Int, end: Int) -> Range<Int>? {
@@ -246,6 +244,8 @@ public enum WireCodec {
         return index <= end ? index..<index : nil
     }
 
+    /// The protobuf varint at `index` (moved past it), read no further than `end`; nil if it is
+    /// cut short or longer than 64 bits.
     static func readVarint(_ bytes: [UInt8], at index: inout Int, end: Int) -> UInt64? {
         var value: UInt64 = 0
         var shift: UInt64 = 0
