@@ -174,7 +174,7 @@ public enum BenchRun {
         log("5/6 uploads, packed \(first.packing): clean batches of \(options.uploadBatchSize) records, \(options.uploadWindow) in flight, \(options.seconds) s, until the national store holds them")
         let national = topology.nodes.first { $0.tier == .national }!.id
         let store = try Ledger(path: DataLayout(root: first.dataDirectory).ledgerPath(national))
-        func stored() throws -> Int { try store.read { try $0.count(table: .uploadRecords) } }
+        func stored() throws -> Int { try store.read { try $0.count(table: .uploadClaims) } }
         let before = try stored()
         let cpuBefore = first.driver.clusterCPUSeconds?()
         let startedUs = monotonicUs()

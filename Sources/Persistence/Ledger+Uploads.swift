@@ -21,19 +21,16 @@ extension LedgerTransaction {
     }
 
     /// Claims `setlID` for this tier: false when a record with it already passed here (a duplicate).
-    public func claimUploadRecord(setlID: String, msgid: String, fixmedinsCode: String, mdtrtareaAdmvs: String,
-                                  nowMs: Int64) throws -> Bool {
-        try run("""
-            INSERT INTO upload_records (setl_id, msgid, fixmedins_code, mdtrtarea_admvs, stored_at_ms)
-            VALUES (?, ?, ?, ?, ?) ON CONFLICT(setl_id) DO NOTHING
-            """) { values in
-            values.bind(setlID); values.bind(msgid); values.bind(fixmedinsCode); values.bind(mdtrtareaAdmvs); values.bind(nowMs)
+    /// The claim is the setl_id alone: who sent the record, and when, is in its batch's row.
+    public func claimUploadRecord(setlID: String) throws -> Bool {
+        try run("INSERT INTO upload_claims (setl_id) VALUES (?) ON CONFLICT(setl_id) DO NOTHING") { values in
+            values.bind(setlID)
         } == 1
     }
 
-    public func storeUploadRecords(msgid: String, input: [UInt8], records: Int) throws {
-        try run("INSERT INTO upload_stored (msgid, records, input) VALUES (?, ?, ?)") { values in
-            values.bind(msgid); values.bind(Int64(records)); values.bind(input)
+    public func storeUploadRecords(msgid: String, input: [UInt8], records: Int, nowMs: Int64) throws {
+        try run("INSERT INTO upload_stored (msgid, records, input, stored_at_ms) VALUES (?, ?, ?, ?)") { values in
+            values.bind(msgid); values.bind(Int64(records)); values.bind(input); values.bind(nowMs)
         }
     }
 
@@ -136,10 +133,17 @@ extension LedgerTransaction {
         try Int.fetchOne(db, sql: "SELECT coalesce(sum(records), 0) FROM upload_outbox_chunks") ?? 0
     }
 
-    /// Stored records (provincial and national tiers): setl_id, institution, place of treatment.
+    /// Stored records (provincial and national tiers) since `sinceMs`: setl_id and institution,
+    /// read from the batches stored (and, for a ledger older than v13, from its claim rows).
     public func storedUploadKeys(sinceMs: Int64 = 0) throws -> [(setlID: String, fixmedinsCode: String)] {
-        try Row.fetchAll(db, sql: "SELECT setl_id, fixmedins_code FROM upload_records WHERE stored_at_ms >= ?",
-                         arguments: [sinceMs]).map { ($0[0], $0[1]) }
+        var keys = try Row.fetchAll(db, sql: "SELECT setl_id, fixmedins_code FROM upload_records WHERE stored_at_ms >= ?",
+                                    arguments: [sinceMs]).map { (setlID: $0[0] as String, fixmedinsCode: $0[1] as String) }
+        // Batches stored before v13 have no time (0): their keys are the claim rows above.
+        for input in try Data.fetchAll(db, sql: "SELECT input FROM upload_stored WHERE stored_at_ms >= ? AND stored_at_ms > 0",
+                                       arguments: [sinceMs]) {
+            keys += try UploadInput(serializedBytes: input).records.map { ($0.setlID, $0.fixmedinsCode) }
+        }
+        return keys
     }
 
     public func uploadRejectKeys(sinceMs: Int64 = 0) throws -> [(setlID: String, fixmedinsCode: String, ruleID: String)] {

@@ -396,6 +396,18 @@ extension Ledger {
                 ALTER TABLE upload_outbox_chunks ADD COLUMN stored_msgid TEXT;
                 """)
         }
+        migrator.registerMigration("v13-upload-claims") { db in
+            try db.execute(sql: """
+                -- A tier's claim of a setl_id is the setl_id alone. upload_records' four other
+                -- columns made each claim twice the b-tree work of the key, and a claim at each of
+                -- the four tiers was the most of a record's cost; the institution and the time are
+                -- in the batch's row. upload_records keeps what older ledgers claimed.
+                CREATE TABLE upload_claims (setl_id TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
+                INSERT INTO upload_claims (setl_id) SELECT setl_id FROM upload_records;
+                -- When a batch's records were stored (0: before v13).
+                ALTER TABLE upload_stored ADD COLUMN stored_at_ms INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 }

@@ -92,6 +92,8 @@ public struct SettlementView: Equatable, Sendable {
 
 public enum LedgerTable: String, Sendable {
     case persons, settlements, reversals, transits
+    /// Each setl_id that passed a tier; at the national tier, the records stored.
+    case uploadClaims = "upload_claims"
     case uploadRecords = "upload_records", uploadRejects = "upload_rejects", uploadOutboxChunks = "upload_outbox_chunks",
          uploadStored = "upload_stored"
 }

@@ -45,7 +45,7 @@ public struct ClusterSnapshot: Sendable {
                     node.openResolutions = try tx.resolutionCounts().open
                 }
                 node.uploadCounts = try tx.uploadCounts()
-                node.storedRecords = try tx.count(table: .uploadRecords)
+                node.storedRecords = try tx.count(table: .uploadClaims)
                 node.rejectRows = try tx.count(table: .uploadRejects)
                 return node
             }

@@ -23,11 +23,10 @@ public protocol UploadStore {
     func uploadBatch(msgid: String) throws -> UploadBatchDecision?
     func saveUploadBatch(msgid: String, decision: UploadBatchDecision) throws
     /// Claims `setlID` for this tier: false when a record with it already passed here (a duplicate).
-    func claimUploadRecord(setlID: String, msgid: String, fixmedinsCode: String, mdtrtareaAdmvs: String,
-                           nowMs: Int64) throws -> Bool
+    func claimUploadRecord(setlID: String) throws -> Bool
     /// Provincial and national tiers: the records of batch `msgid` that passed here, stored
     /// together (`input`: an UploadInput's records field).
-    func storeUploadRecords(msgid: String, input: [UInt8], records: Int) throws
+    func storeUploadRecords(msgid: String, input: [UInt8], records: Int, nowMs: Int64) throws
     /// Provincial tier: the records stored for batch `msgid` go on to the national store.
     func enqueueForNational(storedBatch msgid: String, records: Int) throws
     func recordUploadReject(msgid: String, position: Int, batchIndex: Int32, setlID: String, fixmedinsCode: String,
@@ -116,8 +115,7 @@ public struct UploadScreen: Sendable {
             if tier == .county { record.batchIndex = Int32(position) }
             var violation = tier == .county ? validator?.check(record) : nil
             if violation == nil {
-                if try !store.claimUploadRecord(setlID: record.setlID, msgid: request.msgid, fixmedinsCode: record.fixmedinsCode,
-                                                mdtrtareaAdmvs: record.mdtrtareaAdmvs, nowMs: nowMs) {
+                if try !store.claimUploadRecord(setlID: record.setlID) {
                     violation = Violation(rule: UploadRules.duplicate(at: tier), field: "setl_id")
                 } else if storesRecords {
                     if let asReceived { stored.append(asReceived[position]) } else { stored.append(ArraySlice(try record.serializedBytes() as [UInt8])) }
@@ -153,7 +151,7 @@ public struct UploadScreen: Sendable {
         }
         if !stored.isEmpty {
             try store.storeUploadRecords(msgid: request.msgid, input: WireCodec.uploadInput(records: stored, catalogVersion: ""),
-                                         records: stored.count)
+                                         records: stored.count, nowMs: nowMs)
             if tier == .provincial {
                 try store.enqueueForNational(storedBatch: request.msgid, records: stored.count)
                 screened.queuedForNational = true

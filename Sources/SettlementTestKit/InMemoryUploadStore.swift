@@ -33,12 +33,11 @@ public final class InMemoryUploadStore: InMemoryTicketStore, UploadStore {
         batches[msgid] = decision
     }
 
-    public func claimUploadRecord(setlID: String, msgid: String, fixmedinsCode: String, mdtrtareaAdmvs: String,
-                                  nowMs: Int64) throws -> Bool {
+    public func claimUploadRecord(setlID: String) throws -> Bool {
         claimed.insert(setlID).inserted
     }
 
-    public func storeUploadRecords(msgid: String, input: [UInt8], records: Int) throws {
+    public func storeUploadRecords(msgid: String, input: [UInt8], records: Int, nowMs: Int64) throws {
         guard storedBatches[msgid] == nil else { throw InMemorySettlementStore.DuplicateKey(table: "upload_stored", key: msgid) }
         storedBatches[msgid] = input
     }

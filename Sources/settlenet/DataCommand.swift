@@ -52,7 +52,7 @@ struct DataCommand: ParsableCommand {
                 let ledger: Ledger
                 do { ledger = try Ledger(path: path) } catch { throw SettleNetError(.command, "node \(node.id): \(error)") }
                 let (counts, stored, queued) = try ledger.read { tx in
-                    (try tx.uploadCounts(), try tx.count(table: .uploadRecords), try tx.outboxPending())
+                    (try tx.uploadCounts(), try tx.count(table: .uploadClaims), try tx.outboxPending())
                 }
                 let byRule = counts.filter { $0.key.hasPrefix("DQ-") }
                 let rejected = byRule.values.reduce(0, +)

@@ -165,7 +165,7 @@ import Testing
         // keys and pass on the bytes that came), numbered by the county.
         let national = try DatabaseQueue(path: DataLayout(root: "\(output)/report/cluster").ledgerPath(DivisionCode("000000")!))
         let (batches, claimed) = try national.read { db in
-            (try Data.fetchAll(db, sql: "SELECT input FROM upload_stored"), try String.fetchAll(db, sql: "SELECT setl_id FROM upload_records"))
+            (try Data.fetchAll(db, sql: "SELECT input FROM upload_stored"), try String.fetchAll(db, sql: "SELECT setl_id FROM upload_claims"))
         }
         let stored = try batches.flatMap { try UploadInput(serializedBytes: $0).records }
         #expect(stored.count == uploads.acceptedNational)

@@ -45,6 +45,45 @@ import Testing
         #expect(Dictionary(uniqueKeysWithValues: kinds.map { ($0[0] as String, $0[1] as String) }) == ["transits": "view", "transit_log": "table"])
         #expect(try check.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM transit_log") } == 4, "two moved, two images appended")
     }
+
+    /// v13 keeps a claim as its setl_id alone: what an older ledger claimed is still refused as
+    /// a duplicate, and the audit still finds every stored record's keys, old and new.
+    @Test func claimsOfAnEarlierLedgerStillRefuseDuplicates() throws {
+        let directory = try makeTemporaryDirectory("migration")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/ledger.sqlite"
+        func record(_ setlID: String) throws -> [UInt8] {
+            var record = UploadRecord()
+            record.setlID = setlID
+            record.fixmedinsCode = "H37021100001"
+            return try record.serializedBytes()
+        }
+        do {
+            // A national store as v12 left it: one batch stored, its two records claimed.
+            let earlier = try DatabaseQueue(path: path)
+            try Ledger.migrator.migrate(earlier, upTo: "v12-upload-store")
+            try earlier.write { db in
+                try db.execute(sql: """
+                    INSERT INTO upload_records (setl_id, msgid, fixmedins_code, mdtrtarea_admvs, stored_at_ms)
+                    VALUES ('S1', 'U1', 'H37021100001', '370211', 5), ('S2', 'U1', 'H37021100001', '370211', 5)
+                    """)
+                try db.execute(sql: "INSERT INTO upload_stored (msgid, records, input) VALUES ('U1', 2, ?)",
+                               arguments: [Data(WireCodec.uploadInput(records: [try record("S1"), try record("S2")], catalogVersion: ""))])
+            }
+        }
+        let ledger = try Ledger(path: path)
+        try ledger.write { tx in
+            #expect(try !tx.claimUploadRecord(setlID: "S1"), "claimed before the migration: a duplicate")
+            #expect(try tx.claimUploadRecord(setlID: "S3"))
+            #expect(try !tx.claimUploadRecord(setlID: "S3"), "claimed once")
+            try tx.storeUploadRecords(msgid: "U2", input: WireCodec.uploadInput(records: [try record("S3")], catalogVersion: ""),
+                                      records: 1, nowMs: 9)
+        }
+        #expect(try ledger.read { try $0.count(table: .uploadClaims) } == 3)
+        let keys = try ledger.read { try $0.storedUploadKeys() }
+        #expect(keys.map(\.setlID).sorted() == ["S1", "S2", "S3"], "each stored record once")
+        #expect(try ledger.read { try $0.storedUploadKeys(sinceMs: 6) }.map(\.setlID) == ["S3"], "only what was stored since")
+    }
 }
 
 /// The hot inserts stay cheap: SQLite builds a temporary index for a CHECK with an IN list of

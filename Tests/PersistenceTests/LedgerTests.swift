@@ -337,7 +337,7 @@ import Testing
         try ledger.write { tx in
             for (msgid, range) in [("U1", 1...2), ("U2", 3...3), ("U3", 4...6), ("U4", 7...7)] as [(String, ClosedRange<UInt8>)] {
                 try tx.storeUploadRecords(msgid: msgid, input: WireCodec.uploadInput(records: records(range), catalogVersion: ""),
-                                          records: range.count)
+                                          records: range.count, nowMs: 0)
                 try tx.enqueueForNational(storedBatch: msgid, records: range.count)
             }
             #expect(try tx.count(table: .uploadStored) == 4)
