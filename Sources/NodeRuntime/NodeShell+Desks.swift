@@ -112,9 +112,7 @@ extension NodeShell {
                                           recordsAsReceived: passThrough.uploadRecords(of: request.msgid))
         carryOut(screened.tickets)
         if screened.queuedForNational { outbox.recordsQueued() }
-        if case .forward(let passing, _, _) = screened.outcome, let encoded = screened.passingEncoded {
-            passThrough.encodedUpload(request.msgid, records: passing.records.count, input: encoded)
-        }
+        if case .forward(_, let input, _, _) = screened.outcome { passThrough.encodedUpload(request.msgid, input: input) }
         return screened.outcome
     }
 

@@ -11,7 +11,7 @@ import SettlementModel
 /// sync for all of them (pipelined group commit).
 extension NodeShell {
     /// An upload batch screened here, to go up once its screening is durable.
-    typealias UploadToForward = (request: WireRequest, passing: UploadInput, received: Int32, rejects: [UploadReject],
+    typealias UploadToForward = (request: WireRequest, passing: Int, received: Int32, rejects: [UploadReject],
                                  peer: Peer, receivedAtMs: Int64)
 
     /// What one round recorded in the ledger's open transaction: sent once its commit is
@@ -135,7 +135,7 @@ extension NodeShell {
                 switch try screen(request, receivedAtMs: receivedAtMs, tx: tx) {
                 case .answer(let body):
                     round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
-                case .forward(let passing, let received, let rejects):
+                case .forward(let passing, _, let received, let rejects):
                     round.uploadsToForward.append((request, passing, received, rejects, peer, receivedAtMs))
                 }
             case .forward:
@@ -178,10 +178,11 @@ extension NodeShell {
     /// A request's frames: as received where only its budget changed, else encoded.
     func frames(_ request: WireRequest) -> [[UInt8]] {
         guard let body = passThrough.body(of: request) ?? passThrough.uploadBody(of: request) else {
-            if gate.uploadRecords == .keysOnly, case .upload(let input)? = request.input, !input.records.isEmpty {
-                // Records decoded by their keys only would go up without their other fields: a
-                // bug, never a message. The batch goes unanswered and its sender asks again.
-                logger.error("upload batch not passed on: its records were not kept as they came",
+            if case .upload? = request.input {
+                // A batch goes up as this tier screened it, spliced (`PassThrough.uploadBody`);
+                // without that it would go up empty: a bug, never a message. The batch goes
+                // unanswered and its sender asks again.
+                logger.error("upload batch not passed on: what passed its screening is gone",
                              metadata: ["settlement.msgid": "\(request.msgid)"])
                 return []
             }

@@ -15,9 +15,9 @@ struct PassThrough {
 
     /// Upload batches received this turn, by msgid: their records are stored as they came.
     private var uploads: [String: [UInt8]] = [:]
-    /// What this tier passes up of the upload batches it screened, already encoded, by msgid
-    /// (with the number of records it holds): spliced into the request instead of encoded again.
-    private var encodedUploads: [String: (records: Int, input: [UInt8])] = [:]
+    /// What this tier passes up of the upload batches it screened, already encoded, by msgid:
+    /// spliced into the request, which carries no records of its own (`NodeMachine.forwardUpload`).
+    private var encodedUploads: [String: [UInt8]] = [:]
 
     mutating func received(_ request: WireRequest, body: [UInt8]) {
         if case .upload? = request.input { uploads[request.msgid] = body }
@@ -47,16 +47,15 @@ struct PassThrough {
     }
 
     /// The upload input this tier passes up for the batch `msgid`, as encoded when screened.
-    mutating func encodedUpload(_ msgid: String, records: Int, input: [UInt8]) {
-        encodedUploads[msgid] = (records, input)
+    mutating func encodedUpload(_ msgid: String, input: [UInt8]) {
+        encodedUploads[msgid] = input
     }
 
     /// The body of `request`, an upload going up, with its input spliced in as encoded when its
     /// batch was screened; nil if this turn screened no such batch.
     func uploadBody(of request: WireRequest) -> [UInt8]? {
-        guard case .upload(let input)? = request.input, let encoded = encodedUploads[request.msgid],
-              encoded.records == input.records.count else { return nil }
-        return try? WireCodec.uploadRequestBody(envelope: request, input: encoded.input)
+        guard case .upload? = request.input, let input = encodedUploads[request.msgid] else { return nil }
+        return try? WireCodec.uploadRequestBody(envelope: request, input: input)
     }
 
     /// Each record of the upload batch `msgid` received this turn, as the bytes that came.

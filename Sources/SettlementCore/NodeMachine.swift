@@ -669,9 +669,12 @@ public struct NodeMachine: Sendable {
 
     /// After this tier screened a batch (and recorded its decision): pass what passed up to the
     /// parent, remembering this tier's rejects for the answer. When nothing passed, answer now.
-    public mutating func forwardUpload(_ request: WireRequest, passing: UploadInput, received: Int32,
+    /// `passing`: how many records passed. They go up as this tier screened and recorded them,
+    /// spliced into the request by the shell (`UploadScreen.Outcome.forward`): the request sent
+    /// up carries no records of its own.
+    public mutating func forwardUpload(_ request: WireRequest, passing: Int, received: Int32,
                                        rejects: [UploadReject], replyTo peer: Peer, receivedAtMs: Int64, nowMs: Int64) -> [Directive] {
-        if passing.records.isEmpty || config.routing.parent(of: config.id) == nil {
+        if passing == 0 || config.routing.parent(of: config.id) == nil {
             var response = success(requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
             response.output = .upload(Self.output(received: received, accepted: 0, rejects: rejects))
             return [.answer(response, to: peer, record: nil)]
@@ -681,7 +684,7 @@ public struct NodeMachine: Sendable {
                                   requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs), to: peer, record: nil)]
         }
         var upward = request
-        upward.input = .upload(passing)
+        upward.input = .upload(UploadInput())
         addPending(request.msgid, Pending(meta: RequestMeta(request), waiters: [peer], forwardedTo: .parent, role: .relay,
                                          receivedAtMs: receivedAtMs, deadlineMs: nowMs + config.forwardTimeoutMs,
                                          upload: (received, rejects)))

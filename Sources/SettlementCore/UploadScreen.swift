@@ -53,15 +53,14 @@ public struct UploadScreen: Sendable {
 
     public enum Outcome: Equatable, Sendable {
         case answer([UInt8])
-        /// Pass `passing` up; this tier's `rejects` join the answer on its way down.
-        case forward(UploadInput, received: Int32, rejects: [UploadReject])
+        /// Pass up the `passing` records that passed, `input` (an encoded UploadInput, as this
+        /// tier stored it: the request that carries them up splices these bytes in); this tier's
+        /// `rejects` join the answer on its way down.
+        case forward(passing: Int, input: [UInt8], received: Int32, rejects: [UploadReject])
     }
 
     public struct Screened: Equatable, Sendable {
         public var outcome: Outcome
-        /// With `.forward`: `passing` encoded, as this tier stored it; the request that carries
-        /// it up splices these bytes in instead of encoding the records again.
-        public var passingEncoded: [UInt8]?
         public var tickets = TicketDesk.Effects()
         /// Records went into the national outbox.
         public var queuedForNational = false
@@ -91,17 +90,16 @@ public struct UploadScreen: Sendable {
         }
         if let stored = try store.uploadBatch(msgid: request.msgid) {
             if let answer = stored.answer { return Screened(outcome: .answer(answer)) }
-            // Passed up again as stored: spliced, like the first time.
-            return Screened(outcome: .forward(try UploadInput(serializedBytes: stored.forwarded ?? []), received: Int32(stored.received),
-                                              rejects: try UploadOutput(serializedBytes: stored.ownRejects).rejects),
-                            passingEncoded: stored.forwarded)
+            // Passed up again as stored: spliced, like the first time. Every record received
+            // either passed here or is one of this tier's rejects.
+            let rejects = try UploadOutput(serializedBytes: stored.ownRejects).rejects
+            return Screened(outcome: .forward(passing: stored.received - rejects.count, input: stored.forwarded ?? [],
+                                              received: Int32(stored.received), rejects: rejects))
         }
         if tier == .county && validator == nil, let catalog {
             validator = UploadValidator(county: node, institutions: institutions, routing: routing, catalog: catalog)
         }
         var screened = Screened(outcome: .answer([]))
-        var passing = UploadInput()
-        passing.catalogVersion = input.catalogVersion
         var rejects: [UploadReject] = []
         var rejectedByRule: [String: Int] = [:]
         var corrections = 0
@@ -110,21 +108,25 @@ public struct UploadScreen: Sendable {
         var passingPositions: [Int] = []
         /// Provincial and national tiers: the records stored, together after the loop.
         var stored: [ArraySlice<UInt8>] = []
-        for (position, original) in input.records.enumerated() {
-            var record = original
-            if tier == .county { record.batchIndex = Int32(position) }
-            var violation = tier == .county ? validator?.check(record) : nil
+        // Each record is read in place: copying one (and again into a batch of those that
+        // passed) and destroying the copies cost more than reading its keys.
+        let records = input.records
+        for position in records.indices {
+            /// Its place in the hospital's batch: the county numbers the records, the tiers above read the number.
+            let batchIndex = tier == .county ? Int32(position) : records[position].batchIndex
+            var violation = tier == .county ? validator?.check(records[position]) : nil
             if violation == nil {
-                if try !store.claimUploadRecord(setlID: record.setlID) {
+                if try !store.claimUploadRecord(setlID: records[position].setlID) {
                     violation = Violation(rule: UploadRules.duplicate(at: tier), field: "setl_id")
                 } else if storesRecords {
-                    if let asReceived { stored.append(asReceived[position]) } else { stored.append(ArraySlice(try record.serializedBytes() as [UInt8])) }
+                    if let asReceived { stored.append(asReceived[position]) } else { stored.append(ArraySlice(try numbered(records[position], batchIndex).serializedBytes() as [UInt8])) }
                 }
             }
             if let violation {
+                let record = records[position]
                 var reject = UploadReject()
                 reject.setlID = record.setlID
-                reject.index = record.batchIndex
+                reject.index = batchIndex
                 reject.ruleID = violation.rule.id
                 reject.field = violation.field
                 reject.tier = tier.rawValue
@@ -137,15 +139,14 @@ public struct UploadScreen: Sendable {
                                                             responsible: record.mdtrtareaAdmvs, reason: violation.rule.checks,
                                                             setlIDs: [record.setlID], nowMs: nowMs, store: store))
                 }
-                try store.recordUploadReject(msgid: request.msgid, position: position, batchIndex: record.batchIndex,
+                try store.recordUploadReject(msgid: request.msgid, position: position, batchIndex: batchIndex,
                                              setlID: record.setlID, fixmedinsCode: record.fixmedinsCode, ruleID: violation.rule.id,
                                              field: violation.field, nowMs: nowMs)
             } else {
-                if !record.correctsSetlID.isEmpty {
+                if !records[position].correctsSetlID.isEmpty {
                     corrections += 1
-                    screened.tickets.merge(try correctionPassed(record, nowMs: nowMs, tickets: &tickets, store: store))
+                    screened.tickets.merge(try correctionPassed(records[position], nowMs: nowMs, tickets: &tickets, store: store))
                 }
-                passing.records.append(record)
                 passingPositions.append(position)
             }
         }
@@ -159,14 +160,14 @@ public struct UploadScreen: Sendable {
         }
         try store.addUploadCount("corrections", corrections)
         try store.addUploadCount("received", input.records.count)
-        try store.addUploadCount("accepted", passing.records.count)
+        try store.addUploadCount("accepted", passingPositions.count)
         for (rule, count) in rejectedByRule.sorted(by: { $0.key < $1.key }) { try store.addUploadCount(rule, count) }
         var ownRejects = UploadOutput()
         ownRejects.rejects = rejects
         let received = Int32(input.records.count)
         if storesRecords {
             var response = responses.success(requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
-            response.output = .upload(NodeMachine.output(received: received, accepted: Int32(passing.records.count), rejects: rejects))
+            response.output = .upload(NodeMachine.output(received: received, accepted: Int32(passingPositions.count), rejects: rejects))
             let body: [UInt8] = try response.serializedBytes()
             try store.saveUploadBatch(msgid: request.msgid, decision: UploadBatchDecision(
                 received: input.records.count, ownRejects: try ownRejects.serializedBytes(), forwarded: nil, answer: body))
@@ -177,16 +178,28 @@ public struct UploadScreen: Sendable {
         // records: its batch_index follows the bytes that came (the last value of a field wins).
         let forwarded: [UInt8] = try asReceived.map { received in
             WireCodec.uploadInput(records: passingPositions.map { received[$0] }, batchIndexes: tier != .county ? [] : passingPositions.map {
-                input.records[$0].batchIndex != Int32($0) ? Int32($0) : nil
-            }, catalogVersion: passing.catalogVersion)
-        } ?? passing.serializedBytes()
+                records[$0].batchIndex != Int32($0) ? Int32($0) : nil
+            }, catalogVersion: input.catalogVersion)
+        } ?? {
+            var passing = UploadInput()
+            passing.catalogVersion = input.catalogVersion
+            passing.records = passingPositions.map { numbered(records[$0], tier == .county ? Int32($0) : records[$0].batchIndex) }
+            return try passing.serializedBytes()
+        }()
         try store.saveUploadBatch(msgid: request.msgid, decision: UploadBatchDecision(
             received: input.records.count, ownRejects: try ownRejects.serializedBytes(),
             forwarded: forwarded, answer: nil))
-        screened.outcome = .forward(passing, received: received, rejects: rejects)
-        screened.passingEncoded = forwarded
+        screened.outcome = .forward(passing: passingPositions.count, input: forwarded, received: received, rejects: rejects)
         return screened
     }
+
+    /// `record` with its place in the hospital's batch.
+    private func numbered(_ record: UploadRecord, _ batchIndex: Int32) -> UploadRecord {
+        var numbered = record
+        numbered.batchIndex = batchIndex
+        return numbered
+    }
+
 
     /// A corrected re-upload passed this tier: the reject it names is corrected. Above the
     /// county, where rejects open tickets, the institution's ticket closes (销号) once none of
