@@ -9,11 +9,12 @@ public struct BenchReport: Codable, Sendable {
         public var cores: Int
         public var build: String
         public var libzmq: String
+        public var sqlite: String
         public var topology: String
         public var startedAt: String
 
         enum CodingKeys: String, CodingKey {
-            case cores, build, libzmq, topology
+            case cores, build, libzmq, sqlite, topology
             case startedAt = "started_at"
         }
     }
@@ -233,7 +234,7 @@ public struct BenchReport: Codable, Sendable {
     /// The table printed at the end of a run.
     public var table: String {
         var lines: [String] = []
-        lines.append("SettleNet benchmark — \(machine.cores) cores, \(machine.build) build, libzmq \(machine.libzmq), \(machine.startedAt)")
+        lines.append("SettleNet benchmark — \(machine.cores) cores, \(machine.build) build, libzmq \(machine.libzmq), SQLite \(machine.sqlite), \(machine.startedAt)")
         lines.append("")
         func row(_ name: String, _ value: String) { lines.append(name.padding(toLength: 52, withPad: " ", startingAt: 0) + value) }
         func spread(_ samples: [Double]?) -> String {

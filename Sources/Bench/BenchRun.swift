@@ -57,7 +57,7 @@ public enum BenchRun {
         try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true)
         let topology = try TopologyLoader.load(path: options.topologyPath)
         var report = BenchReport(machine: .init(cores: ProcessInfo.processInfo.activeProcessorCount, build: options.build,
-                                                libzmq: Context.versionString, topology: topology.file,
+                                                libzmq: Context.versionString, sqlite: Ledger.sqliteVersion, topology: topology.file,
                                                 startedAt: ISO8601DateFormatter().string(from: Date())))
 
         let frames = WireCodec.sealed(WireCodec.frames(try sampleCrossProvinceRequest(topology)))

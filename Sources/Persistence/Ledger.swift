@@ -35,6 +35,9 @@ public final class Ledger {
     /// Log frames (pages) past which a sync asks for a checkpoint: SQLite's own default.
     public static let checkpointFrames = 1_000
 
+    /// The SQLite every ledger runs on: the copy built with this package (`CSQLite`), not the system's.
+    public static var sqliteVersion: String { String(cString: sqlite3_libversion()) }
+
     public convenience init(path: String) throws {
         try self.init(path: path, transitKey: TransitIndex.xxh64)
     }

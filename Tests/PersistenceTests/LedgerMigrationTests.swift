@@ -86,6 +86,19 @@ import Testing
     }
 }
 
+/// Every ledger runs on the SQLite built with the package (`CSQLite`, with the lookaside
+/// allocator Debian's build leaves out), not on the system library GRDB also links.
+@Suite struct LedgerEngineTests {
+    @Test func ledgersRunOnTheSQLiteBuiltHere() throws {
+        #expect(Ledger.sqliteVersion == "3.54.1")
+        let directory = try makeTemporaryDirectory("engine")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let ledger = try Ledger(path: "\(directory)/ledger.sqlite")
+        let version = try DatabaseQueue(path: ledger.path).read { try String.fetchOne($0, sql: "SELECT sqlite_version()") }
+        #expect(version == "3.54.1", "what the ledger's own connections run")
+    }
+}
+
 /// The hot inserts stay cheap: SQLite builds a temporary index for a CHECK with an IN list of
 /// more than two values on every insert, which cost more than the rest of the insert.
 @Suite struct LedgerInsertPlanTests {
