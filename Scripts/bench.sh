@@ -2,7 +2,7 @@
 # The benchmark: installs what is missing, builds settlenet in release, runs `settlenet bench`
 # (transport baseline, cross-province settlements, latency at 1,000/s, memory, uploads) and
 # leaves the table on stdout and the figures in run/bench/bench.json.
-#   Scripts/bench.sh                    # everything, about 2 minutes
+#   Scripts/bench.sh                    # everything, about 11 minutes (a first release build: 4 more)
 #   Scripts/bench.sh --seconds 15       # any `settlenet bench` option passes through
 #   Scripts/bench.sh --micro            # also the micro-benchmarks of the hot paths (ordo-one)
 set -euo pipefail
