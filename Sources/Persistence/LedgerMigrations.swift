@@ -399,9 +399,9 @@ extension Ledger {
         migrator.registerMigration("v13-upload-claims") { db in
             try db.execute(sql: """
                 -- A tier's claim of a setl_id is the setl_id alone. upload_records' four other
-                -- columns made each claim twice the b-tree work of the key, and a claim at each of
-                -- the four tiers was the most of a record's cost; the institution and the time are
-                -- in the batch's row. upload_records keeps what older ledgers claimed.
+                -- columns made each claim about 1.6 times the work of the key alone, and a claim
+                -- at each of the four tiers was nearly half of a record's cost; the institution and
+                -- the time are in the batch's row. upload_records keeps what older ledgers claimed.
                 CREATE TABLE upload_claims (setl_id TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
                 INSERT INTO upload_claims (setl_id) SELECT setl_id FROM upload_records;
                 -- When a batch's records were stored (0: before v13).

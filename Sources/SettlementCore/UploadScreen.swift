@@ -111,9 +111,10 @@ public struct UploadScreen: Sendable {
         // Each record is read in place: copying one (and again into a batch of those that
         // passed) and destroying the copies cost more than reading its keys.
         let records = input.records
+        /// A record's place in the hospital's batch: the county numbers the records, the tiers above read the number.
+        func batchIndex(at position: Int) -> Int32 { tier == .county ? Int32(position) : records[position].batchIndex }
         for position in records.indices {
-            /// Its place in the hospital's batch: the county numbers the records, the tiers above read the number.
-            let batchIndex = tier == .county ? Int32(position) : records[position].batchIndex
+            let batchIndex = batchIndex(at: position)
             var violation = tier == .county ? validator?.check(records[position]) : nil
             if violation == nil {
                 if try !store.claimUploadRecord(setlID: records[position].setlID) {
@@ -183,7 +184,7 @@ public struct UploadScreen: Sendable {
         } ?? {
             var passing = UploadInput()
             passing.catalogVersion = input.catalogVersion
-            passing.records = passingPositions.map { numbered(records[$0], tier == .county ? Int32($0) : records[$0].batchIndex) }
+            passing.records = passingPositions.map { numbered(records[$0], batchIndex(at: $0)) }
             return try passing.serializedBytes()
         }()
         try store.saveUploadBatch(msgid: request.msgid, decision: UploadBatchDecision(
@@ -199,7 +200,6 @@ public struct UploadScreen: Sendable {
         numbered.batchIndex = batchIndex
         return numbered
     }
-
 
     /// A corrected re-upload passed this tier: the reject it names is corrected. Above the
     /// county, where rejects open tickets, the institution's ticket closes (销号) once none of
