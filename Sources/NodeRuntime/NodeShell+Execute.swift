@@ -44,6 +44,8 @@ extension NodeShell {
                 if !send(Outgoing(peer: peer, frames: frames(request), requestMsgid: request.msgid)) {
                     directives += machine.forwardFailed(msgid: request.msgid, nowMs: nowMs)
                 }
+            } else if case .redialParent(let reason) = directive {
+                redialParent(reason: reason)
             } else {
                 work.append(directive)
             }
@@ -65,6 +67,20 @@ extension NodeShell {
         } else {
             try syncOrStop()
             try finish(round, failure: nil)
+        }
+    }
+
+    /// A new connection to the parent: the parent's ROUTER hands this node's routing id over to
+    /// it, whatever connection held it. The link monitor sees the handshake and the node signs
+    /// in again (`NodeMachine.parentLinkUp`). A parent in this process has no link to lose.
+    private func redialParent(reason: String) {
+        guard let upstream, let parent = spec.parent, let endpoint = topology.endpoint(of: parent) else { return }
+        logger.warning("parent link silent: dialling it again", metadata: ["parent": "\(parent)", "reason": "\(reason)"])
+        do {
+            try upstream.disconnect(endpoint)
+            try upstream.connect(endpoint)
+        } catch {
+            logger.error("could not dial the parent again", metadata: ["parent": "\(parent)", "error": "\(error)"])
         }
     }
 
@@ -138,8 +154,8 @@ extension NodeShell {
                 case .forward(let passing, _, let received, let rejects):
                     round.uploadsToForward.append((request, passing, received, rejects, peer, receivedAtMs))
                 }
-            case .forward:
-                break
+            case .forward, .redialParent:
+                break   // carried out before the round
             }
         }
         if round.screenedUploads && spec.tier == .province && machine.isSignedIn && spec.parent != nil {

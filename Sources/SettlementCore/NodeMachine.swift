@@ -165,6 +165,11 @@ public enum Directive: Equatable, Sendable {
     case ticketHere(WireRequest, replyTo: Peer, receivedAtMs: Int64)
     /// Something needs someone's action: open (or count again) a ticket.
     case openTicket(kind: TicketKind, code: String, subject: String, responsible: String, reason: String)
+    /// The parent has said nothing while this node's requests to it went unanswered: drop the
+    /// connection and dial it again. A link can look connected and lead nowhere (another
+    /// process that presented this node's routing id took it over at the parent), and only a
+    /// new connection takes it back.
+    case redialParent(reason: String)
 }
 
 /// One node's settlement routing as a pure state machine: requests in, directives out.
@@ -188,6 +193,8 @@ public struct NodeMachine: Sendable {
         public var pendingLimit: Int
         /// How often an unanswered sign-in (or catalog download) is sent again.
         public var signInRetryMs: Int64
+        /// Unanswered sign-ins in a row before the parent link is dialled again.
+        public var signInsBeforeRedial = 3
         /// The national node's catalog; every other node downloads it from its parent (1301).
         public var nationalCatalog: Catalog?
 
@@ -283,6 +290,13 @@ public struct NodeMachine: Sendable {
     public private(set) var resolved: Set<String> = []
     private var catalogMsgid: String?
     private var lastCatalogRequestMs: Int64?
+    /// When the parent last sent anything (request or answer): a silent parent is redialled.
+    private var lastHeardFromParentMs: Int64 = .min
+    /// Sign-ins sent since the parent last said anything.
+    private var signInsUnheard = 0
+    private var lastRedialMs: Int64 = .min
+    /// Stopping: the pending answers are being abandoned, no link is worth dialling again.
+    private var isStopping = false
 
     public init(config: Configuration) {
         self.config = config
@@ -307,6 +321,9 @@ public struct NodeMachine: Sendable {
     public mutating func tick(nowMs: Int64) -> [Directive] {
         var directives: [Directive] = []
         if signNo == nil, lastSignInSentMs.map({ nowMs - $0 >= config.signInRetryMs }) ?? true {
+            if signInsUnheard >= config.signInsBeforeRedial {
+                directives += redial("\(signInsUnheard) sign-ins unanswered", nowMs: nowMs)
+            }
             directives.append(makeSignIn(nowMs: nowMs))
         }
         if signNo != nil, catalog == nil, lastCatalogRequestMs.map({ nowMs - $0 >= config.signInRetryMs }) ?? true {
@@ -315,6 +332,9 @@ public struct NodeMachine: Sendable {
         let expired = nowMs >= earliestDeadlineMs ? pending.filter { $0.value.deadlineMs <= nowMs } : [:]
         if nowMs >= earliestDeadlineMs {
             earliestDeadlineMs = pending.values.lazy.filter { $0.deadlineMs > nowMs }.map(\.deadlineMs).min() ?? .max
+        }
+        if let silent = expired.values.first(where: { $0.forwardedTo == .parent && $0.receivedAtMs > lastHeardFromParentMs }) {
+            directives += redial("request \(silent.meta.msgid) timed out and nothing came from the parent since it went up", nowMs: nowMs)
         }
         for (msgid, entry) in expired.sorted(by: { $0.key < $1.key }) {
             pending[msgid] = nil
@@ -351,6 +371,7 @@ public struct NodeMachine: Sendable {
     public mutating func beginDraining() { isDraining = true }
 
     public mutating func receivedRequest(_ request: WireRequest, from peer: Peer, nowMs: Int64) -> [Directive] {
+        if peer == .parent { heardFromParent(nowMs: nowMs) }
         if let problem = validate(request, from: peer) {
             return [.answer(error(problem.code, detail: problem.detail, requestMsgid: request.msgid,
                                   receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
@@ -452,6 +473,7 @@ public struct NodeMachine: Sendable {
     }
 
     public mutating func receivedResponse(_ response: WireResponse, from peer: Peer, nowMs: Int64) -> [Directive] {
+        if peer == .parent { heardFromParent(nowMs: nowMs) }
         if let signInMsgid, response.reqMsgid == signInMsgid, peer == .parent {
             if response.infcode == 0, case .signIn(let out)? = response.output {
                 signNo = out.signNo
@@ -564,7 +586,7 @@ public struct NodeMachine: Sendable {
                                 to: peer, record: nil)]
             case .journalAndForward(let request, _, _):
                 return refuseUnsent(msgid: request.msgid, detail: detail, nowMs: nowMs)
-            case .forward, .resolution, .resolved, .openTicket:
+            case .forward, .resolution, .resolved, .openTicket, .redialParent:
                 return []
             }
         }
@@ -659,6 +681,7 @@ public struct NodeMachine: Sendable {
     public mutating func abandonPending(nowMs: Int64) -> [Directive] {
         for key in pending.keys { pending[key]?.deadlineMs = nowMs }
         earliestDeadlineMs = nowMs
+        isStopping = true
         let saved = signNo
         signNo = signNo ?? "STOPPING"  // no sign-in retry while stopping
         defer { signNo = saved }
@@ -732,7 +755,24 @@ public struct NodeMachine: Sendable {
         responses.error(code, detail: detail, requestMsgid: requestMsgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
     }
 
-    // MARK: Sign-in
+    // MARK: Sign-in and the parent link
+
+    private mutating func heardFromParent(nowMs: Int64) {
+        lastHeardFromParentMs = nowMs
+        signInsUnheard = 0
+    }
+
+    /// At most one redial per `signInsBeforeRedial` sign-in retries: a parent that is merely
+    /// not up yet is dialled again slowly, and a new connection gets time to come up.
+    private mutating func redial(_ reason: String, nowMs: Int64) -> [Directive] {
+        guard !isStopping, config.routing.parent(of: config.id) != nil,
+              lastRedialMs == .min || nowMs - lastRedialMs >= Int64(config.signInsBeforeRedial) * config.signInRetryMs
+        else { return [] }
+        lastRedialMs = nowMs
+        signInsUnheard = 0
+        return [.redialParent(reason: reason)]
+    }
+
 
     /// A request this node sends its parent on its own behalf (sign-in, catalog download).
     private mutating func ownRequest(_ code: TransactionCode, nowMs: Int64) -> WireRequest {
@@ -750,6 +790,7 @@ public struct NodeMachine: Sendable {
 
     private mutating func makeSignIn(nowMs: Int64) -> Directive {
         lastSignInSentMs = nowMs
+        signInsUnheard += 1
         var request = ownRequest(.signIn, nowMs: nowMs)
         var input = SignInInput()
         input.nodeID = config.id.value

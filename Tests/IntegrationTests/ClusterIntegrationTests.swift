@@ -226,6 +226,52 @@ import ZeroMQ
         }
     }
 
+    /// Another process that presents a county's routing id at its city takes the county's link
+    /// over (ROUTER_HANDOVER), and when it goes, the county's own connection stays open but leads
+    /// nowhere. A node of a cluster stopping on the same ports did this to a starting one. The
+    /// county notices the silence, dials its city again and settles as before.
+    @Test func aCountyWhoseLinkWasTakenOverAtItsCitySettlesAgain() throws {
+        let cluster = try TestCluster()
+        defer { cluster.shutDown(); cluster.removeFiles() }
+        let up = try cluster.up()
+        try #require(up.status == 0, "cluster up failed: \(up.output) \(up.error)")
+        let county = DivisionCode("370102")!
+        let client = try HospitalClient(endpoint: cluster.endpoint("370102"))
+        var factory = RequestFactory(institution: "H37010200001", treatment: county, firstSequence: 1)
+        func settlement() -> WireRequest {
+            let insured = DivisionCode("410102")!
+            let person = cluster.topology.population(of: insured)!.firstPerson(filedOffsite: true, from: 10)!
+            return factory.settlement(psnNo: person.psnNo, insured: insured, bill: .composed(totalFen: 12_300), inpatient: false,
+                                      nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+        }
+        let before = try #require(try client.call(settlement()), "no answer before the takeover")
+        #expect(before.infcode == 0, "\(before.errMsg)")
+
+        // The impostor: this county's routing id, connected to its city until the handshake is done.
+        do {
+            let context = try Context()
+            let impostor = try context.socket(.dealer)
+            try impostor.setLinger(milliseconds: 0)
+            try impostor.setRoutingID(Array("370102".utf8))
+            let events = try impostor.monitor(events: SocketEvent.handshakeSucceeded, name: "impostor")
+            try impostor.connect(cluster.endpoint("370100"))
+            var poller = Poller([events])
+            #expect(try poller.poll(timeoutMs: 30_000)[0], "the impostor never connected to the city")
+            events.close()
+            impostor.close()
+        }
+
+        // Settles again: the first request may wait out its deadline before the county redials.
+        let deadline = Date().addingTimeInterval(90)
+        var answer: WireResponse?
+        while Date() < deadline {
+            if let response = try client.call(settlement(), timeoutMs: 20_000), response.infcode == 0 { answer = response; break }
+        }
+        #expect(answer != nil, "county 370102 never settled again after its link was taken over")
+        let log = (try? String(contentsOfFile: DataLayout(root: cluster.dataDirectory).logPath(county), encoding: .utf8)) ?? ""
+        #expect(log.contains("parent link silent"), "the county settled without dialling its city again: was the link ever taken over?")
+    }
+
     @Test func aTopologyMistakeStopsTheLaunchBeforeAnyProcessStarts() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-bad-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -194,6 +194,76 @@ import Testing
         #expect(county.parentLinkUp(nowMs: 20).isEmpty)
     }
 
+    func redials(_ directives: [Directive]) -> Int {
+        directives.filter { if case .redialParent = $0 { true } else { false } }.count
+    }
+
+    /// A county signed in by its city (the city's answer to its first sign-in).
+    func signedIn(_ id: String, parent: String, nowMs: Int64) -> NodeMachine {
+        var county = machine(id)
+        var city = machine(parent)
+        guard case .forward(let signIn, .parent)? = county.tick(nowMs: nowMs).first,
+              case .answer(let answer, _, _)? = city.receivedRequest(signIn, from: .downstream(Array(id.utf8)), nowMs: nowMs).first
+        else { Issue.record("no sign-in"); return county }
+        _ = county.receivedResponse(answer, from: .parent, nowMs: nowMs)
+        return county
+    }
+
+    /// A link can look connected and lead nowhere: another process that presented this node's
+    /// routing id took it over at the parent. Sign-ins that go unanswered make the node dial
+    /// its parent again, no oftener than every third retry.
+    @Test func aParentThatAnswersNoSignInIsDialledAgain() {
+        var county = machine("370211")
+        #expect(redials(county.tick(nowMs: 0)) == 0)
+        #expect(redials(county.tick(nowMs: 1_000)) == 0)
+        #expect(redials(county.tick(nowMs: 2_000)) == 0)
+        let third = county.tick(nowMs: 3_000)
+        #expect(redials(third) == 1)
+        // Redial first, then the sign-in (which the new link's handshake also asks for).
+        if case .redialParent? = third.first {} else { Issue.record("the redial should come first: \(third)") }
+        #expect(third.contains { if case .forward(let r, .parent) = $0 { r.infno == "9001" } else { false } })
+        #expect(redials(county.tick(nowMs: 4_000)) + redials(county.tick(nowMs: 5_000)) == 0)
+        #expect(redials(county.tick(nowMs: 6_000)) == 1)
+        // The root has no parent to dial.
+        var national = machine("000000")
+        #expect((0..<10).allSatisfy { redials(national.tick(nowMs: Int64($0) * 1_000)) == 0 })
+    }
+
+    /// Anything heard from the parent shows the link works: sign-ins answered late, or a
+    /// request from it, put the count back to zero.
+    @Test func aParentHeardFromIsNotDialledAgain() {
+        var county = machine("370211")
+        _ = county.tick(nowMs: 0)
+        _ = county.tick(nowMs: 1_000)
+        var notice = WireResponse()
+        notice.reqMsgid = "something else"
+        _ = county.receivedResponse(notice, from: .parent, nowMs: 1_500)
+        #expect(redials(county.tick(nowMs: 2_000)) == 0)
+        #expect(redials(county.tick(nowMs: 3_000)) == 0)
+        #expect(redials(county.tick(nowMs: 4_000)) == 0)
+        #expect(redials(county.tick(nowMs: 5_000)) == 1)
+    }
+
+    /// Signed in, a request to the parent that times out while the parent said nothing since it
+    /// went up means a dead link; a parent that answered something else meanwhile is only slow.
+    @Test func aSilentParentIsDialledAgainWhenARequestToItTimesOut() {
+        var county = signedIn("370211", parent: "370200", nowMs: 0)
+        _ = county.receivedRequest(settlement(to: "410102", sequence: 1), from: hospital, nowMs: 100)
+        let expired = county.tick(nowMs: 100 + 10_000)
+        #expect(redials(expired) == 1)
+        #expect(expired.contains { if case .answer(let r, _, _) = $0 { r.errCode == ErrorCode.timeout.rawValue } else { false } })
+
+        var slow = signedIn("370211", parent: "370200", nowMs: 0)
+        _ = slow.receivedRequest(settlement(to: "410102", sequence: 1), from: hospital, nowMs: 100)
+        let second = settlement(to: "410102", sequence: 2)
+        _ = slow.receivedRequest(second, from: hospital, nowMs: 200)
+        var answer = WireResponse()
+        answer.reqMsgid = second.msgid
+        answer.infcode = 0
+        _ = slow.receivedResponse(answer, from: .parent, nowMs: 5_000)
+        #expect(redials(slow.tick(nowMs: 100 + 10_000)) == 0)
+    }
+
     @Test func drainingRefusesNewWorkButPassesAnswers() {
         var county = machine("370211")
         let first = settlement(to: "410102", sequence: 1)
