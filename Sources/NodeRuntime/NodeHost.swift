@@ -70,6 +70,7 @@ public final class NodeHost {
                                             context: context, pace: pace, keys: nodeKeys[id], parentInProcess: parentInProcess,
                                             nowMs: clock.nowMs()))
             }
+            for shell in shells { try shell.connectToParent() }
         } catch {
             for shell in shells { shell.abort() }
             throw error

@@ -192,7 +192,7 @@ public final class NodeShell {
         } catch {
             throw SettleNetError(.node, "node \(id) cannot bind \(topology.bindEndpoint(of: id)!): \(error) (is another cluster using this port? try --base-port)")
         }
-        if let parentID = spec.parent, let parentEndpoint = topology.endpoint(of: parentID), !parentInProcess {
+        if spec.parent != nil, !parentInProcess {
             let socket = try context.socket(.dealer)
             try socket.setRoutingID(routingID)
             try socket.setImmediate(true)            // no queueing to a parent that is not there
@@ -201,7 +201,6 @@ public final class NodeShell {
             try socket.setReceiveHighWaterMark(100_000)
             if let keys, let parentKey = keys.parentKey { try socket.makeCurveClient(keys.own, serverKey: parentKey) }
             parentLink = try socket.monitor(events: SocketEvent.handshakeSucceeded, name: "node-\(id.value)-parent")
-            try socket.connect(parentEndpoint)
             upstream = socket
         } else {
             upstream = nil
@@ -240,6 +239,15 @@ public final class NodeShell {
     }
 
     /// The sockets the reactor polls for this node, in the order `turn` reads them.
+    /// Dials the parent (a parent outside this process). Only once every node of the process has
+    /// bound its own port: a process that cannot bind one exits before any of its nodes has
+    /// presented its routing id to a parent, which would take over the link of a node of the
+    /// same id in another cluster on the same ports (the parent's ROUTER hands the id over).
+    public func connectToParent() throws {
+        guard let upstream, let parent = spec.parent, let endpoint = topology.endpoint(of: parent) else { return }
+        try upstream.connect(endpoint)
+    }
+
     public var sockets: [Socket] { [downstream] + [upstream, handshakes, parentLink].compactMap { $0 } }
 
     public var isStopped: Bool { state == .stopped }
@@ -364,10 +372,12 @@ public final class NodeShell {
         links.flushTrace(logger: logger)
         writeStatus()
         status.close()
-        handshakes?.close()
+        // The parent link before the port: once the port is free another cluster may start on
+        // it, and this node must not dial that cluster's parent meanwhile.
         parentLink?.close()
-        downstream.close()
         upstream?.close()
+        handshakes?.close()
+        downstream.close()
         logger.info("node stopped", metadata: ["messages": "\(messagesHandled)"])
     }
 

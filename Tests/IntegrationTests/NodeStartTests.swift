@@ -1,0 +1,42 @@
+import ClusterControl
+import Foundation
+import Logging
+import NetworkTopology
+import NodeRuntime
+import SettlementModel
+import Testing
+import ZeroMQ
+
+/// How a node process starts beside other clusters on the same machine.
+@Suite struct NodeStartTests {
+    /// A node presents its routing id to its parent only when asked to dial, which its process
+    /// does once every node it hosts has bound its port. A packed process that fails on its
+    /// third node's port must not have taken over, meanwhile, the link of a node of the same id
+    /// in another cluster (the parent's ROUTER hands an id over to the newest connection).
+    @Test func aNodeDialsItsParentOnlyWhenAskedTo() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-start-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let loaded = try TopologyLoader.load(path: "\(repositoryRoot)/Topologies/minimal.yaml")
+        let topology = loaded.withBasePort(try #require(Cluster.freeBasePort(for: loaded, preferOwn: false)))
+        let city = DivisionCode("370100")!
+
+        // The city's parent, as another cluster's province would be: it notes every handshake.
+        let context = try Context()
+        let parent = try context.socket(.router)
+        defer { parent.close() }
+        let handshakes = try parent.monitor(events: SocketEvent.handshakeSucceeded, name: "fake-province")
+        defer { handshakes.close() }
+        try parent.bind(topology.endpoint(of: DivisionCode("370000")!)!)
+
+        let shell = try NodeShell(topology: topology, id: city, dataDirectory: directory,
+                                  logger: Logger(label: "test.node-start"), context: context, nowMs: 0)
+        defer { shell.abort() }
+        var poller = Poller([handshakes])
+        #expect(try !poller.poll(timeoutMs: 1_000)[0], "the city dialled its parent before it was asked to")
+        try shell.connectToParent()
+        #expect(try poller.poll(timeoutMs: 30_000)[0], "the city never dialled its parent")
+        let frames = try #require(try handshakes.receive(wait: false))
+        #expect(SocketEvent(frames: frames)?.event == SocketEvent.handshakeSucceeded)
+    }
+}
