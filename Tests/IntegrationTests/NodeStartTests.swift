@@ -30,7 +30,7 @@ import ZeroMQ
         try parent.bind(topology.endpoint(of: DivisionCode("370000")!)!)
 
         let shell = try NodeShell(topology: topology, id: city, dataDirectory: directory,
-                                  logger: Logger(label: "test.node-start"), context: context, nowMs: 0)
+                                  logger: Logger(label: "test.node-start") { _ in SwiftLogNoOpLogHandler() }, context: context, nowMs: 0)
         defer { shell.abort() }
         var poller = Poller([handshakes])
         #expect(try !poller.poll(timeoutMs: 1_000)[0], "the city dialled its parent before it was asked to")
