@@ -74,13 +74,13 @@ extension NodeShell {
     /// it, whatever connection held it. The link monitor sees the handshake and the node signs
     /// in again (`NodeMachine.parentLinkUp`). A parent in this process has no link to lose.
     private func redialParent(reason: String) {
-        guard let upstream, let parent = spec.parent, let endpoint = topology.endpoint(of: parent) else { return }
-        logger.warning("parent link silent: dialling it again", metadata: ["parent": "\(parent)", "reason": "\(reason)"])
+        guard let upstream, let endpoint = parentEndpoint else { return }
+        logger.warning("parent link silent: dialling it again", metadata: ["parent": "\(endpoint)", "reason": "\(reason)"])
         do {
             try upstream.disconnect(endpoint)
             try upstream.connect(endpoint)
         } catch {
-            logger.error("could not dial the parent again", metadata: ["parent": "\(parent)", "error": "\(error)"])
+            logger.error("could not dial the parent again", metadata: ["parent": "\(endpoint)", "error": "\(error)"])
         }
     }
 

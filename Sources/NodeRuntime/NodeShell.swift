@@ -238,16 +238,19 @@ public final class NodeShell {
         }
     }
 
-    /// The sockets the reactor polls for this node, in the order `turn` reads them.
     /// Dials the parent (a parent outside this process). Only once every node of the process has
     /// bound its own port: a process that cannot bind one exits before any of its nodes has
     /// presented its routing id to a parent, which would take over the link of a node of the
     /// same id in another cluster on the same ports (the parent's ROUTER hands the id over).
     public func connectToParent() throws {
-        guard let upstream, let parent = spec.parent, let endpoint = topology.endpoint(of: parent) else { return }
+        guard let upstream, let endpoint = parentEndpoint else { return }
         try upstream.connect(endpoint)
     }
 
+    /// Where the parent listens, when this node reaches it over a socket.
+    var parentEndpoint: String? { upstream == nil ? nil : spec.parent.flatMap { topology.endpoint(of: $0) } }
+
+    /// The sockets the reactor polls for this node, in the order `turn` reads them.
     public var sockets: [Socket] { [downstream] + [upstream, handshakes, parentLink].compactMap { $0 } }
 
     public var isStopped: Bool { state == .stopped }
