@@ -294,7 +294,7 @@ public struct NodeMachine: Sendable {
     private var lastHeardFromParentMs: Int64 = .min
     /// Sign-ins sent since the parent last said anything.
     private var signInsUnheard = 0
-    private var lastRedialMs: Int64 = .min
+    private var lastRedialMs: Int64?
     /// Stopping: the pending answers are being abandoned, no link is worth dialling again.
     private var isStopping = false
 
@@ -766,7 +766,7 @@ public struct NodeMachine: Sendable {
     /// not up yet is dialled again slowly, and a new connection gets time to come up.
     private mutating func redial(_ reason: String, nowMs: Int64) -> [Directive] {
         guard !isStopping, config.routing.parent(of: config.id) != nil,
-              lastRedialMs == .min || nowMs - lastRedialMs >= Int64(config.signInsBeforeRedial) * config.signInRetryMs
+              lastRedialMs.map({ nowMs - $0 >= Int64(config.signInsBeforeRedial) * config.signInRetryMs }) ?? true
         else { return [] }
         lastRedialMs = nowMs
         signInsUnheard = 0
