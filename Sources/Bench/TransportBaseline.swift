@@ -1,5 +1,6 @@
 import Foundation
 import Histogram
+import Scenario
 import SettlementModel
 import ZeroMQ
 
@@ -219,8 +220,8 @@ public enum TransportBaseline {
                 sent += 1
             }
             // Waits end at the next send time to the microsecond, as the load driver's do.
-            let wait = sent < total ? intendedUs(sent) - now : 50_000
-            _ = try poller.wait(timeoutUs: max(0, min(50_000, wait)))
+            _ = try poller.wait(untilUs: startUs + LoadDriver.waitDeadlineUs(nowUs: now - startUs,
+                                                                              dueUs: sent < total ? intendedUs(sent) - startUs : nil))
             now = monotonicUs()
             while let answer = try client.receive(wait: false) {
                 // A readiness probe's late answer (the durable chain syncs it first) has no sequence.

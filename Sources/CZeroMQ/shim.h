@@ -3,4 +3,6 @@
 #include <zmq.h>
 /* EventPoller waits on the sockets' ZMQ_FD descriptors with epoll (Linux). */
 #include <sys/epoll.h>
+/* ...and sleeps until a deadline on a timer descriptor (EventPoller.wait(untilUs:)). */
+#include <sys/timerfd.h>
 #endif

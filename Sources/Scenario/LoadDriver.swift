@@ -125,12 +125,16 @@ public final class LoadDriver {
     public var ticketListIntervalUs: Int64 = 1_000_000
     public var correctionFlushIntervalUs: Int64 = 500_000
 
-    /// How long to wait for answers when the next arrival is `waitUs` away: exactly that, to the
-    /// microsecond, at most 50 ms (progress and the end are looked at). Rounded down to a
-    /// millisecond, every wait under one was a poll that returned at once and the driver spun
-    /// the core the network needed; rounded up, each arrival left up to a millisecond late.
-    static func pollTimeoutUs(waitUs: Int64) -> Int64 {
-        max(0, min(50_000, waitUs))
+    /// Until when to wait for answers (microseconds of the run) when the next arrival is due at
+    /// `dueUs`: exactly then, to the microsecond. Rounded down to a millisecond, every wait under
+    /// one was a poll that returned at once and the driver spun the core the network needed;
+    /// rounded up, each arrival left up to a millisecond late. Nothing due within 50 ms: the
+    /// next 50 ms mark, to look at progress and the end, which stays put until it passes
+    /// (the poller arms its timer again only for a new deadline).
+    public static func waitDeadlineUs(nowUs: Int64, dueUs: Int64?) -> Int64 {
+        let mark = (max(0, nowUs) / 50_000 + 1) * 50_000
+        guard let dueUs else { return mark }
+        return min(max(dueUs, nowUs), mark)
     }
 
     public func run(progress: (Progress) -> Void, tick onTick: (Int64) -> Void = { _ in }) throws -> (Measurement, UploadMeasurement) {
@@ -262,8 +266,8 @@ public final class LoadDriver {
                 if answered || now > durationUs + drainTimeoutUs + (drained ? resolutionTimeoutUs : 0) { break }
             }
 
-            let waitUs = [nextArrival, nextBatch].compactMap { $0.map { $0 - now } }.min() ?? 50_000
-            let readable = try links.poller.wait(timeoutUs: Self.pollTimeoutUs(waitUs: waitUs))
+            let due = [nextArrival, nextBatch].compactMap { $0 }.min()
+            let readable = try links.poller.wait(untilUs: start + Self.waitDeadlineUs(nowUs: now, dueUs: due))
             now = monotonicUs() - start
             for index in readable {
                 while let frames = try links.sockets[index].receive(wait: false) {

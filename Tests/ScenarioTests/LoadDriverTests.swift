@@ -7,14 +7,21 @@ import Testing
     /// poll that returns at once (at 1,000/s that was every poll, and one of the two cores spun)
     /// nor a millisecond that sends the arrival late.
     @Test func theDriverWaitsUntilTheNextArrivalToTheMicrosecond() {
-        #expect(LoadDriver.pollTimeoutUs(waitUs: 1) == 1)
-        #expect(LoadDriver.pollTimeoutUs(waitUs: 999) == 999)
-        #expect(LoadDriver.pollTimeoutUs(waitUs: 1_001) == 1_001)
+        #expect(LoadDriver.waitDeadlineUs(nowUs: 10_000, dueUs: 10_001) == 10_001)
+        #expect(LoadDriver.waitDeadlineUs(nowUs: 10_000, dueUs: 10_999) == 10_999)
+        #expect(LoadDriver.waitDeadlineUs(nowUs: 10_000, dueUs: 11_001) == 11_001)
         // Due (or overdue): send now, without waiting.
-        #expect(LoadDriver.pollTimeoutUs(waitUs: 0) == 0)
-        #expect(LoadDriver.pollTimeoutUs(waitUs: -5_000) == 0)
-        // Progress and the stop are looked at at least every 50 ms.
-        #expect(LoadDriver.pollTimeoutUs(waitUs: 10_000_000) == 50_000)
+        #expect(LoadDriver.waitDeadlineUs(nowUs: 10_000, dueUs: 10_000) == 10_000)
+        #expect(LoadDriver.waitDeadlineUs(nowUs: 10_000, dueUs: 5_000) == 10_000)
+    }
+
+    /// Progress and the end are looked at at least every 50 ms, at marks that stay put while
+    /// answers wake the driver in between (a new deadline costs a timer armed again).
+    @Test func withNothingDueTheDriverWakesAtTheNext50msMark() {
+        #expect(LoadDriver.waitDeadlineUs(nowUs: 10_000, dueUs: 10_000_000) == 50_000)
+        #expect(LoadDriver.waitDeadlineUs(nowUs: 49_999, dueUs: nil) == 50_000)
+        #expect(LoadDriver.waitDeadlineUs(nowUs: 50_000, dueUs: nil) == 100_000)
+        #expect(LoadDriver.waitDeadlineUs(nowUs: 0, dueUs: nil) == 50_000)
     }
 
     @Test func theDriversShareOfACoreIsItsCPUOverItsTime() {

@@ -85,6 +85,35 @@ import ZeroMQ
         }
     }
 
+    /// A wait until a deadline never ends early, also when it is asked again for the same
+    /// deadline after an answer woke it (the timer is armed once), and one until a deadline
+    /// already past ends at once.
+    static func monotonicNowUs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
+    }
+
+    @Test func aWaitUntilADeadlineEndsThereAndNotBefore() throws {
+        let context = try Context()
+        let (router, dealers) = try clients(context, count: 1)
+        let poller = try EventPoller(dealers)
+        let deadline = Self.monotonicNowUs() + 200_000
+        try router.send([Array("client-0".utf8), Array("an answer before the deadline".utf8)])
+        while true {
+            let readable = try poller.wait(untilUs: deadline)
+            if readable.isEmpty {
+                #expect(Self.monotonicNowUs() >= deadline, "a wait with nothing to read ended before its deadline")
+                break
+            }
+            #expect(readable == [0])
+            while try dealers[0].receive(wait: false) != nil {}
+        }
+        let start = Self.monotonicNowUs()
+        #expect(try poller.wait(untilUs: start - 1_000) == [])
+        #expect(Self.monotonicNowUs() - start < 5_000_000, "a deadline already past did not end the wait")
+    }
+
     /// A send can take the signal of an answer that arrives meanwhile (libzmq's ZMQ_FD): a socket
     /// the owner used is asked again, so a request answered at once is never missed.
     @Test func aSocketUsedBetweenWaitsIsAskedAgain() throws {
