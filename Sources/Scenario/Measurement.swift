@@ -188,12 +188,31 @@ public struct PlanDigest: Sendable, Equatable {
         value = (value ^ 0x1F) &* 0x100_0000_01b3   // a separator, so "ab","c" differs from "a","bc"
     }
 
+    /// Mixes the decimal digits of `number` as `mix(String(number))` would, without making the
+    /// string: the load driver mixes every arrival, a dozen numbers each.
+    mutating func mix(_ number: Int64) {
+        if number < 0 { value = (value ^ UInt64(UInt8(ascii: "-"))) &* 0x100_0000_01b3 }
+        var magnitude = number.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)   // up to 20 digits, last first
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            for index in stride(from: count - 1, through: 0, by: -1) { value = (value ^ UInt64(buffer[index])) &* 0x100_0000_01b3 }
+        }
+        value = (value ^ 0x1F) &* 0x100_0000_01b3
+    }
+
+    mutating func mix(_ flag: Bool) { mix(flag ? "true" : "false") }
+
     mutating func mix(_ plan: PlannedSettlement, dueUs: Int64) {
         let b = plan.bill
-        for field in ["S", String(dueUs), plan.route.rawValue, plan.origin.value, plan.insured.value, plan.institution, plan.psnNo,
-                      String(b.medfeeSumamt), String(b.fulamtOwnpayAmt), String(b.overlmtSelfpay), String(b.preselfpayAmt),
-                      String(b.inscpScpAmt), String(plan.inpatient), String(plan.reverseAfter), String(plan.expectRefusal)] {
-            mix(field)
-        }
+        mix("S"); mix(dueUs); mix(plan.route.rawValue); mix(plan.origin.value); mix(plan.insured.value)
+        mix(plan.institution); mix(plan.psnNo)
+        mix(b.medfeeSumamt); mix(b.fulamtOwnpayAmt); mix(b.overlmtSelfpay); mix(b.preselfpayAmt); mix(b.inscpScpAmt)
+        mix(plan.inpatient); mix(plan.reverseAfter); mix(plan.expectRefusal)
     }
 }

@@ -30,3 +30,20 @@ import Testing
         #expect(DriverFigures(cpuS: 0, wallS: 0).cpuSharePct == 0)
     }
 }
+
+/// The plan digest is compared across runs and kept in reports: mixing a number's digits in
+/// place must give what mixing its decimal text gave.
+@Suite struct PlanDigestTests {
+    @Test func aNumberMixesAsItsDecimalText() {
+        for number: Int64 in [0, 7, -7, 10, 35_000, -1_000_000_007, .max, .min] {
+            var inPlace = PlanDigest(), asText = PlanDigest()
+            inPlace.mix(number)
+            asText.mix(String(number))
+            #expect(inPlace == asText, "\(number)")
+        }
+        var inPlace = PlanDigest(), asText = PlanDigest()
+        inPlace.mix(true); inPlace.mix(false)
+        asText.mix("true"); asText.mix("false")
+        #expect(inPlace == asText)
+    }
+}
