@@ -12,10 +12,13 @@ public struct BenchReport: Codable, Sendable {
         public var sqlite: String
         public var topology: String
         public var startedAt: String
+        /// What a wake-up costs a sleeping thread here (the driver's figure is made of them).
+        public var wakeCost: WakeCost?
 
         enum CodingKeys: String, CodingKey {
             case cores, build, libzmq, sqlite, topology
             case startedAt = "started_at"
+            case wakeCost = "wake_cost"
         }
     }
 
@@ -215,8 +218,9 @@ public struct BenchReport: Codable, Sendable {
         }
         let driverCPU = latency.compactMap(\.driverCPUPct)
         if let worst = driverCPU.max(), let rate = latency.first?.ratePerS {
+            let floor = machine.wakeCost.map { String(format: "; its timed wakes alone %.1f%%", $0.timedSharePct(ratePerS: rate)) } ?? ""
             targets.append(Target(name: "load driver's own CPU at \(rate)/s", target: "<= 5% of a core",
-                                  measured: String(format: "%.1f%% (the most of %d runs)", worst, driverCPU.count), met: worst <= 5))
+                                  measured: String(format: "%.1f%% (the most of %d runs)", worst, driverCPU.count) + floor, met: worst <= 5))
         }
         if let uploads {
             targets.append(Target(name: "validated records/s into the national store", target: ">= 100000",
@@ -240,6 +244,11 @@ public struct BenchReport: Codable, Sendable {
         func spread(_ samples: [Double]?) -> String {
             guard let samples, samples.count > 1, let low = samples.min(), let high = samples.max() else { return "" }
             return String(format: "   median of %d, %.0f–%.0f", samples.count, low, high)
+        }
+        if let wake = machine.wakeCost {
+            row("a wake-up here, CPU of the thread woken",
+                String(format: "timed 1 ms sleep %.1f µs, by a pipe %.1f µs (timed wakes at 1,000/s: %.1f %% of a core)",
+                       wake.timedUs, wake.byDescriptorUs, wake.timedSharePct(ratePerS: 1_000)))
         }
         if let baseline {
             row("transport baseline (7 processes, \(baseline.window) in flight)",

@@ -61,6 +61,12 @@ public enum BenchRun {
                                                 startedAt: ISO8601DateFormatter().string(from: Date())))
 
         let frames = WireCodec.sealed(WireCodec.frames(try sampleCrossProvinceRequest(topology)))
+        // Before any cluster runs: the machine's own cost of a wake-up, for the driver's figure.
+        log("0/6 the cost of a wake-up on this machine: 1,000 timed 1 ms sleeps, 1,000 wakes by a pipe")
+        report.machine.wakeCost = try WakeCost.measure()
+        if let wake = report.machine.wakeCost {
+            log(String(format: "    timed %.1f µs, by a pipe %.1f µs of the woken thread's CPU", wake.timedUs, wake.byDescriptorUs))
+        }
 
         // Every packing's cluster runs side by side on ports of its own; an idle one costs next to nothing.
         var networks: [Network] = []

@@ -16,6 +16,8 @@ struct BenchCommand: ParsableCommand {
             commandName: "run",
             abstract: "Run the six measurements in one go, print a table and write bench.json.",
             discussion: """
+                0. The machine: what a wake-up costs the thread woken (a 1 ms timed sleep, and a wake by a pipe),
+                   the unit the load driver's own CPU is made of (about 2 s).
                 1. Transport baseline: seven processes shaped like a cross-province settlement (six zmq_proxy relays
                    and an echo) forwarding messages of a settlement's size, --baseline-window in flight.
                 2. Cross-province settlements on the real network (every ledger durable), closed loop, once per

@@ -61,6 +61,11 @@ import Testing
             #expect(driverCPU > 0 && driverCPU < 100, "\(driverCPU) % of a core")
         }
         #expect(report.targets.contains { $0.name.hasPrefix("load driver's own CPU") })
+        // What a wake-up costs on this machine, the unit the driver's CPU is made of, beside it.
+        let wake = try #require(report.machine.wakeCost, "bench.json says nothing of what a wake-up costs")
+        #expect(wake.wakes == 1_000 && wake.timedUs > 0 && wake.byDescriptorUs > 0, "\(wake)")
+        #expect(result.output.contains("a wake-up here"))
+        #expect(report.targets.contains { $0.name.hasPrefix("load driver's own CPU") && $0.measured.contains("timed wakes alone") })
         #expect(report.memory?.residentMB.count == 15 && (report.memory?.maxMB ?? 0) > 1 && report.memory?.packing == "none")
         let uploads = try #require(report.uploads)
         #expect(uploads.accepted > 0 && uploads.storedNational == uploads.accepted && uploads.errors == 0, "\(uploads)")
