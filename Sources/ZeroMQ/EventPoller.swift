@@ -94,9 +94,25 @@ public final class EventPoller {
             if errno == EINTR { return [] }
             throw ZeroMQError(code: errno, operation: "epoll_wait")
         }
-        // epoll names each descriptor at most once a call.
-        for index in 0..<Int(count) { ready.append(Int(events[index].data.u32)) }
+        collect(Int(count), into: &ready)
         return ready.sorted()
+    }
+
+    /// The positions of the first `count` events, but for the deadline timer's, which is read
+    /// (it stays readable until then, and any later wait would report it). epoll names each
+    /// descriptor at most once a call.
+    private func collect(_ count: Int, into ready: inout [Int]) {
+        let timerPosition = UInt32(sockets.count + plainCount)
+        for index in 0..<count {
+            let position = events[index].data.u32
+            if position == timerPosition {
+                var expirations: UInt64 = 0
+                _ = read(deadlineTimer, &expirations, 8)
+                armedDeadlineUs = nil
+            } else {
+                ready.append(Int(position))
+            }
+        }
     }
 
     /// The positions used since the last wait that have input, in order (each asked once).
@@ -128,17 +144,7 @@ public final class EventPoller {
             if errno == EINTR { return [] }
             throw ZeroMQError(code: errno, operation: "epoll_wait")
         }
-        let timerPosition = UInt32(sockets.count + plainCount)
-        for index in 0..<Int(count) {
-            let position = events[index].data.u32
-            if position == timerPosition {
-                var expirations: UInt64 = 0
-                _ = read(deadlineTimer, &expirations, 8)
-                armedDeadlineUs = nil
-            } else {
-                ready.append(Int(position))
-            }
-        }
+        collect(Int(count), into: &ready)
         return ready.sorted()
     }
 

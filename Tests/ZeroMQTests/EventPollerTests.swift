@@ -114,6 +114,27 @@ import ZeroMQ
         #expect(Self.monotonicNowUs() - start < 5_000_000, "a deadline already past did not end the wait")
     }
 
+    /// A deadline's timer that fires while its owner has moved on to waits by timeout is read
+    /// and never reported as a position (a reactor indexes its sockets by them).
+    @Test func aTimerThatFiredUnseenIsNeverAPosition() throws {
+        let context = try Context()
+        let (_, dealers) = try clients(context, count: 1)
+        var ends: [Int32] = [0, 0]
+        try #require(pipe(&ends) == 0)
+        defer { close(ends[0]); close(ends[1]) }
+        var byte: UInt8 = 1
+        try #require(write(ends[1], &byte, 1) == 1)
+        let poller = try EventPoller(dealers, fds: [ends[0]])
+        // The timer is armed for the deadline, and the wait ends at once by the pipe.
+        let deadline = Self.monotonicNowUs() + 50_000
+        #expect(try poller.wait(untilUs: deadline) == [1])
+        try #require(read(ends[0], &byte, 1) == 1)
+        // The timer fires now, with nobody waiting on it.
+        while Self.monotonicNowUs() < deadline + 20_000 { usleep(10_000) }
+        #expect(try poller.wait(timeoutUs: 0) == [])
+        #expect(try poller.wait(timeoutUs: 1_000) == [])
+    }
+
     /// A send can take the signal of an answer that arrives meanwhile (libzmq's ZMQ_FD): a socket
     /// the owner used is asked again, so a request answered at once is never missed.
     @Test func aSocketUsedBetweenWaitsIsAskedAgain() throws {
