@@ -102,7 +102,7 @@ public enum BenchRun {
             guard let durablePort = Cluster.freePorts(TransportBaseline.relayCount + 1, host: topology.host) else {
                 throw SettleNetError(.bench, "no 7 consecutive free ports on \(topology.host) for the durable relay chain; free some ports and run again")
             }
-            log("1/6 durable chain, round \(round): the same relays, each fdatasyncing what it drained before passing answers back")
+            log("1/6 durable chain, round \(round): the same relays, each fdatasyncing what it drained before passing answers back, the first its requests too and the echo before echoing: 8 syncs in series, as a settlement")
             let durable = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: durablePort,
                                                         window: options.baselineWindow, seconds: options.seconds, frames: frames,
                                                         journals: journals)
@@ -165,7 +165,7 @@ public enum BenchRun {
         report.baselineLatency = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: floorPort,
                                                                window: 0, seconds: Double(options.latencySeconds), frames: frames,
                                                                openModelRatePerS: options.latencyRate)
-        // And the durable chain: what six syncs in series cost at that rate on this disk.
+        // And the durable chain: what eight syncs in series cost at that rate on this disk.
         report.durableBaselineLatency = try TransportBaseline.measure(executable: options.executable, host: topology.host, basePort: floorPort,
                                                                       window: 0, seconds: Double(options.latencySeconds), frames: frames,
                                                                       journals: journals, openModelRatePerS: options.latencyRate)

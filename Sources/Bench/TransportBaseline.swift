@@ -74,39 +74,54 @@ public enum TransportBaseline {
     /// A durable relay: a ROUTER at `front`, a DEALER to `back`, and between them a loop that
     /// appends each batch of answers it drains to `journal` and fdatasyncs it before the answers
     /// go on, one sync per batch as the nodes' group commit does: the floor cost, on this disk, of
-    /// "no answer leaves before its record is durable".
-    public static func runDurableRelay(front: String, back: String, journal: String) throws {
+    /// "no answer leaves before its record is durable". `syncRequests`: requests too, before they
+    /// go on (the first relay, standing for the origin county, which journals every request it
+    /// forwards).
+    public static func runDurableRelay(front: String, back: String, journal: String, syncRequests: Bool = false) throws {
         diesWithParent()
         let context = try Context()
         let (frontend, backend) = try relaySockets(context)
-        let descriptor = open(journal, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw SettleNetError(.bench, "cannot open the journal", subject: journal, cause: POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)) }
+        let descriptor = try openJournal(journal)
         try frontend.bind(front)
         try backend.connect(back)
         var poller = Poller([frontend, backend])
         while true {
             let readable = try poller.poll(timeoutMs: 1_000)
             if readable[0] {
-                for _ in 0..<1_024 {
-                    guard let request = try frontend.receive(wait: false) else { break }
-                    try backend.send(request)
-                }
+                var requests: [[[UInt8]]] = []
+                while requests.count < 1_024, let request = try frontend.receive(wait: false) { requests.append(request) }
+                if syncRequests { try append(requests, to: descriptor, journal: journal) }
+                for request in requests { try backend.send(request) }
             }
             if readable[1] {
                 var answers: [[[UInt8]]] = []
                 while answers.count < 1_024, let answer = try backend.receive(wait: false) { answers.append(answer) }
-                let bytes = answers.flatMap { $0.joined() }
-                let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-                guard written == bytes.count, fdatasync(descriptor) == 0 else {
-                    throw SettleNetError(.bench, "cannot make the journal durable", subject: journal, cause: POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO))
-                }
+                try append(answers, to: descriptor, journal: journal)
                 for answer in answers { try frontend.send(answer) }
             }
         }
     }
 
+    static func openJournal(_ journal: String) throws -> Int32 {
+        let descriptor = open(journal, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw SettleNetError(.bench, "cannot open the journal", subject: journal, cause: POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)) }
+        return descriptor
+    }
+
+    /// Appends `messages` to the journal and fdatasyncs it: one sync for the batch.
+    static func append(_ messages: [[[UInt8]]], to descriptor: Int32, journal: String) throws {
+        guard !messages.isEmpty else { return }
+        let bytes = messages.flatMap { $0.joined() }
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard written == bytes.count, fdatasync(descriptor) == 0 else {
+            throw SettleNetError(.bench, "cannot make the journal durable", subject: journal, cause: POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO))
+        }
+    }
+
     /// The far end: a ROUTER bound at `endpoint` that sends every message back as it came.
-    public static func runEcho(bind endpoint: String) throws {
+    /// `journal`: each batch drained is appended and fdatasynced first (the durable chain's
+    /// far end, standing for the insured county, which makes its decision durable before it answers).
+    public static func runEcho(bind endpoint: String, journal: String? = nil) throws {
         diesWithParent()
         let context = try Context()
         let router = try context.socket(.router)
@@ -114,7 +129,18 @@ public enum TransportBaseline {
         try router.setReceiveHighWaterMark(100_000)
         if let keys = try curveFromEnvironment() { try router.makeCurveServer(keys, zapDomain: nil) }
         try router.bind(endpoint)
-        while true { try Relay.forward(from: router, to: router) }
+        guard let journal else {
+            while true { try Relay.forward(from: router, to: router) }
+        }
+        let descriptor = try openJournal(journal)
+        var poller = Poller([router])
+        while true {
+            guard try poller.poll(timeoutMs: 1_000)[0] else { continue }
+            var messages: [[[UInt8]]] = []
+            while messages.count < 1_024, let message = try router.receive(wait: false) { messages.append(message) }
+            try append(messages, to: descriptor, journal: journal)
+            for message in messages { try router.send(message) }
+        }
     }
 
     /// Starts the chain on `basePort...basePort+6`, keeps `window` messages of `frames` in
@@ -150,10 +176,13 @@ public enum TransportBaseline {
             try child.run()
             children.append(child)
         }
-        try start(["bench", "echo", "--bind", endpoints[relayCount]])
+        // Durable: eight syncs in series, as a settlement waits for (the origin's journal of the
+        // request, the insured county's decision, and each of the six on the way back).
+        try start(["bench", "echo", "--bind", endpoints[relayCount]] + (journals.map { ["--journal", "\($0)/echo.journal"] } ?? []))
         for index in (0..<relayCount).reversed() {
             try start(["bench", "relay", "--front", endpoints[index], "--back", endpoints[index + 1]]
-                      + (journals.map { ["--journal", "\($0)/relay-\(index).journal"] } ?? []))
+                      + (journals.map { ["--journal", "\($0)/relay-\(index).journal"] } ?? [])
+                      + (journals != nil && index == 0 ? ["--sync-requests"] : []))
         }
 
         let context = try Context()

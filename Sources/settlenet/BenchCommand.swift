@@ -19,7 +19,9 @@ struct BenchCommand: ParsableCommand {
                 0. The machine: what a wake-up costs the thread woken (a 1 ms timed sleep, and a wake by a pipe),
                    the unit the load driver's own CPU is made of (about 2 s).
                 1. Transport baseline: seven processes shaped like a cross-province settlement (six zmq_proxy relays
-                   and an echo) forwarding messages of a settlement's size, --baseline-window in flight.
+                   and an echo) forwarding messages of a settlement's size, --baseline-window in flight. Beside it the
+                   durable chain: each relay fdatasyncs what it drained before passing answers back, the first its
+                   requests too, the echo before echoing: the eight syncs in series a settlement waits for.
                 2. Cross-province settlements on the real network (every ledger durable), closed loop, once per
                    --windows entry; the best error-free rate is compared with the baseline. Steps 1 and 2 take
                    turns --rounds times (A B A B ...); each figure is the median, printed with its spread.
@@ -115,8 +117,10 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "DEALER endpoint to connect.") var back: String
         @Option(help: "A file to append and fdatasync each batch of answers to before passing them on (the durable chain).")
         var journal: String?
+        @Flag(help: "With --journal: requests too are appended and fdatasynced before they go on (the origin county's journal).")
+        var syncRequests = false
         func run() throws {
-            if let journal { try TransportBaseline.runDurableRelay(front: front, back: back, journal: journal) }
+            if let journal { try TransportBaseline.runDurableRelay(front: front, back: back, journal: journal, syncRequests: syncRequests) }
             else { try TransportBaseline.runRelay(front: front, back: back) }
         }
     }
@@ -126,6 +130,8 @@ struct BenchCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "echo", abstract: "The echo at the end of the baseline chain.",
                                                         shouldDisplay: false)
         @Option(help: "ROUTER endpoint to bind.") var bind: String
-        func run() throws { try TransportBaseline.runEcho(bind: bind) }
+        @Option(help: "A file to append and fdatasync each batch to before echoing it (the durable chain's far end).")
+        var journal: String?
+        func run() throws { try TransportBaseline.runEcho(bind: bind, journal: journal) }
     }
 }

@@ -1,4 +1,5 @@
 @testable import Bench
+import ClusterControl
 import NetworkTopology
 import SettlementCore
 import SettlementModel
@@ -45,7 +46,7 @@ import Testing
         #expect((floor.p50Ms ?? 0) > 0 && (floor.p99Ms ?? 0) >= (floor.p50Ms ?? 0), "\(floor)")
         // Its sender's own CPU: the floor for the load driver's.
         #expect((floor.driverCPUPct ?? 0) > 0 && (floor.driverCPUPct ?? 100) < 100, "\(floor)")
-        // And the durable chain's: six syncs in series under the same open model.
+        // And the durable chain's: eight syncs in series under the same open model.
         let durableFloor = try #require(report.durableBaselineLatency, "bench.json has no durable latency floor")
         #expect(durableFloor.openModelRatePerS == 50 && durableFloor.roundTrips == 100, "\(durableFloor)")
         #expect(result.output.contains("the durable chain at 50/s"))
@@ -91,6 +92,30 @@ import Testing
                 && words.contains { $0.hasSuffix("settlenet") }
         }
         #expect(leftovers.isEmpty, "processes left: \(leftovers)")
+    }
+
+    /// The durable chain waits for the syncs a settlement waits for: the first relay (the origin
+    /// county) journals requests as well as answers, the echo (the insured county) journals what
+    /// it answers, and every other relay its answers.
+    @Test func theDurableChainSyncsWhereASettlementWaits() throws {
+        let journals = FileManager.default.temporaryDirectory.appendingPathComponent("settlenet-journals-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: journals, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: journals) }
+        let port = try #require(ClusterControl.Cluster.freePorts(TransportBaseline.relayCount + 1))
+        let frames = [[UInt8]](repeating: Array(repeating: 7, count: 100), count: 2)
+        let result = try TransportBaseline.measure(executable: settlenetBinary, basePort: port, window: 4, seconds: 0.5,
+                                                   frames: frames, journals: journals)
+        #expect(result.roundTrips > 0)
+        func size(_ name: String) -> Int {
+            ((try? FileManager.default.attributesOfItem(atPath: "\(journals)/\(name)"))?[.size] as? Int) ?? 0
+        }
+        let first = size("relay-0.journal"), second = size("relay-1.journal"), echo = size("echo.journal")
+        #expect(echo > 0, "the echo journals nothing")
+        #expect((1...5).allSatisfy { size("relay-\($0).journal") > 0 })
+        // Each message passes the first relay twice and is journaled both times
+        // (a deeper relay's answers carry one routing id more, so journaling answers alone the first
+        // would hold a little less than the second).
+        #expect(Double(first) > 1.8 * Double(second), "relay 0: \(first) bytes, relay 1: \(second)")
     }
 
     /// The upload step's batches are templates with fresh serials: every record sent is its
