@@ -258,7 +258,7 @@ public struct BenchReport: Codable, Sendable {
                 String(format: "%9.0f round trips/s", baseline.perSecond) + spread(baseline.samples))
         }
         if let durable = durableBaseline {
-            row("durable chain (8 fdatasyncs in series, as a settlement)",
+            row("durable chain (8 syncs in series, as a settlement)",
                 String(format: "%9.0f round trips/s", durable.perSecond) + spread(durable.samples))
         }
         for result in settlements {
