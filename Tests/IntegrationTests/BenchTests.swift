@@ -62,6 +62,12 @@ import Testing
             #expect(driverCPU > 0 && driverCPU < 100, "\(driverCPU) % of a core")
         }
         #expect(report.targets.contains { $0.name.hasPrefix("load driver's own CPU") })
+        // The durable chain, the floor of durability on this disk, beside the targets it bounds:
+        // the throughputs and the cross-province p99s (a local settlement waits for one sync).
+        let throughputs = report.targets.filter { $0.name.hasPrefix("cross-province settlements / transport baseline") }
+        #expect(throughputs.count == 2 && throughputs.allSatisfy { $0.measured.contains("the durable chain") }, "\(throughputs)")
+        let p99s = report.targets.filter { $0.name.hasPrefix("p99 latency") }
+        #expect(p99s.count == 4 && p99s.allSatisfy { $0.measured.contains("the durable chain") == $0.name.contains("cross_province") }, "\(p99s)")
         // What a wake-up costs on this machine, the unit the driver's CPU is made of, beside it.
         let wake = try #require(report.machine.wakeCost, "bench.json says nothing of what a wake-up costs")
         #expect(wake.wakes == 1_000 && wake.timedUs > 0 && wake.byDescriptorUs > 0, "\(wake)")
