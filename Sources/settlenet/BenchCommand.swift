@@ -14,7 +14,7 @@ struct BenchCommand: ParsableCommand {
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "run",
-            abstract: "Run the six measurements in one go, print a table and write bench.json.",
+            abstract: "Run the measurements (a wake-up's cost, then six) in one go, print a table and write bench.json.",
             discussion: """
                 0. The machine: what a wake-up costs the thread woken (a 1 ms timed sleep, and a wake by a pipe),
                    the unit the load driver's own CPU is made of (about 2 s).
