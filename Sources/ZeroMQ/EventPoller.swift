@@ -87,22 +87,28 @@ public final class EventPoller {
     /// `wait(timeoutMs:)` to the microsecond: a load driver sending every millisecond cannot
     /// round its waits to one.
     public func wait(timeoutUs: Int64) throws(ZeroMQError) -> [Int] {
-        var ready = try takePending()
-        if !ready.isEmpty { return ready }
-        let count = epollWait(timeoutUs: timeoutUs)
+        try wait(sleeping: { () throws(ZeroMQError) in epollWait(timeoutUs: timeoutUs) })
+    }
+
+    /// The sockets used since the last wait that have input, else what `sleep` (an epoll wait
+    /// on `events`, returning its count) reports, in order.
+    private func wait(sleeping sleep: () throws(ZeroMQError) -> Int32) throws(ZeroMQError) -> [Int] {
+        let used = try takePending()
+        if !used.isEmpty { return used }
+        let count = try sleep()
         if count < 0 {
             if errno == EINTR { return [] }
             throw ZeroMQError(code: errno, operation: "epoll_wait")
         }
-        collect(Int(count), into: &ready)
-        return ready.sorted()
+        return positions(of: Int(count))
     }
 
-    /// The positions of the first `count` events, but for the deadline timer's, which is read
-    /// (it stays readable until then, and any later wait would report it). epoll names each
-    /// descriptor at most once a call.
-    private func collect(_ count: Int, into ready: inout [Int]) {
+    /// The positions of the first `count` events, in order, but for the deadline timer's, which
+    /// is read (it stays readable until then, and any later wait would report it). epoll names
+    /// each descriptor at most once a call.
+    private func positions(of count: Int) -> [Int] {
         let timerPosition = UInt32(sockets.count + plainCount)
+        var ready: [Int] = []
         for index in 0..<count {
             let position = events[index].data.u32
             if position == timerPosition {
@@ -113,6 +119,7 @@ public final class EventPoller {
                 ready.append(Int(position))
             }
         }
+        return ready.sorted()
     }
 
     /// The positions used since the last wait that have input, in order (each asked once).
@@ -136,16 +143,10 @@ public final class EventPoller {
     /// an answer between two sends used to arm one more for the rest of its wait (epoll_pwait2
     /// arms one per call), about 5 us of its thread a settlement on this kind of machine.
     public func wait(untilUs deadlineUs: Int64) throws(ZeroMQError) -> [Int] {
-        var ready = try takePending()
-        if !ready.isEmpty { return ready }
-        try arm(deadlineUs)
-        let count = epoll_wait(epoll, &events, Int32(events.count), -1)
-        if count < 0 {
-            if errno == EINTR { return [] }
-            throw ZeroMQError(code: errno, operation: "epoll_wait")
-        }
-        collect(Int(count), into: &ready)
-        return ready.sorted()
+        try wait(sleeping: { () throws(ZeroMQError) in
+            try arm(deadlineUs)
+            return epoll_wait(epoll, &events, Int32(events.count), -1)
+        })
     }
 
     private func arm(_ deadlineUs: Int64) throws(ZeroMQError) {
