@@ -266,7 +266,7 @@ public final class LoadDriver {
                 if answered || now > durationUs + drainTimeoutUs + (drained ? resolutionTimeoutUs : 0) { break }
             }
 
-            let due = [nextArrival, nextBatch].compactMap { $0 }.min()
+            let due = nextArrival.map { min($0, nextBatch ?? .max) } ?? nextBatch
             let readable = try links.poller.wait(untilUs: start + Self.waitDeadlineUs(nowUs: now, dueUs: due))
             now = monotonicUs() - start
             for index in readable {
