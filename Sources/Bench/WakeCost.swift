@@ -46,12 +46,17 @@ public struct WakeCost: Codable, Sendable {
         guard epoll_ctl(epoll, EPOLL_CTL_ADD, readEnd, &event) == 0 else {
             throw SettleNetError(.bench, "cannot watch a pipe to time wake-ups: \(String(cString: strerror(errno)))")
         }
+        // The pipe closes only once the writer is done with it (a descriptor closed under it
+        // could be reused by another file before its last write).
+        let writerDone = DispatchSemaphore(value: 0)
+        defer { writerDone.wait() }
         let writer = Thread {
             var one: UInt8 = 1
             for _ in 0..<wakes {
                 usleep(1_000)
                 _ = write(writeEnd, &one, 1)
             }
+            writerDone.signal()
         }
         writer.start()
         let woken = threadCPUTimeUs()
