@@ -773,7 +773,6 @@ public struct NodeMachine: Sendable {
         return [.redialParent(reason: reason)]
     }
 
-
     /// A request this node sends its parent on its own behalf (sign-in, catalog download).
     private mutating func ownRequest(_ code: TransactionCode, nowMs: Int64) -> WireRequest {
         signInSequence += 1
