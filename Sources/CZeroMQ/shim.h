@@ -5,4 +5,6 @@
 #include <sys/epoll.h>
 /* ...and sleeps until a deadline on a timer descriptor (EventPoller.wait(untilUs:)). */
 #include <sys/timerfd.h>
+/* NativeDealer speaks ZMTP over its own TCP connection. */
+#include <netinet/tcp.h>
 #endif

@@ -13,7 +13,7 @@ import Glibc
 /// Level-triggered plain descriptors (a wake-up pipe) may be added after the sockets; they are
 /// reported while readable.
 public final class EventPoller {
-    private let sockets: [Socket]
+    private let sockets: [any PolledSocket]
     private let epoll: Int32
     private let plainCount: Int
     /// Positions to ask about before waiting, each once (`isPending`).
@@ -26,7 +26,7 @@ public final class EventPoller {
     private var deadlineTimer: Int32 = -1
     private var armedDeadlineUs: Int64?
 
-    public init(_ sockets: [Socket], fds: [Int32] = []) throws(ZeroMQError) {
+    public init(_ sockets: [any PolledSocket], fds: [Int32] = []) throws(ZeroMQError) {
         self.sockets = sockets
         plainCount = fds.count
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -63,7 +63,7 @@ public final class EventPoller {
 
     /// The owner sent on (or read from) `socket` outside `wait`: it is asked again before the
     /// next wait, since the call may have taken its descriptor's signal.
-    public func used(_ socket: Socket) {
+    public func used(_ socket: any PolledSocket) {
         if let position = positionOf[ObjectIdentifier(socket)] { markPending(position) }
     }
 
@@ -184,7 +184,7 @@ public final class EventPoller {
 
 extension Socket {
     /// The descriptor libzmq signals on when this socket's state may have changed (ZMQ_FD).
-    func fileDescriptor() throws(ZeroMQError) -> Int32 {
+    public func fileDescriptor() throws(ZeroMQError) -> Int32 {
         var fd: Int32 = -1
         var size = MemoryLayout<Int32>.size
         _ = try zmqCall("zmq_getsockopt(FD)") { zmq_getsockopt(handle, ZMQ_FD, &fd, &size) }

@@ -1,0 +1,13 @@
+/// What `EventPoller` waits on and an owner sends and receives whole messages on: a libzmq
+/// `Socket`, or a `NativeDealer` that speaks ZMTP itself.
+public protocol PolledSocket: AnyObject {
+    /// A descriptor that becomes readable (edge-triggered) whenever something about the socket
+    /// may have changed; `hasInput` and `receive` then say what.
+    func fileDescriptor() throws(ZeroMQError) -> Int32
+    /// Whether a whole message can be received now.
+    func hasInput() throws(ZeroMQError) -> Bool
+    func send(_ frames: [[UInt8]], wait: Bool) throws(ZeroMQError)
+    func receive(wait: Bool) throws(ZeroMQError) -> [[UInt8]]?
+}
+
+extension Socket: PolledSocket {}
