@@ -37,7 +37,8 @@ public struct BenchReport: Codable, Sendable {
         public var p99Ms: Double
         public var p999Ms: Double
         public var maxMs: Double
-        /// The load driver's own CPU over the run, % of one core: the harness must not measure itself.
+        /// The load driver's own CPU over the run (its thread, and libzmq's I/O threads where its links
+        /// use libzmq), % of one core: the harness must not measure itself.
         public var driverCPUPct: Double?
 
         /// The target of the issue: p99 ≤ 5 ms with whole routes in one process, ≤ 20 ms one process per node.

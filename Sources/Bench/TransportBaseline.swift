@@ -27,8 +27,9 @@ public enum TransportBaseline {
         public var p50Ms: Double?
         public var p99Ms: Double?
         public var p999Ms: Double?
-        /// Open model: the sending thread's own CPU over the run, % of one core. It does nothing
-        /// but send, wait and receive, so it is the floor for any load driver's on this machine.
+        /// Open model: the sender's CPU over the run (its thread and libzmq's I/O thread), % of one
+        /// core. It does nothing but send, wait and receive, so it is the floor for a load driver
+        /// on libzmq on this machine.
         public var driverCPUPct: Double?
 
         enum CodingKeys: String, CodingKey {
@@ -242,7 +243,7 @@ public enum TransportBaseline {
                                      advice: "a relay process died or the machine is overloaded; run the benchmark again with a lower --latency-rate")
             }
             while sent < total && intendedUs(sent) <= now {
-                if sent == warmUp { (cpuAtWarmUpEnd, wallAtWarmUpEnd) = (threadCPUTimeUs(), now) }
+                if sent == warmUp { (cpuAtWarmUpEnd, wallAtWarmUpEnd) = (threadCPUTimeUs() + Context.ioThreadsCPUTimeUs(), now) }
                 var sequence = UInt64(sent).littleEndian
                 try client.send([withUnsafeBytes(of: &sequence) { Array($0) }] + frames, wait: false)
                 poller.used(client)
@@ -264,7 +265,7 @@ public enum TransportBaseline {
             }
         }
         func ms(_ us: UInt64) -> Double { Double(us) / 1_000 }
-        let driverCPUPct = cpuAtWarmUpEnd.map { 100 * Double(threadCPUTimeUs() - $0) / Double(max(1, monotonicUs() - wallAtWarmUpEnd)) }
+        let driverCPUPct = cpuAtWarmUpEnd.map { 100 * Double(threadCPUTimeUs() + Context.ioThreadsCPUTimeUs() - $0) / Double(max(1, monotonicUs() - wallAtWarmUpEnd)) }
         return Result(processes: relayCount + 1, window: window, messageBytes: frames.reduce(0) { $0 + $1.count }, seconds: seconds,
                       roundTrips: measuredReturns, perSecond: Double(measuredReturns) / seconds, samples: nil,
                       openModelRatePerS: ratePerS, p50Ms: ms(latency.valueAtPercentile(50)), p99Ms: ms(latency.valueAtPercentile(99)),

@@ -151,7 +151,8 @@ public final class LoadDriver {
         var nextBatch = batchArrivals?.next()
         let catalogVersion = Catalog.national().version
         let start = monotonicUs()
-        let cpuStart = threadCPUTimeUs()
+        // The driver's cost: its thread, and libzmq's I/O threads where its links use libzmq.
+        let cpuStart = threadCPUTimeUs() + Context.ioThreadsCPUTimeUs()
         var lastProgressUs: Int64 = 0
         var answeredSinceProgress = 0
         var lastInFlightSecond = -1
@@ -361,7 +362,7 @@ public final class LoadDriver {
             measurement.errorsByCode["no_answer", default: 0] += unansweredReversals
         }
         measurement.loadDurationUs = durationUs
-        measurement.driverCPUUs = threadCPUTimeUs() - cpuStart
+        measurement.driverCPUUs = threadCPUTimeUs() + Context.ioThreadsCPUTimeUs() - cpuStart
         measurement.driverWallUs = monotonicUs() - start
         uploads.batchesUnanswered = batches.count
         if !batches.isEmpty { uploads.errorsByCode["no_answer", default: 0] += batches.count }

@@ -32,7 +32,8 @@ public struct Measurement: Sendable {
     var errorsByCode: [String: Int] = [:]
     var seconds: [Second] = []
     var loadDurationUs: Int64 = 0
-    /// The driver's own CPU time and how long it ran (µs): a harness must not measure itself.
+    /// The driver's own CPU time (its thread's and libzmq's I/O threads') and how long it ran (µs):
+    /// a harness must not measure itself.
     var driverCPUUs: Int64 = 0, driverWallUs: Int64 = 0
     /// Latency of the answers that were errors: how fast the network says no (or "unknown").
     var errorLatency = Measurement.makeHistogram()

@@ -32,6 +32,33 @@ public final class Context: @unchecked Sendable {  // zmq contexts are thread-sa
         while zmq_ctx_term(handle) == -1 && zmq_errno() == EINTR {}
     }
 
+    /// The CPU time, in microseconds, that libzmq's I/O threads of this process (named
+    /// `ZMQbg/IO/n`) have used: the sending and receiving that a thread calling `zmq_send` hands
+    /// over to them. A load driver's own cost is its thread's time plus theirs; its thread's
+    /// alone left out a third of it (4 % of a core at 1,000 settlements a second).
+    public static func ioThreadsCPUTimeUs() -> Int64 {
+        guard let tasks = opendir("/proc/self/task") else { return 0 }
+        defer { closedir(tasks) }
+        var totalNs: Int64 = 0
+        while let entry = readdir(tasks) {
+            let tid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard tid.first?.isNumber == true, readLine("/proc/self/task/\(tid)/comm")?.hasPrefix("ZMQbg/IO") == true,
+                  let schedstat = readLine("/proc/self/task/\(tid)/schedstat"),
+                  let ns = Int64(schedstat.prefix { $0 != " " }) else { continue }
+            totalNs += ns      // schedstat's first field: nanoseconds on a CPU
+        }
+        return totalNs / 1_000
+    }
+
+    /// The first line of a small file, or nil.
+    private static func readLine(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var buffer = [CChar](repeating: 0, count: 128)
+        guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
+        return zmqText(buffer).trimmingSuffix()
+    }
+
     /// A process holding thousands of connections (a packed province, a load driver with a
     /// link per county or per institution) needs more descriptors than the usual soft limit of
     /// 1,024: take the hard limit the operator allows. libzmq would otherwise fail its
@@ -49,4 +76,8 @@ public final class Context: @unchecked Sendable {  // zmq contexts are thread-sa
         zmq_version(&major, &minor, &patch)
         return (major, minor, patch)
     }
+}
+
+private extension String {
+    func trimmingSuffix() -> String { hasSuffix("\n") ? String(dropLast()) : self }
 }
