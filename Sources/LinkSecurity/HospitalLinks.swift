@@ -8,22 +8,27 @@ import ZeroMQ
 /// (each presenting that institution's key when secured, because a county accepts a request
 /// only from the institution its key names). A county holds each connection to its share
 /// (SN-E3007), so a driver that must not meet that limit uses one per institution.
+///
+/// `native`: plaintext links speak ZMTP themselves (`NativeDealer`) instead of through libzmq,
+/// whose hand-over of every message to an I/O thread and back was a third of a load driver's
+/// CPU. Secured links stay on libzmq, which does CURVE.
 public final class HospitalLinks {
-    public private(set) var sockets: [Socket] = []
+    public private(set) var sockets: [any PolledSocket] = []
     private var byCounty: [DivisionCode: Int] = [:]
     private var byInstitution: [String: Int] = [:]
     /// Waits for answers on every link at the cost of one (`send` keeps it told of each use).
     public private(set) var poller: EventPoller!
 
     /// `configure` sets each socket's options before it connects.
-    public init(context: Context, topology: Topology, keys: HospitalKeys?, perInstitution: Bool = false,
+    public init(context: Context, topology: Topology, keys: HospitalKeys?, perInstitution: Bool = false, native: Bool = false,
                 configure: (Socket) throws -> Void) throws {
+        let native = native && keys == nil
         if HospitalLinks.socketCount(topology, secured: keys != nil || perInstitution) > 500 { Context.raiseOpenFilesLimit() }
         for county in topology.counties {
             let endpoint = topology.endpoint(of: county.id)!
             guard keys != nil || perInstitution else {
                 byCounty[county.id] = sockets.count
-                sockets.append(try open(context, endpoint, configure, credentials: nil))
+                sockets.append(native ? try NativeDealer(endpoint: endpoint) : try open(context, endpoint, configure, credentials: nil))
                 continue
             }
             // The load is planned over every registered institution, so each needs its key: a
@@ -32,7 +37,8 @@ public final class HospitalLinks {
                 if byCounty[county.id] == nil { byCounty[county.id] = sockets.count }
                 byInstitution[institution] = sockets.count
                 let credentials = try keys?.credentials(institution: institution, county: county.id)
-                sockets.append(try open(context, endpoint, configure, credentials: credentials))
+                sockets.append(native ? try NativeDealer(endpoint: endpoint)
+                                      : try open(context, endpoint, configure, credentials: credentials))
             }
         }
         poller = try EventPoller(sockets)
@@ -42,7 +48,7 @@ public final class HospitalLinks {
     /// `body`: the request already encoded (nil: encoded here).
     public func send(_ request: WireRequest, body: [UInt8]? = nil, county: DivisionCode) throws {
         let socket = socket(for: request, county: county)
-        try socket.send(body.map { WireCodec.frames(requestBody: $0) } ?? WireCodec.frames(request))
+        try socket.send(body.map { WireCodec.frames(requestBody: $0) } ?? WireCodec.frames(request), wait: true)
         poller.used(socket)
     }
 
@@ -63,7 +69,7 @@ public final class HospitalLinks {
 
     /// The socket `request` leaves on: its institution's own when secured (a code registered
     /// nowhere falls back to one of the county's, which refuses it).
-    public func socket(for request: WireRequest, county: DivisionCode) -> Socket {
+    public func socket(for request: WireRequest, county: DivisionCode) -> any PolledSocket {
         if let own = byInstitution[request.fixmedinsCode] { return sockets[own] }
         return sockets[byCounty[county]!]
     }

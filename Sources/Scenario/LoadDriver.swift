@@ -79,7 +79,7 @@ public final class LoadDriver {
         // 1,023), or per institution on secured links.
         let socketCount = HospitalLinks.socketCount(topology, secured: hospitalKeys != nil)
         context = try Context(maxSockets: Int32(max(1_023, socketCount + 64)))
-        links = try HospitalLinks(context: context, topology: topology, keys: hospitalKeys) { socket in
+        links = try HospitalLinks(context: context, topology: topology, keys: hospitalKeys, native: true) { socket in
             try socket.setLinger(milliseconds: 0)
             try socket.setSendHighWaterMark(1_000_000)
             try socket.setReceiveHighWaterMark(1_000_000)
