@@ -96,27 +96,26 @@ import ZeroMQ
     /// Sent while nobody listens, delivered when the ROUTER comes (and again after it restarts):
     /// what a driver's hospital link does while a county is down.
     @Test func messagesWaitForTheRouterAndTheLinkIsRedialledAfterARestart() throws {
-        let context = try Context()
-        var router = try context.socket(.router)
-        try router.bind("tcp://127.0.0.1:*")
-        let endpoint = try router.lastEndpoint
-        router.close()
+        let endpoint = "tcp://127.0.0.1:\(try freePort())"
         let dealer = try NativeDealer(endpoint: endpoint, routingID: Array("H002".utf8), redialMs: 20)
         try dealer.send([Array("queued".utf8)])
         let poller = try EventPoller([dealer])
-        // The dial is refused: the link says why and waits to redial.
+        // Nobody listens: the dial is refused, and the link says where and why.
         let deadline = monotonicUs() + 10_000_000
         while dealer.lastProblem == nil && monotonicUs() < deadline {
             _ = try poller.wait(timeoutMs: 50)
             _ = try dealer.receive(wait: false)
         }
-        #expect(dealer.lastProblem?.contains("refused") == true, "\(dealer.lastProblem ?? "no problem seen")")
-        router = try context.socket(.router)
-        try router.bind(endpoint)
+        #expect(dealer.lastProblem == "connect to \(endpoint): Connection refused")
+        // A ROUTER in a context of its own, so that it can be stopped for good: dropping the
+        // context waits until libzmq's I/O thread has closed the port.
+        var incarnation: (context: Context, router: Socket)? = try routerOfItsOwn()
+        try incarnation!.router.bind(endpoint)
         // Nothing but the dealer's own timer drives the redial.
-        #expect(try next(router, serving: dealer) == [Array("H002".utf8), Array("queued".utf8)])
+        #expect(try next(incarnation!.router, serving: dealer) == [Array("H002".utf8), Array("queued".utf8)])
 
-        router.close()
+        incarnation!.router.close()
+        incarnation = nil
         let lost = monotonicUs() + 10_000_000
         while dealer.isConnected && monotonicUs() < lost {
             _ = try poller.wait(timeoutMs: 50)
@@ -124,10 +123,29 @@ import ZeroMQ
         }
         #expect(!dealer.isConnected, "the dealer saw the ROUTER go")
         try dealer.send([Array("after the restart".utf8)])
-        router = try context.socket(.router)
+        let context = try Context()
+        let router = try context.socket(.router)
         try router.bind(endpoint)
         #expect(try next(router, serving: dealer) == [Array("H002".utf8), Array("after the restart".utf8)])
         #expect(dealer.handshakes == 2)
+    }
+
+    func routerOfItsOwn() throws -> (context: Context, router: Socket) {
+        let context = try Context()
+        return (context, try context.socket(.router))
+    }
+
+    /// A loopback port nobody listens on (bound and closed again, at once).
+    func freePort() throws -> UInt16 {
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(probe) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var size = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, size) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &size) } }
+        return try #require(UInt16(bigEndian: address.sin_port) as UInt16?)
     }
 
     /// A listener that does not speak ZMTP: the link names what is wrong and keeps redialling,
