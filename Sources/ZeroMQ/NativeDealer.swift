@@ -43,10 +43,11 @@ public final class NativeDealer: PolledSocket {
 
     private static let connectionTag: UInt64 = 1, timerTag: UInt64 = 2
 
-    /// Dials `endpoint` (`tcp://host:port`) at once and whenever the connection is lost.
-    /// `routingID`: the id the ROUTER names this peer by (empty: the ROUTER makes one up).
+    /// Dials `endpoint` (`tcp://host:port`), at once unless `dialNow` is false (then at
+    /// `connect()`), and again whenever the connection is lost. `routingID`: the id the ROUTER
+    /// names this peer by (empty: the ROUTER makes one up).
     public init(endpoint: String, routingID: [UInt8] = [], redialMs: Int = 100, immediate: Bool = false,
-                maxMessageBytes: Int = 64 << 20) throws(ZeroMQError) {
+                maxMessageBytes: Int = 64 << 20, dialNow: Bool = true) throws(ZeroMQError) {
         self.endpoint = endpoint
         self.routingID = routingID
         self.redialMs = redialMs
@@ -68,6 +69,12 @@ public final class NativeDealer: PolledSocket {
             Glibc.close(redialTimer)
             throw ZeroMQError(code: EINVAL, operation: "connect(\(endpoint)): not tcp://host:port")
         }
+        if dialNow { dial() }
+    }
+
+    /// Dials, unless connected or dialling already.
+    public func connect() {
+        guard !isClosed, connection == nil, dialling < 0 else { return }
         dial()
     }
 
@@ -114,11 +121,8 @@ public final class NativeDealer: PolledSocket {
         return message
     }
 
-    public func hasInput() throws(ZeroMQError) -> Bool {
-        if nextReceived < received.count { return true }
-        pump()
-        return nextReceived < received.count
-    }
+    /// Whether a message is buffered. What has not been read yet makes the descriptor fire.
+    public func hasInput() throws(ZeroMQError) -> Bool { nextReceived < received.count }
 
     /// Whether the connection is up and both greetings and READYs are through.
     public var isConnected: Bool { connection?.isReady == true }
@@ -170,7 +174,7 @@ public final class NativeDealer: PolledSocket {
         guard let address = TCPAddress(endpoint: endpoint) else { return lose("\(endpoint): no such host") }
         let fd = openTCPSocket(family: address.family)
         guard fd >= 0 else { return lose("socket: \(String(cString: strerror(errno)))") }
-        let result = address.withSockaddr { connect(fd, $0, $1) }
+        let result = address.withSockaddr { Glibc.connect(fd, $0, $1) }
         let failure = errno
         dialling = fd
         watch(events, fd, tag: Self.connectionTag, writable: true, add: true)

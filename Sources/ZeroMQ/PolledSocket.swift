@@ -8,6 +8,8 @@ public protocol PolledSocket: AnyObject {
     func hasInput() throws(ZeroMQError) -> Bool
     func send(_ frames: [[UInt8]], wait: Bool) throws(ZeroMQError)
     func receive(wait: Bool) throws(ZeroMQError) -> [[UInt8]]?
+    /// Closes it; idempotent.
+    func close()
 }
 
 extension Socket: PolledSocket {}

@@ -64,9 +64,11 @@ final class ZMTPConnection {
     /// it may write is written; false when the connection wants to be told it is writable.
     @discardableResult
     func flush() -> Bool {
+        guard problem == nil else { return true }
         let end = isReady ? outgoing.count : min(handshakeEnd, outgoing.count)
         while written < end {
-            let count = outgoing.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, end - written) }
+            // MSG_NOSIGNAL: a peer gone is an error to handle here, not a SIGPIPE for the process.
+            let count = outgoing.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + written, end - written, Int32(MSG_NOSIGNAL)) }
             if count > 0 {
                 written += count
                 continue
