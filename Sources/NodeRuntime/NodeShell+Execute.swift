@@ -74,8 +74,10 @@ extension NodeShell {
     /// it, whatever connection held it. The link monitor sees the handshake and the node signs
     /// in again (`NodeMachine.parentLinkUp`). A parent in this process has no link to lose.
     private func redialParent(reason: String) {
-        guard let upstream, let endpoint = parentEndpoint else { return }
+        guard let endpoint = parentEndpoint else { return }
         logger.warning("parent link silent: dialling it again", metadata: ["parent": "\(endpoint)", "reason": "\(reason)"])
+        nativeUpstream?.redial()
+        guard let upstream = securedUpstream else { return }
         do {
             try upstream.disconnect(endpoint)
             try upstream.connect(endpoint)

@@ -56,8 +56,18 @@ public final class NodeShell {
 
     // The I/O parts.
     let ledger: Ledger
-    let downstream: Socket
-    let upstream: Socket?
+    /// Plaintext: a `NativeRouter` and a `NativeDealer`, which speak ZMTP on this thread.
+    /// Secured: libzmq's sockets, which do CURVE and ask the ZAP handler (`securedDownstream`
+    /// is then the same socket as `downstream`, for the user ids and the handshake monitor).
+    let downstream: any PolledSocket
+    let securedDownstream: Socket?
+    let upstream: (any PolledSocket)?
+    /// `upstream` by its kind: ZMTP spoken here (plaintext), or libzmq's (secured).
+    let nativeUpstream: NativeDealer?
+    let securedUpstream: Socket?
+    /// Handshakes with, and connections lost to, the parent seen so far on a native link
+    /// (`parentLink` is libzmq's way).
+    var parentHandshakesSeen = 0, parentLossesSeen = 0
     /// Secured: failed handshakes (plaintext peers, clients without this node's key) never reach
     /// the ZAP gate; the socket's monitor reports them.
     let handshakes: Socket?
@@ -178,39 +188,59 @@ public final class NodeShell {
                                             institutions: Set(topology.institutions(of: id)),
                                             nationalCatalog: spec.parent == nil ? Catalog.national() : nil))
 
-        let downstream = try context.socket(.router)
-        try downstream.setRouterMandatory(true)      // unroutable answers fail loudly, not silently
-        // A restarted child takes its identity back; but on secured links no connection may take
-        // over a live one's routing id (another admitted key could then receive a child's traffic).
-        try downstream.setRouterHandover(keys == nil)
-        try downstream.setMaxMessageSize(bytes: WireCodec.maxMessageBytes)
-        try downstream.setSendHighWaterMark(100_000)
-        try downstream.setReceiveHighWaterMark(100_000)
-        if let keys { try downstream.makeCurveServer(keys.own, zapDomain: id.value) }
-        do {
-            try downstream.bind(topology.bindEndpoint(of: id)!)
-        } catch {
-            throw SettleNetError(.node, "node \(id) cannot bind \(topology.bindEndpoint(of: id)!): \(error) (is another cluster using this port? try --base-port)")
+        let bindEndpoint = topology.bindEndpoint(of: id)!
+        func bound(_ bind: () throws -> Void) throws {
+            do {
+                try bind()
+            } catch {
+                throw SettleNetError(.node, "node \(id) cannot bind \(bindEndpoint): \(error) (is another cluster using this port? try --base-port)")
+            }
         }
-        if spec.parent != nil, !parentInProcess {
-            let socket = try context.socket(.dealer)
-            try socket.setRoutingID(routingID)
-            try socket.setImmediate(true)            // no queueing to a parent that is not there
-            try socket.setReconnectInterval(milliseconds: 100)
-            try socket.setSendHighWaterMark(100_000)
-            try socket.setReceiveHighWaterMark(100_000)
-            if let keys, let parentKey = keys.parentKey { try socket.makeCurveClient(keys.own, serverKey: parentKey) }
-            parentLink = try socket.monitor(events: SocketEvent.handshakeSucceeded, name: "node-\(id.value)-parent")
-            upstream = socket
+        if let keys {
+            let downstream = try context.socket(.router)
+            try downstream.setRouterMandatory(true)      // unroutable answers fail loudly, not silently
+            // No connection may take over a live one's routing id on secured links (another
+            // admitted key could then receive a child's traffic).
+            try downstream.setRouterHandover(false)
+            try downstream.setMaxMessageSize(bytes: WireCodec.maxMessageBytes)
+            try downstream.setSendHighWaterMark(100_000)
+            try downstream.setReceiveHighWaterMark(100_000)
+            try downstream.makeCurveServer(keys.own, zapDomain: id.value)
+            try bound { try downstream.bind(bindEndpoint) }
+            handshakes = try downstream.monitor(events: SocketEvent.handshakeFailedProtocol | SocketEvent.handshakeFailedNoDetail,
+                                                name: "node-\(id.value)")
+            self.downstream = downstream
+            securedDownstream = downstream
         } else {
-            upstream = nil
+            // A restarted child takes its identity back (handover).
+            let downstream = try NativeRouter(handover: true, maxMessageBytes: Int(WireCodec.maxMessageBytes))
+            try bound { try downstream.bind(bindEndpoint) }
+            handshakes = nil
+            self.downstream = downstream
+            securedDownstream = nil
+        }
+        if spec.parent != nil, !parentInProcess, let parentEndpoint = spec.parent.flatMap({ topology.endpoint(of: $0) }) {
+            if let keys {
+                let socket = try context.socket(.dealer)
+                try socket.setRoutingID(routingID)
+                try socket.setImmediate(true)            // no queueing to a parent that is not there
+                try socket.setReconnectInterval(milliseconds: 100)
+                try socket.setSendHighWaterMark(100_000)
+                try socket.setReceiveHighWaterMark(100_000)
+                if let parentKey = keys.parentKey { try socket.makeCurveClient(keys.own, serverKey: parentKey) }
+                parentLink = try socket.monitor(events: SocketEvent.handshakeSucceeded, name: "node-\(id.value)-parent")
+                (upstream, securedUpstream, nativeUpstream) = (socket, socket, nil)
+            } else {
+                // Dialled by `connectToParent`, once every node of the process has bound its port.
+                let native = try NativeDealer(endpoint: parentEndpoint, routingID: routingID, redialMs: 100, immediate: true,
+                                              maxMessageBytes: Int(WireCodec.maxMessageBytes), dialNow: false)
+                parentLink = nil
+                (upstream, securedUpstream, nativeUpstream) = (native, nil, native)
+            }
+        } else {
+            (upstream, securedUpstream, nativeUpstream) = (nil, nil, nil)
             parentLink = nil
         }
-        handshakes = try keys.map { _ in
-            try downstream.monitor(events: SocketEvent.handshakeFailedProtocol | SocketEvent.handshakeFailedNoDetail,
-                                   name: "node-\(id.value)")
-        }
-        self.downstream = downstream
         try restoreFromLedger()
     }
 
@@ -243,15 +273,16 @@ public final class NodeShell {
     /// presented its routing id to a parent, which would take over the link of a node of the
     /// same id in another cluster on the same ports (the parent's ROUTER hands the id over).
     public func connectToParent() throws {
-        guard let upstream, let endpoint = parentEndpoint else { return }
-        try upstream.connect(endpoint)
+        guard let endpoint = parentEndpoint else { return }
+        nativeUpstream?.connect()
+        try securedUpstream?.connect(endpoint)
     }
 
     /// Where the parent listens, when this node reaches it over a socket.
     var parentEndpoint: String? { upstream == nil ? nil : spec.parent.flatMap { topology.endpoint(of: $0) } }
 
     /// The sockets the reactor polls for this node, in the order `turn` reads them.
-    public var sockets: [Socket] { [downstream] + [upstream, handshakes, parentLink].compactMap { $0 } }
+    public var sockets: [any PolledSocket] { [downstream] + [upstream, handshakes, parentLink].compactMap { $0 } }
 
     public var isStopped: Bool { state == .stopped }
 
@@ -341,6 +372,17 @@ public final class NodeShell {
             while let frames = try? parentLink.receive(wait: false) { connected = connected || SocketEvent(frames: frames) != nil }
             if connected { directives += machine.parentLinkUp(nowMs: nowMs) }
         }
+        if let native = nativeUpstream {
+            if native.connectionsLost != parentLossesSeen {
+                parentLossesSeen = native.connectionsLost
+                logger.warning("parent link lost: dialling it again", metadata: ["parent": "\(native.endpoint)",
+                                                                                  "reason": "\(native.lastProblem ?? "-")"])
+            }
+            if native.handshakes != parentHandshakesSeen {
+                parentHandshakesSeen = native.handshakes
+                directives += machine.parentLinkUp(nowMs: nowMs)
+            }
+        }
         if spec.tier == .province && nowMs - lastOutboxFlushMs >= outboxFlushIntervalMs { flushOutbox() }
         if nowMs - lastTicketFlushMs >= 200 { flushTicketOutbox() }
         if nowMs - gate.lastReportMs >= gate.reportIntervalMs { gate.report(nowMs: nowMs, logger: logger) }
@@ -394,15 +436,15 @@ public final class NodeShell {
 
     /// Reads until `socket` has nothing, which re-arms its signal; stopped short (the limit, a
     /// failure), it is marked touched so that the poller asks it again.
-    private func drain(_ socket: Socket, position: Int, from fixedPeer: Peer?, into directives: inout [Directive]) {
+    private func drain(_ socket: any PolledSocket, position: Int, from fixedPeer: Peer?, into directives: inout [Directive]) {
         // Only messages from below on secured links carry a user id worth reading.
-        let authenticated = keys != nil && fixedPeer == nil
+        let authenticated = fixedPeer == nil ? securedDownstream : nil
         for _ in 0..<drainLimit {
             let frames: [[UInt8]]
             let userID: String?
             do {
-                let received = authenticated ? try socket.receiveAuthenticated(wait: false)
-                    : try socket.receive(wait: false).map { ($0, nil) }
+                let received = try authenticated.map { try $0.receiveAuthenticated(wait: false) }
+                    ?? socket.receive(wait: false).map { ($0, nil) }
                 guard let received else { return }
                 (frames, userID) = received
             } catch {

@@ -40,6 +40,8 @@ public final class NativeDealer: PolledSocket {
     /// Connections completed (greeting and READY both ways) so far: a new one means the peer
     /// knows this link afresh (a node signs in to its parent again).
     public private(set) var handshakes = 0
+    /// Connections lost (closed by the peer, reset, redialled) so far.
+    public private(set) var connectionsLost = 0
 
     private static let connectionTag: UInt64 = 1, timerTag: UInt64 = 2
 
@@ -219,6 +221,7 @@ public final class NativeDealer: PolledSocket {
     private func lose(_ problem: String, redialNow: Bool = false) {
         lastProblem = problem
         if let connection {
+            connectionsLost += 1
             if !immediate {
                 let unsent = connection.unsentMessages()
                 let base = unsent.bytes.count

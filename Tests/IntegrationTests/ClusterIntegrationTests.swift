@@ -269,7 +269,11 @@ import ZeroMQ
         }
         #expect(answer != nil, "county 370102 never settled again after its link was taken over")
         let log = (try? String(contentsOfFile: DataLayout(root: cluster.dataDirectory).logPath(county), encoding: .utf8)) ?? ""
-        #expect(log.contains("parent link silent"), "the county settled without dialling its city again: was the link ever taken over?")
+        // The city closes the county's connection when the impostor takes its id (plaintext links
+        // are NativeRouter's), or leaves it open and silent (libzmq's ROUTER): either way the
+        // county dials again.
+        #expect(log.contains("parent link lost") || log.contains("parent link silent"),
+                "the county settled without dialling its city again: was the link ever taken over?")
     }
 
     @Test func aTopologyMistakeStopsTheLaunchBeforeAnyProcessStarts() throws {
