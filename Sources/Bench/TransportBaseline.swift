@@ -27,9 +27,9 @@ public enum TransportBaseline {
         public var p50Ms: Double?
         public var p99Ms: Double?
         public var p999Ms: Double?
-        /// Open model: the sender's CPU over the run (its thread and libzmq's I/O thread), % of one
-        /// core. It does nothing but send, wait and receive, so it is the floor for a load driver
-        /// on libzmq on this machine.
+        /// Open model: the sender's CPU over the run, % of one core. Plaintext, it speaks ZMTP itself
+        /// as the scenario runner's hospital links do (secured, libzmq's I/O thread counts too). It
+        /// does nothing but send, wait and receive, so it is the floor for a load driver here.
         public var driverCPUPct: Double?
 
         enum CodingKeys: String, CodingKey {
@@ -205,7 +205,19 @@ public enum TransportBaseline {
         while try client.receive(wait: false) != nil {}   // late answers to the probes
         try client.setReceiveTimeout(milliseconds: 5_000)
         if let rate = openModelRatePerS {
-            return try openModel(client, frames: frames, ratePerS: rate, seconds: seconds, window: window)
+            // Plaintext, the sender speaks ZMTP itself, as the scenario runner's hospitals do: the
+            // floor for a load driver is then the same kind of sender's.
+            guard curve == nil else { return try openModel(client, frames: frames, ratePerS: rate, seconds: seconds, window: window) }
+            client.close()
+            let native = try NativeDealer(endpoint: endpoints[0])
+            let poller = try EventPoller([native])
+            try native.send(frames, wait: false)
+            let answered = Date().addingTimeInterval(10)
+            while try native.receive(wait: false) == nil {
+                guard Date() < answered else { throw SettleNetError(.bench, "the relay chain on \(host) did not answer a native link within 10 s (\(native.lastProblem ?? "no reason seen"))") }
+                _ = try poller.wait(timeoutMs: 100)
+            }
+            return try openModel(native, frames: frames, ratePerS: rate, seconds: seconds, window: window)
         }
 
         for _ in 0..<window { try client.send(frames) }
@@ -227,7 +239,7 @@ public enum TransportBaseline {
 
     /// Sends `frames`, each behind a sequence frame, at `ratePerS` for a second of warm-up and
     /// then `seconds`, and records each measured one's time from its intended send time to its return.
-    static func openModel(_ client: Socket, frames: [[UInt8]], ratePerS: Int, seconds: Double, window: Int) throws -> Result {
+    static func openModel(_ client: any PolledSocket, frames: [[UInt8]], ratePerS: Int, seconds: Double, window: Int) throws -> Result {
         var latency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         let warmUp = ratePerS, measured = Int(seconds * Double(ratePerS)), total = warmUp + measured
         let startUs = monotonicUs()

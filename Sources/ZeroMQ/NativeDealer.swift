@@ -202,7 +202,7 @@ public final class NativeDealer: PolledSocket {
         lastProblem = nil
         if !waiting.isEmpty {
             connection.enqueue(encoded: waiting[...], ends: waitingEnds)
-            waiting.removeAll(keepingCapacity: true)
+            waiting.empty()
             waitingEnds.removeAll(keepingCapacity: true)
         }
     }

@@ -79,7 +79,7 @@ final class ZMTPConnection {
             return true
         }
         if written == outgoing.count {
-            outgoing.removeAll(keepingCapacity: true)
+            outgoing.empty()
             messageEnds.removeAll(keepingCapacity: true)
             written = 0
             handshakeEnd = 0
@@ -143,7 +143,7 @@ final class ZMTPConnection {
             return fail("\(error)")
         }
         if parsed == incoming.count {
-            incoming.removeAll(keepingCapacity: true)
+            incoming.empty()
             parsed = 0
         } else if parsed > 65_536 {
             incoming.removeFirst(parsed)
@@ -172,6 +172,14 @@ final class ZMTPConnection {
         default:
             break   // PONG, SUBSCRIBE and the like mean nothing to a DEALER or a ROUTER
         }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Emptied, keeping its storage unless a burst made it large: a node holding hundreds of
+    /// connections must not keep each one's largest burst for good.
+    mutating func empty() {
+        if capacity > 256 << 10 { self = [] } else { removeAll(keepingCapacity: true) }
     }
 }
 
