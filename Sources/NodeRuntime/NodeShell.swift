@@ -80,7 +80,7 @@ public final class NodeShell {
     var status: StatusReporter
 
     // Nodes of this process one hop away (set by the reactor): messages to them are handed over
-    // in memory instead of through TCP and libzmq's I/O thread, sealed and through link faults
+    // in memory instead of through TCP, sealed and through link faults
     // like any other, and they pass the receiver's gate like any other.
     /// The parent, when it runs in this process (the reactor holds both).
     weak var localParent: NodeShell?
@@ -145,7 +145,8 @@ public final class NodeShell {
     var lastOutboxFlushMs: Int64 = 0
     let outboxFlushIntervalMs: Int64 = 100
 
-    /// `context`: shared by the nodes of one process (one I/O thread for all). `keys`: required
+    /// `context`: shared by the nodes of one process (secured links' sockets: one I/O thread for
+    /// all; plaintext links speak ZMTP on the reactor's thread). `keys`: required
     /// when the topology is secured (the process's `AdmissionGate` must be running in `context`
     /// before the node binds). `parentInProcess`: the parent runs in this process too, and is
     /// reached in memory only (no link to it, nothing to poll). `nowMs`: the clock's reading at start-up.

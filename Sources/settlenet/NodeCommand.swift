@@ -18,7 +18,7 @@ struct NodeCommand: ParsableCommand {
 
             Several --id options pack nodes into this one process (cluster up --pack does this): each
             node keeps its own sockets, ledger, sign-in, endpoint and log (DATA_DIR/logs/<id>.log); one
-            thread steps them all in turn, and they share one ZeroMQ I/O thread. This process's own
+            thread steps them all in turn and reads and writes their connections itself. This process's own
             output (start-up failures) goes to standard error.
             """
     )
