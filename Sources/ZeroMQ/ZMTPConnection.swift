@@ -27,6 +27,10 @@ final class ZMTPConnection {
     private var incoming: [UInt8] = []
     private var parsed = 0
     private var partial: [[UInt8]] = []
+    private var partialBytes = 0
+    /// A message may have at most this many frames: a peer must not grow one without end by
+    /// setting MORE on every frame (its bytes are bounded by `maxFrameBytes`, as one frame's).
+    static let maxFramesPerMessage = 64
 
     init(fd: Int32, socketType: String, routingID: [UInt8], acceptedPeerTypes: Set<String>, maxFrameBytes: Int) {
         self.fd = fd
@@ -130,10 +134,15 @@ final class ZMTPConnection {
                 if frame.isCommand {
                     try command(incoming[frame.body])
                 } else if isReady {
+                    partialBytes += frame.body.count
+                    guard partialBytes <= maxFrameBytes, partial.count < Self.maxFramesPerMessage else {
+                        throw ZMTPWire.Problem.messageTooLarge(frames: partial.count + 1, bytes: partialBytes)
+                    }
                     partial.append(Array(incoming[frame.body]))
                     if !frame.hasMore {
                         deliver(partial)
                         partial = []
+                        partialBytes = 0
                     }
                 } else {
                     throw ZMTPWire.Problem.handshake("a message before the peer's READY")

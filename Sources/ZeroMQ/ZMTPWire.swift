@@ -27,6 +27,7 @@ public enum ZMTPWire {
         case mechanism(String)
         case handshake(String)
         case frameTooLarge(UInt64)
+        case messageTooLarge(frames: Int, bytes: Int)
 
         public var description: String {
             switch self {
@@ -35,6 +36,7 @@ public enum ZMTPWire {
             case .mechanism(let name): "the peer asks for the \(name) mechanism, not NULL"
             case .handshake(let text): "handshake: \(text)"
             case .frameTooLarge(let size): "a frame of \(size) bytes, beyond the largest message allowed"
+            case .messageTooLarge(let frames, let bytes): "a message of \(frames) frames and \(bytes) bytes so far, beyond the largest allowed"
             }
         }
     }

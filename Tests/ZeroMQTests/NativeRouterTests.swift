@@ -112,6 +112,113 @@ import ZeroMQ
     }
 }
 
+/// Hostile bytes on a node's port: each bad connection is dropped with the reason named, and the
+/// port keeps serving a good peer.
+@Suite struct NativeRouterHostileTests {
+    let router: NativeRouter
+    let good: NativeDealer
+    let port: UInt16
+
+    init() throws {
+        router = try NativeRouter(handover: true, maxMessageBytes: 1 << 20)
+        try router.bind("tcp://127.0.0.1:*")
+        port = UInt16(router.lastEndpoint.split(separator: ":").last!)!
+        good = try NativeDealer(endpoint: router.lastEndpoint, routingID: Array("370102".utf8))
+    }
+
+    /// Opens a plain TCP connection to the router, writes `bytes`, and leaves it open (closed
+    /// when the returned descriptor is).
+    func hostile(_ bytes: [UInt8]) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        return fd
+    }
+
+    /// The good peer still gets through: its message arrives whole, the port's answer returns.
+    func goodPeerIsServed(_ text: String) throws -> Bool {
+        try good.send([Array(text.utf8)])
+        let poller = try EventPoller([router, good])
+        let deadline = monotonicUs() + 10_000_000
+        while monotonicUs() < deadline {
+            while let message = try router.receive(wait: false) {
+                if message == [Array("370102".utf8), Array(text.utf8)] {
+                    try router.send([Array("370102".utf8), Array("answer to \(text)".utf8)])
+                }
+            }
+            if let answer = try good.receive(wait: false) { return answer == [Array("answer to \(text)".utf8)] }
+            _ = try poller.wait(timeoutMs: 50)
+        }
+        return false
+    }
+
+    /// Serves the router until it has dropped a connection for `problem`.
+    func dropped(for problem: String) throws -> Bool {
+        let poller = try EventPoller([router])
+        let deadline = monotonicUs() + 10_000_000
+        while monotonicUs() < deadline {
+            while try router.receive(wait: false) != nil {}
+            if router.lastProblem == problem { return true }
+            _ = try poller.wait(timeoutMs: 50)
+        }
+        return false
+    }
+
+    var handshake: [UInt8] { ZMTPWire.greeting() + ZMTPWire.ready(socketType: "DEALER", routingID: []) }
+
+    @Test func eachKindOfBadConnectionIsDroppedWithItsReason() throws {
+        #expect(try goodPeerIsServed("before"))
+        var http = Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        http += [UInt8](repeating: 0x41, count: 64)
+        let cases: [(bytes: [UInt8], problem: String)] = [
+            (http, "\(ZMTPWire.Problem.notZMTP)"),
+            (handshake + [0x00, 0xFF] + [UInt8](repeating: 0, count: 255) + [0x02, 0x40, 0, 0, 0, 0, 0, 0, 0],
+             "\(ZMTPWire.Problem.frameTooLarge(1 << 62))"),
+            (handshake + (0..<65).flatMap { _ in [UInt8(0x01), 3, 1, 2, 3] },
+             "\(ZMTPWire.Problem.messageTooLarge(frames: 65, bytes: 195))"),
+            (ZMTPWire.greeting() + [0x00, 1, 0x42], "handshake: a message before the peer's READY"),
+            (ZMTPWire.greeting() + [0x04, 12, 5] + Array("READY".utf8) + [11] + Array("Socket-Type".utf8).prefix(5),
+             "handshake: a READY property runs past the command"),
+            (ZMTPWire.greeting() + ZMTPWire.ready(socketType: "PUB", routingID: []),
+             "handshake: the peer is a PUB socket, which cannot talk to this one"),
+        ]
+        for (bytes, problem) in cases {
+            let fd = hostile(bytes)
+            defer { close(fd) }
+            #expect(try dropped(for: problem), "expected \(problem), saw \(router.lastProblem ?? "nothing")")
+        }
+        #expect(try goodPeerIsServed("after"))
+    }
+
+    /// Seeded random bytes, raw and after a valid handshake, 600 connections: the port never
+    /// fails and still serves its good peer.
+    @Test func randomBytesNeverStopThePort() throws {
+        var state: UInt64 = 0x5E77_1E4E
+        func next() -> UInt64 {   // SplitMix64
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        for round in 0..<600 {
+            var bytes = (0..<Int(next() % 600)).map { _ in UInt8(truncatingIfNeeded: next()) }
+            if round % 2 == 1 { bytes = handshake + bytes }
+            if round % 3 == 2, !bytes.isEmpty { bytes[Int(next() % UInt64(bytes.count))] ^= 0xFF }   // one bit flip in a valid start
+            let fd = hostile(bytes)
+            _ = try router.receive(wait: false)
+            close(fd)
+            if round % 100 == 99 { #expect(try goodPeerIsServed("round \(round)")) }
+        }
+    }
+}
+
 /// Microseconds on the monotonic clock, for the tests' deadlines.
 func monotonicUs() -> Int64 {
     var now = timespec()
