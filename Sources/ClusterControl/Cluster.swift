@@ -128,6 +128,9 @@ public struct Cluster {
             throw SettleNetError(.cluster, "ports already in use for nodes \(busy.prefix(20).joined(separator: ", "))\(busy.count > 20 ? " and \(busy.count - 20) more" : ""); pick another --base-port",
                                isPortConflict: true)
         }
+        if let warning = Cluster.ephemeralOverlap(ports: selected.compactMap { topology.port(of: $0.id) }, basePort: topology.basePort) {
+            log(warning)
+        }
         let fm = FileManager.default
         try fm.createDirectory(atPath: layout.logsDirectory, withIntermediateDirectories: true)
         let topologyPath = URL(fileURLWithPath: topology.file).standardizedFileURL.path
@@ -510,9 +513,27 @@ extension Cluster {
     /// machines run, and below the kernel's ephemeral range. Outgoing connections take their
     /// local ports from that range, so a node bound inside it could find its port taken by any
     /// client on the machine (a test suite running beside it, say).
+    /// This machine's ephemeral port range (`ip_local_port_range`), from which outgoing
+    /// connections take their local ports.
+    public static func ephemeralPorts() -> ClosedRange<Int> {
+        let bounds = ((try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? "")
+            .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        return bounds.count == 2 && bounds[0] <= bounds[1] ? bounds[0]...bounds[1] : 32_768...60_999
+    }
+
+    /// A warning when nodes' ports lie in the ephemeral range: an outgoing connection of any
+    /// process (a node dialling its parent, a driver) may take one of them before its node binds
+    /// it, and the node fails to start ("Address already in use").
+    public static func ephemeralOverlap(ports: [Int], basePort: Int, range: ClosedRange<Int> = ephemeralPorts()) -> String? {
+        let inside = ports.filter(range.contains)
+        guard let low = inside.min(), let high = inside.max() else { return nil }
+        return "warning: \(inside.count) node ports (\(low)-\(high)) lie in this machine's ephemeral port range "
+            + "(\(range.lowerBound)-\(range.upperBound)), from which outgoing connections take ports: a node may find its port taken; "
+            + "a --base-port of at most \(basePort - (high - range.lowerBound) - 1) keeps clear of it"
+    }
+
     static func candidateBases(span: Int) -> ClosedRange<Int> {
-        let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
-            .flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32_768
+        let ephemeralStart = ephemeralPorts().lowerBound
         let below = 20_000...(ephemeralStart - span)
         return below.count >= 1_000 ? below : 20_000...(60_000 - span)
     }

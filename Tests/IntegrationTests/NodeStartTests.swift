@@ -48,4 +48,15 @@ import ZeroMQ
         let frames = try #require(try handshakes.receive(wait: false))
         #expect(SocketEvent(frames: frames)?.event == SocketEvent.handshakeSucceeded)
     }
+
+    /// A node port in the ephemeral range may be taken by any outgoing connection before its
+    /// node binds it (the national topology at base port 30000 failed so): `cluster up` warns,
+    /// and names a base port that keeps clear.
+    @Test func nodePortsInTheEphemeralRangeAreWarnedAbout() {
+        let range = 32_768...60_999
+        #expect(Cluster.ephemeralOverlap(ports: Array(20_000..<23_226), basePort: 20_000, range: range) == nil)
+        let warning = Cluster.ephemeralOverlap(ports: Array(30_000..<33_226), basePort: 30_000, range: range)
+        #expect(warning?.contains("458 node ports (32768-33225)") == true, "\(warning ?? "no warning")")
+        #expect(warning?.contains("a --base-port of at most 29542 keeps clear") == true, "\(warning ?? "no warning")")
+    }
 }
