@@ -138,7 +138,8 @@ import ZeroMQ
         let unfiled = topology.population(of: DivisionCode("410102")!)!.firstPerson(filedOffsite: false)!
         let refusal = try #require(try client.call(factory.settlement(psnNo: unfiled.psnNo, insured: DivisionCode("410102")!,
                                                                       bill: .composed(totalFen: 1_000), inpatient: false, nowMs: now())))
-        #expect(refusal.infcode == -1 && refusal.errCode == ErrorCode.notFiledOffsite.rawValue)
+        #expect(refusal.infcode == -1 && refusal.errCode == ErrorCode.notFiledOffsite.rawValue,
+                "infcode \(refusal.infcode), \(refusal.errCode): \(refusal.errMsg); msgid \(refusal.reqMsgid)")
         #expect(!refusal.errMsg.contains(unfiled.psnNo), "a person number in clear in err_msg")
         #expect(try client.call(valid)?.infcode == 0, "the network stopped serving after bad input")
 
