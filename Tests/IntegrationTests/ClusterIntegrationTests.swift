@@ -38,7 +38,12 @@ import ZeroMQ
 
         let topology = cluster.topology
         let client = try HospitalClient(endpoint: cluster.endpoint("370211"))
-        var factory = RequestFactory(institution: "H37021100001", treatment: origin, firstSequence: 100)
+        // Hospital 2: the `settle` command below and `cluster up`'s route probes act as hospital 1,
+        // with a random msgid sequence. A msgid is the institution, the second and a 4-digit
+        // sequence, so sharing hospital 1 could repeat one of their msgids within a second, and a
+        // repeated msgid gets the stored answer of the first: the likeliest cause of a failure seen
+        // once in CI, an unfiled person's request answered with infcode 0.
+        var factory = RequestFactory(institution: "H37021100002", treatment: origin, firstSequence: 100)
         func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
         // 1. All four route classes, identities holding, a transit record on every tier of the path.
