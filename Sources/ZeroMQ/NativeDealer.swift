@@ -31,8 +31,7 @@ public final class NativeDealer: PolledSocket {
     /// Messages waiting for a connection, encoded, with where each ends.
     private var waiting: [UInt8] = []
     private var waitingEnds: [Int] = []
-    private var received: [[[UInt8]]] = []
-    private var nextReceived = 0
+    private var received = ReceivedMessages()
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
     private var isClosed = false
     /// Why the last connection ended or a dial failed (for the owner's logs and the tests).
@@ -112,19 +111,12 @@ public final class NativeDealer: PolledSocket {
 
     /// The next whole message received, or nil. Does the pending I/O first when none is queued.
     public func receive(wait: Bool = false) throws(ZeroMQError) -> [[UInt8]]? {
-        if nextReceived == received.count { pump() }
-        guard nextReceived < received.count else { return nil }
-        let message = received[nextReceived]
-        nextReceived += 1
-        if nextReceived == received.count {
-            received.removeAll(keepingCapacity: true)
-            nextReceived = 0
-        }
-        return message
+        if received.isEmpty { pump() }
+        return received.pop()
     }
 
     /// Whether a message is buffered. What has not been read yet makes the descriptor fire.
-    public func hasInput() throws(ZeroMQError) -> Bool { nextReceived < received.count }
+    public func hasInput() throws(ZeroMQError) -> Bool { !received.isEmpty }
 
     /// Whether the connection is up and both greetings and READYs are through.
     public var isConnected: Bool { connection?.isReady == true }

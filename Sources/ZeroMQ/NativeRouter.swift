@@ -26,8 +26,7 @@ public final class NativeRouter: PolledSocket {
     private var freeSlots: [Int] = []
     private var slotOf: [[UInt8]: Int] = [:]
     private var nextMadeUpID = UInt32.random(in: 0...UInt32.max)
-    private var received: [[[UInt8]]] = []
-    private var nextReceived = 0
+    private var received = ReceivedMessages()
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
     private var polled = [epoll_event](repeating: epoll_event(), count: 64)
     private var isClosed = false
@@ -105,19 +104,12 @@ public final class NativeRouter: PolledSocket {
 
     /// The next whole message from any peer, its routing id first, or nil.
     public func receive(wait: Bool = false) throws(ZeroMQError) -> [[UInt8]]? {
-        if nextReceived == received.count { pump() }
-        guard nextReceived < received.count else { return nil }
-        let message = received[nextReceived]
-        nextReceived += 1
-        if nextReceived == received.count {
-            received.removeAll(keepingCapacity: true)
-            nextReceived = 0
-        }
-        return message
+        if received.isEmpty { pump() }
+        return received.pop()
     }
 
     /// Whether a message is buffered. What has not been read yet makes the descriptor fire.
-    public func hasInput() throws(ZeroMQError) -> Bool { nextReceived < received.count }
+    public func hasInput() throws(ZeroMQError) -> Bool { !received.isEmpty }
 
     // MARK: I/O
 

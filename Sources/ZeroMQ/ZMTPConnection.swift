@@ -184,6 +184,28 @@ final class ZMTPConnection {
     }
 }
 
+/// Whole messages read and not yet taken by the owner, in arrival order.
+struct ReceivedMessages {
+    private var messages: [[[UInt8]]] = []
+    private var next = 0
+
+    var isEmpty: Bool { next == messages.count }
+
+    mutating func append(_ message: [[UInt8]]) { messages.append(message) }
+
+    /// The oldest message, or nil; the storage is kept once emptied.
+    mutating func pop() -> [[UInt8]]? {
+        guard next < messages.count else { return nil }
+        let message = messages[next]
+        next += 1
+        if next == messages.count {
+            messages.removeAll(keepingCapacity: true)
+            next = 0
+        }
+        return message
+    }
+}
+
 extension Array where Element == UInt8 {
     /// Emptied, keeping its storage unless a burst made it large: a node holding hundreds of
     /// connections must not keep each one's largest burst for good.
