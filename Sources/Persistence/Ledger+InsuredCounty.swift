@@ -24,20 +24,22 @@ extension LedgerTransaction: SettlementStore {
         return try Data.fetchOne(statement, arguments: [omsgid]).map { Array($0) }
     }
 
+    // A look-up and an update for every settlement decided here: read and bound straight
+    // through SQLite (`first`, `run`), as GRDB's rows and arguments cost more than the statements.
     public func person(_ psnNo: String) throws -> PersonAccount? {
-        let statement = try db.cachedStatement(sql: """
+        try first("""
             SELECT insutype, balance_fen, deductible_used_fen, pool_used_fen, filed_offsite FROM persons WHERE psn_no = ?
-            """)
-        guard let row = try Row.fetchOne(statement, arguments: [psnNo]) else { return nil }
-        return PersonAccount(psnNo: psnNo, insutype: row[0], balanceFen: row[1], deductibleUsedFen: row[2],
-                             poolUsedFen: row[3], filedOffsite: row[4])
+            """, { $0.bind(psnNo) }) { row in
+            PersonAccount(psnNo: psnNo, insutype: row.text(0), balanceFen: row.int64(1), deductibleUsedFen: row.int64(2),
+                          poolUsedFen: row.int64(3), filedOffsite: row.bool(4))
+        }
     }
 
     public func updatePerson(_ person: PersonAccount) throws {
-        let statement = try db.cachedStatement(sql: """
-            UPDATE persons SET balance_fen = ?, deductible_used_fen = ?, pool_used_fen = ? WHERE psn_no = ?
-            """)
-        try statement.execute(arguments: [person.balanceFen, person.deductibleUsedFen, person.poolUsedFen, person.psnNo])
+        try run("UPDATE persons SET balance_fen = ?, deductible_used_fen = ?, pool_used_fen = ? WHERE psn_no = ?") { values in
+            values.bind(person.balanceFen); values.bind(person.deductibleUsedFen); values.bind(person.poolUsedFen)
+            values.bind(person.psnNo)
+        }
     }
 
     /// How many settlements got a setl_id here, to continue setl_id numbering after a restart.

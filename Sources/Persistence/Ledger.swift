@@ -162,7 +162,9 @@ public final class Ledger {
     /// rolled back entirely if `body` throws.
     public func begin<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
         try queue.inDatabase { db in
-            try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
+            // Straight through SQLite, as the hot statements are: GRDB's bookkeeping around a
+            // statement (observation, suspension and autocommit checks) costs more than a BEGIN.
+            try StatementBinder.execute(try statements.statement("BEGIN IMMEDIATE", in: db), in: db) { _ in }
             do {
                 return try body(LedgerTransaction(db: db, transits: transits, answered: answered, writer: statements))
             } catch {
@@ -178,7 +180,7 @@ public final class Ledger {
     public func commitOpenTransaction() throws {
         try queue.inDatabase { db in
             do {
-                try db.cachedStatement(sql: "COMMIT").execute()
+                try StatementBinder.execute(try statements.statement("COMMIT", in: db), in: db) { _ in }
                 transits.committed()
             } catch {
                 if db.isInsideTransaction { try? db.cachedStatement(sql: "ROLLBACK").execute() }

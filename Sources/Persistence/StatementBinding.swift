@@ -70,12 +70,20 @@ struct StatementBinder {
     /// constraint, a full disk) throws the same `DatabaseError` GRDB would.
     static func execute(_ statement: Statement, in db: Database, scratch: UnsafeMutableRawBufferPointer? = nil,
                         _ values: (inout StatementBinder) -> Void) throws {
+        _ = try first(statement, in: db, scratch: scratch, values) { _ in () }
+    }
+
+    /// Binds with `values`, runs `statement` and hands its first row to `read` (nil when it has
+    /// none), reading every further row away; resets it. Errors as `execute`.
+    static func first<T>(_ statement: Statement, in db: Database, scratch: UnsafeMutableRawBufferPointer? = nil,
+                         _ values: (inout StatementBinder) -> Void, read: (ColumnReader) -> T) throws -> T? {
         let handle = statement.sqliteStatement
         sqlite3_reset(handle)
         var binder = StatementBinder(handle, scratch: scratch)
         values(&binder)
         precondition(binder.position == sqlite3_bind_parameter_count(handle), "values bound do not match the statement's parameters: \(statement.sql)")
         var code = sqlite3_step(handle)
+        let row = code == SQLITE_ROW ? read(ColumnReader(handle: handle)) : nil
         while code == SQLITE_ROW { code = sqlite3_step(handle) }
         sqlite3_reset(handle)
         // Nothing bound may point into the scratch once it is reused.
@@ -84,6 +92,23 @@ struct StatementBinder {
             throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
                                 sql: statement.sql)
         }
+        return row
+    }
+}
+
+/// The columns of the row a statement stands on, read straight from SQLite (valid only inside
+/// the `read` closure of `StatementBinder.first`): no `Row`, no `DatabaseValue` boxes.
+struct ColumnReader {
+    fileprivate let handle: OpaquePointer
+
+    func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+    func bool(_ column: Int32) -> Bool { sqlite3_column_int64(handle, column) != 0 }
+
+    /// NULL reads as "".
+    func text(_ column: Int32) -> String {
+        guard let bytes = sqlite3_column_text(handle, column) else { return "" }
+        let count = Int(sqlite3_column_bytes(handle, column))
+        return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
     }
 }
 
@@ -120,5 +145,14 @@ extension LedgerTransaction {
             try StatementBinder.execute(try db.cachedStatement(sql: sql.description), in: db, values)
         }
         return Int(sqlite3_changes(db.sqliteConnection))
+    }
+
+    /// Runs the query `sql` with `values` bound and reads its first row with `read`; nil when it
+    /// has none. Prepared once per writer, like `run`.
+    func first<T>(_ sql: StaticString, _ values: (inout StatementBinder) -> Void, read: (ColumnReader) -> T) throws -> T? {
+        if let writer {
+            return try StatementBinder.first(try writer.statement(sql, in: db), in: db, scratch: writer.scratch, values, read: read)
+        }
+        return try StatementBinder.first(try db.cachedStatement(sql: sql.description), in: db, values, read: read)
     }
 }
