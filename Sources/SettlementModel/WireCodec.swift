@@ -43,9 +43,13 @@ public enum WireCodec {
                 if body.count >= directReadBytes, let request = uploadRequestReadDirectly(body, keysOnly: uploadRecords == .keysOnly) {
                     return .request(request)
                 }
+                if let settlement = SettlementReader.request(body) { return .request(settlement) }
                 return .request(try WireRequest(serializedBytes: body))
             }
-            if kind == responseKind { return .response(try WireResponse(serializedBytes: body)) }
+            if kind == responseKind {
+                if let answer = SettlementReader.response(body) { return .response(answer) }
+                return .response(try WireResponse(serializedBytes: body))
+            }
         } catch {
             return .malformed(.malformedMessage, detail: "\(body.count)-byte body does not parse")
         }
