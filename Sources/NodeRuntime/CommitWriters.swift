@@ -16,10 +16,11 @@ final class CommitWriters: @unchecked Sendable {
         let node: Int
     }
 
-    /// How a sync ended: `error` nil when it is durable.
+    /// How a sync ended: `error` nil when it is durable; how long the disk took.
     struct Finished {
         let node: Int
         let error: (any Error)?
+        let tookUs: Int64
     }
 
     /// Readable once a sync has finished: the reactor polls it beside the sockets (the read end
@@ -109,9 +110,11 @@ final class CommitWriters: @unchecked Sendable {
             let job = jobs.removeFirst()
             condition.unlock()
             var failure: (any Error)?
+            let started = monotonicUs()
             do { try job.ledger.syncLog() } catch { failure = error }
+            let tookUs = monotonicUs() - started
             condition.lock()
-            finished.append(Finished(node: job.node, error: failure))
+            finished.append(Finished(node: job.node, error: failure, tookUs: tookUs))
             condition.unlock()
             var one: UInt8 = 1
             _ = write(wakeWriteFD, &one, 1)

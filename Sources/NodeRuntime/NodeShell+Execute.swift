@@ -95,8 +95,9 @@ extension NodeShell {
 
     /// The reactor: this node's sync has finished (`error` nil: the commits it covers are
     /// durable), seen at `nowMs`. Their rounds' answers leave now.
-    func syncFinished(error: (any Error)?, nowMs: Int64) throws {
+    func syncFinished(error: (any Error)?, tookUs: Int64, nowMs: Int64) throws {
         advanceClock(to: nowMs)   // what it sends now is budgeted from now, not from its last turn
+        slowSyncs.note(tookUs: tookUs, nowMs: nowMs, logger: logger)
         turnSoon = true
         let durable = syncs.synced()
         guard state != .stopped else { return }
@@ -108,7 +109,9 @@ extension NodeShell {
 
     /// Syncs (and checkpoints when due) on this thread; a failed sync stops the node (see `syncFailed`).
     private func syncOrStop() throws {
+        let started = monotonicUs()
         do { try ledger.sync() } catch { throw syncFailed(error) }
+        slowSyncs.note(tookUs: monotonicUs() - started, nowMs: nowMs, logger: logger)
     }
 
     /// A sync that fails leaves the ledger's state on disk unknown: the commits are in memory but

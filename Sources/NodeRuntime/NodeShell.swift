@@ -106,6 +106,8 @@ public final class NodeShell {
 
     /// The reactor's sync threads and this node's index there; nil: syncs on the caller's thread.
     var committer: (writers: CommitWriters, index: Int)?
+    /// Syncs that kept answers waiting (logged; `SlowSyncs`).
+    var slowSyncs = SlowSyncs()
     /// Rounds committed but not yet known durable: their answers wait for a sync begun after
     /// their commit.
     var syncs = SyncPipeline<RoundInCommit>()

@@ -73,7 +73,7 @@ public final class Reactor {
             if let writers, readable.last == true {
                 for done in writers.takeFinished() {
                     let node = nodes[done.node]
-                    do { try node.syncFinished(error: done.error, nowMs: now) } catch { fail(node, error) }
+                    do { try node.syncFinished(error: done.error, tookUs: done.tookUs, nowMs: now) } catch { fail(node, error) }
                 }
             }
             // A socket a node sent on, or left with input, is asked again before the next wait
