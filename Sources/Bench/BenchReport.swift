@@ -40,6 +40,9 @@ public struct BenchReport: Codable, Sendable {
         /// The load driver's own CPU over the run (its thread, and libzmq's I/O threads where its links
         /// use libzmq), % of one core: the harness must not measure itself.
         public var driverCPUPct: Double?
+        /// Ledger syncs of 50 ms or more during the run, summed over the cluster's nodes (their
+        /// status files): a stall of the disk, which every answer waiting on it shares.
+        public var slowSyncs: Int64?
 
         /// The target of the issue: p99 ≤ 5 ms with whole routes in one process, ≤ 20 ms one process per node.
         public var p99TargetMs: Double { packing == "none" ? 20 : 5 }
@@ -47,6 +50,7 @@ public struct BenchReport: Codable, Sendable {
         enum CodingKeys: String, CodingKey {
             case seconds, attempted, succeeded, failed, dropped, packing, routes
             case driverCPUPct = "driver_cpu_pct"
+            case slowSyncs = "slow_syncs"
             case ratePerS = "rate_per_s"
             case p50Ms = "p50_ms"
             case p90Ms = "p90_ms"
@@ -280,7 +284,8 @@ public struct BenchReport: Codable, Sendable {
             row("latency at \(latency.ratePerS)/s, \(latency.routes), \(latency.packing) (\(latency.seconds) s)",
                 String(format: "p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms  failed %d", latency.p50Ms, latency.p99Ms,
                        latency.p999Ms, latency.maxMs, latency.failed)
-                + (latency.driverCPUPct.map { String(format: "  driver CPU %.1f %%", $0) } ?? ""))
+                + (latency.driverCPUPct.map { String(format: "  driver CPU %.1f %%", $0) } ?? "")
+                + (latency.slowSyncs.map { "  syncs >= 50 ms \($0)" } ?? ""))
         }
         if let floor = baselineLatency, let rate = floor.openModelRatePerS, let p50 = floor.p50Ms, let p99 = floor.p99Ms {
             row("  the relay chain at \(rate)/s, same open model", String(format: "p50 %.2f ms  p99 %.2f ms  (the floor)", p50, p99)

@@ -139,6 +139,7 @@ public enum BenchRun {
         for network in networks {
             for routes in [LatencyMix.crossProvince, .allRoutes] {
                 log("3/6 latency, packed \(network.packing): \(options.latencyRate) settlements a second, \(routes.description), for \(options.latencySeconds) s (open model)")
+                let slowBefore = try slowSyncs(network.cluster)
                 let outcome = try measureLatency(network, routes: routes, options: options) { elapsedS in
                     // Steady state: halfway through the fixed-rate load of the network that packs least.
                     if memorySample.isEmpty, network.packing == networks.last?.packing, elapsedS >= Double(options.latencySeconds) / 2 {
@@ -151,10 +152,12 @@ public enum BenchRun {
                                             succeeded: latency.succeeded, failed: latency.failed, dropped: latency.dropped,
                                             p50Ms: latency.latencyMs.p50, p90Ms: latency.latencyMs.p90, p99Ms: latency.latencyMs.p99,
                                             p999Ms: latency.latencyMs.p999, maxMs: latency.latencyMs.max,
-                                            driverCPUPct: outcome.report.driver?.cpuSharePct))
+                                            driverCPUPct: outcome.report.driver?.cpuSharePct,
+                                            slowSyncs: try slowSyncs(network.cluster).map { $0 - (slowBefore ?? 0) }))
                 reconciled = reconciled && outcome.report.reconciliation?.passed == true
-                log(String(format: "    p50 %.2f ms, p99 %.2f ms, p999 %.2f ms; every ledger reconciled: %@", latency.latencyMs.p50,
-                           latency.latencyMs.p99, latency.latencyMs.p999, outcome.report.reconciliation?.passed == true ? "yes" : "NO"))
+                log(String(format: "    p50 %.2f ms, p99 %.2f ms, p999 %.2f ms; every ledger reconciled: %@; ledger syncs of 50 ms or more: %lld",
+                           latency.latencyMs.p50, latency.latencyMs.p99, latency.latencyMs.p999,
+                           outcome.report.reconciliation?.passed == true ? "yes" : "NO", report.latency.last?.slowSyncs ?? 0))
             }
         }
         report.reconciled = reconciled
@@ -317,6 +320,13 @@ public enum BenchRun {
             guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return total }
             return total + (user + system) / ticksPerSecond
         }
+    }
+
+    /// Ledger syncs of 50 ms or more so far, summed over the cluster's nodes as their status
+    /// files last reported them; nil when none reports them.
+    static func slowSyncs(_ cluster: Cluster) throws -> Int64? {
+        let counts = try cluster.record().nodes.compactMap { cluster.readStatus($0.id)?.slowSyncs }
+        return counts.isEmpty ? nil : counts.reduce(0, +)
     }
 
     /// Every running node's resident set (VmRSS), in MB: a packed process's shared among its nodes.

@@ -579,6 +579,7 @@ public final class NodeShell {
         record.handedOverInMemory = handedOverInMemory
         record.passedThrough = passThrough.passed
         record.commits = commits
+        record.slowSyncs = Int64(slowSyncs.total)
         status.write(record, nowMs: nowMs)
     }
 }

@@ -57,6 +57,9 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     /// Ledger commits (each one sync) since the node started: messages handled per commit is
     /// how well its rounds gather work.
     public var commits: Int64?
+    /// Ledger syncs of 50 ms or more since the node started (the disk stalling; `ledger sync
+    /// slow` in its log).
+    public var slowSyncs: Int64?
 
     /// Ready for work: signed in to its parent and holding the catalog (1301).
     public var isReady: Bool { signedIn && !catalogVersion.isEmpty }

@@ -60,7 +60,11 @@ import Testing
             // The driver's own cost is reported with the latency it measured.
             let driverCPU = try #require(latency.driverCPUPct, "bench.json says nothing of the load driver's own CPU")
             #expect(driverCPU > 0 && driverCPU < 100, "\(driverCPU) % of a core")
+            // And how often the disk stalled meanwhile (the nodes' count of slow syncs), so that a
+            // reader can tell a stall of the disk from the network's own queueing.
+            #expect(latency.slowSyncs != nil && latency.slowSyncs! >= 0, "bench.json says nothing of the disk's stalls: \(latency)")
         }
+        #expect(result.output.contains("syncs >= 50 ms"))
         #expect(report.targets.contains { $0.name.hasPrefix("load driver's own CPU") })
         // The durable chain, the floor of durability on this disk, beside the targets it bounds:
         // the throughputs and the cross-province p99s (a local settlement waits for one sync).
