@@ -505,14 +505,6 @@ enum PortProbe {
 }
 
 extension Cluster {
-    /// A base port at which every node of `topology` can bind: the topology's own if free,
-    /// otherwise a random one. Lets test suites and demos run side by side.
-    /// A base port with `count` free ports from it on `host`, drawn at random (for helpers such
-    /// as the benchmark's relay chain that need ports of their own).
-    /// Where random base ports are drawn from: above the well-known and registered services most
-    /// machines run, and below the kernel's ephemeral range. Outgoing connections take their
-    /// local ports from that range, so a node bound inside it could find its port taken by any
-    /// client on the machine (a test suite running beside it, say).
     /// This machine's ephemeral port range (`ip_local_port_range`), from which outgoing
     /// connections take their local ports.
     public static func ephemeralPorts() -> ClosedRange<Int> {
@@ -532,12 +524,18 @@ extension Cluster {
             + "a --base-port of at most \(basePort - (high - range.lowerBound) - 1) keeps clear of it"
     }
 
+    /// Where random base ports are drawn from: above the well-known and registered services most
+    /// machines run, and below the kernel's ephemeral range. Outgoing connections take their
+    /// local ports from that range, so a node bound inside it could find its port taken by any
+    /// client on the machine (a test suite running beside it, say).
     static func candidateBases(span: Int) -> ClosedRange<Int> {
         let ephemeralStart = ephemeralPorts().lowerBound
         let below = 20_000...(ephemeralStart - span)
         return below.count >= 1_000 ? below : 20_000...(60_000 - span)
     }
 
+    /// A base port with `count` free ports from it on `host`, drawn at random (for helpers such
+    /// as the benchmark's relay chain that need ports of their own).
     public static func freePorts(_ count: Int, host: String = "127.0.0.1") -> Int? {
         for _ in 0..<200 {
             let base = Int.random(in: candidateBases(span: count))
@@ -546,6 +544,8 @@ extension Cluster {
         return nil
     }
 
+    /// A base port at which every node of `topology` can bind: the topology's own if free,
+    /// otherwise a random one. Lets test suites and demos run side by side.
     public static func freeBasePort(for topology: Topology, preferOwn: Bool = true) -> Int? {
         let span = (topology.nodes.map(\.portOffset).max() ?? 0) + 1
         func allFree(_ base: Int) -> Bool {

@@ -10,9 +10,9 @@ import ZeroMQ
 /// Every node keeps its own sockets, ledger, sign-in, endpoint, log, status and link faults,
 /// exactly as if it were alone; the nodes of a packed process share the topology (and its
 /// routing table), the stop signal, one reactor thread that steps them all, and, when secured,
-/// one ZeroMQ context (one I/O thread) for libzmq's CURVE sockets. A parent and a child in one process hand messages over in memory
-/// (sealed with their checksum, through link faults and the receiver's gate, as over TCP); TCP
-/// carries the rest: other processes, other hosts, hospitals.
+/// one ZeroMQ context (one I/O thread) for libzmq's CURVE sockets. A parent and a child in one
+/// process hand messages over in memory (sealed with their checksum, through link faults and the
+/// receiver's gate, as over TCP); TCP carries the rest: other processes, other hosts, hospitals.
 public final class NodeHost {
     public let topology: Topology
     public let ids: [DivisionCode]
