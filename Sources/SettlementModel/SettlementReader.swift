@@ -13,65 +13,58 @@
 enum SettlementReader {
     /// A settlement request (envelope fields and a settlement input), or nil.
     static func request(_ body: [UInt8]) -> WireRequest? {
-        body.withUnsafeBufferPointer { buffer -> WireRequest? in
-            var scan = WireScan(buffer, 0..<buffer.count)
-            var request = WireRequest()
-            var seen: UInt32 = 0
-            while scan.hasMore {
-                guard let (field, wireType) = scan.tag(), field < 32, seen & (1 << field) == 0 else { return nil }
-                seen |= 1 << field
-                switch (field, wireType) {
-                case (1...15, 2):
-                    guard let text = scan.string() else { return nil }
-                    switch field {
-                    case 1: request.infno = text
-                    case 2: request.msgid = text
-                    case 3: request.mdtrtareaAdmvs = text
-                    case 4: request.insuplcAdmdvs = text
-                    case 5: request.recerSysCode = text
-                    case 6: request.infver = text
-                    case 7: request.opterType = text
-                    case 8: request.opter = text
-                    case 9: request.opterName = text
-                    case 10: request.infTime = text
-                    case 11: request.fixmedinsCode = text
-                    case 12: request.fixmedinsName = text
-                    case 13: request.signNo = text
-                    case 14: request.signtype = text
-                    default: request.cainfo = text
-                    }
-                case (16, 0):
-                    guard let value = scan.varint() else { return nil }
-                    request.budgetMs = Int32(truncatingIfNeeded: value)
-                case (21, 2):
-                    guard let range = scan.lengthDelimited(), let input = settlementInput(buffer, range) else { return nil }
-                    request.settlement = input
-                default:
-                    return nil
+        var request = WireRequest()
+        let seen = eachFieldOnce(body, body.indices) { field, wireType, index in
+            switch (field, wireType) {
+            case (1...15, 2):
+                guard let text = string(body, &index, end: body.count) else { return false }
+                switch field {
+                case 1: request.infno = text
+                case 2: request.msgid = text
+                case 3: request.mdtrtareaAdmvs = text
+                case 4: request.insuplcAdmdvs = text
+                case 5: request.recerSysCode = text
+                case 6: request.infver = text
+                case 7: request.opterType = text
+                case 8: request.opter = text
+                case 9: request.opterName = text
+                case 10: request.infTime = text
+                case 11: request.fixmedinsCode = text
+                case 12: request.fixmedinsName = text
+                case 13: request.signNo = text
+                case 14: request.signtype = text
+                default: request.cainfo = text
                 }
+            case (16, 0):
+                guard let value = WireCodec.readVarint(body, at: &index, end: body.count) else { return false }
+                request.budgetMs = Int32(truncatingIfNeeded: value)
+            case (21, 2):
+                guard let range = WireCodec.skipValue(body, wireType: 2, at: &index, end: body.count),
+                      let input = settlementInput(body, range) else { return false }
+                request.settlement = input
+            default:
+                return false
             }
-            // A request without its input is some other shape: left to swift-protobuf.
-            return seen & (1 << 21) != 0 ? request : nil
+            return true
         }
+        // A request without its input is some other shape: left to swift-protobuf.
+        guard let seen, seen & (1 << 21) != 0 else { return nil }
+        return request
     }
 
-    private static func settlementInput(_ buffer: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Settlenet_V1_SettlementInput? {
-        var scan = WireScan(buffer, range)
+    private static func settlementInput(_ bytes: [UInt8], _ range: Range<Int>) -> Settlenet_V1_SettlementInput? {
         var input = Settlenet_V1_SettlementInput()
-        var seen: UInt32 = 0
-        while scan.hasMore {
-            guard let (field, wireType) = scan.tag(), field < 32, seen & (1 << field) == 0 else { return nil }
-            seen |= 1 << field
+        let read = eachFieldOnce(bytes, range) { field, wireType, index in
             switch (field, wireType) {
             case (1...3, 2):
-                guard let text = scan.string() else { return nil }
+                guard let text = string(bytes, &index, end: range.upperBound) else { return false }
                 switch field {
                 case 1: input.psnNo = text
                 case 2: input.mdtrtID = text
                 default: input.medType = text
                 }
             case (4...9, 0):
-                guard let value = scan.varint() else { return nil }
+                guard let value = WireCodec.readVarint(bytes, at: &index, end: range.upperBound) else { return false }
                 switch field {
                 case 4: input.medfeeSumamt = Int64(bitPattern: value)
                 case 5: input.fulamtOwnpayAmt = Int64(bitPattern: value)
@@ -81,59 +74,52 @@ enum SettlementReader {
                 default: input.acctUsedFlag = value != 0
                 }
             default:
-                return nil
+                return false
             }
+            return true
         }
-        return input
+        return read == nil ? nil : input
     }
 
     /// An answer with a settlement output, or one with no output at all (a refusal), or nil.
     static func response(_ body: [UInt8]) -> WireResponse? {
-        body.withUnsafeBufferPointer { buffer -> WireResponse? in
-            var scan = WireScan(buffer, 0..<buffer.count)
-            var response = WireResponse()
-            var seen: UInt32 = 0
-            while scan.hasMore {
-                guard let (field, wireType) = scan.tag(), field < 32, seen & (1 << field) == 0 else { return nil }
-                seen |= 1 << field
-                switch (field, wireType) {
-                case (1, 0):
-                    guard let value = scan.varint() else { return nil }
-                    response.infcode = Int32(truncatingIfNeeded: value)
-                case (2...10, 2):
-                    guard let text = scan.string() else { return nil }
-                    switch field {
-                    case 2: response.infRefmsgid = text
-                    case 3: response.refmsgTime = text
-                    case 4: response.respondTime = text
-                    case 5: response.errMsg = text
-                    case 6: response.warnMsg = text
-                    case 7: response.cainfo = text
-                    case 8: response.signtype = text
-                    case 9: response.reqMsgid = text
-                    default: response.errCode = text
-                    }
-                case (21, 2):
-                    guard let range = scan.lengthDelimited(), let output = settlementOutput(buffer, range) else { return nil }
-                    response.settlement = output
-                default:
-                    return nil
+        var response = WireResponse()
+        let read = eachFieldOnce(body, body.indices) { field, wireType, index in
+            switch (field, wireType) {
+            case (1, 0):
+                guard let value = WireCodec.readVarint(body, at: &index, end: body.count) else { return false }
+                response.infcode = Int32(truncatingIfNeeded: value)
+            case (2...10, 2):
+                guard let text = string(body, &index, end: body.count) else { return false }
+                switch field {
+                case 2: response.infRefmsgid = text
+                case 3: response.refmsgTime = text
+                case 4: response.respondTime = text
+                case 5: response.errMsg = text
+                case 6: response.warnMsg = text
+                case 7: response.cainfo = text
+                case 8: response.signtype = text
+                case 9: response.reqMsgid = text
+                default: response.errCode = text
                 }
+            case (21, 2):
+                guard let range = WireCodec.skipValue(body, wireType: 2, at: &index, end: body.count),
+                      let output = settlementOutput(body, range) else { return false }
+                response.settlement = output
+            default:
+                return false
             }
-            return response
+            return true
         }
+        return read == nil ? nil : response
     }
 
-    private static func settlementOutput(_ buffer: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Settlenet_V1_SettlementOutput? {
-        var scan = WireScan(buffer, range)
+    private static func settlementOutput(_ bytes: [UInt8], _ range: Range<Int>) -> Settlenet_V1_SettlementOutput? {
         var output = Settlenet_V1_SettlementOutput()
-        var seen: UInt32 = 0
-        while scan.hasMore {
-            guard let (field, wireType) = scan.tag(), field < 32, seen & (1 << field) == 0 else { return nil }
-            seen |= 1 << field
+        let read = eachFieldOnce(bytes, range) { field, wireType, index in
             switch (field, wireType) {
             case (1...5, 2), (24...26, 2):
-                guard let text = scan.string() else { return nil }
+                guard let text = string(bytes, &index, end: range.upperBound) else { return false }
                 switch field {
                 case 1: output.setlID = text
                 case 2: output.mdtrtID = text
@@ -145,7 +131,7 @@ enum SettlementReader {
                 default: output.clrType = text
                 }
             case (6...23, 0), (27, 0):
-                guard let value = scan.varint() else { return nil }
+                guard let value = WireCodec.readVarint(bytes, at: &index, end: range.upperBound) else { return false }
                 let amount = Int64(bitPattern: value)
                 switch field {
                 case 6: output.medfeeSumamt = amount
@@ -169,62 +155,34 @@ enum SettlementReader {
                 default: output.acctPayInFund = value != 0
                 }
             default:
-                return nil
+                return false
             }
+            return true
         }
-        return output
-    }
-}
-
-/// A cursor over protobuf's wire format within one buffer.
-private struct WireScan {
-    let bytes: UnsafeBufferPointer<UInt8>
-    var index: Int
-    let end: Int
-
-    init(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) {
-        self.bytes = bytes
-        index = range.lowerBound
-        end = range.upperBound
+        return read == nil ? nil : output
     }
 
-    var hasMore: Bool { index < end }
-
-    /// A field's number and wire type; nil past the end or for field number 0.
-    mutating func tag() -> (field: UInt64, wireType: UInt64)? {
-        guard let key = varint(), key >> 3 != 0 else { return nil }
-        return (key >> 3, key & 7)
-    }
-
-    /// At most ten bytes, the tenth carrying only the top bit; nil otherwise.
-    mutating func varint() -> UInt64? {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while index < end {
-            let byte = bytes[index]
-            index += 1
-            if shift == 63 && byte > 1 { return nil }
-            value |= UInt64(byte & 0x7F) << shift
-            if byte < 0x80 { return value }
-            shift += 7
-            if shift > 63 { return nil }
+    /// Walks the fields of `bytes[range]`: `read` gets each one's number and wire type with
+    /// `index` at its value, reads it past, and returns false to decline the message. A field
+    /// seen twice is declined too (swift-protobuf keeps the last scalar but merges messages).
+    /// Returns the field numbers seen, as bits; nil when declined or cut short.
+    @inline(__always)
+    private static func eachFieldOnce(_ bytes: [UInt8], _ range: Range<Int>,
+                                      _ read: (_ field: UInt64, _ wireType: UInt64, _ index: inout Int) -> Bool) -> UInt32? {
+        var seen: UInt32 = 0
+        var index = range.lowerBound
+        while index < range.upperBound {
+            guard let tag = WireCodec.readVarint(bytes, at: &index, end: range.upperBound), case let field = tag >> 3,
+                  field != 0, field < 32, seen & (1 << field) == 0 else { return nil }
+            seen |= 1 << field
+            guard read(field, tag & 7, &index) else { return nil }
         }
-        return nil
+        return seen
     }
 
-    mutating func lengthDelimited() -> Range<Int>? {
-        guard let length = varint(), length <= UInt64(end - index) else { return nil }
-        let range = index..<(index + Int(length))
-        index = range.upperBound
-        return range
-    }
-
-    /// A length-delimited field as text; nil when it is not valid UTF-8.
-    mutating func string() -> String? {
-        guard let range = lengthDelimited() else { return nil }
-        let text = UnsafeBufferPointer(rebasing: bytes[range])
-        // ASCII (codes, ids, amounts' text) needs no validation beyond its top bits.
-        if text.allSatisfy({ $0 < 0x80 }) { return String(decoding: text, as: UTF8.self) }
-        return String(validating: text, as: UTF8.self)
+    /// A length-delimited field as text (`WireCodec.utf8`); nil when cut short or not UTF-8.
+    private static func string(_ bytes: [UInt8], _ index: inout Int, end: Int) -> String? {
+        guard let range = WireCodec.skipValue(bytes, wireType: 2, at: &index, end: end) else { return nil }
+        return WireCodec.utf8(bytes, range)
     }
 }
