@@ -101,6 +101,8 @@ public final class NodeShell {
     /// The sockets (bits by position in `sockets`) used in a way that can take the signal of
     /// what arrives next: a send, or a read stopped before the socket had nothing left.
     private var socketsTouched: UInt8 = 0
+    /// A message was sent on a socket since the last `flushHeld`.
+    private var hasHeldWrites = false
     /// This node's routing id as its parent's ROUTER knows it.
     let routingID: [UInt8]
 
@@ -217,6 +219,7 @@ public final class NodeShell {
         } else {
             // A restarted child takes its identity back (handover).
             let downstream = try NativeRouter(handover: true, maxMessageBytes: Int(WireCodec.maxMessageBytes))
+            downstream.holdsWrites = true   // the reactor writes a round's messages together (`flushHeld`)
             try bound { try downstream.bind(bindEndpoint) }
             handshakes = nil
             self.downstream = downstream
@@ -237,6 +240,7 @@ public final class NodeShell {
                 // Dialled by `connectToParent`, once every node of the process has bound its port.
                 let native = try NativeDealer(endpoint: parentEndpoint, routingID: routingID, redialMs: 100, immediate: true,
                                               maxMessageBytes: Int(WireCodec.maxMessageBytes), dialNow: false)
+                native.holdsWrites = true
                 parentLink = nil
                 (upstream, securedUpstream, nativeUpstream) = (native, nil, native)
             }
@@ -408,6 +412,15 @@ public final class NodeShell {
         links.flushTrace(logger: logger)
     }
 
+    /// Writes what this node's sockets held back since the last call: the reactor calls it
+    /// before each wait, so that a round's messages to one peer leave in one system call.
+    func flushHeld() {
+        guard hasHeldWrites else { return }
+        hasHeldWrites = false
+        upstream?.flushHeld()
+        downstream.flushHeld()
+    }
+
     /// The positions in `sockets` used since the last call, as bits.
     func takeSocketsTouched() -> UInt8 {
         defer { socketsTouched = 0 }
@@ -549,6 +562,7 @@ public final class NodeShell {
                 }
                 guard let upstream else { return false }
                 socketsTouched |= 0b10
+                hasHeldWrites = true
                 try upstream.send(message.frames, wait: false)
             case .downstream(let id):
                 if let child = localChildren[id] {
@@ -558,6 +572,7 @@ public final class NodeShell {
                     return true
                 }
                 socketsTouched |= 0b01
+                hasHeldWrites = true
                 try downstream.send([id] + message.frames, wait: false)
             }
             return true

@@ -63,6 +63,8 @@ public final class Reactor {
                 draining = true
                 for node in live { node.beginDraining(nowMs: now) }
             }
+            // What the last round (or the start) sent leaves now, one write per peer.
+            for node in live { node.flushHeld() }
             // Mail handed over in memory is served at once; the wait then only looks.
             let wake = live.contains(where: \.hasLocalMail) ? now : live.map(\.waitEndsMs).min() ?? now + pace.maxWaitMs
             let ready = try poller.wait(timeoutMs: Int(max(0, min(pace.maxWaitMs, wake - now))))

@@ -41,6 +41,10 @@ public final class NativeDealer: PolledSocket {
     public private(set) var handshakes = 0
     /// Connections lost (closed by the peer, reset, redialled) so far.
     public private(set) var connectionsLost = 0
+    /// With it, `send` only queues and `flushHeld` writes (see `NativeRouter.holdsWrites`).
+    public var holdsWrites = false
+    /// Whether `send` queued messages that `flushHeld` has not written yet.
+    public private(set) var hasHeldWrites = false
 
     private static let connectionTag: UInt64 = 1, timerTag: UInt64 = 2
 
@@ -84,6 +88,7 @@ public final class NativeDealer: PolledSocket {
     /// Closes the connection; nothing more is sent or received. Idempotent.
     public func close() {
         guard !isClosed else { return }
+        flushHeld()
         isClosed = true
         if let connection { Glibc.close(connection.fd) }
         if dialling >= 0 { Glibc.close(dialling) }
@@ -106,7 +111,14 @@ public final class NativeDealer: PolledSocket {
             return
         }
         connection.enqueue(frames)
-        flush(connection)
+        if holdsWrites { hasHeldWrites = true } else { flush(connection) }
+    }
+
+    /// Writes what `send` queued while `holdsWrites`.
+    public func flushHeld() {
+        guard hasHeldWrites else { return }
+        hasHeldWrites = false
+        if let connection { flush(connection) }
     }
 
     /// The next whole message received, or nil. Does the pending I/O first when none is queued.

@@ -32,6 +32,14 @@ public final class NativeRouter: PolledSocket {
     private var isClosed = false
     /// The last connection refused or lost, and why (for the owner's logs and the tests).
     public private(set) var lastProblem: String?
+    /// With it, `send` only queues, and `flushHeld` writes each connection's queue at once: a
+    /// reactor's round sends to a peer in one system call, not one a message. On loopback a
+    /// write also delivers to the reader, about 8 us of the sender's CPU each on this machine.
+    public var holdsWrites = false
+    /// Connections with messages queued since the last `flushHeld`.
+    private var held: [Int] = []
+    /// Whether `send` queued messages that `flushHeld` has not written yet.
+    public var hasHeldWrites: Bool { !held.isEmpty }
 
     private static let listenerTag: UInt64 = 0
 
@@ -48,6 +56,7 @@ public final class NativeRouter: PolledSocket {
     /// Closes the listener and every connection. Idempotent.
     public func close() {
         guard !isClosed else { return }
+        flushHeld()
         isClosed = true
         if listener >= 0 { Glibc.close(listener) }
         for connection in connections { if let connection { Glibc.close(connection.fd) } }
@@ -99,7 +108,15 @@ public final class NativeRouter: PolledSocket {
             throw ZeroMQError(code: EAGAIN, operation: "send: the peer has \(connection.unwrittenBytes) bytes it has not read")
         }
         connection.enqueue(Array(frames.dropFirst()))
-        flush(slot)
+        guard holdsWrites else { return flush(slot) }
+        if !held.contains(slot) { held.append(slot) }
+    }
+
+    /// Writes what `send` queued while `holdsWrites`.
+    public func flushHeld() {
+        guard !held.isEmpty else { return }
+        for slot in held { flush(slot) }
+        held.removeAll(keepingCapacity: true)
     }
 
     /// The next whole message from any peer, its routing id first, or nil.

@@ -10,6 +10,11 @@ public protocol PolledSocket: AnyObject {
     func receive(wait: Bool) throws(ZeroMQError) -> [[UInt8]]?
     /// Closes it; idempotent.
     func close()
+    /// Writes what `send` held back (see `NativeRouter.holdsWrites`).
+    func flushHeld()
 }
 
-extension Socket: PolledSocket {}
+extension Socket: PolledSocket {
+    /// libzmq's I/O thread writes; nothing is held here.
+    public func flushHeld() {}
+}

@@ -61,6 +61,38 @@ import ZeroMQ
         #expect(dealer.handshakes == 1)
     }
 
+    /// A reactor holds a round's messages and writes them together before it waits: held
+    /// messages stay queued until `flushHeld`, then arrive whole and in order both ways, and
+    /// what is held when a socket closes still leaves (a node stopping after its last turn).
+    @Test func heldWritesLeaveAtFlushInOrderAndOnClose() throws {
+        let router = try NativeRouter(handover: true)
+        router.holdsWrites = true
+        try router.bind("tcp://127.0.0.1:*")
+        let dealer = try NativeDealer(endpoint: router.lastEndpoint, routingID: Array("370200".utf8), immediate: true)
+        dealer.holdsWrites = true
+        #expect(try serve([router, dealer]) {
+            _ = try router.receive(wait: false)
+            _ = try dealer.receive(wait: false)
+            return dealer.isConnected && router.peerCount == 1
+        })
+        for index in 0..<100 { try dealer.send([Array("request \(index)".utf8)]) }
+        #expect(dealer.hasHeldWrites)
+        dealer.flushHeld()
+        #expect(!dealer.hasHeldWrites)
+        for index in 0..<100 {
+            #expect(try next(router, serving: [dealer]) == [Array("370200".utf8), Array("request \(index)".utf8)])
+        }
+        for index in 0..<100 { try router.send([Array("370200".utf8), Array("answer \(index)".utf8)]) }
+        #expect(router.hasHeldWrites)
+        router.flushHeld()
+        #expect(!router.hasHeldWrites)
+        for index in 0..<100 { #expect(try next(dealer, serving: [router]) == [Array("answer \(index)".utf8)]) }
+        try dealer.send([Array("the last".utf8)])
+        #expect(dealer.hasHeldWrites)
+        dealer.close()
+        #expect(try next(router) == [Array("370200".utf8), Array("the last".utf8)])
+    }
+
     @Test func sendingToNobodyFailsAsRouterMandatoryDoes() throws {
         let router = try NativeRouter(handover: true)
         try router.bind("tcp://127.0.0.1:*")
