@@ -272,6 +272,7 @@ public struct BenchReport: Codable, Sendable {
             row("cross-province settlements, \(result.packing.map { "\($0), " } ?? "")\(result.window) in flight",
                 String(format: "%9.0f /s   p50 %6.2f ms  p99 %6.2f ms  errors %d", result.perSecond, result.p50Ms, result.p99Ms, result.errors)
                 + (result.cpuUsPerSettlement.map { String(format: "  cluster CPU %.0f µs each", $0) } ?? "")
+                + (result.driverCPUUsPerSettlement.map { String(format: ", driver %.0f", $0) } ?? "")
                 + spread(result.samples))
             if let limited = result.errorCodes[ErrorCode.rateLimited.rawValue] {
                 lines.append("    \(limited) refused SN-E3007 by a county's per-connection limit: the harness's limit, not the network's")

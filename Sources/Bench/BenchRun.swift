@@ -77,7 +77,9 @@ public enum BenchRun {
             let cluster = Cluster(dataDirectory: dataDirectory, log: log)
             let (placed, record) = try cluster.upOnFreePorts(topology: topology, executable: options.executable, packing: packing,
                                                              preferOwn: networks.isEmpty)
-            let driver = try ClosedLoop(topology: placed)
+            // Native links: libzmq's I/O thread would be woken for every send and answer, on the
+            // cores the cluster is measured on (step 6 drives both its clusters through libzmq).
+            let driver = try ClosedLoop(topology: placed, native: true)
             let pids = Set(record.nodes.map(\.pid))
             driver.clusterCPUSeconds = { processCPUSeconds(pids) }
             networks.append(Network(packing: packing, topology: placed, cluster: cluster, dataDirectory: dataDirectory, driver: driver))
@@ -253,7 +255,10 @@ public enum BenchRun {
     /// plaintext cluster, the two taking turns so that machine noise falls on both alike.
     static func measureSecurityCost(_ plain: Network, options: Options,
                                     log: @escaping (String) -> Void) throws -> BenchReport.Security {
-        let topology = plain.topology, plaintext = plain.driver
+        let topology = plain.topology
+        // Through libzmq, as the secured loop must go (CURVE): the two are driven alike.
+        let plaintext = try ClosedLoop(topology: topology)
+        plaintext.clusterCPUSeconds = plain.driver.clusterCPUSeconds
         guard !topology.isSecured else {
             throw SettleNetError(.bench, "\(topology.file) is secured already: give bench the plaintext topology, it makes the secured twin itself")
         }

@@ -30,10 +30,15 @@ public final class ClosedLoop {
         /// CPU time the cluster's processes spent (user and system, every thread) per settlement
         /// answered in the measured window: steadier than a rate on a machine whose speed changes.
         public var cpuUsPerSettlement: Double?
+        /// CPU time this loop's own process spent (every thread, libzmq's included) per
+        /// settlement answered in the measured window: what the harness took from the cores
+        /// the cluster runs on.
+        public var driverCPUUsPerSettlement: Double?
 
         enum CodingKeys: String, CodingKey {
             case window, seconds, succeeded, errors, samples, packing
             case cpuUsPerSettlement = "cluster_cpu_us_per_settlement"
+            case driverCPUUsPerSettlement = "driver_cpu_us_per_settlement"
             case perSecond = "per_s"
             case p50Ms = "p50_ms"
             case p99Ms = "p99_ms"
@@ -48,11 +53,15 @@ public final class ClosedLoop {
     private let links: HospitalLinks
     private var sequences = InstitutionSequences()
 
-    /// `hospitalKeys`: the institutions' keys, on a secured topology.
-    public init(topology: Topology, hospitalKeys: HospitalKeys? = nil) throws {
+    /// `hospitalKeys`: the institutions' keys, on a secured topology. `native`: plaintext links
+    /// speak ZMTP on this thread (`NativeDealer`) instead of through libzmq, whose I/O thread is
+    /// woken for every send and every answer: CPU the harness would take from the cluster it
+    /// measures. Secured links are always libzmq's (CURVE).
+    public init(topology: Topology, hospitalKeys: HospitalKeys? = nil, native: Bool = false) throws {
         self.topology = topology
         context = try Context(maxSockets: Int32(max(1_023, HospitalLinks.socketCount(topology, secured: true) + 64)))
-        links = try HospitalLinks(context: context, topology: topology, keys: hospitalKeys, perInstitution: true) { socket in
+        links = try HospitalLinks(context: context, topology: topology, keys: hospitalKeys, perInstitution: true,
+                                  native: native) { socket in
             try socket.setLinger(milliseconds: 0)
             try socket.setSendHighWaterMark(1_000_000)
             try socket.setReceiveHighWaterMark(1_000_000)
@@ -111,6 +120,7 @@ public final class ClosedLoop {
         let warmUpEnds = monotonicUs() + 1_000_000
         var startedUs: Int64 = 0, now: Int64 = 0
         var cpuAtStart: Double?, cpuAtEnd: Double?
+        var ownAtStart = 0.0, ownAtEnd = 0.0
         var lastAnswerUs = monotonicUs()
         measuring: while true {
             let readable = try links.poller.wait(timeoutMs: 1_000)
@@ -124,6 +134,7 @@ public final class ClosedLoop {
                     if startedUs == 0 && now >= warmUpEnds {
                         startedUs = now
                         cpuAtStart = clusterCPUSeconds?()
+                        ownAtStart = ownCPUSeconds()
                     }
                     // Counted before the warm-up check: the caller's totals include warm-up answers.
                     let units = response.infcode == 0 ? records(response) : 0
@@ -138,6 +149,7 @@ public final class ClosedLoop {
                     }
                     if startedUs > 0 && Double(now - startedUs) / 1e6 >= seconds {
                         cpuAtEnd = clusterCPUSeconds?()
+                        ownAtEnd = ownCPUSeconds()
                         break measuring
                     }
                     try send()
@@ -163,6 +175,14 @@ public final class ClosedLoop {
                             p50Ms: Double(latency.valueAtPercentile(50)) / 1000, p99Ms: Double(latency.valueAtPercentile(99)) / 1000,
                             errorCodes: errorCodes)
         if let cpuAtStart, let cpuAtEnd, succeeded > 0 { result.cpuUsPerSettlement = (cpuAtEnd - cpuAtStart) * 1e6 / Double(succeeded) }
+        if succeeded > 0 { result.driverCPUUsPerSettlement = (ownAtEnd - ownAtStart) * 1e6 / Double(succeeded) }
         return result
+    }
+
+    /// This process's CPU seconds so far, every thread.
+    private func ownCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 }
