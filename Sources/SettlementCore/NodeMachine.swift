@@ -308,7 +308,8 @@ public struct NodeMachine: Sendable {
         childIDs = Dictionary(uniqueKeysWithValues: config.routing.nodeIDs
             .filter { config.routing.parent(of: $0) == config.id }
             .map { (Array($0.value.utf8), $0) })
-        if config.routing.parent(of: config.id) == nil { signNo = "ROOT" + config.id.value }
+        parentID = config.routing.parent(of: config.id)?.value
+        if parentID == nil { signNo = "ROOT" + config.id.value }
         catalog = config.nationalCatalog
     }
 
@@ -318,6 +319,8 @@ public struct NodeMachine: Sendable {
     public var pendingCount: Int { pending.count }
     /// This node's children by the routing id they present on its ROUTER (their code's bytes).
     private let childIDs: [[UInt8]: DivisionCode]
+    /// The parent's node id, looked up once: every message sent up asks for it.
+    private let parentID: String?
 
     // MARK: Events
 
@@ -367,7 +370,7 @@ public struct NodeMachine: Sendable {
     /// child until each signs in again (and `cluster restart` waits for that); on the first
     /// connection it saves waiting for the retry after a sign-in that found no link yet.
     public mutating func parentLinkUp(nowMs: Int64) -> [Directive] {
-        guard config.routing.parent(of: config.id) != nil, !isDraining else { return [] }
+        guard parentID != nil, !isDraining else { return [] }
         return [makeSignIn(nowMs: nowMs)]
     }
 
@@ -554,7 +557,7 @@ public struct NodeMachine: Sendable {
     /// The node id behind a peer, if it is a node (not a hospital).
     public func nodeID(of peer: Peer) -> String? {
         switch peer {
-        case .parent: return config.routing.parent(of: config.id)?.value
+        case .parent: return parentID
         case .downstream(let id): return childIDs[id]?.value
         }
     }
@@ -701,7 +704,7 @@ public struct NodeMachine: Sendable {
     /// up carries no records of its own.
     public mutating func forwardUpload(_ request: WireRequest, passing: Int, received: Int32,
                                        rejects: [UploadReject], replyTo peer: Peer, receivedAtMs: Int64, nowMs: Int64) -> [Directive] {
-        if passing == 0 || config.routing.parent(of: config.id) == nil {
+        if passing == 0 || parentID == nil {
             var response = success(requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
             response.output = .upload(Self.output(received: received, accepted: 0, rejects: rejects))
             return [.answer(response, to: peer, record: nil)]
@@ -769,7 +772,7 @@ public struct NodeMachine: Sendable {
     /// At most one redial per `signInsBeforeRedial` sign-in retries: a parent that is merely
     /// not up yet is dialled again slowly, and a new connection gets time to come up.
     private mutating func redial(_ reason: String, nowMs: Int64) -> [Directive] {
-        guard !isStopping, config.routing.parent(of: config.id) != nil,
+        guard !isStopping, parentID != nil,
               lastRedialMs.map({ nowMs - $0 >= Int64(config.signInsBeforeRedial) * config.signInRetryMs }) ?? true
         else { return [] }
         lastRedialMs = nowMs

@@ -4,6 +4,15 @@ import SwiftProtobuf
 import Testing
 
 @Suite struct WireCodecTests {
+    /// Every code reads back as its case, and nothing else reads as a code.
+    @Test func transactionCodesReadExactly() {
+        for code in TransactionCode.allCases { #expect(TransactionCode(rawValue: code.rawValue) == code) }
+        #expect(Set(TransactionCode.allCases.map(\.rawValue)).count == TransactionCode.allCases.count)
+        for text in ["", "2206", "22070", "207", " 2207", "2207 ", "２２０７", "9999", "4101\u{0}"] {
+            #expect(TransactionCode(rawValue: text) == nil, "\(text.debugDescription)")
+        }
+    }
+
     static func settlementRequest(budgetMs: Int32) -> WireRequest {
         var request = WireRequest()
         request.infno = "2207"
