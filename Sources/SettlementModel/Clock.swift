@@ -25,11 +25,9 @@ public struct CivilTime: Equatable, Sendable {
     }
 
     /// yyyyMMddHHmmss
-    public var compact: String { ZeroPadded.string(dateAndTime) }
+    public var compact: String { digits(prefix: "", tail: 0, tailWidth: 0) }
     /// yyyyMMddHHmmssSSS (refmsg_time, respond_time)
-    public var compactMillis: String {
-        ZeroPadded.string(dateAndTime + [(0, millisecond, 3)])
-    }
+    public var compactMillis: String { digits(prefix: "", tail: millisecond, tailWidth: 3) }
     /// yyyy-MM-dd HH:mm:ss (inf_time, setl_time)
     public var readable: String {
         ZeroPadded.string([(0, year, 4), (UInt8(ascii: "-"), month, 2), (UInt8(ascii: "-"), day, 2), (UInt8(ascii: " "), hour, 2),
@@ -38,7 +36,39 @@ public struct CivilTime: Equatable, Sendable {
 
     /// `prefix` + yyyyMMddHHmmss + `serial` in `width` digits (msgids), in one string.
     func compact(prefix: String, serial: Int, width: Int) -> String {
-        ZeroPadded.string(prefix: prefix, dateAndTime + [(0, serial, width)])
+        digits(prefix: prefix, tail: serial, tailWidth: width)
+    }
+
+    /// `prefix` + yyyyMMddHHmmss + `tail` in `tailWidth` digits, written straight into the
+    /// string: every answer carries three such strings, and building them from a list of fields
+    /// cost two arrays each. A field out of its width goes the general way (`ZeroPadded`).
+    private func digits(prefix: String, tail: Int, tailWidth: Int) -> String {
+        guard (0...9999).contains(year), tail >= 0, tailWidth <= 18, tail < ZeroPadded.power(of: tailWidth) else {
+            var fields = dateAndTime
+            if tailWidth > 0 { fields.append((separator: 0, value: tail, width: tailWidth)) }
+            return ZeroPadded.string(prefix: prefix, fields)
+        }
+        var prefix = prefix
+        return prefix.withUTF8 { head in
+            String(unsafeUninitializedCapacity: head.count + 14 + tailWidth) { buffer in
+                var index = 0
+                for byte in head {
+                    buffer[index] = byte
+                    index += 1
+                }
+                func put(_ value: Int, _ width: Int) {
+                    var rest = value
+                    for position in stride(from: index + width - 1, through: index, by: -1) {
+                        buffer[position] = UInt8(truncatingIfNeeded: 48 + rest % 10)
+                        rest /= 10
+                    }
+                    index += width
+                }
+                put(year, 4); put(month, 2); put(day, 2); put(hour, 2); put(minute, 2); put(second, 2)
+                if tailWidth > 0 { put(tail, tailWidth) }
+                return index
+            }
+        }
     }
 
     /// yyyy MM dd HH mm ss, no separators.

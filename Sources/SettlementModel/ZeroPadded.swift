@@ -48,7 +48,7 @@ public struct ZeroPadded {
         index += width
     }
 
-    private static func power(of width: Int) -> Int {
+    static func power(of width: Int) -> Int {
         var power = 1
         for _ in 0..<min(width, 18) { power *= 10 }
         return power

@@ -90,6 +90,31 @@ import Testing
         #expect(SyntheticPopulation(county: code("410102"), size: 10).psnNo(7) == "41010200000000000007")
     }
 
+    /// The compact times and msgids, written straight into their strings, read as the same
+    /// fields padded one by one, over instants from 1970 to beyond the year 9999.
+    @Test func compactTimesReadAsTheirFieldsPadded() {
+        func padded(_ value: Int, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        var generator = SystemRandomNumberGenerator()
+        let instants: [Int64] = [0, 1, 999, 1_669_075_200_123, 253_402_271_999_999, 253_402_272_000_000, 400_000_000_000_000]
+            + (0..<2_000).map { _ in Int64.random(in: 0...4_102_444_800_000, using: &generator) }
+        for unixMs in instants {
+            let time = CivilTime(unixMs: unixMs)
+            let date = padded(time.year, 4) + padded(time.month, 2) + padded(time.day, 2)
+                + padded(time.hour, 2) + padded(time.minute, 2) + padded(time.second, 2)
+            #expect(time.compact == date, "\(unixMs)")
+            #expect(time.compactMillis == date + padded(time.millisecond, 3), "\(unixMs)")
+            let sequence = Int.random(in: 0...99_999, using: &generator)
+            #expect(MessageID.request(institution: "H37021100001", unixMs: unixMs, sequence: sequence)
+                    == "H37021100001" + date + padded(sequence % 10_000, 4), "\(unixMs)")
+            let serial = UInt64.random(in: 0...UInt64.max, using: &generator)
+            #expect(MessageID.response(division: "410102", unixMs: unixMs, serial: serial)
+                    == "410102" + date + padded(Int(serial % 10_000_000_000), 10), "\(unixMs)")
+        }
+    }
+
     /// Zero-padded fields written in one buffer read as they would padded field by field.
     @Test func zeroPaddedFieldsReadAsPaddedOneByOne() {
         for value in [0, 7, 42, 999, 1_000, 12_345] {
