@@ -8,7 +8,9 @@ import SettlementModel
 /// Whatever the machine changed beyond the budget is encoded as usual: what is sent is always
 /// the message the machine decided on.
 struct PassThrough {
-    private var requests: [String: (request: WireRequest, body: [UInt8])] = [:]
+    /// Each request with the budget it came with (its `request.budgetMs` is set to what is
+    /// compared with it: see `body(of:)`).
+    private var requests: [String: (request: WireRequest, body: [UInt8], budgetMs: Int32)] = [:]
     private var responses: [String: (response: WireResponse, body: [UInt8])] = [:]
     /// Messages sent as received since the node started (in the status file).
     private(set) var passed: Int64 = 0
@@ -24,7 +26,7 @@ struct PassThrough {
         // An upload batch goes on with only the records that passed, and comparing one of
         // thousands of records costs more than encoding it: never sent as received.
         guard body.count <= Self.largestKept else { return }
-        requests[request.msgid] = (request, body)
+        requests[request.msgid] = (request, body, request.budgetMs)
     }
 
     mutating func received(_ response: WireResponse, body: [UInt8]) {
@@ -66,17 +68,17 @@ struct PassThrough {
 
     /// The body of `request` if it is one received this turn with at most its budget changed.
     mutating func body(of request: WireRequest) -> [UInt8]? {
-        guard let kept = requests[request.msgid] else { return nil }
-        if request.budgetMs == kept.request.budgetMs {
-            guard request == kept.request else { return nil }
+        guard let index = requests.index(forKey: request.msgid) else { return nil }
+        // The kept copy takes the budget compared with, in place: it is usually the only one
+        // left, and a copy of the request with the old budget set cost as much as comparing.
+        requests.values[index].request.budgetMs = request.budgetMs
+        let kept = requests.values[index]
+        guard request == kept.request else { return nil }
+        if request.budgetMs == kept.budgetMs {
             passed += 1
             return kept.body
         }
-        var unbudgeted = request
-        unbudgeted.budgetMs = kept.request.budgetMs
-        guard unbudgeted == kept.request, let body = WireCodec.replacingBudget(in: kept.body, with: request.budgetMs) else {
-            return nil
-        }
+        guard let body = WireCodec.replacingBudget(in: kept.body, with: request.budgetMs) else { return nil }
         passed += 1
         return body
     }
