@@ -573,7 +573,7 @@ public final class NodeShell {
                 }
                 socketsTouched |= 0b01
                 hasHeldWrites = true
-                try downstream.send([id] + message.frames, wait: false)
+                try downstream.send(to: id, message.frames, wait: false)
             }
             return true
         } catch {

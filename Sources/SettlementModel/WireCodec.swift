@@ -64,8 +64,7 @@ public enum WireCodec {
     /// eight bytes a step; a relay checks and seals every message it passes. Hospitals' messages
     /// have three frames and no checksum.
     public static func checksum(kind: [UInt8], body: [UInt8]) -> [UInt8] {
-        let hash = checksumValue(kind: kind, body: body)
-        return (0..<8).map { UInt8(truncatingIfNeeded: hash >> (8 * $0)) }
+        withUnsafeBytes(of: checksumValue(kind: kind, body: body).littleEndian, Array.init)
     }
 
     static func checksumValue(kind: [UInt8], body: [UInt8]) -> UInt64 {
@@ -84,7 +83,9 @@ public enum WireCodec {
     /// The three frames of a message with the checksum frame added.
     public static func sealed(_ frames: [[UInt8]]) -> [[UInt8]] {
         guard frames.count == 3 else { return frames }
-        return frames + [checksum(kind: frames[1], body: frames[2])]
+        var sealed = frames
+        sealed.append(checksum(kind: frames[1], body: frames[2]))
+        return sealed
     }
 
     /// A node's message checked and its checksum frame removed: nil when the checksum does not

@@ -110,7 +110,7 @@ public final class NativeDealer: PolledSocket {
             waitingEnds.append(waiting.count)
             return
         }
-        connection.enqueue(frames)
+        connection.enqueue(frames[...])
         if holdsWrites { hasHeldWrites = true } else { flush(connection) }
     }
 

@@ -101,13 +101,23 @@ public final class NativeRouter: PolledSocket {
     /// Sends `frames` minus the first to the peer the first names. Never blocks.
     public func send(_ frames: [[UInt8]], wait: Bool = true) throws(ZeroMQError) {
         precondition(frames.count >= 2, "a ROUTER's message names its peer, then carries at least one frame")
-        guard let slot = slotOf[frames[0]], let connection = connections[slot] else {
+        try send(to: frames[0], frames.dropFirst())
+    }
+
+    /// Sends `frames` to the peer `routingID` names, without a message that begins with it.
+    public func send(to routingID: [UInt8], _ frames: [[UInt8]], wait: Bool = true) throws(ZeroMQError) {
+        precondition(!frames.isEmpty, "a ZeroMQ message has at least one frame")
+        try send(to: routingID, frames[...])
+    }
+
+    private func send(to routingID: [UInt8], _ frames: ArraySlice<[UInt8]>) throws(ZeroMQError) {
+        guard let slot = slotOf[routingID], let connection = connections[slot] else {
             throw ZeroMQError(code: EHOSTUNREACH, operation: "send: no peer with that routing id")
         }
         guard connection.unwrittenBytes < sendLimitBytes else {
             throw ZeroMQError(code: EAGAIN, operation: "send: the peer has \(connection.unwrittenBytes) bytes it has not read")
         }
-        connection.enqueue(Array(frames.dropFirst()))
+        connection.enqueue(frames)
         guard holdsWrites else { return flush(slot) }
         if !held.contains(slot) { held.append(slot) }
     }

@@ -12,6 +12,14 @@ public protocol PolledSocket: AnyObject {
     func close()
     /// Writes what `send` held back (see `NativeRouter.holdsWrites`).
     func flushHeld()
+    /// A ROUTER's send to the peer `routingID` names (`send([routingID] + frames)`).
+    func send(to routingID: [UInt8], _ frames: [[UInt8]], wait: Bool) throws(ZeroMQError)
+}
+
+extension PolledSocket {
+    public func send(to routingID: [UInt8], _ frames: [[UInt8]], wait: Bool) throws(ZeroMQError) {
+        try send([routingID] + frames, wait: wait)
+    }
 }
 
 extension Socket: PolledSocket {

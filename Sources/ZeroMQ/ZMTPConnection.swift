@@ -44,7 +44,7 @@ final class ZMTPConnection {
     var unwrittenBytes: Int { outgoing.count - written }
 
     /// Queues one message (written once the handshake is through).
-    func enqueue(_ frames: [[UInt8]]) {
+    func enqueue(_ frames: ArraySlice<[UInt8]>) {
         ZMTPWire.appendMessage(frames, to: &outgoing)
         messageEnds.append(outgoing.count)
     }

@@ -86,9 +86,15 @@ public enum ZMTPWire {
 
     /// Appends one message of `frames` to `out`.
     public static func appendMessage(_ frames: [[UInt8]], to out: inout [UInt8]) {
-        for (index, frame) in frames.enumerated() {
-            appendHeader(flags: index < frames.count - 1 ? more : 0, size: frame.count, to: &out)
-            out.append(contentsOf: frame)
+        appendMessage(frames[...], to: &out)
+    }
+
+    /// `appendMessage` of frames in place (a ROUTER's message without its routing id).
+    public static func appendMessage(_ frames: ArraySlice<[UInt8]>, to out: inout [UInt8]) {
+        let last = frames.endIndex - 1
+        for index in frames.indices {
+            appendHeader(flags: index < last ? more : 0, size: frames[index].count, to: &out)
+            out.append(contentsOf: frames[index])
         }
     }
 

@@ -82,7 +82,14 @@ import ZeroMQ
         for index in 0..<100 {
             #expect(try next(router, serving: [dealer]) == [Array("370200".utf8), Array("request \(index)".utf8)])
         }
-        for index in 0..<100 { try router.send([Array("370200".utf8), Array("answer \(index)".utf8)]) }
+        for index in 0..<100 {
+            // Both ways of naming the peer: in the message's first frame, or beside the message.
+            if index.isMultiple(of: 2) {
+                try router.send([Array("370200".utf8), Array("answer \(index)".utf8)])
+            } else {
+                try router.send(to: Array("370200".utf8), [Array("answer \(index)".utf8)])
+            }
+        }
         #expect(router.hasHeldWrites)
         router.flushHeld()
         #expect(!router.hasHeldWrites)
