@@ -166,7 +166,8 @@ public final class NativeRouter: PolledSocket {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             setNoDelay(fd)
             let connection = ZMTPConnection(fd: fd, socketType: "ROUTER", routingID: [],
-                                            acceptedPeerTypes: ["DEALER", "REQ", "ROUTER"], maxFrameBytes: maxFrameBytes)
+                                            acceptedPeerTypes: ["DEALER", "REQ", "ROUTER"], maxFrameBytes: maxFrameBytes,
+                                            leadingSlot: true)
             let slot: Int
             if let free = freeSlots.popLast() {
                 slot = free
@@ -190,7 +191,10 @@ public final class NativeRouter: PolledSocket {
         connection.readAvailable(into: scratch) { message in
             guard refused == nil else { return }
             if routingIDs[slot] == nil { refused = identify(slot, connection) }
-            if let id = routingIDs[slot] { received.append([id] + message) }
+            if let id = routingIDs[slot] {
+                message[0] = id   // the place the connection left for it (`leadingSlot`)
+                received.append(message)
+            }
         }
         if refused == nil, connection.isReady, routingIDs[slot] == nil { refused = identify(slot, connection) }
         if let refused { return drop(slot, refused) }

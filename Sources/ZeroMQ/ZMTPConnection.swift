@@ -26,14 +26,21 @@ final class ZMTPConnection {
     private var handshakeEnd: Int
     private var incoming: [UInt8] = []
     private var parsed = 0
+    /// The message being read: its frames so far, after the routing id's place when
+    /// `leadingSlot`.
     private var partial: [[UInt8]] = []
     private var partialBytes = 0
+    /// Each message delivered begins with one empty frame for the owner to fill in place (a
+    /// ROUTER's peer id), so that naming the sender costs no copy of the message.
+    let leadingSlot: Bool
     /// A message may have at most this many frames: a peer must not grow one without end by
     /// setting MORE on every frame (its bytes are bounded by `maxFrameBytes`, as one frame's).
     static let maxFramesPerMessage = 64
 
-    init(fd: Int32, socketType: String, routingID: [UInt8], acceptedPeerTypes: Set<String>, maxFrameBytes: Int) {
+    init(fd: Int32, socketType: String, routingID: [UInt8], acceptedPeerTypes: Set<String>, maxFrameBytes: Int,
+         leadingSlot: Bool = false) {
         self.fd = fd
+        self.leadingSlot = leadingSlot
         self.acceptedPeerTypes = acceptedPeerTypes
         self.maxFrameBytes = maxFrameBytes
         outgoing = ZMTPWire.greeting() + ZMTPWire.ready(socketType: socketType, routingID: routingID)
@@ -97,8 +104,8 @@ final class ZMTPConnection {
     }
 
     /// Reads until the connection has nothing more (or fails), handing each whole message to
-    /// `deliver`. `scratch`: the owner's read buffer.
-    func readAvailable(into scratch: UnsafeMutableRawBufferPointer, deliver: ([[UInt8]]) -> Void) {
+    /// `deliver` (which may change it in place, and keep it). `scratch`: the owner's read buffer.
+    func readAvailable(into scratch: UnsafeMutableRawBufferPointer, deliver: (inout [[UInt8]]) -> Void) {
         while problem == nil {
             let count = read(fd, scratch.baseAddress!, scratch.count)
             if count > 0 {
@@ -118,7 +125,8 @@ final class ZMTPConnection {
         if problem == nil { problem = text }
     }
 
-    private func parse(_ deliver: ([[UInt8]]) -> Void) {
+    private func parse(_ deliver: (inout [[UInt8]]) -> Void) {
+        let slots = leadingSlot ? 1 : 0
         do {
             while problem == nil {
                 let rest = incoming[parsed...]
@@ -134,13 +142,18 @@ final class ZMTPConnection {
                 if frame.isCommand {
                     try command(incoming[frame.body])
                 } else if isReady {
+                    if partial.isEmpty {
+                        // A node's messages have three or four frames: one allocation each.
+                        partial.reserveCapacity(slots + 4)
+                        if slots > 0 { partial.append([]) }
+                    }
                     partialBytes += frame.body.count
-                    guard partialBytes <= maxFrameBytes, partial.count < Self.maxFramesPerMessage else {
-                        throw ZMTPWire.Problem.messageTooLarge(frames: partial.count + 1, bytes: partialBytes)
+                    guard partialBytes <= maxFrameBytes, partial.count - slots < Self.maxFramesPerMessage else {
+                        throw ZMTPWire.Problem.messageTooLarge(frames: partial.count - slots + 1, bytes: partialBytes)
                     }
                     partial.append(Array(incoming[frame.body]))
                     if !frame.hasMore {
-                        deliver(partial)
+                        deliver(&partial)
                         partial = []
                         partialBytes = 0
                     }
