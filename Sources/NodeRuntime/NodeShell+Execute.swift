@@ -51,6 +51,8 @@ extension NodeShell {
             }
         }
         guard !work.isEmpty else { return }
+        // Syncing on this thread, the forwards leave before the sync, not held behind it.
+        if committer == nil { flushHeld() }
         var round = RoundInCommit(work: work, deskBefore: desk)
         round.outgoing.reserveCapacity(work.count)
         do {
