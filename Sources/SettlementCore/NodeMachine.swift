@@ -287,7 +287,12 @@ public struct NodeMachine: Sendable {
     public private(set) var signNo: String?
     public private(set) var signedInChildren: Set<DivisionCode> = []
     public private(set) var isDraining = false
-    public private(set) var catalog: Catalog?
+    public private(set) var catalog: Catalog? {
+        didSet { holdsCatalog = catalog != nil }
+    }
+    /// Whether `catalog` is set, asked on every turn: comparing the optional with nil copied
+    /// the whole catalog each time.
+    private var holdsCatalog = false
     /// Settlements in doubt at this origin county, by msgid.
     public private(set) var resolutions: [String: Resolution] = [:]
     /// Settlements this origin county resolved: the hospital asking again gets the final answer.
@@ -311,11 +316,12 @@ public struct NodeMachine: Sendable {
         parentID = config.routing.parent(of: config.id)?.value
         if parentID == nil { signNo = "ROOT" + config.id.value }
         catalog = config.nationalCatalog
+        holdsCatalog = catalog != nil   // didSet does not run in init
     }
 
     public var isSignedIn: Bool { signNo != nil }
     /// Signed in and holding the catalog: ready for settlements and uploads.
-    public var isReady: Bool { signNo != nil && catalog != nil }
+    public var isReady: Bool { signNo != nil && holdsCatalog }
     public var pendingCount: Int { pending.count }
     /// This node's children by the routing id they present on its ROUTER (their code's bytes).
     private let childIDs: [[UInt8]: DivisionCode]
@@ -333,26 +339,29 @@ public struct NodeMachine: Sendable {
             }
             directives.append(makeSignIn(nowMs: nowMs))
         }
-        if signNo != nil, catalog == nil, lastCatalogRequestMs.map({ nowMs - $0 >= config.signInRetryMs }) ?? true {
+        if signNo != nil, !holdsCatalog, lastCatalogRequestMs.map({ nowMs - $0 >= config.signInRetryMs }) ?? true {
             directives.append(makeCatalogRequest(nowMs: nowMs))
         }
-        let expired = nowMs >= earliestDeadlineMs ? pending.filter { $0.value.deadlineMs <= nowMs } : [:]
+        // Every turn ticks: what follows is skipped unless a deadline has come.
         if nowMs >= earliestDeadlineMs {
+            let expired = pending.filter { $0.value.deadlineMs <= nowMs }
             earliestDeadlineMs = pending.values.lazy.filter { $0.deadlineMs > nowMs }.map(\.deadlineMs).min() ?? .max
-        }
-        if let silent = expired.values.first(where: { $0.forwardedTo == .parent && $0.receivedAtMs > lastHeardFromParentMs }) {
-            directives += redial("request \(silent.meta.msgid) timed out and nothing came from the parent since it went up", nowMs: nowMs)
-        }
-        for (msgid, entry) in expired.sorted(by: { $0.key < $1.key }) {
-            pending[msgid] = nil
-            let response = error(.timeout, detail: "node \(config.id) waited \(entry.deadlineMs - entry.receivedAtMs) ms",
-                                 requestMsgid: msgid, receivedAtMs: entry.receivedAtMs, nowMs: nowMs)
-            directives += finish(entry, with: response, nowMs: nowMs)
+            if let silent = expired.values.first(where: { $0.forwardedTo == .parent && $0.receivedAtMs > lastHeardFromParentMs }) {
+                directives += redial("request \(silent.meta.msgid) timed out and nothing came from the parent since it went up", nowMs: nowMs)
+            }
+            for (msgid, entry) in expired.sorted(by: { $0.key < $1.key }) {
+                pending[msgid] = nil
+                let response = error(.timeout, detail: "node \(config.id) waited \(entry.deadlineMs - entry.receivedAtMs) ms",
+                                     requestMsgid: msgid, receivedAtMs: entry.receivedAtMs, nowMs: nowMs)
+                directives += finish(entry, with: response, nowMs: nowMs)
+            }
         }
         // Not before sign-in: right after a restart the parent link is not up yet, and a
         // correction that cannot be handed off would wait out the longest backoff.
-        for msgid in resolutions.filter({ $0.value.nextAttemptMs <= nowMs }).keys.sorted() where signNo != nil {
-            directives += sendCorrection(for: msgid, nowMs: nowMs)
+        if signNo != nil && !resolutions.isEmpty {
+            for msgid in resolutions.filter({ $0.value.nextAttemptMs <= nowMs }).keys.sorted() {
+                directives += sendCorrection(for: msgid, nowMs: nowMs)
+            }
         }
         return directives
     }
@@ -360,9 +369,11 @@ public struct NodeMachine: Sendable {
     /// The earliest time `tick` has something to do, so the shell can sleep until then.
     public func nextDeadlineMs(nowMs: Int64) -> Int64 {
         var next = earliestDeadlineMs == .max ? nowMs + 1_000 : earliestDeadlineMs
-        if signNo != nil, let due = resolutions.values.lazy.map(\.nextAttemptMs).min() { next = min(next, due) }
+        if signNo != nil, !resolutions.isEmpty, let due = resolutions.values.lazy.map({ $0.nextAttemptMs }).min() {
+            next = min(next, due)
+        }
         if signNo == nil { next = min(next, lastSignInSentMs.map { $0 + config.signInRetryMs } ?? nowMs) }
-        if signNo != nil && catalog == nil { next = min(next, lastCatalogRequestMs.map { $0 + config.signInRetryMs } ?? nowMs) }
+        if signNo != nil && !holdsCatalog { next = min(next, lastCatalogRequestMs.map { $0 + config.signInRetryMs } ?? nowMs) }
         return next
     }
 
@@ -402,7 +413,7 @@ public struct NodeMachine: Sendable {
                                   receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
         }
         if code == .upload {
-            guard catalog != nil else {
+            guard holdsCatalog else {
                 return [.answer(error(.catalogNotLoaded, detail: "node \(config.id)", requestMsgid: request.msgid,
                                       receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)]
             }
