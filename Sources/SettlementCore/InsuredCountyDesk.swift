@@ -75,8 +75,7 @@ public struct InsuredCountyDesk: Sendable {
         switch InsuredCounty.settle(input, code: code, isLocal: role == .local, person: try store.person(input.psnNo), policy: policy) {
         case .settled(let split, let after):
             settlementSerial += 1
-            let serial = String(settlementSerial)
-            let setlID = county.value + String(repeating: "0", count: max(0, 14 - serial.count)) + serial
+            let setlID = ZeroPadded.string(prefix: county.value, [(0, Int(settlementSerial), 14)])
             var response = responses.success(requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
             response.output = .settlement(InsuredCounty.output(split, input: input, person: after, setlID: setlID,
                                                                insured: county, nowMs: nowMs))
