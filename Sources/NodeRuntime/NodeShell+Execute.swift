@@ -56,8 +56,7 @@ extension NodeShell {
         var round = RoundInCommit(work: work, deskBefore: desk)
         round.outgoing.reserveCapacity(work.count)
         do {
-            try ledger.begin { tx in try record(work, into: &round, tx: tx) }
-            try ledger.commitOpenTransaction()
+            try ledger.transaction { tx in try record(work, into: &round, tx: tx) }
         } catch {
             try finish(round, failure: error)   // rolled back: nothing of it was recorded
             return

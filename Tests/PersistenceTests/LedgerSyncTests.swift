@@ -35,7 +35,7 @@ import Testing
         // Rounds as a node syncing on its own thread records them: commit, then `sync()`, which
         // checkpoints when the log asks (a sync thread calls `syncLog()` and `checkpointIfDue()`).
         for round in 0..<rounds {
-            try ledger.begin { tx in
+            try ledger.transaction { tx in
                 for index in 0..<perRound {
                     // Msgids apart: the factory's 4-digit sequence would wrap within one instant.
                     let request = factory.settlement(psnNo: "41010200000000000001", insured: DivisionCode("410102")!,
@@ -44,7 +44,6 @@ import Testing
                     try tx.recordTransit(TransitRecord(inFlight: RequestMeta(request), nowMs: Int64(round)))
                 }
             }
-            try ledger.commitOpenTransaction()
             if ledger.wantsCheckpoint { checkpoints += 1 }
             try ledger.sync()
             let size = try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? UInt64 ?? 0

@@ -90,9 +90,9 @@ import Testing
             try tx.recordTransit(TransitRecord(request: RequestMeta(request(msgid: "M2")), response: settledAnswer(setlID: "S2"),
                                                role: .relay, nowMs: 3))
         }
-        // Likewise for a round left open for a commit thread (`begin`).
+        // Likewise for a node's round (`transaction`).
         #expect(throws: Boom.self) {
-            try ledger.begin { tx in
+            try ledger.transaction { tx in
                 try tx.recordTransit(TransitRecord(inFlight: RequestMeta(request(msgid: "M3")), nowMs: 3))
                 throw Boom()
             }
