@@ -30,8 +30,8 @@ public final class ClosedLoop {
         /// CPU time the cluster's processes spent (user and system, every thread) per settlement
         /// answered in the measured window: steadier than a rate on a machine whose speed changes.
         public var cpuUsPerSettlement: Double?
-        /// CPU time this loop's own process spent (every thread, libzmq's included) per
-        /// settlement answered in the measured window: what the harness took from the cores
+        /// CPU time this loop spent (its thread and libzmq's I/O threads) per settlement
+        /// answered in the measured window: what the harness took from the cores
         /// the cluster runs on.
         public var driverCPUUsPerSettlement: Double?
 
@@ -120,7 +120,7 @@ public final class ClosedLoop {
         let warmUpEnds = monotonicUs() + 1_000_000
         var startedUs: Int64 = 0, now: Int64 = 0
         var cpuAtStart: Double?, cpuAtEnd: Double?
-        var ownAtStart = 0.0, ownAtEnd = 0.0
+        var ownAtStart: Int64 = 0, ownAtEnd: Int64 = 0
         var lastAnswerUs = monotonicUs()
         measuring: while true {
             let readable = try links.poller.wait(timeoutMs: 1_000)
@@ -134,7 +134,7 @@ public final class ClosedLoop {
                     if startedUs == 0 && now >= warmUpEnds {
                         startedUs = now
                         cpuAtStart = clusterCPUSeconds?()
-                        ownAtStart = ownCPUSeconds()
+                        ownAtStart = ownCPUTimeUs()
                     }
                     // Counted before the warm-up check: the caller's totals include warm-up answers.
                     let units = response.infcode == 0 ? records(response) : 0
@@ -149,7 +149,7 @@ public final class ClosedLoop {
                     }
                     if startedUs > 0 && Double(now - startedUs) / 1e6 >= seconds {
                         cpuAtEnd = clusterCPUSeconds?()
-                        ownAtEnd = ownCPUSeconds()
+                        ownAtEnd = ownCPUTimeUs()
                         break measuring
                     }
                     try send()
@@ -175,14 +175,11 @@ public final class ClosedLoop {
                             p50Ms: Double(latency.valueAtPercentile(50)) / 1000, p99Ms: Double(latency.valueAtPercentile(99)) / 1000,
                             errorCodes: errorCodes)
         if let cpuAtStart, let cpuAtEnd, succeeded > 0 { result.cpuUsPerSettlement = (cpuAtEnd - cpuAtStart) * 1e6 / Double(succeeded) }
-        if succeeded > 0 { result.driverCPUUsPerSettlement = (ownAtEnd - ownAtStart) * 1e6 / Double(succeeded) }
+        if succeeded > 0 { result.driverCPUUsPerSettlement = Double(ownAtEnd - ownAtStart) / Double(succeeded) }
         return result
     }
 
-    /// This process's CPU seconds so far, every thread.
-    private func ownCPUSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-    }
+    /// The loop's own CPU so far: its thread and libzmq's I/O threads, as every load driver
+    /// here counts itself (`LoadDriver`, the relay chain's sender).
+    private func ownCPUTimeUs() -> Int64 { threadCPUTimeUs() + Context.ioThreadsCPUTimeUs() }
 }
