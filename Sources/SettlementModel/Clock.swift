@@ -48,26 +48,14 @@ public struct CivilTime: Equatable, Sendable {
             if tailWidth > 0 { fields.append((separator: 0, value: tail, width: tailWidth)) }
             return ZeroPadded.string(prefix: prefix, fields)
         }
-        var prefix = prefix
-        return prefix.withUTF8 { head in
-            String(unsafeUninitializedCapacity: head.count + 14 + tailWidth) { buffer in
-                var index = 0
-                for byte in head {
-                    buffer[index] = byte
-                    index += 1
-                }
-                func put(_ value: Int, _ width: Int) {
-                    var rest = value
-                    for position in stride(from: index + width - 1, through: index, by: -1) {
-                        buffer[position] = UInt8(truncatingIfNeeded: 48 + rest % 10)
-                        rest /= 10
-                    }
-                    index += width
-                }
-                put(year, 4); put(month, 2); put(day, 2); put(hour, 2); put(minute, 2); put(second, 2)
-                if tailWidth > 0 { put(tail, tailWidth) }
-                return index
-            }
+        return ZeroPadded.string(prefix: prefix, adding: 14 + tailWidth) { writer in
+            writer.digits(year, width: 4)
+            writer.digits(month, width: 2)
+            writer.digits(day, width: 2)
+            writer.digits(hour, width: 2)
+            writer.digits(minute, width: 2)
+            writer.digits(second, width: 2)
+            if tailWidth > 0 { writer.digits(tail, width: tailWidth) }
         }
     }
 

@@ -19,27 +19,36 @@ public struct ZeroPadded {
                     + String(repeating: "0", count: max(0, field.width - digits.count)) + digits
             }
         }
+        let capacity = fields.reduce(0) { $0 + $1.width + ($1.separator == 0 ? 0 : 1) }
+        return string(prefix: prefix, adding: capacity) { writer in
+            for field in fields {
+                if field.separator != 0 { writer.append(field.separator) }
+                writer.digits(field.value, width: field.width)
+            }
+        }
+    }
+
+    /// `prefix`, then what `write` puts after it (at most `capacity` bytes), in one string:
+    /// for callers whose fields are known to fit, without a list of them.
+    static func string(prefix: String, adding capacity: Int, _ write: (inout ZeroPadded) -> Void) -> String {
         var prefix = prefix
-        let capacity = prefix.utf8.count + fields.reduce(0) { $0 + $1.width + ($1.separator == 0 ? 0 : 1) }
         return prefix.withUTF8 { head in
-            String(unsafeUninitializedCapacity: capacity) { buffer in
+            String(unsafeUninitializedCapacity: head.count + capacity) { buffer in
                 var writer = ZeroPadded(buffer)
                 for byte in head { writer.append(byte) }
-                for field in fields {
-                    if field.separator != 0 { writer.append(field.separator) }
-                    writer.digits(field.value, width: field.width)
-                }
+                write(&writer)
                 return writer.index
             }
         }
     }
 
-    private mutating func append(_ byte: UInt8) {
+    mutating func append(_ byte: UInt8) {
         buffer[index] = byte
         index += 1
     }
 
-    private mutating func digits(_ value: Int, width: Int) {
+    /// `value` in `width` digits; it must fit (see `string(prefix:_:)` for one that may not).
+    mutating func digits(_ value: Int, width: Int) {
         var rest = value
         for position in stride(from: index + width - 1, through: index, by: -1) {
             buffer[position] = UInt8(truncatingIfNeeded: 48 + rest % 10)
