@@ -111,7 +111,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Persistence", "Scenario",
-                           "Reconciliation", "Bench", "LinkSecurity", "NodeRuntime", .product(name: "GRDB", package: "GRDB.swift"),
+                           "Reconciliation", "Bench", "LinkSecurity", "NodeRuntime", "SettlementTestKit", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Yams", package: "Yams")]
         ),
     ],

@@ -1,29 +1,15 @@
 @testable import NodeRuntime
 import SettlementModel
+import SettlementTestKit
 import SwiftProtobuf
 import Testing
 
 /// A relay sends on the bytes it received, its budget replaced, and only while what it sends is
 /// exactly what its machine decided on.
 @Suite struct PassThroughTests {
-    func request(budgetMs: Int32) -> WireRequest {
-        var request = WireRequest()
-        request.infno = "2207"
-        request.msgid = "H37021100001202611230000000001"
-        request.mdtrtareaAdmvs = "370211"
-        request.insuplcAdmdvs = "410102"
-        request.fixmedinsCode = "H37021100001"
-        request.budgetMs = budgetMs
-        var input = SettlementInput()
-        input.psnNo = "41010200000000000001"
-        input.medfeeSumamt = 12_345
-        request.settlement = input
-        return request
-    }
-
     @Test func aRequestGoesOnAsReceivedWithOnlyItsBudgetReplaced() throws {
         var passThrough = PassThrough()
-        let received = request(budgetMs: 3_000)
+        let received = SampleRequests.settlement(budgetMs: 3_000)
         let body: [UInt8] = try received.serializedBytes()
         passThrough.received(received, body: body)
 

@@ -1,5 +1,6 @@
 import SettlementCore
 import SettlementModel
+import SettlementTestKit
 import SwiftProtobuf
 import Testing
 
@@ -13,25 +14,9 @@ import Testing
         }
     }
 
-    static func settlementRequest(budgetMs: Int32) -> WireRequest {
-        var request = WireRequest()
-        request.infno = "2207"
-        request.msgid = "H37021100001202611230000000001"
-        request.mdtrtareaAdmvs = "370211"
-        request.insuplcAdmdvs = "410102"
-        request.fixmedinsCode = "H37021100001"
-        request.infTime = "2026-11-23 00:00:00"
-        request.budgetMs = budgetMs
-        var input = SettlementInput()
-        input.psnNo = "41010200000000000001"
-        input.medfeeSumamt = 12_345
-        request.settlement = input
-        return request
-    }
-
     @Test(arguments: [Int32(0), 1, 127, 128, 9_400, 60_000, -5])
     func aRelayedBodyHasTheNewBudgetAndEveryOtherFieldAsItWas(budgetMs: Int32) throws {
-        let original = Self.settlementRequest(budgetMs: 30_000)
+        let original = SampleRequests.settlement(budgetMs: 30_000)
         let encoded: [UInt8] = try original.serializedBytes()
         let body = try #require(WireCodec.replacingBudget(in: encoded, with: budgetMs))
         var expected = original
@@ -43,7 +28,7 @@ import Testing
     }
 
     @Test func aBudgetIsAddedToABodyWithoutOneAndEveryCopyOfItIsReplaced() throws {
-        let noBudget: [UInt8] = try Self.settlementRequest(budgetMs: 0).serializedBytes()
+        let noBudget: [UInt8] = try SampleRequests.settlement(budgetMs: 0).serializedBytes()
         let added = try #require(WireCodec.replacingBudget(in: noBudget, with: 500))
         #expect(try WireRequest(serializedBytes: added).budgetMs == 500)
         // A hostile sender repeating the field: the last would win in a parser, so none may stay.
@@ -54,7 +39,7 @@ import Testing
     }
 
     @Test func aBodyThatIsNotProtobufIsNotRelayedAsIs() throws {
-        let body: [UInt8] = try Self.settlementRequest(budgetMs: 30_000).serializedBytes()
+        let body: [UInt8] = try SampleRequests.settlement(budgetMs: 30_000).serializedBytes()
         #expect(WireCodec.replacingBudget(in: Array(body.dropLast(3)), with: 1) == nil, "a truncated string field")
         #expect(WireCodec.replacingBudget(in: [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F], with: 1) == nil, "a length past the end")
         #expect(WireCodec.replacingBudget(in: [0x0B], with: 1) == nil, "a group (wire type 3)")
@@ -72,7 +57,7 @@ import Testing
     }
 
     static func uploadRequest(_ setlIDs: [String], catalogVersion: String = "V1") -> WireRequest {
-        var request = settlementRequest(budgetMs: 9_000)
+        var request = SampleRequests.settlement(budgetMs: 9_000)
         request.infno = "4101"
         var input = UploadInput()
         input.records = setlIDs.map(uploadRecord)
@@ -87,7 +72,7 @@ import Testing
         let ranges = try #require(WireCodec.uploadRecordRanges(in: body))
         #expect(try ranges.map { try UploadRecord(serializedBytes: body[$0]) } == ["S1", "S2", "S3"].map(Self.uploadRecord))
         #expect(WireCodec.uploadRecordRanges(in: try Self.uploadRequest([]).serializedBytes()) == [])
-        #expect(WireCodec.uploadRecordRanges(in: try Self.settlementRequest(budgetMs: 1).serializedBytes()) == nil, "no upload input")
+        #expect(WireCodec.uploadRecordRanges(in: try SampleRequests.settlement(budgetMs: 1).serializedBytes()) == nil, "no upload input")
         #expect(WireCodec.uploadRecordRanges(in: Array(body.dropLast(2))) == nil, "cut short")
         // A second upload field would be merged into the first by a decoder: not taken apart.
         let second: [UInt8] = try Self.uploadRequest(["S4"]).serializedBytes()
@@ -119,7 +104,7 @@ import Testing
     /// The checksum between nodes is XXH64 of the body seeded with the FNV-1a 64 of the kind,
     /// little-endian (docs/PROTOCOL.md): other implementations compute it from that description.
     @Test func theChecksumIsXXH64OfTheBodySeededByTheKind() throws {
-        let body: [UInt8] = try Self.settlementRequest(budgetMs: 30_000).serializedBytes()
+        let body: [UInt8] = try SampleRequests.settlement(budgetMs: 30_000).serializedBytes()
         var seed: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in Array("req".utf8) {
             seed ^= UInt64(byte)
@@ -135,7 +120,7 @@ import Testing
     // MARK: Upload records by their keys
 
     static func uploadBody(_ records: [UploadRecord], catalogVersion: String = "V2026.11") throws -> [UInt8] {
-        var request = settlementRequest(budgetMs: 900)
+        var request = SampleRequests.settlement(budgetMs: 900)
         request.infno = "4101"
         var input = UploadInput()
         input.records = records
@@ -218,7 +203,7 @@ import Testing
         bytes[at + 1] = 0xFF   // no UTF-8 byte
         #expect(Self.decoded(bytes, .keysOnly) == nil && Self.decoded(bytes, .full) == nil)
         // A settlement is decoded as it always is.
-        let settlement: [UInt8] = try Self.settlementRequest(budgetMs: 5).serializedBytes()
+        let settlement: [UInt8] = try SampleRequests.settlement(budgetMs: 5).serializedBytes()
         #expect(Self.decoded(settlement, .keysOnly) == Self.decoded(settlement, .full))
     }
 
