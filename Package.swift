@@ -3,7 +3,7 @@ import Foundation
 import PackageDescription
 
 // Dependencies point inward: SettlementModel knows nothing, SettlementCore knows the model,
-// NodeRuntime and ClusterControl are the I/O shells. Only ZeroMQ imports CZeroMQ, only
+// NodeRuntime and ClusterControl are the I/O shells. Only ZeroMQ imports CZeroMQ and CSodium, only
 // Persistence imports GRDB (tests may read ledgers directly), only NetworkTopology imports Yams.
 let package = Package(
     name: "SettleNet",
@@ -25,7 +25,13 @@ let package = Package(
             pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]
         ),
-        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        // libsodium, which libzmq links already: CURVE on the native transport.
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ", "CSodium"]),
         .target(
             name: "SettlementModel",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs what SettleNet needs on a fresh Debian machine (libzmq, SQLite headers, pkg-config)
+# Installs what SettleNet needs on a fresh Debian machine (libzmq, libsodium, SQLite headers, pkg-config)
 # and builds it. Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for package in libzmq3-dev libsqlite3-dev pkg-config; do
+for package in libzmq3-dev libsodium-dev libsqlite3-dev pkg-config; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,7 +1,7 @@
 import CZeroMQ
 import Glibc
 
-/// A DEALER that speaks ZMTP 3 (NULL mechanism) itself, over one TCP connection it dials and
+/// A DEALER that speaks ZMTP 3 itself (NULL, or CURVE as a client), over one TCP connection it dials and
 /// redials, on its owner's thread. libzmq hands every message to an I/O thread and back: on
 /// this machine each of those hand-overs is a thread woken, and a client sending a thousand
 /// requests a second spent a third of its CPU in them (a C probe at 1,000/s: 7.3-7.6 % of a
@@ -22,6 +22,7 @@ public final class NativeDealer: PolledSocket {
     private let redialMs: Int
     private let immediate: Bool
     private let maxFrameBytes: Int
+    private let curve: CurveClientSecurity?
     private let events: Int32        // the epoll a poller waits on
     private let redialTimer: Int32
     private var connection: ZMTPConnection?
@@ -51,9 +52,12 @@ public final class NativeDealer: PolledSocket {
     /// Dials `endpoint` (`tcp://host:port`), at once unless `dialNow` is false (then at
     /// `connect()`), and again whenever the connection is lost. `routingID`: the id the ROUTER
     /// names this peer by (empty: the ROUTER makes one up).
+    /// `curve`: a CURVE client of the server it names (each connection a fresh short-term key).
     public init(endpoint: String, routingID: [UInt8] = [], redialMs: Int = 100, immediate: Bool = false,
-                maxMessageBytes: Int = 64 << 20, dialNow: Bool = true) throws(ZeroMQError) {
+                maxMessageBytes: Int = 64 << 20, dialNow: Bool = true, curve: CurveClientSecurity? = nil) throws(ZeroMQError) {
         self.endpoint = endpoint
+        self.curve = curve
+        if curve != nil { CurveZMQ.initialize() }
         self.routingID = routingID
         self.redialMs = redialMs
         self.immediate = immediate
@@ -130,6 +134,9 @@ public final class NativeDealer: PolledSocket {
     /// Whether a message is buffered. What has not been read yet makes the descriptor fire.
     public func hasInput() throws(ZeroMQError) -> Bool { !received.isEmpty }
 
+    /// The connection, for the tests of what it gives back when lost.
+    var connectionForTests: ZMTPConnection? { connection }
+
     /// Whether the connection is up and both greetings and READYs are through.
     public var isConnected: Bool { connection?.isReady == true }
 
@@ -171,7 +178,7 @@ public final class NativeDealer: PolledSocket {
         }
         guard let connection else { return }
         let wasReady = connection.isReady
-        connection.readAvailable(into: scratch) { received.append($0) }
+        connection.readAvailable(into: scratch, hungUp: connectionEvents & hangUpEvents != 0) { received.append($0) }
         if !wasReady && connection.isReady { handshakeDone(connection) }
         flush(connection)
     }
@@ -195,7 +202,8 @@ public final class NativeDealer: PolledSocket {
     /// The TCP connection is up: our greeting and READY go first; messages after the peer's READY.
     private func connected() {
         let connection = ZMTPConnection(fd: dialling, socketType: "DEALER", routingID: routingID,
-                                        acceptedPeerTypes: ["ROUTER"], maxFrameBytes: maxFrameBytes)
+                                        acceptedPeerTypes: ["ROUTER"], maxFrameBytes: maxFrameBytes,
+                                        security: curve.map { .curveClient($0) } ?? .null)
         dialling = -1
         self.connection = connection
         flush(connection)

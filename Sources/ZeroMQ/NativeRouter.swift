@@ -1,14 +1,16 @@
 import CZeroMQ
 import Glibc
 
-/// A ROUTER that speaks ZMTP 3 (NULL mechanism) itself, on its owner's thread: it listens,
+/// A ROUTER that speaks ZMTP 3 itself, on its owner's thread: it listens,
 /// accepts DEALER (and REQ, ROUTER) peers, and names each by the routing id its READY carries,
 /// or one made up (five bytes, as libzmq makes them). A received message comes with its
 /// sender's routing id as the first frame; a message sent goes to the peer its first frame
 /// names. As libzmq's ROUTER with ROUTER_MANDATORY: sending to nobody fails (EHOSTUNREACH), and
 /// so does sending to a peer that has stopped reading, once `sendLimitBytes` wait for it
 /// (EAGAIN). With `handover`, a peer presenting a routing id in use takes it over and the
-/// older connection is closed; without, the newcomer is refused.
+/// older connection is closed; without, the newcomer is refused. With `curve`, it is a CURVE
+/// server (RFC 26): a peer must know its public key and be admitted by its `admit`, and every
+/// message comes with the name it was admitted under (`receiveAuthenticated`).
 ///
 /// libzmq's ROUTER hands every message to an I/O thread and back, a thread woken each way;
 /// this one reads and writes its connections directly. Its descriptor is an epoll of its own
@@ -26,7 +28,12 @@ public final class NativeRouter: PolledSocket {
     private var freeSlots: [Int] = []
     private var slotOf: [[UInt8]: Int] = [:]
     private var nextMadeUpID = UInt32.random(in: 0...UInt32.max)
-    private var received = ReceivedMessages()
+    private var received: ReceivedMessages
+    private let curve: CurveServerSecurity?
+    /// Connections that ended before their handshake was through, and why (bounded; for the
+    /// owner's log: a plaintext peer, a key refused, a scan).
+    private var failedHandshakes: [String] = []
+    public private(set) var failedHandshakesDropped = 0
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
     private var polled = [epoll_event](repeating: epoll_event(), count: 64)
     private var isClosed = false
@@ -43,8 +50,12 @@ public final class NativeRouter: PolledSocket {
 
     private static let listenerTag: UInt64 = 0
 
-    public init(handover: Bool, maxMessageBytes: Int = 64 << 20, sendLimitBytes: Int = 256 << 20) throws(ZeroMQError) {
+    public init(handover: Bool, maxMessageBytes: Int = 64 << 20, sendLimitBytes: Int = 256 << 20,
+                curve: CurveServerSecurity? = nil) throws(ZeroMQError) {
         self.handover = handover
+        self.curve = curve
+        received = ReceivedMessages(authenticated: curve != nil)
+        if curve != nil { CurveZMQ.initialize() }
         self.maxFrameBytes = maxMessageBytes
         self.sendLimitBytes = sendLimitBytes
         events = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -135,6 +146,19 @@ public final class NativeRouter: PolledSocket {
         return received.pop()
     }
 
+    /// The next whole message, its routing id first, with the name its sender's key was
+    /// admitted under (nil without `curve`).
+    public func receiveAuthenticated() -> (frames: [[UInt8]], userID: String?)? {
+        if received.isEmpty { pump() }
+        return received.popAuthenticated()
+    }
+
+    /// Why each connection ended before its handshake was through, since the last call.
+    public func takeFailedHandshakes() -> [String] {
+        defer { failedHandshakes.removeAll(keepingCapacity: true) }
+        return failedHandshakes
+    }
+
     /// Whether a message is buffered. What has not been read yet makes the descriptor fire.
     public func hasInput() throws(ZeroMQError) -> Bool { !received.isEmpty }
 
@@ -147,7 +171,7 @@ public final class NativeRouter: PolledSocket {
             guard count > 0 else { return }
             for index in 0..<count {
                 let tag = polled[index].data.u64
-                if tag == Self.listenerTag { acceptAll() } else { serve(Int(tag) - 1) }
+                if tag == Self.listenerTag { acceptAll() } else { serve(Int(tag) - 1, hungUp: polled[index].events & hangUpEvents != 0) }
             }
             if count < polled.count { return }
         }
@@ -167,7 +191,7 @@ public final class NativeRouter: PolledSocket {
             setNoDelay(fd)
             let connection = ZMTPConnection(fd: fd, socketType: "ROUTER", routingID: [],
                                             acceptedPeerTypes: ["DEALER", "REQ", "ROUTER"], maxFrameBytes: maxFrameBytes,
-                                            leadingSlot: true)
+                                            leadingSlot: true, security: curve.map { .curveServer($0) } ?? .null)
             let slot: Int
             if let free = freeSlots.popLast() {
                 slot = free
@@ -185,15 +209,15 @@ public final class NativeRouter: PolledSocket {
         }
     }
 
-    private func serve(_ slot: Int) {
+    private func serve(_ slot: Int, hungUp: Bool) {
         guard let connection = connections[slot] else { return }
         var refused: String?
-        connection.readAvailable(into: scratch) { message in
+        connection.readAvailable(into: scratch, hungUp: hungUp) { message in
             guard refused == nil else { return }
             if routingIDs[slot] == nil { refused = identify(slot, connection) }
             if let id = routingIDs[slot] {
                 message[0] = id   // the place the connection left for it (`leadingSlot`)
-                received.append(message)
+                received.append(message, userID: connection.userID)
             }
         }
         if refused == nil, connection.isReady, routingIDs[slot] == nil { refused = identify(slot, connection) }
@@ -232,6 +256,9 @@ public final class NativeRouter: PolledSocket {
     private func drop(_ slot: Int, _ problem: String) {
         guard let connection = connections[slot] else { return }
         lastProblem = problem
+        if routingIDs[slot] == nil {
+            if failedHandshakes.count < 64 { failedHandshakes.append(problem) } else { failedHandshakesDropped += 1 }
+        }
         Glibc.close(connection.fd)
         if let id = routingIDs[slot], slotOf[id] == slot { slotOf[id] = nil }
         connections[slot] = nil

@@ -1,5 +1,5 @@
-/// ZMTP 3 (RFC 23/ZMTP, 37/ZMTP for 3.1), the wire protocol libzmq speaks over TCP, for the NULL
-/// mechanism: the greeting, the READY command and message frames. Pure bytes in and out, so that
+/// ZMTP 3 (RFC 23/ZMTP, 37/ZMTP for 3.1), the wire protocol libzmq speaks over TCP: the
+/// greeting, the NULL mechanism's READY command and message frames (CURVE's are `CurveZMQ`'s). Pure bytes in and out, so that
 /// a peer that speaks it without libzmq (`NativeDealer`) is tested byte by byte.
 public enum ZMTPWire {
     /// Every greeting is 64 bytes: signature (10), version (2), mechanism (20), as-server (1),
@@ -9,15 +9,17 @@ public enum ZMTPWire {
     /// Frame flags.
     static let more: UInt8 = 0x01, long: UInt8 = 0x02, command: UInt8 = 0x04
 
-    /// Our greeting: version 3.0 (no heartbeats asked for), NULL mechanism, as a client.
-    public static func greeting() -> [UInt8] {
+    /// Our greeting: version 3.0 (no heartbeats asked for), the NULL mechanism as a client, or
+    /// `mechanism` ("CURVE") on the side `asServer` says.
+    public static func greeting(mechanism: String = "NULL", asServer: Bool = false) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: greetingBytes)
         bytes[0] = 0xFF
         bytes[8] = 1            // the signature's padding: a ZMTP 1.0 peer reads it as an empty identity
         bytes[9] = 0x7F
         bytes[10] = 3
         bytes[11] = 0
-        for (offset, byte) in "NULL".utf8.enumerated() { bytes[12 + offset] = byte }
+        for (offset, byte) in mechanism.utf8.enumerated() { bytes[12 + offset] = byte }
+        bytes[32] = asServer ? 1 : 0
         return bytes
     }
 
@@ -33,7 +35,7 @@ public enum ZMTPWire {
             switch self {
             case .notZMTP: "the peer's greeting is not ZMTP's (no 0xFF ... 0x7F signature)"
             case .version(let major): "the peer speaks ZMTP \(major), not 3"
-            case .mechanism(let name): "the peer asks for the \(name) mechanism, not NULL"
+            case .mechanism(let name): "the peer asks for the \(name) mechanism, which this side does not speak"
             case .handshake(let text): "handshake: \(text)"
             case .frameTooLarge(let size): "a frame of \(size) bytes, beyond the largest message allowed"
             case .messageTooLarge(let frames, let bytes): "a message of \(frames) frames and \(bytes) bytes so far, beyond the largest allowed"
@@ -41,25 +43,36 @@ public enum ZMTPWire {
         }
     }
 
-    /// Checks a peer's 64-byte greeting.
-    public static func checkGreeting(_ bytes: ArraySlice<UInt8>) throws(Problem) {
+    /// Checks a peer's 64-byte greeting, and that it asks for `expected`.
+    public static func checkGreeting(_ bytes: ArraySlice<UInt8>, mechanism expected: String = "NULL") throws(Problem) {
         let base = bytes.startIndex
         guard bytes.count >= greetingBytes, bytes[base] == 0xFF, bytes[base + 9] == 0x7F else { throw .notZMTP }
         guard bytes[base + 10] >= 3 else { throw .version(major: bytes[base + 10]) }
         let mechanism = String(decoding: bytes[(base + 12)..<(base + 32)].prefix { $0 != 0 }, as: UTF8.self)
-        guard mechanism == "NULL" else { throw .mechanism(mechanism) }
+        guard mechanism == expected else { throw .mechanism(mechanism) }
     }
 
     /// The NULL mechanism's READY command with our socket type and routing id (libzmq's ROUTER
     /// names the peer by it; empty lets the ROUTER make one up).
     public static func ready(socketType: String, routingID: [UInt8]) -> [UInt8] {
-        var body: [UInt8] = [5] + Array("READY".utf8)
+        commandFrame([5] + Array("READY".utf8) + metadata(socketType: socketType, routingID: routingID))
+    }
+
+    /// The properties a peer announces (READY's, or CURVE's INITIATE and READY boxes): its socket
+    /// type and routing id.
+    static func metadata(socketType: String, routingID: [UInt8]) -> [UInt8] {
+        var body: [UInt8] = []
         for (name, value) in [("Socket-Type", Array(socketType.utf8)), ("Identity", routingID)] {
             body.append(UInt8(name.utf8.count))
             body.append(contentsOf: name.utf8)
             appendBigEndian(UInt32(value.count), to: &body)
             body.append(contentsOf: value)
         }
+        return body
+    }
+
+    /// A command frame around `body` (its name first).
+    static func commandFrame(_ body: [UInt8]) -> [UInt8] {
         var frame: [UInt8] = []
         appendHeader(flags: command, size: body.count, to: &frame)
         frame.append(contentsOf: body)
@@ -136,15 +149,9 @@ public enum ZMTPWire {
         return (String(decoding: body[(body.startIndex + 1)..<nameEnd], as: UTF8.self), body[nameEnd...])
     }
 
-    /// ZMTP 3.1's PONG for a PING's data (its TTL, 2 bytes, then a context echoed back).
-    static func pong(forPing data: ArraySlice<UInt8>) -> [UInt8] {
-        let context = data.count > 2 ? data.dropFirst(2) : []
-        var frame: [UInt8] = []
-        appendHeader(flags: command, size: 5 + context.count, to: &frame)
-        frame.append(4)
-        frame.append(contentsOf: "PONG".utf8)
-        frame.append(contentsOf: context)
-        return frame
+    /// ZMTP 3.1's PONG body for a PING's data (its TTL, 2 bytes, then a context echoed back).
+    static func pongBody(forPing data: ArraySlice<UInt8>) -> [UInt8] {
+        [4] + Array("PONG".utf8) + (data.count > 2 ? Array(data.dropFirst(2)) : [])
     }
 
     static func appendBigEndian<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8]) {

@@ -2,8 +2,10 @@ import Glibc
 import Testing
 import ZeroMQ
 
-/// `NativeRouter` against libzmq's DEALER and against `NativeDealer`: what a node's port relies on.
-@Suite struct NativeRouterTests {
+/// Tests that step sockets themselves, as a reactor does.
+protocol ServesSockets {}
+
+extension ServesSockets {
     /// Serves every socket until `done` holds, up to 10 s (the machine may be busy with other
     /// tests); false if it never did.
     func serve(_ sockets: [any PolledSocket], until done: () throws -> Bool) throws -> Bool {
@@ -26,7 +28,10 @@ import ZeroMQ
         }
         return message
     }
+}
 
+/// `NativeRouter` against libzmq's DEALER and against `NativeDealer`: what a node's port relies on.
+@Suite struct NativeRouterTests: ServesSockets {
     @Test func aLibzmqDealerIsNamedByItsRoutingIDAndAnswered() throws {
         let router = try NativeRouter(handover: true)
         try router.bind("tcp://127.0.0.1:*")
