@@ -48,26 +48,24 @@ public struct NodeKeys: Sendable {
     }
 }
 
-/// The ZAP handler of a process hosting nodes: each node's ROUTER is a CURVE server whose ZAP
-/// domain is the node's id, and a peer completing its handshake is admitted only if its
-/// public key is one the node admits. A refusal is logged to the node's log with the peer's
-/// address and key id, never anything it sent (it sent nothing yet: the handshake is not over).
-public final class AdmissionGate: Sendable {
-    private let handler: ZAPHandler
-
+/// Who is let through a secured node's port: each node's ROUTER is a CURVE server, and a peer
+/// completing its handshake is admitted only if its public key is one the node admits (the
+/// question ZAP puts to a handler in libzmq, asked here on the node's own thread). A refusal
+/// is logged to the node's log with the peer's address and key id, never anything it sent (it
+/// sent nothing yet: the handshake is not over).
+public enum AdmissionGate {
     /// Refusals of one key at one node are logged once, then at most every 10 s with a count,
     /// so a peer reconnecting in a loop cannot flood the log.
     static let refusalLogIntervalMs: Int64 = 10_000
 
-    public init(context: Context, nodes: [NodeKeys], loggers: [DivisionCode: Logger]) throws {
-        let tables = Dictionary(nodes.map { ($0.id.value, $0.admitted) }, uniquingKeysWith: { first, _ in first })
-        let loggerByDomain = Dictionary(loggers.map { ($0.key.value, $0.value) }, uniquingKeysWith: { first, _ in first })
+    /// The admission check of one node's port, logging its refusals.
+    public static func admitting(_ keys: NodeKeys, logger: Logger) -> @Sendable (_ clientKey: String, _ address: String) -> ZAPDecision {
+        let tables = [keys.id.value: keys.admitted]
         let refusals = RefusalLog()
-        handler = try ZAPHandler(context: context) { request in
-            let decision = AdmissionGate.decide(request, tables: tables)
-            if case .refuse(let reason) = decision, let logger = loggerByDomain[request.domain] {
-                refusals.note(request, reason: reason, logger: logger)
-            }
+        return { clientKey, address in
+            let request = ZAPRequest(domain: keys.id.value, address: address, mechanism: "CURVE", clientKey: clientKey)
+            let decision = decide(request, tables: tables)
+            if case .refuse(let reason) = decision { refusals.note(request, reason: reason, logger: logger) }
             return decision
         }
     }
@@ -81,11 +79,9 @@ public final class AdmissionGate: Sendable {
         guard let name = table[key] else { return .refuse(reason: "key not admitted") }
         return .admit(userID: name)
     }
-
-    public func stop() { handler.stop() }
 }
 
-/// Rate-limited refusal logging (called only on the ZAP handler's thread; the lock is for Sendable).
+/// Rate-limited refusal logging (called only on its node's thread; the lock is for Sendable).
 final class RefusalLog: Sendable {
     private struct Entry { var lastLoggedMs: Int64; var suppressed: Int }
     private let entries = Mutex<[String: Entry]>([:])

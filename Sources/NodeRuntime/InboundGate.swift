@@ -22,6 +22,11 @@ struct InboundGate {
     /// Refusals and failed handshakes are logged per client or reason every interval, not per message.
     let reportIntervalMs: Int64 = 2_000
     private(set) var lastReportMs: Int64 = 0
+    /// Something was refused since the last report: the node must turn to report it even if
+    /// nothing else arrives (`nextReportMs`).
+    private var unreported = false
+    /// When the refusals not yet reported are due in the log; never when there are none.
+    var nextReportMs: Int64 { unreported ? lastReportMs + reportIntervalMs : .max }
 
     /// Above the county, upload records are decoded by their keys only (`WireCodec.UploadRecords`).
     let uploadRecords: WireCodec.UploadRecords
@@ -84,6 +89,7 @@ struct InboundGate {
         if case .downstream(let routingID) = peer, child == nil {
             // By institution when authenticated: reconnecting under a new routing id buys no new share.
             withinShare = clientLimiter.admit(institution.map { Array($0.utf8) } ?? routingID, nowMs: nowMs)
+            if !withinShare { unreported = true }
         } else {
             withinShare = true
         }
@@ -119,14 +125,16 @@ struct InboundGate {
     /// Whether answers to this child must be held: its routing id is someone else's now.
     func isHeldByImpostor(_ child: String) -> Bool { routesHeldByImpostors.contains(child) }
 
-    /// A handshake failed (the socket monitor's report), for the next refusal report.
+    /// A handshake failed (the port's report), for the next refusal report.
     mutating func handshakeFailed(reason: String) {
         failedHandshakes[reason, default: 0] += 1
+        unreported = true
     }
 
     /// Every refusal of the interval, one line per client or reason.
     mutating func report(nowMs: Int64, logger: Logger) {
         lastReportMs = nowMs
+        unreported = false
         for (reason, count) in failedHandshakes.sorted(by: { $0.key < $1.key }) {
             logger.warning("peer refused: handshake failed", metadata: ["reason": "\(reason)", "connections": "\(count)"])
         }

@@ -9,8 +9,8 @@ import ZeroMQ
 ///
 /// Every node keeps its own sockets, ledger, sign-in, endpoint, log, status and link faults,
 /// exactly as if it were alone; the nodes of a packed process share the topology (and its
-/// routing table), the stop signal, one reactor thread that steps them all, and, when secured,
-/// one ZeroMQ context (one I/O thread) for libzmq's CURVE sockets. A parent and a child in one
+/// routing table), the stop signal and one reactor thread that steps them all, which speaks
+/// ZMTP (in clear or under CURVE) on every link itself. A parent and a child in one
 /// process hand messages over in memory (sealed with their checksum, through link faults and the
 /// receiver's gate, as over TCP); TCP carries the rest: other processes, other hosts, hospitals.
 public final class NodeHost {
@@ -40,26 +40,18 @@ public final class NodeHost {
     /// Serves every node on this thread until SIGTERM/SIGINT. If one node fails, all are
     /// stopped and the failures thrown, so the process exits non-zero and `cluster up` reports it.
     public func run() throws {
-        if ids.count > 1 { Context.raiseOpenFilesLimit() }   // sockets, connections, ledger files
-        // At most four sockets per node (ROUTER, DEALER, the parent link's monitor pair; a node whose
-        // parent is in this process has no DEALER nor monitor), six when secured, and some to
-        // spare for libzmq's own and the ZAP handler's.
-        let perNode = topology.isSecured ? 6 : 4
-        let context = try Context(ioThreads: 1, maxSockets: Int32(max(1_023, ids.count * perNode + 64)))
+        if ids.count > 1 { Context.raiseOpenFilesLimit() }   // connections, ledger files
         var loggers: [DivisionCode: Logger] = [:]
         for id in ids { loggers[id] = try makeLogger(id) }
-        // Secured: one ZAP gate for the whole process, up before any node binds.
+        // Secured: each node's port admits the keys its NodeKeys name (CURVE on the native transport).
         var nodeKeys: [DivisionCode: NodeKeys] = [:]
-        var gate: AdmissionGate?
         if let keys {
             do {
                 for id in ids { nodeKeys[id] = try NodeKeys(id: id, topology: topology, keys: keys) }
             } catch {
                 throw SettleNetError(.node, "keys of \(ids.count == 1 ? "node \(ids[0])" : "\(ids.count) nodes"): \(error)")
             }
-            gate = try AdmissionGate(context: context, nodes: Array(nodeKeys.values), loggers: loggers)
         }
-        defer { gate?.stop() }
         let clock = WallClock()
         let pace: NodeShell.Pace = ids.count == 1 ? .single : .packed
         var shells: [NodeShell] = []
@@ -67,7 +59,7 @@ public final class NodeHost {
             for id in ids {
                 let parentInProcess = topology.node(id)?.parent.map(ids.contains) ?? false
                 shells.append(try NodeShell(topology: topology, id: id, dataDirectory: dataDirectory, logger: loggers[id]!,
-                                            context: context, pace: pace, keys: nodeKeys[id], parentInProcess: parentInProcess,
+                                            pace: pace, keys: nodeKeys[id], parentInProcess: parentInProcess,
                                             nowMs: clock.nowMs()))
             }
             for shell in shells { try shell.connectToParent() }

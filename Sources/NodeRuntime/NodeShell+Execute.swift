@@ -72,19 +72,13 @@ extension NodeShell {
     }
 
     /// A new connection to the parent: the parent's ROUTER hands this node's routing id over to
-    /// it, whatever connection held it. The link monitor sees the handshake and the node signs
-    /// in again (`NodeMachine.parentLinkUp`). A parent in this process has no link to lose.
+    /// it, whatever connection held it (in clear; a secured parent first drops the silent one).
+    /// The new handshake is seen and the node signs in again (`NodeMachine.parentLinkUp`). A
+    /// parent in this process has no link to lose.
     private func redialParent(reason: String) {
-        guard let endpoint = parentEndpoint else { return }
+        guard let upstream, let endpoint = parentEndpoint else { return }
         logger.warning("parent link silent: dialling it again", metadata: ["parent": "\(endpoint)", "reason": "\(reason)"])
-        nativeUpstream?.redial()
-        guard let upstream = securedUpstream else { return }
-        do {
-            try upstream.disconnect(endpoint)
-            try upstream.connect(endpoint)
-        } catch {
-            logger.error("could not dial the parent again", metadata: ["parent": "\(endpoint)", "error": "\(error)"])
-        }
+        upstream.redial()
     }
 
     /// Asks the sync threads to make this node's commits so far durable, unless a sync runs:

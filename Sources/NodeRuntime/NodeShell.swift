@@ -56,25 +56,16 @@ public final class NodeShell {
 
     // The I/O parts.
     let ledger: Ledger
-    /// Plaintext: a `NativeRouter` and a `NativeDealer`, which speak ZMTP on this thread.
-    /// Secured: libzmq's sockets, which do CURVE and ask the ZAP handler (`securedDownstream`
-    /// is then the same socket as `downstream`, for the user ids and the handshake monitor).
-    let downstream: any PolledSocket
-    let securedDownstream: Socket?
-    let upstream: (any PolledSocket)?
-    /// `upstream` by its kind: ZMTP spoken here (plaintext), or libzmq's (secured).
-    let nativeUpstream: NativeDealer?
-    let securedUpstream: Socket?
-    /// Handshakes with, and connections lost to, the parent seen so far on a native link
-    /// (`parentLink` is libzmq's way).
+    /// A `NativeRouter` and a `NativeDealer`, which speak ZMTP on this thread: in clear, or
+    /// secured with CURVE (the port then admits only the keys `keys` names, and each message
+    /// from below comes with the name its sender's key was admitted under).
+    let downstream: NativeRouter
+    /// The link to the parent; none when the parent shares the process (`parentInProcess`).
+    let upstream: NativeDealer?
+    /// Handshakes with, and connections lost to, the parent seen so far: after a new handshake
+    /// (the parent restarted) this node signs in again at once, so that the parent can route
+    /// to it (and knows it does).
     var parentHandshakesSeen = 0, parentLossesSeen = 0
-    /// Secured: failed handshakes (plaintext peers, clients without this node's key) never reach
-    /// the ZAP gate; the socket's monitor reports them.
-    let handshakes: Socket?
-    /// Every completed handshake on the link to the parent: after the parent restarted, this node
-    /// signs in again at once, so that the parent can route to it (and knows it does). Neither
-    /// this nor `upstream` exists when the parent shares the process (`parentInProcess`).
-    let parentLink: Socket?
     var gate: InboundGate
     var links: LinkFaultPort
     var status: StatusReporter
@@ -149,12 +140,10 @@ public final class NodeShell {
     var lastOutboxFlushMs: Int64 = 0
     let outboxFlushIntervalMs: Int64 = 100
 
-    /// `context`: shared by the nodes of one process (secured links' sockets: one I/O thread for
-    /// all; plaintext links speak ZMTP on the reactor's thread). `keys`: required
-    /// when the topology is secured (the process's `AdmissionGate` must be running in `context`
-    /// before the node binds). `parentInProcess`: the parent runs in this process too, and is
-    /// reached in memory only (no link to it, nothing to poll). `nowMs`: the clock's reading at start-up.
-    public init(topology: Topology, id: DivisionCode, dataDirectory: String, logger: Logger, context: Context,
+    /// `keys`: required when the topology is secured. `parentInProcess`: the parent runs in this
+    /// process too, and is reached in memory only (no link to it, nothing to poll). `nowMs`: the
+    /// clock's reading at start-up.
+    public init(topology: Topology, id: DivisionCode, dataDirectory: String, logger: Logger,
                 pace: Pace = .single, keys: NodeKeys? = nil, parentInProcess: Bool = false, nowMs: Int64) throws {
         guard let spec = topology.node(id) else {
             throw SettleNetError(.node, "node \(id) is not in topology \(topology.file)")
@@ -201,52 +190,35 @@ public final class NodeShell {
                 throw SettleNetError(.node, "node \(id) cannot bind \(bindEndpoint): \(error) (is another cluster using this port? try --base-port)")
             }
         }
+        // A restarted child takes its identity back (handover), but on secured links no
+        // connection may take over a live one's routing id (another admitted key could then
+        // receive a child's traffic): the gate checks that the id is the key's own.
+        var curveServer: CurveServerSecurity?
         if let keys {
-            let downstream = try context.socket(.router)
-            try downstream.setRouterMandatory(true)      // unroutable answers fail loudly, not silently
-            // No connection may take over a live one's routing id on secured links (another
-            // admitted key could then receive a child's traffic).
-            try downstream.setRouterHandover(false)
-            try downstream.setMaxMessageSize(bytes: WireCodec.maxMessageBytes)
-            try downstream.setSendHighWaterMark(100_000)
-            try downstream.setReceiveHighWaterMark(100_000)
-            try downstream.makeCurveServer(keys.own, zapDomain: id.value)
-            try bound { try downstream.bind(bindEndpoint) }
-            handshakes = try downstream.monitor(events: SocketEvent.handshakeFailedProtocol | SocketEvent.handshakeFailedNoDetail,
-                                                name: "node-\(id.value)")
-            self.downstream = downstream
-            securedDownstream = downstream
-        } else {
-            // A restarted child takes its identity back (handover).
-            let downstream = try NativeRouter(handover: true, maxMessageBytes: Int(WireCodec.maxMessageBytes))
-            downstream.holdsWrites = true   // the reactor writes a round's messages together (`flushHeld`)
-            try bound { try downstream.bind(bindEndpoint) }
-            handshakes = nil
-            self.downstream = downstream
-            securedDownstream = nil
+            var refusalLogger = logger
+            refusalLogger[metadataKey: "node"] = "\(id)"
+            curveServer = CurveServerSecurity(keys.own, admit: AdmissionGate.admitting(keys, logger: refusalLogger))
+            guard curveServer != nil else { throw SettleNetError(.node, "node \(id): its key pair is not 40 Z85 characters each") }
         }
+        let router = try NativeRouter(handover: keys == nil, maxMessageBytes: Int(WireCodec.maxMessageBytes), curve: curveServer)
+        router.holdsWrites = true   // the reactor writes a round's messages together (`flushHeld`)
+        try bound { try router.bind(bindEndpoint) }
+        downstream = router
         if spec.parent != nil, !parentInProcess, let parentEndpoint = spec.parent.flatMap({ topology.endpoint(of: $0) }) {
+            var curveClient: CurveClientSecurity?
             if let keys {
-                let socket = try context.socket(.dealer)
-                try socket.setRoutingID(routingID)
-                try socket.setImmediate(true)            // no queueing to a parent that is not there
-                try socket.setReconnectInterval(milliseconds: 100)
-                try socket.setSendHighWaterMark(100_000)
-                try socket.setReceiveHighWaterMark(100_000)
-                if let parentKey = keys.parentKey { try socket.makeCurveClient(keys.own, serverKey: parentKey) }
-                parentLink = try socket.monitor(events: SocketEvent.handshakeSucceeded, name: "node-\(id.value)-parent")
-                (upstream, securedUpstream, nativeUpstream) = (socket, socket, nil)
-            } else {
-                // Dialled by `connectToParent`, once every node of the process has bound its port.
-                let native = try NativeDealer(endpoint: parentEndpoint, routingID: routingID, redialMs: 100, immediate: true,
-                                              maxMessageBytes: Int(WireCodec.maxMessageBytes), dialNow: false)
-                native.holdsWrites = true
-                parentLink = nil
-                (upstream, securedUpstream, nativeUpstream) = (native, nil, native)
+                guard let parentKey = keys.parentKey, let security = CurveClientSecurity(keys.own, serverKey: parentKey) else {
+                    throw SettleNetError(.node, "node \(id): no usable public key of its parent \(spec.parent!) in the key directory")
+                }
+                curveClient = security
             }
+            // Dialled by `connectToParent`, once every node of the process has bound its port.
+            let dealer = try NativeDealer(endpoint: parentEndpoint, routingID: routingID, redialMs: 100, immediate: true,
+                                          maxMessageBytes: Int(WireCodec.maxMessageBytes), dialNow: false, curve: curveClient)
+            dealer.holdsWrites = true
+            upstream = dealer
         } else {
-            (upstream, securedUpstream, nativeUpstream) = (nil, nil, nil)
-            parentLink = nil
+            upstream = nil
         }
         try restoreFromLedger()
     }
@@ -280,16 +252,14 @@ public final class NodeShell {
     /// presented its routing id to a parent, which would take over the link of a node of the
     /// same id in another cluster on the same ports (the parent's ROUTER hands the id over).
     public func connectToParent() throws {
-        guard let endpoint = parentEndpoint else { return }
-        nativeUpstream?.connect()
-        try securedUpstream?.connect(endpoint)
+        upstream?.connect()
     }
 
     /// Where the parent listens, when this node reaches it over a socket.
     var parentEndpoint: String? { upstream == nil ? nil : spec.parent.flatMap { topology.endpoint(of: $0) } }
 
     /// The sockets the reactor polls for this node, in the order `turn` reads them.
-    public var sockets: [any PolledSocket] { [downstream] + [upstream, handshakes, parentLink].compactMap { $0 } }
+    public var sockets: [any PolledSocket] { [downstream] + [upstream].compactMap { $0 } }
 
     public var isStopped: Bool { state == .stopped }
 
@@ -342,7 +312,7 @@ public final class NodeShell {
     /// its wait at the pace's longest).
     public func nextWakeMs(nowMs: Int64) -> Int64 {
         if state == .draining { return nowMs + 10 }
-        return min(peek { $0.nextDeadlineMs(nowMs: nowMs) }, links.nextDueMs)
+        return min(peek { $0.nextDeadlineMs(nowMs: nowMs) }, links.nextDueMs, gate.nextReportMs)
     }
 
     /// Reads the machine in place. Reading a computed property of `machine` (a struct of another
@@ -373,13 +343,12 @@ public final class NodeShell {
         if flags.next() == true { drain(downstream, position: 0, from: nil, into: &directives) }
         if let upstream, flags.next() == true { drain(upstream, position: 1, from: .parent, into: &directives) }
         if hasLocalMail { drainLocalMail(into: &directives) }
-        if let handshakes, flags.next() == true { noteFailedHandshakes(handshakes) }
-        if let parentLink, flags.next() == true {
-            var connected = false
-            while let frames = try? parentLink.receive(wait: false) { connected = connected || SocketEvent(frames: frames) != nil }
-            if connected { directives += machine.parentLinkUp(nowMs: nowMs) }
+        if keys != nil {
+            // Failed handshakes (plaintext peers, clients without this node's key, refused keys)
+            // never reach the machine: counted and reported by reason.
+            for reason in downstream.takeFailedHandshakes() { gate.handshakeFailed(reason: reason) }
         }
-        if let native = nativeUpstream {
+        if let native = upstream {
             if native.connectionsLost != parentLossesSeen {
                 parentLossesSeen = native.connectionsLost
                 logger.warning("parent link lost: dialling it again", metadata: ["parent": "\(native.endpoint)",
@@ -435,9 +404,7 @@ public final class NodeShell {
         status.close()
         // The parent link before the port: once the port is free another cluster may start on
         // it, and this node must not dial that cluster's parent meanwhile.
-        parentLink?.close()
         upstream?.close()
-        handshakes?.close()
         downstream.close()
         logger.info("node stopped", metadata: ["messages": "\(messagesHandled)"])
     }
@@ -454,13 +421,12 @@ public final class NodeShell {
     /// failure), it is marked touched so that the poller asks it again.
     private func drain(_ socket: any PolledSocket, position: Int, from fixedPeer: Peer?, into directives: inout [Directive]) {
         // Only messages from below on secured links carry a user id worth reading.
-        let authenticated = fixedPeer == nil ? securedDownstream : nil
+        let authenticated = fixedPeer == nil && keys != nil ? downstream : nil
         for _ in 0..<drainLimit {
             let frames: [[UInt8]]
             let userID: String?
             do {
-                let received = try authenticated.map { try $0.receiveAuthenticated(wait: false) }
-                    ?? socket.receive(wait: false).map { ($0, nil) }
+                let received = try authenticated.map { $0.receiveAuthenticated() } ?? socket.receive(wait: false).map { ($0, nil) }
                 guard let received else { return }
                 (frames, userID) = received
             } catch {
@@ -508,14 +474,6 @@ public final class NodeShell {
             } else {
                 directives += machine.receivedResponse(response, from: peer, nowMs: nowMs)
             }
-        }
-    }
-
-    private func noteFailedHandshakes(_ monitor: Socket) {
-        while let frames = try? monitor.receive(wait: false) {
-            guard let event = SocketEvent(frames: frames) else { continue }
-            gate.handshakeFailed(reason: event.event == SocketEvent.handshakeFailedProtocol ? event.protocolErrorText
-                : "closed during the handshake (the peer found the mismatch first: plaintext, or not this node's key)")
         }
     }
 

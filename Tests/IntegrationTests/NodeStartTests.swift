@@ -30,7 +30,7 @@ import ZeroMQ
         try parent.bind(topology.endpoint(of: DivisionCode("370000")!)!)
 
         let shell = try NodeShell(topology: topology, id: city, dataDirectory: directory,
-                                  logger: Logger(label: "test.node-start") { _ in SwiftLogNoOpLogHandler() }, context: context, nowMs: 0)
+                                  logger: Logger(label: "test.node-start") { _ in SwiftLogNoOpLogHandler() }, nowMs: 0)
         defer { shell.abort() }
         // The node's own sockets do their I/O when read, as its reactor reads them.
         var poller = Poller([handshakes])

@@ -106,7 +106,8 @@ import Testing
 
     /// One reactor thread steps every node of a packed process: 15 nodes, every route class
     /// settled, and the process has its one thread, the commit threads that sync the ledgers
-    /// (at most `CommitWriters.maxThreads`, whatever the nodes), and libzmq's I/O thread and reaper.
+    /// (at most `CommitWriters.maxThreads`, whatever the nodes), and no other: every link is
+    /// spoken on the reactor's thread (no libzmq I/O thread nor reaper).
     /// Parents and children in the process hand their messages over in memory.
     @Test func aPackedProcessRunsAllItsNodesOnOneThread() throws {
         let cluster = try TestCluster()
@@ -127,8 +128,8 @@ import Testing
         }
         // The reactor and four commit threads for 15 nodes (the commit threads name themselves
         // commit-N, but a name set by the thread itself can lag its start: counted, not named).
-        #expect(threads.filter { !$0.hasPrefix("ZMQbg/") }.count == 1 + 4, "one reactor and 4 commit threads for 15 nodes: \(threads)")
-        #expect(threads.count <= 7, "\(threads)")
+        #expect(threads.count == 1 + 4, "one reactor and 4 commit threads for 15 nodes: \(threads)")
+        #expect(!threads.contains { $0.hasPrefix("ZMQbg/") }, "\(threads)")
 
         // No node holds a TCP link to a parent in its own process: the process has no connection
         // out to any node's port (the probe's hospital links are gone; before, 14 children did).
