@@ -103,7 +103,8 @@ public struct BenchReport: Codable, Sendable {
     }
 
     /// The same closed loop on the topology as given and on its secured twin (CURVE on every
-    /// link, a ZAP gate per process, a key per institution), interleaved so drift hits both.
+    /// link, each port admitting the keys it knows, a key per institution), interleaved so drift
+    /// hits both.
     public struct Security: Codable, Sendable {
         /// The relay chain of step 1 with every link CURVE-encrypted, beside a plaintext chain
         /// measured just before it: the encryption's own cost.
@@ -175,7 +176,7 @@ public struct BenchReport: Codable, Sendable {
     public var latency: [Latency] = []
     public var memory: Memory?
     public var uploads: Uploads?
-    /// The cost of security: the closed loop with CURVE and ZAP against without.
+    /// The cost of security: the closed loop with CURVE and admission by key against without.
     public var security: Security?
     /// Every ledger checked against the others after steps 2 and 3.
     public var reconciled: Bool?

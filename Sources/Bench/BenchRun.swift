@@ -78,7 +78,7 @@ public enum BenchRun {
             let (placed, record) = try cluster.upOnFreePorts(topology: topology, executable: options.executable, packing: packing,
                                                              preferOwn: networks.isEmpty)
             // Native links: libzmq's I/O thread would be woken for every send and answer, on the
-            // cores the cluster is measured on (step 6 drives both its clusters through libzmq).
+            // cores the cluster is measured on.
             let driver = try ClosedLoop(topology: placed, native: true)
             let pids = Set(record.nodes.map(\.pid))
             driver.clusterCPUSeconds = { processCPUSeconds(pids) }
@@ -256,8 +256,8 @@ public enum BenchRun {
     static func measureSecurityCost(_ plain: Network, options: Options,
                                     log: @escaping (String) -> Void) throws -> BenchReport.Security {
         let topology = plain.topology
-        // Through libzmq, as the secured loop must go (CURVE): the two are driven alike.
-        let plaintext = try ClosedLoop(topology: topology)
+        // Both speak ZMTP themselves, one in clear and one under CURVE: the two are driven alike.
+        let plaintext = try ClosedLoop(topology: topology, native: true)
         plaintext.clusterCPUSeconds = plain.driver.clusterCPUSeconds
         guard !topology.isSecured else {
             throw SettleNetError(.bench, "\(topology.file) is secured already: give bench the plaintext topology, it makes the secured twin itself")
@@ -269,12 +269,12 @@ public enum BenchRun {
         let dataDirectory = "\(options.output)/secured-cluster"
         try? FileManager.default.removeItem(atPath: dataDirectory)
         let cluster = Cluster(dataDirectory: dataDirectory, log: { _ in })
-        log("6/6 security: launching the secured twin packed \(plain.packing) (CURVE on every link, ZAP, a key per institution), then \(options.securityRounds) rounds of each, \(options.securityWindow) in flight, \(options.seconds) s")
+        log("6/6 security: launching the secured twin packed \(plain.packing) (CURVE on every link, each port admitting its keys, a key per institution), then \(options.securityRounds) rounds of each, \(options.securityWindow) in flight, \(options.seconds) s")
         let (twin, record) = try cluster.upOnFreePorts(topology: try TopologyLoader.load(path: twinFile), executable: options.executable,
                                                        packing: plain.packing, preferOwn: false)
         defer { _ = try? cluster.down() }
         let keys = try HospitalKeys.of(twin, explicit: nil, recorded: record.keys)
-        let secured = try ClosedLoop(topology: twin, hospitalKeys: keys)
+        let secured = try ClosedLoop(topology: twin, hospitalKeys: keys, native: true)
         var plainResults: [ClosedLoop.Result] = [], securedResults: [ClosedLoop.Result] = []
         for round in 0..<options.securityRounds {
             let seed = options.seed &+ 6_000 &+ UInt64(round)

@@ -53,10 +53,10 @@ public final class ClosedLoop {
     private let links: HospitalLinks
     private var sequences = InstitutionSequences()
 
-    /// `hospitalKeys`: the institutions' keys, on a secured topology. `native`: plaintext links
-    /// speak ZMTP on this thread (`NativeDealer`) instead of through libzmq, whose I/O thread is
-    /// woken for every send and every answer: CPU the harness would take from the cluster it
-    /// measures. Secured links are always libzmq's (CURVE).
+    /// `hospitalKeys`: the institutions' keys, on a secured topology. `native`: links speak ZMTP
+    /// on this thread (`NativeDealer`, in clear or under CURVE) instead of through libzmq, whose
+    /// I/O thread is woken for every send and every answer: CPU the harness would take from the
+    /// cluster it measures.
     public init(topology: Topology, hospitalKeys: HospitalKeys? = nil, native: Bool = false) throws {
         self.topology = topology
         context = try Context(maxSockets: Int32(max(1_023, HospitalLinks.socketCount(topology, secured: true) + 64)))

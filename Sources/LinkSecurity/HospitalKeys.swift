@@ -40,4 +40,12 @@ public struct ClientCredentials: Sendable {
     public func apply(to socket: Socket) throws(ZeroMQError) {
         try socket.makeCurveClient(keys, serverKey: serverKey)
     }
+
+    /// The same keys for a `NativeDealer`.
+    public func nativeSecurity() throws(SettleNetError) -> CurveClientSecurity {
+        guard let security = CurveClientSecurity(keys, serverKey: serverKey) else {
+            throw SettleNetError(.keys, "a hospital's CURVE keys are not 40 Z85 characters each")
+        }
+        return security
+    }
 }

@@ -9,9 +9,9 @@ import ZeroMQ
 /// only from the institution its key names). A county holds each connection to its share
 /// (SN-E3007), so a driver that must not meet that limit uses one per institution.
 ///
-/// `native`: plaintext links speak ZMTP themselves (`NativeDealer`) instead of through libzmq,
-/// whose hand-over of every message to an I/O thread and back was a third of a load driver's
-/// CPU. Secured links stay on libzmq, which does CURVE.
+/// `native`: links speak ZMTP themselves (`NativeDealer`, in clear or under CURVE) instead of
+/// through libzmq, whose hand-over of every message to an I/O thread and back was a third of a
+/// load driver's CPU.
 public final class HospitalLinks {
     public private(set) var sockets: [any PolledSocket] = []
     private var byCounty: [DivisionCode: Int] = [:]
@@ -22,7 +22,6 @@ public final class HospitalLinks {
     /// `configure` sets each socket's options before it connects.
     public init(context: Context, topology: Topology, keys: HospitalKeys?, perInstitution: Bool = false, native: Bool = false,
                 configure: (Socket) throws -> Void) throws {
-        let native = native && keys == nil
         if HospitalLinks.socketCount(topology, secured: keys != nil || perInstitution) > 500 { Context.raiseOpenFilesLimit() }
         for county in topology.counties {
             let endpoint = topology.endpoint(of: county.id)!
@@ -37,7 +36,7 @@ public final class HospitalLinks {
                 if byCounty[county.id] == nil { byCounty[county.id] = sockets.count }
                 byInstitution[institution] = sockets.count
                 let credentials = try keys?.credentials(institution: institution, county: county.id)
-                sockets.append(native ? try NativeDealer(endpoint: endpoint)
+                sockets.append(native ? try NativeDealer(endpoint: endpoint, curve: credentials?.nativeSecurity())
                                       : try open(context, endpoint, configure, credentials: credentials))
             }
         }

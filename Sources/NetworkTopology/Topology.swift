@@ -28,7 +28,7 @@ public struct NodeSpec: Equatable, Sendable {
 
 /// The topology's `security:` section (docs/SECURITY.md).
 public struct SecuritySettings: Equatable, Sendable {
-    /// Every link CURVE-encrypted, every peer admitted by its public key (ZAP).
+    /// Every link CURVE-encrypted, every peer admitted by its public key.
     public var curve: Bool
     /// The key directory the topology names (absolute); nil: the cluster's data directory.
     public var keysDirectory: String?

@@ -29,7 +29,7 @@ struct BenchCommand: ParsableCommand {
                    reconciliation of every ledger afterwards.
                 4. Resident memory of every node process, sampled halfway through step 3.
                 5. Uploads: clean batches, closed loop, timed until the national store holds every accepted record.
-                6. Security: the secured twin of the topology (CURVE on every link, ZAP, a key per institution)
+                6. Security: the secured twin of the topology (CURVE on every link, keys admitted per port, a key per institution)
                    launched beside it; step 2's closed loop at --security-window in flight, plaintext and secured
                    taking turns --security-rounds times; the ratio of the mean rates (0 rounds skips the step).
 
