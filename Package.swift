@@ -105,7 +105,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CSodium"]),
         .testTarget(name: "LinkSecurityTests", dependencies: ["LinkSecurity", "NetworkTopology", "SettlementModel", "ZeroMQ"]),
         .testTarget(name: "ReconciliationTests",
                     dependencies: ["Reconciliation", "Persistence", "NetworkTopology", "SettlementCore", "SettlementModel"]),

@@ -215,17 +215,21 @@ struct CurveServerHandshake {
     }
 }
 
-/// One connection's MESSAGE boxes once the handshake is through, sealed and opened in place
-/// with the key the two short-term pairs share (computed once). Each frame is one MESSAGE:
-/// its name, an 8-byte counter, then Box[flags + frame](key), the flags MORE (1) and COMMAND (2).
-/// A counter must grow from message to message: a replayed or reordered box is refused.
+/// One connection's MESSAGE boxes once the handshake is through, sealed and opened in place.
+/// Each frame is one MESSAGE: its name, an 8-byte counter, then Box[flags + frame](key), the
+/// flags MORE (1) and COMMAND (2). A counter must grow from message to message: a replayed or
+/// reordered box is refused.
+///
+/// A box is XSalsa20-Poly1305 under the key the two short-term pairs share. XSalsa20 first
+/// derives a subkey from the nonce's first 16 bytes, and every MESSAGE nonce of one direction
+/// starts alike ("CurveZMQMESSAGEC" or "...S"): so each direction's subkey is derived once here,
+/// where libsodium's `crypto_box_afternm` derives it again for every frame. What is sealed is
+/// byte for byte what that function seals (a test holds the two together).
 struct CurveCipher {
-    private var key = [UInt8](repeating: 0, count: 32)
-    private var sendNonce: [UInt8]
-    private var receiveNonce: [UInt8]
+    private var sendSubkey = [UInt8](repeating: 0, count: 32)
+    private var receiveSubkey = [UInt8](repeating: 0, count: 32)
     private var nextNonce: UInt64
     private var lastPeerNonce: UInt64
-    private let ownPrefix: [UInt8]
 
     static let more: UInt8 = 1, command: UInt8 = 2
     /// "\x07MESSAGE", the counter, the MAC and the flags come before a frame's bytes.
@@ -233,10 +237,11 @@ struct CurveCipher {
     private static let name: [UInt8] = [7] + Array("MESSAGE".utf8)
 
     init(peerKey: [UInt8], ownSecret: [UInt8], sendPrefix: String, receivePrefix: String, nextNonce: UInt64, lastPeerNonce: UInt64) {
+        var key = [UInt8](repeating: 0, count: 32)
         crypto_box_beforenm(&key, peerKey, ownSecret)
-        ownPrefix = Array(sendPrefix.utf8)
-        sendNonce = ownPrefix + [UInt8](repeating: 0, count: 8)
-        receiveNonce = Array(receivePrefix.utf8) + [UInt8](repeating: 0, count: 8)
+        crypto_core_hsalsa20(&sendSubkey, Array(sendPrefix.utf8), key, nil)
+        crypto_core_hsalsa20(&receiveSubkey, Array(receivePrefix.utf8), key, nil)
+        sodium_memzero(&key, 32)
         self.nextNonce = nextNonce
         self.lastPeerNonce = lastPeerNonce
     }
@@ -245,11 +250,9 @@ struct CurveCipher {
     mutating func appendFrame(_ frame: UnsafeRawBufferPointer, flags: UInt8, to out: inout [UInt8]) {
         ZMTPWire.appendHeader(flags: 0, size: Self.overhead + frame.count, to: &out)
         out.append(contentsOf: Self.name)
+        let counterAt = out.count
         var big = nextNonce.bigEndian
-        withUnsafeBytes(of: &big) { counter in
-            out.append(contentsOf: counter)
-            sendNonce.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: 16).copyMemory(from: counter.baseAddress!, byteCount: 8) }
-        }
+        withUnsafeBytes(of: &big) { out.append(contentsOf: $0) }
         nextNonce += 1
         let macAt = out.count
         out.append(contentsOf: repeatElement(0, count: CurveZMQ.macBytes))
@@ -257,9 +260,10 @@ struct CurveCipher {
         out.append(contentsOf: frame)
         let length = 1 + frame.count
         out.withUnsafeMutableBytes { bytes in
-            let mac = bytes.baseAddress!.advanced(by: macAt).assumingMemoryBound(to: UInt8.self)
-            // In place: libsodium allows the ciphertext over its own plaintext.
-            _ = crypto_box_detached_afternm(mac + CurveZMQ.macBytes, mac, mac + CurveZMQ.macBytes, UInt64(length), sendNonce, key)
+            let base = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            sendSubkey.withUnsafeBufferPointer { subkey in
+                Self.seal(base + macAt + CurveZMQ.macBytes, count: length, mac: base + macAt, counter: base + counterAt, subkey: subkey.baseAddress!)
+            }
         }
     }
 
@@ -280,19 +284,46 @@ struct CurveCipher {
         if !ownMessage {
             guard counter > lastPeerNonce else { throw .handshake("a MESSAGE whose counter \(counter) does not follow \(lastPeerNonce): replayed or reordered") }
         }
-        let opened: Int32 = bytes.withUnsafeMutableBytes { raw in
+        let opened: Bool = bytes.withUnsafeMutableBytes { raw in
             let base = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            let nonceBytes = ownMessage ? ownPrefix : receiveNonce
-            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { nonce in
-                for index in 0..<16 { nonce[index] = nonceBytes[index] }
-                for index in 0..<8 { nonce[16 + index] = base[start + 8 + index] }
-                let mac = base + start + 16
-                return crypto_box_open_detached_afternm(mac + CurveZMQ.macBytes, mac + CurveZMQ.macBytes, mac,
-                                                        UInt64(body.count - 32), nonce.baseAddress!, key)
+            return (ownMessage ? sendSubkey : receiveSubkey).withUnsafeBufferPointer { subkey in
+                Self.open(base + start + 32, count: body.count - 32, mac: base + start + 16, counter: base + start + 8, subkey: subkey.baseAddress!)
             }
         }
-        guard opened == 0 else { throw .handshake("a MESSAGE that does not open: damaged, or not sealed for this connection") }
+        guard opened else { throw .handshake("a MESSAGE that does not open: damaged, or not sealed for this connection") }
         if !ownMessage { lastPeerNonce = counter }
         return (bytes[start + 32], (start + Self.overhead)..<body.upperBound)
+    }
+
+    /// XSalsa20-Poly1305 with the subkey derived: the first 32 bytes of the counter's keystream
+    /// are the Poly1305 key, the rest encrypts `text` in place; the MAC covers the ciphertext.
+    static func seal(_ text: UnsafeMutablePointer<UInt8>, count: Int, mac: UnsafeMutablePointer<UInt8>,
+                     counter: UnsafePointer<UInt8>, subkey: UnsafePointer<UInt8>) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { block in
+            let first = block.baseAddress!
+            first.initialize(repeating: 0, count: 64)
+            let head = min(count, 32)
+            (first + 32).update(from: text, count: head)
+            crypto_stream_salsa20_xor(first, first, UInt64(32 + head), counter, subkey)
+            text.update(from: first + 32, count: head)
+            if count > head { crypto_stream_salsa20_xor_ic(text + head, text + head, UInt64(count - head), counter, 1, subkey) }
+            crypto_onetimeauth_poly1305(mac, text, UInt64(count), first)
+            sodium_memzero(first, 64)
+        }
+    }
+
+    /// The MAC checked first, then `text` decrypted in place; false if it does not check.
+    static func open(_ text: UnsafeMutablePointer<UInt8>, count: Int, mac: UnsafePointer<UInt8>,
+                     counter: UnsafePointer<UInt8>, subkey: UnsafePointer<UInt8>) -> Bool {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { block in
+            let first = block.baseAddress!
+            crypto_stream_salsa20(first, 64, counter, subkey)
+            defer { sodium_memzero(first, 64) }
+            guard crypto_onetimeauth_poly1305_verify(mac, text, UInt64(count), first) == 0 else { return false }
+            let head = min(count, 32)
+            for index in 0..<head { text[index] ^= first[32 + index] }
+            if count > head { crypto_stream_salsa20_xor_ic(text + head, text + head, UInt64(count - head), counter, 1, subkey) }
+            return true
+        }
     }
 }

@@ -1,3 +1,4 @@
+import CSodium
 import Glibc
 import Synchronization
 import Testing
@@ -228,6 +229,33 @@ import Testing
         client.appendFrame(Array("more".utf8), flags: CurveCipher.more, to: &third)
         let more = try server.open(&third, header..<third.count)
         #expect(more.flags == CurveCipher.more && Array(third[more.frame]) == Array("more".utf8))
+    }
+
+    /// The boxes sealed with each direction's subkey derived once are libsodium's own
+    /// `crypto_box_afternm` boxes, byte for byte, at every length a frame may have; and each
+    /// side opens what the other seals.
+    @Test func boxesWithTheSubkeyDerivedOnceAreLibsodiumsBoxes() throws {
+        var key = [UInt8](repeating: 0, count: 32), subkey = [UInt8](repeating: 0, count: 32)
+        let peer = CurveZMQ.keyPair(), own = CurveZMQ.keyPair()
+        crypto_box_beforenm(&key, peer.publicKey, own.secretKey)
+        crypto_core_hsalsa20(&subkey, Array("CurveZMQMESSAGEC".utf8), key, nil)
+        var generator = SystemRandomNumberGenerator()
+        for length in Array(0...200) + [1_000, 65_537] {
+            let plain = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let counter = CurveZMQ.counter(UInt64(length) &* 7 &+ 3)
+            var expected = [UInt8](repeating: 0, count: length), expectedMAC = [UInt8](repeating: 0, count: 16)
+            crypto_box_detached_afternm(&expected, &expectedMAC, plain, UInt64(length), Array("CurveZMQMESSAGEC".utf8) + counter, key)
+            var sealed = plain, mac = [UInt8](repeating: 0, count: 16)
+            sealed.withUnsafeMutableBufferPointer { text in
+                CurveCipher.seal(text.baseAddress ?? UnsafeMutablePointer(&mac), count: length, mac: &mac, counter: counter, subkey: subkey)
+            }
+            #expect(sealed == expected && mac == expectedMAC, "length \(length)")
+            var opened = expected
+            let ok = opened.withUnsafeMutableBufferPointer { text in
+                CurveCipher.open(text.baseAddress ?? UnsafeMutablePointer(&mac), count: length, mac: expectedMAC, counter: counter, subkey: subkey)
+            }
+            #expect(ok && opened == plain, "length \(length)")
+        }
     }
 
     /// A dealer that queues while its link is down gives its unsent messages back after a loss,
