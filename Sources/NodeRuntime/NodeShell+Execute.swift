@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import Persistence
 import SettlementCore
@@ -102,12 +103,17 @@ extension NodeShell {
         if stopsAfterSync && !awaitsSync { stop() }
     }
 
-    /// Syncs (and checkpoints when due) on this thread; a failed sync stops the node (see `syncFailed`).
+    /// Syncs on this thread, and has a due checkpoint done on another; a failed sync stops the
+    /// node (see `syncFailed`).
     private func syncOrStop() throws {
         let started = monotonicUs()
-        do { try ledger.sync() } catch { throw syncFailed(error) }
+        do { try ledger.syncLog() } catch { throw syncFailed(error) }
         slowSyncs.note(tookUs: monotonicUs() - started, nowMs: nowMs, logger: logger)
+        ledger.checkpointIfDue(on: Self.checkpoints)
     }
+
+    /// Where nodes that sync on their reactor's thread have their checkpoints done.
+    static let checkpoints = DispatchQueue(label: "ledger-checkpoints", qos: .utility)
 
     /// A sync that fails leaves the ledger's state on disk unknown: the commits are in memory but
     /// maybe not on disk, and cannot be rolled back. The node stops without sending what it did

@@ -25,6 +25,8 @@ public final class Ledger {
     private let logFD: Int32
     /// Frames in the log after the last commit (SQLite's WAL hook, on the writer's thread).
     private let framesInLog = Atomic<Int>(0)
+    /// A checkpoint waits on a background queue (`checkpointIfDue(on:)`).
+    private let checkpointQueued = Atomic<Bool>(false)
     /// A second connection copies the log back into the database (checkpoint) off the writer's
     /// thread; the writer's own automatic checkpoint would sync the database in the middle of a
     /// round. Opened at the first checkpoint: an idle node of a packed national network never needs it.
@@ -135,6 +137,19 @@ public final class Ledger {
         if wantsCheckpoint { checkpoint() }
     }
 
+    /// `checkpointIfDue()` on `queue`, unless one is queued for this ledger already: for a
+    /// writer that syncs on its own thread and must not wait for a checkpoint (it copies a
+    /// thousand pages and syncs the database: milliseconds that every answer of the node would
+    /// wait behind).
+    public func checkpointIfDue(on queue: DispatchQueue) {
+        guard wantsCheckpoint, !checkpointQueued.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let ledger = UncheckedLedger(ledger: self)
+        queue.async {
+            ledger.ledger.checkpoint()
+            ledger.ledger.checkpointQueued.store(false, ordering: .releasing)
+        }
+    }
+
     /// Copies what the log holds back into the database (PASSIVE: never waits on the writer or
     /// on readers, and the writer goes on meanwhile), so that the writer can reuse the log from
     /// its start. Any thread; skipped while another thread checkpoints. A failure is left for the next one.
@@ -225,4 +240,10 @@ public struct LedgerTransaction {
     let answered: AnsweredIndex?
     /// The writer's prepared statements; nil in a read.
     let writer: WriterStatements?
+}
+
+/// A ledger handed to a background queue: `checkpoint()` uses its own connection under a lock,
+/// and the atomics are safe from any thread.
+private struct UncheckedLedger: @unchecked Sendable {
+    let ledger: Ledger
 }
