@@ -70,9 +70,12 @@ public struct BenchReport: Codable, Sendable {
         public var errors: Int
         /// CPU time the cluster's processes spent per record stored at the national tier.
         public var cpuUsPerRecord: Double?
+        /// Batches answered "timed out" (their outcome unknown) and asked about again.
+        public var askedAgain: Int = 0
 
         enum CodingKeys: String, CodingKey {
             case window, accepted, seconds, errors
+            case askedAgain = "asked_again"
             case batchSize = "batch_size"
             case storedNational = "stored_national"
             case perSecond = "records_per_s"
@@ -300,7 +303,8 @@ public struct BenchReport: Codable, Sendable {
         if let uploads {
             row("uploads into the national store (batch \(uploads.batchSize))",
                 String(format: "%9.0f records/s (%d records in %.1f s)", uploads.perSecond, uploads.storedNational, uploads.seconds)
-                + (uploads.cpuUsPerRecord.map { String(format: "  cluster CPU %.1f µs each", $0) } ?? ""))
+                + (uploads.cpuUsPerRecord.map { String(format: "  cluster CPU %.1f µs each", $0) } ?? "")
+                + (uploads.askedAgain > 0 ? "  \(uploads.askedAgain) answers in doubt, asked again" : ""))
         }
         if let security, let ratio = security.transportRatio {
             row("CURVE / plaintext relay chain", String(format: "%9.1f %%   (%.0f vs %.0f round trips/s)", 100 * ratio,

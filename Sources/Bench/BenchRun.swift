@@ -200,7 +200,7 @@ public enum BenchRun {
         let seconds = Double(monotonicUs() - startedUs) / 1e6
         report.uploads = .init(batchSize: options.uploadBatchSize, window: options.uploadWindow, accepted: accepted,
                                storedNational: now - before, seconds: seconds, perSecond: Double(now - before) / seconds,
-                               errors: batches.errors)
+                               errors: batches.errors, askedAgain: batches.askedAgain ?? 0)
         // Like the settlements' figure: steadier than the rate on a machine whose speed changes.
         if let cpuBefore, let cpuAfter = first.driver.clusterCPUSeconds?(), now > before {
             report.uploads!.cpuUsPerRecord = (cpuAfter - cpuBefore) * 1e6 / Double(now - before)

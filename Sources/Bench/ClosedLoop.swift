@@ -34,9 +34,13 @@ public final class ClosedLoop {
         /// answered in the measured window: what the harness took from the cores
         /// the cluster runs on.
         public var driverCPUUsPerSettlement: Double?
+        /// Answers that left their request's outcome unknown (SN-E3002), each asked again
+        /// (`reasksInDoubt`): warm-up and drain included.
+        public var askedAgain: Int?
 
         enum CodingKeys: String, CodingKey {
             case window, seconds, succeeded, errors, samples, packing
+            case askedAgain = "asked_again"
             case cpuUsPerSettlement = "cluster_cpu_us_per_settlement"
             case driverCPUUsPerSettlement = "driver_cpu_us_per_settlement"
             case perSecond = "per_s"
@@ -89,7 +93,9 @@ public final class ClosedLoop {
         var templates = try UploadTemplates(topology: topology, batchSize: batchSize, seed: seed)
         let version = Catalog.national().version
         var accepted = 0
-        let result = try run(window: window, seconds: seconds) { [self] in
+        // A batch answered "timed out" is in doubt, not failed: its records may yet be stored, so
+        // it is asked again under its msgid until its outcome is known, as a hospital does.
+        let result = try run(window: window, seconds: seconds, reasksInDoubt: true) { [self] in
             let batch = templates.nextBatch()
             let request = sequences.hospitalRequest(.upload, institution: batch.institution, county: batch.county, nowMs: wallClockMs())
             return (batch.county, request, try WireCodec.uploadRequestBody(envelope: request, records: batch.records, catalogVersion: version))
@@ -105,15 +111,37 @@ public final class ClosedLoop {
     /// successful answer (warm-up and drain included) and says how many units it carried (1 per
     /// settlement; accepted records per batch). Only the measured window counts toward the rate.
     /// `next` may give the request's body already encoded (nil: `links` encodes the request).
-    private func run(window: Int, seconds: Double, next: () throws -> (DivisionCode, WireRequest, [UInt8]?),
+    /// `reasksInDoubt`: an answer that says the outcome is unknown (SN-E3002, timed out) is
+    /// neither counted nor the end of its request: the same request goes again.
+    private func run(window: Int, seconds: Double, reasksInDoubt: Bool = false, next: () throws -> (DivisionCode, WireRequest, [UInt8]?),
                      records: (WireResponse) -> Int) throws -> Result {
         var sentAt: [String: Int64] = [:]
+        /// What was sent, by msgid, to send again when its answer leaves its outcome unknown.
+        var inFlight: [String: (county: DivisionCode, request: WireRequest, body: [UInt8]?)] = [:]
+        /// Requests in doubt and when to ask about them again (not at once: the county may not
+        /// know the outcome yet either).
+        var askAgain: [(atUs: Int64, msgid: String)] = []
+        var askedAgainCount = 0
+        func askedAgain(_ response: WireResponse) -> Bool {
+            guard reasksInDoubt, response.errCode == ErrorCode.timeout.rawValue, inFlight[response.reqMsgid] != nil else { return false }
+            askAgain.append((monotonicUs() + 500_000, response.reqMsgid))
+            askedAgainCount += 1
+            return true
+        }
+        func askDue() throws {
+            let now = monotonicUs()
+            while let first = askAgain.first, first.atUs <= now {
+                askAgain.removeFirst()
+                if let sent = inFlight[first.msgid] { try links.send(sent.request, body: sent.body, county: sent.county) }
+            }
+        }
         var latency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var succeeded = 0, errors = 0
         var errorCodes: [String: Int] = [:]
         func send() throws {
             let (county, request, body) = try next()
             sentAt[request.msgid] = monotonicUs()
+            if reasksInDoubt { inFlight[request.msgid] = (county, request, body) }
             try links.send(request, body: body, county: county)
         }
         for _ in 0..<window { try send() }
@@ -123,13 +151,19 @@ public final class ClosedLoop {
         var ownAtStart: Int64 = 0, ownAtEnd: Int64 = 0
         var lastAnswerUs = monotonicUs()
         measuring: while true {
-            let readable = try links.poller.wait(timeoutMs: 1_000)
+            let readable = try links.poller.wait(timeoutMs: askAgain.isEmpty ? 1_000 : 100)
             now = monotonicUs()
+            try askDue()
             if now - lastAnswerUs > 15_000_000 { throw SettleNetError(.bench, "no answer from the cluster of \(topology.file) for 15 s with \(sentAt.count) requests in flight; see its node logs (settlenet cluster logs)") }
             for index in readable {
                 while let frames = try links.sockets[index].receive(wait: false) {
-                    guard case .response(let response) = WireCodec.decode(frames[...]),
-                          let sent = sentAt.removeValue(forKey: response.reqMsgid) else { continue }
+                    guard case .response(let response) = WireCodec.decode(frames[...]) else { continue }
+                    if askedAgain(response) {
+                        lastAnswerUs = now
+                        continue
+                    }
+                    guard let sent = sentAt.removeValue(forKey: response.reqMsgid) else { continue }
+                    inFlight[response.reqMsgid] = nil
                     lastAnswerUs = now
                     if startedUs == 0 && now >= warmUpEnds {
                         startedUs = now
@@ -161,10 +195,12 @@ public final class ClosedLoop {
         links.poller.used(0..<links.sockets.count)
         let drainEnds = monotonicUs() + 15_000_000
         while !sentAt.isEmpty && monotonicUs() < drainEnds {
-            let readable = try links.poller.wait(timeoutMs: 200)
+            let readable = try links.poller.wait(timeoutMs: askAgain.isEmpty ? 200 : 100)
+            try askDue()
             for index in readable {
                 while let frames = try links.sockets[index].receive(wait: false) {
-                    if case .response(let response) = WireCodec.decode(frames[...]) {
+                    if case .response(let response) = WireCodec.decode(frames[...]), !askedAgain(response) {
+                        inFlight[response.reqMsgid] = nil
                         if sentAt.removeValue(forKey: response.reqMsgid) != nil, response.infcode == 0 { _ = records(response) }
                     }
                 }
@@ -176,6 +212,7 @@ public final class ClosedLoop {
                             errorCodes: errorCodes)
         if let cpuAtStart, let cpuAtEnd, succeeded > 0 { result.cpuUsPerSettlement = (cpuAtEnd - cpuAtStart) * 1e6 / Double(succeeded) }
         if succeeded > 0 { result.driverCPUUsPerSettlement = Double(ownAtEnd - ownAtStart) / Double(succeeded) }
+        if reasksInDoubt { result.askedAgain = askedAgainCount }
         return result
     }
 
