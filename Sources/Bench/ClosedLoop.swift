@@ -115,9 +115,9 @@ public final class ClosedLoop {
     /// neither counted nor the end of its request: the same request goes again.
     private func run(window: Int, seconds: Double, reasksInDoubt: Bool = false, next: () throws -> (DivisionCode, WireRequest, [UInt8]?),
                      records: (WireResponse) -> Int) throws -> Result {
-        var sentAt: [String: Int64] = [:]
-        /// What was sent, by msgid, to send again when its answer leaves its outcome unknown.
-        var inFlight: [String: (county: DivisionCode, request: WireRequest, body: [UInt8]?)] = [:]
+        /// What is in flight, by msgid: when it was sent, and what, to send again when its answer
+        /// leaves its outcome unknown.
+        var inFlight: [String: (sentUs: Int64, county: DivisionCode, request: WireRequest, body: [UInt8]?)] = [:]
         /// Requests in doubt and when to ask about them again (not at once: the county may not
         /// know the outcome yet either).
         var askAgain: [(atUs: Int64, msgid: String)] = []
@@ -140,8 +140,7 @@ public final class ClosedLoop {
         var errorCodes: [String: Int] = [:]
         func send() throws {
             let (county, request, body) = try next()
-            sentAt[request.msgid] = monotonicUs()
-            if reasksInDoubt { inFlight[request.msgid] = (county, request, body) }
+            inFlight[request.msgid] = (monotonicUs(), county, request, body)
             try links.send(request, body: body, county: county)
         }
         for _ in 0..<window { try send() }
@@ -154,7 +153,7 @@ public final class ClosedLoop {
             let readable = try links.poller.wait(timeoutMs: askAgain.isEmpty ? 1_000 : 100)
             now = monotonicUs()
             try askDue()
-            if now - lastAnswerUs > 15_000_000 { throw SettleNetError(.bench, "no answer from the cluster of \(topology.file) for 15 s with \(sentAt.count) requests in flight; see its node logs (settlenet cluster logs)") }
+            if now - lastAnswerUs > 15_000_000 { throw SettleNetError(.bench, "no answer from the cluster of \(topology.file) for 15 s with \(inFlight.count) requests in flight; see its node logs (settlenet cluster logs)") }
             for index in readable {
                 while let frames = try links.sockets[index].receive(wait: false) {
                     guard case .response(let response) = WireCodec.decode(frames[...]) else { continue }
@@ -162,8 +161,7 @@ public final class ClosedLoop {
                         lastAnswerUs = now
                         continue
                     }
-                    guard let sent = sentAt.removeValue(forKey: response.reqMsgid) else { continue }
-                    inFlight[response.reqMsgid] = nil
+                    guard let sent = inFlight.removeValue(forKey: response.reqMsgid) else { continue }
                     lastAnswerUs = now
                     if startedUs == 0 && now >= warmUpEnds {
                         startedUs = now
@@ -175,7 +173,7 @@ public final class ClosedLoop {
                     if startedUs > 0 {
                         if response.infcode == 0 {
                             succeeded += units
-                            latency.record(UInt64(max(1, now - sent)))
+                            latency.record(UInt64(max(1, now - sent.sentUs)))
                         } else {
                             errors += 1
                             errorCodes[response.errCode.isEmpty ? "infcode \(response.infcode)" : response.errCode, default: 0] += 1
@@ -194,14 +192,14 @@ public final class ClosedLoop {
         // loop may have left a socket unread: each is asked before the first wait.
         links.poller.used(0..<links.sockets.count)
         let drainEnds = monotonicUs() + 15_000_000
-        while !sentAt.isEmpty && monotonicUs() < drainEnds {
+        while !inFlight.isEmpty && monotonicUs() < drainEnds {
             let readable = try links.poller.wait(timeoutMs: askAgain.isEmpty ? 200 : 100)
             try askDue()
             for index in readable {
                 while let frames = try links.sockets[index].receive(wait: false) {
-                    if case .response(let response) = WireCodec.decode(frames[...]), !askedAgain(response) {
-                        inFlight[response.reqMsgid] = nil
-                        if sentAt.removeValue(forKey: response.reqMsgid) != nil, response.infcode == 0 { _ = records(response) }
+                    if case .response(let response) = WireCodec.decode(frames[...]), !askedAgain(response),
+                       inFlight.removeValue(forKey: response.reqMsgid) != nil, response.infcode == 0 {
+                        _ = records(response)
                     }
                 }
             }
