@@ -125,9 +125,9 @@ struct InboundGate {
     /// Whether answers to this child must be held: its routing id is someone else's now.
     func isHeldByImpostor(_ child: String) -> Bool { routesHeldByImpostors.contains(child) }
 
-    /// A handshake failed (the port's report), for the next refusal report.
-    mutating func handshakeFailed(reason: String) {
-        failedHandshakes[reason, default: 0] += 1
+    /// Handshakes failed (the port's report), for the next refusal report.
+    mutating func handshakesFailed(_ count: Int, reason: String) {
+        failedHandshakes[reason, default: 0] += count
         unreported = true
     }
 

@@ -346,7 +346,7 @@ public final class NodeShell {
         if keys != nil {
             // Failed handshakes (plaintext peers, clients without this node's key, refused keys)
             // never reach the machine: counted and reported by reason.
-            for reason in downstream.takeFailedHandshakes() { gate.handshakeFailed(reason: reason) }
+            for (reason, count) in downstream.takeFailedHandshakes() { gate.handshakesFailed(count, reason: reason) }
         }
         if let native = upstream {
             if native.connectionsLost != parentLossesSeen {

@@ -30,10 +30,10 @@ public final class NativeRouter: PolledSocket {
     private var nextMadeUpID = UInt32.random(in: 0...UInt32.max)
     private var received: ReceivedMessages
     private let curve: CurveServerSecurity?
-    /// Connections that ended before their handshake was through, and why (bounded; for the
-    /// owner's log: a plaintext peer, a key refused, a scan).
-    private var failedHandshakes: [String] = []
-    public private(set) var failedHandshakesDropped = 0
+    /// Connections that ended before their handshake was through, counted by why (for the
+    /// owner's log: a plaintext peer, a key refused, a scan). Bounded: past 64 reasons between
+    /// two reports, the rest are counted under one.
+    private var failedHandshakes: [String: Int] = [:]
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
     private var polled = [epoll_event](repeating: epoll_event(), count: 64)
     private var isClosed = false
@@ -96,12 +96,8 @@ public final class NativeRouter: PolledSocket {
 
     /// The endpoint bound, with the actual port.
     public var lastEndpoint: String {
-        var address = sockaddr_in()
-        var size = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &size) } }
-        var text = [CChar](repeating: 0, count: 64)
-        inet_ntop(AF_INET, &address.sin_addr, &text, socklen_t(text.count))
-        return "tcp://\(zmqText(text)):\(UInt16(bigEndian: address.sin_port))"
+        let (host, port) = socketAddress(listener, peer: false) ?? ("?", 0)
+        return "tcp://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 
     public func fileDescriptor() throws(ZeroMQError) -> Int32 { events }
@@ -153,8 +149,8 @@ public final class NativeRouter: PolledSocket {
         return received.popAuthenticated()
     }
 
-    /// Why each connection ended before its handshake was through, since the last call.
-    public func takeFailedHandshakes() -> [String] {
+    /// How many connections ended before their handshake was through since the last call, by why.
+    public func takeFailedHandshakes() -> [String: Int] {
         defer { failedHandshakes.removeAll(keepingCapacity: true) }
         return failedHandshakes
     }
@@ -257,7 +253,8 @@ public final class NativeRouter: PolledSocket {
         guard let connection = connections[slot] else { return }
         lastProblem = problem
         if routingIDs[slot] == nil {
-            if failedHandshakes.count < 64 { failedHandshakes.append(problem) } else { failedHandshakesDropped += 1 }
+            let reason = failedHandshakes.count < 64 || failedHandshakes[problem] != nil ? problem : "other reasons"
+            failedHandshakes[reason, default: 0] += 1
         }
         Glibc.close(connection.fd)
         if let id = routingIDs[slot], slotOf[id] == slot { slotOf[id] = nil }

@@ -138,19 +138,12 @@ final class ZMTPConnection {
             messageEnds.append(contentsOf: ends.map { $0 + base })
             return
         }
+        // Plain frames: a message ends at its frame without MORE.
         var at = bytes.startIndex
-        var nextEnd = ends.makeIterator().lazy.map { $0 + bytes.startIndex }.makeIterator()
-        var end = nextEnd.next()
         while at < bytes.endIndex, let frame = try? ZMTPWire.frame(in: bytes[at...], maxBytes: Int.max) {
-            bytes.withUnsafeBytes { raw in
-                let body = UnsafeRawBufferPointer(rebasing: raw[(frame.body.lowerBound - bytes.startIndex)..<(frame.body.upperBound - bytes.startIndex)])
-                cipher!.appendFrame(body, flags: frame.hasMore ? CurveCipher.more : 0, to: &outgoing)
-            }
+            cipher!.appendFrame(Array(bytes[frame.body]), flags: frame.hasMore ? CurveCipher.more : 0, to: &outgoing)
             at = frame.body.upperBound
-            if at == end {
-                messageEnds.append(outgoing.count)
-                end = nextEnd.next()
-            }
+            if !frame.hasMore { messageEnds.append(outgoing.count) }
         }
     }
 
@@ -158,22 +151,20 @@ final class ZMTPConnection {
     /// lost connection gives back (one half written went with it: its peer drops it).
     func unsentMessages() -> (bytes: ArraySlice<UInt8>, ends: [Int]) {
         let start = written <= handshakeEnd ? handshakeEnd : (messageEnds.first { $0 >= written } ?? outgoing.count)
-        let ends = messageEnds.filter { $0 > start }.map { $0 - start }
-        guard cipher != nil else { return (outgoing[min(start, outgoing.count)...], ends) }
+        guard cipher != nil else {
+            return (outgoing[min(start, outgoing.count)...], messageEnds.filter { $0 > start }.map { $0 - start })
+        }
         // Sealed for a connection that is gone: opened again with this side's own key, to be
         // sealed afresh for the next.
         var plain: [UInt8] = [], plainEnds: [Int] = []
         var at = start
-        var pendingEnds = ends.map { $0 + start }[...]
         while at < outgoing.count, let frame = try? ZMTPWire.frame(in: outgoing[at...], maxBytes: Int.max),
               let opened = try? cipher!.open(&outgoing, frame.body, ownMessage: true) {
-            ZMTPWire.appendHeader(flags: opened.flags & CurveCipher.more != 0 ? ZMTPWire.more : 0, size: opened.frame.count, to: &plain)
+            let hasMore = opened.flags & CurveCipher.more != 0
+            ZMTPWire.appendHeader(flags: hasMore ? ZMTPWire.more : 0, size: opened.frame.count, to: &plain)
             plain.append(contentsOf: outgoing[opened.frame])
             at = frame.body.upperBound
-            if at == pendingEnds.first {
-                plainEnds.append(plain.count)
-                pendingEnds.removeFirst()
-            }
+            if !hasMore { plainEnds.append(plain.count) }
         }
         return (plain[...], plainEnds)
     }
@@ -323,7 +314,7 @@ final class ZMTPConnection {
                 }
                 let (clientKey, metadata) = try server.initiate(body)
                 let properties = try ZMTPWire.properties(ofReady: metadata[...])
-                switch keys.admit(Z85.encodeKey(clientKey) ?? "?", peerAddress(fd)) {
+                switch keys.admit(Z85.encodeKey(clientKey) ?? "?", socketAddress(fd, peer: true)?.host ?? "?") {
                 case .admit(let name):
                     let (ready, cipher) = server.ready(metadata: ownMetadata)
                     appendHandshake(ready)
@@ -377,24 +368,31 @@ final class ZMTPConnection {
     }
 }
 
-/// The IP address of a connection's peer, for the admission check and its log.
-func peerAddress(_ fd: Int32) -> String {
+/// The address and port a socket is bound to, or (`peer`) the one it is connected to.
+func socketAddress(_ fd: Int32, peer: Bool) -> (host: String, port: UInt16)? {
     var storage = sockaddr_storage()
     var size = socklen_t(MemoryLayout<sockaddr_storage>.size)
     let found = withUnsafeMutablePointer(to: &storage) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &size) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { peer ? getpeername(fd, $0, &size) : getsockname(fd, $0, &size) }
     }
-    guard found == 0 else { return "?" }
+    guard found == 0 else { return nil }
     var text = [CChar](repeating: 0, count: 64)
     let family = storage.ss_family
-    withUnsafePointer(to: &storage) { pointer in
+    let port = withUnsafePointer(to: &storage) { pointer -> UInt16 in
         if family == sa_family_t(AF_INET6) {
-            pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { var address = $0.pointee.sin6_addr; _ = inet_ntop(AF_INET6, &address, &text, 64) }
-        } else {
-            pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { var address = $0.pointee.sin_addr; _ = inet_ntop(AF_INET, &address, &text, 64) }
+            return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                var address = $0.pointee.sin6_addr
+                _ = inet_ntop(AF_INET6, &address, &text, 64)
+                return UInt16(bigEndian: $0.pointee.sin6_port)
+            }
+        }
+        return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+            var address = $0.pointee.sin_addr
+            _ = inet_ntop(AF_INET, &address, &text, 64)
+            return UInt16(bigEndian: $0.pointee.sin_port)
         }
     }
-    return zmqText(text)
+    return (zmqText(text), port)
 }
 
 /// Whole messages read and not yet taken by the owner, in arrival order, with the name each

@@ -11,7 +11,7 @@ import Testing
         let logger = Logger(label: "test.gate") { _ in SwiftLogNoOpLogHandler() }
         #expect(gate.nextReportMs == .max, "nothing refused: no reason to wake")
         gate.report(nowMs: 10_000, logger: logger)
-        gate.handshakeFailed(reason: "the peer asks for the NULL mechanism")
+        gate.handshakesFailed(1, reason: "the peer asks for the NULL mechanism")
         #expect(gate.nextReportMs == 10_000 + gate.reportIntervalMs)
         gate.report(nowMs: 12_000, logger: logger)
         #expect(gate.nextReportMs == .max)
