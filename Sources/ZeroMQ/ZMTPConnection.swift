@@ -160,10 +160,13 @@ final class ZMTPConnection {
         var at = start
         while at < outgoing.count, let frame = try? ZMTPWire.frame(in: outgoing[at...], maxBytes: Int.max),
               let opened = try? cipher!.open(&outgoing, frame.body, ownMessage: true) {
+            at = frame.body.upperBound
+            // A PONG was for the connection that is gone: sealed again as a message frame it
+            // would reach the next peer as a message.
+            guard opened.flags & CurveCipher.command == 0 else { continue }
             let hasMore = opened.flags & CurveCipher.more != 0
             ZMTPWire.appendHeader(flags: hasMore ? ZMTPWire.more : 0, size: opened.frame.count, to: &plain)
             plain.append(contentsOf: outgoing[opened.frame])
-            at = frame.body.upperBound
             if !hasMore { plainEnds.append(plain.count) }
         }
         return (plain[...], plainEnds)
