@@ -128,14 +128,13 @@ let benchmarks: @Sendable () -> Void = {
                 guard case .request(let request) = WireCodec.decode(frames[...], uploadRecords: tier == .county ? .full : .keysOnly),
                       let ranges = WireCodec.uploadRecordRanges(in: frames[frames.count - 1]) else { fatalError("batch not decoded") }
                 let body = frames[frames.count - 1]
-                _ = try ledger.begin { tx in
+                _ = try ledger.transaction { tx in
                     try screen.screen(request, receivedAtMs: 0, nowMs: 0, catalog: catalog, responses: &responses, tickets: &tickets,
                                       store: tx, recordsAsReceived: ranges.map { body[$0] })
                 }
-                try ledger.commitOpenTransaction()
             }
             benchmark.stopMeasurement()
-            let claimed = try ledger.read { try $0.count(table: .uploadRecords) }
+            let claimed = try ledger.read { try $0.count(table: .uploadClaims) }
             precondition(claimed == batches.count * 1_000, "every record passes: \(claimed) of \(batches.count * 1_000)")
         }
     }

@@ -7,16 +7,40 @@ import SettlementModel
 
 extension LedgerTransaction {
     public func uploadBatch(msgid: String) throws -> UploadBatchDecision? {
-        let statement = try db.cachedStatement(sql: "SELECT received, own_rejects, forwarded, answer FROM upload_batches WHERE msgid = ?")
+        let statement = try db.cachedStatement(sql: """
+            SELECT received, own_rejects, forwarded, answer, passed_digest, rejected_positions FROM upload_batches WHERE msgid = ?
+            """)
         guard let row = try Row.fetchOne(statement, arguments: [msgid]) else { return nil }
-        return UploadBatchDecision(received: row[0], ownRejects: Array(row[1] as Data),
-                                   forwarded: (row[2] as Data?).map { Array($0) }, answer: (row[3] as Data?).map { Array($0) })
+        var passedUp: PassedUp?
+        if let forwarded = row[2] as Data? {
+            passedUp = PassedUp(rejectedPositions: [], digest: 0, bytes: Array(forwarded))
+        } else if let digest = row[4] as Int64? {
+            passedUp = PassedUp(rejectedPositions: Self.positions((row[5] as Data?) ?? Data()), digest: UInt64(bitPattern: digest))
+        }
+        return UploadBatchDecision(received: row[0], ownRejects: Array(row[1] as Data), passedUp: passedUp,
+                                   answer: (row[3] as Data?).map { Array($0) })
     }
 
     public func saveUploadBatch(msgid: String, decision: UploadBatchDecision) throws {
-        try run("INSERT INTO upload_batches (msgid, received, own_rejects, forwarded, answer) VALUES (?, ?, ?, ?, ?)") { values in
+        try run("""
+            INSERT INTO upload_batches (msgid, received, own_rejects, forwarded, answer, passed_digest, rejected_positions)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """) { values in
             values.bind(msgid); values.bind(Int64(decision.received)); values.bind(decision.ownRejects)
-            values.bind(decision.forwarded); values.bind(decision.answer)
+            values.bind(decision.passedUp?.bytes); values.bind(decision.answer)
+            values.bind(decision.passedUp.map { Int64(bitPattern: $0.digest) })
+            values.bind(decision.passedUp.map { Self.bytes(of: $0.rejectedPositions) })
+        }
+    }
+
+    /// Positions as 32-bit little-endian integers, one after another.
+    static func bytes(of positions: [Int]) -> [UInt8] {
+        positions.flatMap { position in withUnsafeBytes(of: UInt32(truncatingIfNeeded: position).littleEndian, Array.init) }
+    }
+
+    static func positions(_ bytes: Data) -> [Int] {
+        stride(from: 0, to: bytes.count - bytes.count % 4, by: 4).map { offset in
+            bytes.dropFirst(offset).prefix(4).reversed().reduce(0) { $0 << 8 | Int($1) }
         }
     }
 

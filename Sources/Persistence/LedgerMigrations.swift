@@ -408,6 +408,17 @@ extension Ledger {
                 ALTER TABLE upload_stored ADD COLUMN stored_at_ms INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        migrator.registerMigration("v14-upload-passed-up") { db in
+            try db.execute(sql: """
+                -- A county or city keeps what it passed up of a batch as the positions it rejected
+                -- and a digest of the bytes that went up, not the bytes: a copy of every record in
+                -- both ledgers was a fifth of the uploads' disk writes. A repeat of the batch
+                -- rebuilds the same bytes from the records that come again. `forwarded` keeps what
+                -- older ledgers passed up.
+                ALTER TABLE upload_batches ADD COLUMN passed_digest INTEGER;
+                ALTER TABLE upload_batches ADD COLUMN rejected_positions BLOB;
+                """)
+        }
         return migrator
     }
 }

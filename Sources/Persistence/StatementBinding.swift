@@ -31,6 +31,16 @@ struct StatementBinder {
         sqlite3_bind_int64(handle, position, number)
     }
 
+    /// nil binds NULL.
+    mutating func bind(_ number: Int64?) {
+        guard let number else {
+            position += 1
+            sqlite3_bind_null(handle, position)
+            return
+        }
+        bind(number)
+    }
+
     mutating func bind(_ number: Int32) { bind(Int64(number)) }
     mutating func bind(_ flag: Bool) { bind(Int64(flag ? 1 : 0)) }
 

@@ -5,16 +5,35 @@ public struct UploadBatchDecision: Equatable, Sendable {
     public var received: Int
     /// This tier's rejects (an `UploadOutput` holding only them), for the answer on its way down.
     public var ownRejects: [UInt8]
-    /// County and city: the batch of records that passed, as sent up.
-    public var forwarded: [UInt8]?
+    /// County and city: what went up, rebuilt from a repeat of the batch.
+    public var passedUp: PassedUp?
     /// Provincial and national tiers: the answer (they store the records and answer).
     public var answer: [UInt8]?
 
-    public init(received: Int, ownRejects: [UInt8], forwarded: [UInt8]?, answer: [UInt8]?) {
+    public init(received: Int, ownRejects: [UInt8], passedUp: PassedUp?, answer: [UInt8]?) {
         self.received = received
         self.ownRejects = ownRejects
-        self.forwarded = forwarded
+        self.passedUp = passedUp
         self.answer = answer
+    }
+}
+
+/// What a county or city passed up of a batch: not the records themselves (a copy of every
+/// record in every such ledger was a fifth of the uploads' disk writes), but enough to rebuild
+/// the same bytes from a repeat of the batch and to tell a repeat from other records sent
+/// under the same msgid.
+public struct PassedUp: Equatable, Sendable {
+    /// Where the records this tier rejected were in the batch it received.
+    public var rejectedPositions: [Int]
+    /// XXH64 of the `UploadInput` passed up.
+    public var digest: UInt64
+    /// The bytes themselves, as ledgers before v14 kept them.
+    public var bytes: [UInt8]?
+
+    public init(rejectedPositions: [Int], digest: UInt64, bytes: [UInt8]? = nil) {
+        self.rejectedPositions = rejectedPositions
+        self.digest = digest
+        self.bytes = bytes
     }
 }
 
@@ -90,10 +109,15 @@ public struct UploadScreen: Sendable {
         }
         if let stored = try store.uploadBatch(msgid: request.msgid) {
             if let answer = stored.answer { return Screened(outcome: .answer(answer)) }
-            // Passed up again as stored: spliced, like the first time. Every record received
-            // either passed here or is one of this tier's rejects.
+            // Passed up again as the first time: the same records spliced from the repeat, none
+            // screened again. Every record received either passed here or is one of this tier's rejects.
             let rejects = try UploadOutput(serializedBytes: stored.ownRejects).rejects
-            return Screened(outcome: .forward(passing: stored.received - rejects.count, input: stored.forwarded ?? [],
+            guard let input = try passedUpAgain(stored.passedUp, of: input, recordsAsReceived: recordsAsReceived) else {
+                let refusal = responses.error(.settlementMismatch, detail: "upload batch \(request.msgid) was received before with other records",
+                                              requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
+                return Screened(outcome: .answer(try refusal.serializedBytes()))
+            }
+            return Screened(outcome: .forward(passing: stored.received - rejects.count, input: input,
                                               received: Int32(stored.received), rejects: rejects))
         }
         if tier == .county && validator == nil, let catalog {
@@ -103,6 +127,7 @@ public struct UploadScreen: Sendable {
         var rejects: [UploadReject] = []
         var rejectedByRule: [String: Int] = [:]
         var corrections = 0
+        var rejectedPositions: [Int] = []
         let asReceived = recordsAsReceived?.count == input.records.count ? recordsAsReceived : nil
         /// Where the passing records were in the batch received (spliced up as they came).
         var passingPositions: [Int] = []
@@ -133,6 +158,7 @@ public struct UploadScreen: Sendable {
                 reject.tier = tier.rawValue
                 reject.admdvs = node.value
                 rejects.append(reject)
+                rejectedPositions.append(position)
                 rejectedByRule[violation.rule.id, default: 0] += 1
                 if tier != .county {
                     // Found above the county: the uploading county's institution must correct and re-upload.
@@ -171,27 +197,44 @@ public struct UploadScreen: Sendable {
             response.output = .upload(NodeMachine.output(received: received, accepted: Int32(passingPositions.count), rejects: rejects))
             let body: [UInt8] = try response.serializedBytes()
             try store.saveUploadBatch(msgid: request.msgid, decision: UploadBatchDecision(
-                received: input.records.count, ownRejects: try ownRejects.serializedBytes(), forwarded: nil, answer: body))
+                received: input.records.count, ownRejects: try ownRejects.serializedBytes(), passedUp: nil, answer: body))
             screened.outcome = .answer(body)
             return screened
         }
-        // A record passes up as it came: spliced, not encoded again. The county numbers the
-        // records: its batch_index follows the bytes that came (the last value of a field wins).
-        let forwarded: [UInt8] = try asReceived.map { received in
-            WireCodec.uploadInput(records: passingPositions.map { received[$0] }, batchIndexes: tier != .county ? [] : passingPositions.map {
-                records[$0].batchIndex != Int32($0) ? Int32($0) : nil
-            }, catalogVersion: input.catalogVersion)
-        } ?? {
-            var passing = UploadInput()
-            passing.catalogVersion = input.catalogVersion
-            passing.records = passingPositions.map { numbered(records[$0], batchIndex(at: $0)) }
-            return try passing.serializedBytes()
-        }()
+        let forwarded = try passUp(passingPositions, of: input, recordsAsReceived: asReceived)
         try store.saveUploadBatch(msgid: request.msgid, decision: UploadBatchDecision(
             received: input.records.count, ownRejects: try ownRejects.serializedBytes(),
-            forwarded: forwarded, answer: nil))
+            passedUp: PassedUp(rejectedPositions: rejectedPositions, digest: XXH64.hash(forwarded)), answer: nil))
         screened.outcome = .forward(passing: passingPositions.count, input: forwarded, received: received, rejects: rejects)
         return screened
+    }
+
+    /// The encoded `UploadInput` this tier passes up: the records at `passingPositions`. A record
+    /// passes up as it came: spliced, not encoded again. The county numbers the records: its
+    /// batch_index follows the bytes that came (the last value of a field wins).
+    private func passUp(_ passingPositions: [Int], of input: UploadInput, recordsAsReceived asReceived: [ArraySlice<UInt8>]?) throws -> [UInt8] {
+        let records = input.records
+        if let asReceived {
+            return WireCodec.uploadInput(records: passingPositions.map { asReceived[$0] }, batchIndexes: tier != .county ? [] : passingPositions.map {
+                records[$0].batchIndex != Int32($0) ? Int32($0) : nil
+            }, catalogVersion: input.catalogVersion)
+        }
+        var passing = UploadInput()
+        passing.catalogVersion = input.catalogVersion
+        passing.records = passingPositions.map { numbered(records[$0], tier == .county ? Int32($0) : records[$0].batchIndex) }
+        return try passing.serializedBytes()
+    }
+
+    /// What passed up the first time, rebuilt from a repeat of the batch; nil when the repeat
+    /// holds other records than the first (the same msgid used for another batch).
+    private func passedUpAgain(_ passedUp: PassedUp?, of input: UploadInput, recordsAsReceived: [ArraySlice<UInt8>]?) throws -> [UInt8]? {
+        guard let passedUp else { return nil }
+        if let bytes = passedUp.bytes { return bytes }
+        let rejected = Set(passedUp.rejectedPositions)
+        guard rejected.allSatisfy(input.records.indices.contains) else { return nil }
+        let asReceived = recordsAsReceived?.count == input.records.count ? recordsAsReceived : nil
+        let again = try passUp(input.records.indices.filter { !rejected.contains($0) }, of: input, recordsAsReceived: asReceived)
+        return XXH64.hash(again) == passedUp.digest ? again : nil
     }
 
     /// `record` with its place in the hospital's batch.

@@ -84,6 +84,33 @@ import Testing
         #expect(keys.map(\.setlID).sorted() == ["S1", "S2", "S3"], "each stored record once")
         #expect(try ledger.read { try $0.storedUploadKeys(sinceMs: 6) }.map(\.setlID) == ["S3"], "only what was stored since")
     }
+
+    /// v14 keeps what a county or city passed up as rejected positions and a digest: a batch an
+    /// older ledger passed up still has its bytes for a repeat, and a new one reads back as written.
+    @Test func whatAnEarlierLedgerPassedUpIsStillThereForARepeat() throws {
+        let directory = try makeTemporaryDirectory("migration")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/ledger.sqlite"
+        let forwarded: [UInt8] = [0x0A, 0x02, 0x0A, 0x00]
+        do {
+            let earlier = try DatabaseQueue(path: path)
+            try Ledger.migrator.migrate(earlier, upTo: "v13-upload-claims")
+            try earlier.write { db in
+                try db.execute(sql: "INSERT INTO upload_batches (msgid, received, own_rejects, forwarded) VALUES ('U1', 3, x'', ?)",
+                               arguments: [Data(forwarded)])
+            }
+        }
+        let ledger = try Ledger(path: path)
+        let older = try #require(try ledger.read { try $0.uploadBatch(msgid: "U1") })
+        #expect(older.received == 3 && older.passedUp?.bytes == forwarded && older.answer == nil)
+        let decision = UploadBatchDecision(received: 70_000, ownRejects: [1, 2],
+                                           passedUp: PassedUp(rejectedPositions: [0, 255, 256, 69_999], digest: .max - 1), answer: nil)
+        try ledger.write { tx in try tx.saveUploadBatch(msgid: "U2", decision: decision) }
+        #expect(try ledger.read { try $0.uploadBatch(msgid: "U2") } == decision)
+        let answered = UploadBatchDecision(received: 2, ownRejects: [], passedUp: nil, answer: [7])
+        try ledger.write { tx in try tx.saveUploadBatch(msgid: "U3", decision: answered) }
+        #expect(try ledger.read { try $0.uploadBatch(msgid: "U3") } == answered)
+    }
 }
 
 /// Every ledger runs on the SQLite built with the package (`CSQLite`, with the lookaside
