@@ -29,9 +29,10 @@ struct ClusterCommand: ParsableCommand {
                 Use --base-port to run a second cluster beside the first.
 
                 --pack puts several nodes into one process for large topologies. Packed nodes keep their
-                own sockets, ledgers, sign-in, endpoints and logs and still talk over TCP, so messages
-                take the same path; `cluster status` shows the hosting process. Restarting or killing a
-                packed node restarts or kills its whole process.
+                own ledgers, sign-in, endpoints and logs. A node and its parent in the same process hand
+                messages to each other in memory, as the same frames with their checksums; every other
+                link is TCP. `cluster status` shows the hosting process. Restarting or killing a packed
+                node restarts or kills its whole process.
                   settlenet cluster up --topology Topologies/national.yaml --data-dir run/national --pack province-tier --timeout 120
 
                 --host starts only the nodes the topology places on that host (`hosts:` in the file;
