@@ -9,7 +9,8 @@ import Glibc
 /// ZMQ_FD only signals that something about a socket changed, and any call on the socket may
 /// take that signal (libzmq's documentation of ZMQ_FD): so a socket the owner used (`used(_:)`)
 /// is asked before the next wait, and a socket whose descriptor fired is read until it has
-/// nothing, which re-arms the signal. The sockets' descriptors are edge-triggered.
+/// nothing, which re-arms the signal. The sockets' descriptors are edge-triggered, but for those
+/// that stay readable while input waits (`signalsLevels`: a `NativeDealer`'s epoll).
 /// Level-triggered plain descriptors (a wake-up pipe) may be added after the sockets; they are
 /// reported while readable.
 public final class EventPoller {
@@ -37,7 +38,7 @@ public final class EventPoller {
         for (position, socket) in sockets.enumerated() { positions[ObjectIdentifier(socket)] = position }
         positionOf = positions
         for (position, socket) in sockets.enumerated() {
-            try add(try socket.fileDescriptor(), position: position, edgeTriggered: true)
+            try add(try socket.fileDescriptor(), position: position, edgeTriggered: !socket.signalsLevels)
             markPending(position)   // whatever arrived before the poller existed
         }
         for (offset, fd) in fds.enumerated() { try add(fd, position: sockets.count + offset, edgeTriggered: false) }

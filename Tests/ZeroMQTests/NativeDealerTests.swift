@@ -93,6 +93,31 @@ import ZeroMQ
         #expect(dealer.isConnected && dealer.handshakes == 1)
     }
 
+    /// A dealer's descriptor is level-triggered: an answer that waits unread is reported by
+    /// every wait until it is read, and then by none. Watched edge-triggered, the bench's upload
+    /// loop now and then never heard of answers that had come, and waited 15 s for them.
+    @Test func anAnswerWaitingUnreadIsReportedByEveryWaitUntilRead() throws {
+        let context = try Context()
+        let router = try context.socket(.router)
+        try router.bind("tcp://127.0.0.1:*")
+        let dealer = try NativeDealer(endpoint: try router.lastEndpoint, routingID: Array("H003".utf8))
+        try dealer.send([Array("request".utf8)])
+        #expect(try next(router, serving: dealer) == [Array("H003".utf8), Array("request".utf8)])
+        let poller = try EventPoller([dealer])
+        _ = try poller.wait(timeoutMs: 0)   // what the constructor marked to ask about first
+        try router.send([Array("H003".utf8), Array("answer".utf8)])
+        let deadline = monotonicUs() + 10_000_000
+        var reported = false
+        while !reported && monotonicUs() < deadline { reported = try poller.wait(timeoutMs: 100).contains(0) }
+        #expect(reported, "the answer's arrival is reported")
+        for _ in 0..<3 {
+            #expect(try poller.wait(timeoutMs: 5_000) == [0], "unread, so reported again at once")
+        }
+        #expect(try dealer.receive(wait: false) == [Array("answer".utf8)])
+        #expect(try dealer.receive(wait: false) == nil)
+        #expect(try poller.wait(timeoutMs: 50) == [], "read to the end: nothing to report")
+    }
+
     /// Sent while nobody listens, delivered when the ROUTER comes (and again after it restarts):
     /// what a driver's hospital link does while a county is down.
     @Test func messagesWaitForTheRouterAndTheLinkIsRedialledAfterARestart() throws {
