@@ -44,7 +44,7 @@ public struct ClientCredentials: Sendable {
     /// The same keys for a `NativeDealer`.
     public func nativeSecurity() throws(SettleNetError) -> CurveClientSecurity {
         guard let security = CurveClientSecurity(keys, serverKey: serverKey) else {
-            throw SettleNetError(.keys, "a hospital's CURVE keys are not 40 Z85 characters each")
+            throw SettleNetError(.keys, "hospital key \(keys.publicKey) or its county's server key \(serverKey) is not 40 Z85 characters: make the keys again (cluster up makes those missing from its key directory)")
         }
         return security
     }

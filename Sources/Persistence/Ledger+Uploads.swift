@@ -39,8 +39,8 @@ extension LedgerTransaction {
     }
 
     static func positions(_ bytes: Data) -> [Int] {
-        stride(from: 0, to: bytes.count - bytes.count % 4, by: 4).map { offset in
-            bytes.dropFirst(offset).prefix(4).reversed().reduce(0) { $0 << 8 | Int($1) }
+        bytes.withUnsafeBytes { raw in
+            stride(from: 0, to: raw.count - 3, by: 4).map { Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0, as: UInt32.self))) }
         }
     }
 

@@ -113,7 +113,7 @@ public struct UploadScreen: Sendable {
             // screened again. Every record received either passed here or is one of this tier's rejects.
             let rejects = try UploadOutput(serializedBytes: stored.ownRejects).rejects
             guard let input = try passedUpAgain(stored.passedUp, of: input, recordsAsReceived: recordsAsReceived) else {
-                let refusal = responses.error(.settlementMismatch, detail: "upload batch \(request.msgid) was received before with other records",
+                let refusal = responses.error(.settlementMismatch, detail: "upload batch \(request.msgid) was received before with other records: send these under a new msgid",
                                               requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs)
                 return Screened(outcome: .answer(try refusal.serializedBytes()))
             }
@@ -136,10 +136,8 @@ public struct UploadScreen: Sendable {
         // Each record is read in place: copying one (and again into a batch of those that
         // passed) and destroying the copies cost more than reading its keys.
         let records = input.records
-        /// A record's place in the hospital's batch: the county numbers the records, the tiers above read the number.
-        func batchIndex(at position: Int) -> Int32 { tier == .county ? Int32(position) : records[position].batchIndex }
         for position in records.indices {
-            let batchIndex = batchIndex(at: position)
+            let batchIndex = batchIndex(of: records, at: position)
             var violation = tier == .county ? validator?.check(records[position]) : nil
             if violation == nil {
                 if try !store.claimUploadRecord(setlID: records[position].setlID) {
@@ -221,8 +219,13 @@ public struct UploadScreen: Sendable {
         }
         var passing = UploadInput()
         passing.catalogVersion = input.catalogVersion
-        passing.records = passingPositions.map { numbered(records[$0], tier == .county ? Int32($0) : records[$0].batchIndex) }
+        passing.records = passingPositions.map { numbered(records[$0], batchIndex(of: records, at: $0)) }
         return try passing.serializedBytes()
+    }
+
+    /// A record's place in the hospital's batch: the county numbers the records, the tiers above read the number.
+    private func batchIndex(of records: [UploadRecord], at position: Int) -> Int32 {
+        tier == .county ? Int32(position) : records[position].batchIndex
     }
 
     /// What passed up the first time, rebuilt from a repeat of the batch; nil when the repeat

@@ -102,6 +102,9 @@ public final class NativeRouter: PolledSocket {
 
     public func fileDescriptor() throws(ZeroMQError) -> Int32 { events }
 
+    // `signalsLevels` stays false: its epoll also holds the listening socket and half-closed
+    // connections, which a level-triggered watch must not spin on; not yet tried (README).
+
     /// Peers connected, with their handshake through.
     public var peerCount: Int { slotOf.count }
 
