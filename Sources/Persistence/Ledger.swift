@@ -34,6 +34,11 @@ public final class Ledger {
     /// The writer's hot statements (on the queue only).
     private let statements = WriterStatements()
 
+    /// How long a write waits for a lock another connection holds before it fails: the
+    /// momentary locks of readers and the checkpointer last microseconds; a foreign writer
+    /// holding the ledger longer fails the round rather than stall every node of the process.
+    public static let lockWaitSeconds: TimeInterval = 1
+
     /// Log frames (pages) past which a sync asks for a checkpoint: SQLite's own default.
     public static let checkpointFrames = 1_000
 
@@ -45,12 +50,19 @@ public final class Ledger {
     }
 
     /// `transitKey`: how the transit index keys msgids (tests make them all collide).
-    init(path: String, transitKey: @escaping (String) -> UInt64) throws {
+    /// `lockWait`: how long a write waits for another connection's lock (`lockWaitSeconds`).
+    init(path: String, transitKey: @escaping (String) -> UInt64, lockWait: TimeInterval = Ledger.lockWaitSeconds) throws {
         self.path = path
         var config = Configuration()
         config.label = "ledger"
         // `transaction(_:)` begins and commits through SQLite itself, which GRDB does not see.
         config.allowsUnsafeTransactions = true
+        // This connection is the only writer, yet another connection to the file (the
+        // checkpointer, `reconcile`, `cluster status`) that reads the log's index while it is
+        // rewritten takes the write lock for a moment to check it. Without a wait, a round's
+        // BEGIN IMMEDIATE met that moment as "database is locked" and the round failed (seen
+        // in a bench run: three rounds of a city, their answers passed on unrecorded).
+        config.busyMode = .timeout(lockWait)
         config.prepareDatabase { db in
             // WAL: readers (cluster status, reconcile) never block the writer.
             // synchronous NORMAL: a commit writes the log, `syncLog()` syncs it; a checkpoint

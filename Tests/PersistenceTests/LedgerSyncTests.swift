@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 @testable import Persistence
 import SettlementCore
 import SettlementModel
@@ -72,5 +73,33 @@ import Testing
         let reopened = try Ledger(path: path)
         let count = try reopened.read { try $0.count(table: .transits) }
         #expect(count == rounds * perRound, "\(count) transits")
+    }
+
+    /// Another connection to the ledger's file holds the write lock for a moment, as the
+    /// checkpointer or a reader checking the log's index does: a round committed meanwhile
+    /// waits for it. Before, it failed at once with "database is locked" and its answers were
+    /// passed on unrecorded.
+    @Test func aRoundWaitsForAWriteLockAnotherConnectionHoldsForAMoment() throws {
+        let directory = try makeTemporaryDirectory("ledger-lock")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/ledger.sqlite"
+        // A wait far longer than the hold, so that a busy machine cannot make the test fail.
+        let ledger = try Ledger(path: path, transitKey: TransitIndex.xxh64, lockWait: 60)
+        var config = Configuration()
+        config.allowsUnsafeTransactions = true
+        let other = try DatabaseQueue(path: path, configuration: config)
+        try other.inDatabase { try $0.execute(sql: "BEGIN IMMEDIATE") }   // the write lock, held
+        let released = DispatchSemaphore(value: 0)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(200)) {
+            try? other.inDatabase { try $0.execute(sql: "ROLLBACK") }
+            released.signal()
+        }
+        var factory = RequestFactory(institution: "H37021100001", treatment: DivisionCode("370211")!)
+        let request = factory.settlement(psnNo: "41010200000000000001", insured: DivisionCode("410102")!,
+                                         bill: .composed(totalFen: 10_000), inpatient: false, nowMs: 1)
+        try ledger.transaction { tx in try tx.recordTransit(TransitRecord(inFlight: RequestMeta(request), nowMs: 1)) }
+        try ledger.syncLog()
+        released.wait()
+        #expect(try ledger.read { try $0.inFlightAtOrigin() }.map(\.msgid) == [request.msgid])
     }
 }
