@@ -86,12 +86,12 @@ extension NodeShell {
     /// then the next one, asked when it ends, covers them.
     private func requestSync() {
         guard let committer, syncs.nextSync() != nil else { return }
-        committer.writers.submit(.init(ledger: ledger, node: committer.index))
+        committer.writers.submit(ledger: ledger, node: committer.index)
     }
 
     /// The reactor: this node's sync has finished (`error` nil: the commits it covers are
     /// durable), seen at `nowMs`. Their rounds' answers leave now.
-    func syncFinished(error: (any Error)?, tookUs: Int64, nowMs: Int64) throws {
+    public func syncFinished(error: (any Error)?, tookUs: Int64, nowMs: Int64) throws {
         advanceClock(to: nowMs)   // what it sends now is budgeted from now, not from its last turn
         slowSyncs.note(tookUs: tookUs, nowMs: nowMs, logger: logger)
         turnSoon = true

@@ -32,11 +32,13 @@ public final class NodeShell {
         public var idleTurnMs: Int64
         public static let single = Pace(maxWaitMs: 50, idleStatusMs: 1_000, busyStatusMs: 250, idleTurnMs: 50)
         public static let packed = Pace(maxWaitMs: 1_000, idleStatusMs: 5_000, busyStatusMs: 2_000, idleTurnMs: 100)
+        /// In a simulation: no status file, and periodic duties as a packed node's.
+        public static let simulated = Pace(maxWaitMs: 1_000, idleStatusMs: .max / 4, busyStatusMs: .max / 4, idleTurnMs: 100)
     }
 
     public let spec: NodeSpec
     public var id: DivisionCode { spec.id }
-    let pace: Pace
+    public let pace: Pace
     let topology: Topology
     let layout: DataLayout
     var logger: Logger
@@ -59,7 +61,8 @@ public final class NodeShell {
     /// A `NativeRouter` and a `NativeDealer`, which speak ZMTP on this thread: in clear, or
     /// secured with CURVE (the port then admits only the keys `keys` names, and each message
     /// from below comes with the name its sender's key was admitted under).
-    let downstream: NativeRouter
+    /// None in a simulation (`simulated`): its hospitals and neighbours reach it in memory.
+    let downstream: NativeRouter?
     /// The link to the parent; none when the parent shares the process (`parentInProcess`).
     let upstream: NativeDealer?
     /// Handshakes with, and connections lost to, the parent seen so far: after a new handshake
@@ -79,12 +82,25 @@ public final class NodeShell {
     let parentInProcess: Bool
     /// Children in this process, by routing id.
     var localChildren: [[UInt8]: NodeShell] = [:]
+    /// In a simulation, who carries what this node hands to its neighbours and its hospitals
+    /// (with the simulated link's delay), instead of handing it over at once.
+    public weak var courier: (any Courier)?
+    /// Runs inside a simulation: no sockets, no status file, no link-fault file; the courier
+    /// carries its messages.
+    public let simulated: Bool
     /// Handed over by local children since this node's last turn: the sender's routing id first.
     private var fromLocalChildren: [[[UInt8]]] = []
     /// Handed over by the local parent since this node's last turn.
     private var fromLocalParent: [[[UInt8]]] = []
     /// Something was handed over since the last turn: the reactor steps again before it waits.
     public var hasLocalMail: Bool { !fromLocalChildren.isEmpty || !fromLocalParent.isEmpty }
+
+    /// A message carried to this node from below (a child or a hospital): its sender's routing
+    /// id first, as a port receives it. Served at the node's next turn.
+    public func deliver(fromBelow frames: [[UInt8]]) { fromLocalChildren.append(frames) }
+
+    /// A message carried to this node from its parent. Served at the node's next turn.
+    public func deliver(fromParent frames: [[UInt8]]) { fromLocalParent.append(frames) }
     /// What this turn received, to send on as received where the machine changed nothing else.
     var passThrough = PassThrough()
     /// Something was read from or sent on this node's sockets since the reactor last asked
@@ -98,7 +114,7 @@ public final class NodeShell {
     let routingID: [UInt8]
 
     /// The reactor's sync threads and this node's index there; nil: syncs on the caller's thread.
-    var committer: (writers: CommitWriters, index: Int)?
+    var committer: (writers: any SyncService, index: Int)?
     /// Syncs that kept answers waiting (logged; `SlowSyncs`).
     var slowSyncs = SlowSyncs()
     /// Rounds committed but not yet known durable: their answers wait for a sync begun after
@@ -142,13 +158,15 @@ public final class NodeShell {
 
     /// `keys`: required when the topology is secured. `parentInProcess`: the parent runs in this
     /// process too, and is reached in memory only (no link to it, nothing to poll). `nowMs`: the
-    /// clock's reading at start-up.
+    /// clock's reading at start-up. `simulated`: the node runs in a simulation, which carries
+    /// its messages (`courier`) and syncs its ledger (`ledgerSyncs` false: the disk is simulated).
     public init(topology: Topology, id: DivisionCode, dataDirectory: String, logger: Logger,
-                pace: Pace = .single, keys: NodeKeys? = nil, parentInProcess: Bool = false, nowMs: Int64) throws {
+                pace: Pace = .single, keys: NodeKeys? = nil, parentInProcess: Bool = false, nowMs: Int64,
+                simulated: Bool = false) throws {
         guard let spec = topology.node(id) else {
             throw SettleNetError(.node, "node \(id) is not in topology \(topology.file)")
         }
-        guard keys != nil || !topology.isSecured else {
+        guard keys != nil || !topology.isSecured || simulated else {
             throw SettleNetError(.node, "node \(id): topology \(topology.file) is secured (security.curve) but no keys were given")
         }
         self.keys = keys
@@ -159,7 +177,8 @@ public final class NodeShell {
         self.logger[metadataKey: "node"] = "\(id)"
         self.pace = pace
         self.nowMs = nowMs
-        self.parentInProcess = parentInProcess
+        self.simulated = simulated
+        self.parentInProcess = parentInProcess || (simulated && spec.parent != nil)
         startedAtMs = nowMs
         endpoint = topology.endpoint(of: id)!
         routingID = Array(id.value.utf8)
@@ -171,7 +190,7 @@ public final class NodeShell {
         status = StatusReporter(path: layout.statusPath(id))
 
         try FileManager.default.createDirectory(atPath: layout.nodeDirectory(id), withIntermediateDirectories: true)
-        ledger = try Ledger(path: layout.ledgerPath(id))
+        ledger = try Ledger(path: layout.ledgerPath(id), syncsToDisk: !simulated)
         if let population = topology.population(of: id) { try ledger.seedPopulation(population) }
         outbox = NationalOutbox(province: id)
         uploads = UploadScreen(node: id, tier: spec.tier, institutions: Set(topology.institutions(of: id)), routing: topology.routingTable)
@@ -182,6 +201,12 @@ public final class NodeShell {
                                             institutions: Set(topology.institutions(of: id)),
                                             nationalCatalog: spec.parent == nil ? Catalog.national() : nil))
 
+        guard !simulated else {
+            downstream = nil
+            upstream = nil
+            try restoreFromLedger()
+            return
+        }
         let bindEndpoint = topology.bindEndpoint(of: id)!
         func bound(_ bind: () throws -> Void) throws {
             do {
@@ -204,7 +229,7 @@ public final class NodeShell {
         router.holdsWrites = true   // the reactor writes a round's messages together (`flushHeld`)
         try bound { try router.bind(bindEndpoint) }
         downstream = router
-        if spec.parent != nil, !parentInProcess, let parentEndpoint = spec.parent.flatMap({ topology.endpoint(of: $0) }) {
+        if spec.parent != nil, !self.parentInProcess, let parentEndpoint = spec.parent.flatMap({ topology.endpoint(of: $0) }) {
             var curveClient: CurveClientSecurity?
             if let keys {
                 guard let parentKey = keys.parentKey, let security = CurveClientSecurity(keys.own, serverKey: parentKey) else {
@@ -259,9 +284,18 @@ public final class NodeShell {
     var parentEndpoint: String? { upstream == nil ? nil : spec.parent.flatMap { topology.endpoint(of: $0) } }
 
     /// The sockets the reactor polls for this node, in the order `turn` reads them.
-    public var sockets: [any PolledSocket] { [downstream] + [upstream].compactMap { $0 } }
+    public var sockets: [any PolledSocket] { [downstream].compactMap { $0 } + [upstream].compactMap { $0 } }
 
     public var isStopped: Bool { state == .stopped }
+
+    /// Signed in with its parent and holding the catalog (the national node: at once).
+    public var isReady: Bool { peek { $0.isReady } }
+
+    /// Nothing waits for an answer here and no settlement is in doubt.
+    public var isQuiet: Bool { peek { $0.pendingCount == 0 && $0.resolutions.isEmpty } && syncs.isIdle }
+
+    /// Messages this node has taken in since it started.
+    public var messagesTaken: Int64 { messagesHandled }
 
     /// Serving from now on.
     public func start(nowMs: Int64) {
@@ -287,7 +321,7 @@ public final class NodeShell {
     /// When this node must next be turned with nothing arriving (`nextWakeMs`, as of its last
     /// turn): asked every round for every node of the process, so it is kept, not computed
     /// (computing it copies the node's machine).
-    private(set) var wakeAtMs: Int64 = 0
+    public private(set) var wakeAtMs: Int64 = 0
     private var lastTurnMs: Int64 = .min / 2
     /// Something changed outside a turn (a sync ended): turned in the next round.
     var turnSoon = true
@@ -295,7 +329,7 @@ public final class NodeShell {
     /// Whether the reactor's round must turn this node although none of its sockets has input.
     /// A process of a hundred nodes turned each of them every round, for every message any of
     /// them received: most of its time at the national scale went to nodes with nothing to do.
-    func needsTurn(nowMs: Int64) -> Bool {
+    public func needsTurn(nowMs: Int64) -> Bool {
         turnSoon || hasLocalMail || state == .draining || nowMs >= wakeAtMs || nowMs - lastTurnMs >= pace.idleTurnMs
     }
 
@@ -336,14 +370,14 @@ public final class NodeShell {
             return
         }
         passThrough.forget(roundsAwaitSync: awaitsSync)
-        if nowMs - links.lastCheckMs >= max(100, pace.maxWaitMs) { links.refresh(nowMs: nowMs, logger: logger) }
+        if !simulated && nowMs - links.lastCheckMs >= max(100, pace.maxWaitMs) { links.refresh(nowMs: nowMs, logger: logger) }
         for message in links.due(nowMs: nowMs) { transmit(message) }
         var flags = readable.makeIterator()
         var directives: [Directive] = []
-        if flags.next() == true { drain(downstream, position: 0, from: nil, into: &directives) }
+        if let downstream, flags.next() == true { drain(downstream, position: 0, from: nil, into: &directives) }
         if let upstream, flags.next() == true { drain(upstream, position: 1, from: .parent, into: &directives) }
         if hasLocalMail { drainLocalMail(into: &directives) }
-        if keys != nil {
+        if keys != nil, let downstream {
             // Failed handshakes (plaintext peers, clients without this node's key, refused keys)
             // never reach the machine: counted and reported by reason.
             for (reason, count) in downstream.takeFailedHandshakes() { gate.handshakesFailed(count, reason: reason) }
@@ -377,7 +411,7 @@ public final class NodeShell {
             status.soon()
         }
         // Fresh within the pace's busy interval while busy; its idle interval while idle.
-        if nowMs - status.lastMs >= (directives.isEmpty ? pace.idleStatusMs : pace.busyStatusMs) { writeStatus() }
+        if !simulated && nowMs - status.lastMs >= (directives.isEmpty ? pace.idleStatusMs : pace.busyStatusMs) { writeStatus() }
         links.flushTrace(logger: logger)
     }
 
@@ -387,7 +421,7 @@ public final class NodeShell {
         guard hasHeldWrites else { return }
         hasHeldWrites = false
         upstream?.flushHeld()
-        downstream.flushHeld()
+        downstream?.flushHeld()
     }
 
     /// The positions in `sockets` used since the last call, as bits.
@@ -400,12 +434,12 @@ public final class NodeShell {
     func stop() {
         state = .stopped
         links.flushTrace(logger: logger)
-        writeStatus()
+        if !simulated { writeStatus() }
         status.close()
         // The parent link before the port: once the port is free another cluster may start on
         // it, and this node must not dial that cluster's parent meanwhile.
         upstream?.close()
-        downstream.close()
+        downstream?.close()
         logger.info("node stopped", metadata: ["messages": "\(messagesHandled)"])
     }
 
@@ -514,8 +548,10 @@ public final class NodeShell {
             case .parent:
                 if let localParent {
                     guard !localParent.isStopped else { return false }
-                    localParent.fromLocalChildren.append([routingID] + message.frames)
                     handedOverInMemory += 1
+                    if let courier { courier.carry([routingID] + message.frames, from: self, to: localParent, upward: true) } else {
+                        localParent.fromLocalChildren.append([routingID] + message.frames)
+                    }
                     return true
                 }
                 guard let upstream else { return false }
@@ -525,10 +561,14 @@ public final class NodeShell {
             case .downstream(let id):
                 if let child = localChildren[id] {
                     guard !child.isStopped else { return false }
-                    child.fromLocalParent.append(message.frames)
                     handedOverInMemory += 1
+                    if let courier { courier.carry(message.frames, from: self, to: child, upward: false) } else {
+                        child.fromLocalParent.append(message.frames)
+                    }
                     return true
                 }
+                if let courier { return courier.answerHospital(message.frames, routingID: id, from: self) }
+                guard let downstream else { return false }
                 socketsTouched |= 0b01
                 hasHeldWrites = true
                 try downstream.send(to: id, message.frames, wait: false)

@@ -18,14 +18,7 @@ public final class Reactor {
         self.pace = pace
         self.clock = clock
         // A parent and a child both served here talk in memory.
-        let byID = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0) })
-        for node in nodes {
-            precondition(node.parentInProcess == (node.spec.parent.flatMap { byID[$0] } != nil),
-                         "node \(node.id): made with its parent \(node.parentInProcess ? "in" : "outside") this process, but it is not")
-            guard let parentID = node.spec.parent, let parent = byID[parentID] else { continue }
-            node.localParent = parent
-            parent.localChildren[node.routingID] = node
-        }
+        NodeShell.joinInMemory(nodes)
     }
 
     /// Serves until SIGTERM/SIGINT (see `StopSignal`), then lets every node drain and returns.

@@ -31,6 +31,8 @@ public final class Ledger {
     /// thread; the writer's own automatic checkpoint would sync the database in the middle of a
     /// round. Opened at the first checkpoint: an idle node of a packed national network never needs it.
     private let checkpointer = Mutex<DatabaseQueue?>(nil)
+    /// False in a simulation: `syncLog()` syncs nothing (the disk is simulated).
+    public let syncsToDisk: Bool
     /// The writer's hot statements (on the queue only).
     private let statements = WriterStatements()
 
@@ -45,14 +47,19 @@ public final class Ledger {
     /// The SQLite every ledger runs on: the copy built with this package (`CSQLite`), not the system's.
     public static var sqliteVersion: String { String(cString: sqlite3_libversion()) }
 
-    public convenience init(path: String) throws {
-        try self.init(path: path, transitKey: TransitIndex.xxh64)
+    /// `syncsToDisk` false: for a simulation, whose disk is simulated. Nothing is synced
+    /// (`syncLog()` returns at once, and SQLite syncs nothing either): what a crash would lose
+    /// is the simulation's to decide, and a real sync per commit would cost it its speed.
+    public convenience init(path: String, syncsToDisk: Bool = true) throws {
+        try self.init(path: path, transitKey: TransitIndex.xxh64, syncsToDisk: syncsToDisk)
     }
 
     /// `transitKey`: how the transit index keys msgids (tests make them all collide).
     /// `lockWait`: how long a write waits for another connection's lock (`lockWaitSeconds`).
-    init(path: String, transitKey: @escaping (String) -> UInt64, lockWait: TimeInterval = Ledger.lockWaitSeconds) throws {
+    init(path: String, transitKey: @escaping (String) -> UInt64, lockWait: TimeInterval = Ledger.lockWaitSeconds,
+         syncsToDisk: Bool = true) throws {
         self.path = path
+        self.syncsToDisk = syncsToDisk
         var config = Configuration()
         config.label = "ledger"
         // `transaction(_:)` begins and commits through SQLite itself, which GRDB does not see.
@@ -68,7 +75,7 @@ public final class Ledger {
             // synchronous NORMAL: a commit writes the log, `syncLog()` syncs it; a checkpoint
             // still syncs the database before the log is reused.
             try db.execute(sql: "PRAGMA journal_mode = WAL")
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: syncsToDisk ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = OFF")
         }
         do {
             queue = try DatabaseQueue(path: path, configuration: config)
@@ -127,6 +134,7 @@ public final class Ledger {
     /// Makes every transaction committed so far durable. Any thread, while the writer goes on
     /// (what it commits meanwhile may or may not be covered: only what committed before counts).
     public func syncLog() throws {
+        guard syncsToDisk else { return }
         guard fdatasync(logFD) == 0 else {
             throw SettleNetError(.ledger, "cannot sync its write-ahead log: \(String(cString: strerror(errno)))", subject: "ledger \(path)")
         }
@@ -171,8 +179,10 @@ public final class Ledger {
                 if connection == nil {
                     var config = Configuration()
                     config.label = "ledger-checkpoint"
+                    let synchronous = syncsToDisk ? "NORMAL" : "OFF"
                     config.prepareDatabase { db in
-                        try db.execute(sql: "PRAGMA synchronous = NORMAL")   // syncs the database before the log is reused
+                        // NORMAL: syncs the database before the log is reused.
+                        try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
                         try db.execute(sql: "PRAGMA cache_size = 16")        // it only copies pages
                     }
                     connection = try DatabaseQueue(path: path, configuration: config)

@@ -1,0 +1,46 @@
+import Persistence
+
+/// Who carries the messages of nodes that run inside a simulation: instead of handing a message
+/// to a neighbour at once, or writing it to a hospital's connection, a node gives it to its
+/// courier, which delivers it later (`NodeShell.deliver`, or to the hospitals) as the simulated
+/// link decides.
+public protocol Courier: AnyObject {
+    /// `frames` from `node` for its neighbour `to`: its parent when `upward` (the sender's
+    /// routing id first), else one of its children.
+    func carry(_ frames: [[UInt8]], from node: NodeShell, to neighbour: NodeShell, upward: Bool)
+    /// An answer from a county for the hospital connected as `routingID`; false if none is.
+    func answerHospital(_ frames: [[UInt8]], routingID: [UInt8], from node: NodeShell) -> Bool
+}
+
+/// Who makes the nodes' ledgers durable when they do not sync on their own thread: the sync
+/// threads of a reactor (`CommitWriters`), or a simulation's disk. Each node has at most one
+/// sync asked at a time; when it ends, `NodeShell.syncFinished` sends what it covered.
+public protocol SyncService: AnyObject {
+    /// Make what `ledger` has committed so far durable, for the node at `node` (its index).
+    func submit(ledger: Ledger, node: Int)
+}
+
+extension CommitWriters: SyncService {
+    func submit(ledger: Ledger, node: Int) { submit(Job(ledger: ledger, node: node)) }
+}
+
+extension NodeShell {
+    /// Joins parents and children among `nodes` so that they hand their messages over in memory
+    /// (a reactor's nodes, or a simulation's).
+    public static func joinInMemory(_ nodes: [NodeShell]) {
+        let byID = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0) })
+        for node in nodes {
+            precondition(node.parentInProcess == (node.spec.parent.flatMap { byID[$0] } != nil),
+                         "node \(node.id): made with its parent \(node.parentInProcess ? "in" : "outside") this process, but it is not")
+            guard let parentID = node.spec.parent, let parent = byID[parentID] else { continue }
+            node.localParent = parent
+            parent.localChildren[node.routingID] = node
+        }
+    }
+
+    /// A digest of everything this node's ledger holds (`Ledger.contentDigest`).
+    public func ledgerDigest() throws -> String { try ledger.contentDigest() }
+
+    /// A simulation's sync service for this node, at `index`.
+    public func syncWith(_ service: any SyncService, index: Int) { committer = (service, index) }
+}
