@@ -91,6 +91,11 @@ let package = Package(
         ),
         // The benchmark (`settlenet bench`): the transport baseline and the network's figures.
         .target(
+            name: "Simulation",
+            dependencies: ["NodeRuntime", "Scenario", "Reconciliation", "Persistence", "NetworkTopology", "SettlementCore",
+                           "SettlementModel", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "Bench",
             dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Scenario", "LinkSecurity",
                            "Persistence", .product(name: "Histogram", package: "hdrhistogram-swift")]
@@ -99,7 +104,7 @@ let package = Package(
             name: "settlenet",
             dependencies: [
                 "NodeRuntime", "Bench", "ClusterControl", "NetworkTopology", "SettlementModel", "SettlementCore", "Scenario", "Persistence",
-                "Reconciliation", "LinkSecurity",
+                "Reconciliation", "LinkSecurity", "Simulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -117,7 +122,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Persistence", "Scenario",
-                           "Reconciliation", "Bench", "LinkSecurity", "NodeRuntime", "SettlementTestKit", .product(name: "GRDB", package: "GRDB.swift"),
+                           "Reconciliation", "Bench", "LinkSecurity", "NodeRuntime", "SettlementTestKit", "Simulation", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Yams", package: "Yams")]
         ),
     ],

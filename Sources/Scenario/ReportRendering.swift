@@ -19,6 +19,10 @@ public enum ReportRendering {
         md.append("- **Started:** \(report.startedAt)")
         md.append("- **Duration:** \(fixed(report.durationS, 1)) s")
         md.append("- **Machine:** \(machine(report.machine))")
+        if let simulation = report.simulation {
+            md.append("- **Simulated:** on virtual time (`settlenet sim`), \(fixed(simulation.virtualS, 1)) virtual s in \(fixed(simulation.wallS, 1)) s; model: "
+                      + simulation.model.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value) µs" }.joined(separator: ", "))
+        }
         md.append("")
         md.append("## Summary")
         md.append("")
@@ -182,6 +186,11 @@ public enum ReportRendering {
             + "\(verdict(report))</span></h1>")
         h.append("<p class=\"meta\">seed \(report.seed) · topology \(escapeHTML(report.topology)) · started "
             + "\(escapeHTML(report.startedAt)) · \(fixed(report.durationS, 1)) s · \(escapeHTML(machine(report.machine)))</p>")
+        if let simulation = report.simulation {
+            h.append("<p class=\"meta\">simulated on virtual time (settlenet sim): \(fixed(simulation.virtualS, 1)) virtual s in "
+                + "\(fixed(simulation.wallS, 1)) s; model "
+                + escapeHTML(simulation.model.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value) µs" }.joined(separator: ", ")) + "</p>")
+        }
         h.append("</header>")
         h.append("<noscript><p class=\"warn\">Charts need JavaScript; the tables below do not.</p></noscript>")
         h.append("<section class=\"charts\">")

@@ -36,10 +36,12 @@ public struct RunReport: Codable, Sendable {
     public var pack: String?
     /// The load driver's own cost, so that a reader can tell the network's limit from the harness's.
     public var driver: DriverFigures?
+    /// Present when the network was simulated (`settlenet sim`): on which model, at what cost.
+    public var simulation: SimulationFigures?
 
     enum CodingKeys: String, CodingKey {
         case scenario, seed, topology, passed, settlements, reversals, errors, timeline, stages, thresholds, machine, uploads, faults, tickets
-        case reconciliation, scale, pack, driver
+        case reconciliation, scale, pack, driver, simulation
         case dirtyData = "dirty_data"
         case planDigest = "plan_digest"
         case startedAt = "started_at"
@@ -389,5 +391,47 @@ public struct DriverFigures: Codable, Sendable, Equatable {
         case cpuS = "cpu_s"
         case wallS = "wall_s"
         case cpuSharePct = "cpu_share_pct"
+    }
+}
+
+/// A simulated run (`settlenet sim`): the network's nodes ran in one process on virtual time,
+/// with the same machines, desks and ledgers as real nodes, over simulated links and disks.
+/// Every figure of the report is in virtual time, and the same seed gives the same report but
+/// for the wall-clock fields `wallClockFields` names.
+public struct SimulationFigures: Codable, Sendable, Equatable {
+    /// The model's parameters, microseconds (`SimulationModel`).
+    public var model: [String: Int64]
+    /// Virtual seconds from the first node's start to the last answer's reconciliation.
+    public var virtualS: Double
+    /// Events the simulation processed (messages delivered, node turns, syncs, hospital steps).
+    public var events: Int
+    /// Wall-clock seconds the simulation took (differs between runs).
+    public var wallS: Double
+    /// One digest of every node's ledger (each node's id and `Ledger.contentDigest`, in the
+    /// topology's order): the same for the same scenario, seed and model.
+    public var ledgersDigest: String
+    /// Virtual seconds per wall-clock second (differs between runs).
+    public var speedup: Double
+    /// The report's fields that depend on the wall clock or the machine, by dotted path: all
+    /// others are the same for the same scenario, seed and model.
+    public var wallClockFields: [String] = SimulationFigures.wallClockPaths
+
+    public static let wallClockPaths = ["machine", "simulation.wall_s", "simulation.speedup"]
+
+    public init(model: [String: Int64], virtualS: Double, events: Int, wallS: Double, ledgersDigest: String) {
+        self.model = model
+        self.ledgersDigest = ledgersDigest
+        self.virtualS = virtualS
+        self.events = events
+        self.wallS = wallS
+        speedup = wallS > 0 ? (virtualS / wallS * 10).rounded() / 10 : 0
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, events, speedup
+        case virtualS = "virtual_s"
+        case wallS = "wall_s"
+        case ledgersDigest = "ledgers_digest"
+        case wallClockFields = "wall_clock_fields"
     }
 }

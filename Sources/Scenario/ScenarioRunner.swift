@@ -37,6 +37,11 @@ public enum ScenarioRunner {
     public struct Outcome: Sendable {
         public var report: RunReport
         public var outputDirectory: String
+
+        public init(report: RunReport, outputDirectory: String) {
+            self.report = report
+            self.outputDirectory = outputDirectory
+        }
     }
 
     public static func run(_ options: ScenarioRunOptions, log: @escaping (String) -> Void,
@@ -188,16 +193,21 @@ public enum ScenarioRunner {
         report.faults = FaultInjector.withEffects(report.faults, traceFiles: topology.nodes.map { layout.linkDecisionsPath($0.id) })
         // Thresholds may name upload, ticket and reconciliation figures: evaluate again with them in the report.
         report = ReportBuilder.applyThresholds(spec.thresholds, to: report)
+        try writeReports(report, into: output)
+        return Outcome(report: report, outputDirectory: output)
+    }
+
+    /// report.json, report.md and report.html into `output`.
+    public static func writeReports(_ report: RunReport, into output: String) throws(ScenarioError) {
         do {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             try encoder.encode(report).write(to: URL(fileURLWithPath: "\(output)/report.json"))
             try ReportRendering.markdown(report).write(toFile: "\(output)/report.md", atomically: true, encoding: .utf8)
             try ReportRendering.html(report).write(toFile: "\(output)/report.html", atomically: true, encoding: .utf8)
         } catch {
             throw ScenarioError(code: .runFailed, message: "cannot write the reports into \(output): \(error)")
         }
-        return Outcome(report: report, outputDirectory: output)
     }
 
     /// Waits until no node has requests pending or settlements in doubt (status files), up to

@@ -4,7 +4,7 @@
 public struct SettleNetError: Error, CustomStringConvertible, Sendable {
     /// The part of SettleNet that failed, for a caller that handles some failures itself.
     public enum Kind: String, Sendable {
-        case node, cluster, keys, ledger, bench, export, topology
+        case node, cluster, keys, ledger, bench, export, topology, simulation
         /// A command line that cannot be carried out (the CLI prints it and exits non-zero).
         case command
     }

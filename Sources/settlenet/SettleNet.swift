@@ -19,7 +19,7 @@ struct SettleNet: ParsableCommand {
 
             `settlenet demo` does all of that in one go on the minimal topology.
             """,
-        subcommands: [NodeCommand.self, TopologyCommand.self, KeysCommand.self, ClusterCommand.self, SettleCommand.self, ScenarioCommand.self, DataCommand.self, TicketsCommand.self, ReconcileCommand.self, BenchCommand.self, DemoCommand.self]
+        subcommands: [NodeCommand.self, TopologyCommand.self, KeysCommand.self, ClusterCommand.self, SettleCommand.self, ScenarioCommand.self, DataCommand.self, TicketsCommand.self, ReconcileCommand.self, BenchCommand.self, SimCommand.self, DemoCommand.self]
     )
 }
 

@@ -1,0 +1,283 @@
+import Foundation
+import Logging
+import NetworkTopology
+import NodeRuntime
+import Persistence
+import Scenario
+import SettlementCore
+import SettlementModel
+
+/// The whole network in one process on virtual time: every node of the topology is a real
+/// `NodeShell` (its machine, desks and ledger), but nothing it sends crosses a socket and nothing
+/// it commits waits for a disk. The simulation carries each message over its link
+/// (`Courier`), makes each commit durable after the disk's time (`SyncService`), turns each node
+/// when something arrives or a timer is due, and steps the hospitals (`Hospitals`) on the
+/// same clock. One thread, one agenda (`EventQueue`), one stream of draws: the same seed gives
+/// the same run.
+public final class Simulation: Courier, SyncService {
+    enum Event {
+        /// A message arrives at a node: from below (a child or a hospital; routing id first), or from its parent.
+        case deliver(node: Int, frames: [[UInt8]], fromBelow: Bool)
+        /// An answer arrives at its hospital.
+        case answerArrives([[UInt8]])
+        /// A node's turn: what arrived, and its timers.
+        case turn(node: Int)
+        /// A node's ledger sync is over.
+        case synced(node: Int, tookUs: Int64)
+        /// The hospitals send what is due.
+        case hospitals
+    }
+
+    public let topology: Topology
+    public let model: SimulationModel
+    let nodes: [NodeShell]
+    private let indexOf: [ObjectIdentifier: Int]
+    private let countyIndex: [DivisionCode: Int]
+    private let tierOf: [Tier]
+    private var agenda = EventQueue<Event>()
+    private var draws: Draws
+    /// Virtual microseconds since the simulation began.
+    public private(set) var nowUs: Int64 = 0
+    /// The wall clock the virtual time stands for: its start (a Monday, 00:00 in Beijing).
+    public let epochMs: Int64
+    /// When each node is next turned (`Int64.max`: not scheduled), and until when it is busy.
+    private var turnAt: [Int64]
+    private var busyUntil: [Int64]
+    /// Sends made during a node's turn leave when the turn's work is done: held until then.
+    private var turning: Int?
+    private var heldDuringTurn: [LinkEvent] = []
+    private var syncsDuringTurn: [Int] = []
+    /// The latest arrival on each directed link: a link delivers in order, as TCP does.
+    private var lastArrival: [Int64: Int64] = [:]
+    private var hospitals: Hospitals?
+    private var loadStartUs: Int64 = 0
+    public private(set) var events = 0
+
+    /// `dataDirectory`: where the nodes' ledgers are (the cluster's layout).
+    public init(topology: Topology, dataDirectory: String, model: SimulationModel, seed: UInt64,
+                epochMs: Int64 = Simulation.mondayInBeijingMs, logger: Logger) throws {
+        self.topology = topology
+        self.model = model
+        self.epochMs = epochMs
+        draws = Draws(seed: seed)
+        var shells: [NodeShell] = []
+        for spec in topology.nodes {
+            shells.append(try NodeShell(topology: topology, id: spec.id, dataDirectory: dataDirectory, logger: logger,
+                                        pace: .simulated, nowMs: epochMs, simulated: true))
+        }
+        nodes = shells
+        indexOf = Dictionary(uniqueKeysWithValues: shells.enumerated().map { (ObjectIdentifier($1), $0) })
+        countyIndex = Dictionary(uniqueKeysWithValues: shells.enumerated().filter { $1.spec.tier == .county }.map { ($1.id, $0) })
+        tierOf = shells.map(\.spec.tier)
+        turnAt = Array(repeating: .max, count: shells.count)
+        busyUntil = Array(repeating: 0, count: shells.count)
+        NodeShell.joinInMemory(shells)
+        for (index, node) in shells.enumerated() {
+            node.courier = self
+            node.syncWith(self, index: index)
+        }
+    }
+
+    /// 2026-01-05 00:00 in Beijing (UTC+8), a Monday.
+    public static let mondayInBeijingMs: Int64 = 1_767_542_400_000
+
+    /// The node's clock now.
+    private var nowMs: Int64 { epochMs + nowUs / 1_000 }
+
+    // MARK: Running
+
+    /// Starts every node and runs until each has signed in and holds its catalog.
+    public func start(withinUs limit: Int64 = 60_000_000) throws {
+        for (index, node) in nodes.enumerated() {
+            node.start(nowMs: nowMs)
+            scheduleTurn(index, atUs: nowUs)
+        }
+        try run(untilUs: nowUs + limit, checkingEveryUs: 10_000) { nodes.allSatisfy(\.isReady) }
+        guard nodes.allSatisfy(\.isReady) else {
+            let late = nodes.filter { !$0.isReady }.map(\.id.value)
+            throw SettleNetError(.simulation, "nodes \(late.prefix(10).joined(separator: ", "))\(late.count > 10 ? " and \(late.count - 10) more" : "") did not sign in within \(limit / 1_000_000) s of simulated time")
+        }
+    }
+
+    /// Drives `hospitals` from now until they are finished (their own drain included).
+    public func drive(_ hospitals: Hospitals, progress: (Int64) -> Void) throws {
+        self.hospitals = hospitals
+        loadStartUs = nowUs
+        agenda.schedule(.hospitals, atUs: nowUs)
+        var finished = false
+        var lastProgressUs = nowUs
+        try run(untilUs: .max, checkingEveryUs: 0) {
+            if nowUs - lastProgressUs >= 1_000_000 {
+                lastProgressUs = nowUs
+                progress(nowUs - loadStartUs)
+            }
+            if case .some = finishedAt { finished = true }
+            return finished
+        }
+        self.hospitals = nil
+    }
+
+    /// Runs until no node waits for an answer or has a settlement in doubt, for at most `limitUs`.
+    public func settle(withinUs limit: Int64) throws -> Bool {
+        try run(untilUs: nowUs + limit, checkingEveryUs: 100_000) { nodes.allSatisfy(\.isQuiet) }
+        return nodes.allSatisfy(\.isQuiet)
+    }
+
+    /// One digest of every node's ledger, in the topology's order.
+    public func ledgersDigest() throws -> String {
+        var text = ""
+        for node in nodes { text += "\(node.id) \(try node.ledgerDigest())\n" }
+        return String(text.utf8.withContiguousStorageIfAvailable { XXH64.hash(UnsafeRawBufferPointer($0)) } ?? 0, radix: 16)
+    }
+
+    /// The nodes stop (their ledgers stay, for reconciliation).
+    public func stop() {
+        for node in nodes { node.abort() }
+    }
+
+    /// When the hospitals found themselves finished (virtual µs), once they have.
+    private var finishedAt: Int64?
+
+    /// Processes events in order until `done` holds (asked after each event, or once every
+    /// `checkingEveryUs` of virtual time) or the next event is past `limitUs`.
+    private func run(untilUs limit: Int64, checkingEveryUs every: Int64, _ done: () -> Bool) throws {
+        var lastCheckUs = nowUs
+        if done() { return }
+        while let (atUs, event) = agenda.next() {
+            guard atUs <= limit else {
+                agenda.schedule(event, atUs: atUs)   // back: a later run may need it
+                nowUs = limit
+                return
+            }
+            nowUs = max(nowUs, atUs)
+            events += 1
+            try handle(event)
+            if every == 0 || nowUs - lastCheckUs >= every {
+                lastCheckUs = nowUs
+                if done() { return }
+            }
+        }
+    }
+
+    private func handle(_ event: Event) throws {
+        switch event {
+        case .deliver(let index, let frames, let fromBelow):
+            if fromBelow { nodes[index].deliver(fromBelow: frames) } else { nodes[index].deliver(fromParent: frames) }
+            scheduleTurn(index, atUs: max(nowUs, busyUntil[index]))
+        case .answerArrives(let frames):
+            guard let hospitals else { return }   // an answer after the load: nobody waits
+            try hospitals.received(frames, nowUs: nowUs - loadStartUs)
+            hospitals.noteProgress(nowUs: nowUs - loadStartUs) { _ in }
+        case .turn(let index):
+            guard turnAt[index] == nowUs else { return }   // superseded by an earlier turn
+            turnAt[index] = .max
+            try turn(index)
+        case .synced(let index, let tookUs):
+            try nodes[index].syncFinished(error: nil, tookUs: tookUs, nowMs: nowMs)
+            scheduleTurn(index, atUs: max(nowUs, busyUntil[index]))
+        case .hospitals:
+            guard let hospitals else { return }
+            let loadUs = nowUs - loadStartUs
+            try hospitals.step(nowUs: loadUs)
+            hospitals.noteProgress(nowUs: loadUs) { _ in }
+            if hospitals.isFinished(nowUs: loadUs) {
+                finishedAt = nowUs
+                return
+            }
+            let nextUs = LoadDriver.waitDeadlineUs(nowUs: loadUs, dueUs: hospitals.nextDueUs)
+            agenda.schedule(.hospitals, atUs: loadStartUs + max(loadUs + 1, nextUs))
+        }
+    }
+
+    /// One turn of a node: what it sends and the sync it asks for leave when its work is done.
+    private func turn(_ index: Int) throws {
+        let node = nodes[index]
+        let taken = node.messagesTaken
+        turning = index
+        defer { turning = nil }
+        try node.turn(readable: [], nowMs: nowMs)
+        let workUs = model.turnUs + (node.messagesTaken - taken) * model.messageUs
+        let doneUs = nowUs + workUs
+        busyUntil[index] = doneUs
+        turning = nil
+        let held = heldDuringTurn, syncs = syncsDuringTurn
+        heldDuringTurn.removeAll(keepingCapacity: true)
+        syncsDuringTurn.removeAll(keepingCapacity: true)
+        for link in held { dispatch(link, leavingUs: doneUs) }
+        for ledgerOf in syncs { startSync(ledgerOf, atUs: doneUs) }
+        // Its next turn: mail handed to it meanwhile, its own timers, or its periodic duties.
+        let wakeUs = node.wakeAtMs == .max ? Int64.max : (node.wakeAtMs - epochMs) * 1_000
+        let dutyUs = nowUs + node.pace.idleTurnMs * 1_000
+        scheduleTurn(index, atUs: max(doneUs, node.hasLocalMail ? doneUs : min(wakeUs, dutyUs)))
+    }
+
+    private func scheduleTurn(_ index: Int, atUs: Int64) {
+        guard atUs < turnAt[index] else { return }
+        turnAt[index] = atUs
+        agenda.schedule(.turn(node: index), atUs: atUs)
+    }
+
+    // MARK: Courier
+
+    public func carry(_ frames: [[UInt8]], from node: NodeShell, to neighbour: NodeShell, upward: Bool) {
+        let to = indexOf[ObjectIdentifier(neighbour)]!
+        let event = Event.deliver(node: to, frames: frames, fromBelow: upward)
+        send(event, from: indexOf[ObjectIdentifier(node)]!, to: to)
+    }
+
+    public func answerHospital(_ frames: [[UInt8]], routingID: [UInt8], from node: NodeShell) -> Bool {
+        let from = indexOf[ObjectIdentifier(node)]!
+        send(.answerArrives(frames), from: from, to: -1 - Int(Self.linkKey(routingID)))
+        return true
+    }
+
+    /// A request from a hospital (the institution the request names) to its county.
+    public func fromHospital(_ request: WireRequest, county: DivisionCode) throws {
+        guard let index = countyIndex[county] else {
+            throw SettleNetError(.simulation, "no county \(county) in \(topology.file)")
+        }
+        let routingID = Array(request.fixmedinsCode.utf8)
+        send(.deliver(node: index, frames: [routingID] + WireCodec.frames(request), fromBelow: true),
+             from: -1 - Int(Self.linkKey(routingID)), to: index)
+    }
+
+    /// Sends `event` over the link from `from` to `to` (negative: a hospital's end): now, or
+    /// when the turn under way is done.
+    private func send(_ event: Event, from: Int, to: Int) {
+        let link = LinkEvent(event: event, from: from, to: to)
+        if turning != nil { heldDuringTurn.append(link) } else { dispatch(link, leavingUs: nowUs) }
+    }
+
+    private struct LinkEvent {
+        let event: Event
+        let from: Int
+        let to: Int
+    }
+
+    private func dispatch(_ link: LinkEvent, leavingUs: Int64) {
+        let hospitalEnd = link.from < 0 || link.to < 0
+        let latency = hospitalEnd ? draws.around(model.hospitalLinkUs, jitter: model.hospitalLinkJitterUs)
+                                  : draws.around(model.linkUs, jitter: model.linkJitterUs)
+        let key = Int64(link.from) << 32 ^ Int64(UInt32(truncatingIfNeeded: link.to))
+        let arrival = max(leavingUs + latency, lastArrival[key] ?? 0)
+        lastArrival[key] = arrival
+        agenda.schedule(link.event, atUs: arrival)
+    }
+
+    static func linkKey(_ routingID: [UInt8]) -> UInt32 {
+        var hash: UInt32 = 2_166_136_261
+        for byte in routingID { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return hash & 0x3FFF_FFFF
+    }
+
+    // MARK: SyncService
+
+    public func submit(ledger: Ledger, node: Int) {
+        if turning == node { syncsDuringTurn.append(node) } else { startSync(node, atUs: nowUs) }
+    }
+
+    private func startSync(_ node: Int, atUs: Int64) {
+        let tookUs = draws.around(model.commitUs, jitter: model.commitJitterUs)
+        agenda.schedule(.synced(node: node, tookUs: tookUs), atUs: atUs + tookUs)
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Logging
+import NetworkTopology
+import NodeRuntime
+import Reconciliation
+import Scenario
+import SettlementCore
+import SettlementModel
+
+/// What `settlenet sim` was asked to do.
+public struct SimulationOptions: Sendable {
+    public var scenarioPath: String
+    public var topologyOverride: String?
+    public var seedOverride: UInt64?
+    public var outputDirectory: String?
+    /// Keep the nodes' ledgers here (for `settlenet reconcile`); else they live in a temporary
+    /// directory removed at the end.
+    public var keepLedgers: String?
+    public var model = SimulationModel()
+    public var build: String
+
+    public init(scenarioPath: String, build: String) {
+        self.scenarioPath = scenarioPath
+        self.build = build
+    }
+}
+
+/// A moment of a simulated run, for the progress line.
+public struct SimulationProgress: Sendable {
+    public var virtualS: Double
+    public var durationS: Double
+    public var events: Int
+    public var wallS: Double
+}
+
+/// Runs a scenario file on the simulated network, from its file to its three reports: the
+/// scenario runner's load planner, hospitals, thresholds, reconciliation and reports, on
+/// virtual time.
+public enum SimulationRunner {
+    public static func run(_ options: SimulationOptions, log: @escaping (String) -> Void,
+                           progress: (SimulationProgress) -> Void) throws(ScenarioError) -> ScenarioRunner.Outcome {
+        var spec: ScenarioSpec
+        do { spec = try ScenarioLoader.load(path: options.scenarioPath) } catch {
+            throw ScenarioError(code: .invalidScenario, message: "scenario problems, nothing simulated:\n\(error)")
+        }
+        if let seed = options.seedOverride { spec.seed = seed }
+        if let override = options.topologyOverride { spec.topology = override }
+        // What the simulation does not carry yet is refused, never left out silently.
+        if spec.uploads != nil {
+            throw ScenarioError(code: .invalidScenario, message: "\(spec.file): field load.uploads: the simulation carries settlements only so far; run uploads with `settlenet scenario run`")
+        }
+        if let fault = spec.faults.first {
+            throw ScenarioError(code: .invalidScenario, message: "\(spec.file):\(fault.line.map(String.init) ?? "?"): field faults: the simulation injects no faults yet; run this scenario with `settlenet scenario run`")
+        }
+        guard let load = spec.settlements else {
+            throw ScenarioError(code: .invalidScenario, message: "\(spec.file): field load.settlements: required by the simulation")
+        }
+        guard let path = spec.resolvedTopologyPath() else {
+            throw ScenarioError(code: .invalidScenario, message: "\(spec.file): topology \"\(spec.topology)\" not found (relative paths resolve from the working directory, then from the scenario's folder)")
+        }
+        let topology: Topology
+        do { topology = try TopologyLoader.load(path: path) } catch {
+            throw ScenarioError(code: .invalidScenario, message: "topology problems, nothing simulated:\n\(error)")
+        }
+        do { _ = try LoadPlanner(topology: topology, load: load, seed: spec.seed) } catch {
+            throw ScenarioError(code: .invalidScenario, message: "\(error)")
+        }
+
+        let output = options.outputDirectory ?? "run/reports/\(spec.name)-sim-\(CivilTime(unixMs: wallClockMs()).compact)"
+        let dataDirectory = options.keepLedgers ?? "\(output)/.ledgers-\(getpid())"
+        do {
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            if options.keepLedgers != nil, FileManager.default.fileExists(atPath: "\(dataDirectory)/nodes") {
+                throw ScenarioError(code: .invalidScenario, message: "--keep-ledgers \(dataDirectory): it holds ledgers already (nodes/); give an empty or new directory")
+            }
+            try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        } catch let error as ScenarioError {
+            throw error
+        } catch {
+            throw ScenarioError(code: .runFailed, message: "cannot create \(output) or \(dataDirectory): \(error)")
+        }
+        defer { if options.keepLedgers == nil { try? FileManager.default.removeItem(atPath: dataDirectory) } }
+
+        let wallStart = monotonicUs()
+        var report: RunReport
+        do {
+            // The nodes' warnings and errors, in one file (their info lines would be most of a run's time).
+            let logger = Logger(label: "settlenet.sim") { label in
+                (try? FileLogHandler(label: label, path: "\(output)/sim.log", level: .warning)).map { $0 as any LogHandler }
+                    ?? SwiftLogNoOpLogHandler()
+            }
+            let simulation = try Simulation(topology: topology, dataDirectory: dataDirectory, model: options.model,
+                                            seed: spec.seed, logger: logger)
+            defer { simulation.stop() }
+            try simulation.start()
+            let startedAt = Date(timeIntervalSince1970: Double(simulation.epochMs + simulation.nowUs / 1_000) / 1_000)
+            let hospitals = try Hospitals(topology: topology, load: load, seed: spec.seed, durationMs: spec.durationMs,
+                                          wallClockMs: { [unowned simulation] in simulation.epochMs + simulation.nowUs / 1_000 },
+                                          outlet: { [unowned simulation] request, county in try simulation.fromHospital(request, county: county) })
+            log("simulating \(spec.name) on \(topology.file) (\(topology.nodes.count) nodes): \(hospitals.expectedArrivals) settlements over \(Double(spec.durationMs) / 1_000) s of virtual time, seed \(spec.seed)")
+            try simulation.drive(hospitals) { loadUs in
+                progress(SimulationProgress(virtualS: Double(loadUs) / 1e6, durationS: Double(spec.durationMs) / 1_000,
+                                            events: simulation.events, wallS: Double(monotonicUs() - wallStart) / 1e6))
+            }
+            if try !simulation.settle(withinUs: 120_000_000) {
+                log("warning: after 120 s of virtual time some nodes still wait for answers or resolve settlements in doubt; reconciling anyway")
+            }
+            let (measurement, _) = hospitals.finish()
+            report = ReportBuilder.build(spec: spec, topologyPath: topology.file, startedAt: startedAt, measurement: measurement,
+                                         stages: ArrivalSchedule.stageStarts(load.executor), build: options.build)
+            let result = Reconciler(topology: topology).check(try ClusterSnapshot.read(topology: topology, dataDirectory: dataDirectory))
+            report.reconciliation = ReconciliationFigures(result)
+            log(ReconciliationText.verdict(result))
+            report.simulation = SimulationFigures(model: options.model.parameters, virtualS: Double(simulation.nowUs) / 1e6,
+                                                  events: simulation.events, wallS: Double(monotonicUs() - wallStart) / 1e6,
+                                                  ledgersDigest: try simulation.ledgersDigest())
+            report = ReportBuilder.applyThresholds(spec.thresholds, to: report)
+        } catch let error as ScenarioError {
+            throw error
+        } catch {
+            throw ScenarioError(code: .runFailed, message: "the simulation could not be carried out: \(error)")
+        }
+        try ScenarioRunner.writeReports(report, into: output)
+        return ScenarioRunner.Outcome(report: report, outputDirectory: output)
+    }
+}

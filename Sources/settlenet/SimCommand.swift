@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import Scenario
+import Simulation
+
+struct SimCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sim",
+        abstract: "Run a scenario on a simulated network: every node in one process, on virtual time, replayed exactly from its seed.",
+        discussion: """
+            A command of its own rather than an option of `scenario run`: a simulation launches no cluster,
+            so it has none of the cluster's options (--attach, --keys, packing), and it grows its own
+            subcommands.
+            """,
+        subcommands: [Run.self],
+        defaultSubcommand: Run.self
+    )
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Simulate the scenario's network and load, and write the scenario runner's reports.",
+            discussion: """
+                Every node of the topology runs with the same state machine, desks and SQLite ledger as a real
+                node; only the clock, the links, the disk and the scheduler are simulated (docs/SIMULATION.md:
+                the model and its defaults). The hospitals, thresholds, reconciliation and reports are the
+                scenario runner's own; every figure is in virtual time, and report.json says it was simulated
+                and on which model.
+
+                The same scenario and seed give a byte-identical report.json, but for the wall-clock fields it
+                lists (simulation.wall_clock_fields), and identical ledgers.
+
+                Not simulated yet: uploads (load.uploads) and faults (a scenario with either is refused).
+
+                Exit codes: 0 every threshold passed; 99 a threshold failed; 2 the scenario or topology file is
+                wrong (nothing simulated); 4 the simulation could not be carried out.
+
+                Example: settlenet sim Scenarios/smoke.yaml --out run/sim-smoke
+                """
+        )
+
+        @Argument(help: "The scenario file, e.g. Scenarios/smoke.yaml.") var file: String
+        @Option(help: "Use this topology instead of the scenario's.") var topology: String?
+        @Option(help: "Use this seed instead of the scenario's.") var seed: UInt64?
+        @Option(help: "Directory for report.json, report.md and report.html (default run/reports/<name>-sim-<time>).") var out: String?
+        @Option(name: .customLong("keep-ledgers"),
+                help: "Keep the nodes' ledgers in this new directory, for `settlenet reconcile --data-dir` (default: removed).")
+        var keepLedgers: String?
+
+        func run() throws {
+            try Self.hashDeterministically()
+            let interactive = isatty(STDERR_FILENO) == 1
+            var options = SimulationOptions(scenarioPath: file, build: buildConfiguration)
+            options.topologyOverride = topology
+            options.seedOverride = seed
+            options.outputDirectory = out
+            options.keepLedgers = keepLedgers
+            let outcome: ScenarioRunner.Outcome
+            do {
+                outcome = try SimulationRunner.run(options, log: { message in
+                    FileHandle.standardError.write(Data("\(interactive ? "\r\u{1B}[K" : "")\(message)\n".utf8))
+                }, progress: { p in
+                    let rate = p.wallS > 0 ? Double(p.events) / p.wallS : 0
+                    let speed = p.wallS > 0 ? p.virtualS / p.wallS : 0
+                    let left = speed > 0 ? max(0, p.durationS - p.virtualS) / speed : 0
+                    let line = String(format: "[virtual %6.1fs/%.0fs] %.0f events/s  %.1fx real time  expected end in %.0f s",
+                                      p.virtualS, p.durationS, rate, speed, left)
+                    FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+                })
+            } catch {
+                FileHandle.standardError.write(Data("\(interactive ? "\n" : "")error: \(error.message)\n".utf8))
+                throw ExitCode(error.code.rawValue)
+            }
+            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            print(ReportRendering.summaryTable(outcome.report))
+            print("reports: \(outcome.outputDirectory)/report.json, report.md, report.html")
+            if !outcome.report.passed { throw ExitCode(99) }
+        }
+
+        /// A replay must walk every dictionary in the same order, and Swift seeds its hashing per
+        /// process unless SWIFT_DETERMINISTIC_HASHING is set when the process starts: set, and
+        /// this process started again in place.
+        static func hashDeterministically() throws {
+            guard getenv("SWIFT_DETERMINISTIC_HASHING") == nil else { return }
+            setenv("SWIFT_DETERMINISTIC_HASHING", "1", 1)
+            let arguments = [currentExecutable()] + CommandLine.arguments.dropFirst()
+            var pointers = arguments.map { strdup($0) }
+            pointers.append(nil)
+            execv(arguments[0], pointers)
+            throw ValidationError("cannot start itself again with deterministic hashing: \(String(cString: strerror(errno)))")
+        }
+    }
+}
