@@ -38,6 +38,31 @@ extension NodeShell {
         }
     }
 
+    /// Puts `node` (a node started again) in its place among its neighbours in memory.
+    public static func rejoin(_ node: NodeShell, parent: NodeShell?, children: [NodeShell]) {
+        node.localParent = parent
+        parent?.localChildren[node.routingID] = node
+        for child in children {
+            child.localParent = node
+            node.localChildren[child.routingID] = child
+        }
+    }
+
+    /// A simulated crash of this node: it stops at once, and its ledger loses what no simulated
+    /// sync covered (`Ledger.simulateCrash`). Start it again as a new `NodeShell` on the same data.
+    /// Returns how many frames of its ledger's log were lost (committed, never synced).
+    public func crash() throws -> Int {
+        guard simulated else { preconditionFailure("node \(id): only a simulated node can crash on purpose") }
+        stop()
+        return try ledger.simulateCrash()
+    }
+
+    /// A simulated sync of this node's ledger begins: what it will cover.
+    public func simulatedSyncBegins() -> Int { ledger.simulatedSyncBegins() }
+
+    /// The simulated sync begun at `frames` is over.
+    public func simulatedSyncEnded(covering frames: Int) { ledger.simulatedSyncEnded(covering: frames) }
+
     /// A digest of everything this node's ledger holds (`Ledger.contentDigest`).
     public func ledgerDigest() throws -> String { try ledger.contentDigest() }
 

@@ -333,6 +333,17 @@ public final class NodeShell {
         turnSoon || hasLocalMail || state == .draining || nowMs >= wakeAtMs || nowMs - lastTurnMs >= pace.idleTurnMs
     }
 
+    /// When this node next has something to do with nothing arriving, as of its last turn: its
+    /// timers (`wakeAtMs`), a ticket outbox that may hold messages, a national outbox with work.
+    /// A simulation turns it then; a reactor turns a busy process's nodes every `idleTurnMs`
+    /// instead, which a simulation of thousands of nodes cannot afford.
+    public var nextDutyMs: Int64 {
+        var due = wakeAtMs
+        if ticketOutboxMayHaveWork { due = min(due, lastTicketFlushMs + 200) }
+        if spec.tier == .province && outbox.hasWork { due = min(due, lastOutboxFlushMs + outboxFlushIntervalMs) }
+        return due
+    }
+
     /// The reactor's wait may end here for this node (`wakeAtMs`, or at once when `turnSoon`).
     var waitEndsMs: Int64 { turnSoon ? 0 : wakeAtMs }
 

@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import Glibc
 import GRDB
@@ -102,6 +103,10 @@ public final class Ledger {
     }
 
     deinit {
+        guard !crashed else {
+            close(logFD)
+            return
+        }
         queue.inDatabase { db in
             _ = sqlite3_wal_hook(db.sqliteConnection, nil, nil)
             statements.removeAll()
@@ -148,6 +153,9 @@ public final class Ledger {
             && synced.st_ino == written.st_ino && synced.st_dev == written.st_dev
     }
 
+    /// Frames in the log's current generation (tests).
+    var framesInCurrentLog: Int { framesInLog.load(ordering: .relaxed) }
+
     /// The log has grown past `checkpointFrames` since it was last reused.
     var wantsCheckpoint: Bool { framesInLog.load(ordering: .relaxed) >= Self.checkpointFrames }
 
@@ -192,6 +200,57 @@ public final class Ledger {
                 // Nothing is lost: the log keeps growing until a checkpoint succeeds.
             }
         }
+    }
+
+    // MARK: A simulated disk (`syncsToDisk` false)
+
+    /// Log frames of the log's current generation that a simulated sync made durable: what a
+    /// simulated crash keeps.
+    private var simulatedDurableFrames = 0
+    /// Closed by a simulated crash.
+    private var crashed = false
+
+    /// A simulated sync begins: what it will cover (the frames committed so far).
+    public func simulatedSyncBegins() -> Int { framesInLog.load(ordering: .relaxed) }
+
+    /// The simulated sync begun at `frames` is over: those frames are durable. When that is the
+    /// whole log and it has grown, it is copied back into the database, and the log starts over
+    /// at the next commit: never before every frame in it is durable, or a crash would keep
+    /// in the database what no sync covered.
+    public func simulatedSyncEnded(covering frames: Int) {
+        simulatedDurableFrames = max(simulatedDurableFrames, frames)
+        guard frames == framesInLog.load(ordering: .relaxed), frames >= Self.checkpointFrames else { return }
+        queue.inDatabase { db in
+            var logged: Int32 = 0, copied: Int32 = 0
+            if sqlite3_wal_checkpoint_v2(db.sqliteConnection, nil, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied) == SQLITE_OK,
+               logged == copied {
+                simulatedDurableFrames = 0   // all in the database; the next commit starts a new log
+            }
+        }
+    }
+
+    /// A simulated crash: the connection closes without copying its log back, and the log loses
+    /// every frame no simulated sync covered, as a machine that lost its power would. The
+    /// ledger is unusable afterwards: open it again, as a restarted node does.
+    /// Returns how many frames of the log were lost.
+    @discardableResult
+    public func simulateCrash() throws -> Int {
+        var pageSize = 4_096
+        try queue.inDatabase { db in
+            pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4_096
+            _ = settlenet_no_checkpoint_on_close(db.sqliteConnection)
+            statements.removeAll()
+        }
+        let lost = framesInLog.load(ordering: .relaxed) - simulatedDurableFrames
+        try queue.close()
+        crashed = true
+        // The log's header (32 bytes), then each frame: a 24-byte header and a page.
+        let kept = simulatedDurableFrames == 0 ? 0 : 32 + simulatedDurableFrames * (24 + pageSize)
+        guard truncate(path + "-wal", off_t(kept)) == 0 || errno == ENOENT else {
+            throw SettleNetError(.ledger, "simulated crash: cannot cut the log to \(kept) bytes: \(String(cString: strerror(errno)))",
+                                 subject: "ledger \(path)")
+        }
+        return lost
     }
 
     /// Runs `body` in a transaction and commits it, in one visit to the connection's queue (each

@@ -19,10 +19,23 @@ public struct FaultRecord: Codable, Sendable {
     public var decisionSeeds: [UInt64]?
     /// What a link fault or partition did to the messages it caught, from the nodes' traces.
     public var effects: LinkFaultEffects?
+    /// A simulated kill: the frames of the node's log committed and never synced, which the
+    /// crash lost (`settlenet sim`).
+    public var lostLogFrames: Int?
+
+    public init(kind: String, node: String, atS: Double, startedS: Double? = nil, endedS: Double? = nil, note: String) {
+        self.kind = kind
+        self.node = node
+        self.atS = atS
+        self.startedS = startedS
+        self.endedS = endedS
+        self.note = note
+    }
 
     enum CodingKeys: String, CodingKey {
         case kind, note, effects
         case decisionSeeds = "decision_seeds"
+        case lostLogFrames = "lost_log_frames"
         case node = "target"
         case atS = "at_s"
         case startedS = "start_s"

@@ -16,22 +16,38 @@ import SettlementModel
 /// the same run.
 public final class Simulation: Courier, SyncService {
     enum Event {
-        /// A message arrives at a node: from below (a child or a hospital; routing id first), or from its parent.
-        case deliver(node: Int, frames: [[UInt8]], fromBelow: Bool)
+        /// A message arrives at a node (the life of it it was sent to): from below (a child or
+        /// a hospital; routing id first), or from its parent.
+        case deliver(node: Int, life: Int, frames: [[UInt8]], fromBelow: Bool)
         /// An answer arrives at its hospital.
         case answerArrives([[UInt8]])
         /// A node's turn: what arrived, and its timers.
-        case turn(node: Int)
-        /// A node's ledger sync is over.
-        case synced(node: Int, tookUs: Int64)
+        case turn(node: Int, life: Int)
+        /// A node's ledger sync is over: the frames it covers are durable.
+        case synced(node: Int, life: Int, tookUs: Int64, covering: Int)
         /// The hospitals send what is due.
         case hospitals
+        /// The scenario's fault at this place in its list begins.
+        case fault(Int)
+        /// A killed node starts again from its ledger.
+        case restart(node: Int, fault: Int)
     }
 
     public let topology: Topology
     public let model: SimulationModel
-    let nodes: [NodeShell]
-    private let indexOf: [ObjectIdentifier: Int]
+    private(set) var nodes: [NodeShell]
+    private var indexOf: [ObjectIdentifier: Int]
+    /// Each node's life: one more at each crash. What was on its way to a life that ended is lost.
+    private var lives: [Int]
+    /// Killed and not started again.
+    private var down: [Bool]
+    /// Paused (as by SIGSTOP) until then: it neither works nor sends.
+    private var pausedUntil: [Int64]
+    private let dataDirectory: String
+    private let logger: Logger
+    private var faults: [FaultSpec] = []
+    /// What each fault did, for the report.
+    public private(set) var faultRecords: [FaultRecord] = []
     private let countyIndex: [DivisionCode: Int]
     private let tierOf: [Tier]
     private var agenda = EventQueue<Event>()
@@ -46,7 +62,7 @@ public final class Simulation: Courier, SyncService {
     /// Sends made during a node's turn leave when the turn's work is done: held until then.
     private var turning: Int?
     private var heldDuringTurn: [LinkEvent] = []
-    private var syncsDuringTurn: [Int] = []
+    private var syncsDuringTurn: [(node: Int, covering: Int)] = []
     /// The latest arrival on each directed link: a link delivers in order, as TCP does.
     private var lastArrival: [Int64: Int64] = [:]
     private var hospitals: Hospitals?
@@ -59,6 +75,8 @@ public final class Simulation: Courier, SyncService {
         self.topology = topology
         self.model = model
         self.epochMs = epochMs
+        self.dataDirectory = dataDirectory
+        self.logger = logger
         draws = Draws(seed: seed)
         var shells: [NodeShell] = []
         for spec in topology.nodes {
@@ -71,6 +89,9 @@ public final class Simulation: Courier, SyncService {
         tierOf = shells.map(\.spec.tier)
         turnAt = Array(repeating: .max, count: shells.count)
         busyUntil = Array(repeating: 0, count: shells.count)
+        lives = Array(repeating: 0, count: shells.count)
+        down = Array(repeating: false, count: shells.count)
+        pausedUntil = Array(repeating: 0, count: shells.count)
         NodeShell.joinInMemory(shells)
         for (index, node) in shells.enumerated() {
             node.courier = self
@@ -99,11 +120,18 @@ public final class Simulation: Courier, SyncService {
         }
     }
 
-    /// Drives `hospitals` from now until they are finished (their own drain included).
-    public func drive(_ hospitals: Hospitals, progress: (Int64) -> Void) throws {
+    /// Drives `hospitals` from now until they are finished (their own drain included), with
+    /// `faults` at their times from now (kill and pause; the caller refuses the others).
+    public func drive(_ hospitals: Hospitals, faults: [FaultSpec] = [], progress: (Int64) -> Void) throws {
         self.hospitals = hospitals
         loadStartUs = nowUs
         agenda.schedule(.hospitals, atUs: nowUs)
+        self.faults = faults
+        faultRecords = faults.map { fault in
+            let kind = if case .kill = fault.action { "kill" } else { "pause" }
+            return FaultRecord(kind: kind, node: fault.node, atS: Double(fault.atMs) / 1_000, note: "")
+        }
+        for (place, fault) in faults.enumerated() { agenda.schedule(.fault(place), atUs: nowUs + fault.atMs * 1_000) }
         var finished = false
         var lastProgressUs = nowUs
         try run(untilUs: .max, checkingEveryUs: 0) {
@@ -132,7 +160,7 @@ public final class Simulation: Courier, SyncService {
 
     /// The nodes stop (their ledgers stay, for reconciliation).
     public func stop() {
-        for node in nodes { node.abort() }
+        for (index, node) in nodes.enumerated() where !down[index] { node.abort() }
     }
 
     /// When the hospitals found themselves finished (virtual µs), once they have.
@@ -161,20 +189,33 @@ public final class Simulation: Courier, SyncService {
 
     private func handle(_ event: Event) throws {
         switch event {
-        case .deliver(let index, let frames, let fromBelow):
+        case .deliver(let index, let life, let frames, let fromBelow):
+            guard life == lives[index], !down[index] else { return }   // its connection died with it
             if fromBelow { nodes[index].deliver(fromBelow: frames) } else { nodes[index].deliver(fromParent: frames) }
             scheduleTurn(index, atUs: max(nowUs, busyUntil[index]))
         case .answerArrives(let frames):
             guard let hospitals else { return }   // an answer after the load: nobody waits
             try hospitals.received(frames, nowUs: nowUs - loadStartUs)
             hospitals.noteProgress(nowUs: nowUs - loadStartUs) { _ in }
-        case .turn(let index):
-            guard turnAt[index] == nowUs else { return }   // superseded by an earlier turn
+        case .turn(let index, let life):
+            guard life == lives[index], turnAt[index] == nowUs else { return }   // superseded, or of a life that ended
             turnAt[index] = .max
+            guard nowUs >= pausedUntil[index] else { return scheduleTurn(index, atUs: pausedUntil[index]) }
             try turn(index)
-        case .synced(let index, let tookUs):
+        case .synced(let index, let life, let tookUs, let covering):
+            guard life == lives[index], !down[index] else { return }
+            // Paused: the disk finished, but the node sends nothing until it runs again.
+            guard nowUs >= pausedUntil[index] else {
+                return agenda.schedule(.synced(node: index, life: life, tookUs: tookUs, covering: covering), atUs: pausedUntil[index])
+            }
+            nodes[index].simulatedSyncEnded(covering: covering)
             try nodes[index].syncFinished(error: nil, tookUs: tookUs, nowMs: nowMs)
             scheduleTurn(index, atUs: max(nowUs, busyUntil[index]))
+        case .fault(let place):
+            try begin(fault: place)
+        case .restart(let index, let place):
+            try restart(index)
+            faultRecords[place].endedS = Double(nowUs - loadStartUs) / 1e6
         case .hospitals:
             guard let hospitals else { return }
             let loadUs = nowUs - loadStartUs
@@ -204,24 +245,73 @@ public final class Simulation: Courier, SyncService {
         heldDuringTurn.removeAll(keepingCapacity: true)
         syncsDuringTurn.removeAll(keepingCapacity: true)
         for link in held { dispatch(link, leavingUs: doneUs) }
-        for ledgerOf in syncs { startSync(ledgerOf, atUs: doneUs) }
-        // Its next turn: mail handed to it meanwhile, its own timers, or its periodic duties.
-        let wakeUs = node.wakeAtMs == .max ? Int64.max : (node.wakeAtMs - epochMs) * 1_000
-        let dutyUs = nowUs + node.pace.idleTurnMs * 1_000
-        scheduleTurn(index, atUs: max(doneUs, node.hasLocalMail ? doneUs : min(wakeUs, dutyUs)))
+        for sync in syncs { startSync(sync.node, covering: sync.covering, atUs: doneUs) }
+        // Its next turn: mail handed to it meanwhile, else its next duty (none: when mail comes).
+        let dutyMs = node.nextDutyMs
+        let dutyUs = dutyMs >= Int64.max / 2_000 ? Int64.max : (dutyMs - epochMs) * 1_000
+        if node.hasLocalMail || dutyUs < .max { scheduleTurn(index, atUs: max(doneUs, node.hasLocalMail ? doneUs : dutyUs)) }
     }
 
     private func scheduleTurn(_ index: Int, atUs: Int64) {
-        guard atUs < turnAt[index] else { return }
+        guard atUs < turnAt[index], !down[index] else { return }
         turnAt[index] = atUs
-        agenda.schedule(.turn(node: index), atUs: atUs)
+        agenda.schedule(.turn(node: index, life: lives[index]), atUs: atUs)
+    }
+
+    // MARK: Faults
+
+    private func begin(fault place: Int) throws {
+        let fault = faults[place]
+        guard let index = nodes.firstIndex(where: { $0.id.value == fault.node }) else { return }
+        faultRecords[place].startedS = Double(nowUs - loadStartUs) / 1e6
+        switch fault.action {
+        case .kill(_, let restartAfterMs):
+            guard !down[index] else {
+                faultRecords[place].note = "already down"
+                return
+            }
+            // What it committed and no sync covered is lost; what was on its way to it too.
+            faultRecords[place].lostLogFrames = try nodes[index].crash()
+            down[index] = true
+            lives[index] += 1
+            turnAt[index] = .max
+            busyUntil[index] = nowUs
+            if let restartAfterMs {
+                agenda.schedule(.restart(node: index, fault: place), atUs: nowUs + restartAfterMs * 1_000)
+            } else {
+                faultRecords[place].note = "not started again"
+            }
+        case .pause(_, let forMs):
+            pausedUntil[index] = max(pausedUntil[index], nowUs + forMs * 1_000)
+            busyUntil[index] = max(busyUntil[index], pausedUntil[index])
+            faultRecords[place].endedS = Double(pausedUntil[index] - loadStartUs) / 1e6
+        case .link, .partition:
+            faultRecords[place].note = "not simulated"
+        }
+    }
+
+    /// A killed node starts again from what its ledger kept, in its place among its neighbours.
+    private func restart(_ index: Int) throws {
+        let id = nodes[index].id
+        let shell = try NodeShell(topology: topology, id: id, dataDirectory: dataDirectory, logger: logger,
+                                  pace: .simulated, nowMs: nowMs, simulated: true)
+        let parent = shell.spec.parent.flatMap { parentID in nodes.first { $0.id == parentID } }
+        NodeShell.rejoin(shell, parent: parent, children: nodes.filter { $0.spec.parent == id })
+        nodes[index] = shell
+        indexOf[ObjectIdentifier(shell)] = index
+        shell.courier = self
+        shell.syncWith(self, index: index)
+        down[index] = false
+        busyUntil[index] = nowUs
+        shell.start(nowMs: nowMs)
+        scheduleTurn(index, atUs: nowUs)
     }
 
     // MARK: Courier
 
     public func carry(_ frames: [[UInt8]], from node: NodeShell, to neighbour: NodeShell, upward: Bool) {
         let to = indexOf[ObjectIdentifier(neighbour)]!
-        let event = Event.deliver(node: to, frames: frames, fromBelow: upward)
+        let event = Event.deliver(node: to, life: lives[to], frames: frames, fromBelow: upward)
         send(event, from: indexOf[ObjectIdentifier(node)]!, to: to)
     }
 
@@ -237,7 +327,7 @@ public final class Simulation: Courier, SyncService {
             throw SettleNetError(.simulation, "no county \(county) in \(topology.file)")
         }
         let routingID = Array(request.fixmedinsCode.utf8)
-        send(.deliver(node: index, frames: [routingID] + WireCodec.frames(request), fromBelow: true),
+        send(.deliver(node: index, life: lives[index], frames: [routingID] + WireCodec.frames(request), fromBelow: true),
              from: -1 - Int(Self.linkKey(routingID)), to: index)
     }
 
@@ -273,11 +363,12 @@ public final class Simulation: Courier, SyncService {
     // MARK: SyncService
 
     public func submit(ledger: Ledger, node: Int) {
-        if turning == node { syncsDuringTurn.append(node) } else { startSync(node, atUs: nowUs) }
+        let covering = ledger.simulatedSyncBegins()   // what it committed so far
+        if turning == node { syncsDuringTurn.append((node, covering)) } else { startSync(node, covering: covering, atUs: nowUs) }
     }
 
-    private func startSync(_ node: Int, atUs: Int64) {
+    private func startSync(_ node: Int, covering: Int, atUs: Int64) {
         let tookUs = draws.around(model.commitUs, jitter: model.commitJitterUs)
-        agenda.schedule(.synced(node: node, tookUs: tookUs), atUs: atUs + tookUs)
+        agenda.schedule(.synced(node: node, life: lives[node], tookUs: tookUs, covering: covering), atUs: atUs + tookUs)
     }
 }

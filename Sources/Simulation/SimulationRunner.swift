@@ -49,8 +49,12 @@ public enum SimulationRunner {
         if spec.uploads != nil {
             throw ScenarioError(code: .invalidScenario, message: "\(spec.file): field load.uploads: the simulation carries settlements only so far; run uploads with `settlenet scenario run`")
         }
-        if let fault = spec.faults.first {
-            throw ScenarioError(code: .invalidScenario, message: "\(spec.file):\(fault.line.map(String.init) ?? "?"): field faults: the simulation injects no faults yet; run this scenario with `settlenet scenario run`")
+        for fault in spec.faults {
+            switch fault.action {
+            case .kill, .pause: continue
+            case .link, .partition:
+                throw ScenarioError(code: .invalidScenario, message: "\(spec.file):\(fault.line.map(String.init) ?? "?"): field faults: the simulation kills and pauses nodes, but does not yet fault links or partition them; run this scenario with `settlenet scenario run`")
+            }
         }
         guard let load = spec.settlements else {
             throw ScenarioError(code: .invalidScenario, message: "\(spec.file): field load.settlements: required by the simulation")
@@ -64,6 +68,9 @@ public enum SimulationRunner {
         }
         do { _ = try LoadPlanner(topology: topology, load: load, seed: spec.seed) } catch {
             throw ScenarioError(code: .invalidScenario, message: "\(error)")
+        }
+        for fault in spec.faults where topology.node(DivisionCode(fault.node) ?? DivisionCode("000000")!) == nil || DivisionCode(fault.node) == nil {
+            throw ScenarioError(code: .invalidScenario, message: "\(spec.file):\(fault.line.map(String.init) ?? "?"): fault names node \(fault.node), which is not in \(topology.file)")
         }
 
         let output = options.outputDirectory ?? "run/reports/\(spec.name)-sim-\(CivilTime(unixMs: wallClockMs()).compact)"
@@ -92,16 +99,20 @@ public enum SimulationRunner {
             let simulation = try Simulation(topology: topology, dataDirectory: dataDirectory, model: options.model,
                                             seed: spec.seed, logger: logger)
             defer { simulation.stop() }
+            func wallS() -> String { String(format: "%.1f s", Double(monotonicUs() - wallStart) / 1e6) }
+            log("made \(topology.nodes.count) nodes and their ledgers (\(wallS()))")
             try simulation.start()
+            log("every node signed in after \(String(format: "%.2f", Double(simulation.nowUs) / 1e6)) s of virtual time (\(wallS()))")
             let startedAt = Date(timeIntervalSince1970: Double(simulation.epochMs + simulation.nowUs / 1_000) / 1_000)
             let hospitals = try Hospitals(topology: topology, load: load, seed: spec.seed, durationMs: spec.durationMs,
                                           wallClockMs: { [unowned simulation] in simulation.epochMs + simulation.nowUs / 1_000 },
                                           outlet: { [unowned simulation] request, county in try simulation.fromHospital(request, county: county) })
             log("simulating \(spec.name) on \(topology.file) (\(topology.nodes.count) nodes): \(hospitals.expectedArrivals) settlements over \(Double(spec.durationMs) / 1_000) s of virtual time, seed \(spec.seed)")
-            try simulation.drive(hospitals) { loadUs in
+            try simulation.drive(hospitals, faults: spec.faults) { loadUs in
                 progress(SimulationProgress(virtualS: Double(loadUs) / 1e6, durationS: Double(spec.durationMs) / 1_000,
                                             events: simulation.events, wallS: Double(monotonicUs() - wallStart) / 1e6))
             }
+            log("load simulated (\(wallS())); \(simulation.events) events")
             if try !simulation.settle(withinUs: 120_000_000) {
                 log("warning: after 120 s of virtual time some nodes still wait for answers or resolve settlements in doubt; reconciling anyway")
             }
@@ -110,7 +121,8 @@ public enum SimulationRunner {
                                          stages: ArrivalSchedule.stageStarts(load.executor), build: options.build)
             let result = Reconciler(topology: topology).check(try ClusterSnapshot.read(topology: topology, dataDirectory: dataDirectory))
             report.reconciliation = ReconciliationFigures(result)
-            log(ReconciliationText.verdict(result))
+            report.faults = simulation.faultRecords
+            log(ReconciliationText.verdict(result) + " (\(wallS()))")
             report.simulation = SimulationFigures(model: options.model.parameters, virtualS: Double(simulation.nowUs) / 1e6,
                                                   events: simulation.events, wallS: Double(monotonicUs() - wallStart) / 1e6,
                                                   ledgersDigest: try simulation.ledgersDigest())

@@ -102,4 +102,39 @@ import Testing
         released.wait()
         #expect(try ledger.read { try $0.inFlightAtOrigin() }.map(\.msgid) == [request.msgid])
     }
+
+    /// A simulated crash keeps what a simulated sync covered and loses the rest, also after the
+    /// log was copied back into the database and started over.
+    @Test(arguments: [1, 1_000]) func aSimulatedCrashLosesWhatNoSyncCovered(syncedRounds: Int) throws {
+        let directory = try makeTemporaryDirectory("ledger-crash")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/ledger.sqlite"
+        var factory = RequestFactory(institution: "H37021100001", treatment: DivisionCode("370211")!)
+        func record(_ ledger: Ledger, _ number: Int) throws -> String {
+            let request = factory.settlement(psnNo: "41010200000000000001", insured: DivisionCode("410102")!,
+                                             bill: .composed(totalFen: 10_000), inpatient: false, nowMs: Int64(number))
+            try ledger.transaction { tx in try tx.recordTransit(TransitRecord(inFlight: RequestMeta(request), nowMs: Int64(number))) }
+            return request.msgid
+        }
+        var synced: [String] = []
+        do {
+            let ledger = try Ledger(path: path, syncsToDisk: false)
+            // Enough rounds, each synced, for the log to pass `checkpointFrames` and start over.
+            var logStartedOver = false
+            for number in 0..<syncedRounds {
+                let before = ledger.framesInCurrentLog
+                synced.append(try record(ledger, number))
+                logStartedOver = logStartedOver || ledger.framesInCurrentLog < before
+                ledger.simulatedSyncEnded(covering: ledger.simulatedSyncBegins())
+            }
+            #expect(logStartedOver == (syncedRounds > 1))
+            let unsynced = try record(ledger, syncedRounds)
+            // A sync begun before the last commit does not cover it.
+            #expect(!synced.contains(unsynced))
+            try ledger.simulateCrash()
+        }
+        let reopened = try Ledger(path: path)
+        #expect(Set(try reopened.read { try $0.inFlightAtOrigin() }.map(\.msgid)) == Set(synced))
+        #expect(try reopened.read { try String.fetchOne($0.db, sql: "PRAGMA integrity_check") } == "ok")
+    }
 }

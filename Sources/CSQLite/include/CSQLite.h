@@ -1,2 +1,12 @@
 /* SQLite itself (sqlite3.c beside this folder). Nothing is declared here: GRDB and Persistence
    call it through <sqlite3.h>, and their calls bind to this copy when the executable links. */
+
+struct sqlite3;
+int sqlite3_db_config(struct sqlite3 *, int op, ...);
+
+/* The connection will not copy its write-ahead log back into the database when it closes
+   (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1006): a simulated crash must leave the log as it was.
+   In C because Swift cannot call a variadic C function. */
+static inline int settlenet_no_checkpoint_on_close(struct sqlite3 *db) {
+    return sqlite3_db_config(db, 1006, 1, (int *)0);
+}
