@@ -1,4 +1,5 @@
 import Foundation
+import Scenario
 @testable import Simulation
 import Testing
 
@@ -106,5 +107,35 @@ import Testing
         var order: [Int] = []
         while let (_, event) = agenda.next() { order.append(event) }
         #expect(order == [6, 1, 3, 5, 2, 0, 4])
+    }
+
+    /// The smoke scenario on real node processes and simulated: the same outcomes by route class
+    /// and by error code, the same reversals, the same reconciliation verdict. (Latencies differ:
+    /// the model is a model.)
+    @Test func aScenarioSimulatedHasTheOutcomesOfTheSameScenarioOnRealProcesses() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-agree-\(UUID().uuidString)").path
+        defer {
+            _ = try? settlenet(["cluster", "down", "--data-dir", "\(base)/real/cluster", "--grace", "5"])
+            try? FileManager.default.removeItem(atPath: base)
+        }
+        let real = try settlenet(["scenario", "run", "Scenarios/smoke.yaml", "--out", "\(base)/real"])
+        #expect(real.status == 0, "\(real.output)\(real.error)")
+        let simulated = try settlenet(["sim", "Scenarios/smoke.yaml", "--out", "\(base)/sim"])
+        #expect(simulated.status == 0, "\(simulated.output)\(simulated.error)")
+        func report(_ run: String) throws -> RunReport {
+            try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(base)/\(run)/report.json")))
+        }
+        let (onProcesses, inSimulation) = (try report("real"), try report("sim"))
+        #expect(onProcesses.simulation == nil && inSimulation.simulation != nil)
+        #expect(onProcesses.planDigest == inSimulation.planDigest)
+        func outcomes(_ report: RunReport) -> [String: [Int]] {
+            report.settlements.byRoute.mapValues { [$0.attempted, $0.succeeded, $0.failed] }
+        }
+        #expect(outcomes(onProcesses) == outcomes(inSimulation))
+        #expect(onProcesses.errors.byCode == inSimulation.errors.byCode)
+        #expect(onProcesses.reversals.succeeded == inSimulation.reversals.succeeded
+                && onProcesses.reversals.failed == inSimulation.reversals.failed)
+        #expect(onProcesses.reconciliation?.passed == true && inSimulation.reconciliation?.passed == true)
+        #expect(onProcesses.settlements.attempted > 500)
     }
 }
