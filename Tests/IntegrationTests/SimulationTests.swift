@@ -138,4 +138,34 @@ import Testing
         #expect(onProcesses.reconciliation?.passed == true && inSimulation.reconciliation?.passed == true)
         #expect(onProcesses.settlements.attempted > 500)
     }
+
+    /// A short bounded run of the fuzzer, as CI's: a few seeds with kills and pauses, every
+    /// invariant checked.
+    @Test func aShortFuzzRunHoldsEveryInvariant() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-fuzz-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let result = try settlenet(["sim", "fuzz", "--seeds", "3", "--first-seed", "1000", "--out", base])
+        #expect(result.status == 0, "\(result.output)\(result.error)")
+        #expect(result.output.contains("3 seeds") && result.output.contains("every invariant held"))
+        #expect(result.error.components(separatedBy: ": ok").count == 4)
+    }
+
+    /// What the fuzzer calls a failure: each broken invariant of a report, named.
+    @Test func theFuzzerNamesEachInvariantAReportBreaks() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-problems-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let result = try settlenet(["sim", "Scenarios/smoke.yaml", "--out", base])
+        #expect(result.status == 0)
+        var report = try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(base)/report.json")))
+        #expect(SimulationFuzzer.problems(report).isEmpty)
+        report.reconciliation?.passed = false
+        report.reconciliation?.lost = 2
+        report.settlements.unresolved = 1
+        report.settlements.identityViolations = 3
+        let problems = SimulationFuzzer.problems(report)
+        #expect(problems.count == 3)
+        #expect(problems.contains { $0.contains("reconciliation failed: lost 2") })
+        #expect(problems.contains { $0.contains("1 settlements still in doubt") })
+        #expect(problems.contains { $0.contains("3 amount identities broken") })
+    }
 }
