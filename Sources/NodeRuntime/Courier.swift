@@ -64,7 +64,10 @@ extension NodeShell {
     public func simulatedSyncEnded(covering frames: Int) { ledger.simulatedSyncEnded(covering: frames) }
 
     /// A digest of everything this node's ledger holds (`Ledger.contentDigest`).
-    public func ledgerDigest() throws -> String { try ledger.contentDigest() }
+    /// A node killed and not started again is read from what its ledger kept.
+    public func ledgerDigest() throws -> String {
+        try (ledger.crashed ? Ledger(path: ledger.path, syncsToDisk: false) : ledger).contentDigest()
+    }
 
     /// A simulation's sync service for this node, at `index`.
     public func syncWith(_ service: any SyncService, index: Int) { committer = (service, index) }

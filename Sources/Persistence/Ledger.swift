@@ -208,7 +208,7 @@ public final class Ledger {
     /// simulated crash keeps.
     private var simulatedDurableFrames = 0
     /// Closed by a simulated crash.
-    private var crashed = false
+    public private(set) var crashed = false
 
     /// A simulated sync begins: what it will cover (the frames committed so far).
     public func simulatedSyncBegins() -> Int { framesInLog.load(ordering: .relaxed) }

@@ -145,11 +145,16 @@ public final class Simulation: Courier, SyncService {
         self.hospitals = nil
     }
 
-    /// Runs until no node waits for an answer or has a settlement in doubt, for at most `limitUs`.
+    /// Runs until every killed node due to start again has, and no node waits for an answer or
+    /// has a settlement in doubt, for at most `limitUs`.
     public func settle(withinUs limit: Int64) throws -> Bool {
-        try run(untilUs: nowUs + limit, checkingEveryUs: 100_000) { nodes.allSatisfy(\.isQuiet) }
-        return nodes.allSatisfy(\.isQuiet)
+        func settled() -> Bool { restartsDue == 0 && nodes.indices.allSatisfy { down[$0] || nodes[$0].isQuiet } }
+        try run(untilUs: nowUs + limit, checkingEveryUs: 100_000, settled)
+        return settled()
     }
+
+    /// Kills whose node is yet to start again.
+    private var restartsDue = 0
 
     /// One digest of every node's ledger, in the topology's order.
     public func ledgersDigest() throws -> String {
@@ -214,6 +219,7 @@ public final class Simulation: Courier, SyncService {
         case .fault(let place):
             try begin(fault: place)
         case .restart(let index, let place):
+            restartsDue -= 1
             try restart(index)
             faultRecords[place].endedS = Double(nowUs - loadStartUs) / 1e6
         case .hospitals:
@@ -277,6 +283,7 @@ public final class Simulation: Courier, SyncService {
             turnAt[index] = .max
             busyUntil[index] = nowUs
             if let restartAfterMs {
+                restartsDue += 1
                 agenda.schedule(.restart(node: index, fault: place), atUs: nowUs + restartAfterMs * 1_000)
             } else {
                 faultRecords[place].note = "not started again"
