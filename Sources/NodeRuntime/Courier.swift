@@ -69,6 +69,13 @@ extension NodeShell {
         try (ledger.crashed ? Ledger(path: ledger.path, syncsToDisk: false) : ledger).contentDigest()
     }
 
+    /// Leaves the simulation: no courier, no sync service. The sync service holds the nodes,
+    /// and a node holding it back kept every node, and its ledger's files, alive after the run.
+    public func leaveSimulation() {
+        courier = nil
+        committer = nil
+    }
+
     /// A simulation's sync service for this node, at `index`.
     public func syncWith(_ service: any SyncService, index: Int) { committer = (service, index) }
 }

@@ -163,9 +163,12 @@ public final class Simulation: Courier, SyncService {
         return String(text.utf8.withContiguousStorageIfAvailable { XXH64.hash(UnsafeRawBufferPointer($0)) } ?? 0, radix: 16)
     }
 
-    /// The nodes stop (their ledgers stay, for reconciliation).
+    /// The nodes stop and leave the simulation (their ledgers stay on disk, for reconciliation).
     public func stop() {
-        for (index, node) in nodes.enumerated() where !down[index] { node.abort() }
+        for (index, node) in nodes.enumerated() {
+            if !down[index] { node.abort() }
+            node.leaveSimulation()
+        }
     }
 
     /// When the hospitals found themselves finished (virtual µs), once they have.
