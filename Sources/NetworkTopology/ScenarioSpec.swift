@@ -20,6 +20,9 @@ public struct ScenarioSpec: Sendable {
     public var pack: String?
     /// Step the load up in multiples of a baseline and report the highest multiple held.
     public var scale: ScaleSpec?
+    /// `simulation:`: the simulated world's parameters this scenario sets (microseconds, by the
+    /// names of `ScenarioLoader.simulationKeys`), for `settlenet sim`; a run on real processes ignores them.
+    public var simulationModel: [String: Int64] = [:]
 
     /// A relative topology path resolves from the working directory first, then from the
     /// scenario file's folder; nil when neither exists.
@@ -223,7 +226,10 @@ public enum ScenarioLoader {
     }
 
     static let topKeys: Set<String> = ["name", "description", "topology", "seed", "duration", "load", "thresholds", "faults",
-                                       "pack", "scale"]
+                                       "pack", "scale", "simulation"]
+    /// The simulation model's parameters (docs/SIMULATION.md), microseconds.
+    public static let simulationKeys: Set<String> = ["link_us", "link_jitter_us", "hospital_link_us", "hospital_link_jitter_us",
+                                                     "message_us", "turn_us", "commit_us", "commit_jitter_us"]
     static let scaleKeys: Set<String> = ["baseline_rate", "p99_ms", "error_rate"]
     static let faultKeys: Set<String> = ["at", "pause", "for", "kill", "restart_after", "link", "delay", "jitter", "loss",
                                          "duplicate", "corrupt", "partition", "direction"]
@@ -325,11 +331,21 @@ public enum ScenarioLoader {
                                             message: "needs a ramping-arrival-rate settlement load whose plateaus (a stage with the previous stage's target) are multiples of baseline_rate"))
             }
         }
+        var simulationModel: [String: Int64] = [:]
+        if let node = top.node("simulation"), let map = YAMLMap(node, path: "simulation", file: file, problems: &problems) {
+            map.rejectUnknownKeys(simulationKeys, subject: nil, problems: &problems)
+            for key in simulationKeys.sorted() {
+                if let value = map.int(key, subject: nil, required: false, range: 0...60_000_000, problems: &problems) {
+                    simulationModel[key] = Int64(value)
+                }
+            }
+        }
         if !problems.isEmpty { throw FileProblems(problems) }
         var spec = ScenarioSpec(name: name, file: file, topology: topology, seed: seed, durationMs: durationMs,
                                 settlements: settlements, uploads: uploads, thresholds: thresholds, faults: faults)
         spec.pack = pack
         spec.scale = scale
+        spec.simulationModel = simulationModel
         return spec
     }
 

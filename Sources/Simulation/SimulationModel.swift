@@ -26,6 +26,24 @@ public struct SimulationModel: Sendable, Equatable {
 
     public init() {}
 
+    /// The defaults with a scenario's `simulation:` settings (`ScenarioLoader.simulationKeys`).
+    public init(overriding settings: [String: Int64]) {
+        self.init()
+        for (key, value) in settings {
+            switch key {
+            case "link_us": linkUs = value
+            case "link_jitter_us": linkJitterUs = value
+            case "hospital_link_us": hospitalLinkUs = value
+            case "hospital_link_jitter_us": hospitalLinkJitterUs = value
+            case "message_us": messageUs = value
+            case "turn_us": turnUs = value
+            case "commit_us": commitUs = value
+            case "commit_jitter_us": commitJitterUs = value
+            default: preconditionFailure("simulation model: no parameter \(key) (the scenario loader checks the names)")
+            }
+        }
+    }
+
     /// The parameters by name, for the report.
     public var parameters: [String: Int64] {
         ["link_us": linkUs, "link_jitter_us": linkJitterUs, "hospital_link_us": hospitalLinkUs,

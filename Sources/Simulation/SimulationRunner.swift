@@ -16,7 +16,8 @@ public struct SimulationOptions: Sendable {
     /// Keep the nodes' ledgers here (for `settlenet reconcile`); else they live in a temporary
     /// directory removed at the end.
     public var keepLedgers: String?
-    public var model = SimulationModel()
+    /// The model's parameters set here win over the scenario's `simulation:` section.
+    public var modelOverrides: [String: Int64] = [:]
     public var build: String
 
     public init(scenarioPath: String, build: String) {
@@ -88,6 +89,7 @@ public enum SimulationRunner {
         }
         defer { if options.keepLedgers == nil { try? FileManager.default.removeItem(atPath: dataDirectory) } }
 
+        let model = SimulationModel(overriding: spec.simulationModel.merging(options.modelOverrides) { _, given in given })
         let wallStart = monotonicUs()
         var report: RunReport
         do {
@@ -96,7 +98,7 @@ public enum SimulationRunner {
                 (try? FileLogHandler(label: label, path: "\(output)/sim.log", level: .warning)).map { $0 as any LogHandler }
                     ?? SwiftLogNoOpLogHandler()
             }
-            let simulation = try Simulation(topology: topology, dataDirectory: dataDirectory, model: options.model,
+            let simulation = try Simulation(topology: topology, dataDirectory: dataDirectory, model: model,
                                             seed: spec.seed, logger: logger)
             defer { simulation.stop() }
             func wallS() -> String { String(format: "%.1f s", Double(monotonicUs() - wallStart) / 1e6) }
@@ -123,7 +125,7 @@ public enum SimulationRunner {
             report.reconciliation = ReconciliationFigures(result)
             report.faults = simulation.faultRecords
             log(ReconciliationText.verdict(result) + " (\(wallS()))")
-            report.simulation = SimulationFigures(model: options.model.parameters, virtualS: Double(simulation.nowUs) / 1e6,
+            report.simulation = SimulationFigures(model: model.parameters, virtualS: Double(simulation.nowUs) / 1e6,
                                                   events: simulation.events, wallS: Double(monotonicUs() - wallStart) / 1e6,
                                                   ledgersDigest: try simulation.ledgersDigest())
             report = ReportBuilder.applyThresholds(spec.thresholds, to: report)

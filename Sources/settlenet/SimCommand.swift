@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NetworkTopology
 import Scenario
 import Simulation
 
@@ -22,7 +23,7 @@ struct SimCommand: ParsableCommand {
             discussion: """
                 Every node of the topology runs with the same state machine, desks and SQLite ledger as a real
                 node; only the clock, the links, the disk and the scheduler are simulated (docs/SIMULATION.md:
-                the model and its defaults). The hospitals, thresholds, reconciliation and reports are the
+                the model and its defaults; a scenario's simulation: section and --model set it). The hospitals, thresholds, reconciliation and reports are the
                 scenario runner's own; every figure is in virtual time, and report.json says it was simulated
                 and on which model.
 
@@ -45,6 +46,26 @@ struct SimCommand: ParsableCommand {
         @Option(name: .customLong("keep-ledgers"),
                 help: "Keep the nodes' ledgers in this new directory, for `settlenet reconcile --data-dir` (default: removed).")
         var keepLedgers: String?
+        @Option(name: .customLong("model"),
+                help: "Set a parameter of the simulation model, in microseconds, over the scenario's simulation: section (repeatable), e.g. --model commit_us=2000.")
+        var model: [String] = []
+
+        func validate() throws {
+            _ = try modelOverrides()
+        }
+
+        /// `--model KEY=MICROSECONDS`, each key one of the model's parameters.
+        func modelOverrides() throws -> [String: Int64] {
+            var overrides: [String: Int64] = [:]
+            for setting in model {
+                let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, ScenarioLoader.simulationKeys.contains(parts[0]), let value = Int64(parts[1]), value >= 0 else {
+                    throw ValidationError("--model \(setting): expected KEY=MICROSECONDS, KEY one of \(ScenarioLoader.simulationKeys.sorted().joined(separator: ", "))")
+                }
+                overrides[parts[0]] = value
+            }
+            return overrides
+        }
 
         func run() throws {
             try Self.hashDeterministically()
@@ -54,6 +75,7 @@ struct SimCommand: ParsableCommand {
             options.seedOverride = seed
             options.outputDirectory = out
             options.keepLedgers = keepLedgers
+            options.modelOverrides = try modelOverrides()
             let outcome: ScenarioRunner.Outcome
             do {
                 outcome = try SimulationRunner.run(options, log: { message in

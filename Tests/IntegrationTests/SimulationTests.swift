@@ -224,4 +224,26 @@ import Testing
         // The log files stay open (one handler a run); the 15 ledgers' files of each run do not.
         #expect(try openFiles() <= 2)
     }
+
+    /// The model's parameters: a slower disk makes every settlement slower, and the report says
+    /// on which model it ran.
+    @Test func theModelCanBeSetAndTheReportSaysWhichItRanOn() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-model-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        for (run, model) in [("default", [String]()), ("slow-disk", ["--model", "commit_us=5000", "--model", "commit_jitter_us=0"])] {
+            let result = try settlenet(["sim", "Scenarios/smoke.yaml", "--out", "\(base)/\(run)"] + model)
+            #expect(result.status == 0, "\(result.output)\(result.error)")
+        }
+        func report(_ run: String) throws -> RunReport {
+            try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(base)/\(run)/report.json")))
+        }
+        let (fast, slow) = (try report("default"), try report("slow-disk"))
+        #expect(fast.simulation?.model["commit_us"] == SimulationModel().commitUs)
+        #expect(slow.simulation?.model["commit_us"] == 5_000 && slow.simulation?.model["commit_jitter_us"] == 0)
+        // A local settlement waits for one commit, at its county: 5 ms more than the default's.
+        let local = try #require(slow.settlements.byRoute["local"]?.latencyMs.p50)
+        #expect(local >= 5 && local > (fast.settlements.byRoute["local"]?.latencyMs.p50 ?? .infinity))
+        let markdown = try String(contentsOfFile: "\(base)/slow-disk/report.md", encoding: .utf8)
+        #expect(markdown.contains("Simulated") && markdown.contains("commit_us 5000"))
+    }
 }

@@ -284,3 +284,38 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         #expect(decoded == .object(["a": .bool(true), "b": .number(1), "c": .number(0.5)]))
     }
 }
+
+/// `simulation:`: the simulated world's parameters a scenario sets for `settlenet sim`.
+@Suite struct SimulationSectionTests {
+    static let base = """
+        name: m
+        topology: Topologies/minimal.yaml
+        duration: 1s
+        load:
+          settlements:
+            executor: constant-arrival-rate
+            rate: 10
+            mix:
+              route: { local: 1 }
+            max_in_flight: 10
+
+        """
+
+    @Test func theParametersItSetsAreRead() throws {
+        let spec = try ScenarioLoader.parse(Self.base + "simulation:\n  commit_us: 900\n  link_jitter_us: 0\n", file: "m.yaml")
+        #expect(spec.simulationModel == ["commit_us": 900, "link_jitter_us": 0])
+        #expect(try ScenarioLoader.parse(Self.base, file: "m.yaml").simulationModel.isEmpty)
+    }
+
+    @Test func anUnknownParameterOrABadValueIsAnErrorNamingTheField() {
+        for (text, field) in [("simulation:\n  comit_us: 3\n", "simulation.comit_us"), ("simulation:\n  commit_us: -1\n", "simulation.commit_us"),
+                              ("simulation:\n  link_us: fast\n", "simulation.link_us")] {
+            #expect(throws: FileProblems.self) { try ScenarioLoader.parse(Self.base + text, file: "m.yaml") }
+            do {
+                _ = try ScenarioLoader.parse(Self.base + text, file: "m.yaml")
+            } catch {
+                #expect("\(error)".contains("m.yaml:") && "\(error)".contains(field), "\(error)")
+            }
+        }
+    }
+}
