@@ -1,4 +1,5 @@
 import Persistence
+import SettlementCore
 
 /// Who carries the messages of nodes that run inside a simulation: instead of handing a message
 /// to a neighbour at once, or writing it to a hospital's connection, a node gives it to its
@@ -56,6 +57,12 @@ extension NodeShell {
         stop()
         return try ledger.simulateCrash()
     }
+
+    /// The link faults in force in a simulation (each applies to the node it leaves from).
+    public func setLinkFaults(_ all: [LinkFault]) { links.replace(with: all) }
+
+    /// Writes the link-fault decisions not yet in this node's trace file.
+    public func flushLinkTrace() { links.flushTrace(logger: logger) }
 
     /// A simulated sync of this node's ledger begins: what it will cover.
     public func simulatedSyncBegins() -> Int { ledger.simulatedSyncBegins() }

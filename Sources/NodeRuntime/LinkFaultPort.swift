@@ -61,6 +61,12 @@ struct LinkFaultPort {
         }
     }
 
+    /// The faults in force, given directly (a simulation's; no file): those on this node's
+    /// outgoing links.
+    mutating func replace(with all: [LinkFault]) {
+        faults.replace(with: all.filter { $0.from == node.value })
+    }
+
     /// What of a (sealed) message to node `peer` goes on the wire now: nothing when it is dropped
     /// or delayed, one copy, or two when duplicated, with a byte flipped when corrupted.
     mutating func shape(_ message: Outgoing, to peer: String, nowMs: Int64) -> [Outgoing] {

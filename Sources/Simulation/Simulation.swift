@@ -46,6 +46,9 @@ public final class Simulation: Courier, SyncService {
     private let dataDirectory: String
     private let logger: Logger
     private var faults: [FaultSpec] = []
+    private var faultSeed: UInt64 = 0
+    /// The link faults and partitions begun so far (each ends by itself at its end time).
+    private var linkFaults: [LinkFault] = []
     /// What each fault did, for the report.
     public private(set) var faultRecords: [FaultRecord] = []
     private let countyIndex: [DivisionCode: Int]
@@ -122,13 +125,20 @@ public final class Simulation: Courier, SyncService {
 
     /// Drives `hospitals` from now until they are finished (their own drain included), with
     /// `faults` at their times from now (kill and pause; the caller refuses the others).
-    public func drive(_ hospitals: Hospitals, faults: [FaultSpec] = [], progress: (Int64) -> Void) throws {
+    /// `seed`: the scenario's, from which each link fault's decisions are drawn as on real processes.
+    public func drive(_ hospitals: Hospitals, faults: [FaultSpec] = [], seed: UInt64 = 0, progress: (Int64) -> Void) throws {
         self.hospitals = hospitals
         loadStartUs = nowUs
         agenda.schedule(.hospitals, atUs: nowUs)
         self.faults = faults
+        faultSeed = seed
         faultRecords = faults.map { fault in
-            let kind = if case .kill = fault.action { "kill" } else { "pause" }
+            let kind = switch fault.action {
+            case .kill: "kill"
+            case .pause: "pause"
+            case .link: "link"
+            case .partition: "partition"
+            }
             return FaultRecord(kind: kind, node: fault.node, atS: Double(fault.atMs) / 1_000, note: "")
         }
         for (place, fault) in faults.enumerated() { agenda.schedule(.fault(place), atUs: nowUs + fault.atMs * 1_000) }
@@ -271,8 +281,9 @@ public final class Simulation: Courier, SyncService {
 
     private func begin(fault place: Int) throws {
         let fault = faults[place]
-        guard let index = nodes.firstIndex(where: { $0.id.value == fault.node }) else { return }
         faultRecords[place].startedS = Double(nowUs - loadStartUs) / 1e6
+        // A kill or a pause names a node (the runner checked that it is in the topology).
+        let index = nodes.firstIndex { $0.id.value == fault.node } ?? -1
         switch fault.action {
         case .kill(_, let restartAfterMs):
             guard !down[index] else {
@@ -295,9 +306,30 @@ public final class Simulation: Courier, SyncService {
             pausedUntil[index] = max(pausedUntil[index], nowUs + forMs * 1_000)
             busyUntil[index] = max(busyUntil[index], pausedUntil[index])
             faultRecords[place].endedS = Double(pausedUntil[index] - loadStartUs) / 1e6
-        case .link, .partition:
-            faultRecords[place].note = "not simulated"
+        case .link(let effects):
+            beginLinkFault(fault.action, place: place, forMs: effects.forMs)
+        case .partition(_, _, _, let forMs):
+            beginLinkFault(fault.action, place: place, forMs: forMs)
         }
+    }
+
+    /// A link fault or partition: its entries (one per direction, their decisions drawn from the
+    /// scenario's seed as on real processes) go to the nodes they leave from, and end by themselves.
+    private func beginLinkFault(_ action: FaultSpec.Action, place: Int, forMs: Int64) {
+        let entries = FaultInjector.linkEntries(action, index: place, seed: faultSeed, nowMs: nowMs)
+        faultRecords[place].decisionSeeds = entries.map(\.seed)
+        faultRecords[place].endedS = Double(nowUs + forMs * 1_000 - loadStartUs) / 1e6
+        linkFaults.removeAll { $0.endMs <= nowMs }
+        linkFaults += entries
+        for entry in entries {
+            guard let index = nodes.firstIndex(where: { $0.id.value == entry.from }) else { continue }
+            nodes[index].setLinkFaults(linkFaults)
+        }
+    }
+
+    /// Every node's link-fault decisions written to its trace (for the report's fault effects).
+    public func flushLinkTraces() {
+        for node in nodes { node.flushLinkTrace() }
     }
 
     /// A killed node starts again from what its ledger kept, in its place among its neighbours.
@@ -311,6 +343,7 @@ public final class Simulation: Courier, SyncService {
         indexOf[ObjectIdentifier(shell)] = index
         shell.courier = self
         shell.syncWith(self, index: index)
+        if !linkFaults.isEmpty { shell.setLinkFaults(linkFaults) }
         down[index] = false
         busyUntil[index] = nowUs
         shell.start(nowMs: nowMs)

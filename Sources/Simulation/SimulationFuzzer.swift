@@ -4,8 +4,8 @@ import Scenario
 import SettlementCore
 import SettlementModel
 
-/// `settlenet sim fuzz`: scenarios drawn at random from seeds (a load, and kills and pauses at
-/// random times on random nodes), each simulated and checked: every ledger reconciles (nothing
+/// `settlenet sim fuzz`: scenarios drawn at random from seeds (a load, and kills, pauses, link
+/// faults and partitions at random times on random nodes and links), each simulated and checked: every ledger reconciles (nothing
 /// lost, doubled, mismatched or unresolved, clearing balanced, balances right), nothing is left
 /// in doubt, every amount identity holds. A failing seed is written as a scenario file, shrunk
 /// where it still fails without a fault or with a shorter load, and printed with the one
@@ -42,7 +42,8 @@ public enum SimulationFuzzer {
     }
 
     /// The scenario a seed draws: 4–12 s of load at 50–400 settlements a second over every route
-    /// class, and 0–6 kills or pauses.
+    /// class, and 0–6 faults: kills, pauses, faulty links (delay, jitter, loss, duplicates,
+    /// corruption) and partitions.
     public static func scenario(seed: UInt64, topology: Topology, topologyPath: String, keepFaults: Set<Int>? = nil) -> String {
         var random = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ 0xF022)
         func uniform(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(random.next() % UInt64(range.count)) }
@@ -52,13 +53,20 @@ public enum SimulationFuzzer {
         let total = Double(weights.reduce(0, +))
         let shares = weights.map { String(format: "%.3f", Double($0) / total) }
         let nodes = topology.nodes.map(\.id.value)
+        let links = topology.nodes.compactMap { node in node.parent.map { (node.id.value, $0.value) } }
         var faults: [String] = []
         for place in 0..<uniform(0...6) {
             let at = uniform(500...Int(max(600, duration - 500)))
             let node = nodes[uniform(0...nodes.count - 1)]
-            let fault = random.next() % 3 == 0
-                ? "  - { at: \(at)ms, pause: \"\(node)\", for: \(uniform(100...3_000))ms }"
-                : "  - { at: \(at)ms, kill: \"\(node)\", restart_after: \(uniform(100...2_000))ms }"
+            let (child, parent) = links[uniform(0...links.count - 1)]
+            let fault = switch random.next() % 5 {
+            case 0: "  - { at: \(at)ms, pause: \"\(node)\", for: \(uniform(100...3_000))ms }"
+            case 1: "  - { at: \(at)ms, link: \"\(child)-\(parent)\", delay: \(uniform(0...200))ms, jitter: \(uniform(0...50))ms, "
+                    + "loss: \(Double(uniform(0...20)) / 100), duplicate: \(Double(uniform(0...10)) / 100), "
+                    + "corrupt: \(Double(uniform(0...10)) / 100), for: \(uniform(200...4_000))ms }"
+            case 2: "  - { at: \(at)ms, partition: [\"\(child)\", \"\(parent)\"]\(random.next() % 2 == 0 ? ", direction: one-way" : ""), for: \(uniform(200...4_000))ms }"
+            default: "  - { at: \(at)ms, kill: \"\(node)\", restart_after: \(uniform(100...2_000))ms }"
+            }
             if keepFaults?.contains(place) ?? true { faults.append(fault) }
         }
         return """

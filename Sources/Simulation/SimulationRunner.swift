@@ -50,13 +50,6 @@ public enum SimulationRunner {
         if spec.uploads != nil {
             throw ScenarioError(code: .invalidScenario, message: "\(spec.file): field load.uploads: the simulation carries settlements only so far; run uploads with `settlenet scenario run`")
         }
-        for fault in spec.faults {
-            switch fault.action {
-            case .kill, .pause: continue
-            case .link, .partition:
-                throw ScenarioError(code: .invalidScenario, message: "\(spec.file):\(fault.line.map(String.init) ?? "?"): field faults: the simulation kills and pauses nodes, but does not yet fault links or partition them; run this scenario with `settlenet scenario run`")
-            }
-        }
         guard let load = spec.settlements else {
             throw ScenarioError(code: .invalidScenario, message: "\(spec.file): field load.settlements: required by the simulation")
         }
@@ -70,8 +63,15 @@ public enum SimulationRunner {
         do { _ = try LoadPlanner(topology: topology, load: load, seed: spec.seed) } catch {
             throw ScenarioError(code: .invalidScenario, message: "\(error)")
         }
-        for fault in spec.faults where topology.node(DivisionCode(fault.node) ?? DivisionCode("000000")!) == nil || DivisionCode(fault.node) == nil {
-            throw ScenarioError(code: .invalidScenario, message: "\(spec.file):\(fault.line.map(String.init) ?? "?"): fault names node \(fault.node), which is not in \(topology.file)")
+        for fault in spec.faults {
+            let place = "\(spec.file):\(fault.line.map(String.init) ?? "?")"
+            for node in fault.nodes where DivisionCode(node).flatMap(topology.node) == nil {
+                throw ScenarioError(code: .invalidScenario, message: "\(place): fault names node \(node), which is not in \(topology.file)")
+            }
+            if fault.nodes.count == 2, let a = DivisionCode(fault.nodes[0]), let b = DivisionCode(fault.nodes[1]),
+               topology.node(a)?.parent != b && topology.node(b)?.parent != a {
+                throw ScenarioError(code: .invalidScenario, message: "\(place): \(fault.node) is not a link of \(topology.file) (a link joins a node and its parent)")
+            }
         }
 
         let output = options.outputDirectory ?? "run/reports/\(spec.name)-sim-\(CivilTime(unixMs: wallClockMs()).compact)"
@@ -110,7 +110,7 @@ public enum SimulationRunner {
                                           wallClockMs: { [unowned simulation] in simulation.epochMs + simulation.nowUs / 1_000 },
                                           outlet: { [unowned simulation] request, county in try simulation.fromHospital(request, county: county) })
             log("simulating \(spec.name) on \(topology.file) (\(topology.nodes.count) nodes): \(hospitals.expectedArrivals) settlements over \(Double(spec.durationMs) / 1_000) s of virtual time, seed \(spec.seed)")
-            try simulation.drive(hospitals, faults: spec.faults) { loadUs in
+            try simulation.drive(hospitals, faults: spec.faults, seed: spec.seed) { loadUs in
                 progress(SimulationProgress(virtualS: Double(loadUs) / 1e6, durationS: Double(spec.durationMs) / 1_000,
                                             events: simulation.events, wallS: Double(monotonicUs() - wallStart) / 1e6))
             }
@@ -123,7 +123,10 @@ public enum SimulationRunner {
                                          stages: ArrivalSchedule.stageStarts(load.executor), build: options.build)
             let result = Reconciler(topology: topology).check(try ClusterSnapshot.read(topology: topology, dataDirectory: dataDirectory))
             report.reconciliation = ReconciliationFigures(result)
-            report.faults = simulation.faultRecords
+            simulation.flushLinkTraces()
+            let layout = DataLayout(root: dataDirectory)
+            report.faults = FaultInjector.withEffects(simulation.faultRecords,
+                                                      traceFiles: topology.nodes.map { layout.linkDecisionsPath($0.id) })
             log(ReconciliationText.verdict(result) + " (\(wallS()))")
             report.simulation = SimulationFigures(model: model.parameters, virtualS: Double(simulation.nowUs) / 1e6,
                                                   events: simulation.events, wallS: Double(monotonicUs() - wallStart) / 1e6,

@@ -30,7 +30,8 @@ struct SimCommand: ParsableCommand {
                 The same scenario and seed give a byte-identical report.json, but for the wall-clock fields it
                 lists (simulation.wall_clock_fields), and identical ledgers.
 
-                Not simulated yet: uploads (load.uploads) and faults (a scenario with either is refused).
+                Faults: kill, pause, link and partition, as in scenario files. Not simulated yet: uploads
+                (load.uploads; such a scenario is refused).
 
                 Exit codes: 0 every threshold passed; 99 a threshold failed; 2 the scenario or topology file is
                 wrong (nothing simulated); 4 the simulation could not be carried out.
@@ -114,11 +115,12 @@ struct SimCommand: ParsableCommand {
 
     struct Fuzz: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Simulate scenarios drawn from seeds, with random kills and pauses, and check every invariant.",
+            abstract: "Simulate scenarios drawn from seeds, with random faults, and check every invariant.",
             discussion: """
                 Each seed draws a scenario on the topology: 4-12 s of load at 50-400 settlements a second over
-                every route class, with reversals, and up to 6 kills (each node started again after 0.1-2 s)
-                or pauses at random times on random nodes. Each is simulated (as `settlenet sim`) and checked:
+                every route class, with reversals, and up to 6 faults at random times: kills (each node started
+                again after 0.1-2 s) and pauses of random nodes, faulty links (delay, jitter, loss, duplicates,
+                corruption) and partitions between a random node and its parent. Each is simulated (as `settlenet sim`) and checked:
                 every ledger reconciles (nothing lost, doubled, mismatched or unresolved; clearing balanced;
                 balances right), no settlement is left in doubt or unanswered, every amount identity holds.
 

@@ -87,12 +87,9 @@ import Testing
         #expect(Set(routes.keys) == ["local", "intra_city", "intra_province", "cross_province"])
     }
 
-    @Test func whatTheSimulationDoesNotCarryYetIsRefusedNamingTheField() throws {
+    @Test func uploadsWhichTheSimulationDoesNotCarryYetAreRefusedNamingTheField() throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-refused-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let links = try settlenet(["sim", "Scenarios/flaky-links.yaml", "--out", base])
-        #expect(links.status == 2)
-        #expect(links.error.contains("Scenarios/flaky-links.yaml:") && links.error.contains("field faults"))
         let uploads = try settlenet(["sim", "Scenarios/dirty-data.yaml", "--out", base])
         #expect(uploads.status == 2)
         #expect(uploads.error.contains("field load.uploads"))
@@ -245,5 +242,29 @@ import Testing
         #expect(local >= 5 && local > (fast.settlements.byRoute["local"]?.latencyMs.p50 ?? .infinity))
         let markdown = try String(contentsOfFile: "\(base)/slow-disk/report.md", encoding: .utf8)
         #expect(markdown.contains("Simulated") && markdown.contains("commit_us 5000"))
+    }
+
+    /// Link faults and partitions, as on real processes: their decisions are drawn from the
+    /// scenario's seed, traced, and counted in the report; every ledger still agrees.
+    @Test func faultyLinksAndPartitionsAreSimulatedAndCounted() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-links-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        for scenario in ["flaky-links", "partition"] {
+            let result = try settlenet(["sim", "Scenarios/\(scenario).yaml", "--out", "\(base)/\(scenario)"])
+            #expect(result.status == 0, "\(result.output)\(result.error)")
+        }
+        func report(_ run: String) throws -> RunReport {
+            try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(base)/\(run)/report.json")))
+        }
+        let flaky = try report("flaky-links"), partition = try report("partition")
+        let delayed = try #require(flaky.faults.first?.effects)
+        #expect(delayed.messages > 0 && delayed.delayed > 0 && delayed.dropped > 0)
+        #expect(try #require(flaky.faults.last?.effects).corrupted > 0)
+        for fault in partition.faults {
+            let effects = try #require(fault.effects)
+            #expect(effects.messages > 0 && effects.dropped == effects.messages)
+        }
+        #expect(flaky.reconciliation?.passed == true && partition.reconciliation?.passed == true)
+        #expect(flaky.settlements.unresolved == 0 && partition.settlements.unresolved == 0)
     }
 }
