@@ -294,6 +294,9 @@ public final class NodeShell {
     /// Nothing waits for an answer here and no settlement is in doubt.
     public var isQuiet: Bool { peek { $0.pendingCount == 0 && $0.resolutions.isEmpty } && syncs.isIdle }
 
+    /// Something waits to be sent on by a flush: records for the national store, ticket messages.
+    public var hasOutboundWork: Bool { (spec.tier == .province && outbox.hasWork) || ticketOutboxMayHaveWork }
+
     /// Messages this node has taken in since it started.
     public var messagesTaken: Int64 { messagesHandled }
 

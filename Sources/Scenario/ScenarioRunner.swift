@@ -159,23 +159,14 @@ public enum ScenarioRunner {
             do {
                 log("waiting for the provincial tiers to hand every record to the national store")
                 if try !audit.waitForNationalStore(timeoutS: 30) { log("warning: records still queued for the national store after 30 s") }
-                let (uploads, dirty) = try audit.figures(before: countsBefore, sinceMs: startMs, sent: uploadMeasurement,
-                                                         loadSeconds: Double(spec.durationMs) / 1000)
-                report.uploads = uploads
-                report.dirtyData = dirty
-                if let loop = spec.uploads?.governance {
-                    report.dirtyData?.governance = ReportBuilder.governance(loop, sent: uploadMeasurement, timeline: report.timeline,
-                                                                            loadSeconds: Double(spec.durationMs) / 1000)
-                }
-                for (code, count) in uploadMeasurement.errorsByCode { report.errors.byCode[code, default: 0] += count }
+                try addUploadFigures(to: &report, spec: spec, audit: audit, countsBefore: countsBefore, sinceMs: startMs,
+                                     sent: uploadMeasurement)
             } catch {
                 throw ScenarioError(code: .runFailed, message: "cannot read the ledgers in \(dataDirectory): \(error)")
             }
         }
         do {
-            report.tickets = try audit.tickets(sinceMs: startMs, timeoutS: 5)
-            let backlog = try audit.ticketBacklog(sinceMs: startMs, seconds: report.timeline.count)
-            for index in report.timeline.indices { report.timeline[index].ticketsOpen = backlog[index] }
+            try addTicketFigures(to: &report, audit: audit, sinceMs: startMs, timeoutS: 5)
         } catch {
             log("warning: cannot read the ticket registry: \(error)")
         }
@@ -195,6 +186,29 @@ public enum ScenarioRunner {
         report = ReportBuilder.applyThresholds(spec.thresholds, to: report)
         try writeReports(report, into: output)
         return Outcome(report: report, outputDirectory: output)
+    }
+
+    /// The upload and dirty-data figures, from what the ledgers counted since `countsBefore`
+    /// and what the hospitals sent; the governance loop's, if the scenario runs one.
+    public static func addUploadFigures(to report: inout RunReport, spec: ScenarioSpec, audit: DataQualityAudit,
+                                        countsBefore: [DivisionCode: [String: Int]], sinceMs: Int64,
+                                        sent: UploadMeasurement) throws {
+        let (uploads, dirty) = try audit.figures(before: countsBefore, sinceMs: sinceMs, sent: sent,
+                                                 loadSeconds: Double(spec.durationMs) / 1000)
+        report.uploads = uploads
+        report.dirtyData = dirty
+        if let loop = spec.uploads?.governance {
+            report.dirtyData?.governance = ReportBuilder.governance(loop, sent: sent, timeline: report.timeline,
+                                                                    loadSeconds: Double(spec.durationMs) / 1000)
+        }
+        for (code, count) in sent.errorsByCode { report.errors.byCode[code, default: 0] += count }
+    }
+
+    /// The tickets opened since `sinceMs` and the backlog over the run's timeline.
+    public static func addTicketFigures(to report: inout RunReport, audit: DataQualityAudit, sinceMs: Int64, timeoutS: Double) throws {
+        report.tickets = try audit.tickets(sinceMs: sinceMs, timeoutS: timeoutS)
+        let backlog = try audit.ticketBacklog(sinceMs: sinceMs, seconds: report.timeline.count)
+        for index in report.timeline.indices { report.timeline[index].ticketsOpen = backlog[index] }
     }
 
     /// report.json, report.md and report.html into `output`.

@@ -155,10 +155,12 @@ public final class Simulation: Courier, SyncService {
         self.hospitals = nil
     }
 
-    /// Runs until every killed node due to start again has, and no node waits for an answer or
-    /// has a settlement in doubt, for at most `limitUs`.
+    /// Runs until every killed node due to start again has, and no node waits for an answer, has
+    /// a settlement in doubt or has records or ticket messages to send on, for at most `limitUs`.
     public func settle(withinUs limit: Int64) throws -> Bool {
-        func settled() -> Bool { restartsDue == 0 && nodes.indices.allSatisfy { down[$0] || nodes[$0].isQuiet } }
+        func settled() -> Bool {
+            restartsDue == 0 && nodes.indices.allSatisfy { down[$0] || (nodes[$0].isQuiet && !nodes[$0].hasOutboundWork) }
+        }
         try run(untilUs: nowUs + limit, checkingEveryUs: 100_000, settled)
         return settled()
     }

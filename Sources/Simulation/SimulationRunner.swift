@@ -46,13 +46,6 @@ public enum SimulationRunner {
         }
         if let seed = options.seedOverride { spec.seed = seed }
         if let override = options.topologyOverride { spec.topology = override }
-        // What the simulation does not carry yet is refused, never left out silently.
-        if spec.uploads != nil {
-            throw ScenarioError(code: .invalidScenario, message: "\(spec.file): field load.uploads: the simulation carries settlements only so far; run uploads with `settlenet scenario run`")
-        }
-        guard let load = spec.settlements else {
-            throw ScenarioError(code: .invalidScenario, message: "\(spec.file): field load.settlements: required by the simulation")
-        }
         guard let path = spec.resolvedTopologyPath() else {
             throw ScenarioError(code: .invalidScenario, message: "\(spec.file): topology \"\(spec.topology)\" not found (relative paths resolve from the working directory, then from the scenario's folder)")
         }
@@ -60,8 +53,10 @@ public enum SimulationRunner {
         do { topology = try TopologyLoader.load(path: path) } catch {
             throw ScenarioError(code: .invalidScenario, message: "topology problems, nothing simulated:\n\(error)")
         }
-        do { _ = try LoadPlanner(topology: topology, load: load, seed: spec.seed) } catch {
-            throw ScenarioError(code: .invalidScenario, message: "\(error)")
+        if let load = spec.settlements {
+            do { _ = try LoadPlanner(topology: topology, load: load, seed: spec.seed) } catch {
+                throw ScenarioError(code: .invalidScenario, message: "\(error)")
+            }
         }
         for fault in spec.faults {
             let place = "\(spec.file):\(fault.line.map(String.init) ?? "?")"
@@ -105,11 +100,15 @@ public enum SimulationRunner {
             log("made \(topology.nodes.count) nodes and their ledgers (\(wallS()))")
             try simulation.start()
             log("every node signed in after \(String(format: "%.2f", Double(simulation.nowUs) / 1e6)) s of virtual time (\(wallS()))")
-            let startedAt = Date(timeIntervalSince1970: Double(simulation.epochMs + simulation.nowUs / 1_000) / 1_000)
-            let hospitals = try Hospitals(topology: topology, load: load, seed: spec.seed, durationMs: spec.durationMs,
+            let startMs = simulation.epochMs + simulation.nowUs / 1_000
+            let startedAt = Date(timeIntervalSince1970: Double(startMs) / 1_000)
+            let audit = DataQualityAudit(topology: topology, dataDirectory: dataDirectory)
+            let countsBefore = spec.uploads == nil ? [:] : try audit.counts()
+            let hospitals = try Hospitals(topology: topology, load: spec.settlements, uploads: spec.uploads, seed: spec.seed,
+                                          durationMs: spec.durationMs,
                                           wallClockMs: { [unowned simulation] in simulation.epochMs + simulation.nowUs / 1_000 },
                                           outlet: { [unowned simulation] request, county in try simulation.fromHospital(request, county: county) })
-            log("simulating \(spec.name) on \(topology.file) (\(topology.nodes.count) nodes): \(hospitals.expectedArrivals) settlements over \(Double(spec.durationMs) / 1_000) s of virtual time, seed \(spec.seed)")
+            log("simulating \(spec.name) on \(topology.file) (\(topology.nodes.count) nodes): \(hospitals.expectedArrivals) settlements and \(hospitals.expectedBatches) upload batches over \(Double(spec.durationMs) / 1_000) s of virtual time, seed \(spec.seed)")
             try simulation.drive(hospitals, faults: spec.faults, seed: spec.seed) { loadUs in
                 progress(SimulationProgress(virtualS: Double(loadUs) / 1e6, durationS: Double(spec.durationMs) / 1_000,
                                             events: simulation.events, wallS: Double(monotonicUs() - wallStart) / 1e6))
@@ -118,9 +117,16 @@ public enum SimulationRunner {
             if try !simulation.settle(withinUs: 120_000_000) {
                 log("warning: after 120 s of virtual time some nodes still wait for answers or resolve settlements in doubt; reconciling anyway")
             }
-            let (measurement, _) = hospitals.finish()
+            let (measurement, uploads) = hospitals.finish()
             report = ReportBuilder.build(spec: spec, topologyPath: topology.file, startedAt: startedAt, measurement: measurement,
-                                         stages: ArrivalSchedule.stageStarts(load.executor), build: options.build)
+                                         stages: ArrivalSchedule.stageStarts((spec.settlements?.executor ?? spec.uploads?.executor)!),
+                                         build: options.build)
+            if spec.uploads != nil {
+                try ScenarioRunner.addUploadFigures(to: &report, spec: spec, audit: audit, countsBefore: countsBefore,
+                                                    sinceMs: startMs, sent: uploads)
+            }
+            // The run settled with every ticket message delivered: nothing to wait for.
+            try ScenarioRunner.addTicketFigures(to: &report, audit: audit, sinceMs: startMs, timeoutS: 0)
             let result = Reconciler(topology: topology).check(try ClusterSnapshot.read(topology: topology, dataDirectory: dataDirectory))
             report.reconciliation = ReconciliationFigures(result)
             simulation.flushLinkTraces()

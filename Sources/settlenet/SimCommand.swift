@@ -30,8 +30,8 @@ struct SimCommand: ParsableCommand {
                 The same scenario and seed give a byte-identical report.json, but for the wall-clock fields it
                 lists (simulation.wall_clock_fields), and identical ledgers.
 
-                Faults: kill, pause, link and partition, as in scenario files. Not simulated yet: uploads
-                (load.uploads; such a scenario is refused).
+                Settlements and uploads (with dirty data and the governance loop); faults: kill, pause, link and
+                partition, as in scenario files.
 
                 Exit codes: 0 every threshold passed; 99 a threshold failed; 2 the scenario or topology file is
                 wrong (nothing simulated); 4 the simulation could not be carried out.

@@ -87,14 +87,6 @@ import Testing
         #expect(Set(routes.keys) == ["local", "intra_city", "intra_province", "cross_province"])
     }
 
-    @Test func uploadsWhichTheSimulationDoesNotCarryYetAreRefusedNamingTheField() throws {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-refused-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: base) }
-        let uploads = try settlenet(["sim", "Scenarios/dirty-data.yaml", "--out", base])
-        #expect(uploads.status == 2)
-        #expect(uploads.error.contains("field load.uploads"))
-    }
-
     /// Events of the same instant come out in the order they were scheduled: the order a replay
     /// depends on.
     @Test func theAgendaKeepsTimeOrderAndWithinAnInstantTheOrderOfScheduling() {
@@ -266,5 +258,31 @@ import Testing
         }
         #expect(flaky.reconciliation?.passed == true && partition.reconciliation?.passed == true)
         #expect(flaky.settlements.unresolved == 0 && partition.settlements.unresolved == 0)
+    }
+
+    /// Uploads with dirty data, simulated and on real processes: the same records accepted at
+    /// each tier and the same detections by rule.
+    @Test func uploadsSimulatedAreScreenedAsOnRealProcesses() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-uploads-\(UUID().uuidString)").path
+        defer {
+            _ = try? settlenet(["cluster", "down", "--data-dir", "\(base)/real/cluster", "--grace", "5"])
+            try? FileManager.default.removeItem(atPath: base)
+        }
+        let real = try settlenet(["scenario", "run", "Scenarios/dirty-data.yaml", "--out", "\(base)/real"])
+        #expect(real.status == 0, "\(real.output)\(real.error)")
+        let simulated = try settlenet(["sim", "Scenarios/dirty-data.yaml", "--out", "\(base)/sim"])
+        #expect(simulated.status == 0, "\(simulated.output)\(simulated.error)")
+        func report(_ run: String) throws -> RunReport {
+            try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(base)/\(run)/report.json")))
+        }
+        let (onProcesses, inSimulation) = (try report("real"), try report("sim"))
+        let (realUploads, simUploads) = (try #require(onProcesses.uploads), try #require(inSimulation.uploads))
+        #expect(simUploads.recordsSent > 10_000 && simUploads.batchesFailed == 0)
+        #expect(realUploads.acceptedProvincial == simUploads.acceptedProvincial)
+        #expect(realUploads.acceptedNational == simUploads.acceptedNational)
+        let (realDirty, simDirty) = (try #require(onProcesses.dirtyData), try #require(inSimulation.dirtyData))
+        #expect(realDirty.byRule.mapValues(\.detected) == simDirty.byRule.mapValues(\.detected))
+        #expect(simDirty.byRule.values.contains { $0.detected > 0 })
+        #expect(inSimulation.reconciliation?.uploadsBalanced == true && inSimulation.reconciliation?.passed == true)
     }
 }
