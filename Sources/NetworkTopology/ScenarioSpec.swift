@@ -111,6 +111,9 @@ public struct FaultSpec: Sendable, Equatable {
         case link(LinkEffects)
         /// No message gets through from `from` to `to` (and back, unless one-way).
         case partition(from: String, to: String, oneWay: Bool, forMs: Int64)
+        /// The node's clock jumps by `byMs` (back when negative) and runs on from there: only a
+        /// simulation can do it to one node (`settlenet sim`).
+        case clockJump(node: String, byMs: Int64)
     }
 
     public struct LinkEffects: Sendable, Equatable {
@@ -137,7 +140,7 @@ public struct FaultSpec: Sendable, Equatable {
 
     public var nodes: [String] {
         switch action {
-        case .pause(let node, _), .kill(let node, _): [node]
+        case .pause(let node, _), .kill(let node, _), .clockJump(let node, _): [node]
         case .link(let effects): [effects.a, effects.b]
         case .partition(let from, let to, _, _): [from, to]
         }
@@ -232,7 +235,7 @@ public enum ScenarioLoader {
                                                      "message_us", "turn_us", "commit_us", "commit_jitter_us"]
     static let scaleKeys: Set<String> = ["baseline_rate", "p99_ms", "error_rate"]
     static let faultKeys: Set<String> = ["at", "pause", "for", "kill", "restart_after", "link", "delay", "jitter", "loss",
-                                         "duplicate", "corrupt", "partition", "direction"]
+                                         "duplicate", "corrupt", "partition", "direction", "clock_jump", "by"]
     static let loadKeys: Set<String> = ["settlements", "uploads"]
     static let uploadKeys: Set<String> = ["executor", "rate", "start_rate", "stages", "batch_size", "dirty", "max_in_flight"]
     static let dirtyKeys: Set<String> = ["rate", "kinds", "fix_probability", "residual_share"]
@@ -401,7 +404,7 @@ public enum ScenarioLoader {
             }
             return direction == "one-way"
         }
-        let named = ["pause", "kill", "link", "partition"].filter { map.node($0) != nil }
+        let named = ["pause", "kill", "link", "partition", "clock_jump"].filter { map.node($0) != nil }
         var action: FaultSpec.Action?
         switch named {
         case ["pause"]:
@@ -424,9 +427,20 @@ public enum ScenarioLoader {
             if let oneWay = oneWay(), let (from, to) = pair("partition"), let length = duration("for", required: true) {
                 action = .partition(from: from, to: to, oneWay: oneWay, forMs: length)
             }
+        case ["clock_jump"]:
+            if let node = nodeID("clock_jump"), let text = map.scalar("by", subject: nil, required: true, problems: &problems) {
+                // Signed: a clock may jump back.
+                let back = text.hasPrefix("-")
+                if let length = parseDuration(back ? String(text.dropFirst()) : text), length > 0 {
+                    action = .clockJump(node: node, byMs: back ? -length : length)
+                } else {
+                    problems.append(FileProblem(file: file, line: map.lineOf("by"), field: map.fieldPath("by"),
+                                                message: "\"\(text)\" is not a duration like 30s, or -30s for a jump back"))
+                }
+            }
         default:
             problems.append(FileProblem(file: file, line: map.line, field: path,
-                                        message: "a fault names exactly one of pause: NODE (with for:), kill: NODE (with optional restart_after:), link: \"A-B\" (with for:) or partition: [A, B] (with for:)"))
+                                        message: "a fault names exactly one of pause: NODE (with for:), kill: NODE (with optional restart_after:), link: \"A-B\" (with for:), partition: [A, B] (with for:) or clock_jump: NODE (with by:, simulated only)"))
         }
         guard problems.count == before, let at, let action else { return nil }
         return FaultSpec(atMs: at, action: action, line: map.line)

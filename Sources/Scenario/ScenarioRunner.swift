@@ -79,6 +79,9 @@ public enum ScenarioRunner {
         if let load { _ = try LoadPlanner(topology: topology, load: load, seed: spec.seed) }
         for fault in spec.faults {
             let place = "\(spec.file):\(fault.line.map(String.init) ?? "?")"
+            if case .clockJump = fault.action {
+                throw ScenarioError(code: .invalidScenario, message: "\(place): field faults: a clock_jump needs a simulated clock; run this scenario with `settlenet sim`")
+            }
             for node in fault.nodes where topology.node(DivisionCode(node)!) == nil {
                 throw ScenarioError(code: .invalidScenario, message: "\(place): fault names node \(node), which is not in \(topology.file)")
             }

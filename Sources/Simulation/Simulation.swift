@@ -95,6 +95,7 @@ public final class Simulation: Courier, SyncService {
         lives = Array(repeating: 0, count: shells.count)
         down = Array(repeating: false, count: shells.count)
         pausedUntil = Array(repeating: 0, count: shells.count)
+        clockOffsetMs = Array(repeating: 0, count: shells.count)
         NodeShell.joinInMemory(shells)
         for (index, node) in shells.enumerated() {
             node.courier = self
@@ -105,8 +106,12 @@ public final class Simulation: Courier, SyncService {
     /// 2026-01-05 00:00 in Beijing (UTC+8), a Monday.
     public static let mondayInBeijingMs: Int64 = 1_767_542_400_000
 
-    /// The node's clock now.
+    /// The clock now: the virtual time's wall clock.
     private var nowMs: Int64 { epochMs + nowUs / 1_000 }
+    /// How far each node's clock is off the virtual time's (a `clock_jump`), milliseconds.
+    private var clockOffsetMs: [Int64]
+    /// The node's clock now.
+    private func nowMs(of index: Int) -> Int64 { nowMs + clockOffsetMs[index] }
 
     // MARK: Running
 
@@ -138,6 +143,7 @@ public final class Simulation: Courier, SyncService {
             case .pause: "pause"
             case .link: "link"
             case .partition: "partition"
+            case .clockJump: "clock_jump"
             }
             return FaultRecord(kind: kind, node: fault.node, atS: Double(fault.atMs) / 1_000, note: "")
         }
@@ -229,7 +235,7 @@ public final class Simulation: Courier, SyncService {
                 return agenda.schedule(.synced(node: index, life: life, tookUs: tookUs, covering: covering), atUs: pausedUntil[index])
             }
             nodes[index].simulatedSyncEnded(covering: covering)
-            try nodes[index].syncFinished(error: nil, tookUs: tookUs, nowMs: nowMs)
+            try nodes[index].syncFinished(error: nil, tookUs: tookUs, nowMs: nowMs(of: index))
             scheduleTurn(index, atUs: max(nowUs, busyUntil[index]))
         case .fault(let place):
             try begin(fault: place)
@@ -257,7 +263,7 @@ public final class Simulation: Courier, SyncService {
         let taken = node.messagesTaken
         turning = index
         defer { turning = nil }
-        try node.turn(readable: [], nowMs: nowMs)
+        try node.turn(readable: [], nowMs: nowMs(of: index))
         let workUs = model.turnUs + (node.messagesTaken - taken) * model.messageUs
         let doneUs = nowUs + workUs
         busyUntil[index] = doneUs
@@ -269,7 +275,7 @@ public final class Simulation: Courier, SyncService {
         for sync in syncs { startSync(sync.node, covering: sync.covering, atUs: doneUs) }
         // Its next turn: mail handed to it meanwhile, else its next duty (none: when mail comes).
         let dutyMs = node.nextDutyMs
-        let dutyUs = dutyMs >= Int64.max / 2_000 ? Int64.max : (dutyMs - epochMs) * 1_000
+        let dutyUs = dutyMs >= Int64.max / 2_000 ? Int64.max : max(nowUs, (dutyMs - clockOffsetMs[index] - epochMs) * 1_000)
         if node.hasLocalMail || dutyUs < .max { scheduleTurn(index, atUs: max(doneUs, node.hasLocalMail ? doneUs : dutyUs)) }
     }
 
@@ -308,6 +314,10 @@ public final class Simulation: Courier, SyncService {
             pausedUntil[index] = max(pausedUntil[index], nowUs + forMs * 1_000)
             busyUntil[index] = max(busyUntil[index], pausedUntil[index])
             faultRecords[place].endedS = Double(pausedUntil[index] - loadStartUs) / 1e6
+        case .clockJump(_, let byMs):
+            // The node's clock, and every time it reads from now on, jumps; its timers then fire by it.
+            clockOffsetMs[index] += byMs
+            scheduleTurn(index, atUs: max(nowUs, busyUntil[index]))
         case .link(let effects):
             beginLinkFault(fault.action, place: place, forMs: effects.forMs)
         case .partition(_, _, _, let forMs):
@@ -338,7 +348,7 @@ public final class Simulation: Courier, SyncService {
     private func restart(_ index: Int) throws {
         let id = nodes[index].id
         let shell = try NodeShell(topology: topology, id: id, dataDirectory: dataDirectory, logger: logger,
-                                  pace: .simulated, nowMs: nowMs, simulated: true)
+                                  pace: .simulated, nowMs: nowMs(of: index), simulated: true)
         let parent = shell.spec.parent.flatMap { parentID in nodes.first { $0.id == parentID } }
         NodeShell.rejoin(shell, parent: parent, children: nodes.filter { $0.spec.parent == id })
         nodes[index] = shell
@@ -348,7 +358,7 @@ public final class Simulation: Courier, SyncService {
         if !linkFaults.isEmpty { shell.setLinkFaults(linkFaults) }
         down[index] = false
         busyUntil[index] = nowUs
-        shell.start(nowMs: nowMs)
+        shell.start(nowMs: nowMs(of: index))
         scheduleTurn(index, atUs: nowUs)
     }
 

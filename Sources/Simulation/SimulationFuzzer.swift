@@ -42,8 +42,8 @@ public enum SimulationFuzzer {
     }
 
     /// The scenario a seed draws: 4–12 s of load at 50–400 settlements a second over every route
-    /// class, and 0–6 faults: kills, pauses, faulty links (delay, jitter, loss, duplicates,
-    /// corruption) and partitions.
+    /// class, and 0–6 faults: kills, pauses, clock jumps, faulty links (delay, jitter, loss,
+    /// duplicates, corruption) and partitions.
     public static func scenario(seed: UInt64, topology: Topology, topologyPath: String, keepFaults: Set<Int>? = nil) -> String {
         var random = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ 0xF022)
         func uniform(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(random.next() % UInt64(range.count)) }
@@ -59,12 +59,13 @@ public enum SimulationFuzzer {
             let at = uniform(500...Int(max(600, duration - 500)))
             let node = nodes[uniform(0...nodes.count - 1)]
             let (child, parent) = links[uniform(0...links.count - 1)]
-            let fault = switch random.next() % 5 {
+            let fault = switch random.next() % 6 {
             case 0: "  - { at: \(at)ms, pause: \"\(node)\", for: \(uniform(100...3_000))ms }"
             case 1: "  - { at: \(at)ms, link: \"\(child)-\(parent)\", delay: \(uniform(0...200))ms, jitter: \(uniform(0...50))ms, "
                     + "loss: \(Double(uniform(0...20)) / 100), duplicate: \(Double(uniform(0...10)) / 100), "
                     + "corrupt: \(Double(uniform(0...10)) / 100), for: \(uniform(200...4_000))ms }"
             case 2: "  - { at: \(at)ms, partition: [\"\(child)\", \"\(parent)\"]\(random.next() % 2 == 0 ? ", direction: one-way" : ""), for: \(uniform(200...4_000))ms }"
+            case 3: "  - { at: \(at)ms, clock_jump: \"\(node)\", by: \(random.next() % 2 == 0 ? "-" : "")\(uniform(1...60))s }"
             default: "  - { at: \(at)ms, kill: \"\(node)\", restart_after: \(uniform(100...2_000))ms }"
             }
             if keepFaults?.contains(place) ?? true { faults.append(fault) }

@@ -31,7 +31,8 @@ struct SimCommand: ParsableCommand {
                 lists (simulation.wall_clock_fields), and identical ledgers.
 
                 Settlements and uploads (with dirty data and the governance loop); faults: kill, pause, link and
-                partition, as in scenario files.
+                partition, as in scenario files, and clock_jump (with by:, negative for a jump back), which only
+                a simulation can do.
 
                 Exit codes: 0 every threshold passed; 99 a threshold failed; 2 the scenario or topology file is
                 wrong (nothing simulated); 4 the simulation could not be carried out.
@@ -119,8 +120,8 @@ struct SimCommand: ParsableCommand {
             discussion: """
                 Each seed draws a scenario on the topology: 4-12 s of load at 50-400 settlements a second over
                 every route class, with reversals, and up to 6 faults at random times: kills (each node started
-                again after 0.1-2 s) and pauses of random nodes, faulty links (delay, jitter, loss, duplicates,
-                corruption) and partitions between a random node and its parent. Each is simulated (as `settlenet sim`) and checked:
+                again after 0.1-2 s), pauses and clock jumps of random nodes, faulty links (delay, jitter, loss,
+                duplicates, corruption) and partitions between a random node and its parent. Each is simulated (as `settlenet sim`) and checked:
                 every ledger reconciles (nothing lost, doubled, mismatched or unresolved; clearing balanced;
                 balances right), no settlement is left in doubt or unanswered, every amount identity holds.
 

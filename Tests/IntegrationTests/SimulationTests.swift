@@ -1,5 +1,6 @@
 import Foundation
 import Scenario
+import SettlementModel
 @testable import Simulation
 import Testing
 
@@ -284,5 +285,41 @@ import Testing
         #expect(realDirty.byRule.mapValues(\.detected) == simDirty.byRule.mapValues(\.detected))
         #expect(simDirty.byRule.values.contains { $0.detected > 0 })
         #expect(inSimulation.reconciliation?.uploadsBalanced == true && inSimulation.reconciliation?.passed == true)
+    }
+
+    /// A clock that jumps, forward on a relay and back on a county, under load: the timers it
+    /// runs by fire early or late, and still every ledger agrees and nothing is left in doubt.
+    /// Real processes cannot have it done to one node: the scenario runner refuses it.
+    @Test func clocksThatJumpStillLeaveEveryLedgerAgreeing() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-clock-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        try """
+            name: clock-jumps
+            topology: \(repositoryRoot)/Topologies/minimal.yaml
+            seed: 11
+            duration: 8s
+            load:
+              settlements:
+                executor: constant-arrival-rate
+                rate: 300
+                mix:
+                  route: { local: 0.1, intra_city: 0.2, intra_province: 0.3, cross_province: 0.4 }
+                  reversal: 0.05
+                max_in_flight: 5000
+            faults:
+              - { at: 2s, clock_jump: "370100", by: 30s }
+              - { at: 4s, clock_jump: "410303", by: -20s }
+              - { at: 6s, clock_jump: "000000", by: 9s }
+            """.write(toFile: "\(base)/jumps.yaml", atomically: true, encoding: .utf8)
+        let result = try settlenet(["sim", "\(base)/jumps.yaml", "--out", "\(base)/out"])
+        #expect(result.status == 0, "\(result.output)\(result.error)")
+        let report = try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(base)/out/report.json")))
+        #expect(report.faults.map(\.kind) == ["clock_jump", "clock_jump", "clock_jump"] && report.faults.allSatisfy { $0.startedS != nil })
+        // The relay's pending requests ran out of time at once: answered in doubt, then resolved.
+        #expect(report.errors.byCode[ErrorCode.timeout.rawValue] ?? 0 > 0)
+        #expect(report.reconciliation?.passed == true && report.settlements.unresolved == 0)
+        let real = try settlenet(["scenario", "run", "\(base)/jumps.yaml", "--out", "\(base)/real"])
+        #expect(real.status == 2 && real.error.contains("jumps.yaml:14") && real.error.contains("settlenet sim"), "\(real.error)")
     }
 }
