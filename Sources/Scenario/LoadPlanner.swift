@@ -38,12 +38,30 @@ public struct LoadPlanner: Sendable {
         self.load = load
         let routing = topology.routingTable
         let counties = topology.counties.map(\.id)
-        var pairs: [RouteClass: [Pair]] = [:]
-        for origin in counties {
-            for insured in counties {
-                if let route = routing.routeClass(treatment: origin, insured: insured) {
-                    pairs[route, default: []].append(Pair(origin: origin, insured: insured))
+        // Every ordered pair of counties, classed by the tier of their lowest common ancestor
+        // (`RoutingTable.routeClass`), on small integers: the national network has 8 million
+        // pairs, and classing each by its division codes took seconds.
+        var number: [DivisionCode: Int] = [:]
+        var tierOf: [RouteClass?] = []
+        func numbered(_ id: DivisionCode) -> Int {
+            if let known = number[id] { return known }
+            number[id] = tierOf.count
+            tierOf.append(topology.node(id).map { node in
+                switch node.tier {
+                case .county: .local
+                case .city: .intraCity
+                case .province: .intraProvince
+                case .national: .crossProvince
                 }
+            })
+            return tierOf.count - 1
+        }
+        let chains = counties.map { routing.ancestors(of: $0).map(numbered) }
+        var pairs: [RouteClass: [Pair]] = [:]
+        for (o, origin) in counties.enumerated() {
+            for (i, insured) in counties.enumerated() {
+                guard let ancestor = chains[o].first(where: chains[i].contains), let route = tierOf[ancestor] else { continue }
+                pairs[route, default: []].append(Pair(origin: origin, insured: insured))
             }
         }
         let wanted = RouteClass.allCases.compactMap { route in load.mix.routes[route].map { (route, $0) } }.filter { $0.1 > 0 }

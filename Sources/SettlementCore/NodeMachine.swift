@@ -288,8 +288,14 @@ public struct NodeMachine: Sendable {
     public private(set) var signedInChildren: Set<DivisionCode> = []
     public private(set) var isDraining = false
     public private(set) var catalog: Catalog? {
-        didSet { holdsCatalog = catalog != nil }
+        didSet {
+            holdsCatalog = catalog != nil
+            catalogOutput = nil
+        }
     }
+    /// The catalog as the children download it, sorted once: sorting its 2,000 codes for
+    /// every child's download was seconds of a national network's start.
+    private var catalogOutput: CatalogOutput?
     /// Whether `catalog` is set, asked on every turn: comparing the optional with nil copied
     /// the whole catalog each time.
     private var holdsCatalog = false
@@ -502,6 +508,7 @@ public struct NodeMachine: Sendable {
         if let catalogMsgid, response.reqMsgid == catalogMsgid, peer == .parent {
             if response.infcode == 0, case .catalog(let out)? = response.output {
                 catalog = Catalog(out)
+                catalogOutput = out   // as the parent sorted it
                 self.catalogMsgid = nil
             }
             return []
@@ -848,8 +855,9 @@ public struct NodeMachine: Sendable {
             return .answer(error(.catalogNotLoaded, detail: "node \(config.id)", requestMsgid: request.msgid,
                                  receivedAtMs: nowMs, nowMs: nowMs), to: peer, record: nil)
         }
+        if catalogOutput == nil { catalogOutput = catalog.output }
         var response = success(requestMsgid: request.msgid, receivedAtMs: nowMs, nowMs: nowMs)
-        response.output = .catalog(catalog.output)
+        response.output = .catalog(catalogOutput!)
         return .answer(response, to: peer, record: nil)
     }
 
