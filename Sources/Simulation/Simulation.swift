@@ -16,8 +16,8 @@ import SettlementModel
 /// the same run.
 public final class Simulation: Courier, SyncService {
     enum Event {
-        /// A message arrives at a node (the life of it it was sent to): from below (a child or
-        /// a hospital; routing id first), or from its parent.
+        /// A message arrives at a node (in the life it was sent to): from below (a child or a
+        /// hospital; routing id first), or from its parent.
         case deliver(node: Int, life: Int, frames: [[UInt8]], fromBelow: Bool)
         /// An answer arrives at its hospital.
         case answerArrives([[UInt8]])
@@ -52,7 +52,6 @@ public final class Simulation: Courier, SyncService {
     /// What each fault did, for the report.
     public private(set) var faultRecords: [FaultRecord] = []
     private let countyIndex: [DivisionCode: Int]
-    private let tierOf: [Tier]
     private var agenda = EventQueue<Event>()
     private var draws: Draws
     /// Virtual microseconds since the simulation began.
@@ -81,6 +80,7 @@ public final class Simulation: Courier, SyncService {
         self.dataDirectory = dataDirectory
         self.logger = logger
         draws = Draws(seed: seed)
+        try Self.copyTemplateLedger(topology: topology, dataDirectory: dataDirectory)
         var shells: [NodeShell] = []
         for spec in topology.nodes {
             shells.append(try NodeShell(topology: topology, id: spec.id, dataDirectory: dataDirectory, logger: logger,
@@ -89,7 +89,6 @@ public final class Simulation: Courier, SyncService {
         nodes = shells
         indexOf = Dictionary(uniqueKeysWithValues: shells.enumerated().map { (ObjectIdentifier($1), $0) })
         countyIndex = Dictionary(uniqueKeysWithValues: shells.enumerated().filter { $1.spec.tier == .county }.map { ($1.id, $0) })
-        tierOf = shells.map(\.spec.tier)
         turnAt = Array(repeating: .max, count: shells.count)
         busyUntil = Array(repeating: 0, count: shells.count)
         lives = Array(repeating: 0, count: shells.count)
@@ -100,6 +99,26 @@ public final class Simulation: Courier, SyncService {
         for (index, node) in shells.enumerated() {
             node.courier = self
             node.syncWith(self, index: index)
+        }
+    }
+
+    /// Every node's ledger begins as a copy of one migrated, empty ledger: running every
+    /// migration once per node was most of the time a national simulation took to start.
+    /// Nodes whose ledger exists already keep it.
+    static func copyTemplateLedger(topology: Topology, dataDirectory: String) throws {
+        let layout = DataLayout(root: dataDirectory)
+        let files = FileManager.default
+        let template = "\(dataDirectory)/.template-ledger.sqlite"
+        defer { try? files.removeItem(atPath: template) }
+        do {
+            // Closed at once: its log is copied back and removed, the template is one file.
+            _ = try Ledger(path: template, syncsToDisk: false)
+            for node in topology.nodes where !files.fileExists(atPath: layout.ledgerPath(node.id)) {
+                try files.createDirectory(atPath: layout.nodeDirectory(node.id), withIntermediateDirectories: true)
+                try files.copyItem(atPath: template, toPath: layout.ledgerPath(node.id))
+            }
+        } catch {
+            throw SettleNetError(.simulation, "cannot prepare the nodes' ledgers in \(dataDirectory)", cause: error)
         }
     }
 
