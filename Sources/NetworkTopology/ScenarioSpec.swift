@@ -135,6 +135,17 @@ public struct FaultSpec: Sendable, Equatable {
     public var action: Action
     public var line: Int?
 
+    /// The fault's kind as reports name it.
+    public var kind: String {
+        switch action {
+        case .pause: "pause"
+        case .kill: "kill"
+        case .link: "link"
+        case .partition: "partition"
+        case .clockJump: "clock_jump"
+        }
+    }
+
     /// The node, or the two ends of the link, as the scenario names them ("370200-370000").
     public var node: String { nodes.joined(separator: "-") }
 

@@ -109,16 +109,7 @@ public final class FaultInjector {
         self.seed = seed
         self.log = log
         pending = faults.enumerated().map { ($0, $1) }.sorted { $0.spec.atMs < $1.spec.atMs }
-        records = faults.map { fault in
-            let kind = switch fault.action {
-            case .pause: "pause"
-            case .kill: "kill"
-            case .link: "link"
-            case .partition: "partition"
-            case .clockJump: "clock_jump"
-            }
-            return FaultRecord(kind: kind, node: fault.node, atS: Double(fault.atMs) / 1000, note: "")
-        }
+        records = faults.map { FaultRecord(kind: $0.kind, node: $0.node, atS: Double($0.atMs) / 1000, note: "") }
     }
 
     /// The entries of a link fault or partition starting at `nowMs` (Unix ms), one per direction.

@@ -156,16 +156,7 @@ public final class Simulation: Courier, SyncService {
         agenda.schedule(.hospitals, atUs: nowUs)
         self.faults = faults
         faultSeed = seed
-        faultRecords = faults.map { fault in
-            let kind = switch fault.action {
-            case .kill: "kill"
-            case .pause: "pause"
-            case .link: "link"
-            case .partition: "partition"
-            case .clockJump: "clock_jump"
-            }
-            return FaultRecord(kind: kind, node: fault.node, atS: Double(fault.atMs) / 1_000, note: "")
-        }
+        faultRecords = faults.map { FaultRecord(kind: $0.kind, node: $0.node, atS: Double($0.atMs) / 1_000, note: "") }
         for (place, fault) in faults.enumerated() { agenda.schedule(.fault(place), atUs: nowUs + fault.atMs * 1_000) }
         var finished = false
         var lastProgressUs = nowUs
