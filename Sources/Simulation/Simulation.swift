@@ -188,7 +188,7 @@ public final class Simulation: Courier, SyncService {
     public func ledgersDigest() throws -> String {
         var text = ""
         for node in nodes { text += "\(node.id) \(try node.ledgerDigest())\n" }
-        return String(text.utf8.withContiguousStorageIfAvailable { XXH64.hash(UnsafeRawBufferPointer($0)) } ?? 0, radix: 16)
+        return String(Array(text.utf8).withUnsafeBytes { XXH64.hash($0) }, radix: 16)
     }
 
     /// The nodes stop and leave the simulation (their ledgers stay on disk, for reconciliation).

@@ -34,28 +34,21 @@ struct ScenarioCommand: ParsableCommand {
         @Option(help: "Key directory of a secured topology (default: the one it names, else the launched cluster's own, made on start).") var keys: String?
 
         func run() throws {
-            let interactive = isatty(STDERR_FILENO) == 1
+            let console = RunConsole()
             var options = ScenarioRunOptions(scenarioPath: file, topologyOverride: topology, seedOverride: seed,
                                              outputDirectory: out, attachDataDirectory: attach,
                                              executable: currentExecutable(), build: buildConfiguration)
             options.keys = keys
             let outcome: ScenarioRunner.Outcome
             do {
-                outcome = try ScenarioRunner.run(options, log: { message in
-                    FileHandle.standardError.write(Data("\(interactive ? "\r\u{1B}[K" : "")\(message)\n".utf8))
-                }, progress: { p in
-                    let line = String(format: "[%5.1fs/%.0fs] target %.0f/s  achieved %.0f/s  in flight %d  errors %d  dropped %d",
-                                      p.elapsedS, p.durationS, p.targetRate, p.achievedRate, p.inFlight, p.errors, p.dropped)
-                    FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+                outcome = try ScenarioRunner.run(options, log: console.log, progress: { p in
+                    console.progress(String(format: "[%5.1fs/%.0fs] target %.0f/s  achieved %.0f/s  in flight %d  errors %d  dropped %d",
+                                            p.elapsedS, p.durationS, p.targetRate, p.achievedRate, p.inFlight, p.errors, p.dropped))
                 })
             } catch {
-                FileHandle.standardError.write(Data("\(interactive ? "\n" : "")error: \(error.message)\n".utf8))
-                throw ExitCode(error.code.rawValue)
+                throw console.failed(error)
             }
-            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
-            print(ReportRendering.summaryTable(outcome.report))
-            print("reports: \(outcome.outputDirectory)/report.json, report.md, report.html")
-            if !outcome.report.passed { throw ExitCode(99) }
+            try console.finish(outcome)
         }
     }
 }

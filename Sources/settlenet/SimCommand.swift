@@ -71,7 +71,7 @@ struct SimCommand: ParsableCommand {
 
         func run() throws {
             try Self.hashDeterministically()
-            let interactive = isatty(STDERR_FILENO) == 1
+            let console = RunConsole()
             var options = SimulationOptions(scenarioPath: file, build: buildConfiguration)
             options.topologyOverride = topology
             options.seedOverride = seed
@@ -80,24 +80,17 @@ struct SimCommand: ParsableCommand {
             options.modelOverrides = try modelOverrides()
             let outcome: ScenarioRunner.Outcome
             do {
-                outcome = try SimulationRunner.run(options, log: { message in
-                    FileHandle.standardError.write(Data("\(interactive ? "\r\u{1B}[K" : "")\(message)\n".utf8))
-                }, progress: { p in
+                outcome = try SimulationRunner.run(options, log: console.log, progress: { p in
                     let rate = p.wallS > 0 ? Double(p.events) / p.wallS : 0
                     let speed = p.wallS > 0 ? p.virtualS / p.wallS : 0
                     let left = speed > 0 ? max(0, p.durationS - p.virtualS) / speed : 0
-                    let line = String(format: "[virtual %6.1fs/%.0fs] %.0f events/s  %.1fx real time  expected end in %.0f s",
-                                      p.virtualS, p.durationS, rate, speed, left)
-                    FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+                    console.progress(String(format: "[virtual %6.1fs/%.0fs] %.0f events/s  %.1fx real time  expected end in %.0f s",
+                                            p.virtualS, p.durationS, rate, speed, left))
                 })
             } catch {
-                FileHandle.standardError.write(Data("\(interactive ? "\n" : "")error: \(error.message)\n".utf8))
-                throw ExitCode(error.code.rawValue)
+                throw console.failed(error)
             }
-            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
-            print(ReportRendering.summaryTable(outcome.report))
-            print("reports: \(outcome.outputDirectory)/report.json, report.md, report.html")
-            if !outcome.report.passed { throw ExitCode(99) }
+            try console.finish(outcome)
         }
 
         /// A replay must walk every dictionary in the same order, and Swift seeds its hashing per
