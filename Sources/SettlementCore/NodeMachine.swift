@@ -372,9 +372,12 @@ public struct NodeMachine: Sendable {
         return directives
     }
 
-    /// The earliest time `tick` has something to do, so the shell can sleep until then.
+    /// The earliest time `tick` has something to do, so the shell can sleep until then;
+    /// `Int64.max` when nothing is due until a message comes. (It once said "in a second" for
+    /// that: a simulation turned each of its 3,226 idle nodes every virtual second for nothing,
+    /// half of its events. A reactor caps its wait at its pace anyway.)
     public func nextDeadlineMs(nowMs: Int64) -> Int64 {
-        var next = earliestDeadlineMs == .max ? nowMs + 1_000 : earliestDeadlineMs
+        var next = earliestDeadlineMs
         if signNo != nil, !resolutions.isEmpty, let due = resolutions.values.lazy.map({ $0.nextAttemptMs }).min() {
             next = min(next, due)
         }

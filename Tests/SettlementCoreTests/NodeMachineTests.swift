@@ -63,6 +63,18 @@ import Testing
         #expect(county.receivedResponse(answer, from: .parent, nowMs: 6).isEmpty)
     }
 
+    /// A node with nothing pending and nothing to resolve has nothing to do until a message
+    /// comes, and says so: a simulation turns it only then. (It once asked for a turn every
+    /// second: half of a national simulation's events were idle nodes turned for nothing.)
+    @Test func anIdleNodeAsksForNoTurnUntilAMessageComes() {
+        var national = NodeMachine(config: .init(id: code("000000"), tier: .national, routing: Minimal.routing, institutions: [],
+                                                 nationalCatalog: Catalog.national()))
+        _ = national.tick(nowMs: 0)
+        #expect(national.isReady)
+        #expect(national.nextDeadlineMs(nowMs: 0) == .max)
+        #expect(national.nextDeadlineMs(nowMs: 3_600_000) == .max)
+    }
+
     @Test func relaysRouteDownTowardsTheInsuredCounty() {
         var national = machine("000000")
         let request = settlement(to: "410102")
