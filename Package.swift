@@ -53,6 +53,8 @@ let package = Package(
                 .define("SQLITE_DEFAULT_MEMSTATUS", to: "0"), .define("SQLITE_THREADSAFE", to: "2"), .define("SQLITE_DQS", to: "0"),
                 .define("SQLITE_LIKE_DOESNT_MATCH_BLOBS"), .define("SQLITE_MAX_EXPR_DEPTH", to: "0"), .define("SQLITE_OMIT_DEPRECATED"),
                 .define("SQLITE_OMIT_SHARED_CACHE"), .define("SQLITE_USE_ALLOCA"), .define("SQLITE_ENABLE_COLUMN_METADATA"),
+                // file: URIs, as GRDB's in-memory databases use, and a simulated ledger names its VFS with.
+                .define("SQLITE_USE_URI", to: "1"),
                 .unsafeFlags(["-O2", "-w"]),
             ]
         ),

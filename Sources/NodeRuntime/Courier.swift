@@ -76,6 +76,14 @@ extension NodeShell {
         try (ledger.crashed ? Ledger(path: ledger.path, syncsToDisk: false) : ledger).contentDigest()
     }
 
+    /// Closes this node's ledger, its log copied back into the database: a simulated ledger is
+    /// the simulation's alone (an exclusive lock, its log in memory) until then. A node killed
+    /// and not started again has its ledger opened once more, for SQLite to recover what its
+    /// log kept, and closed.
+    public func closeLedger() throws {
+        if ledger.crashed { try Ledger(path: ledger.path, syncsToDisk: false).close() } else { try ledger.close() }
+    }
+
     /// Leaves the simulation: no courier, no sync service. The sync service holds the nodes,
     /// and a node holding it back kept every node, and its ledger's files, alive after the run.
     public func leaveSimulation() {

@@ -44,6 +44,9 @@ public final class Ledger {
 
     /// Log frames (pages) past which a sync asks for a checkpoint: SQLite's own default.
     public static let checkpointFrames = 1_000
+    /// The same for a simulated ledger, whose log is in memory: 3,226 logs of 1,000 pages
+    /// would be 13 GB; 128 pages is half a megabyte each at most.
+    public static let simulatedCheckpointFrames = 32
 
     /// The SQLite every ledger runs on: the copy built with this package (`CSQLite`), not the system's.
     public static var sqliteVersion: String { String(cString: sqlite3_libversion()) }
@@ -72,6 +75,15 @@ public final class Ledger {
         // in a bench run: three rounds of a city, their answers passed on unrecorded).
         config.busyMode = .timeout(lockWait)
         config.prepareDatabase { db in
+            // A simulated ledger is the simulation's alone: an exclusive lock taken once spares
+            // every transaction its file locks, and keeps the log's index in the heap. Set
+            // before anything is read, or SQLite keeps using the shared-memory index.
+            // Its log (in memory) is cut back after each checkpoint: 3,226 logs left at their
+            // longest would hold gigabytes.
+            if !syncsToDisk {
+                try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
+                try db.execute(sql: "PRAGMA journal_size_limit = 0")
+            }
             // WAL: readers (cluster status, reconcile) never block the writer.
             // synchronous NORMAL: a commit writes the log, `syncLog()` syncs it; a checkpoint
             // still syncs the database before the log is reused.
@@ -79,16 +91,17 @@ public final class Ledger {
             try db.execute(sql: syncsToDisk ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = OFF")
         }
         do {
-            queue = try DatabaseQueue(path: path, configuration: config)
+            queue = try DatabaseQueue(path: syncsToDisk ? path : try Self.simulatedURI(path), configuration: config)
             try Self.migrator.migrate(queue)
             transits = try queue.read { try TransitIndex(db: $0, key: transitKey) }
             answered = try queue.read { try AnsweredIndex(db: $0) }
         } catch {
             throw SettleNetError(.ledger, "cannot open", subject: "ledger \(path)", cause: error)
         }
-        // The log exists once a connection in WAL mode has written (the migrations above).
-        logFD = open(path + "-wal", O_RDWR | O_CLOEXEC)
-        guard logFD >= 0 else {
+        // The log exists once a connection in WAL mode has written (the migrations above);
+        // a simulated ledger's is in memory, and never synced.
+        logFD = syncsToDisk ? open(path + "-wal", O_RDWR | O_CLOEXEC) : -1
+        guard logFD >= 0 || !syncsToDisk else {
             throw SettleNetError(.ledger, "cannot open its write-ahead log \(path)-wal: \(String(cString: strerror(errno)))",
                                  subject: "ledger \(path)")
         }
@@ -103,15 +116,46 @@ public final class Ledger {
     }
 
     deinit {
-        guard !crashed else {
-            close(logFD)
-            return
+        if !crashed && !closed {
+            queue.inDatabase { db in
+                _ = sqlite3_wal_hook(db.sqliteConnection, nil, nil)
+                statements.removeAll()
+            }
         }
+        if logFD >= 0 { Glibc.close(logFD) }
+    }
+
+    /// Closes the connection now, copying the log back into the database (a simulated
+    /// ledger's log is in memory: others can read the file only once it is closed). The
+    /// ledger is unusable afterwards.
+    public func close() throws {
+        guard !crashed && !closed else { return }
         queue.inDatabase { db in
             _ = sqlite3_wal_hook(db.sqliteConnection, nil, nil)
             statements.removeAll()
         }
-        close(logFD)
+        try queue.close()
+        closed = true
+    }
+
+    /// Closed by `close()`.
+    public private(set) var closed = false
+
+    /// The simulated ledgers' VFS (`settlenet-sim`: the log in memory), and the URI that opens
+    /// `path` with it.
+    static func simulatedURI(_ path: String) throws -> String {
+        guard settlenet_simulated_vfs_register() == SQLITE_OK else {
+            throw SettleNetError(.ledger, "cannot register the simulated ledgers' VFS", subject: "ledger \(path)")
+        }
+        // A URI's path: percent-encode what would end or escape it.
+        var encoded = ""
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "%"), UInt8(ascii: "?"), UInt8(ascii: "#"): encoded += String(format: "%%%02X", byte)
+            default: encoded.unicodeScalars.append(UnicodeScalar(byte))
+            }
+        }
+        return "file:\(encoded)?vfs=settlenet-sim"
     }
 
     /// Runs `body` in one write transaction: committed and synced when it returns, rolled
@@ -219,7 +263,7 @@ public final class Ledger {
     /// in the database what no sync covered.
     public func simulatedSyncEnded(covering frames: Int) {
         simulatedDurableFrames = max(simulatedDurableFrames, frames)
-        guard frames == framesInLog.load(ordering: .relaxed), frames >= Self.checkpointFrames else { return }
+        guard frames == framesInLog.load(ordering: .relaxed), frames >= Self.simulatedCheckpointFrames else { return }
         queue.inDatabase { db in
             var logged: Int32 = 0, copied: Int32 = 0
             if sqlite3_wal_checkpoint_v2(db.sqliteConnection, nil, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied) == SQLITE_OK,
@@ -236,8 +280,11 @@ public final class Ledger {
     @discardableResult
     public func simulateCrash() throws -> Int {
         var pageSize = 4_096
+        var logPath = path + "-wal"
         try queue.inDatabase { db in
             pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4_096
+            // The name the VFS knows the log by: the database's full path, and "-wal".
+            if let name = sqlite3_db_filename(db.sqliteConnection, "main") { logPath = String(cString: name) + "-wal" }
             _ = settlenet_no_checkpoint_on_close(db.sqliteConnection)
             statements.removeAll()
         }
@@ -246,10 +293,7 @@ public final class Ledger {
         crashed = true
         // The log's header (32 bytes), then each frame: a 24-byte header and a page.
         let kept = simulatedDurableFrames == 0 ? 0 : 32 + simulatedDurableFrames * (24 + pageSize)
-        guard truncate(path + "-wal", off_t(kept)) == 0 || errno == ENOENT else {
-            throw SettleNetError(.ledger, "simulated crash: cannot cut the log to \(kept) bytes: \(String(cString: strerror(errno)))",
-                                 subject: "ledger \(path)")
-        }
+        _ = settlenet_simulated_log_truncate(logPath, Int64(kept))
         return lost
     }
 

@@ -191,13 +191,22 @@ public final class Simulation: Courier, SyncService {
         return String(Array(text.utf8).withUnsafeBytes { XXH64.hash($0) }, radix: 16)
     }
 
-    /// The nodes stop and leave the simulation (their ledgers stay on disk, for reconciliation).
-    public func stop() {
+    /// The nodes stop and leave the simulation, and their ledgers are closed: only then can
+    /// others (reconciliation, the audits, `settlenet reconcile`) read them. Once; a failure to
+    /// close one is thrown after every other is closed.
+    public func stop() throws {
+        guard !stopped else { return }
+        stopped = true
+        var failure: (any Error)?
         for (index, node) in nodes.enumerated() {
             if !down[index] { node.abort() }
             node.leaveSimulation()
+            do { try node.closeLedger() } catch { failure = failure ?? error }
         }
+        if let failure { throw SettleNetError(.simulation, "cannot close every ledger", cause: failure) }
     }
+
+    private var stopped = false
 
     /// When the hospitals found themselves finished (virtual µs), once they have.
     private var finishedAt: Int64?

@@ -95,7 +95,7 @@ public enum SimulationRunner {
             }
             let simulation = try Simulation(topology: topology, dataDirectory: dataDirectory, model: model,
                                             seed: spec.seed, logger: logger)
-            defer { simulation.stop() }
+            defer { try? simulation.stop() }   // after a failure; a run that ends stops it below
             func wallS() -> String { String(format: "%.1f s", Double(monotonicUs() - wallStart) / 1e6) }
             log("made \(topology.nodes.count) nodes and their ledgers (\(wallS()))")
             try simulation.start()
@@ -103,7 +103,8 @@ public enum SimulationRunner {
             let startMs = simulation.epochMs + simulation.nowUs / 1_000
             let startedAt = Date(timeIntervalSince1970: Double(startMs) / 1_000)
             let audit = DataQualityAudit(topology: topology, dataDirectory: dataDirectory)
-            let countsBefore = spec.uploads == nil ? [:] : try audit.counts()
+            // The ledgers are new (a directory that holds some is refused): nothing counted before.
+            let countsBefore: [DivisionCode: [String: Int]] = [:]
             let hospitals = try Hospitals(topology: topology, load: spec.settlements, uploads: spec.uploads, seed: spec.seed,
                                           durationMs: spec.durationMs,
                                           wallClockMs: { [unowned simulation] in simulation.epochMs + simulation.nowUs / 1_000 },
@@ -117,6 +118,10 @@ public enum SimulationRunner {
             if try !simulation.settle(withinUs: 120_000_000) {
                 log("warning: after 120 s of virtual time some nodes still wait for answers or resolve settlements in doubt; reconciling anyway")
             }
+            // The digest through the nodes' own connections; then they close, and the
+            // audits and reconciliation read the files.
+            let ledgersDigest = try simulation.ledgersDigest()
+            try simulation.stop()
             let (measurement, uploads) = hospitals.finish()
             report = ReportBuilder.build(spec: spec, topologyPath: topology.file, startedAt: startedAt, measurement: measurement,
                                          stages: ArrivalSchedule.stageStarts((spec.settlements?.executor ?? spec.uploads?.executor)!),
@@ -136,7 +141,7 @@ public enum SimulationRunner {
             log(ReconciliationText.verdict(result) + " (\(wallS()))")
             report.simulation = SimulationFigures(model: model.parameters, virtualS: Double(simulation.nowUs) / 1e6,
                                                   events: simulation.events, wallS: Double(monotonicUs() - wallStart) / 1e6,
-                                                  ledgersDigest: try simulation.ledgersDigest())
+                                                  ledgersDigest: ledgersDigest)
             report = ReportBuilder.applyThresholds(spec.thresholds, to: report)
         } catch let error as ScenarioError {
             throw error

@@ -119,7 +119,7 @@ import Testing
         var synced: [String] = []
         do {
             let ledger = try Ledger(path: path, syncsToDisk: false)
-            // Enough rounds, each synced, for the log to pass `checkpointFrames` and start over.
+            // Enough rounds, each synced, for the log to pass `simulatedCheckpointFrames` and start over.
             var logStartedOver = false
             for number in 0..<syncedRounds {
                 let before = ledger.framesInCurrentLog
@@ -133,8 +133,13 @@ import Testing
             #expect(!synced.contains(unsynced))
             try ledger.simulateCrash()
         }
-        let reopened = try Ledger(path: path)
+        // As the node started again opens it (its log is in the simulation's memory)...
+        let reopened = try Ledger(path: path, syncsToDisk: false)
         #expect(Set(try reopened.read { try $0.inFlightAtOrigin() }.map(\.msgid)) == Set(synced))
-        #expect(try reopened.read { try String.fetchOne($0.db, sql: "PRAGMA integrity_check") } == "ok")
+        // ...and closed, the file alone holds it, for anyone to read.
+        try reopened.close()
+        let read = try Ledger(path: path)
+        #expect(Set(try read.read { try $0.inFlightAtOrigin() }.map(\.msgid)) == Set(synced))
+        #expect(try read.read { try String.fetchOne($0.db, sql: "PRAGMA integrity_check") } == "ok")
     }
 }

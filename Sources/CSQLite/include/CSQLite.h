@@ -10,3 +10,12 @@ int sqlite3_db_config(struct sqlite3 *, int op, ...);
 static inline int settlenet_no_checkpoint_on_close(struct sqlite3 *db) {
     return sqlite3_db_config(db, 1006, 1, (int *)0);
 }
+
+/* The simulated ledgers' VFS, "settlenet-sim": database files as the unix VFS keeps them,
+   write-ahead logs in memory (simulated_wal.c). Registered once; SQLITE_OK when it is. */
+int settlenet_simulated_vfs_register(void);
+/* Cuts the in-memory log at `path` (the database's full path and "-wal") to `size` bytes, as
+   a crash keeps only what was synced. Returns its size before, or -1 if there is none. */
+long long settlenet_simulated_log_truncate(const char *path, long long size);
+/* The memory all in-memory logs hold, bytes. */
+long long settlenet_simulated_log_bytes(void);
