@@ -6,10 +6,21 @@ public protocol NodeClock: Sendable {
     func nowMs() -> Int64
 }
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch: the wall clock as read when it was made, moved on by the
+/// monotonic clock. A node's timers (deadlines, correction backoffs, flushes) and its
+/// timestamps never jump with the machine's clock: a clock stepped back once held a county's
+/// corrections back by the step, past the hospitals' patience (`sim fuzz`, seed 5505). A node
+/// started after a step runs on the new time.
 public struct WallClock: NodeClock {
-    public init() {}
-    public func nowMs() -> Int64 { wallClockMs() }
+    private let startWallMs: Int64
+    private let startMonotonicUs: Int64
+
+    public init() {
+        startWallMs = wallClockMs()
+        startMonotonicUs = monotonicUs()
+    }
+
+    public func nowMs() -> Int64 { startWallMs + (monotonicUs() - startMonotonicUs) / 1_000 }
 }
 
 /// A node's life: its status file says which.

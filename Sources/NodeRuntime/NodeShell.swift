@@ -251,7 +251,13 @@ public final class NodeShell {
     /// What an earlier run of this node left in its ledger: resolutions, requests in flight at
     /// the last stop, settlements resolved, tickets about silent nodes.
     private func restoreFromLedger() throws {
-        machine.restore(try ledger.read { try $0.openResolutions() })
+        // Due at once (once signed in): their backoffs were timed on the clock of the node's
+        // last run, which a clock stepped back since would stretch by the step.
+        machine.restore(try ledger.read { try $0.openResolutions() }.map { open in
+            var resolution = open
+            resolution.nextAttemptMs = min(open.nextAttemptMs, nowMs)
+            return resolution
+        })
         // Requests journaled as in flight when this node last stopped: whatever answers came back
         // found nobody waiting, so their outcome is in doubt here. Resolve them like any other.
         let inFlight = try ledger.read { try $0.inFlightAtOrigin() }

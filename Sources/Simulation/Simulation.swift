@@ -95,6 +95,7 @@ public final class Simulation: Courier, SyncService {
         down = Array(repeating: false, count: shells.count)
         pausedUntil = Array(repeating: 0, count: shells.count)
         clockOffsetMs = Array(repeating: 0, count: shells.count)
+        startedOffsetMs = clockOffsetMs
         NodeShell.joinInMemory(shells)
         for (index, node) in shells.enumerated() {
             node.courier = self
@@ -127,10 +128,14 @@ public final class Simulation: Courier, SyncService {
 
     /// The clock now: the virtual time's wall clock.
     private var nowMs: Int64 { epochMs + nowUs / 1_000 }
-    /// How far each node's clock is off the virtual time's (a `clock_jump`), milliseconds.
+    /// How far each machine's wall clock is off the virtual time's (a `clock_jump`), milliseconds.
     private var clockOffsetMs: [Int64]
+    /// The same when the node last started: a node's clock is its machine's wall clock at its
+    /// start, moved on by the monotonic clock (`WallClock`), so a jump reaches it only when it
+    /// starts again.
+    private var startedOffsetMs: [Int64]
     /// The node's clock now.
-    private func nowMs(of index: Int) -> Int64 { nowMs + clockOffsetMs[index] }
+    private func nowMs(of index: Int) -> Int64 { nowMs + startedOffsetMs[index] }
 
     // MARK: Running
 
@@ -294,7 +299,7 @@ public final class Simulation: Courier, SyncService {
         for sync in syncs { startSync(sync.node, covering: sync.covering, atUs: doneUs) }
         // Its next turn: mail handed to it meanwhile, else its next duty (none: when mail comes).
         let dutyMs = node.nextDutyMs
-        let dutyUs = dutyMs >= Int64.max / 2_000 ? Int64.max : max(nowUs, (dutyMs - clockOffsetMs[index] - epochMs) * 1_000)
+        let dutyUs = dutyMs >= Int64.max / 2_000 ? Int64.max : max(nowUs, (dutyMs - startedOffsetMs[index] - epochMs) * 1_000)
         if node.hasLocalMail || dutyUs < .max { scheduleTurn(index, atUs: max(doneUs, node.hasLocalMail ? doneUs : dutyUs)) }
     }
 
@@ -334,9 +339,9 @@ public final class Simulation: Courier, SyncService {
             busyUntil[index] = max(busyUntil[index], pausedUntil[index])
             faultRecords[place].endedS = Double(pausedUntil[index] - loadStartUs) / 1e6
         case .clockJump(_, let byMs):
-            // The node's clock, and every time it reads from now on, jumps; its timers then fire by it.
+            // The machine's wall clock jumps. The node runs on, on the monotonic clock from its
+            // start; started again, it takes up the new time.
             clockOffsetMs[index] += byMs
-            scheduleTurn(index, atUs: max(nowUs, busyUntil[index]))
         case .link(let effects):
             beginLinkFault(fault.action, place: place, forMs: effects.forMs)
         case .partition(_, _, _, let forMs):
@@ -366,6 +371,7 @@ public final class Simulation: Courier, SyncService {
     /// A killed node starts again from what its ledger kept, in its place among its neighbours.
     private func restart(_ index: Int) throws {
         let id = nodes[index].id
+        startedOffsetMs[index] = clockOffsetMs[index]
         let shell = try NodeShell(topology: topology, id: id, dataDirectory: dataDirectory, logger: logger,
                                   pace: .simulated, nowMs: nowMs(of: index), simulated: true)
         let parent = shell.spec.parent.flatMap { parentID in nodes.first { $0.id == parentID } }
