@@ -137,11 +137,11 @@ extension DataQualityAudit {
                              timeToCloseMs: ReportBuilder.summary(closeTimes), byKind: byKind, openReasons: reasons)
     }
 
-    /// Tickets open in the registry at the end of each second from `sinceMs`: the backlog.
-    public func ticketBacklog(sinceMs: Int64, seconds: Int) throws -> [Int] {
+    /// Tickets open in the registry at each of `endSeconds` (seconds from `sinceMs`): the backlog.
+    public func ticketBacklog(sinceMs: Int64, endSeconds: [Int]) throws -> [Int] {
         let all = try nationalLedger()?.read { try $0.tickets() }.filter { $0.openedAtMs >= sinceMs } ?? []
-        return (0..<seconds).map { second in
-            let end = sinceMs + Int64(second + 1) * 1_000
+        return endSeconds.map { second in
+            let end = sinceMs + Int64(second) * 1_000
             return all.filter { $0.openedAtMs < end && ($0.closedAtMs ?? .max) >= end }.count
         }
     }

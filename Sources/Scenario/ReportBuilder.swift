@@ -5,6 +5,11 @@ import SettlementModel
 
 /// Turns a run's measurement into report.json's model and applies the thresholds.
 public enum ReportBuilder {
+    /// Seconds per timeline point: one, up to an hour of load; past that, as many as keep the
+    /// timeline to 3,600 points (a simulated day: 24 s). A point a second for a day was 86,400
+    /// points, and minutes of JSON encoding at the end of the run.
+    public static func timelineStepS(seconds: Int) -> Int { max(1, (seconds + 3_599) / 3_600) }
+
     public static func summary(_ histogram: Histogram<UInt64>) -> LatencySummary {
         guard histogram.totalCount > 0 else { return LatencySummary(p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0) }
         func ms(_ us: UInt64) -> Double { (Double(us) / 1_000 * 100).rounded() / 100 }
@@ -23,14 +28,32 @@ public enum ReportBuilder {
                                                   throughputPerS: round2(Double(counters.succeeded) / loadSeconds),
                                                   latencyMs: summary(counters.latency))
         }
-        let timeline = m.seconds.enumerated().map { index, second in
-            TimelinePoint(second: index, targetRate: Double(second.scheduled), achievedRate: Double(second.answered),
-                          succeeded: second.succeeded, errors: second.errors, dropped: second.dropped, inFlight: second.inFlight,
-                          latencyP50Ms: summary(second.latency).p50, latencyP99Ms: summary(second.latency).p99,
-                          errorLatencyP99Ms: summary(second.errorLatency).p99,
-                          recordsAnswered: second.recordsAnswered, recordsRejected: second.recordsRejected,
-                          dirtyRatePct: second.recordsAnswered == 0 ? 0
-                              : round2(Double(second.recordsRejected) / Double(second.recordsAnswered) * 100))
+        let step = timelineStepS(seconds: m.seconds.count)
+        let timeline = stride(from: 0, to: m.seconds.count, by: step).map { start in
+            let seconds = m.seconds[start..<min(start + step, m.seconds.count)]
+            var latency = LatencySamples(), errorLatency = LatencySamples()
+            var point = TimelinePoint(second: start, targetRate: 0, achievedRate: 0, succeeded: 0, errors: 0, dropped: 0,
+                                      inFlight: seconds.last!.inFlight, latencyP50Ms: 0, latencyP99Ms: 0, errorLatencyP99Ms: 0,
+                                      recordsAnswered: 0, recordsRejected: 0, dirtyRatePct: 0)
+            var scheduled = 0, answered = 0
+            for second in seconds {
+                scheduled += second.scheduled
+                answered += second.answered
+                point.succeeded += second.succeeded
+                point.errors += second.errors
+                point.dropped += second.dropped
+                point.recordsAnswered += second.recordsAnswered
+                point.recordsRejected += second.recordsRejected
+                latency.add(second.latency)
+                errorLatency.add(second.errorLatency)
+            }
+            point.targetRate = round2(Double(scheduled) / Double(seconds.count))
+            point.achievedRate = round2(Double(answered) / Double(seconds.count))
+            point.latencyP50Ms = latency.percentileMs(50)
+            point.latencyP99Ms = latency.percentileMs(99)
+            point.errorLatencyP99Ms = errorLatency.percentileMs(99)
+            point.dirtyRatePct = point.recordsAnswered == 0 ? 0 : round2(Double(point.recordsRejected) / Double(point.recordsAnswered) * 100)
+            return point
         }
         let settlements = SettlementFigures(
             scheduled: m.scheduled, attempted: m.attempted, succeeded: m.succeeded, failed: m.failed, dropped: m.dropped,
@@ -48,6 +71,7 @@ public enum ReportBuilder {
                                  responseLatencyMs: summary(m.errorLatency)), timeline: timeline,
             stages: stages.enumerated().map { StageMark(index: $0, startS: $1.startS, label: $1.label) },
             thresholds: [], machine: MachineInfo(cores: ProcessInfo.processInfo.activeProcessorCount, build: build))
+        report.timelineStepS = step > 1 ? step : nil
         report.planDigest = m.plan.hex
         if m.driverWallUs > 0 { report.driver = DriverFigures(cpuS: Double(m.driverCPUUs) / 1e6, wallS: Double(m.driverWallUs) / 1e6) }
         if let scale = spec.scale, let executor = spec.settlements?.executor {

@@ -16,8 +16,10 @@ public struct RunReport: Codable, Sendable {
     public var settlements: SettlementFigures
     public var reversals: ReversalFigures
     public var errors: ErrorFigures
-    /// One entry per second of the run, in order.
+    /// One entry per second of the run, in order; per `timelineStepS` seconds when that is set.
     public var timeline: [TimelinePoint]
+    /// Seconds each timeline point covers, when more than one (a run of over an hour).
+    public var timelineStepS: Int?
     /// Where the scenario's stages begin, in seconds from the start (for chart marks).
     public var stages: [StageMark]
     public var thresholds: [ThresholdResult]
@@ -46,6 +48,7 @@ public struct RunReport: Codable, Sendable {
         case planDigest = "plan_digest"
         case startedAt = "started_at"
         case durationS = "duration_s"
+        case timelineStepS = "timeline_step_s"
     }
 }
 
@@ -139,7 +142,8 @@ public struct ErrorFigures: Codable, Sendable {
 }
 
 public struct TimelinePoint: Codable, Sendable {
-    /// Seconds from the start of the load (the point covers [second, second + 1)).
+    /// Seconds from the start of the load (the point covers [second, second + 1), or
+    /// [second, second + timeline_step_s)); its rates are per second.
     public var second: Int
     public var targetRate: Double
     /// Answers (success or error) received in this second.

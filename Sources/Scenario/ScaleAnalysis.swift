@@ -64,7 +64,7 @@ enum ScaleAnalysis {
         for plateau in plateaus(executor) {
             let seconds = m.seconds.indices.filter { $0 >= plateau.from && $0 < plateau.to }.map { m.seconds[$0] }
             var latency = Measurement.makeHistogram()
-            for second in seconds { latency.add(second.latency) }
+            for second in seconds { second.latency.add(to: &latency) }
             let answered = seconds.reduce(0) { $0 + $1.answered }
             let errors = seconds.reduce(0) { $0 + $1.errors }
             let dropped = seconds.reduce(0) { $0 + $1.dropped }

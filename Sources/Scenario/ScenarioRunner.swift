@@ -210,7 +210,8 @@ public enum ScenarioRunner {
     /// The tickets opened since `sinceMs` and the backlog over the run's timeline.
     public static func addTicketFigures(to report: inout RunReport, audit: DataQualityAudit, sinceMs: Int64, timeoutS: Double) throws {
         report.tickets = try audit.tickets(sinceMs: sinceMs, timeoutS: timeoutS)
-        let backlog = try audit.ticketBacklog(sinceMs: sinceMs, seconds: report.timeline.count)
+        let step = report.timelineStepS ?? 1
+        let backlog = try audit.ticketBacklog(sinceMs: sinceMs, endSeconds: report.timeline.map { $0.second + step })
         for index in report.timeline.indices { report.timeline[index].ticketsOpen = backlog[index] }
     }
 
