@@ -121,6 +121,19 @@ public struct RequestMeta: Equatable, Sendable {
         isReversal = false
     }
 
+    /// The request a transit record is of (a round that could not record it).
+    public init(_ record: TransitRecord) {
+        msgid = record.msgid
+        infno = record.infno
+        mdtrtareaAdmvs = record.mdtrtareaAdmvs
+        insuplcAdmdvs = record.insuplcAdmdvs
+        fixmedinsCode = record.fixmedinsCode
+        omsgid = record.omsgid
+        isReversal = !record.omsgid.isEmpty
+        psnNo = record.psnNo
+        oinfno = record.oinfno
+    }
+
     public init(_ request: WireRequest) {
         msgid = request.msgid
         infno = request.infno
@@ -596,15 +609,26 @@ public struct NodeMachine: Sendable {
     public mutating func restore(resolved msgids: some Sequence<String>) { resolved.formUnion(msgids) }
 
     /// The round could not be recorded (the node's ledger failed): what its directives become.
-    /// Answers passing through are still true (they were decided below) and go on without their
-    /// record; what this node was to decide and record here is refused definitely (SN-E3004);
-    /// requests it was to journal were not sent; resolutions the round closed stay open.
+    /// An answer passing through that this node was to record does not go on: no answer leaves
+    /// a node before its own record of it is durable. Its requester hears that the outcome is
+    /// unknown here (SN-E3002, indefinite), and at the origin county the settlement is resolved
+    /// by correction (2601) once the ledger works again, the relays recording it on the way.
+    /// (It once went on unrecorded: with a disk failing under a relay, the relay's ledger
+    /// lacked what every other tier held, and reconciliation counted it lost.) What this node
+    /// was to decide and record here is refused definitely (SN-E3004); requests it was to
+    /// journal were not sent; resolutions the round closed stay open.
     public mutating func roundNotRecorded(_ work: [Directive], detail: String, nowMs: Int64) -> [Directive] {
         restore(work.compactMap { if case .resolved(let resolution, _, _) = $0 { resolution } else { nil } })
         return work.flatMap { directive -> [Directive] in
             switch directive {
-            case .answer(let response, let peer, _):
+            case .answer(let response, let peer, nil):
                 return [.answer(response, to: peer, record: nil)]
+            case .answer(let response, let peer, let record?):
+                var unknown: [Directive] = [.answer(error(.timeout, detail: "\(detail): the outcome could not be recorded here",
+                                                          requestMsgid: response.reqMsgid, receivedAtMs: nowMs, nowMs: nowMs),
+                                                    to: peer, record: nil)]
+                if record.role == .origin { unknown += startResolution(concerning: RequestMeta(record), nowMs: nowMs) }
+                return unknown
             case .settleHere(let request, let peer, _, let receivedAtMs), .screenUpload(let request, let peer, let receivedAtMs),
                  .ticketHere(let request, let peer, let receivedAtMs):
                 return [.answer(error(.busy, detail: detail, requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs),

@@ -598,10 +598,34 @@ import Testing
         let sent = answers.compactMap { if case .answer(let a, let peer, let record) = $0, record == nil { (a, peer) } else { nil } }
         #expect(sent.count == answers.count && sent.count == 4, "\(answers)")
         #expect(sent.filter { $0.0.errCode == ErrorCode.busy.rawValue }.count == 3)
-        #expect(sent.contains { $0.0 == passing && $0.1 == .parent }, "the answer from below goes on")
+        // The answer it was to record does not go on unrecorded: its outcome is unknown here.
+        #expect(!sent.contains { $0.0 == passing })
+        #expect(sent.contains { $0.0.reqMsgid == passing.reqMsgid && $0.0.errCode == ErrorCode.timeout.rawValue && $0.1 == .parent })
         #expect(sent.contains { $0.0.reqMsgid == journaled.msgid && $0.1 == hospital })
         #expect(sent.contains { $0.0.reqMsgid == "H37021100001202612010000000009" })
         #expect(county.pendingCount == 0, "the request that was not journaled is not waited for")
+    }
+
+    /// At the origin county, an answer its round could not record (a failing disk) goes to the
+    /// hospital as unknown (SN-E3002, indefinite), and the settlement is resolved by correction:
+    /// the network settled it, and the origin must not say so before its own record is durable.
+    @Test func anAnswerTheOriginCouldNotRecordIsUnknownAndResolvedByCorrection() {
+        var county = signedIn("370211")
+        let request = settlement(budgetMs: 10_000)
+        _ = county.receivedRequest(request, from: hospital, nowMs: 1)
+        var answer = WireResponse()
+        answer.infcode = 0
+        answer.reqMsgid = request.msgid
+        answer.output = .settlement(SettlementOutput())
+        let round = county.receivedResponse(answer, from: .parent, nowMs: 5)
+        let instead = county.roundNotRecorded(round, detail: "ledger unavailable", nowMs: 5)
+        guard case .answer(let sent, let peer, nil)? = instead.first else { Issue.record("\(instead)"); return }
+        #expect(peer == hospital && sent.reqMsgid == request.msgid && sent.errCode == ErrorCode.timeout.rawValue)
+        #expect(!ErrorCode.timeout.isDefinite)
+        #expect(instead.contains { if case .resolution(let resolution) = $0 { resolution.omsgid == request.msgid } else { false } })
+        #expect(county.resolutions[request.msgid] != nil)
+        let corrections = county.tick(nowMs: 6).compactMap { if case .forward(let r, _) = $0, r.infno == "2601" { r.msgid } else { nil } }
+        #expect(corrections == ["CR" + request.msgid])
     }
 
     /// The journal could not be written (the ledger failed): the request was not sent, so the
