@@ -114,6 +114,9 @@ public struct FaultSpec: Sendable, Equatable {
         /// The node's clock jumps by `byMs` (back when negative) and runs on from there: only a
         /// simulation can do it to one node (`settlenet sim`).
         case clockJump(node: String, byMs: Int64)
+        /// The node's disk fails for `forMs`: every commit fails, as on a full or broken disk,
+        /// then works again. Simulated only (`settlenet sim`).
+        case diskFailure(node: String, forMs: Int64)
     }
 
     public struct LinkEffects: Sendable, Equatable {
@@ -143,6 +146,7 @@ public struct FaultSpec: Sendable, Equatable {
         case .link: "link"
         case .partition: "partition"
         case .clockJump: "clock_jump"
+        case .diskFailure: "disk_fail"
         }
     }
 
@@ -151,7 +155,7 @@ public struct FaultSpec: Sendable, Equatable {
 
     public var nodes: [String] {
         switch action {
-        case .pause(let node, _), .kill(let node, _), .clockJump(let node, _): [node]
+        case .pause(let node, _), .kill(let node, _), .clockJump(let node, _), .diskFailure(let node, _): [node]
         case .link(let effects): [effects.a, effects.b]
         case .partition(let from, let to, _, _): [from, to]
         }
@@ -246,7 +250,7 @@ public enum ScenarioLoader {
                                                      "message_us", "turn_us", "commit_us", "commit_jitter_us"]
     static let scaleKeys: Set<String> = ["baseline_rate", "p99_ms", "error_rate"]
     static let faultKeys: Set<String> = ["at", "pause", "for", "kill", "restart_after", "link", "delay", "jitter", "loss",
-                                         "duplicate", "corrupt", "partition", "direction", "clock_jump", "by"]
+                                         "duplicate", "corrupt", "partition", "direction", "clock_jump", "by", "disk_fail"]
     static let loadKeys: Set<String> = ["settlements", "uploads"]
     static let uploadKeys: Set<String> = ["executor", "rate", "start_rate", "stages", "batch_size", "dirty", "max_in_flight"]
     static let dirtyKeys: Set<String> = ["rate", "kinds", "fix_probability", "residual_share"]
@@ -415,7 +419,7 @@ public enum ScenarioLoader {
             }
             return direction == "one-way"
         }
-        let named = ["pause", "kill", "link", "partition", "clock_jump"].filter { map.node($0) != nil }
+        let named = ["pause", "kill", "link", "partition", "clock_jump", "disk_fail"].filter { map.node($0) != nil }
         var action: FaultSpec.Action?
         switch named {
         case ["pause"]:
@@ -449,9 +453,11 @@ public enum ScenarioLoader {
                                                 message: "\"\(text)\" is not a duration like 30s, or -30s for a jump back"))
                 }
             }
+        case ["disk_fail"]:
+            if let node = nodeID("disk_fail"), let length = duration("for", required: true) { action = .diskFailure(node: node, forMs: length) }
         default:
             problems.append(FileProblem(file: file, line: map.line, field: path,
-                                        message: "a fault names exactly one of pause: NODE (with for:), kill: NODE (with optional restart_after:), link: \"A-B\" (with for:), partition: [A, B] (with for:) or clock_jump: NODE (with by:, simulated only)"))
+                                        message: "a fault names exactly one of pause: NODE (with for:), kill: NODE (with optional restart_after:), link: \"A-B\" (with for:), partition: [A, B] (with for:), clock_jump: NODE (with by:, simulated only) or disk_fail: NODE (with for:, simulated only)"))
         }
         guard problems.count == before, let at, let action else { return nil }
         return FaultSpec(atMs: at, action: action, line: map.line)

@@ -58,6 +58,12 @@ extension NodeShell {
         return try ledger.simulateCrash()
     }
 
+    /// A simulated failing disk under this node's ledger: while set, every commit fails.
+    public var diskFails: Bool {
+        get { ledger.simulatedDiskFails }
+        set { ledger.simulatedDiskFails = newValue }
+    }
+
     /// The link faults in force in a simulation (each applies to the node it leaves from).
     public func setLinkFaults(_ all: [LinkFault]) { links.replace(with: all) }
 

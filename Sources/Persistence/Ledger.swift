@@ -166,7 +166,11 @@ public final class Ledger {
     public func write<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
         let result: T
         do {
-            result = try queue.write { db in try body(LedgerTransaction(db: db, transits: transits, answered: answered, writer: statements)) }
+            result = try queue.write { db in
+                let result = try body(LedgerTransaction(db: db, transits: transits, answered: answered, writer: statements))
+                try failIfTheSimulatedDiskFails()   // thrown inside: the write rolls back
+                return result
+            }
             transits.committed()
         } catch {
             transits.rolledBack()
@@ -256,6 +260,15 @@ public final class Ledger {
     private var simulatedDurableFrames = 0
     /// Closed by a simulated crash.
     public private(set) var crashed = false
+    /// A simulated failing disk: while set, every commit fails (and rolls back), as on a full
+    /// or broken disk.
+    public var simulatedDiskFails = false
+
+    private func failIfTheSimulatedDiskFails() throws {
+        if simulatedDiskFails {
+            throw SettleNetError(.ledger, "commit failed: the disk failed (simulated: disk_fail)", subject: "ledger \(path)")
+        }
+    }
 
     /// A simulated sync begins: what it will cover (the frames committed so far).
     public func simulatedSyncBegins() -> Int { framesInLog.load(ordering: .relaxed) }
@@ -266,7 +279,7 @@ public final class Ledger {
     /// in the database what no sync covered.
     public func simulatedSyncEnded(covering frames: Int) {
         simulatedDurableFrames = max(simulatedDurableFrames, frames)
-        guard frames == framesInLog.load(ordering: .relaxed), frames >= Self.simulatedCheckpointFrames else { return }
+        guard !simulatedDiskFails, frames == framesInLog.load(ordering: .relaxed), frames >= Self.simulatedCheckpointFrames else { return }
         queue.inDatabase { db in
             var logged: Int32 = 0, copied: Int32 = 0
             if sqlite3_wal_checkpoint_v2(db.sqliteConnection, nil, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied) == SQLITE_OK,
@@ -327,6 +340,7 @@ public final class Ledger {
 
     private func commit(in db: Database) throws {
         do {
+            try failIfTheSimulatedDiskFails()
             try StatementBinder.execute(try statements.statement("COMMIT", in: db), in: db) { _ in }
             transits.committed()
         } catch {

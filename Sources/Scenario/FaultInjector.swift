@@ -129,7 +129,7 @@ public final class FaultInjector {
             return (oneWay ? [(from, to)] : [(from, to), (to, from)]).map { from, to in
                 LinkFault(from: from, to: to, startMs: nowMs, endMs: nowMs + forMs, loss: 1, seed: seedOf(from, to))
             }
-        case .pause, .kill, .clockJump:
+        case .pause, .kill, .clockJump, .diskFailure:
             return []
         }
     }
@@ -182,7 +182,7 @@ public final class FaultInjector {
                 startLinkFault(index, spec, forMs: effects.forMs, nowUs: nowUs, what: "link \(spec.node)\(effects.oneWay ? " (one way)" : "") (delay \(effects.delayMs) ms ± \(effects.jitterMs), loss \(effects.loss), duplicate \(effects.duplicate), corrupt \(effects.corrupt))")
             case .partition(_, _, let oneWay, let forMs):
                 startLinkFault(index, spec, forMs: forMs, nowUs: nowUs, what: "partition \(spec.node)\(oneWay ? " (one way)" : "")")
-            case .clockJump:
+            case .clockJump, .diskFailure:
                 records[index].note = "simulated only"   // the runner refuses it before anything starts
             }
             records[index].startedS = Double(nowUs) / 1e6

@@ -82,6 +82,9 @@ public enum ScenarioRunner {
             if case .clockJump = fault.action {
                 throw ScenarioError(code: .invalidScenario, message: "\(place): field faults: a clock_jump needs a simulated clock; run this scenario with `settlenet sim`")
             }
+            if case .diskFailure = fault.action {
+                throw ScenarioError(code: .invalidScenario, message: "\(place): field faults: a disk_fail needs a simulated disk; run this scenario with `settlenet sim`")
+            }
             for node in fault.nodes where topology.node(DivisionCode(node)!) == nil {
                 throw ScenarioError(code: .invalidScenario, message: "\(place): fault names node \(node), which is not in \(topology.file)")
             }

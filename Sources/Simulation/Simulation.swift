@@ -31,6 +31,8 @@ public final class Simulation: Courier, SyncService {
         case fault(Int)
         /// A killed node starts again from its ledger.
         case restart(node: Int, fault: Int)
+        /// A node's failing disk works again.
+        case diskRepaired(node: Int, fault: Int)
     }
 
     public let topology: Topology
@@ -43,6 +45,8 @@ public final class Simulation: Courier, SyncService {
     private var down: [Bool]
     /// Paused (as by SIGSTOP) until then: it neither works nor sends.
     private var pausedUntil: [Int64]
+    /// The node's disk fails until then (`disk_fail`): every commit fails.
+    private var diskFailsUntil: [Int64]
     private let dataDirectory: String
     private let logger: Logger
     private var faults: [FaultSpec] = []
@@ -94,6 +98,7 @@ public final class Simulation: Courier, SyncService {
         lives = Array(repeating: 0, count: shells.count)
         down = Array(repeating: false, count: shells.count)
         pausedUntil = Array(repeating: 0, count: shells.count)
+        diskFailsUntil = pausedUntil
         clockOffsetMs = Array(repeating: 0, count: shells.count)
         startedOffsetMs = clockOffsetMs
         NodeShell.joinInMemory(shells)
@@ -265,6 +270,11 @@ public final class Simulation: Courier, SyncService {
             scheduleTurn(index, atUs: max(nowUs, busyUntil[index]))
         case .fault(let place):
             try begin(fault: place)
+        case .diskRepaired(let index, let place):
+            guard nowUs >= diskFailsUntil[index] else { return }   // a later failure runs on
+            nodes[index].diskFails = false
+            faultRecords[place].endedS = Double(nowUs - loadStartUs) / 1e6
+            scheduleTurn(index, atUs: max(nowUs, busyUntil[index]))
         case .restart(let index, let place):
             restartsDue -= 1
             try restart(index)
@@ -344,6 +354,11 @@ public final class Simulation: Courier, SyncService {
             // The machine's wall clock jumps. The node runs on, on the monotonic clock from its
             // start; started again, it takes up the new time.
             clockOffsetMs[index] += byMs
+        case .diskFailure(_, let forMs):
+            // The machine's disk: a node started again meanwhile finds it failing too.
+            diskFailsUntil[index] = max(diskFailsUntil[index], nowUs + forMs * 1_000)
+            nodes[index].diskFails = true
+            agenda.schedule(.diskRepaired(node: index, fault: place), atUs: nowUs + forMs * 1_000)
         case .link(let effects):
             beginLinkFault(fault.action, place: place, forMs: effects.forMs)
         case .partition(_, _, _, let forMs):
@@ -383,6 +398,7 @@ public final class Simulation: Courier, SyncService {
         shell.courier = self
         shell.syncWith(self, index: index)
         if !linkFaults.isEmpty { shell.setLinkFaults(linkFaults) }
+        shell.diskFails = nowUs < diskFailsUntil[index]
         down[index] = false
         busyUntil[index] = nowUs
         shell.start(nowMs: nowMs(of: index))

@@ -70,6 +70,13 @@ public enum SimulationFuzzer {
             }
             if keepFaults?.contains(place) ?? true { faults.append(fault) }
         }
+        // A failing disk, drawn after the rest so that a seed's other faults stay what they were.
+        if random.next() % 3 == 0 {
+            let place = 6   // after the six others at most
+            let at = uniform(500...Int(max(600, duration - 500)))
+            let fault = "  - { at: \(at)ms, disk_fail: \"\(nodes[uniform(0...nodes.count - 1)])\", for: \(uniform(100...2_000))ms }"
+            if keepFaults?.contains(place) ?? true { faults.append(fault) }
+        }
         return """
             # Drawn by `settlenet sim fuzz` from seed \(seed).
             name: fuzz-\(seed)
@@ -159,9 +166,9 @@ public enum SimulationFuzzer {
             guard !found.isEmpty else { continue }
 
             // Shrink: each fault left out in turn, kept out while the scenario still fails.
-            var kept = Set(0..<6)
+            var kept = Set(0..<7)
             var shrunk = text
-            for place in 0..<6 where kept.contains(place) {
+            for place in 0..<7 where kept.contains(place) {
                 let fewer = kept.subtracting([place])
                 let candidate = scenario(seed: seed, topology: topology, topologyPath: topologyPath, keepFaults: fewer)
                 if candidate != shrunk, failing(candidate, seed: seed, name: "shrink-\(seed)") != nil {

@@ -324,6 +324,48 @@ import Testing
         #expect(real.status == 2 && real.error.contains("jumps.yaml:14") && real.error.contains("settlenet sim"), "\(real.error)")
     }
 
+    /// Disks that fail for a while under a relay, the insured county, the origin county and the
+    /// national node, under load: each commit there fails, what the node was to decide is refused
+    /// (SN-E3004), what it was to pass on unrecorded goes on as unknown (SN-E3002), and the
+    /// origin resolves it by correction once the disk works again. Every ledger agrees and
+    /// nothing is left in doubt. (Before, answers went on unrecorded, and reconciliation counted
+    /// 236 settlements lost at the relays.) Real processes refuse the fault.
+    @Test func disksThatFailLeaveEveryLedgerAgreeing() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-disk-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        try """
+            name: disk-fail
+            topology: \(repositoryRoot)/Topologies/minimal.yaml
+            seed: 3
+            duration: 10s
+            load:
+              settlements:
+                executor: constant-arrival-rate
+                rate: 300
+                mix:
+                  route: { local: 0.25, intra_city: 0.25, intra_province: 0.25, cross_province: 0.25 }
+                  reversal: 0.05
+                  inpatient: 0.1
+                max_in_flight: 5000
+            faults:
+              - { at: 2s, disk_fail: "370100", for: 2s }
+              - { at: 4s, disk_fail: "410102", for: 1500ms }
+              - { at: 6s, disk_fail: "370211", for: 1s }
+              - { at: 7s, disk_fail: "000000", for: 1s }
+            """.write(toFile: "\(base)/disk.yaml", atomically: true, encoding: .utf8)
+        let result = try settlenet(["sim", "\(base)/disk.yaml", "--out", "\(base)/out"])
+        #expect(result.status == 0, "\(result.output)\(result.error)")
+        let report = try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(base)/out/report.json")))
+        #expect(report.faults.map(\.kind) == Array(repeating: "disk_fail", count: 4) && report.faults.allSatisfy { $0.endedS != nil })
+        #expect(report.errors.byCode[ErrorCode.busy.rawValue] ?? 0 > 0, "decisions refused while the disk failed")
+        #expect(report.errors.byCode[ErrorCode.timeout.rawValue] ?? 0 > 0, "outcomes passed on as unknown")
+        #expect(report.settlements.reversed + report.settlements.resolvedSettled + report.settlements.resolvedRefused > 0)
+        #expect(report.reconciliation?.passed == true && report.settlements.unresolved == 0)
+        let real = try settlenet(["scenario", "run", "\(base)/disk.yaml", "--out", "\(base)/real"])
+        #expect(real.status == 2 && real.error.contains("disk.yaml:15") && real.error.contains("settlenet sim"), "\(real.error)")
+    }
+
     /// What `sim fuzz` found at seed 5505, shrunk: a lossy link below county 370103 leaves
     /// settlements in doubt there, then the county's machine clock is stepped back 52 s. Its
     /// corrections were timed on its clock and went out 52 s late, after the hospitals had
