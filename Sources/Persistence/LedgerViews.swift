@@ -29,10 +29,10 @@ extension LedgerTransaction {
     }
 
     /// Every settlement transit (2207, 2304) this tier recorded, with its final state here.
-    public func settlementTransits() throws -> [SettlementView] {
+    public func settlementTransits(_ part: MsgidPartition = .whole) throws -> [SettlementView] {
         try Row.fetchAll(db, sql: """
             SELECT msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, state, err_code, setl_id,
-                   medfee_sumamt, fund_pay_sumamt, acct_pay FROM transits WHERE infno IN ('2207', '2304')
+                   medfee_sumamt, fund_pay_sumamt, acct_pay FROM transits WHERE infno IN ('2207', '2304')\(part.sql)
             """).map { SettlementView(msgid: $0[0], infno: $0[1], role: $0[2], treatment: $0[3], insured: $0[4], state: $0[5],
                                       errCode: $0[6], setlID: $0[7], medfeeSumamt: $0[8], fundPaySumamt: $0[9], acctPay: $0[10],
                                       psnNo: "") }
@@ -44,10 +44,10 @@ extension LedgerTransaction {
     }
 
     /// Every settlement this insured county decided, with its state now.
-    public func decidedSettlements() throws -> [SettlementView] {
+    public func decidedSettlements(_ part: MsgidPartition = .whole) throws -> [SettlementView] {
         try Row.fetchAll(db, sql: """
             SELECT msgid, infno, mdtrtarea_admvs, state, err_code, setl_id, medfee_sumamt, fund_pay_sumamt, acct_pay, psn_no
-            FROM settlements
+            FROM settlements WHERE 1\(part.sql)
             """).map { SettlementView(msgid: $0[0], infno: $0[1], role: "insured", treatment: $0[2], insured: "", state: $0[3],
                                       errCode: $0[4], setlID: ($0[5] as String?) ?? "", medfeeSumamt: $0[6], fundPaySumamt: $0[7],
                                       acctPay: $0[8], psnNo: $0[9]) }
@@ -68,6 +68,26 @@ extension LedgerTransaction {
 
 /// One settlement as one ledger holds it: a tier's transit record, or the insured county's
 /// decision (then `psnNo` is set and `insured` is empty: the ledger's own node).
+/// One of `count` parts of the msgids, by their last two characters: what a reconciliation
+/// holds in memory at once when the ledgers are too large to read whole (a simulated day).
+public struct MsgidPartition: Sendable, Equatable {
+    public let index: Int
+    public let count: Int
+
+    public init(index: Int, of count: Int) {
+        precondition(count >= 1 && (0..<count).contains(index), "partition \(index) of \(count)")
+        self.index = index
+        self.count = count
+    }
+
+    public static let whole = MsgidPartition(index: 0, of: 1)
+
+    /// The condition, appended to a query's WHERE (nothing for the whole).
+    var sql: String {
+        count == 1 ? "" : " AND (unicode(substr(msgid, -1)) * 31 + unicode(substr(msgid, -2, 1))) % \(count) = \(index)"
+    }
+}
+
 public struct SettlementView: Equatable, Sendable {
     public var msgid: String
     public var infno: String

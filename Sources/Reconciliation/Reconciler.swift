@@ -29,18 +29,23 @@ public struct ClusterSnapshot: Sendable {
     public init(nodes: [DivisionCode: Node]) { self.nodes = nodes }
 
     /// Reads every node's ledger under `dataDirectory` (safe while a cluster runs: WAL readers
-    /// never block a node). A node without a ledger file counts as empty.
-    public static func read(topology: Topology, dataDirectory: String) throws -> ClusterSnapshot {
+    /// never block a node). A node without a ledger file counts as empty. With a `part` of the
+    /// msgids, only that part's settlements are read, and the rest (balances, resolutions,
+    /// uploads) with the first part only.
+    public static func read(topology: Topology, dataDirectory: String, part: MsgidPartition = .whole) throws -> ClusterSnapshot {
         let layout = DataLayout(root: dataDirectory)
         var nodes: [DivisionCode: Node] = [:]
         for spec in topology.nodes {
             let ledger = try Ledger(path: layout.ledgerPath(spec.id))
             nodes[spec.id] = try ledger.read { tx in
                 var node = Node()
-                for transit in try tx.settlementTransits() { node.transits[transit.msgid] = transit }
+                for transit in try tx.settlementTransits(part) { node.transits[transit.msgid] = transit }
+                if spec.tier == .county {
+                    for settlement in try tx.decidedSettlements(part) { node.decided[settlement.msgid] = settlement }
+                }
+                guard part.index == 0 else { return node }
                 node.unknownReversals = try tx.unknownReversals()
                 if spec.tier == .county {
-                    for settlement in try tx.decidedSettlements() { node.decided[settlement.msgid] = settlement }
                     node.balances = try tx.balances()
                     node.openResolutions = try tx.resolutionCounts().open
                 }
@@ -51,6 +56,32 @@ public struct ClusterSnapshot: Sendable {
             }
         }
         return ClusterSnapshot(nodes: nodes)
+    }
+}
+
+/// What the checks of one part of the msgids found, and the sums the checks of the whole take
+/// from it: a reconciliation of ledgers too large to hold at once adds these up part by part.
+public struct PartialReconciliation: Sendable {
+    var checked = 0
+    var lost: Set<String> = [], duplicated: Set<String> = [], mismatched: Set<String> = [], unresolved: Set<String> = []
+    /// Account payments of the settlements still settled, by insured county and person.
+    var paid: [DivisionCode: [String: Int64]] = [:]
+    /// Cross-province positions (fen, by province) from the national tier's records, and from
+    /// each province's own.
+    var nationalPositions: [String: Int64] = [:]
+    var ownPositions: [DivisionCode: [String: Int64]] = [:]
+
+    public init() {}
+
+    public mutating func add(_ other: PartialReconciliation) {
+        checked += other.checked
+        lost.formUnion(other.lost)
+        duplicated.formUnion(other.duplicated)
+        mismatched.formUnion(other.mismatched)
+        unresolved.formUnion(other.unresolved)
+        for (county, persons) in other.paid { paid[county, default: [:]].merge(persons, uniquingKeysWith: +) }
+        nationalPositions.merge(other.nationalPositions, uniquingKeysWith: +)
+        for (province, positions) in other.ownPositions { ownPositions[province, default: [:]].merge(positions, uniquingKeysWith: +) }
     }
 }
 
@@ -114,6 +145,33 @@ public struct Reconciler: Sendable {
     public init(topology: Topology) { self.topology = topology }
 
     public func check(_ snapshot: ClusterSnapshot) -> ReconciliationResult {
+        finish(partial(snapshot), totals: snapshot)
+    }
+
+    /// Reconciles the ledgers under `dataDirectory` in `parts` parts of the msgids, one in
+    /// memory at a time: the same verdict as `check(ClusterSnapshot.read(...))`, in a
+    /// `parts`-th of the memory.
+    public func check(dataDirectory: String, parts: Int) throws -> ReconciliationResult {
+        var sum = PartialReconciliation()
+        var totals = ClusterSnapshot(nodes: [:])
+        for index in 0..<max(1, parts) {
+            let snapshot = try ClusterSnapshot.read(topology: topology, dataDirectory: dataDirectory,
+                                                    part: MsgidPartition(index: index, of: max(1, parts)))
+            sum.add(partial(snapshot))
+            if index == 0 {
+                // The rest of the first part: its settlements are counted already.
+                totals = snapshot
+                for id in totals.nodes.keys {
+                    totals.nodes[id]!.transits = [:]
+                    totals.nodes[id]!.decided = [:]
+                }
+            }
+        }
+        return finish(sum, totals: totals)
+    }
+
+    /// The msgid-by-msgid checks of `snapshot`'s settlements, and the sums the whole's need.
+    public func partial(_ snapshot: ClusterSnapshot) -> PartialReconciliation {
         let routing = topology.routingTable
         var lost: Set<String> = [], duplicated: Set<String> = [], mismatched: Set<String> = [], unresolved: Set<String> = []
 
@@ -173,16 +231,44 @@ public struct Reconciler: Sendable {
                 }
             }
         }
+        var result = PartialReconciliation()
+        result.checked = all.count
+        result.lost = lost
+        result.duplicated = duplicated
+        result.mismatched = mismatched
+        result.unresolved = unresolved
+        for county in topology.counties {
+            guard let node = snapshot.nodes[county.id] else { continue }
+            var paid: [String: Int64] = [:]
+            for settlement in node.decided.values where settlement.state == "settled" {
+                paid[settlement.psnNo, default: 0] += settlement.acctPay
+            }
+            if !paid.isEmpty { result.paid[county.id] = paid }
+        }
+        if let root = topology.nodes.first(where: { $0.parent == nil }), let national = snapshot.nodes[root.id] {
+            result.nationalPositions = positions(of: national.transits.values)
+        }
+        for spec in topology.nodes where spec.tier == .province {
+            result.ownPositions[spec.id] = positions(of: snapshot.nodes[spec.id]?.transits.values ?? [:].values)
+        }
+        return result
+    }
+
+    /// The verdict: `partial`'s findings, with the checks of the whole (balances, clearing,
+    /// uploads, what is still being resolved) from `totals`, a snapshot of the first part.
+    public func finish(_ partial: PartialReconciliation, totals snapshot: ClusterSnapshot) -> ReconciliationResult {
+        var unresolved = partial.unresolved
         for node in snapshot.nodes.values { unresolved.formUnion(node.unknownReversals) }
         for (id, node) in snapshot.nodes where node.openResolutions > 0 {
             unresolved.insert("\(node.openResolutions) settlement(s) still being resolved at \(id)")
         }
 
-        let (balancesChecked, balancesWrong) = checkBalances(snapshot)
-        let clearing = checkClearing(snapshot)
+        let (balancesChecked, balancesWrong) = checkBalances(snapshot, paid: partial.paid)
+        let clearing = checkClearing(partial, hasNational: topology.nodes.first(where: { $0.parent == nil }).flatMap { snapshot.nodes[$0.id] } != nil)
         let uploadProblems = checkUploads(snapshot)
         return ReconciliationResult(
-            checked: all.count, lost: lost.sorted(), duplicated: duplicated.sorted(), mismatched: mismatched.sorted(),
+            checked: partial.checked, lost: partial.lost.sorted(), duplicated: partial.duplicated.sorted(),
+            mismatched: partial.mismatched.sorted(),
             unresolved: unresolved.sorted(), balancesChecked: balancesChecked, balancesWrong: balancesWrong,
             clearingPositions: clearing.positions, clearingBalanced: clearing.disputes.isEmpty, clearingDisputes: clearing.disputes,
             uploadsBalanced: uploadProblems.isEmpty, uploadProblems: uploadProblems)
@@ -190,16 +276,13 @@ public struct Reconciler: Sendable {
 
     /// Each person's balance = initial balance - account payments of settlements still settled
     /// (a reversal gives the payment back).
-    func checkBalances(_ snapshot: ClusterSnapshot) -> (checked: Int, wrong: [String]) {
+    func checkBalances(_ snapshot: ClusterSnapshot, paid paidByCounty: [DivisionCode: [String: Int64]]) -> (checked: Int, wrong: [String]) {
         var checked = 0
         var wrong: [String] = []
         for county in topology.counties {
             guard let node = snapshot.nodes[county.id] else { continue }
             let population = SyntheticPopulation(county: county.id, size: topology.population(of: county.id)?.size ?? 0)
-            var paid: [String: Int64] = [:]
-            for settlement in node.decided.values where settlement.state == "settled" {
-                paid[settlement.psnNo, default: 0] += settlement.acctPay
-            }
+            let paid = paidByCounty[county.id] ?? [:]
             for (psnNo, balance) in node.balances.sorted(by: { $0.key < $1.key }) {
                 checked += 1
                 guard let index = population.index(of: psnNo) else {
@@ -219,29 +302,30 @@ public struct Reconciler: Sendable {
     /// different provinces, the insured province's fund owes the treatment province the fund
     /// payment. The national tier's positions must sum to zero, and each province's own
     /// records must give it the same position.
-    func checkClearing(_ snapshot: ClusterSnapshot) -> (positions: [String: Int64], disputes: [String]) {
-        func positions(of transits: Dictionary<String, SettlementView>.Values) -> [String: Int64] {
-            var positions: [String: Int64] = [:]
-            for transit in transits where transit.state == "settled" {
-                guard let from = province(of: transit.insured), let to = province(of: transit.treatment), from != to else { continue }
-                positions[to.value, default: 0] += transit.fundPaySumamt
-                positions[from.value, default: 0] -= transit.fundPaySumamt
-            }
-            return positions
-        }
-        guard let root = topology.nodes.first(where: { $0.parent == nil }), let national = snapshot.nodes[root.id] else {
-            return ([:], ["no national ledger"])
-        }
-        let cleared = positions(of: national.transits.values)
+    func checkClearing(_ partial: PartialReconciliation, hasNational: Bool) -> (positions: [String: Int64], disputes: [String]) {
+        guard hasNational else { return ([:], ["no national ledger"]) }
+        let cleared = partial.nationalPositions
         var disputes: [String] = []
         let total = cleared.values.reduce(0, +)
         if total != 0 { disputes.append("national positions sum to \(total) fen, not 0") }
         for spec in topology.nodes where spec.tier == .province {
-            let own = positions(of: snapshot.nodes[spec.id]?.transits.values ?? [:].values)[spec.id.value] ?? 0
+            let own = partial.ownPositions[spec.id]?[spec.id.value] ?? 0
             let national = cleared[spec.id.value] ?? 0
             if own != national { disputes.append("province \(spec.id) confirms \(own) fen, the national tier has \(national)") }
         }
         return (cleared, disputes)
+    }
+
+    /// Cross-province positions from one tier's transits still settled whose two counties lie in
+    /// different provinces: the insured province's fund owes the treatment province the fund payment.
+    func positions(of transits: Dictionary<String, SettlementView>.Values) -> [String: Int64] {
+        var positions: [String: Int64] = [:]
+        for transit in transits where transit.state == "settled" {
+            guard let from = province(of: transit.insured), let to = province(of: transit.treatment), from != to else { continue }
+            positions[to.value, default: 0] += transit.fundPaySumamt
+            positions[from.value, default: 0] -= transit.fundPaySumamt
+        }
+        return positions
     }
 
     /// At every node received = accepted + rejected; the national store holds what the national

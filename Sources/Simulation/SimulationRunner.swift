@@ -132,7 +132,10 @@ public enum SimulationRunner {
             }
             // The run settled with every ticket message delivered: nothing to wait for.
             try ScenarioRunner.addTicketFigures(to: &report, audit: audit, sinceMs: startMs, timeoutS: 0)
-            let result = Reconciler(topology: topology).check(try ClusterSnapshot.read(topology: topology, dataDirectory: dataDirectory))
+            // In parts of a million settlements or so: a national day's ledgers at once would be
+            // about 40 GB of rows in memory.
+            let result = try Reconciler(topology: topology).check(dataDirectory: dataDirectory,
+                                                                  parts: max(1, hospitals.expectedArrivals / 1_000_000))
             report.reconciliation = ReconciliationFigures(result)
             simulation.flushLinkTraces()
             let layout = DataLayout(root: dataDirectory)

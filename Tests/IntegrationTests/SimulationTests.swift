@@ -1,4 +1,7 @@
 import Foundation
+import GRDB
+import NetworkTopology
+import Reconciliation
 import Scenario
 import SettlementModel
 @testable import Simulation
@@ -364,6 +367,28 @@ import Testing
         #expect(report.reconciliation?.passed == true && report.settlements.unresolved == 0)
         let real = try settlenet(["scenario", "run", "\(base)/disk.yaml", "--out", "\(base)/real"])
         #expect(real.status == 2 && real.error.contains("disk.yaml:15") && real.error.contains("settlenet sim"), "\(real.error)")
+    }
+
+    /// The ledgers a simulation kept, reconciled whole and in five parts of the msgids (as a
+    /// simulated day's are, in memory a part at a time), damaged first: the same verdict, the
+    /// same settlements checked, the damage found either way.
+    @Test func aReconciliationInPartsGivesTheVerdictOfTheWhole() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-parts-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let result = try settlenet(["sim", "\(repositoryRoot)/Scenarios/smoke.yaml", "--out", "\(base)/out", "--keep-ledgers", "\(base)/ledgers"])
+        #expect(result.status == 0, "\(result.output)\(result.error)")
+        let layout = DataLayout(root: "\(base)/ledgers")
+        let damaged = try DatabaseQueue(path: layout.ledgerPath(DivisionCode("410102")!))
+        try damaged.write { db in
+            try db.execute(sql: "DELETE FROM settlements WHERE rowid = (SELECT min(rowid) FROM settlements WHERE state = 'settled')")
+            try db.execute(sql: "UPDATE persons SET balance_fen = balance_fen - 7 WHERE psn_no = (SELECT min(psn_no) FROM persons)")
+        }
+        try damaged.close()
+        let topology = try TopologyLoader.load(path: "\(repositoryRoot)/Topologies/minimal.yaml")
+        let whole = try Reconciler(topology: topology).check(dataDirectory: "\(base)/ledgers", parts: 1)
+        let inParts = try Reconciler(topology: topology).check(dataDirectory: "\(base)/ledgers", parts: 5)
+        #expect(inParts == whole)
+        #expect(whole.checked > 500 && !whole.lost.isEmpty && !whole.balancesWrong.isEmpty, "\(ReconciliationText.verdict(whole))")
     }
 
     /// What `sim fuzz` found at seed 5505, shrunk: a lossy link below county 370103 leaves

@@ -180,3 +180,33 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         #expect(reconciler.check(snapshot).uploadsBalanced)
     }
 }
+
+/// A reconciliation in parts (ledgers too large to hold at once: a simulated day) gives the
+/// verdict of the whole, damage included.
+@Suite struct ReconciliationInPartsTests {
+    /// The snapshot's settlements split by msgid, each part checked on its own, their sums
+    /// added up and finished with the rest: the same result as the whole, for a cluster with a
+    /// changed amount (mismatched, disputed in clearing) and a wrong balance.
+    @Test func partsAddUpToTheWhole() throws {
+        let whole = try ReconcilerTests()
+        var damaged = whole.consistent()
+        let insured = DivisionCode("410102")!, national = DivisionCode("000000")!
+        damaged.nodes[national]!.transits[whole.cross]!.fundPaySumamt += 1
+        damaged.nodes[insured]!.balances[whole.person.psnNo]! -= 7
+        let expected = whole.reconciler.check(damaged)
+        #expect(!expected.mismatched.isEmpty && !expected.clearingDisputes.isEmpty && !expected.balancesWrong.isEmpty)
+
+        func only(_ msgid: String) -> ClusterSnapshot {
+            var part = damaged
+            for id in part.nodes.keys {
+                part.nodes[id]!.transits = part.nodes[id]!.transits.filter { $0.key == msgid }
+                part.nodes[id]!.decided = part.nodes[id]!.decided.filter { $0.key == msgid }
+            }
+            return part
+        }
+        var sum = PartialReconciliation()
+        sum.add(whole.reconciler.partial(only(whole.cross)))
+        sum.add(whole.reconciler.partial(only(whole.local)))
+        #expect(whole.reconciler.finish(sum, totals: only("none")) == expected)
+    }
+}
