@@ -200,11 +200,3 @@ long long settlenet_simulated_log_truncate(const char *path, long long size) {
     pthread_mutex_unlock(&registryLock);
     return before;
 }
-
-long long settlenet_simulated_log_bytes(void) {
-    long long total = 0;
-    pthread_mutex_lock(&registryLock);
-    for (MemoryLog *log = registry; log; log = log->next) total += log->capacity;
-    pthread_mutex_unlock(&registryLock);
-    return total;
-}

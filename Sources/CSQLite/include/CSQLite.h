@@ -17,5 +17,3 @@ int settlenet_simulated_vfs_register(void);
 /* Cuts the in-memory log at `path` (the database's full path and "-wal") to `size` bytes, as
    a crash keeps only what was synced. Returns its size before, or -1 if there is none. */
 long long settlenet_simulated_log_truncate(const char *path, long long size);
-/* The memory all in-memory logs hold, bytes. */
-long long settlenet_simulated_log_bytes(void);
