@@ -477,3 +477,26 @@ import Testing
         #expect(try storedByTheWriter(try Ledger(path: ledger.path)) == expected)
     }
 }
+
+/// The digest a simulation's replay compares: alike for the same rows, different for any change.
+@Suite struct LedgerDigestTests {
+    @Test func twoLedgersWithTheSameRowsDigestAlikeAndAnyChangeShows() throws {
+        let directory = try makeTemporaryDirectory("digest")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let helper = LedgerTests()
+        func ledger(_ name: String, setlID: String, response: [UInt8]) throws -> String {
+            let ledger = try Ledger(path: "\(directory)/\(name).sqlite")
+            try ledger.write { tx in
+                try tx.insertSettled(request: helper.request(msgid: "M1"), split: helper.split, psnNo: "P", setlID: setlID,
+                                     nowMs: 7, response: response)
+            }
+            return try ledger.contentDigest()
+        }
+        let first = try ledger("a", setlID: "S1", response: [1, 2])
+        #expect(try ledger("b", setlID: "S1", response: [1, 2]) == first)
+        #expect(try ledger("c", setlID: "S2", response: [1, 2]) != first)
+        #expect(try ledger("d", setlID: "S1", response: [1, 3]) != first)
+        // Values do not run together: "S1" then [1, 2] is not "S" then "1" and [1, 2].
+        #expect(try ledger("e", setlID: "S", response: [1, 2]) != first)
+    }
+}
