@@ -355,6 +355,32 @@ public final class Ledger {
         try queue.read { db in try body(LedgerTransaction(db: db, transits: nil, answered: nil, writer: nil)) }
     }
 
+    /// Runs `body` on the ledger file at `path`, which no process has open (a simulation's,
+    /// once it stopped), opened without what a node's open does (migrations, the in-memory
+    /// indexes of its transits and answers): for reading thousands of ledgers, as a
+    /// simulation's reconciliation does. The file must be of this version's schema.
+    ///
+    /// It opens as a simulated ledger does, under an exclusive lock with its log in memory: a
+    /// plain open makes and removes the shared-memory index and the log on disk, a millisecond
+    /// a ledger, most of the time of reading a national simulation's 3,226 small ledgers.
+    public static func readClosed<T>(path: String, _ body: (LedgerTransaction) throws -> T) throws -> T {
+        do {
+            var config = Configuration()
+            config.label = "ledger (read)"
+            config.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
+                try db.execute(sql: "PRAGMA query_only = 1")
+            }
+            let queue = try DatabaseQueue(path: try simulatedURI(path), configuration: config)
+            defer { try? queue.close() }
+            return try queue.inDatabase { db in try body(LedgerTransaction(db: db, transits: nil, answered: nil, writer: nil)) }
+        } catch let error as SettleNetError {
+            throw error
+        } catch {
+            throw SettleNetError(.ledger, "cannot read", subject: "ledger \(path)", cause: error)
+        }
+    }
+
     /// Creates the county's synthetic insured population the first time the ledger opens.
     public func seedPopulation(_ population: SyntheticPopulation) throws {
         try queue.write { db in

@@ -28,35 +28,60 @@ extension LedgerTransaction {
         try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table.rawValue)") ?? 0
     }
 
-    /// Every settlement transit (2207, 2304) this tier recorded, with its final state here.
-    public func settlementTransits(_ part: MsgidPartition = .whole) throws -> [SettlementView] {
-        try Row.fetchAll(db, sql: """
+    /// Every settlement transit (2207, 2304) this tier recorded, with its final state here: the
+    /// latest image of each msgid in the log, read in the order it was written (the view
+    /// `transits` would sort the whole log by msgid to find them).
+    public func settlementTransits() throws -> [SettlementView] {
+        var views: [SettlementView] = []
+        var place: [String: Int] = [:]
+        for view in try all("""
             SELECT msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, state, err_code, setl_id,
-                   medfee_sumamt, fund_pay_sumamt, acct_pay FROM transits WHERE infno IN ('2207', '2304')\(part.sql)
-            """).map { SettlementView(msgid: $0[0], infno: $0[1], role: $0[2], treatment: $0[3], insured: $0[4], state: $0[5],
-                                      errCode: $0[6], setlID: $0[7], medfeeSumamt: $0[8], fundPaySumamt: $0[9], acctPay: $0[10],
-                                      psnNo: "") }
+                   medfee_sumamt, fund_pay_sumamt, acct_pay FROM transit_log WHERE infno IN ('2207', '2304') ORDER BY seq
+            """, read: { row in
+                SettlementView(msgid: row.text(0), infno: row.text(1), role: row.text(2), treatment: row.text(3),
+                               insured: row.text(4), state: row.text(5), errCode: row.text(6), setlID: row.text(7),
+                               medfeeSumamt: row.int64(8), fundPaySumamt: row.int64(9), acctPay: row.int64(10), psnNo: "")
+            }) {
+            if let earlier = place[view.msgid] {
+                views[earlier] = view
+            } else {
+                place[view.msgid] = views.count
+                views.append(view)
+            }
+        }
+        return views
     }
 
-    /// Reversals (2208, 2305, 2601) whose outcome this tier never learned: their msgids.
+    /// Reversals (2208, 2305, 2601) whose outcome this tier never learned: their msgids. The
+    /// latest image of each, from the log in the order it was written, as `settlementTransits`.
     public func unknownReversals() throws -> [String] {
-        try String.fetchAll(db, sql: "SELECT msgid FROM transits WHERE infno IN ('2208', '2305', '2601') AND state = 'unknown'")
+        var latest: [String: Bool] = [:]
+        for (msgid, unknown) in try all("""
+            SELECT msgid, state = 'unknown' FROM transit_log WHERE infno IN ('2208', '2305', '2601') ORDER BY seq
+            """, read: { ($0.text(0), $0.bool(1)) }) {
+            latest[msgid] = unknown
+        }
+        return latest.filter(\.value).keys.sorted()
     }
 
     /// Every settlement this insured county decided, with its state now.
-    public func decidedSettlements(_ part: MsgidPartition = .whole) throws -> [SettlementView] {
-        try Row.fetchAll(db, sql: """
+    public func decidedSettlements() throws -> [SettlementView] {
+        try all("""
             SELECT msgid, infno, mdtrtarea_admvs, state, err_code, setl_id, medfee_sumamt, fund_pay_sumamt, acct_pay, psn_no
-            FROM settlements WHERE 1\(part.sql)
-            """).map { SettlementView(msgid: $0[0], infno: $0[1], role: "insured", treatment: $0[2], insured: "", state: $0[3],
-                                      errCode: $0[4], setlID: ($0[5] as String?) ?? "", medfeeSumamt: $0[6], fundPaySumamt: $0[7],
-                                      acctPay: $0[8], psnNo: $0[9]) }
+            FROM settlements
+            """) { row in
+            SettlementView(msgid: row.text(0), infno: row.text(1), role: "insured", treatment: row.text(2), insured: "",
+                           state: row.text(3), errCode: row.text(4), setlID: row.text(5), medfeeSumamt: row.int64(6),
+                           fundPaySumamt: row.int64(7), acctPay: row.int64(8), psnNo: row.text(9))
+        }
     }
 
     /// Every person's account balance now (insured counties).
     public func balances() throws -> [String: Int64] {
         var balances: [String: Int64] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT psn_no, balance_fen FROM persons") { balances[row[0]] = row[1] }
+        for (psnNo, balance) in try all("SELECT psn_no, balance_fen FROM persons", read: { ($0.text(0), $0.int64(1)) }) {
+            balances[psnNo] = balance
+        }
         return balances
     }
 
@@ -68,26 +93,6 @@ extension LedgerTransaction {
 
 /// One settlement as one ledger holds it: a tier's transit record, or the insured county's
 /// decision (then `psnNo` is set and `insured` is empty: the ledger's own node).
-/// One of `count` parts of the msgids, by their last two characters: what a reconciliation
-/// holds in memory at once when the ledgers are too large to read whole (a simulated day).
-public struct MsgidPartition: Sendable, Equatable {
-    public let index: Int
-    public let count: Int
-
-    public init(index: Int, of count: Int) {
-        precondition(count >= 1 && (0..<count).contains(index), "partition \(index) of \(count)")
-        self.index = index
-        self.count = count
-    }
-
-    public static let whole = MsgidPartition(index: 0, of: 1)
-
-    /// The condition, appended to a query's WHERE (nothing for the whole).
-    var sql: String {
-        count == 1 ? "" : " AND (unicode(substr(msgid, -1)) * 31 + unicode(substr(msgid, -2, 1))) % \(count) = \(index)"
-    }
-}
-
 public struct SettlementView: Equatable, Sendable {
     public var msgid: String
     public var infno: String

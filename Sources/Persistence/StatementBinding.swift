@@ -166,3 +166,23 @@ extension LedgerTransaction {
         return try StatementBinder.first(try db.cachedStatement(sql: sql.description), in: db, values, read: read)
     }
 }
+
+extension LedgerTransaction {
+    /// Every row of the query `sql`, each read with `read` straight through SQLite: for reading
+    /// whole tables (reconciliation), where GRDB's rows cost more than the reading.
+    func all<T>(_ sql: String, read: (ColumnReader) -> T) throws -> [T] {
+        let statement = try db.makeStatement(sql: sql)
+        let handle = statement.sqliteStatement
+        var rows: [T] = []
+        var code = sqlite3_step(handle)
+        while code == SQLITE_ROW {
+            rows.append(read(ColumnReader(handle: handle)))
+            code = sqlite3_step(handle)
+        }
+        guard code == SQLITE_DONE else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
+                                sql: sql)
+        }
+        return rows
+    }
+}

@@ -29,38 +29,85 @@ public struct ClusterSnapshot: Sendable {
     public init(nodes: [DivisionCode: Node]) { self.nodes = nodes }
 
     /// Reads every node's ledger under `dataDirectory` (safe while a cluster runs: WAL readers
-    /// never block a node). A node without a ledger file counts as empty. With a `part` of the
-    /// msgids, only that part's settlements are read, and the rest (balances, resolutions,
-    /// uploads) with the first part only.
-    public static func read(topology: Topology, dataDirectory: String, part: MsgidPartition = .whole) throws -> ClusterSnapshot {
+    /// never block a node). A node without a ledger file counts as empty.
+    public static func read(topology: Topology, dataDirectory: String) throws -> ClusterSnapshot {
         let layout = DataLayout(root: dataDirectory)
         var nodes: [DivisionCode: Node] = [:]
         for spec in topology.nodes {
-            let ledger = try Ledger(path: layout.ledgerPath(spec.id))
-            nodes[spec.id] = try ledger.read { tx in
-                var node = Node()
-                for transit in try tx.settlementTransits(part) { node.transits[transit.msgid] = transit }
-                if spec.tier == .county {
-                    for settlement in try tx.decidedSettlements(part) { node.decided[settlement.msgid] = settlement }
-                }
-                guard part.index == 0 else { return node }
-                node.unknownReversals = try tx.unknownReversals()
-                if spec.tier == .county {
-                    node.balances = try tx.balances()
-                    node.openResolutions = try tx.resolutionCounts().open
-                }
-                node.uploadCounts = try tx.uploadCounts()
-                node.storedRecords = try tx.count(table: .uploadClaims)
-                node.rejectRows = try tx.count(table: .uploadRejects)
-                return node
-            }
+            nodes[spec.id] = try Ledger(path: layout.ledgerPath(spec.id)).read { tx in try node(spec, tx) }
         }
         return ClusterSnapshot(nodes: nodes)
     }
+
+    /// The same for some of the nodes whose ledgers no process has open (a simulation's, once
+    /// stopped), each file read as it is (`Ledger.readClosed(path:)`): without what a node's
+    /// open does, which would read it twice.
+    public static func read(_ specs: [NodeSpec], dataDirectory: String) throws -> ClusterSnapshot {
+        let layout = DataLayout(root: dataDirectory)
+        var nodes: [DivisionCode: Node] = [:]
+        for spec in specs {
+            nodes[spec.id] = try Ledger.readClosed(path: layout.ledgerPath(spec.id)) { tx in try node(spec, tx) }
+        }
+        return ClusterSnapshot(nodes: nodes)
+    }
+
+    private static func node(_ spec: NodeSpec, _ tx: LedgerTransaction) throws -> Node {
+        var node = Node()
+        for transit in try tx.settlementTransits() { node.transits[transit.msgid] = transit }
+        node.unknownReversals = try tx.unknownReversals()
+        if spec.tier == .county {
+            for settlement in try tx.decidedSettlements() { node.decided[settlement.msgid] = settlement }
+            node.balances = try tx.balances()
+            node.openResolutions = try tx.resolutionCounts().open
+        }
+        node.uploadCounts = try tx.uploadCounts()
+        node.storedRecords = try tx.count(table: .uploadClaims)
+        node.rejectRows = try tx.count(table: .uploadRejects)
+        return node
+    }
+
+    /// Moves every view of the msgids `leaving` picks (given a view and the node that holds it)
+    /// out of this snapshot, into the snapshot returned.
+    mutating func splitOff(where leaving: (SettlementView, DivisionCode) -> Bool) -> ClusterSnapshot {
+        var msgids: Set<String> = []
+        for (id, node) in nodes {
+            for (msgid, view) in node.transits where leaving(view, id) { msgids.insert(msgid) }
+            for (msgid, view) in node.decided where leaving(view, id) { msgids.insert(msgid) }
+        }
+        var split = ClusterSnapshot(nodes: [:])
+        guard !msgids.isEmpty else { return split }
+        for id in Array(nodes.keys) {
+            var moved = Node()
+            for msgid in msgids {
+                if let view = nodes[id]!.transits.removeValue(forKey: msgid) { moved.transits[msgid] = view }
+                if let view = nodes[id]!.decided.removeValue(forKey: msgid) { moved.decided[msgid] = view }
+            }
+            if !moved.transits.isEmpty || !moved.decided.isEmpty { split.nodes[id] = moved }
+        }
+        return split
+    }
+
+    /// Adds `other`'s settlement views (transits and decisions) to this snapshot's.
+    mutating func addViews(of other: ClusterSnapshot) {
+        for (id, node) in other.nodes {
+            nodes[id, default: Node()].transits.merge(node.transits) { _, new in new }
+            nodes[id, default: Node()].decided.merge(node.decided) { _, new in new }
+        }
+    }
+
+    /// This snapshot without its settlement views: what the checks of the whole read.
+    var totals: ClusterSnapshot {
+        var totals = self
+        for id in totals.nodes.keys {
+            totals.nodes[id]!.transits = [:]
+            totals.nodes[id]!.decided = [:]
+        }
+        return totals
+    }
 }
 
-/// What the checks of one part of the msgids found, and the sums the checks of the whole take
-/// from it: a reconciliation of ledgers too large to hold at once adds these up part by part.
+/// What the checks of some of the settlements found, and the sums the checks of the whole take
+/// from them: a reconciliation of ledgers too large to hold at once adds these up part by part.
 public struct PartialReconciliation: Sendable {
     var checked = 0
     var lost: Set<String> = [], duplicated: Set<String> = [], mismatched: Set<String> = [], unresolved: Set<String> = []
@@ -148,25 +195,53 @@ public struct Reconciler: Sendable {
         finish(partial(snapshot), totals: snapshot)
     }
 
-    /// Reconciles the ledgers under `dataDirectory` in `parts` parts of the msgids, one in
-    /// memory at a time: the same verdict as `check(ClusterSnapshot.read(...))`, in a
-    /// `parts`-th of the memory.
-    public func check(dataDirectory: String, parts: Int) throws -> ReconciliationResult {
-        var sum = PartialReconciliation()
-        var totals = ClusterSnapshot(nodes: [:])
-        for index in 0..<max(1, parts) {
-            let snapshot = try ClusterSnapshot.read(topology: topology, dataDirectory: dataDirectory,
-                                                    part: MsgidPartition(index: index, of: max(1, parts)))
-            sum.add(partial(snapshot))
-            if index == 0 {
-                // The rest of the first part: its settlements are counted already.
-                totals = snapshot
-                for id in totals.nodes.keys {
-                    totals.nodes[id]!.transits = [:]
-                    totals.nodes[id]!.decided = [:]
-                }
+    /// Reconciles the ledgers under `dataDirectory` a province at a time, each ledger read
+    /// once: the same verdict as `check(ClusterSnapshot.read(...))` in the memory of the largest
+    /// province, and of the settlements that cross provinces. A national day's rows at once
+    /// would be about 40 GB. `progress` hears of each province done.
+    public func checkByProvince(dataDirectory: String, progress: (String) -> Void = { _ in }) throws -> ReconciliationResult {
+        try checkByProvince(progress: progress) { try ClusterSnapshot.read($0, dataDirectory: dataDirectory) }
+    }
+
+    /// The same over any reader of some nodes' ledgers.
+    ///
+    /// Each province's subtree is read and its own settlements checked; the views of those
+    /// whose route leaves the province are kept aside, and checked at the end with the nodes
+    /// under no province (the national tier). Every view is checked, and counted in the sums
+    /// of the whole (payments by person, clearing positions), exactly once.
+    public func checkByProvince(progress: (String) -> Void = { _ in },
+                                read: ([NodeSpec]) throws -> ClusterSnapshot) throws -> ReconciliationResult {
+        var provinceOf: [DivisionCode: DivisionCode] = [:]
+        var groups: [DivisionCode: [NodeSpec]] = [:], rest: [NodeSpec] = []
+        let routing = topology.routingTable
+        for spec in topology.nodes {
+            let province = spec.tier == .province ? spec.id : routing.ancestors(of: spec.id).first { routing.tier(of: $0) == .province }
+            if let province {
+                provinceOf[spec.id] = province
+                groups[province, default: []].append(spec)
+            } else {
+                rest.append(spec)
             }
         }
+        var sum = PartialReconciliation()
+        var totals = ClusterSnapshot(nodes: [:])
+        var crossing = ClusterSnapshot(nodes: [:])
+        for province in groups.keys.sorted() {
+            var snapshot = try read(groups[province]!)
+            // A decision names only where the care was; the county that holds it is the insured one.
+            crossing.addViews(of: snapshot.splitOff { view, holder in
+                let treatment = DivisionCode(view.treatment).flatMap { provinceOf[$0] }
+                let insured = view.insured.isEmpty ? provinceOf[holder] : DivisionCode(view.insured).flatMap { provinceOf[$0] }
+                return treatment != province || insured != province
+            })
+            sum.add(partial(snapshot))
+            totals.nodes.merge(snapshot.totals.nodes) { _, new in new }
+            progress("province \(province): \(snapshot.nodes.values.reduce(0) { $0 + $1.transits.count + $1.decided.count }) records checked")
+        }
+        var last = try read(rest)
+        totals.nodes.merge(last.totals.nodes) { _, new in new }
+        last.addViews(of: crossing)
+        sum.add(partial(last))
         return finish(sum, totals: totals)
     }
 
@@ -255,7 +330,7 @@ public struct Reconciler: Sendable {
     }
 
     /// The verdict: `partial`'s findings, with the checks of the whole (balances, clearing,
-    /// uploads, what is still being resolved) from `totals`, a snapshot of the first part.
+    /// uploads, what is still being resolved) from `totals`, a snapshot without its settlement views.
     public func finish(_ partial: PartialReconciliation, totals snapshot: ClusterSnapshot) -> ReconciliationResult {
         var unresolved = partial.unresolved
         for node in snapshot.nodes.values { unresolved.formUnion(node.unknownReversals) }

@@ -120,8 +120,11 @@ public enum SimulationRunner {
             }
             // The digest through the nodes' own connections; then they close, and the
             // audits and reconciliation read the files.
+            log("settled (\(wallS())); digesting \(topology.nodes.count) ledgers")
             let ledgersDigest = try simulation.ledgersDigest()
+            log("ledgers digested (\(wallS())); closing them")
             try simulation.stop()
+            log("ledgers closed (\(wallS()))")
             let (measurement, uploads) = hospitals.finish()
             report = ReportBuilder.build(spec: spec, topologyPath: topology.file, startedAt: startedAt, measurement: measurement,
                                          stages: ArrivalSchedule.stageStarts((spec.settlements?.executor ?? spec.uploads?.executor)!),
@@ -132,10 +135,16 @@ public enum SimulationRunner {
             }
             // The run settled with every ticket message delivered: nothing to wait for.
             try ScenarioRunner.addTicketFigures(to: &report, audit: audit, sinceMs: startMs, timeoutS: 0)
-            // In parts of a million settlements or so: a national day's ledgers at once would be
-            // about 40 GB of rows in memory.
-            let result = try Reconciler(topology: topology).check(dataDirectory: dataDirectory,
-                                                                  parts: max(1, hospitals.expectedArrivals / 1_000_000))
+            log("audits done (\(wallS())); reconciling")
+            // A province at a time: a national day's ledgers at once would be about 40 GB of rows.
+            var provincesDone = 0, lastLineUs = monotonicUs()
+            let result = try Reconciler(topology: topology).checkByProvince(dataDirectory: dataDirectory) { _ in
+                provincesDone += 1
+                if monotonicUs() - lastLineUs >= 10_000_000 {
+                    lastLineUs = monotonicUs()
+                    log("reconciled \(provincesDone) provinces (\(wallS()))")
+                }
+            }
             report.reconciliation = ReconciliationFigures(result)
             simulation.flushLinkTraces()
             let layout = DataLayout(root: dataDirectory)

@@ -369,11 +369,11 @@ import Testing
         #expect(real.status == 2 && real.error.contains("disk.yaml:15") && real.error.contains("settlenet sim"), "\(real.error)")
     }
 
-    /// The ledgers a simulation kept, reconciled whole and in five parts of the msgids (as a
-    /// simulated day's are, in memory a part at a time), damaged first: the same verdict, the
-    /// same settlements checked, the damage found either way.
-    @Test func aReconciliationInPartsGivesTheVerdictOfTheWhole() throws {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-parts-\(UUID().uuidString)").path
+    /// The ledgers a simulation kept, reconciled whole and a province at a time (as a simulated
+    /// day's are), damaged first: the same verdict, the same settlements checked, the damage
+    /// found either way.
+    @Test func aReconciliationByProvinceGivesTheVerdictOfTheWhole() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-provinces-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: base) }
         let result = try settlenet(["sim", "\(repositoryRoot)/Scenarios/smoke.yaml", "--out", "\(base)/out", "--keep-ledgers", "\(base)/ledgers"])
         #expect(result.status == 0, "\(result.output)\(result.error)")
@@ -385,9 +385,10 @@ import Testing
         }
         try damaged.close()
         let topology = try TopologyLoader.load(path: "\(repositoryRoot)/Topologies/minimal.yaml")
-        let whole = try Reconciler(topology: topology).check(dataDirectory: "\(base)/ledgers", parts: 1)
-        let inParts = try Reconciler(topology: topology).check(dataDirectory: "\(base)/ledgers", parts: 5)
-        #expect(inParts == whole)
+        let reconciler = Reconciler(topology: topology)
+        let whole = reconciler.check(try ClusterSnapshot.read(topology: topology, dataDirectory: "\(base)/ledgers"))
+        let byProvince = try reconciler.checkByProvince(dataDirectory: "\(base)/ledgers")
+        #expect(byProvince == whole)
         #expect(whole.checked > 500 && !whole.lost.isEmpty && !whole.balancesWrong.isEmpty, "\(ReconciliationText.verdict(whole))")
     }
 
