@@ -203,9 +203,12 @@ public final class Simulation: Courier, SyncService {
         return String(Array(text.utf8).withUnsafeBytes { XXH64.hash($0) }, radix: 16)
     }
 
-    /// The nodes stop and leave the simulation, and their ledgers are closed: only then can
-    /// others (reconciliation, the audits, `settlenet reconcile`) read them. Once; a failure to
-    /// close one is thrown after every other is closed.
+    /// The nodes stop and leave the simulation, their link-fault decisions are written to
+    /// their traces (for the report's fault effects), and their ledgers are closed: only then
+    /// can others (reconciliation, the audits, `settlenet reconcile`) read them. The nodes are
+    /// let go, and with them a national day's gigabytes of indexes and caches, before the
+    /// reconciliation needs its own. Once; a failure to close one is thrown after every other
+    /// is closed.
     public func stop() throws {
         guard !stopped else { return }
         stopped = true
@@ -213,8 +216,11 @@ public final class Simulation: Courier, SyncService {
         for (index, node) in nodes.enumerated() {
             if !down[index] { node.abort() }
             node.leaveSimulation()
+            node.flushLinkTrace()
             do { try node.closeLedger() } catch { failure = failure ?? error }
         }
+        nodes = []
+        indexOf = [:]
         if let failure { throw SettleNetError(.simulation, "cannot close every ledger", cause: failure) }
     }
 
@@ -378,11 +384,6 @@ public final class Simulation: Courier, SyncService {
             guard let index = nodes.firstIndex(where: { $0.id.value == entry.from }) else { continue }
             nodes[index].setLinkFaults(linkFaults)
         }
-    }
-
-    /// Every node's link-fault decisions written to its trace (for the report's fault effects).
-    public func flushLinkTraces() {
-        for node in nodes { node.flushLinkTrace() }
     }
 
     /// A killed node starts again from what its ledger kept, in its place among its neighbours.

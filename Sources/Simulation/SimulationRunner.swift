@@ -146,7 +146,6 @@ public enum SimulationRunner {
                 }
             }
             report.reconciliation = ReconciliationFigures(result)
-            simulation.flushLinkTraces()
             let layout = DataLayout(root: dataDirectory)
             report.faults = FaultInjector.withEffects(simulation.faultRecords,
                                                       traceFiles: topology.nodes.map { layout.linkDecisionsPath($0.id) })
