@@ -247,7 +247,10 @@ public enum ScenarioLoader {
                                        "pack", "scale", "simulation"]
     /// The simulation model's parameters (docs/SIMULATION.md), microseconds.
     public static let simulationKeys: Set<String> = ["link_us", "link_jitter_us", "hospital_link_us", "hospital_link_jitter_us",
-                                                     "message_us", "turn_us", "commit_us", "commit_jitter_us"]
+                                                     "message_us", "turn_us", "commit_us", "commit_jitter_us",
+                                                     "county_city_link_us", "county_city_link_jitter_us",
+                                                     "city_province_link_us", "city_province_link_jitter_us",
+                                                     "province_national_link_us", "province_national_link_jitter_us"]
     static let scaleKeys: Set<String> = ["baseline_rate", "p99_ms", "error_rate"]
     static let faultKeys: Set<String> = ["at", "pause", "for", "kill", "restart_after", "link", "delay", "jitter", "loss",
                                          "duplicate", "corrupt", "partition", "direction", "clock_jump", "by", "disk_fail"]

@@ -69,6 +69,9 @@ public final class Simulation: Courier, SyncService {
     private var turning: Int?
     private var heldDuringTurn: [LinkEvent] = []
     private var syncsDuringTurn: [(node: Int, covering: Int)] = []
+    /// Each node's parent (-1: none), and the model of its link to it.
+    private let parentIndex: [Int]
+    private let uplink: [(base: Int64, jitter: Int64)]
     /// The latest arrival on each directed link: a link delivers in order, as TCP does.
     private var lastArrival: [Int64: Int64] = [:]
     private var hospitals: Hospitals?
@@ -92,6 +95,11 @@ public final class Simulation: Courier, SyncService {
         }
         nodes = shells
         indexOf = Dictionary(uniqueKeysWithValues: shells.enumerated().map { (ObjectIdentifier($1), $0) })
+        let indexOfID = Dictionary(uniqueKeysWithValues: shells.enumerated().map { ($1.id, $0) })
+        parentIndex = shells.map { $0.spec.parent.flatMap { indexOfID[$0] } ?? -1 }
+        uplink = shells.map { shell in
+            shell.spec.parent.flatMap { topology.node($0)?.tier }.map { model.link(toParent: $0) } ?? (model.linkUs, model.linkJitterUs)
+        }
         countyIndex = Dictionary(uniqueKeysWithValues: shells.enumerated().filter { $1.spec.tier == .county }.map { ($1.id, $0) })
         turnAt = Array(repeating: .max, count: shells.count)
         busyUntil = Array(repeating: 0, count: shells.count)
@@ -444,9 +452,14 @@ public final class Simulation: Courier, SyncService {
     }
 
     private func dispatch(_ link: LinkEvent, leavingUs: Int64) {
-        let hospitalEnd = link.from < 0 || link.to < 0
-        let latency = hospitalEnd ? draws.around(model.hospitalLinkUs, jitter: model.hospitalLinkJitterUs)
-                                  : draws.around(model.linkUs, jitter: model.linkJitterUs)
+        let latency: Int64
+        if link.from < 0 || link.to < 0 {
+            latency = draws.around(model.hospitalLinkUs, jitter: model.hospitalLinkJitterUs)
+        } else {
+            // Between a node and its parent: the pair of tiers is the child's link up.
+            let up = uplink[parentIndex[link.from] == link.to ? link.from : link.to]
+            latency = draws.around(up.base, jitter: up.jitter)
+        }
         let key = Int64(link.from) << 32 ^ Int64(UInt32(truncatingIfNeeded: link.to))
         let arrival = max(leavingUs + latency, lastArrival[key] ?? 0)
         lastArrival[key] = arrival

@@ -240,6 +240,33 @@ import Testing
         #expect(markdown.contains("Simulated") && markdown.contains("commit_us 5000"))
     }
 
+    /// Each pair of tiers has its own link: slow links between the provinces and the national
+    /// node (a wide-area network) slow only what crosses provinces, by the four hops it makes
+    /// over them, and every other pair keeps `link_us`.
+    @Test func eachPairOfTiersHasItsOwnLink() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("sim-pairs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        for (run, model) in [("default", [String]()),
+                             ("wan", ["--model", "province_national_link_us=5000", "--model", "province_national_link_jitter_us=0"])] {
+            let result = try settlenet(["sim", "Scenarios/smoke.yaml", "--out", "\(base)/\(run)"] + model)
+            #expect(result.status == 0, "\(result.output)\(result.error)")
+        }
+        func report(_ run: String) throws -> RunReport {
+            try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(base)/\(run)/report.json")))
+        }
+        let (lan, wan) = (try report("default"), try report("wan"))
+        #expect(wan.simulation?.model["province_national_link_us"] == 5_000)
+        #expect(wan.simulation?.model["city_province_link_us"] == SimulationModel().linkUs)
+        func p50(_ report: RunReport, _ route: String) throws -> Double { try #require(report.settlements.byRoute[route]?.latencyMs.p50) }
+        // Up and down on each side: four hops of 5 ms instead of 80 µs.
+        let (lanCross, wanCross) = (try p50(lan, "cross_province"), try p50(wan, "cross_province"))
+        #expect(wanCross - lanCross > 18 && wanCross - lanCross < 22, "cross-province p50 \(lanCross) -> \(wanCross) ms")
+        for route in ["local", "intra_city", "intra_province"] {
+            let (before, after) = (try p50(lan, route), try p50(wan, route))
+            #expect(abs(after - before) < 1, "\(route) p50 \(before) -> \(after) ms")
+        }
+    }
+
     /// Link faults and partitions, as on real processes: their decisions are drawn from the
     /// scenario's seed, traced, and counted in the report; every ledger still agrees.
     @Test func faultyLinksAndPartitionsAreSimulatedAndCounted() throws {
