@@ -102,10 +102,15 @@ UNFILED=$(person unfiled)
 mask() { printf '%s%s' "${1:0:6}" "$(printf '%*s' $((${#1} - 6)) '' | tr ' ' '*')"; }
 say "endpoint $ENDPOINT; first filed person of $INSURED: $(mask "$FILED"), first unfiled: $(mask "$UNFILED")"
 
-# Reads one field of the JSON answer a run printed, e.g. `field "$OUT" settlement.setl_id`.
+# Reads one field of the JSON answer a run printed, e.g. `field "$OUT" settlement.setl_id`: the
+# whole output (settle's, pretty-printed), else its last line (the client's, after its log).
 field() {
     "$PYTHON" -c 'import json, sys
-value = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+text = open(sys.argv[1]).read().strip()
+try:
+    value = json.loads(text)
+except ValueError:
+    value = json.loads(text.splitlines()[-1])
 for key in sys.argv[2].split("."):
     value = value.get(key, "") if isinstance(value, dict) else ""
 print(value)' "$1" "$2"
@@ -143,7 +148,8 @@ say "4. settlenet settle picks the person the client computed"
 # continue from the one the client's settlement of that person left.
 "$BIN" settle --data-dir "$DATA" --at "$AT" --insured "$INSURED" --amount 1.00 >"$OUT4" \
     || fail "settlenet settle failed: $(cat "$OUT4")"
-[ "$(field "$OUT4" settlement.psn_no)" = "$(mask "$FILED")" ] || fail "settlenet settle printed $(field "$OUT4" settlement.psn_no), not $(mask "$FILED")"
-BEFORE=$(field "$OUT1" settlement.balc) PAID=$(field "$OUT4" settlement.acct_pay) AFTER=$(field "$OUT4" settlement.balc)
+# settle prints the interface's own shape: output.setlinfo, every field, zeros included.
+[ "$(field "$OUT4" output.setlinfo.psn_no)" = "$(mask "$FILED")" ] || fail "settlenet settle printed $(field "$OUT4" output.setlinfo.psn_no), not $(mask "$FILED")"
+BEFORE=$(field "$OUT1" settlement.balc) PAID=$(field "$OUT4" output.setlinfo.acct_pay) AFTER=$(field "$OUT4" output.setlinfo.balc)
 [ "$PAID" -gt 0 ] && [ "$AFTER" -eq $((BEFORE - PAID)) ] \
     || fail "settlenet settle did not settle the client's person: balance $BEFORE, paid $PAID from the account, left $AFTER"

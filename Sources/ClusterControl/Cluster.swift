@@ -278,8 +278,7 @@ public struct Cluster {
     }
 
     private func save(_ record: ClusterRecord) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let encoder = JSONEncoder.settlenet()
         let data = try encoder.encode(record)
         let temporary = layout.clusterFile + ".tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: data), rename(temporary, layout.clusterFile) == 0 else {

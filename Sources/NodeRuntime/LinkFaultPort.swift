@@ -106,8 +106,7 @@ struct LinkFaultPort {
     /// soon as a fault is over.
     mutating func flushTrace(logger: Logger) {
         guard !trace.isEmpty else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
+        let encoder = JSONEncoder.settlenet(pretty: false)
         var bytes: [UInt8] = []
         for entry in trace {
             if let line = try? encoder.encode(entry) { bytes += line; bytes.append(0x0A) }

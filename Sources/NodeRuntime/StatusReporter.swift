@@ -33,7 +33,7 @@ final class StatusReporter {
             if previous == status { return }
         }
         lastWritten = status
-        guard var data = try? JSONEncoder().encode(status) else { return }
+        guard var data = try? JSONEncoder.settlenet(pretty: false).encode(status) else { return }
         if descriptor < 0 {
             descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
             guard descriptor >= 0 else { return }

@@ -138,7 +138,7 @@ public final class FaultInjector {
     private func writeLinkFaults() {
         let all = linkEntries.keys.sorted().flatMap { linkEntries[$0]! }
         do {
-            let data = try JSONEncoder().encode(all)
+            let data = try JSONEncoder.settlenet(pretty: false).encode(all)
             try data.write(to: URL(fileURLWithPath: linkFaultsFile), options: .atomic)
         } catch {
             log("warning: cannot write the link-fault file \(linkFaultsFile): \(error)")

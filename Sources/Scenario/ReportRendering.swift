@@ -1,4 +1,5 @@
 import Foundation
+import SettlementModel
 
 /// Renders a `RunReport` for people: report.md (`markdown`), the terminal summary printed at the
 /// end of a run (`summaryTable`) and report.html (`html`), one self-contained page whose charts
@@ -286,8 +287,7 @@ public enum ReportRendering {
     /// cannot hold) is written as the string "NaN", "Infinity" or "-Infinity"; the page's script
     /// treats it as 0.
     static func embeddedJSON(_ report: RunReport) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        let encoder = JSONEncoder.settlenet(pretty: false)
         var data = try? encoder.encode(report)
         if data == nil {
             encoder.nonConformingFloatEncodingStrategy = .convertToString(

@@ -221,9 +221,7 @@ public enum ScenarioRunner {
     /// report.json, report.md and report.html into `output`.
     public static func writeReports(_ report: RunReport, into output: String) throws(ScenarioError) {
         do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try encoder.encode(report).write(to: URL(fileURLWithPath: "\(output)/report.json"))
+            try JSONEncoder.settlenet().encode(report).write(to: URL(fileURLWithPath: "\(output)/report.json"))
             try ReportRendering.markdown(report).write(toFile: "\(output)/report.md", atomically: true, encoding: .utf8)
             try ReportRendering.html(report).write(toFile: "\(output)/report.html", atomically: true, encoding: .utf8)
         } catch {

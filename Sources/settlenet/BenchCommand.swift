@@ -2,6 +2,7 @@ import ArgumentParser
 import Bench
 import ClusterControl
 import Foundation
+import SettlementModel
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,27 +17,27 @@ struct BenchCommand: ParsableCommand {
             commandName: "run",
             abstract: "Run the measurements (a wake-up's cost, then six) in one go, print a table and write bench.json.",
             discussion: """
-                0. The machine: what a wake-up costs the thread woken (a 1 ms timed sleep, and a wake by a pipe),
-                   the unit the load driver's own CPU is made of (about 2 s).
-                1. Transport baseline: seven processes shaped like a cross-province settlement (six zmq_proxy relays
-                   and an echo) forwarding messages of a settlement's size, --baseline-window in flight. Beside it the
-                   durable chain: each relay fdatasyncs what it drained before passing answers back, the first its
-                   requests too, the echo before echoing: the eight syncs in series a settlement waits for.
-                2. Cross-province settlements on the real network (every ledger durable), closed loop, once per
-                   --windows entry; the best error-free rate is compared with the baseline. Steps 1 and 2 take
-                   turns --rounds times (A B A B ...); each figure is the median, printed with its spread.
-                3. Latency at --latency-rate settlements a second, open model (the scenario runner), with
-                   reconciliation of every ledger afterwards.
+                0. The machine: what a wake-up costs the thread woken (a 1 ms timed sleep, and a wake by a pipe), \
+                the unit the load driver's own CPU is made of (about 2 s).
+                1. Transport baseline: seven processes shaped like a cross-province settlement (six zmq_proxy relays \
+                and an echo) forwarding messages of a settlement's size, --baseline-window in flight. Beside it the \
+                durable chain: each relay fdatasyncs what it drained before passing answers back, the first its \
+                requests too, the echo before echoing: the eight syncs in series a settlement waits for.
+                2. Cross-province settlements on the real network (every ledger durable), closed loop, once per \
+                --windows entry; the best error-free rate is compared with the baseline. Steps 1 and 2 take \
+                turns --rounds times (A B A B ...); each figure is the median, printed with its spread.
+                3. Latency at --latency-rate settlements a second, open model (the scenario runner), with \
+                reconciliation of every ledger afterwards.
                 4. Resident memory of every node process, sampled halfway through step 3.
                 5. Uploads: clean batches, closed loop, timed until the national store holds every accepted record.
-                6. Security: the secured twin of the topology (CURVE on every link, keys admitted per port, a key per institution)
-                   launched beside it; step 2's closed loop at --security-window in flight, plaintext and secured
-                   taking turns --security-rounds times; the ratio of the mean rates (0 rounds skips the step).
+                6. Security: the secured twin of the topology (CURVE on every link, keys admitted per port, a key per institution) \
+                launched beside it; step 2's closed loop at --security-window in flight, plaintext and secured \
+                taking turns --security-rounds times; the ratio of the mean rates (0 rounds skips the step).
 
-                Figures on a shared machine are noisy: compare ratios from one run, not absolute figures across runs.
+                Figures on a shared machine are noisy: compare ratios from one run, not absolute figures across runs. \
                 Build in release first (Scripts/bench.sh does, optimizing across modules); a debug build measures the compiler, not SettleNet.
 
-                Exit codes: 0 measured (targets met or not: see the table); 1 the benchmark could not run.
+                Exit codes: 0 measured (targets met or not: see the table); 1 the benchmark could not run. \
                 Example: .build/release/settlenet bench --out run/bench
                 """
         )
@@ -101,8 +102,7 @@ struct BenchCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("error: the benchmark could not run: \(error)\n".utf8))
                 throw ExitCode(1)
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let encoder = JSONEncoder.settlenet()
             try encoder.encode(report).write(to: URL(fileURLWithPath: "\(out)/bench.json"))
             print(report.table)
             print("\nwritten: \(out)/bench.json")

@@ -9,7 +9,7 @@ struct ClusterCommand: ParsableCommand {
         commandName: "cluster",
         abstract: "Start, inspect, restart and stop a cluster of node processes.",
         discussion: """
-            Every command names the cluster by its data directory: cluster.json, the node ledgers and
+            Every command names the cluster by its data directory: cluster.json, the node ledgers and \
             logs/<id>.log live there.
             """,
         subcommands: [Up.self, Status.self, Probe.self, Restart.self, Down.self, Logs.self, Export.self, Ready.self]
@@ -23,23 +23,23 @@ struct ClusterCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Start the nodes (one process per node, or packed) and wait until every node has signed in.",
             discussion: """
-                The topology is validated first: a mistake stops the launch before any process starts.
-                If a node does not sign in within --timeout seconds, everything started is stopped and
-                the names of the missing nodes are printed with their log tails (exit code 1).
+                The topology is validated first: a mistake stops the launch before any process starts. \
+                If a node does not sign in within --timeout seconds, everything started is stopped and \
+                the names of the missing nodes are printed with their log tails (exit code 1). \
                 Use --base-port to run a second cluster beside the first.
 
-                --pack puts several nodes into one process for large topologies. Packed nodes keep their
-                own ledgers, sign-in, endpoints and logs. A node and its parent in the same process hand
-                messages to each other in memory, as the same frames with their checksums; every other
-                link is TCP. `cluster status` shows the hosting process. Restarting or killing a packed
+                --pack puts several nodes into one process for large topologies. Packed nodes keep their \
+                own ledgers, sign-in, endpoints and logs. A node and its parent in the same process hand \
+                messages to each other in memory, as the same frames with their checksums; every other \
+                link is TCP. `cluster status` shows the hosting process. Restarting or killing a packed \
                 node restarts or kills its whole process.
                   settlenet cluster up --topology Topologies/national.yaml --data-dir run/national --pack province-tier --timeout 120
 
-                --host starts only the nodes the topology places on that host (`hosts:` in the file;
+                --host starts only the nodes the topology places on that host (`hosts:` in the file; \
                 nodes without a host are on host `default`): run it on each machine with the same file.
 
-                A secured topology (`security: { curve: true }`, e.g. Topologies/minimal-secure.yaml) encrypts
-                every link with CURVE and admits only known keys. Its keys come from --keys DIR, else the
+                A secured topology (`security: { curve: true }`, e.g. Topologies/minimal-secure.yaml) encrypts \
+                every link with CURVE and admits only known keys. Its keys come from --keys DIR, else the \
                 directory the topology names, else DATA_DIR/keys, where `cluster up` makes any that are missing.
                   settlenet cluster up --topology Topologies/minimal-secure.yaml --data-dir run/secure
                 """
@@ -84,8 +84,7 @@ struct ClusterCommand: ParsableCommand {
             let rows: [NodeStatusRow]
             do { rows = try Cluster(dataDirectory: data.dataDir).status() } catch { throw SettleNetError(.command, "\(error)") }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                let encoder = JSONEncoder.settlenet()
                 print(String(decoding: try encoder.encode(rows), as: UTF8.self))
                 return
             }
@@ -103,9 +102,9 @@ struct ClusterCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Settle one bill on every route class between the provinces of a running cluster.",
             discussion: """
-                For every provincial unit: a local, an intra-city and an intra-province settlement (where it
-                has the counties for them), and a cross-province one to the next province of a ring drawn
-                from --seed, so each province is once the place of treatment and once of insurance. Prints
+                For every provincial unit: a local, an intra-city and an intra-province settlement (where it \
+                has the counties for them), and a cross-province one to the next province of a ring drawn \
+                from --seed, so each province is once the place of treatment and once of insurance. Prints \
                 each answer and a summary per route class. Exit code 0 when every probe settled, 1 otherwise.
                   settlenet cluster probe --data-dir run/national
                 """
@@ -122,8 +121,7 @@ struct ClusterCommand: ParsableCommand {
             let keys = try target.hospitalKeys(for: topology)
             do { outcomes = try RouteProbe.run(probes, topology: topology, timeoutMs: Int(timeout * 1000), hospitalKeys: keys) } catch { throw SettleNetError(.command, "\(error)") }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                let encoder = JSONEncoder.settlenet()
                 print(String(decoding: try encoder.encode(outcomes), as: UTF8.self))
             } else {
                 printTable(header: ["route", "treatment", "insured", "settled", "fund paid (fen)", "latency ms", "error"],

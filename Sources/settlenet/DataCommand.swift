@@ -17,10 +17,10 @@ struct DataCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Per node and per tier: records received, accepted, rejected by rule, and store sizes.",
             discussion: """
-                Reads every node's ledger in DATA_DIR (safe while the cluster runs: WAL readers never block
-                the node). received = accepted + rejected holds at every node; a node where it does not is
-                marked BROKEN. The store is the setl_ids that passed the node (its duplicate check); at the
-                provincial and national tiers it is the concentration store, and `queued` is what a
+                Reads every node's ledger in DATA_DIR (safe while the cluster runs: WAL readers never block \
+                the node). received = accepted + rejected holds at every node; a node where it does not is \
+                marked BROKEN. The store is the setl_ids that passed the node (its duplicate check); at the \
+                provincial and national tiers it is the concentration store, and `queued` is what a \
                 provincial node has not yet handed to the national store.
                 """
         )
@@ -61,8 +61,7 @@ struct DataCommand: ParsableCommand {
                                 queued: queued, exact: (counts["received"] ?? 0) == (counts["accepted"] ?? 0) + rejected))
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                let encoder = JSONEncoder.settlenet()
                 print(String(decoding: try encoder.encode(rows), as: UTF8.self))
                 return
             }

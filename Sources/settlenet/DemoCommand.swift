@@ -12,8 +12,8 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "Launch a cluster, settle one of each route class, reverse one, print the answers, shut down.",
         discussion: """
-            Every answer is checked: the amount identities must hold, a repeated msgid must get the
-            original answer, the refusal must be definite. Exit code 0 when all checks pass, 1 otherwise.
+            Every answer is checked: the amount identities must hold, a repeated msgid must get the \
+            original answer, the refusal must be definite. Exit code 0 when all checks pass, 1 otherwise. \
             The cluster is always shut down, also when a step fails.
             """
     )

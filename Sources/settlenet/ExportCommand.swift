@@ -9,19 +9,19 @@ extension ClusterCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write Kubernetes manifests or systemd units that run a topology's cluster under a scheduler.",
             discussion: """
-                Each process (as --pack groups the nodes, like `cluster up --pack`) becomes a Deployment or
-                a unit running `settlenet node --id ...`, counted as started once its nodes have signed in
+                Each process (as --pack groups the nodes, like `cluster up --pack`) becomes a Deployment or \
+                a unit running `settlenet node --id ...`, counted as started once its nodes have signed in \
                 (`settlenet cluster ready`).
 
-                kubernetes: one file, settlenet-<topology>.yaml, with a Namespace, a ConfigMap holding the
-                topology rewritten so that every node's address is its Service (sn-<id>), one Deployment
-                per process and one Service per node. The ledgers live in an emptyDir: production wants a
+                kubernetes: one file, settlenet-<topology>.yaml, with a Namespace, a ConfigMap holding the \
+                topology rewritten so that every node's address is its Service (sn-<id>), one Deployment \
+                per process and one Service per node. The ledgers live in an emptyDir: production wants a \
                 PersistentVolumeClaim per process (see the comment in each Deployment).
                   settlenet cluster export --topology Topologies/minimal.yaml --format kubernetes --out deploy/k8s
                   kubectl apply --server-side -f deploy/k8s/settlenet-minimal.yaml
 
-                systemd: one unit per process (ordered after its parents' units), settlenet.target over
-                them, the topology file and a README.txt with the install steps. A topology with named
+                systemd: one unit per process (ordered after its parents' units), settlenet.target over \
+                them, the topology file and a README.txt with the install steps. A topology with named \
                 hosts gets a directory per host: each machine installs only its own.
                   settlenet cluster export --topology Topologies/minimal.yaml --format systemd --pack none --out deploy/systemd
                 """
@@ -111,9 +111,9 @@ extension ClusterCommand {
         static let configuration = CommandConfiguration(
             abstract: "Exit 0 when the named nodes run and have signed in (for readiness probes and systemd units).",
             discussion: """
-                A node is ready when DIR/nodes/<id>/status.json says it signed in to its parent and holds the
-                catalog, and the process that wrote it is alive. Exit code 0 when every named node is
-                ready, 1 otherwise (naming the nodes that are not). --wait polls every 200 ms for up to
+                A node is ready when DIR/nodes/<id>/status.json says it signed in to its parent and holds the \
+                catalog, and the process that wrote it is alive. Exit code 0 when every named node is \
+                ready, 1 otherwise (naming the nodes that are not). --wait polls every 200 ms for up to \
                 that many seconds.
                   settlenet cluster ready --data-dir /var/lib/settlenet --node 370200 --node 370211 --wait 60
                 """

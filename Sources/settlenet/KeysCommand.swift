@@ -15,14 +15,14 @@ struct KeysCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Make a CURVE key pair (Z85) for every node and every hospital client of a topology.",
             discussion: """
-                Writes OUT/public/<name>.key (mode 0644) and OUT/secret/<name>.key (mode 0600, in a 0700
-                directory) for every node (<name> is its division code) and for the first --hospitals
-                institutions of each county (<name> is the institution code, H<county>00001 ...). A
-                node admits the public keys of its children, its parent and (county) the institutions
+                Writes OUT/public/<name>.key (mode 0644) and OUT/secret/<name>.key (mode 0600, in a 0700 \
+                directory) for every node (<name> is its division code) and for the first --hospitals \
+                institutions of each county (<name> is the institution code, H<county>00001 ...). A \
+                node admits the public keys of its children, its parent and (county) the institutions \
                 registered there; nothing else gets in (docs/SECURITY.md).
 
-                Existing pairs are kept: run it again after adding nodes to make only the new ones.
-                Give the directory to the cluster with `cluster up --keys OUT` (or name it in the
+                Existing pairs are kept: run it again after adding nodes to make only the new ones. \
+                Give the directory to the cluster with `cluster up --keys OUT` (or name it in the \
                 topology's security.keys); each host needs the public directory and its own secrets.
 
                 Example:

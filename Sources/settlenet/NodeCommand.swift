@@ -11,14 +11,14 @@ struct NodeCommand: ParsableCommand {
         commandName: "node",
         abstract: "Run one node of a topology, or several packed into this process, in the foreground (cluster up starts these for you).",
         discussion: """
-            Binds the node's endpoint from the topology, connects to its parent and signs in (9001),
-            serves its children and, at county tier, the hospitals of its county. Its ledger is
-            DATA_DIR/nodes/<id>/ledger.sqlite. SIGTERM or Ctrl-C stops it gracefully: new requests are
+            Binds the node's endpoint from the topology, connects to its parent and signs in (9001), \
+            serves its children and, at county tier, the hospitals of its county. Its ledger is \
+            DATA_DIR/nodes/<id>/ledger.sqlite. SIGTERM or Ctrl-C stops it gracefully: new requests are \
             refused, answers in flight are passed on (up to 5 s), the ledger is flushed.
 
-            Several --id options pack nodes into this one process (cluster up --pack does this): each
-            node keeps its own sockets, ledger, sign-in, endpoint and log (DATA_DIR/logs/<id>.log); one
-            thread steps them all in turn and reads and writes their connections itself. This process's own
+            Several --id options pack nodes into this one process (cluster up --pack does this): each \
+            node keeps its own sockets, ledger, sign-in, endpoint and log (DATA_DIR/logs/<id>.log); one \
+            thread steps them all in turn and reads and writes their connections itself. This process's own \
             output (start-up failures) goes to standard error.
             """
     )

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ClusterControl
 import Foundation
+import SettlementModel
 import NetworkTopology
 import Reconciliation
 
@@ -33,8 +34,7 @@ struct ReconcileCommand: ParsableCommand {
             throw ExitCode(2)
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let encoder = JSONEncoder.settlenet()
             print(String(decoding: try encoder.encode(result), as: UTF8.self))
         } else {
             print(ReconciliationText.verdict(result))

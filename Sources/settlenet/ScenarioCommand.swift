@@ -13,13 +13,13 @@ struct ScenarioCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Launch the scenario's cluster (or attach to one), drive its load, write the reports, shut down.",
             discussion: """
-                Arrivals follow the open model: their send times are fixed by the rate and the seed, latency
-                counts from the intended send time, and arrivals beyond max_in_flight are counted as dropped.
-                Writes report.json, report.md and report.html into --out (default run/reports/<name>-<time>).
+                Arrivals follow the open model: their send times are fixed by the rate and the seed, latency \
+                counts from the intended send time, and arrivals beyond max_in_flight are counted as dropped. \
+                Writes report.json, report.md and report.html into --out (default run/reports/<name>-<time>). \
                 A live progress line goes to standard error; the summary table to standard output.
 
-                Exit codes: 0 every threshold passed; 99 a threshold failed; 2 the scenario or topology file is
-                wrong (nothing started); 3 the cluster could not be launched or attached; 4 the run could not be
+                Exit codes: 0 every threshold passed; 99 a threshold failed; 2 the scenario or topology file is \
+                wrong (nothing started); 3 the cluster could not be launched or attached; 4 the run could not be \
                 carried out (socket or file error).
 
                 Example: settlenet scenario run Scenarios/smoke.yaml --out run/smoke

@@ -51,12 +51,14 @@ struct SettleCommand: ParsableCommand {
         commandName: "settle",
         abstract: "Act as one hospital: send one settlement (or reversal) and print the answer as JSON.",
         discussion: """
-            The hospital sits in --at (a county); the person is insured in --insured. Unless --psn-no is
-            given, the first synthetic person of the insured county filed for off-site care is used
-            (--unfiled picks one who is not: the network must refuse). The answer is printed in the
-            protobuf JSON mapping with the interface's field names; amounts are integer fen.
+            The hospital sits in --at (a county); the person is insured in --insured. Unless --psn-no is \
+            given, the first synthetic person of the insured county filed for off-site care is used \
+            (--unfiled picks one who is not: the network must refuse). The answer is printed as JSON in \
+            the interface's shape and names: every field, zeros and empty strings included, the \
+            settlement under output.setlinfo; amounts are integer fen; the person number is masked. \
+            An example: docs/JSON.md.
 
-            Exit codes: 0 settled; 1 the network answered with an error (infcode -1); 2 no answer in
+            Exit codes: 0 settled; 1 the network answered with an error (infcode -1); 2 no answer in \
             time or SN-E3002 (outcome unknown: reverse it or check the ledgers); 64 bad arguments.
 
             Examples:
@@ -123,16 +125,13 @@ struct SettleCommand: ParsableCommand {
             FileHandle.standardError.write(Data("no answer within \(timeout) s from node \(at) for msgid \(request.msgid): outcome unknown\n".utf8))
             throw ExitCode(2)
         }
-        var options = JSONEncodingOptions()
-        options.preserveProtoFieldNames = true
-        options.alwaysPrintInt64sAsNumbers = true
         // The person number is the hospital's to see, not the terminal's or a CI log's: masked.
         var shown = response
         if case .settlement(var output)? = shown.output {
             output.psnNo = PersonalData.mask(output.psnNo)
             shown.output = .settlement(output)
         }
-        print(try shown.jsonString(options: options))
+        print(InterfaceJSON.render(shown))
         if response.errCode == ErrorCode.timeout.rawValue { throw ExitCode(2) }   // indefinite: outcome unknown
         if response.infcode != 0 || !response.errMsg.isEmpty { throw ExitCode(1) }
     }

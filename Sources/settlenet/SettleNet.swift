@@ -8,7 +8,7 @@ struct SettleNet: ParsableCommand {
         commandName: "settlenet",
         abstract: "Simulates China's four-tier medical-insurance settlement network.",
         discussion: """
-            A cluster is one process per node (national, province, city, county) talking ZeroMQ,
+            A cluster is one process per node (national, province, city, county) talking ZeroMQ, \
             each with its own SQLite ledger. Typical session:
 
               settlenet topology validate Topologies/minimal.yaml

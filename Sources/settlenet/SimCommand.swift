@@ -9,8 +9,8 @@ struct SimCommand: ParsableCommand {
         commandName: "sim",
         abstract: "Run a scenario on a simulated network: every node in one process, on virtual time, replayed exactly from its seed.",
         discussion: """
-            A command of its own rather than an option of `scenario run`: a simulation launches no cluster,
-            so it has none of the cluster's options (--attach, --keys, packing), and it grows its own
+            A command of its own rather than an option of `scenario run`: a simulation launches no cluster, \
+            so it has none of the cluster's options (--attach, --keys, packing), and it grows its own \
             subcommands.
             """,
         subcommands: [Run.self, Fuzz.self],
@@ -21,20 +21,20 @@ struct SimCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Simulate the scenario's network and load, and write the scenario runner's reports.",
             discussion: """
-                Every node of the topology runs with the same state machine, desks and SQLite ledger as a real
+                Every node of the topology runs with the same state machine, desks and SQLite ledger as a real \
                 node; only the clock, the links, the disk and the scheduler are simulated (docs/SIMULATION.md:
-                the model and its defaults; a scenario's simulation: section and --model set it). The hospitals, thresholds, reconciliation and reports are the
-                scenario runner's own; every figure is in virtual time, and report.json says it was simulated
+                the model and its defaults; a scenario's simulation: section and --model set it). The hospitals, thresholds, reconciliation and reports are the \
+                scenario runner's own; every figure is in virtual time, and report.json says it was simulated \
                 and on which model.
 
-                The same scenario and seed give a byte-identical report.json, but for the wall-clock fields it
+                The same scenario and seed give a byte-identical report.json, but for the wall-clock fields it \
                 lists (simulation.wall_clock_fields), and identical ledgers.
 
-                Settlements and uploads (with dirty data and the governance loop); faults: kill, pause, link and
-                partition, as in scenario files, and clock_jump (with by:, negative for a jump back), which only
+                Settlements and uploads (with dirty data and the governance loop); faults: kill, pause, link and \
+                partition, as in scenario files, and clock_jump (with by:, negative for a jump back), which only \
                 a simulation can do.
 
-                Exit codes: 0 every threshold passed; 99 a threshold failed; 2 the scenario or topology file is
+                Exit codes: 0 every threshold passed; 99 a threshold failed; 2 the scenario or topology file is \
                 wrong (nothing simulated); 4 the simulation could not be carried out.
 
                 Example: settlenet sim Scenarios/smoke.yaml --out run/sim-smoke
@@ -111,14 +111,14 @@ struct SimCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Simulate scenarios drawn from seeds, with random faults, and check every invariant.",
             discussion: """
-                Each seed draws a scenario on the topology: 4-12 s of load at 50-400 settlements a second over
-                every route class, with reversals, and up to 6 faults at random times: kills (each node started
-                again after 0.1-2 s), pauses and clock jumps of random nodes, faulty links (delay, jitter, loss,
+                Each seed draws a scenario on the topology: 4-12 s of load at 50-400 settlements a second over \
+                every route class, with reversals, and up to 6 faults at random times: kills (each node started \
+                again after 0.1-2 s), pauses and clock jumps of random nodes, faulty links (delay, jitter, loss, \
                 duplicates, corruption) and partitions between a random node and its parent. Each is simulated (as `settlenet sim`) and checked:
-                every ledger reconciles (nothing lost, doubled, mismatched or unresolved; clearing balanced;
+                every ledger reconciles (nothing lost, doubled, mismatched or unresolved; clearing balanced; \
                 balances right), no settlement is left in doubt or unanswered, every amount identity holds.
 
-                A failing seed is shrunk (each fault left out while it still fails), written to
+                A failing seed is shrunk (each fault left out while it still fails), written to \
                 --out/seed-N.yaml, and printed with the command that replays it: settlenet sim FILE.
 
                 Exit codes: 0 every seed passed; 1 a seed failed; 2 the topology is wrong.

@@ -17,8 +17,8 @@ struct TicketsCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the national registry's tickets with every state change and its time.",
             discussion: """
-                Tickets are opened for a node that stopped answering (node_unresponsive; closed when it answers
-                again), a refusal caused by data the insured county holds (business_refusal), and an upload
+                Tickets are opened for a node that stopped answering (node_unresponsive; closed when it answers \
+                again), a refusal caused by data the insured county holds (business_refusal), and an upload \
                 reject found above the county (upload_reject). The responsible node acknowledges each one.
                 """
         )
@@ -51,8 +51,7 @@ struct TicketsCommand: ParsableCommand {
                     Entry(ticket: ticket, events: try ledger.read { try $0.ticketEvents(ticket.ticketID) }
                         .map { Event(event: $0.event, node: $0.node, atMs: $0.atMs) })
                 }
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                let encoder = JSONEncoder.settlenet()
                 print(String(decoding: try encoder.encode(entries), as: UTF8.self))
                 return
             }

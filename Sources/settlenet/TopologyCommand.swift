@@ -49,10 +49,10 @@ struct TopologyCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Build a topology from the division data: the whole country or chosen provinces.",
             discussion: """
-                Reads provinces.csv, cities.csv and areas.csv (the 2023 division codes kept in
-                Topologies/divisions/) and writes one node per provincial unit, city and county, with a
-                policy per province and an endpoint per node. The file's header says how municipalities,
-                province-administered county-level units, functional zones and the Production and
+                Reads provinces.csv, cities.csv and areas.csv (the 2023 division codes kept in \
+                Topologies/divisions/) and writes one node per provincial unit, city and county, with a \
+                policy per province and an endpoint per node. The file's header says how municipalities, \
+                province-administered county-level units, functional zones and the Production and \
                 Construction Corps (66) are handled. The result is validated before it is written.
 
                 Examples:

@@ -10,6 +10,8 @@ import Testing
     func statusRows(_ dataDirectory: String) throws -> [NodeStatusRow] {
         let result = try settlenet(["cluster", "status", "--data-dir", dataDirectory, "--json"])
         #expect(result.status == 0, "\(result.error)")
+        // Endpoints as they are written: no JSON SettleNet prints escapes `/` (`tcp:\/\/...`).
+        #expect(result.output.contains("tcp://") && !result.output.contains("\\/"), "\(result.output)")
         return try JSONDecoder().decode([NodeStatusRow].self, from: Data(result.output.utf8))
     }
 
