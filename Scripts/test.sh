@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test:
-#   1. swift test: unit tests of each module, and integration suites that launch
+#   1. swift test (pip installs junitparser when missing, which reads the JUnit files): unit
+#      tests of each module, and integration suites that launch
 #      Topologies/minimal.yaml as real processes (free ports, cleaned up even on failure) and run
 #      scenarios end to end through the command line;
 #   2. the Python client of docs/PROTOCOL.md against a real cluster (pip installs pyzmq,
@@ -10,6 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Scripts/setup.sh
+# The tests read some of what SettleNet writes with other tools' parsers: JUnit XML with junitparser.
+python3 -c "import junitparser" 2>/dev/null \
+  || python3 -m pip install --quiet --disable-pip-version-check junitparser
 set +e
 swift test 2>&1 | grep -vE "^warning: prohibited flag"
 status=${PIPESTATUS[0]}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SettlementModel
 import Scenario
 
 /// What `scenario run` and `sim` print while a run goes and when it ends: log lines and a live
@@ -23,10 +24,19 @@ struct RunConsole {
     }
 
     /// The summary and where the reports are; exit 99 when a threshold failed.
-    func finish(_ outcome: ScenarioRunner.Outcome) throws {
+    /// `junit`: also the thresholds and reconciliation checks as JUnit XML, to this file.
+    func finish(_ outcome: ScenarioRunner.Outcome, junit: String? = nil) throws {
         if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
         print(ReportRendering.summaryTable(outcome.report))
         print("reports: \(outcome.outputDirectory)/report.json, report.md, report.html")
+        if let junit {
+            do {
+                try JUnitReport.xml(outcome.report).write(toFile: junit, atomically: true, encoding: .utf8)
+            } catch {
+                throw SettleNetError(.command, "cannot write the JUnit file --junit \(junit): \(error.localizedDescription)")
+            }
+            print("junit: \(junit)")
+        }
         if !outcome.report.passed { throw ExitCode(99) }
     }
 }

@@ -31,6 +31,8 @@ struct ScenarioCommand: ParsableCommand {
         @Option(help: "Use this seed instead of the scenario's.") var seed: UInt64?
         @Option(help: "Directory for report.json, report.md and report.html.") var out: String?
         @Option(help: "Drive the cluster already running in this data directory instead of launching one.") var attach: String?
+        @Option(help: "Also write each threshold and reconciliation check as a JUnit XML test case to this file, for CI.")
+        var junit: String?
         @Option(help: "Key directory of a secured topology (default: the one it names, else the launched cluster's own, made on start).") var keys: String?
 
         func run() throws {
@@ -48,7 +50,7 @@ struct ScenarioCommand: ParsableCommand {
             } catch {
                 throw console.failed(error)
             }
-            try console.finish(outcome)
+            try console.finish(outcome, junit: junit)
         }
     }
 }

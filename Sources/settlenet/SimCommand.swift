@@ -48,6 +48,8 @@ struct SimCommand: ParsableCommand {
         @Option(name: .customLong("keep-ledgers"),
                 help: "Keep the nodes' ledgers in this new directory, for `settlenet reconcile --data-dir` (default: removed).")
         var keepLedgers: String?
+        @Option(help: "Also write each threshold and reconciliation check as a JUnit XML test case to this file, for CI.")
+        var junit: String?
         @Option(name: .customLong("model"),
                 help: "Set a parameter of the simulation model, in microseconds, over the scenario's simulation: section (repeatable), e.g. --model commit_us=2000.")
         var model: [String] = []
@@ -90,7 +92,7 @@ struct SimCommand: ParsableCommand {
             } catch {
                 throw console.failed(error)
             }
-            try console.finish(outcome)
+            try console.finish(outcome, junit: junit)
         }
 
         /// A replay must walk every dictionary in the same order, and Swift seeds its hashing per

@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+
+/// `--junit FILE`: one test case per threshold and per reconciliation check, read back with a
+/// real JUnit parser (Python's junitparser, which Scripts/test.sh installs), a failure carrying
+/// the value measured.
+@Suite struct JUnitTests {
+    @Test func everyThresholdAndReconciliationCheckIsATestCase() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("junit-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        // One threshold that holds, one that cannot (a name with XML's markup characters in it).
+        try """
+            name: junit-check
+            topology: \(repositoryRoot)/Topologies/minimal.yaml
+            seed: 7
+            duration: 2s
+            load:
+              settlements:
+                executor: constant-arrival-rate
+                rate: 100
+            thresholds:
+              settlements.error_rate: "< 0.5"
+              settlements.throughput_per_s: "> 1000000"
+            """.write(toFile: "\(base)/junit-check.yaml", atomically: true, encoding: .utf8)
+        let run = try settlenet(["sim", "\(base)/junit-check.yaml", "--out", "\(base)/out", "--junit", "\(base)/junit.xml"])
+        #expect(run.status == 99, "a threshold failed: exit 99\n\(run.output)\(run.error)")
+
+        let read = try runProgram("/usr/bin/env", ["python3", "-c", """
+            import json, sys
+            from junitparser import JUnitXml
+            xml = JUnitXml.fromfile(sys.argv[1])
+            cases = []
+            for suite in xml:
+                for case in suite:
+                    cases.append({"suite": suite.name, "name": case.name, "passed": case.is_passed,
+                                  "message": case.result[0].message if case.result else None})
+            print(json.dumps({"tests": xml.tests, "failures": xml.failures, "cases": cases}))
+            """, "\(base)/junit.xml"])
+        #expect(read.status == 0, "junitparser could not read it: \(read.error)")
+        struct Parsed: Decodable {
+            struct Case: Decodable { var suite: String; var name: String; var passed: Bool; var message: String? }
+            var tests: Int
+            var failures: Int
+            var cases: [Case]
+        }
+        let parsed = try JSONDecoder().decode(Parsed.self, from: Data(read.output.utf8))
+        let thresholds = parsed.cases.filter { $0.suite == "junit-check.thresholds" }
+        let reconciliation = parsed.cases.filter { $0.suite == "junit-check.reconciliation" }
+        #expect(thresholds.map(\.name).sorted() == ["settlements.error_rate < 0.5", "settlements.throughput_per_s > 1000000"])
+        #expect(reconciliation.count == 7 && reconciliation.allSatisfy(\.passed), "\(reconciliation)")
+        #expect(parsed.tests == 9 && parsed.failures == 1)
+        let failed = try #require(thresholds.first { !$0.passed })
+        #expect(failed.name == "settlements.throughput_per_s > 1000000")
+        // The value measured, in the failure's message: about the 100/s the scenario asked for.
+        let message = try #require(failed.message)
+        let measured = message.split(separator: " ").dropFirst(2).first.flatMap { Double($0.trimmingCharacters(in: .punctuationCharacters)) }
+        #expect(message.hasPrefix("settlements.throughput_per_s = ") && (measured ?? 0) > 50 && (measured ?? .infinity) < 150, "\(message)")
+    }
+}
