@@ -6,7 +6,7 @@ struct ScenarioCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scenario",
         abstract: "Run load scenarios and report throughput, latency and errors.",
-        subcommands: [Run.self]
+        subcommands: [Run.self, Compare.self]
     )
 
     struct Run: ParsableCommand {
@@ -51,6 +51,52 @@ struct ScenarioCommand: ParsableCommand {
                 throw console.failed(error)
             }
             try console.finish(outcome, junit: junit)
+        }
+    }
+}
+
+extension ScenarioCommand {
+    struct Compare: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compare two runs' report.json side by side, and fail on a regression beyond a limit.",
+            discussion: """
+                Prints every headline figure both reports have (throughput, latency percentiles, error, \
+                drop and loss rates, upload throughput, dirty-data rates, reconciliation counts) with the \
+                old value, the new one and the change, marking each change for the worse beyond \
+                --max-regression as a REGRESSION. A figure that was 0 and got worse is always one.
+
+                Exit codes: 0 no regression; 99 a regression; 2 a report cannot be read.
+
+                Example: settlenet scenario compare run/base/report.json run/new/report.json --max-regression 5%
+                """
+        )
+
+        @Argument(help: "The earlier run's report.json.") var old: String
+        @Argument(help: "The later run's report.json.") var new: String
+        @Option(help: "The largest change for the worse allowed, in percent (e.g. 10%).") var maxRegression: String = "10%"
+
+        func run() throws {
+            let text = maxRegression.hasSuffix("%") ? String(maxRegression.dropLast()) : maxRegression
+            guard let percent = Double(text), percent >= 0, percent.isFinite else {
+                throw ValidationError("--max-regression \(maxRegression): expected a percentage such as 10%")
+            }
+            func read(_ path: String) throws -> JSONValue {
+                do {
+                    return try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+                } catch {
+                    FileHandle.standardError.write(Data("scenario compare: cannot read \(path) as a report: \(error.localizedDescription)\n".utf8))
+                    throw ExitCode(2)
+                }
+            }
+            let comparison = RunComparison(old: try read(old), new: try read(new), maxRegression: percent / 100)
+            print(comparison.table(oldName: "old", newName: "new"))
+            let regressions = comparison.regressions
+            if regressions.isEmpty {
+                print("no regression beyond \(maxRegression)")
+            } else {
+                print("\(regressions.count) regression(s) beyond \(maxRegression): \(regressions.map(\.figure.path).joined(separator: ", "))")
+                throw ExitCode(99)
+            }
         }
     }
 }

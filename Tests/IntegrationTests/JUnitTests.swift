@@ -58,3 +58,32 @@ import Testing
         #expect(message.hasPrefix("settlements.throughput_per_s = ") && (measured ?? 0) > 50 && (measured ?? .infinity) < 150, "\(message)")
     }
 }
+
+/// `scenario compare OLD NEW`: the headline figures side by side, exit 99 on a regression.
+@Suite struct CompareTests {
+    @Test func aSlowerDiskIsARegressionAndARunAgainstItselfIsNone() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("compare-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        for (run, model) in [("old", [String]()), ("new", ["--model", "commit_us=5000"])] {
+            let result = try settlenet(["sim", "Scenarios/smoke.yaml", "--out", "\(base)/\(run)"] + model)
+            #expect(result.status == 0, "\(result.output)\(result.error)")
+        }
+        let same = try settlenet(["scenario", "compare", "\(base)/old/report.json", "\(base)/old/report.json"])
+        #expect(same.status == 0 && same.output.contains("no regression"), "\(same.output)\(same.error)")
+        #expect(same.output.contains("settlements.latency_ms.p99") && same.output.contains("reconciliation.lost"))
+
+        let slower = try settlenet(["scenario", "compare", "\(base)/old/report.json", "\(base)/new/report.json", "--max-regression", "10%"])
+        #expect(slower.status == 99, "\(slower.output)\(slower.error)")
+        let p50 = try #require(slower.output.split(separator: "\n").first { $0.hasPrefix("settlements.latency_ms.p50 ") })
+        #expect(p50.hasSuffix("REGRESSION") && p50.contains("+"), "\(p50)")
+        // Nothing was lost either way: not a regression.
+        let lost = try #require(slower.output.split(separator: "\n").first { $0.hasPrefix("reconciliation.lost ") })
+        #expect(!lost.contains("REGRESSION"), "\(lost)")
+        // The same two runs the other way round: faster is no regression.
+        let faster = try settlenet(["scenario", "compare", "\(base)/new/report.json", "\(base)/old/report.json"])
+        #expect(faster.status == 0, "\(faster.output)")
+
+        let missing = try settlenet(["scenario", "compare", "\(base)/none.json", "\(base)/old/report.json"])
+        #expect(missing.status == 2 && missing.error.contains("none.json"))
+    }
+}
