@@ -78,11 +78,12 @@ public struct ClusterSnapshot: Sendable {
         guard !msgids.isEmpty else { return split }
         for id in Array(nodes.keys) {
             var moved = Node()
-            for msgid in msgids {
-                if let view = nodes[id]!.transits.removeValue(forKey: msgid) { moved.transits[msgid] = view }
-                if let view = nodes[id]!.decided.removeValue(forKey: msgid) { moved.decided[msgid] = view }
-            }
-            if !moved.transits.isEmpty || !moved.decided.isEmpty { split.nodes[id] = moved }
+            for msgid in nodes[id]!.transits.keys where msgids.contains(msgid) { moved.transits[msgid] = nodes[id]!.transits[msgid] }
+            for msgid in nodes[id]!.decided.keys where msgids.contains(msgid) { moved.decided[msgid] = nodes[id]!.decided[msgid] }
+            guard !moved.transits.isEmpty || !moved.decided.isEmpty else { continue }
+            for msgid in moved.transits.keys { nodes[id]!.transits[msgid] = nil }
+            for msgid in moved.decided.keys { nodes[id]!.decided[msgid] = nil }
+            split.nodes[id] = moved
         }
         return split
     }
@@ -188,8 +189,19 @@ public struct ReconciliationResult: Codable, Sendable, Equatable {
 /// The checks, pure: a snapshot in, a verdict out.
 public struct Reconciler: Sendable {
     public let topology: Topology
+    /// Each node's province (a province's own is itself); none for the national node.
+    let provinceOf: [DivisionCode: DivisionCode]
 
-    public init(topology: Topology) { self.topology = topology }
+    public init(topology: Topology) {
+        self.topology = topology
+        let routing = topology.routingTable
+        var provinceOf: [DivisionCode: DivisionCode] = [:]
+        for spec in topology.nodes {
+            provinceOf[spec.id] = spec.tier == .province ? spec.id
+                : routing.ancestors(of: spec.id).first { routing.tier(of: $0) == .province }
+        }
+        self.provinceOf = provinceOf
+    }
 
     public func check(_ snapshot: ClusterSnapshot) -> ReconciliationResult {
         finish(partial(snapshot), totals: snapshot)
@@ -198,8 +210,8 @@ public struct Reconciler: Sendable {
     /// Reconciles the ledgers under `dataDirectory` a province at a time, each ledger read
     /// once: the same verdict as `check(ClusterSnapshot.read(...))` in the memory of the largest
     /// province, and of the settlements that cross provinces. A national day's rows at once
-    /// would be about 40 GB. `progress` hears of each province done.
-    public func checkByProvince(dataDirectory: String, progress: (String) -> Void = { _ in }) throws -> ReconciliationResult {
+    /// would be about 40 GB. `progress` hears of each province done: how many, of how many.
+    public func checkByProvince(dataDirectory: String, progress: (_ done: Int, _ of: Int) -> Void = { _, _ in }) throws -> ReconciliationResult {
         try checkByProvince(progress: progress) { try ClusterSnapshot.read($0, dataDirectory: dataDirectory) }
     }
 
@@ -209,24 +221,16 @@ public struct Reconciler: Sendable {
     /// whose route leaves the province are kept aside, and checked at the end with the nodes
     /// under no province (the national tier). Every view is checked, and counted in the sums
     /// of the whole (payments by person, clearing positions), exactly once.
-    public func checkByProvince(progress: (String) -> Void = { _ in },
+    public func checkByProvince(progress: (_ done: Int, _ of: Int) -> Void = { _, _ in },
                                 read: ([NodeSpec]) throws -> ClusterSnapshot) throws -> ReconciliationResult {
-        var provinceOf: [DivisionCode: DivisionCode] = [:]
         var groups: [DivisionCode: [NodeSpec]] = [:], rest: [NodeSpec] = []
-        let routing = topology.routingTable
         for spec in topology.nodes {
-            let province = spec.tier == .province ? spec.id : routing.ancestors(of: spec.id).first { routing.tier(of: $0) == .province }
-            if let province {
-                provinceOf[spec.id] = province
-                groups[province, default: []].append(spec)
-            } else {
-                rest.append(spec)
-            }
+            if let province = provinceOf[spec.id] { groups[province, default: []].append(spec) } else { rest.append(spec) }
         }
         var sum = PartialReconciliation()
         var totals = ClusterSnapshot(nodes: [:])
         var crossing = ClusterSnapshot(nodes: [:])
-        for province in groups.keys.sorted() {
+        for (done, province) in groups.keys.sorted().enumerated() {
             var snapshot = try read(groups[province]!)
             // A decision names only where the care was; the county that holds it is the insured one.
             crossing.addViews(of: snapshot.splitOff { view, holder in
@@ -236,7 +240,7 @@ public struct Reconciler: Sendable {
             })
             sum.add(partial(snapshot))
             totals.nodes.merge(snapshot.totals.nodes) { _, new in new }
-            progress("province \(province): \(snapshot.nodes.values.reduce(0) { $0 + $1.transits.count + $1.decided.count }) records checked")
+            progress(done + 1, groups.count)
         }
         var last = try read(rest)
         totals.nodes.merge(last.totals.nodes) { _, new in new }
@@ -426,7 +430,6 @@ public struct Reconciler: Sendable {
     }
 
     func province(of county: String) -> DivisionCode? {
-        let routing = topology.routingTable
-        return DivisionCode(county).flatMap { routing.ancestors(of: $0).first { routing.tier(of: $0) == .province } }
+        DivisionCode(county).flatMap { provinceOf[$0] }
     }
 }

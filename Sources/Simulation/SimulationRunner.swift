@@ -137,12 +137,11 @@ public enum SimulationRunner {
             try ScenarioRunner.addTicketFigures(to: &report, audit: audit, sinceMs: startMs, timeoutS: 0)
             log("audits done (\(wallS())); reconciling")
             // A province at a time: a national day's ledgers at once would be about 40 GB of rows.
-            var provincesDone = 0, lastLineUs = monotonicUs()
-            let result = try Reconciler(topology: topology).checkByProvince(dataDirectory: dataDirectory) { _ in
-                provincesDone += 1
+            var lastLineUs = monotonicUs()
+            let result = try Reconciler(topology: topology).checkByProvince(dataDirectory: dataDirectory) { done, provinces in
                 if monotonicUs() - lastLineUs >= 10_000_000 {
                     lastLineUs = monotonicUs()
-                    log("reconciled \(provincesDone) provinces (\(wallS()))")
+                    log("reconciled \(done) of \(provinces) provinces (\(wallS()))")
                 }
             }
             report.reconciliation = ReconciliationFigures(result)
