@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test:
-#   1. swift test (pip installs junitparser when missing, which reads the JUnit files): unit
+#   1. swift test (pip installs junitparser and kubernetes-validate, apt installs systemd, when
+#      missing: they check the JUnit files and the exports): unit
 #      tests of each module, and integration suites that launch
 #      Topologies/minimal.yaml as real processes (free ports, cleaned up even on failure) and run
 #      scenarios end to end through the command line;
@@ -11,9 +12,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Scripts/setup.sh
-# The tests read some of what SettleNet writes with other tools' parsers: JUnit XML with junitparser.
+# The tests read some of what SettleNet writes with other tools: JUnit XML with junitparser, the
+# Kubernetes export with kubernetes-validate (its schemas bundled, offline), the systemd units
+# with systemd-analyze.
 python3 -c "import junitparser" 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check junitparser
+python3 -c "import kubernetes_validate" 2>/dev/null \
+  || python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+if ! command -v systemd-analyze >/dev/null; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq systemd >/dev/null
+fi
 set +e
 swift test 2>&1 | grep -vE "^warning: prohibited flag"
 status=${PIPESTATUS[0]}

@@ -9,20 +9,24 @@ extension ClusterCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write Kubernetes manifests or systemd units that run a topology's cluster under a scheduler.",
             discussion: """
-                Each process (as --pack groups the nodes, like `cluster up --pack`) becomes a Deployment or \
+                Each process (as --pack groups the nodes, like `cluster up --pack`) becomes a StatefulSet or \
                 a unit running `settlenet node --id ...`, counted as started once its nodes have signed in \
                 (`settlenet cluster ready`).
 
                 kubernetes: one file, settlenet-<topology>.yaml, with a Namespace, a ConfigMap holding the \
-                topology rewritten so that every node's address is its Service (sn-<id>), one Deployment \
-                per process and one Service per node. The ledgers live in an emptyDir: production wants a \
-                PersistentVolumeClaim per process (see the comment in each Deployment).
+                topology rewritten so that every node's address is its Service (sn-<id>), one StatefulSet \
+                per process (with the headless Service it names) and one Service per node. Ledgers are \
+                state: each process keeps them on a PersistentVolumeClaim of its own (--volume-size, \
+                --storage-class), which outlives the pod. --volumes emptydir puts them in an emptyDir \
+                instead, gone with the pod: for throwaway runs. The manifests pass kubernetes-validate \
+                --strict for Kubernetes \(ManifestExport.validatedKubernetesVersion) (the tests check).
                   settlenet cluster export --topology Topologies/minimal.yaml --format kubernetes --out deploy/k8s
                   kubectl apply --server-side -f deploy/k8s/settlenet-minimal.yaml
 
                 systemd: one unit per process (ordered after its parents' units), settlenet.target over \
                 them, the topology file and a README.txt with the install steps. A topology with named \
-                hosts gets a directory per host: each machine installs only its own.
+                hosts gets a directory per host: each machine installs only its own. The units pass \
+                `systemd-analyze verify` (the tests check).
                   settlenet cluster export --topology Topologies/minimal.yaml --format systemd --pack none --out deploy/systemd
                 """
         )
@@ -32,6 +36,9 @@ extension ClusterCommand {
         @Option(help: "The directory to write the files to (created if missing).") var out: String
         @Option(help: "The container image, with settlenet on its PATH (kubernetes).") var image: String = ManifestExport.Options().image
         @Option(help: "The Kubernetes namespace.") var namespace: String = ManifestExport.Options().namespace
+        @Option(help: ArgumentHelp("Where each process keeps its ledgers: persistent (a PersistentVolumeClaim per process) or emptydir (gone with the pod; kubernetes).", valueName: "kind")) var volumes: String = ManifestExport.Volumes.persistent.rawValue
+        @Option(help: ArgumentHelp("The size of each process's PersistentVolumeClaim, a Kubernetes quantity (kubernetes).", valueName: "quantity")) var volumeSize: String = ManifestExport.Options().volumeSize
+        @Option(help: "The StorageClass of the claims (kubernetes; default: the cluster's default class).") var storageClass: String?
         @Option(help: "The settlenet binary on the target machines (systemd).") var executable: String = ManifestExport.Options().executable
         @Option(help: "The data directory on the target machines (systemd; pods use /data).") var dataDirPath: String = ManifestExport.Options().dataDirectory
         @Option(help: "Where the topology file is installed on the target machines (systemd; default /etc/settlenet/<file name>).") var topologyPath: String?
@@ -41,6 +48,9 @@ extension ClusterCommand {
                 throw ValidationError("--format \(format): expected \(ManifestExport.Format.allCases.map(\.rawValue).joined(separator: " or "))")
             }
             guard Packing(pack) != nil else { throw ValidationError("--pack \(pack): expected \(Packing.help)") }
+            guard ManifestExport.Volumes(rawValue: volumes) != nil else {
+                throw ValidationError("--volumes \(volumes): expected \(ManifestExport.Volumes.allCases.map(\.rawValue).joined(separator: " or "))")
+            }
         }
 
         func run() throws {
@@ -59,6 +69,9 @@ extension ClusterCommand {
             options.executable = executable
             options.dataDirectory = dataDirPath
             options.topologyPath = topologyPath
+            options.volumes = ManifestExport.Volumes(rawValue: volumes)!
+            options.volumeSize = volumeSize
+            options.storageClass = storageClass
             let fileName = URL(fileURLWithPath: topology).lastPathComponent
             let files: [ManifestExport.File]
             do {
@@ -83,7 +96,7 @@ extension ClusterCommand {
             switch format {
             case .kubernetes:
                 let processes = packing.groups(of: loaded.nodes, in: loaded).count
-                print("wrote \(files.count) file to \(out): \(files.map(\.path).joined(separator: ", ")) with \(processes) Deployments (one per process, packing \(packing)) and \(loaded.nodes.count) Services, namespace \(namespace)")
+                print("wrote \(files.count) file to \(out): \(files.map(\.path).joined(separator: ", ")) with \(processes) StatefulSets (one per process, packing \(packing); ledgers on \(options.volumes == .persistent ? "a \(volumeSize) PersistentVolumeClaim each" : "emptyDir volumes, gone with their pods")) and \(loaded.nodes.count) Services, namespace \(namespace)")
                 print("apply with: kubectl apply --server-side -f \(root.appendingPathComponent(files[0].path).path)")
             case .systemd:
                 let units = files.filter { $0.path.hasSuffix(".service") }

@@ -18,7 +18,7 @@ import Yams
 
     // MARK: kubernetes
 
-    @Test func kubernetesHasADeploymentPerProcessAndAServicePerNode() throws {
+    @Test func kubernetesHasAStatefulSetPerProcessAndAServicePerNode() throws {
         let files = try ManifestExport.files(topology: minimal, topologyFileName: "minimal.yaml", topologyText: minimalText,
                                              packing: .provinceTier, format: .kubernetes, options: .init())
         #expect(files.map(\.path) == ["settlenet-minimal.yaml"])
@@ -27,7 +27,7 @@ import Yams
         while let document = sequence.next() { documents.append(try #require(document as? [String: Any])) }
         #expect(sequence.error == nil, "the manifest is valid YAML")
         func kind(_ name: String) -> [[String: Any]] { documents.filter { $0["kind"] as? String == name } }
-        #expect(documents.count == 24, "1 Namespace, 1 ConfigMap, 7 Deployments, 15 Services")
+        #expect(documents.count == 31, "1 Namespace, 1 ConfigMap, 7 StatefulSets with their 7 headless Services, 15 Services")
 
         let namespaces = kind("Namespace")
         #expect(namespaces.count == 1)
@@ -51,24 +51,32 @@ import Yams
             #expect(rewritten.bindEndpoint(of: spec.id) == "tcp://*:\(minimal.port(of: spec.id)!)")
         }
 
-        // One Deployment per process; every node in exactly one.
+        // One StatefulSet per process; every node in exactly one.
         let groups = Packing.provinceTier.groups(of: minimal.nodes, in: minimal)
         #expect(groups.count == 7)
-        let deployments = kind("Deployment")
-        #expect(deployments.count == groups.count)
+        #expect(kind("Deployment").isEmpty)
+        let sets = kind("StatefulSet")
+        #expect(sets.count == groups.count)
+        let services = kind("Service")
         var processOfNode: [String: String] = [:]
-        var deploymentNames: Set<String> = []
-        for deployment in deployments {
-            let meta = metadata(deployment)
+        var setNames: Set<String> = []
+        for set in sets {
+            let meta = metadata(set)
             let name = try #require(meta["name"] as? String)
-            deploymentNames.insert(name)
+            setNames.insert(name)
             #expect(meta["namespace"] as? String == "settlenet")
             let labels = try #require(meta["labels"] as? [String: Any])
             #expect(labels["app"] as? String == "settlenet")
             let process = try #require(labels["settlenet/process"] as? String, "process label is a string")
             #expect(name == "sn-p-\(process.lowercased())")
-            let spec = try #require(deployment["spec"] as? [String: Any])
+            let spec = try #require(set["spec"] as? [String: Any])
             #expect(spec["replicas"] as? Int == 1)
+            // Its governing Service is headless and selects its pod.
+            #expect(spec["serviceName"] as? String == name)
+            let governing = try #require(services.first { metadata($0)["name"] as? String == name })
+            let governingSpec = try #require(governing["spec"] as? [String: Any])
+            #expect(governingSpec["clusterIP"] as? String == "None")
+            #expect((governingSpec["selector"] as? [String: Any])?["settlenet/process"] as? String == process)
             let selector = try #require((spec["selector"] as? [String: Any])?["matchLabels"] as? [String: Any])
             #expect(selector["settlenet/process"] as? String == process)
             let template = try #require(spec["template"] as? [String: Any])
@@ -85,7 +93,7 @@ import Yams
             let group = try #require(groups.first { $0.name == process })
             #expect(ids == group.nodes.map(\.value))
             for id in ids {
-                #expect(processOfNode[id] == nil, "node \(id) in two Deployments")
+                #expect(processOfNode[id] == nil, "node \(id) in two StatefulSets")
                 processOfNode[id] = process
             }
             let ports = try #require(container["ports"] as? [[String: Any]]).compactMap { $0["containerPort"] as? Int }
@@ -99,16 +107,24 @@ import Yams
             #expect(Set(mounts) == ["/etc/settlenet", "/data"])
             let volumes = try #require(podSpec["volumes"] as? [[String: Any]])
             #expect(volumes.contains { ($0["configMap"] as? [String: Any])?["name"] as? String == "settlenet-topology" })
-            #expect(volumes.contains { $0["emptyDir"] != nil })
+            // The ledgers are on a claim of the process's own, not in the pod.
+            #expect(!volumes.contains { $0["name"] as? String == "data" }, "no pod volume named data: the claim template is")
+            let claims = try #require(spec["volumeClaimTemplates"] as? [[String: Any]])
+            #expect(claims.count == 1)
+            #expect(metadata(claims[0])["name"] as? String == "data")
+            let claim = try #require(claims[0]["spec"] as? [String: Any])
+            #expect(claim["accessModes"] as? [String] == ["ReadWriteOnce"])
+            #expect(((claim["resources"] as? [String: Any])?["requests"] as? [String: Any])?["storage"] as? String == "5Gi")
+            #expect(claim["storageClassName"] == nil, "the cluster's default class unless one is named")
         }
         #expect(Set(processOfNode.keys) == Set(minimal.nodes.map(\.id.value)))
-        #expect(deploymentNames.count == deployments.count)
+        #expect(setNames.count == sets.count)
 
         // One Service per node, on the node's port, selecting the pod that hosts it.
-        let services = kind("Service")
-        #expect(services.count == 15)
+        let nodeServices = services.filter { !setNames.contains(metadata($0)["name"] as? String ?? "") }
+        #expect(nodeServices.count == 15)
         var serviced: Set<String> = []
-        for service in services {
+        for service in nodeServices {
             let name = try #require(metadata(service)["name"] as? String)
             let id = try #require(DivisionCode(String(name.dropFirst(3))), "service \(name) is sn-<id>")
             #expect(name.hasPrefix("sn-"))
@@ -147,10 +163,10 @@ import Yams
         let text = try #require((configMap["data"] as? [String: Any])?["topology.yaml"] as? String)
         let loaded = try TopologyLoader.parse(text, file: "/etc/settlenet/topology.yaml")
         #expect(loaded.security == SecuritySettings(curve: true, keysDirectory: "/etc/settlenet-keys"))
-        let deployments = documents.filter { $0["kind"] as? String == "Deployment" }
-        #expect(deployments.count == 7)
-        for deployment in deployments {
-            let pod = try #require(((deployment["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])
+        let sets = documents.filter { $0["kind"] as? String == "StatefulSet" }
+        #expect(sets.count == 7)
+        for set in sets {
+            let pod = try #require(((set["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])
             let volumes = try #require(pod["volumes"] as? [[String: Any]])
             let secretNames = volumes.compactMap { ($0["secret"] as? [String: Any])?["secretName"] as? String }
             #expect(Set(secretNames) == ["settlenet-keys-public", "settlenet-keys-secret"])
@@ -170,6 +186,45 @@ import Yams
         let readme = try #require(units.first { $0.path == "README.txt" }).contents
         #expect(readme.contains("settlenet keys generate --topology minimal-secure.yaml --out KEYS"))
         #expect(readme.contains("/var/lib/settlenet/keys"))
+    }
+
+    /// Throwaway runs: the ledgers in an emptyDir, no claims.
+    @Test func kubernetesKeepsLedgersInAnEmptyDirOnlyWhenAsked() throws {
+        var options = ManifestExport.Options()
+        options.volumes = .emptyDir
+        let files = try ManifestExport.files(topology: minimal, topologyFileName: "minimal.yaml", topologyText: minimalText,
+                                             packing: .provinceTier, format: .kubernetes, options: options)
+        var sequence = try Yams.load_all(yaml: try #require(files.first).contents)
+        var sets: [[String: Any]] = []
+        while let document = sequence.next() {
+            if let set = document as? [String: Any], set["kind"] as? String == "StatefulSet" { sets.append(set) }
+        }
+        #expect(sets.count == 7)
+        for set in sets {
+            let spec = try #require(set["spec"] as? [String: Any])
+            #expect(spec["volumeClaimTemplates"] == nil)
+            let volumes = try #require((((spec["template"] as? [String: Any])?["spec"] as? [String: Any])?["volumes"]) as? [[String: Any]])
+            #expect(volumes.contains { $0["name"] as? String == "data" && $0["emptyDir"] != nil })
+        }
+    }
+
+    @Test func kubernetesRejectsAVolumeSizeOrStorageClassItCannotWrite() {
+        for (size, storageClass) in [("5 GB", nil), ("Gi", nil), ("0", nil), ("5Gi", "Fast SSD"), ("5Gi", "ssd.")] as [(String, String?)] {
+            var options = ManifestExport.Options()
+            options.volumeSize = size
+            options.storageClass = storageClass
+            #expect(throws: SettleNetError.self, "\(size) \(storageClass ?? "")") {
+                try ManifestExport.files(topology: minimal, topologyFileName: "minimal.yaml", topologyText: minimalText,
+                                         packing: .provinceTier, format: .kubernetes, options: options)
+            }
+        }
+        var options = ManifestExport.Options()
+        options.volumeSize = "1.5Gi"
+        options.storageClass = "fast-ssd.example"
+        #expect(throws: Never.self) {
+            try ManifestExport.files(topology: minimal, topologyFileName: "minimal.yaml", topologyText: minimalText,
+                                     packing: .provinceTier, format: .kubernetes, options: options)
+        }
     }
 
     @Test func kubernetesRejectsANamespaceThatIsNoDNSLabel() {
