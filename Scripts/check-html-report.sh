@@ -9,7 +9,10 @@
 #     uploads: dirty-rate trend, by tier, by rule),
 #     each with data-points > 0, except the errors chart,
 #     which may have 0 when the embedded report has no errors;
-#   - every time-series chart has a path/polyline of class "series" with a non-empty d/points.
+#   - every time-series chart has a path/polyline of class "series" with a non-empty d/points;
+#   - with a baseline (`--baseline`: #baseline-data in the page), every time-series chart that
+#     the baseline has data for also draws it (class "series baseline"), the route chart has its
+#     bars, and the table "Against the baseline" has a row per headline figure.
 # Also writes a screenshot beside the report (REPORT.png, 1280x2400) for people to look at.
 # Prints one PASS or FAIL line; exits non-zero on failure.
 set -euo pipefail
@@ -71,6 +74,10 @@ class Dom(HTMLParser):
         self.depth = 0            # <svg> nesting inside the current chart
         self.in_data = False
         self.data = ""
+        self.in_baseline = False
+        self.baseline = ""
+        self.baseline_rows = 0
+        self.in_baseline_table = False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -78,6 +85,12 @@ class Dom(HTMLParser):
             self.body = a
         if tag == "script" and a.get("id") == "report-data":
             self.in_data = True
+        if tag == "script" and a.get("id") == "baseline-data":
+            self.in_baseline = True
+        if tag == "table" and "baseline" in (a.get("class") or "").split():
+            self.in_baseline_table = True
+        if tag == "tr" and self.in_baseline_table:
+            self.baseline_rows += 1
         if tag == "svg" and self.current is None and "chart" in (a.get("class") or "").split():
             self.current = {"attrs": a, "series": []}
             self.depth = 0
@@ -94,6 +107,9 @@ class Dom(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "script":
             self.in_data = False
+            self.in_baseline = False
+        if tag == "table":
+            self.in_baseline_table = False
         if self.current is not None and tag == "svg":
             self.depth -= 1
             if self.depth == 0:
@@ -103,6 +119,8 @@ class Dom(HTMLParser):
     def handle_data(self, data):
         if self.in_data:
             self.data += data
+        if self.in_baseline:
+            self.baseline += data
 
 
 dom = Dom()
@@ -150,6 +168,25 @@ for chart in dom.charts:
             problems.append("chart %s: no series path with a non-empty d/points" % name)
         else:
             summary.append("%s series=%d" % (name, len(drawn)))
+if dom.baseline:
+    try:
+        baseline = json.loads(dom.baseline)
+    except ValueError as e:
+        baseline = None
+        problems.append("the embedded baseline-data is not JSON: %s" % e)
+    if baseline is not None:
+        old_timeline = bool(baseline.get("timeline"))
+        for chart in dom.charts:
+            name = chart["attrs"].get("data-chart")
+            if chart["attrs"].get("data-kind") != "timeseries" or not old_timeline or not has_settlements:
+                continue
+            dashed = [s for s in chart["series"] if "baseline" in (s.get("class") or "").split() and (s.get("d") or "").strip()]
+            if not dashed:
+                problems.append("chart %s: the baseline is not drawn (no path of class 'series baseline')" % name)
+        if dom.baseline_rows < 2:
+            problems.append("no table 'Against the baseline' with rows (found %d rows)" % dom.baseline_rows)
+        else:
+            summary.append("baseline table rows=%d" % (dom.baseline_rows - 1))
 kinds = [c["attrs"].get("data-kind") for c in dom.charts]
 if kinds.count("timeseries") < 2:
     problems.append("expected 2 time-series charts (data-kind=timeseries), found %d" % kinds.count("timeseries"))

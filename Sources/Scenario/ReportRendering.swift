@@ -169,7 +169,9 @@ public enum ReportRendering {
 
     // MARK: - HTML
 
-    public static func html(_ report: RunReport) -> String {
+    /// `baseline`: an earlier run, drawn dashed in every chart it has data for and compared
+    /// figure by figure in a table (`--baseline`).
+    public static func html(_ report: RunReport, baseline: Baseline? = nil) -> String {
         let s = report.settlements
         let title = "SettleNet · \(report.scenario) · \(verdict(report))"
         var h: [String] = []
@@ -192,6 +194,10 @@ public enum ReportRendering {
                 + "\(fixed(simulation.wallS, 1)) s; model "
                 + escapeHTML(simulation.model.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value) µs" }.joined(separator: ", ")) + "</p>")
         }
+        if let baseline {
+            h.append("<p class=\"meta baseline-note\">against the baseline \(escapeHTML(baseline.path)): drawn dashed in the charts, "
+                + "compared in the table below</p>")
+        }
         h.append("</header>")
         h.append("<noscript><p class=\"warn\">Charts need JavaScript; the tables below do not.</p></noscript>")
         h.append("<section class=\"charts\">")
@@ -210,6 +216,19 @@ public enum ReportRendering {
         }
         h.append("</section>")
         h.append("<section class=\"tables\">")
+        if let baseline {
+            let comparison = baseline.comparison(with: report)
+            h.append("<div class=\"wide\"><h2>Against the baseline</h2>")
+            h.append("<p class=\"meta\">\(escapeHTML(baseline.path)) → this run; a change for the worse beyond "
+                + "\(fixed(comparison.maxRegression * 100, 0)) % is marked REGRESSION (scenario compare --max-regression sets another limit)</p>")
+            h.append("<table class=\"baseline\"><thead><tr><th>Figure</th><th class=\"num\">Baseline</th><th class=\"num\">This run</th>"
+                + "<th class=\"num\">Change</th><th></th></tr></thead><tbody>")
+            for row in comparison.textRows {
+                h.append("<tr class=\"\(row[4].isEmpty ? "same" : "fail")\"><td><code>\(escapeHTML(row[0]))</code></td>"
+                    + row[1...3].map { "<td class=\"num\">\(escapeHTML($0))</td>" }.joined() + "<td>\(escapeHTML(row[4]))</td></tr>")
+            }
+            h.append("</tbody></table></div>")
+        }
         h.append("<div><h2>Summary</h2>")
         h.append(htmlTable(["Metric", "Value"], summaryRows(report), rightAligned: [1], cssClass: "summary"))
         h.append("</div>")
@@ -257,6 +276,9 @@ public enum ReportRendering {
         h.append("</div>")
         h.append("</section>")
         h.append("<script type=\"application/json\" id=\"report-data\">\(embeddedJSON(report))</script>")
+        if let baseline {
+            h.append("<script type=\"application/json\" id=\"baseline-data\">\(scriptSafe(baseline.json))</script>")
+        }
         h.append("<script>\(script)</script>")
         h.append("</body>")
         h.append("</html>")
@@ -294,9 +316,12 @@ public enum ReportRendering {
                 positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
             data = try? encoder.encode(report)
         }
-        let json = data.flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
-        return json.replacingOccurrences(of: "</", with: "<\\/")
-            .replacingOccurrences(of: "<!--", with: "<\\u0021--")
+        return scriptSafe(data.flatMap { String(data: $0, encoding: .utf8) } ?? "{}")
+    }
+
+    /// JSON text made safe inside a `<script>` element (see `embeddedJSON`).
+    static func scriptSafe(_ json: String) -> String {
+        json.replacingOccurrences(of: "</", with: "<\\/").replacingOccurrences(of: "<!--", with: "<\\u0021--")
     }
 
     // MARK: - Shared pieces
@@ -482,7 +507,8 @@ public enum ReportRendering {
         svg .title{font-size:14px;font-weight:600;fill:#111827}
         svg .tick,svg .legend,svg .axis-label{font-size:11px;fill:#4b5563}
         svg .grid{stroke:#e5e7eb}svg .axis{stroke:#9ca3af}
-        svg .series{fill:none;stroke-width:2}
+        svg .series{fill:none;stroke-width:2}svg .series.baseline{stroke-dasharray:6 4;stroke-width:1.5;opacity:.75}
+        .baseline-note{color:#374151}table.baseline tr.fail td{color:#b91c1c}
         svg .stage{stroke:#6b7280;stroke-dasharray:5 4}svg .stage-label{font-size:11px;fill:#374151}
         svg .bar-value{font-size:10px;fill:#374151}svg .empty{font-size:14px;fill:#6b7280}
         .tables{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:8px 24px}
@@ -503,6 +529,8 @@ public enum ReportRendering {
           var COLORS = ["#2563eb", "#ea580c", "#16a34a", "#9333ea"];
           var ROUTES = ["local", "intra_city", "intra_province", "cross_province"];
           var report = JSON.parse(document.getElementById("report-data").textContent);
+          var baselineElement = document.getElementById("baseline-data");
+          var baseline = baselineElement ? JSON.parse(baselineElement.textContent) : null;
 
           function num(v) { var n = Number(v); return isFinite(n) ? n : 0; }
           function el(parent, name, attrs, text) {
@@ -530,7 +558,11 @@ public enum ReportRendering {
           function legend(svg, names) {
             var x = L;
             names.forEach(function (name, i) {
-              el(svg, "rect", {x: x, y: 27, width: 10, height: 10, fill: COLORS[i]});
+              if (name.indexOf("dashed:") === 0) {
+                el(svg, "line", {x1: x, x2: x + 12, y1: 32, y2: 32, stroke: "#4b5563", "stroke-width": 1.5, "stroke-dasharray": "4 3"});
+              } else {
+                el(svg, "rect", {x: x, y: 27, width: 10, height: 10, fill: COLORS[i]});
+              }
               el(svg, "text", {x: x + 14, y: 36, "class": "legend"}, name);
               x += 30 + name.length * 6.5;
             });
@@ -553,18 +585,20 @@ public enum ReportRendering {
           }
 
           // One line per series over the timeline, a dashed mark where each stage begins.
+          // With a baseline, its timeline is drawn dashed in the same colours (class "baseline").
           function lineChart(id, title, yLabel, series) {
             var svg = document.getElementById(id), pts = report.timeline || [], stages = report.stages || [];
+            var old = (baseline && baseline.timeline) || [];
             frame(svg, title, "seconds since start", yLabel);
-            legend(svg, series.map(function (s) { return s.name; }));
+            legend(svg, series.map(function (s) { return s.name; }).concat(old.length ? ["dashed: baseline"] : []));
             if (!pts.length) return empty(svg, "no timeline data");
-            var xsAll = pts.map(function (p) { return num(p.second); })
+            var xsAll = pts.concat(old).map(function (p) { return num(p.second); })
               .concat(stages.map(function (s) { return num(s.start_s); }));
             var x0 = xsAll.reduce(function (m, v) { return Math.min(m, v); });
             var x1 = Math.max(x0 + 1, xsAll.reduce(function (m, v) { return Math.max(m, v); }));
             var x = function (v) { return L + (v - x0) / (x1 - x0) * (W - L - R); };
             var y = yAxis(svg, maxOf([].concat.apply([], series.map(function (s) {
-              return pts.map(function (p) { return num(p[s.key]); });
+              return pts.concat(old).map(function (p) { return num(p[s.key]); });
             }))));
             var st = step(x1 - x0, 8);
             for (var t = Math.ceil(x0 / st) * st; t <= x1 + st / 1e6; t += st) {
@@ -592,6 +626,12 @@ public enum ReportRendering {
               if (pts.length <= 60) pts.forEach(function (p) {
                 el(svg, "circle", {cx: x(num(p.second)), cy: y(num(p[s.key])), r: 2.5, fill: COLORS[i]});
               });
+              if (old.length) {
+                var od = old.map(function (p, j) {
+                  return (j ? "L" : "M") + x(num(p.second)).toFixed(1) + " " + y(num(p[s.key])).toFixed(1);
+                }).join(" ");
+                el(svg, "path", {d: od, "class": "series baseline", stroke: COLORS[i], "data-series": s.key + "-baseline"});
+              }
             });
             svg.setAttribute("data-points", pts.length);
           }
@@ -632,9 +672,11 @@ public enum ReportRendering {
             var byRoute = (report.settlements && report.settlements.by_route) || {};
             var routes = ROUTES.filter(function (r) { return r in byRoute; })
               .concat(Object.keys(byRoute).filter(function (r) { return ROUTES.indexOf(r) < 0; }).sort());
-            barChart("chart-routes", "Latency by route", "ms", ["p50", "p99"], routes.map(function (r) {
-              var l = byRoute[r].latency_ms || {};
-              return {label: r, values: [num(l.p50), num(l.p99)]};
+            var oldRoutes = (baseline && baseline.settlements && baseline.settlements.by_route) || null;
+            barChart("chart-routes", "Latency by route", "ms",
+              oldRoutes ? ["p50", "p99", "baseline p50", "baseline p99"] : ["p50", "p99"], routes.map(function (r) {
+              var l = byRoute[r].latency_ms || {}, o = (oldRoutes && oldRoutes[r] && oldRoutes[r].latency_ms) || {};
+              return {label: r, values: oldRoutes ? [num(l.p50), num(l.p99), num(o.p50), num(o.p99)] : [num(l.p50), num(l.p99)]};
             }), 2, "no per-route figures");
             lineChart("chart-tickets", "Error tickets open over time (backlog)", "tickets open",
               [{name: "open tickets", key: "tickets_open"}]);

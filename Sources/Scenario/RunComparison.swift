@@ -73,17 +73,21 @@ public struct RunComparison: Sendable {
 
     public var regressions: [Row] { rows.filter(\.regressed) }
 
-    /// The table: figure, old, new, change, and REGRESSION where there is one.
-    public func table(oldName: String, newName: String) -> String {
+    /// Each row as text: figure, old, new, change, and REGRESSION where there is one.
+    public var textRows: [[String]] {
         func text(_ value: Double?) -> String {
             guard let value else { return "-" }
             return value == value.rounded() && abs(value) < 1e12 ? String(Int64(value)) : String(format: "%.4g", value)
         }
-        var lines: [[String]] = [["figure", oldName, newName, "change", ""]]
-        for row in rows {
+        return rows.map { row in
             let change = row.change.map { String(format: "%+.1f%%", $0 * 100) } ?? (row.old == row.new ? "0" : "-")
-            lines.append([row.figure.path, text(row.old), text(row.new), change, row.regressed ? "REGRESSION" : ""])
+            return [row.figure.path, text(row.old), text(row.new), change, row.regressed ? "REGRESSION" : ""]
         }
+    }
+
+    /// The table: figure, old, new, change, and REGRESSION where there is one.
+    public func table(oldName: String, newName: String) -> String {
+        let lines: [[String]] = [["figure", oldName, newName, "change", ""]] + textRows
         let widths = (0..<5).map { column in lines.map { $0[column].count }.max() ?? 0 }
         return lines.map { line in
             line.enumerated().map { column, cell in
@@ -91,5 +95,36 @@ public struct RunComparison: Sendable {
                             : String(repeating: " ", count: widths[column] - cell.count) + cell
             }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
         }.joined(separator: "\n")
+    }
+}
+
+/// An earlier run's report.json, drawn beside a new run in its report.html (`--baseline`).
+public struct Baseline: Sendable {
+    public let path: String
+    /// The report as JSON values, for `RunComparison`.
+    public let value: JSONValue
+    /// The file as it was read, embedded in the page for its charts.
+    public let json: String
+
+    /// Reads `path`; a file that is missing or no report says so, naming it, before any run starts.
+    public static func load(_ path: String) throws(ScenarioError) -> Baseline {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ScenarioError(code: .invalidScenario, message: "--baseline \(path): no such file (give an earlier run's report.json)")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONDecoder().decode(JSONValue.self, from: data)
+        } catch {
+            throw ScenarioError(code: .invalidScenario, message: "--baseline \(path): not JSON: \(error.localizedDescription)")
+        }
+        guard Thresholds.value(at: "settlements.attempted", in: value) != nil else {
+            throw ScenarioError(code: .invalidScenario, message: "--baseline \(path): not a SettleNet report.json (it has no settlements.attempted)")
+        }
+        return Baseline(path: path, value: value, json: String(decoding: data, as: UTF8.self))
+    }
+
+    /// The headline figures of `report` against this baseline, changes beyond `maxRegression` marked.
+    public func comparison(with report: RunReport, maxRegression: Double = 0.10) -> RunComparison {
+        RunComparison(old: value, new: (try? JSONValue.of(report)) ?? .object([:]), maxRegression: maxRegression)
     }
 }

@@ -18,6 +18,8 @@ public struct ScenarioRunOptions: Sendable {
     public var build: String
     /// The key directory of a secured topology (`--keys`); default: the topology's, else the cluster's own.
     public var keys: String?
+    /// An earlier run drawn beside this one in report.html (`--baseline`).
+    public var baseline: Baseline?
 
     public init(scenarioPath: String, topologyOverride: String? = nil, seedOverride: UInt64? = nil,
                 outputDirectory: String? = nil, attachDataDirectory: String? = nil, executable: String, build: String) {
@@ -190,7 +192,7 @@ public enum ScenarioRunner {
         report.faults = FaultInjector.withEffects(report.faults, traceFiles: topology.nodes.map { layout.linkDecisionsPath($0.id) })
         // Thresholds may name upload, ticket and reconciliation figures: evaluate again with them in the report.
         report = ReportBuilder.applyThresholds(spec.thresholds, to: report)
-        try writeReports(report, into: output)
+        try writeReports(report, into: output, baseline: options.baseline)
         return Outcome(report: report, outputDirectory: output)
     }
 
@@ -219,11 +221,12 @@ public enum ScenarioRunner {
     }
 
     /// report.json, report.md and report.html into `output`.
-    public static func writeReports(_ report: RunReport, into output: String) throws(ScenarioError) {
+    /// `baseline`: an earlier run drawn beside this one in report.html.
+    public static func writeReports(_ report: RunReport, into output: String, baseline: Baseline? = nil) throws(ScenarioError) {
         do {
             try JSONEncoder.settlenet().encode(report).write(to: URL(fileURLWithPath: "\(output)/report.json"))
             try ReportRendering.markdown(report).write(toFile: "\(output)/report.md", atomically: true, encoding: .utf8)
-            try ReportRendering.html(report).write(toFile: "\(output)/report.html", atomically: true, encoding: .utf8)
+            try ReportRendering.html(report, baseline: baseline).write(toFile: "\(output)/report.html", atomically: true, encoding: .utf8)
         } catch {
             throw ScenarioError(code: .runFailed, message: "cannot write the reports into \(output): \(error)")
         }

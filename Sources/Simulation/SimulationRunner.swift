@@ -18,6 +18,8 @@ public struct SimulationOptions: Sendable {
     public var keepLedgers: String?
     /// The model's parameters set here win over the scenario's `simulation:` section.
     public var modelOverrides: [String: Int64] = [:]
+    /// An earlier run drawn beside this one in report.html (`--baseline`).
+    public var baseline: Baseline?
     public var build: String
 
     public init(scenarioPath: String, build: String) {
@@ -158,7 +160,7 @@ public enum SimulationRunner {
         } catch {
             throw ScenarioError(code: .runFailed, message: "the simulation could not be carried out: \(error)")
         }
-        try ScenarioRunner.writeReports(report, into: output)
+        try ScenarioRunner.writeReports(report, into: output, baseline: options.baseline)
         return ScenarioRunner.Outcome(report: report, outputDirectory: output)
     }
 }

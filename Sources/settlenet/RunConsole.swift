@@ -25,9 +25,15 @@ struct RunConsole {
 
     /// The summary and where the reports are; exit 99 when a threshold failed.
     /// `junit`: also the thresholds and reconciliation checks as JUnit XML, to this file.
-    func finish(_ outcome: ScenarioRunner.Outcome, junit: String? = nil) throws {
+    /// `baseline`: also the headline figures against that earlier run (drawn in report.html too).
+    func finish(_ outcome: ScenarioRunner.Outcome, junit: String? = nil, baseline: Baseline? = nil) throws {
         if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
         print(ReportRendering.summaryTable(outcome.report))
+        if let baseline {
+            let comparison = baseline.comparison(with: outcome.report)
+            print("against the baseline \(baseline.path):")
+            print(comparison.table(oldName: "baseline", newName: "this run"))
+        }
         print("reports: \(outcome.outputDirectory)/report.json, report.md, report.html")
         if let junit {
             do {

@@ -23,6 +23,8 @@ struct ScenarioCommand: ParsableCommand {
                 carried out (socket or file error).
 
                 Example: settlenet scenario run Scenarios/smoke.yaml --out run/smoke
+                With --baseline run/smoke-before/report.json the earlier run is drawn dashed in every chart of \
+                report.html, its headline figures compared in a table, and printed after the summary.
                 """
         )
 
@@ -34,6 +36,8 @@ struct ScenarioCommand: ParsableCommand {
         @Option(help: "Also write each threshold and reconciliation check as a JUnit XML test case to this file, for CI.")
         var junit: String?
         @Option(help: "Key directory of a secured topology (default: the one it names, else the launched cluster's own, made on start).") var keys: String?
+        @Option(help: "An earlier run's report.json, drawn dashed beside this run in report.html and compared figure by figure.")
+        var baseline: String?
 
         func run() throws {
             let console = RunConsole()
@@ -41,6 +45,11 @@ struct ScenarioCommand: ParsableCommand {
                                              outputDirectory: out, attachDataDirectory: attach,
                                              executable: currentExecutable(), build: buildConfiguration)
             options.keys = keys
+            do {
+                options.baseline = try baseline.map(Baseline.load)
+            } catch {
+                throw console.failed(error)
+            }
             let outcome: ScenarioRunner.Outcome
             do {
                 outcome = try ScenarioRunner.run(options, log: console.log, progress: { p in
@@ -50,7 +59,7 @@ struct ScenarioCommand: ParsableCommand {
             } catch {
                 throw console.failed(error)
             }
-            try console.finish(outcome, junit: junit)
+            try console.finish(outcome, junit: junit, baseline: options.baseline)
         }
     }
 }

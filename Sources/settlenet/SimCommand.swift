@@ -50,6 +50,8 @@ struct SimCommand: ParsableCommand {
         var keepLedgers: String?
         @Option(help: "Also write each threshold and reconciliation check as a JUnit XML test case to this file, for CI.")
         var junit: String?
+        @Option(help: "An earlier run's report.json (simulated or real), drawn dashed beside this run in report.html and compared figure by figure.")
+        var baseline: String?
         @Option(name: .customLong("model"),
                 help: "Set a parameter of the simulation model, in microseconds, over the scenario's simulation: section (repeatable), e.g. --model commit_us=2000.")
         var model: [String] = []
@@ -80,6 +82,11 @@ struct SimCommand: ParsableCommand {
             options.outputDirectory = out
             options.keepLedgers = keepLedgers
             options.modelOverrides = try modelOverrides()
+            do {
+                options.baseline = try baseline.map(Baseline.load)
+            } catch {
+                throw console.failed(error)
+            }
             let outcome: ScenarioRunner.Outcome
             do {
                 outcome = try SimulationRunner.run(options, log: console.log, progress: { p in
@@ -92,7 +99,7 @@ struct SimCommand: ParsableCommand {
             } catch {
                 throw console.failed(error)
             }
-            try console.finish(outcome, junit: junit)
+            try console.finish(outcome, junit: junit, baseline: options.baseline)
         }
 
         /// A replay must walk every dictionary in the same order, and Swift seeds its hashing per

@@ -85,5 +85,19 @@ import Testing
 
         let missing = try settlenet(["scenario", "compare", "\(base)/none.json", "\(base)/old/report.json"])
         #expect(missing.status == 2 && missing.error.contains("none.json"))
+
+        // --baseline: the earlier run beside the new one, in report.html and after the summary.
+        let against = try settlenet(["sim", "Scenarios/smoke.yaml", "--out", "\(base)/against", "--model", "commit_us=5000",
+                                     "--baseline", "\(base)/old/report.json"])
+        #expect(against.status == 0, "\(against.output)\(against.error)")
+        #expect(against.output.contains("against the baseline \(base)/old/report.json:"), "\(against.output)")
+        let againstP50 = try #require(against.output.split(separator: "\n").first { $0.hasPrefix("settlements.latency_ms.p50 ") })
+        #expect(againstP50.hasSuffix("REGRESSION"), "\(againstP50)")
+        let page = try String(contentsOfFile: "\(base)/against/report.html", encoding: .utf8)
+        #expect(page.contains(#"id="baseline-data""#) && page.contains(#"<table class="baseline">"#))
+        // A baseline that cannot be read stops the run before it starts: exit 2, the file named.
+        let noBaseline = try settlenet(["sim", "Scenarios/smoke.yaml", "--out", "\(base)/never", "--baseline", "\(base)/none.json"])
+        #expect(noBaseline.status == 2 && noBaseline.error.contains("none.json"), "\(noBaseline.error)")
+        #expect(!FileManager.default.fileExists(atPath: "\(base)/never/report.json"))
     }
 }

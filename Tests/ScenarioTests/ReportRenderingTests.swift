@@ -129,6 +129,47 @@ enum SampleReport {
         }
     }
 
+    /// `--baseline`: the earlier run embedded for the charts, its figures compared in a table
+    /// that marks a regression; a baseline that is no report is refused before any run.
+    @Test func aBaselineIsEmbeddedAndComparedFigureByFigure() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("baseline-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // The baseline was faster: this run's p99 (8.75 ms) is a regression against 5 ms.
+        let oldText = SampleReport.json(scenario: "old </script> run", passed: true)
+            .replacingOccurrences(of: #""p99": 8.75"#, with: #""p99": 5.0"#)
+        try oldText.write(toFile: "\(directory)/old.json", atomically: true, encoding: .utf8)
+        let baseline = try Baseline.load("\(directory)/old.json")
+        let html = ReportRendering.html(try SampleReport.make(), baseline: baseline)
+
+        let open = #"<script type="application/json" id="baseline-data">"#
+        let start = try #require(html.range(of: open))
+        let end = try #require(html.range(of: "</script>", range: start.upperBound..<html.endIndex))
+        let embedded = String(html[start.upperBound..<end.lowerBound]).replacingOccurrences(of: "<\\/", with: "</")
+        #expect(try JSONDecoder().decode(RunReport.self, from: Data(embedded.utf8)).scenario == "old </script> run",
+                "embedded whole, and no string in it closes the element")
+        let table = try #require(html.range(of: #"<table class="baseline">"#))
+        let tableEnd = try #require(html.range(of: "</table>", range: table.upperBound..<html.endIndex))
+        let tableText = String(html[table.lowerBound..<tableEnd.lowerBound])
+        let p99Row = try #require(tableText.components(separatedBy: "<tr").first { $0.contains("settlements.latency_ms.p99</code>") })
+        #expect(p99Row.contains(">5<") && p99Row.contains(">8.75<") && p99Row.contains("+75.0%") && p99Row.contains("REGRESSION"), "\(p99Row)")
+        let throughputRow = try #require(tableText.components(separatedBy: "<tr").first { $0.contains("throughput_per_s</code>") })
+        #expect(!throughputRow.contains("REGRESSION"))
+        #expect(html.contains("series baseline"), "the charts draw it")
+
+        // Refused with the file named: missing, not JSON, JSON that is no report.
+        try "not json".write(toFile: "\(directory)/text.json", atomically: true, encoding: .utf8)
+        try #"{"scenario": "x"}"#.write(toFile: "\(directory)/other.json", atomically: true, encoding: .utf8)
+        for (name, why) in [("missing.json", "no such file"), ("text.json", "not JSON"), ("other.json", "not a SettleNet report.json")] {
+            do {
+                _ = try Baseline.load("\(directory)/\(name)")
+                Issue.record("accepted \(name)")
+            } catch {
+                #expect(error.code == .invalidScenario && error.message.contains(name) && error.message.contains(why), "\(error.message)")
+            }
+        }
+    }
+
     @Test func hostileScenarioNameCannotBreakOut() throws {
         let hostile = "</script><script>alert(1)</script><!--<script>"
         let report = try SampleReport.make(scenario: hostile)
