@@ -18,6 +18,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // Live metrics (issue 20): the Prometheus registry and text format, and a small HTTP
+        // server to serve them (and client to scrape them) with no dependencies of its own.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         .systemLibrary(
@@ -69,10 +73,17 @@ let package = Package(
             name: "LinkSecurity",
             dependencies: ["ZeroMQ", "SettlementModel", "NetworkTopology", .product(name: "Logging", package: "swift-log")]
         ),
+        // Live metrics: each node's instruments, their HTTP endpoint in the Prometheus text format,
+        // and reading them back (`cluster metrics`).
+        .target(
+            name: "Telemetry",
+            dependencies: ["SettlementModel", .product(name: "Prometheus", package: "swift-prometheus"),
+                           .product(name: "FlyingFox", package: "FlyingFox")]
+        ),
         .target(
             name: "NodeRuntime",
             dependencies: [
-                "ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "Persistence", "LinkSecurity",
+                "ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "Persistence", "LinkSecurity", "Telemetry",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -106,7 +117,7 @@ let package = Package(
             name: "settlenet",
             dependencies: [
                 "NodeRuntime", "Bench", "ClusterControl", "NetworkTopology", "SettlementModel", "SettlementCore", "Scenario", "Persistence",
-                "Reconciliation", "LinkSecurity", "Simulation",
+                "Reconciliation", "LinkSecurity", "Simulation", "Telemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -124,7 +135,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["ZeroMQ", "SettlementModel", "SettlementCore", "NetworkTopology", "ClusterControl", "Persistence", "Scenario",
-                           "Reconciliation", "Bench", "LinkSecurity", "NodeRuntime", "SettlementTestKit", "Simulation", .product(name: "GRDB", package: "GRDB.swift"),
+                           "Reconciliation", "Bench", "LinkSecurity", "NodeRuntime", "SettlementTestKit", "Simulation", "Telemetry", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Yams", package: "Yams")]
         ),
     ],

@@ -120,9 +120,10 @@ public struct Cluster {
         }
         let selected = try Cluster.nodes(of: topology, onHost: host)
         let busy = selected.compactMap { spec -> String? in
-            guard let port = topology.port(of: spec.id),
-                  !PortProbe.isFree(host: bindAddress(topology, spec.id), port: port) else { return nil }
-            return "\(spec.id) (port \(port))"
+            let address = bindAddress(topology, spec.id)
+            if let port = topology.port(of: spec.id), !PortProbe.isFree(host: address, port: port) { return "\(spec.id) (port \(port))" }
+            if let port = topology.metricsPort(of: spec.id), !PortProbe.isFree(host: address, port: port) { return "\(spec.id) (metrics port \(port))" }
+            return nil
         }
         if !busy.isEmpty {
             throw SettleNetError(.cluster, "ports already in use for nodes \(busy.prefix(20).joined(separator: ", "))\(busy.count > 20 ? " and \(busy.count - 20) more" : ""); pick another --base-port",
@@ -546,11 +547,13 @@ extension Cluster {
     /// A base port at which every node of `topology` can bind: the topology's own if free,
     /// otherwise a random one. Lets test suites and demos run side by side.
     public static func freeBasePort(for topology: Topology, preferOwn: Bool = true) -> Int? {
-        let span = (topology.nodes.map(\.portOffset).max() ?? 0) + 1
+        // The nodes' ports, and their metrics endpoints' when the topology serves metrics.
+        let offsets = Set(topology.nodes.map(\.portOffset) + topology.nodes.compactMap { spec in
+            topology.metricsPortOffset.map { spec.portOffset + $0 }
+        })
+        let span = (offsets.max() ?? 0) + 1
         func allFree(_ base: Int) -> Bool {
-            (0..<span).allSatisfy { offset in
-                !topology.nodes.contains { $0.portOffset == offset } || PortProbe.isFree(host: topology.host, port: base + offset)
-            }
+            offsets.allSatisfy { PortProbe.isFree(host: topology.host, port: base + $0) }
         }
         if preferOwn && allFree(topology.basePort) { return topology.basePort }
         for _ in 0..<200 {

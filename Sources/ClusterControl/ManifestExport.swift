@@ -261,6 +261,16 @@ public enum ManifestExport {
             "      annotations:",
             "        # Changes with the topology, so that applying a new one restarts the pods.",
             "        settlenet/topology-hash: \(quoted(topologyHash))",
+        ]
+        if let first = group.nodes.first, let port = topology.metricsPort(of: first) {
+            // Every node of the pod at one endpoint, labelled by node (the convention most Prometheus setups scrape by).
+            lines += [
+                "        prometheus.io/scrape: \"true\"",
+                "        prometheus.io/port: \(quoted(String(port)))",
+                "        prometheus.io/path: \"/metrics\"",
+            ]
+        }
+        lines += [
             "    spec:",
             "      # A node drains for up to 5 s after SIGTERM.",
             "      terminationGracePeriodSeconds: 15",
@@ -274,6 +284,9 @@ public enum ManifestExport {
         for id in group.nodes {
             guard let port = topology.port(of: id) else { continue }
             lines.append("            - { name: \(quoted("n-\(id.value)")), containerPort: \(port), protocol: TCP }")
+        }
+        if let first = group.nodes.first, let port = topology.metricsPort(of: first) {
+            lines.append("            - { name: metrics, containerPort: \(port), protocol: TCP }")
         }
         lines += [
             "          readinessProbe:",
@@ -348,6 +361,7 @@ public enum ManifestExport {
             "description: \(quoted("\(topology.name) behind Kubernetes Services"))",
             "host: \(quoted(topology.host))",
             "base_port: \(topology.basePort)",
+            "metrics_port: \(topology.metricsPortOffset.map(String.init) ?? "off")",
         ]
         if topology.isSecured {
             // Dropping this would quietly turn a secured network into a plaintext one.

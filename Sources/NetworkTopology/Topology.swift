@@ -67,6 +67,9 @@ public struct Topology: Sendable {
     public var isSecured: Bool { security?.curve == true }
     /// Limits at the network's edge; nil: the defaults.
     public var edge: EdgeSettings?
+    /// Where node processes serve their Prometheus metrics: this offset from each node's own port
+    /// (`metrics_port` in the file); nil: no metrics endpoint (`metrics_port: off`, or absent).
+    public var metricsPortOffset: Int?
     public private(set) var nodes: [NodeSpec]
     private var index: [DivisionCode: Int]
     private var childIndex: [DivisionCode: [Int]]
@@ -97,6 +100,13 @@ public struct Topology: Sendable {
     }
 
     public func port(of id: DivisionCode) -> Int? { node(id).map { basePort + $0.portOffset } }
+
+    /// The port of the metrics endpoint a process hosting `id` first serves, or nil when the
+    /// topology turns metrics off. A packed process serves one, at its first node's.
+    public func metricsPort(of id: DivisionCode) -> Int? {
+        guard let offset = metricsPortOffset, let port = port(of: id) else { return nil }
+        return port + offset
+    }
 
     /// The address peers reach a node at: its own, its host's, or the topology's default.
     public func address(of id: DivisionCode) -> String? { node(id).map(address(for:)) }

@@ -140,12 +140,15 @@ public enum TopologyGenerator {
                 }
             }
         }
-        if options.basePort + port - 1 > 65_535 {
-            throw SettleNetError(.topology, "--base-port \(options.basePort) leaves no room for \(port) endpoints (the last would be beyond 65535)")
+        if options.basePort + port - 1 + Self.metricsPortOffset(endpoints: port) > 65_535 {
+            throw SettleNetError(.topology, "--base-port \(options.basePort) leaves no room for \(port) endpoints and their metrics ports (the last would be beyond 65535)")
         }
         let header = headerLines(options: options, counts: counts, endpoints: port)
         return Output(yaml: (header + ["nodes:"] + lines).joined(separator: "\n") + "\n", counts: counts)
     }
+
+    /// Clear of every node's port with a thousand to spare: 2000 for a province, 5000 for the country.
+    static func metricsPortOffset(endpoints: Int) -> Int { ((endpoints + 999) / 1_000 + 1) * 1_000 }
 
     static func headerLines(options: Options, counts: Counts, endpoints: Int) -> [String] {
         var command = "settlenet topology generate --name \(options.name)"
@@ -175,7 +178,9 @@ public enum TopologyGenerator {
             "#   administers; its codes keep Xinjiang's 65 prefix.",
             "# - Policies are drawn per province from fixed ranges by a hash of its code (Shandong and Henan",
             "#   keep the minimal topology's), so a file generates identically every time.",
-            "# - Endpoints: tcp://<host>:<base_port + port>, ports numbered in file order.",
+            "# - Endpoints: tcp://<host>:<base_port + port>, ports numbered in file order. Each node process",
+            "#   serves Prometheus metrics at <base_port + port + metrics_port>, clear of every node's port",
+            "#   (`metrics_port: off` serves none).",
         ]
         if !options.hosts.isEmpty {
             lines.append("# - The national node runs on the first named host; provinces are placed on the named hosts in")
@@ -186,6 +191,7 @@ public enum TopologyGenerator {
             "description: \(counts.provinces) provincial units, \(counts.cities) cities, \(counts.counties) counties from the 2023 division codes",
             "host: \(options.host)",
             "base_port: \(options.basePort)",
+            "metrics_port: \(metricsPortOffset(endpoints: endpoints))",
         ]
         if !options.hosts.isEmpty {
             lines.append("hosts:")

@@ -9,7 +9,7 @@ public enum TopologyLoader {
         try parse(readTextFile(path, kind: "topology"), file: path)
     }
 
-    static let topKeys: Set<String> = ["name", "description", "host", "hosts", "base_port", "defaults", "nodes", "security", "edge"]
+    static let topKeys: Set<String> = ["name", "description", "host", "hosts", "base_port", "defaults", "nodes", "security", "edge", "metrics_port"]
     static let securityKeys: Set<String> = ["curve", "keys"]
     static let edgeKeys: Set<String> = ["client_rate_per_s", "client_burst"]
     static let hostKeys: Set<String> = ["name", "address"]
@@ -69,6 +69,17 @@ public enum TopologyLoader {
                 clientBurst: map.int("client_burst", subject: nil, required: false, range: 1...1_000_000, problems: &problems))
         }
 
+        // metrics_port: an offset from each node's port, or off.
+        var metricsPortOffset: Int?
+        if let text = top.scalar("metrics_port", subject: nil, required: false, problems: &problems), text != "off" {
+            if let offset = Int(text), (1...65_535).contains(offset) {
+                metricsPortOffset = offset
+            } else {
+                problems.append(FileProblem(file: file, line: top.node("metrics_port")?.mark?.line, field: "metrics_port",
+                                            message: "expected an offset from each node's port (1 to 65535) or off, not \"\(text)\""))
+            }
+        }
+
         var defaultHospitals = 3, defaultPopulation = 1_000
         if let defaultsNode = top.node("defaults"),
            let defaults = YAMLMap(defaultsNode, path: "defaults", file: file, problems: &problems) {
@@ -106,6 +117,7 @@ public enum TopologyLoader {
         var topology = Topology(name: name, file: file, host: host, hosts: hosts, basePort: basePort, nodes: specs)
         topology.security = security
         topology.edge = edge
+        topology.metricsPortOffset = metricsPortOffset
         problems += TopologyValidator.problems(in: topology)
         if !problems.isEmpty { throw FileProblems(problems) }
         return topology
@@ -222,6 +234,17 @@ public enum TopologyValidator {
         if nationals.count != 1 {
             problems.append(FileProblem(file: file, line: nil, field: "nodes",
                                         message: "expected exactly one national node, found \(nationals.count)"))
+        }
+        if let offset = topology.metricsPortOffset {
+            // Above every node's port, so that no metrics endpoint takes a node's port.
+            let highest = topology.nodes.map(\.portOffset).max() ?? 0
+            if offset <= highest {
+                problems.append(FileProblem(file: file, line: nil, field: "metrics_port",
+                                            message: "\(offset) must be above the highest node port (\(highest)): the metrics ports are each node's port + \(offset)"))
+            } else if topology.basePort + highest + offset > 65_535 {
+                problems.append(FileProblem(file: file, line: nil, field: "metrics_port",
+                                            message: "base_port \(topology.basePort) + port \(highest) + metrics_port \(offset) is beyond 65535"))
+            }
         }
         var ports: [String: NodeSpec] = [:]
         for spec in topology.nodes {

@@ -9,6 +9,8 @@ struct Outgoing {
     var peer: Peer
     var frames: [[UInt8]]
     var requestMsgid: String?
+    /// An answer: the transaction code it answers ("" when not known), for the node's metrics.
+    var txn: String? = nil
 }
 
 /// This node's outgoing links as the scenario's link faults shape them (docs/FAULTS.md): each

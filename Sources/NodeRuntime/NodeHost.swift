@@ -2,7 +2,9 @@ import Foundation
 import LinkSecurity
 import Logging
 import NetworkTopology
+import SettlementCore
 import SettlementModel
+import Telemetry
 import ZeroMQ
 
 /// One OS process running one or more nodes.
@@ -67,7 +69,32 @@ public final class NodeHost {
             for shell in shells { shell.abort() }
             throw error
         }
+        let endpoint: MetricsEndpoint?
+        do {
+            endpoint = try serveMetrics(for: shells)
+        } catch {
+            for shell in shells { shell.abort() }
+            throw error
+        }
+        defer { endpoint?.stop() }
         try Reactor(nodes: shells, pace: pace, clock: clock).run()
     }
 
+
+    /// One Prometheus endpoint for every node of this process, at the first node's metrics port
+    /// (`metrics_port` in the topology), each node's instruments labelled by node. Nil when the
+    /// topology turns metrics off.
+    func serveMetrics(for shells: [NodeShell]) throws -> MetricsEndpoint? {
+        guard let first = ids.first, let port = topology.metricsPort(of: first) else { return nil }
+        let metrics = ProcessMetrics()
+        let kinds = TicketKind.allCases.map(\.rawValue)
+        for shell in shells { shell.metrics = metrics.node(shell.id.value, tier: shell.spec.tier.rawValue, ticketKinds: kinds) }
+        let address = topology.address(of: first) ?? topology.host
+        let bind = Topology.isIPAddress(address) ? address : "*"
+        let owner = ids.count == 1 ? "node \(first)" : "the process of nodes \(first) and \(ids.count - 1) more"
+        let endpoint = try MetricsEndpoint.start(metrics, bindAddress: bind, port: port, advertisedHost: address == "*" ? topology.host : address,
+                                                 owner: owner)
+        for shell in shells { shell.metricsURL = endpoint.url }
+        return endpoint
+    }
 }

@@ -3,6 +3,7 @@ import Logging
 import Persistence
 import SettlementCore
 import SettlementModel
+import Telemetry
 
 /// Carrying out what the machine and the desks decided: forwards go at once; everything else of
 /// the turn is recorded in one ledger transaction, and only once it is durable do its answers,
@@ -56,6 +57,7 @@ extension NodeShell {
         if committer == nil { flushHeld() }
         var round = RoundInCommit(work: work, deskBefore: desk)
         round.outgoing.reserveCapacity(work.count)
+        let started = metrics == nil ? 0 : monotonicUs()
         do {
             try ledger.transaction { tx in try record(work, into: &round, tx: tx) }
         } catch {
@@ -63,6 +65,7 @@ extension NodeShell {
             return
         }
         commits += 1   // a round rolled back is not one
+        metrics?.committed(tookUs: monotonicUs() - started, messages: work.count)
         if committer != nil {
             syncs.committed(round)
             requestSync()
@@ -94,6 +97,7 @@ extension NodeShell {
     public func syncFinished(error: (any Error)?, tookUs: Int64, nowMs: Int64) throws {
         advanceClock(to: nowMs)   // what it sends now is budgeted from now, not from its last turn
         slowSyncs.note(tookUs: tookUs, nowMs: nowMs, logger: logger)
+        if error == nil { metrics?.synced(tookUs: tookUs) }
         turnSoon = true
         let durable = syncs.synced()
         guard state != .stopped else { return }
@@ -108,7 +112,9 @@ extension NodeShell {
     private func syncOrStop() throws {
         let started = monotonicUs()
         do { try ledger.syncLog() } catch { throw syncFailed(error) }
-        slowSyncs.note(tookUs: monotonicUs() - started, nowMs: nowMs, logger: logger)
+        let tookUs = monotonicUs() - started
+        slowSyncs.note(tookUs: tookUs, nowMs: nowMs, logger: logger)
+        metrics?.synced(tookUs: tookUs)
         ledger.checkpointIfDue(on: Self.checkpoints)
     }
 
@@ -133,10 +139,11 @@ extension NodeShell {
                 round.journaled.append(Outgoing(peer: peer, frames: frames(request), requestMsgid: request.msgid))
             case .answer(let response, let peer, let record):
                 if let record { try tx.recordTransit(record) }
-                round.outgoing.append(Outgoing(peer: peer, frames: frames(response)))
+                round.outgoing.append(Outgoing(peer: peer, frames: frames(response),
+                                               txn: metrics == nil ? nil : record?.infno ?? refusedTxns.removeValue(forKey: response.reqMsgid) ?? ""))
             case .settleHere(let request, let peer, let role, let receivedAtMs):
                 let body = try decide(request, role: role, receivedAtMs: receivedAtMs, tx: tx)
-                round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
+                round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body), txn: request.infno))
             case .resolution(let resolution):
                 try tx.saveResolution(resolution)
             case .openTicket(let kind, let code, let subject, let responsible, let reason):
@@ -144,19 +151,19 @@ extension NodeShell {
                                           nowMs: nowMs, store: tx))
             case .ticketHere(let request, let peer, let receivedAtMs):
                 let body = try ticketArrived(request, receivedAtMs: receivedAtMs, tx: tx)
-                round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
+                round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body), txn: request.infno))
             case .resolved(let resolution, let finalAnswer, let record):
                 try tx.resolve(omsgid: resolution.omsgid, finalAnswer: try finalAnswer.serializedBytes(), nowMs: nowMs)
                 try tx.recordTransit(record, resolution: true)
                 logger.info("settlement in doubt resolved", metadata: ["settlement.msgid": "\(resolution.omsgid)",
                                                                        "outcome": "\(finalAnswer.warnMsg)"])
             case .finalAnswer(let msgid, let peer, let receivedAtMs):
-                round.outgoing.append(Outgoing(peer: peer, frames: try finalAnswer(msgid, receivedAtMs: receivedAtMs, tx: tx)))
+                round.outgoing.append(Outgoing(peer: peer, frames: try finalAnswer(msgid, receivedAtMs: receivedAtMs, tx: tx), txn: ""))
             case .screenUpload(let request, let peer, let receivedAtMs):
                 round.screenedUploads = true
                 switch try screen(request, receivedAtMs: receivedAtMs, tx: tx) {
                 case .answer(let body):
-                    round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body)))
+                    round.outgoing.append(Outgoing(peer: peer, frames: WireCodec.frames(responseBody: body), txn: request.infno))
                 case .forward(let passing, _, let received, let rejects):
                     round.uploadsToForward.append((request, passing, received, rejects, peer, receivedAtMs))
                 }
@@ -180,10 +187,18 @@ extension NodeShell {
             desk = round.deskBefore
             logger.critical("ledger write failed", metadata: ["error": "\(failure)"])
             round.outgoing = machine.roundNotRecorded(round.work, detail: "ledger of node \(spec.id) unavailable", nowMs: nowMs).compactMap {
-                if case .answer(let response, let peer, _) = $0 { Outgoing(peer: peer, frames: frames(response)) } else { nil }
+                if case .answer(let response, let peer, _) = $0 { Outgoing(peer: peer, frames: frames(response), txn: "") } else { nil }
             }
         }
         var next: [Directive] = []
+        // Counted before they leave: whoever holds an answer finds it in the metrics.
+        if let metrics {
+            for message in round.outgoing {
+                guard let txn = message.txn, let outcome = WireCodec.answerOutcome(message.frames) else { continue }
+                metrics.answered(txn: txn, infcode: outcome.infcode, errCode: outcome.errCode)
+            }
+            refusedTxns.removeAll(keepingCapacity: true)
+        }
         for message in round.outgoing { send(message) }
         for message in round.journaled where !send(message) {
             next += machine.forwardFailed(msgid: message.requestMsgid!, nowMs: nowMs)

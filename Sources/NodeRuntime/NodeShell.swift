@@ -5,6 +5,7 @@ import NetworkTopology
 import Persistence
 import SettlementCore
 import SettlementModel
+import Telemetry
 import ZeroMQ
 
 /// One node's thin I/O shell around its machine and desks. It owns the node's sockets (the
@@ -135,6 +136,14 @@ public final class NodeShell {
     var handedOverInMemory: Int64 = 0
     /// Ledger commits since start (in the status file).
     var commits: Int64 = 0
+    /// The node's live metrics (`metrics_port`); nil when the process serves none (and in simulations).
+    public var metrics: NodeMetrics?
+    /// Metrics: the transaction codes of requests refused in this turn, by msgid, until their
+    /// answers are recorded (a refusal's answer names its request only by msgid).
+    var refusedTxns: [String: String] = [:]
+    /// Metrics: what was last counted into them, and when the ledger was last read for them.
+    var messagesCounted: Int64 = 0
+    var metricsReadMs: Int64 = .min / 2
     private var reportedSignedIn = false
     private var reportedReady = false
     private var reportedChildren = 0
@@ -515,7 +524,11 @@ public final class NodeShell {
             directives.append(.answer(answer, to: peer, record: nil))
         case .request(let request, let body, let peer):
             passThrough.received(request, body: body)
-            directives += machine.receivedRequest(request, from: peer, nowMs: nowMs)
+            let decided = machine.receivedRequest(request, from: peer, nowMs: nowMs)
+            if metrics != nil {
+                for case .answer(let answer, _, nil) in decided { refusedTxns[answer.reqMsgid] = request.infno }
+            }
+            directives += decided
         case .response(let response, let body, let peer):
             passThrough.received(response, body: body)
             if let node = peek({ $0.nodeID(of: peer) }), let ticketID = openUnresponsive[node] {
@@ -613,7 +626,31 @@ public final class NodeShell {
         record.passedThrough = passThrough.passed
         record.commits = commits
         record.slowSyncs = Int64(slowSyncs.total)
+        record.metrics = metricsURL
         status.write(record, nowMs: nowMs)
+        refreshMetrics()
+    }
+
+    /// Where this node's metrics are served (a packed process's one endpoint), for its status file.
+    public var metricsURL: String?
+
+    /// The gauges as the node stands, and what the ledger counts (open tickets, screened
+    /// records): at the status's pace, the ledger at most once a second.
+    private func refreshMetrics() {
+        guard let metrics else { return }
+        metrics.received(Int(messagesHandled - messagesCounted))
+        messagesCounted = messagesHandled
+        metrics.refresh(pending: machine.pendingCount, inDoubt: machine.resolutions.count, syncQueue: syncs.rounds,
+                        signedIn: machine.isSignedIn)
+        guard nowMs - metricsReadMs >= 1_000 || state == .stopped else { return }
+        metricsReadMs = nowMs
+        do {
+            let (tickets, uploads) = try ledger.read { tx in (try tx.openTicketCounts(), try tx.uploadCounts()) }
+            metrics.refresh(ticketsOpen: tickets)
+            metrics.refresh(uploadCounts: uploads)
+        } catch {
+            logger.warning("metrics: cannot read the ledger's counts", metadata: ["error": "\(error)"])
+        }
     }
 }
 

@@ -71,6 +71,15 @@ extension LedgerTransaction {
         return try Row.fetchAll(db, sql: "SELECT * FROM tickets ORDER BY opened_at_ms").compactMap(Ticket.init)
     }
 
+    /// Tickets not yet closed (open or acknowledged), by kind.
+    public func openTicketCounts() throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT kind, count(*) FROM tickets WHERE state != 'closed' GROUP BY kind") {
+            counts[row[0]] = row[1]
+        }
+        return counts
+    }
+
     public func ticketEvents(_ ticketID: String) throws -> [(event: String, node: String, atMs: Int64)] {
         try Row.fetchAll(db, sql: "SELECT event, node, at_ms FROM ticket_events WHERE ticket_id = ? ORDER BY at_ms",
                          arguments: [ticketID]).map { ($0[0], $0[1], $0[2]) }

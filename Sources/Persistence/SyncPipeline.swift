@@ -14,6 +14,8 @@ public struct SyncPipeline<Round> {
 
     /// Nothing waits and no sync runs.
     public var isIdle: Bool { waiting.isEmpty && running == nil }
+    /// Rounds committed and not yet durable.
+    public var rounds: Int { waiting.count }
 
     /// A round committed: it waits for a sync begun after now. Returns its commit's number.
     @discardableResult

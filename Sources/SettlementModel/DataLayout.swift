@@ -60,6 +60,8 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     /// Ledger syncs of 50 ms or more since the node started (the disk stalling; `ledger sync
     /// slow` in its log).
     public var slowSyncs: Int64?
+    /// Where the node's process serves its Prometheus metrics; nil when it serves none.
+    public var metrics: String?
 
     /// Ready for work: signed in to its parent and holding the catalog (1301).
     public var isReady: Bool { signedIn && !catalogVersion.isEmpty }

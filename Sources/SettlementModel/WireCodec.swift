@@ -167,6 +167,33 @@ public enum WireCodec {
         [[], responseKind, responseBody]
     }
 
+    /// An answer's `infcode` and `err_code` read off its frames (`[[], "rsp", body]`) without
+    /// decoding the rest; nil for anything else. Only the two fields are looked at, so that the
+    /// metrics of every answer cost a scan, not a decode.
+    public static func answerOutcome(_ frames: [[UInt8]]) -> (infcode: Int32, errCode: String)? {
+        guard frames.count >= 3, frames[1] == responseKind else { return nil }
+        let body = frames[2]
+        var index = 0
+        var infcode: Int32 = 0
+        var errCode = ""
+        while index < body.count {
+            guard let key = readVarint(body, at: &index, end: body.count) else { return nil }
+            let field = key >> 3, wireType = key & 7
+            if field == 1 && wireType == 0 {
+                guard let value = readVarint(body, at: &index, end: body.count) else { return nil }
+                infcode = Int32(truncatingIfNeeded: value)
+            } else if field == 10 && wireType == 2 {
+                guard let range = skipValue(body, wireType: 2, at: &index, end: body.count) else { return nil }
+                errCode = String(decoding: body[range], as: UTF8.self)
+            } else if field > 10 {
+                break   // the outputs follow the envelope: nothing more to read
+            } else {
+                guard skipValue(body, wireType: wireType, at: &index, end: body.count) != nil else { return nil }
+            }
+        }
+        return (infcode, errCode)
+    }
+
     public static func frames(requestBody: [UInt8]) -> [[UInt8]] {
         [[], requestKind, requestBody]
     }

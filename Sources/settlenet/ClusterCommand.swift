@@ -12,7 +12,7 @@ struct ClusterCommand: ParsableCommand {
             Every command names the cluster by its data directory: cluster.json, the node ledgers and \
             logs/<id>.log live there.
             """,
-        subcommands: [Up.self, Status.self, Probe.self, Restart.self, Down.self, Logs.self, Export.self, Ready.self]
+        subcommands: [Up.self, Status.self, Metrics.self, Probe.self, Restart.self, Down.self, Logs.self, Export.self, Ready.self]
     )
 
     struct DataDirOption: ParsableArguments {

@@ -41,6 +41,7 @@ import Yams
         let rewritten = try TopologyLoader.parse(text, file: "topology.yaml")
         #expect(rewritten.nodes.count == 15)
         #expect(rewritten.basePort == minimal.basePort)
+        #expect(rewritten.metricsPortOffset == 1000, "the pods serve their metrics too")
         for spec in minimal.nodes {
             #expect(rewritten.address(of: spec.id) == "sn-\(spec.id.value)")
             #expect(rewritten.port(of: spec.id) == minimal.port(of: spec.id))
@@ -96,8 +97,14 @@ import Yams
                 #expect(processOfNode[id] == nil, "node \(id) in two StatefulSets")
                 processOfNode[id] = process
             }
-            let ports = try #require(container["ports"] as? [[String: Any]]).compactMap { $0["containerPort"] as? Int }
-            #expect(ports == group.nodes.map { minimal.port(of: $0)! })
+            let ports = try #require(container["ports"] as? [[String: Any]])
+            #expect(ports.filter { $0["name"] as? String != "metrics" }.compactMap { $0["containerPort"] as? Int }
+                    == group.nodes.map { minimal.port(of: $0)! })
+            // One metrics endpoint for the pod's nodes, at its first node's metrics port, annotated for Prometheus.
+            let metricsPort = try #require(minimal.metricsPort(of: group.nodes[0]))
+            #expect(ports.first { $0["name"] as? String == "metrics" }?["containerPort"] as? Int == metricsPort)
+            let annotations = try #require((template["metadata"] as? [String: Any])?["annotations"] as? [String: Any])
+            #expect(annotations["prometheus.io/port"] as? String == String(metricsPort))
             let probe = try #require(container["readinessProbe"] as? [String: Any])
             let probeCommand = try #require((probe["exec"] as? [String: Any])?["command"] as? [String])
             #expect(probeCommand.joined(separator: " ").contains("cluster ready"))

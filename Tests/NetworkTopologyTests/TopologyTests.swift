@@ -88,6 +88,28 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         #expect(found.contains { $0.hasPrefix("t.yaml:13: node 37021 field nodes[5].id: \"37021\" is not a 6-digit division code") })
     }
 
+    /// `metrics_port`: an offset above every node's port, or off; anything else names the field.
+    @Test func theMetricsPortIsAnOffsetAboveEveryNodePortOrOff() throws {
+        func with(_ line: String) -> String { header.replacingOccurrences(of: "base_port: 20000\n", with: "base_port: 20000\n\(line)\n") }
+        let served = try TopologyLoader.parse(with("metrics_port: 1000"), file: "t.yaml")
+        #expect(served.metricsPortOffset == 1000)
+        #expect(served.metricsPort(of: DivisionCode("370200")!) == 21_002)
+        #expect(served.withBasePort(30_000).metricsPort(of: DivisionCode("370200")!) == 31_002, "it moves with the base port")
+        #expect(try TopologyLoader.parse(with("metrics_port: off"), file: "t.yaml").metricsPortOffset == nil)
+        #expect(try TopologyLoader.parse(header, file: "t.yaml").metricsPort(of: DivisionCode("000000")!) == nil, "absent: off")
+        for (line, expected) in [("metrics_port: 2", "metrics_port: 2 must be above the highest node port (2)"),
+                                 ("metrics_port: often", "metrics_port: expected an offset from each node's port (1 to 65535) or off, not \"often\""),
+                                 ("metrics_port: 45534", "metrics_port: base_port 20000 + port 2 + metrics_port 45534 is beyond 65535")] {
+            do {
+                _ = try TopologyLoader.parse(with(line), file: "t.yaml")
+                Issue.record("accepted \(line)")
+            } catch {
+                let found = error.problems.map(\.description)
+                #expect(found.contains { $0.contains("field \(expected)") }, "\(line): \(found)")
+            }
+        }
+    }
+
     /// The `edge:` section sets each client connection's share of a node; a wrong key or value
     /// names its line and field.
     @Test func edgeLimitsAreReadAndChecked() throws {

@@ -14,6 +14,28 @@ import Testing
         }
     }
 
+    /// The metrics read an answer's infcode and err_code off its bytes: the same as a decode
+    /// reads, whatever else the answer holds; nothing for a request.
+    @Test func anAnswersOutcomeIsReadOffItsBytes() throws {
+        var refused = WireResponse()
+        refused.infcode = -1
+        refused.errCode = "SN-E2002"
+        refused.errMsg = "FSI-not filed[SN-E2002]"
+        refused.reqMsgid = "H37021100001202612070000000001"
+        var settled = WireResponse()
+        settled.infcode = 0
+        settled.warnMsg = "ok"
+        settled.settlement = Settlenet_V1_SettlementOutput()
+        settled.settlement.setlID = "4101022026120700000001"
+        settled.settlement.medfeeSumamt = 48_800
+        for response in [refused, settled, WireResponse()] {
+            let outcome = try #require(WireCodec.answerOutcome(WireCodec.frames(response)))
+            #expect(outcome.infcode == response.infcode && outcome.errCode == response.errCode)
+        }
+        #expect(WireCodec.answerOutcome(WireCodec.frames(SampleRequests.settlement(budgetMs: 1))) == nil)
+        #expect(WireCodec.answerOutcome([[], WireCodec.responseKind, [0x0A, 0x05, 0x01]]) == nil, "a length beyond the body")
+    }
+
     @Test(arguments: [Int32(0), 1, 127, 128, 9_400, 60_000, -5])
     func aRelayedBodyHasTheNewBudgetAndEveryOtherFieldAsItWas(budgetMs: Int32) throws {
         let original = SampleRequests.settlement(budgetMs: 30_000)
