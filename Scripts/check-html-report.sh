@@ -5,8 +5,9 @@
 # (installs the Debian package `chromium` when missing), dumps the DOM after the scripts ran and
 # checks that
 #   - <body> has data-rendered="true" (the page's script ran to its end);
-#   - there are 5 <svg class="chart"> elements (rate, latency, errors, routes, ticket backlog; 8 with
-#     uploads: dirty-rate trend, by tier, by rule),
+#   - there are 5 <svg class="chart"> elements (rate, latency, errors, routes, ticket backlog; 2 more
+#     with the network's figures: time per hop by pair of tiers, and the drawing of the network
+#     with its route paths; 3 more with uploads: dirty-rate trend, by tier, by rule),
 #     each with data-points > 0, except the errors chart,
 #     which may have 0 when the embedded report has no errors;
 #   - every time-series chart has a path/polyline of class "series" with a non-empty d/points;
@@ -145,7 +146,9 @@ has_errors = bool(report and any((report.get("errors") or {}).get("by_code", {})
 
 has_settlements = bool(report and (report.get("settlements") or {}).get("attempted", 0) > 0)
 has_dirty = bool(report and report.get("dirty_data"))
-expected_charts = 5 + (3 if has_dirty else 0)   # uploads add the dirty-rate trend, by tier and by rule
+has_network = bool(report and report.get("network"))
+# The network adds time per hop and its drawing; uploads the dirty-rate trend, by tier and by rule.
+expected_charts = 5 + (2 if has_network else 0) + (3 if has_dirty else 0)
 if len(dom.charts) != expected_charts:
     problems.append("expected %d svg.chart elements, found %d" % (expected_charts, len(dom.charts)))
 summary = []
@@ -159,7 +162,16 @@ for chart in dom.charts:
         problems.append("chart %s: data-points is %r (never set by the script)" % (name, raw))
         continue
     summary.append("%s=%d" % (name, points))
-    may_be_empty = (name == "errors" and not has_errors) or (name in ("rate", "latency", "routes") and not has_settlements)
+    may_be_empty = (name == "errors" and not has_errors) or (name in ("rate", "latency", "routes", "legs") and not has_settlements)
+    if name == "network" and has_settlements:
+        try:
+            routes = int(a.get("data-routes"))
+        except (TypeError, ValueError):
+            routes = 0
+        if routes < 1:
+            problems.append("chart network: no route path drawn (data-routes=%r)" % a.get("data-routes"))
+        else:
+            summary.append("network routes=%d" % routes)
     if points <= 0 and not may_be_empty:
         problems.append("chart %s: data-points=%d" % (name, points))
     if a.get("data-kind") == "timeseries" and (has_settlements or name == "dirty-trend"):

@@ -3,7 +3,12 @@ import SettlementModel
 /// Where the node runtime gets the time. The reactor reads it once per round and hands that
 /// instant to every node it steps, so nothing inside a round reads a clock of its own.
 public protocol NodeClock: Sendable {
-    func nowMs() -> Int64
+    /// Microseconds since the Unix epoch.
+    func nowUs() -> Int64
+}
+
+extension NodeClock {
+    public func nowMs() -> Int64 { nowUs() / 1_000 }
 }
 
 /// Milliseconds since the Unix epoch: the wall clock as read when it was made, moved on by the
@@ -12,15 +17,15 @@ public protocol NodeClock: Sendable {
 /// corrections back by the step, past the hospitals' patience (`sim fuzz`, seed 5505). A node
 /// started after a step runs on the new time.
 public struct WallClock: NodeClock {
-    private let startWallMs: Int64
+    private let startWallUs: Int64
     private let startMonotonicUs: Int64
 
     public init() {
-        startWallMs = wallClockMs()
+        startWallUs = wallClockMs() * 1_000
         startMonotonicUs = monotonicUs()
     }
 
-    public func nowMs() -> Int64 { startWallMs + (monotonicUs() - startMonotonicUs) / 1_000 }
+    public func nowUs() -> Int64 { startWallUs + monotonicUs() - startMonotonicUs }
 }
 
 /// A node's life: its status file says which.

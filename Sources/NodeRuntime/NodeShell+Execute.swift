@@ -94,8 +94,8 @@ extension NodeShell {
 
     /// The reactor: this node's sync has finished (`error` nil: the commits it covers are
     /// durable), seen at `nowMs`. Their rounds' answers leave now.
-    public func syncFinished(error: (any Error)?, tookUs: Int64, nowMs: Int64) throws {
-        advanceClock(to: nowMs)   // what it sends now is budgeted from now, not from its last turn
+    public func syncFinished(error: (any Error)?, tookUs: Int64, nowMs: Int64, nowUs: Int64? = nil) throws {
+        advanceClock(to: nowMs, nowUs: nowUs)   // what it sends now is budgeted from now, not from its last turn
         slowSyncs.note(tookUs: tookUs, nowMs: nowMs, logger: logger)
         if error == nil { metrics?.synced(tookUs: tookUs) }
         turnSoon = true

@@ -385,12 +385,17 @@ public final class NodeShell {
     func peek<T>(_ read: (inout NodeMachine) -> T) -> T { read(&machine) }
 
     /// Moves the node's instant on outside a turn (a commit that ended), never back.
-    func advanceClock(to nowMs: Int64) { self.nowMs = max(self.nowMs, nowMs) }
+    func advanceClock(to nowMs: Int64, nowUs: Int64? = nil) {
+        self.nowMs = max(self.nowMs, nowMs)
+        machine.clockUs = max(machine.clockUs, nowUs ?? nowMs * 1_000)
+    }
 
     /// One turn: what arrived on `readable` (one flag per socket of `sockets`), the timers due
-    /// at `nowMs`, one ledger transaction, then the answers.
-    public func turn(readable: ArraySlice<Bool>, nowMs: Int64) throws {
+    /// at `nowMs`, one ledger transaction, then the answers. `nowUs`: the same instant in µs,
+    /// when the clock has them (it times transits).
+    public func turn(readable: ArraySlice<Bool>, nowMs: Int64, nowUs: Int64? = nil) throws {
         self.nowMs = nowMs
+        machine.clockUs = nowUs ?? nowMs * 1_000
         defer { turned(nowMs: nowMs) }
         guard state != .stopped, !stopsAfterSync else { return }
         if let started = drainStartedMs, machine.pendingCount == 0 || nowMs - started >= drainTimeoutMs {

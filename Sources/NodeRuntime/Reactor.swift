@@ -35,7 +35,8 @@ public final class Reactor {
             for (index, node) in nodes.enumerated() { node.committer = (writers, index) }
         }
         let wakeFDs = writers.map { [$0.wakeFD] } ?? []
-        var now = clock.nowMs()
+        var nowUs = clock.nowUs()
+        var now = nowUs / 1_000
         for node in nodes { node.start(nowMs: now) }
         var live = nodes
         // One epoll for every socket: a wait costs the same for 3 nodes or 300, and only the
@@ -51,7 +52,8 @@ public final class Reactor {
             StopSignal.request()
         }
         while !live.isEmpty {
-            now = clock.nowMs()
+            nowUs = clock.nowUs()
+            now = nowUs / 1_000
             if StopSignal.isRequested && !draining {
                 draining = true
                 for node in live { node.beginDraining(nowMs: now) }
@@ -64,11 +66,12 @@ public final class Reactor {
             readable.removeAll(keepingCapacity: true)
             readable.append(contentsOf: repeatElement(false, count: firstSocket.last! + wakeFDs.count))
             for position in ready { readable[position] = true }
-            now = clock.nowMs()
+            nowUs = clock.nowUs()
+            now = nowUs / 1_000
             if let writers, readable.last == true {
                 for done in writers.takeFinished() {
                     let node = nodes[done.node]
-                    do { try node.syncFinished(error: done.error, tookUs: done.tookUs, nowMs: now) } catch { fail(node, error) }
+                    do { try node.syncFinished(error: done.error, tookUs: done.tookUs, nowMs: now, nowUs: nowUs) } catch { fail(node, error) }
                 }
             }
             // A socket a node sent on, or left with input, is asked again before the next wait
@@ -85,7 +88,7 @@ public final class Reactor {
                 let sockets = firstSocket[index]..<firstSocket[index + 1]
                 guard readable[sockets].contains(true) || node.needsTurn(nowMs: now) else { continue }
                 do {
-                    try node.turn(readable: readable[sockets], nowMs: now)
+                    try node.turn(readable: readable[sockets], nowMs: now, nowUs: nowUs)
                 } catch {
                     fail(node, error)
                 }
@@ -100,7 +103,7 @@ public final class Reactor {
                 for (index, node) in live.enumerated() where node.hasLocalMail {
                     let sockets = firstSocket[index]..<firstSocket[index + 1]
                     do {
-                        try node.turn(readable: ArraySlice(repeating: false, count: sockets.count), nowMs: now)
+                        try node.turn(readable: ArraySlice(repeating: false, count: sockets.count), nowMs: now, nowUs: nowUs)
                     } catch {
                         fail(node, error)
                     }

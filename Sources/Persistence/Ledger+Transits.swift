@@ -7,12 +7,12 @@ import SettlementModel
 extension LedgerTransaction {
     static let transitAppend: StaticString = """
         INSERT INTO transit_log (msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
-          medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms, oinfno, psn_no)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms, oinfno, psn_no, held_us)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """
     static let transitImage = """
         SELECT msgid, infno, role, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, omsgid, setl_id,
-          medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms, oinfno, psn_no
+          medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, infcode, err_code, state, recorded_at_ms, oinfno, psn_no, held_us
         FROM transit_log WHERE seq = ?
         """
 
@@ -34,6 +34,7 @@ extension LedgerTransaction {
                 image.acctPay = record.acctPay; image.psnCashPay = record.psnCashPay
                 image.infcode = record.infcode; image.errCode = record.errCode; image.state = record.state
                 image.recordedAtMs = record.recordedAtMs
+                image.heldUs = record.heldUs
                 try append(image, replacing: existing)
             }
         } else {
@@ -132,6 +133,7 @@ extension LedgerTransaction {
             values.bind(record.fundPaySumamt); values.bind(record.acctPay); values.bind(record.psnCashPay)
             values.bind(record.infcode); values.bind(record.errCode); values.bind(record.state.rawValue)
             values.bind(record.recordedAtMs); values.bind(record.oinfno); values.bind(record.psnNo)
+            values.bind(record.heldUs)
         }
         try transits!.noted(seq: db.lastInsertedRowID, image: record, replacing: replacing, msgidAt: msgidAt)
     }
@@ -165,6 +167,7 @@ extension LedgerTransaction {
         record.errCode = row[13]
         record.state = TransitState(rawValue: row[14]) ?? .unknown
         record.psnNo = row[17]
+        record.heldUs = row[18]
         return record
     }
 }

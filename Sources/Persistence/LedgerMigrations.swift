@@ -419,6 +419,14 @@ extension Ledger {
                 ALTER TABLE upload_batches ADD COLUMN rejected_positions BLOB;
                 """)
         }
+        migrator.registerMigration("v15-transit-held") { db in
+            try db.execute(sql: """
+                -- How long each request was at and beyond this tier, in µs, from its arrival to
+                -- its answer's record (0 where not timed, and before v15): the report's time per
+                -- hop is the difference between neighbouring tiers.
+                ALTER TABLE transit_log ADD COLUMN held_us INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 }

@@ -52,6 +52,32 @@ extension LedgerTransaction {
         return views
     }
 
+    /// Every settlement transit (2207, 2304) this tier recorded, its latest image: where it was
+    /// treated and insured, its state, and how long it was held here and beyond (µs), for the
+    /// report's time per hop and load per node. `keep` picks the msgids whose time is wanted
+    /// (a sample, on a big network); the others come back with `heldUs` nil.
+    public func settlementTimings(keep: (String) -> Bool) throws -> [SettlementTiming] {
+        var timings: [SettlementTiming] = []
+        var place: [String: Int] = [:]
+        for timing in try all("""
+            SELECT msgid, mdtrtarea_admvs, insuplc_admdvs, state, err_code, held_us FROM transit_log
+            WHERE infno IN ('2207', '2304') ORDER BY seq
+            """, read: { row in
+                SettlementTiming(msgid: row.text(0), treatment: row.text(1), insured: row.text(2), state: row.text(3),
+                                 errCode: row.text(4), heldUs: row.int64(5))
+            }) {
+            var timing = timing
+            if !keep(timing.msgid) { timing.heldUs = nil }
+            if let earlier = place[timing.msgid] {
+                timings[earlier] = timing
+            } else {
+                place[timing.msgid] = timings.count
+                timings.append(timing)
+            }
+        }
+        return timings
+    }
+
     /// Reversals (2208, 2305, 2601) whose outcome this tier never learned: their msgids. The
     /// latest image of each, from the log in the order it was written, as `settlementTransits`.
     public func unknownReversals() throws -> [String] {
@@ -93,6 +119,17 @@ extension LedgerTransaction {
 
 /// One settlement as one ledger holds it: a tier's transit record, or the insured county's
 /// decision (then `psnNo` is set and `insured` is empty: the ledger's own node).
+/// What a tier knows of a settlement's passage: for load, errors and time per hop.
+public struct SettlementTiming: Equatable, Sendable {
+    public var msgid: String
+    public var treatment: String
+    public var insured: String
+    public var state: String
+    public var errCode: String
+    /// µs from the request's arrival here to its answer's record; nil when not asked for.
+    public var heldUs: Int64?
+}
+
 public struct SettlementView: Equatable, Sendable {
     public var msgid: String
     public var infno: String

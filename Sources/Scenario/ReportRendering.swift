@@ -46,6 +46,13 @@ public enum ReportRendering {
                 rightAligned: Set(1...9)))
         }
         md.append("")
+        if let network = report.network, !network.legs.isEmpty {
+            md.append("## Time per hop by pair of tiers")
+            md.append("")
+            if network.sampledOneIn > 1 { md.append("One settlement in \(network.sampledOneIn) timed."); md.append("") }
+            md.append(markdownTable(["Hop", "Timed", "p50 ms", "p90 ms", "p99 ms", "max ms"], legRows(network), rightAligned: Set(1...5)))
+            md.append("")
+        }
         md.append("## Reversals")
         md.append("")
         md.append(markdownTable(
@@ -206,6 +213,9 @@ public enum ReportRendering {
                       ("errors", "bars", "Errors by code"),
                       ("routes", "bars", "Latency by route"),
                       ("tickets", "timeseries", "Error tickets open over time")]
+        if report.network != nil {
+            charts += [("legs", "bars", "Time per hop by pair of tiers"), ("network", "network", "The network: load, errors and route paths")]
+        }
         if report.dirtyData != nil {
             charts += [("dirty-trend", "timeseries", "Dirty rate over time"),
                        ("dirty-tiers", "bars", "Dirty rate by tier"), ("dirty-rules", "bars", "Dirty data by rule")]
@@ -255,6 +265,12 @@ public enum ReportRendering {
                 ["Route", "Attempted", "Succeeded", "Failed", "Per s", "p50 ms", "p99 ms", "max ms"],
                 routeCells(routes),
                 rightAligned: Set(1...7), cssClass: "routes"))
+            h.append("</div>")
+        }
+        if let network = report.network, !network.legs.isEmpty {
+            h.append("<div class=\"wide\"><h2>Time per hop by pair of tiers</h2>")
+            h.append(htmlTable(["Hop", "Timed", "p50 ms", "p90 ms", "p99 ms", "max ms"], legRows(network),
+                               rightAligned: Set(1...5), cssClass: "legs"))
             h.append("</div>")
         }
         if let uploads = report.uploads, let dirty = report.dirtyData {
@@ -329,6 +345,11 @@ public enum ReportRendering {
     static func verdict(_ report: RunReport) -> String { report.passed ? "PASSED" : "FAILED" }
 
     /// One row per route, in the text and the HTML report alike.
+    static func legRows(_ network: NetworkFigures) -> [[String]] {
+        network.legs.map { [$0.pair, grouped($0.hops), fixed($0.latencyMs.p50, 2), fixed($0.latencyMs.p90, 2),
+                            fixed($0.latencyMs.p99, 2), fixed($0.latencyMs.max, 2)] }
+    }
+
     static func routeCells(_ routes: [(String, RouteFigures)]) -> [[String]] {
         routes.map { name, r in
             [name, grouped(r.attempted), grouped(r.succeeded), grouped(r.failed), fixed(r.throughputPerS, 1),
@@ -659,6 +680,71 @@ public enum ReportRendering {
             svg.setAttribute("data-points", bars);
           }
 
+          // The tree of nodes (or the national node and its provinces), a node's size its load and
+          // its colour its share of errors, with the path of each route class drawn over it.
+          function networkChart(id, net) {
+            var svg = document.getElementById(id), nodes = net.nodes || [];
+            frame(svg, net.summarised_by_province ? "The network by province: load, errors, route paths" :
+              "The network: load, errors, route paths", "", "");
+            if (!nodes.length) return empty(svg, "no nodes");
+            var byId = {}, roots = [];
+            nodes.forEach(function (n) { byId[n.id] = {node: n, children: [], x: 0, y: 0}; });
+            nodes.forEach(function (n) {
+              if (n.parent && byId[n.parent]) byId[n.parent].children.push(byId[n.id]); else roots.push(byId[n.id]);
+            });
+            var leaves = 0, depth = 0;
+            (function place(items, level) {
+              depth = Math.max(depth, level);
+              items.forEach(function (item) {
+                item.level = level;
+                if (item.children.length) {
+                  place(item.children, level + 1);
+                  item.slot = item.children.reduce(function (s, c) { return s + c.slot; }, 0) / item.children.length;
+                } else {
+                  item.slot = leaves++;
+                }
+              });
+            })(roots, 0);
+            var top = T + 18, bottom = H - B + 10;
+            Object.keys(byId).forEach(function (k) {
+              var item = byId[k];
+              item.x = L + (leaves > 1 ? item.slot / (leaves - 1) : 0.5) * (W - L - R);
+              item.y = top + (depth ? item.level / depth : 0) * (bottom - top);
+            });
+            Object.keys(byId).forEach(function (k) {
+              byId[k].children.forEach(function (c) {
+                el(svg, "line", {x1: byId[k].x, y1: byId[k].y, x2: c.x, y2: c.y, "class": "grid", "stroke-width": 1});
+              });
+            });
+            var names = [], drawn = 0;
+            ROUTES.filter(function (r) { return net.routes && net.routes[r]; }).forEach(function (r, i) {
+              var points = net.routes[r].filter(function (id) { return byId[id]; })
+                .map(function (id) { return (byId[id].x + (i - 1.5) * 3).toFixed(1) + "," + (byId[id].y + (i - 1.5) * 3).toFixed(1); });
+              if (points.length === 1) points.push(points[0].split(",").map(function (v, j) { return num(v) + (j ? 0 : 8); }).join(","));
+              el(svg, "polyline", {points: points.join(" "), fill: "none", stroke: COLORS[i], "stroke-width": 2.5,
+                "stroke-opacity": 0.8, "class": "route", "data-route": r});
+              names.push(r);
+              drawn++;
+            });
+            var most = maxOf(nodes.map(function (n) { return num(n.settlements); }));
+            Object.keys(byId).forEach(function (k) {
+              var item = byId[k], n = item.node, rate = n.settlements ? num(n.errors) / num(n.settlements) : 0;
+              var red = Math.min(1, rate / 0.1);   // a tenth failed or more: full red
+              var fill = "rgb(" + Math.round(22 + red * (220 - 22)) + "," + Math.round(163 - red * (163 - 38)) + "," + Math.round(74 - red * (74 - 38)) + ")";
+              var circle = el(svg, "circle", {cx: item.x, cy: item.y, r: 3 + 7 * Math.sqrt(most ? num(n.settlements) / most : 0),
+                fill: fill, stroke: "#111827", "stroke-width": 0.5, "class": "node", "data-node": n.id});
+              el(circle, "title", {}, n.id + " " + n.name + " (" + n.tier + (n.nodes > 1 ? ", " + n.nodes + " nodes" : "") + "): " +
+                n.settlements + " settlements, " + n.errors + " refused or unknown");
+              if (nodes.length <= 40) {
+                el(svg, "text", {x: item.x, y: item.y + (item.children.length ? -9 : 16), "text-anchor": "middle", "class": "tick",
+                  "font-size": 9}, net.summarised_by_province && n.tier === "province" ? n.id.slice(0, 2) : n.id);
+              }
+            });
+            legend(svg, names.length ? names : ["no route paths"]);
+            svg.setAttribute("data-points", nodes.length);
+            svg.setAttribute("data-routes", drawn);
+          }
+
           try {
             lineChart("chart-rate", "Rate over time", "per second",
               [{name: "target rate", key: "target_rate"}, {name: "achieved rate", key: "achieved_rate"}]);
@@ -680,6 +766,15 @@ public enum ReportRendering {
             }), 2, "no per-route figures");
             lineChart("chart-tickets", "Error tickets open over time (backlog)", "tickets open",
               [{name: "open tickets", key: "tickets_open"}]);
+            var network = report.network;
+            if (network) {
+              var short = function (pair) { return pair.replace(/province/g, "prov.").replace(/national/g, "nat."); };
+              barChart("chart-legs", "Time per hop by pair of tiers" + (network.sampled_one_in > 1 ? " (1 in " + network.sampled_one_in + " timed)" : ""),
+                "ms", ["p50", "p99"], (network.legs || []).map(function (l) {
+                  return {label: short(l.pair), values: [num(l.latency_ms.p50), num(l.latency_ms.p99)]};
+                }), 2, "no hops timed (local settlements only)");
+              networkChart("chart-network", network);
+            }
             var dirty = report.dirty_data;
             if (dirty) {
               lineChart("chart-dirty-trend", "Dirty rate over time (first uploads, hospitals' answers)", "% refused",

@@ -40,10 +40,12 @@ public struct RunReport: Codable, Sendable {
     public var driver: DriverFigures?
     /// Present when the network was simulated (`settlenet sim`): on which model, at what cost.
     public var simulation: SimulationFigures?
+    /// Time per hop by pair of tiers, each node's load and errors, the route classes' paths.
+    public var network: NetworkFigures?
 
     enum CodingKeys: String, CodingKey {
         case scenario, seed, topology, passed, settlements, reversals, errors, timeline, stages, thresholds, machine, uploads, faults, tickets
-        case reconciliation, scale, pack, driver, simulation
+        case reconciliation, scale, pack, driver, simulation, network
         case dirtyData = "dirty_data"
         case planDigest = "plan_digest"
         case startedAt = "started_at"

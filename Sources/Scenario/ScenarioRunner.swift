@@ -189,6 +189,12 @@ public enum ScenarioRunner {
         } catch {
             log("warning: cannot reconcile the ledgers in \(dataDirectory): \(error)")
         }
+        do {
+            report.network = try NetworkFigures.read(topology: topology, dataDirectory: dataDirectory,
+                                                     settlements: report.settlements.attempted)
+        } catch {
+            log("warning: cannot read the time per hop from the ledgers in \(dataDirectory): \(error)")
+        }
         report.faults = FaultInjector.withEffects(report.faults, traceFiles: topology.nodes.map { layout.linkDecisionsPath($0.id) })
         // Thresholds may name upload, ticket and reconciliation figures: evaluate again with them in the report.
         report = ReportBuilder.applyThresholds(spec.thresholds, to: report)

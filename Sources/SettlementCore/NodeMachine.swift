@@ -42,6 +42,10 @@ public struct TransitRecord: Equatable, Sendable {
     public var errCode: String
     public var state: TransitState
     public var recordedAtMs: Int64
+    /// How long the request was at and beyond this tier, as this tier timed it: from its arrival
+    /// here to the answer's record, in µs (0 where not timed: the tier that decides answers in
+    /// the turn the request arrives). Between two tiers of a path, the difference is the hop.
+    public var heldUs: Int64 = 0
     /// For a correction reversal (2601): what became of the settlement (reversed, cancelled, refused).
     public var correctionOutcome: String = ""
     /// For a reversal or correction: the transaction code of the settlement it concerns.
@@ -244,6 +248,8 @@ public struct NodeMachine: Sendable {
         var resolving: String?
         /// A ticket event passing through: no transit record, no ticket about itself.
         var isTicket = false
+        /// `clockUs` when it arrived (`addPending`): what `TransitRecord.heldUs` counts from.
+        var receivedAtUs: Int64 = 0
     }
 
     /// A settlement whose outcome this origin county does not know: it sends correction
@@ -342,6 +348,11 @@ public struct NodeMachine: Sendable {
     /// Signed in and holding the catalog: ready for settlements and uploads.
     public var isReady: Bool { signNo != nil && holdsCatalog }
     public var pendingCount: Int { pending.count }
+
+    /// The instant of `nowMs` in µs, set by the shell before it hands the machine events: the
+    /// machine reads no clock. It only times transits (`TransitRecord.heldUs`), finer than
+    /// the milliseconds every rule runs on.
+    public var clockUs: Int64 = 0
     /// This node's children by the routing id they present on its ROUTER (their code's bytes).
     private let childIDs: [[UInt8]: DivisionCode]
     /// The parent's node id, looked up once: every message sent up asks for it.
@@ -545,8 +556,7 @@ public struct NodeMachine: Sendable {
     /// answer to a correction this node sent itself ends or reschedules one.
     private mutating func finish(_ entry: Pending, with response: WireResponse, nowMs: Int64) -> [Directive] {
         if let omsgid = entry.resolving { return correctionAnswered(omsgid, response, nowMs: nowMs) }
-        let record = entry.upload == nil && !entry.isTicket
-            ? TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs) : nil
+        let record = entry.upload == nil && !entry.isTicket ? timedRecord(entry, response, nowMs: nowMs) : nil
         var directives: [Directive] = entry.waiters.enumerated().map { index, waiter in
             .answer(response, to: waiter, record: index == 0 ? record : nil)
         }
@@ -583,7 +593,16 @@ public struct NodeMachine: Sendable {
         return ""
     }
 
+    /// The transit record of an answer to `entry`, with how long the request was held here and beyond.
+    private func timedRecord(_ entry: Pending, _ response: WireResponse, nowMs: Int64) -> TransitRecord {
+        var record = TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs)
+        record.heldUs = max(0, clockUs - entry.receivedAtUs)
+        return record
+    }
+
     private mutating func addPending(_ msgid: String, _ entry: Pending) {
+        var entry = entry
+        entry.receivedAtUs = clockUs
         pending[msgid] = entry
         earliestDeadlineMs = min(earliestDeadlineMs, entry.deadlineMs)
     }
@@ -708,8 +727,7 @@ public struct NodeMachine: Sendable {
         let response = error(.unreachable, detail: "node \(config.id) could not reach the next hop",
                              requestMsgid: msgid, receivedAtMs: entry.receivedAtMs, nowMs: nowMs)
         if let omsgid = entry.resolving { return correctionAnswered(omsgid, response, nowMs: nowMs) }
-        let record = entry.upload == nil && !entry.isTicket
-            ? TransitRecord(request: entry.meta, response: response, role: entry.role, nowMs: nowMs) : nil
+        let record = entry.upload == nil && !entry.isTicket ? timedRecord(entry, response, nowMs: nowMs) : nil
         var directives: [Directive] = entry.waiters.enumerated().map { index, waiter in
             .answer(response, to: waiter, record: index == 0 ? record : nil)
         }

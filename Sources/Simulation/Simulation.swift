@@ -149,6 +149,8 @@ public final class Simulation: Courier, SyncService {
     private var startedOffsetMs: [Int64]
     /// The node's clock now.
     private func nowMs(of index: Int) -> Int64 { nowMs + startedOffsetMs[index] }
+    /// The same in µs (it times transits: a simulated hop takes tens of µs).
+    private func nowUs(of index: Int) -> Int64 { (epochMs + startedOffsetMs[index]) * 1_000 + nowUs }
 
     // MARK: Running
 
@@ -280,7 +282,7 @@ public final class Simulation: Courier, SyncService {
                 return agenda.schedule(.synced(node: index, life: life, tookUs: tookUs, covering: covering), atUs: pausedUntil[index])
             }
             nodes[index].simulatedSyncEnded(covering: covering)
-            try nodes[index].syncFinished(error: nil, tookUs: tookUs, nowMs: nowMs(of: index))
+            try nodes[index].syncFinished(error: nil, tookUs: tookUs, nowMs: nowMs(of: index), nowUs: nowUs(of: index))
             scheduleTurn(index, atUs: max(nowUs, busyUntil[index]))
         case .fault(let place):
             try begin(fault: place)
@@ -313,7 +315,7 @@ public final class Simulation: Courier, SyncService {
         let taken = node.messagesTaken
         turning = index
         defer { turning = nil }
-        try node.turn(readable: [], nowMs: nowMs(of: index))
+        try node.turn(readable: [], nowMs: nowMs(of: index), nowUs: nowUs(of: index))
         let workUs = model.turnUs + (node.messagesTaken - taken) * model.messageUs
         let doneUs = nowUs + workUs
         busyUntil[index] = doneUs

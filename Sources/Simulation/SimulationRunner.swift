@@ -151,6 +151,9 @@ public enum SimulationRunner {
             report.faults = FaultInjector.withEffects(simulation.faultRecords,
                                                       traceFiles: topology.nodes.map { layout.linkDecisionsPath($0.id) })
             log(ReconciliationText.verdict(result) + " (\(wallS()))")
+            report.network = try NetworkFigures.read(topology: topology, dataDirectory: dataDirectory,
+                                                     settlements: report.settlements.attempted, closed: true)
+            log("time per hop read (\(wallS()))")
             report.simulation = SimulationFigures(model: model.parameters, virtualS: Double(simulation.nowUs) / 1e6,
                                                   events: simulation.events, wallS: Double(monotonicUs() - wallStart) / 1e6,
                                                   ledgersDigest: ledgersDigest)

@@ -170,6 +170,28 @@ enum SampleReport {
         }
     }
 
+    /// The network's figures: two more charts (time per hop, the drawing) and the table of hops.
+    @Test func theNetworkAddsItsChartsAndTheTableOfHops() throws {
+        let network = """
+            "network": {"legs": [{"pair": "county→city", "hops": 40, "latency_ms": {"p50": 1.5, "p90": 2, "p99": 3.25, "p999": 4, "max": 4, "mean": 1.6}}],
+                        "sampled_one_in": 1, "summarised_by_province": false, "routes": {"intra_city": ["370211", "370200", "370202"]},
+                        "nodes": [{"id": "370200", "tier": "city", "name": "青岛市", "settlements": 40, "errors": 1, "nodes": 1},
+                                  {"id": "370211", "tier": "county", "parent": "370200", "name": "黄岛区", "settlements": 40, "errors": 0, "nodes": 1}]},
+            "machine":
+            """
+        let text = SampleReport.json().replacingOccurrences(of: #""machine":"#, with: network)
+        let report = try JSONDecoder().decode(RunReport.self, from: Data(text.utf8))
+        #expect(report.network?.legs.first?.latencyMs.p99 == 3.25)
+        let html = ReportRendering.html(report)
+        #expect(occurrences(of: #"<svg class="chart""#, in: html) == 7)
+        #expect(html.contains(#"data-chart="legs""#) && html.contains(#"data-chart="network""#))
+        #expect(html.contains(#"<table class="legs">"#) && html.contains("<td>county→city</td>"))
+        let markdown = ReportRendering.markdown(report)
+        #expect(markdown.contains("## Time per hop by pair of tiers") && markdown.contains("| county→city |"))
+        // Without it, as before.
+        #expect(occurrences(of: #"<svg class="chart""#, in: ReportRendering.html(try SampleReport.make())) == 5)
+    }
+
     @Test func hostileScenarioNameCannotBreakOut() throws {
         let hostile = "</script><script>alert(1)</script><!--<script>"
         let report = try SampleReport.make(scenario: hostile)
