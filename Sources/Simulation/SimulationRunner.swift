@@ -40,6 +40,9 @@ public struct SimulationProgress: Sendable {
 /// scenario runner's load planner, hospitals, thresholds, reconciliation and reports, on
 /// virtual time.
 public enum SimulationRunner {
+    /// Past this many settlements `sim` leaves report.json's `network` out (see `run`).
+    public static let networkFiguresLimit = 2_000_000
+
     public static func run(_ options: SimulationOptions, log: @escaping (String) -> Void,
                            progress: (SimulationProgress) -> Void) throws(ScenarioError) -> ScenarioRunner.Outcome {
         var spec: ScenarioSpec
@@ -151,9 +154,15 @@ public enum SimulationRunner {
             report.faults = FaultInjector.withEffects(simulation.faultRecords,
                                                       traceFiles: topology.nodes.map { layout.linkDecisionsPath($0.id) })
             log(ReconciliationText.verdict(result) + " (\(wallS()))")
-            report.network = try NetworkFigures.read(topology: topology, dataDirectory: dataDirectory,
-                                                     settlements: report.settlements.attempted, closed: true)
-            log("time per hop read (\(wallS()))")
+            // One more pass over every ledger: on the national day (18 million settlements) it would
+            // add minutes to an hour's run, so a run that big leaves it out and says so.
+            if report.settlements.attempted <= Self.networkFiguresLimit {
+                report.network = try NetworkFigures.read(topology: topology, dataDirectory: dataDirectory,
+                                                         settlements: report.settlements.attempted, closed: true)
+                log("time per hop read (\(wallS()))")
+            } else {
+                log("time per hop not read: \(report.settlements.attempted) settlements, more than \(Self.networkFiguresLimit) (a shorter run of the same load gives it)")
+            }
             report.simulation = SimulationFigures(model: model.parameters, virtualS: Double(simulation.nowUs) / 1e6,
                                                   events: simulation.events, wallS: Double(monotonicUs() - wallStart) / 1e6,
                                                   ledgersDigest: ledgersDigest)
