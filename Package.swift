@@ -162,3 +162,25 @@ if ProcessInfo.processInfo.environment["SETTLENET_BENCHMARKS"] != nil {
         plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
     ))
 }
+
+// Fuzz targets (libFuzzer, Swift's -sanitize=fuzzer): only when asked for, built apart.
+//   Scripts/fuzz.sh [--seconds N] [frames|topology|scenario|desk ...]
+if ProcessInfo.processInfo.environment["SETTLENET_FUZZ"] != nil {
+    let fuzzTargets: [(name: String, dependencies: [String])] = [
+        ("FuzzFrames", ["SettlementModel", "SettlementCore"]),
+        ("FuzzTopology", ["NetworkTopology", "SettlementCore", "SettlementModel"]),
+        ("FuzzScenario", ["NetworkTopology", "SettlementCore", "SettlementModel"]),
+        ("FuzzDesk", ["SettlementCore", "SettlementModel", "SettlementTestKit"]),
+    ]
+    for target in fuzzTargets {
+        package.targets.append(.executableTarget(
+            name: target.name,
+            dependencies: target.dependencies.map { .target(name: $0) },
+            path: "Fuzz/\(target.name)",
+            // Its own main hands libFuzzer the target (LLVMFuzzerRunDriver): an executable
+            // target must have one, so libFuzzer's is left out (-sanitize=fuzzer-no-link
+            // instruments; the driver comes from the runtime without a main).
+            swiftSettings: [.unsafeFlags(["-sanitize=fuzzer"])]
+        ))
+    }
+}

@@ -5,9 +5,11 @@
 #      tests of each module, and integration suites that launch
 #      Topologies/minimal.yaml as real processes (free ports, cleaned up even on failure) and run
 #      scenarios end to end through the command line;
-#   2. the Python client of docs/PROTOCOL.md against a real cluster (pip installs pyzmq,
+#   2. a short fuzz pass of the frame codec and the YAML loaders (Scripts/fuzz.sh, about 60 s
+#      after its build);
+#   3. the Python client of docs/PROTOCOL.md against a real cluster (pip installs pyzmq,
 #      protobuf and grpcio-tools when missing): the page is enough to write a client;
-#   3. the smoke scenario's report.html in real headless Chromium (apt installs chromium when
+#   4. the smoke scenario's report.html in real headless Chromium (apt installs chromium when
 #      missing): it renders and its charts have data; then a second run's, with the first as its
 #      --baseline, drawn beside it.
 set -euo pipefail
@@ -33,6 +35,8 @@ swift test 2>&1 | grep -vE "^warning: prohibited flag"
 status=${PIPESTATUS[0]}
 set -e
 [ "$status" -eq 0 ] || exit "$status"
+# A short fuzz pass (libFuzzer, 20 s a target) from the committed seed corpus: Scripts/fuzz.sh.
+Scripts/fuzz.sh --seconds 20
 bin="$(swift build --show-bin-path)/settlenet"
 SETTLENET_BIN="$bin" Scripts/python_client_check.sh
 out=$(mktemp -d "${TMPDIR:-/tmp}/settlenet-html.XXXXXX")
