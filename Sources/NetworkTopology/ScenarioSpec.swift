@@ -621,13 +621,19 @@ public enum ScenarioLoader {
             rest = rest.dropFirst(digits.count)
             let unit = String(rest.prefix(while: { $0.isLetter }))
             rest = rest.dropFirst(unit.count)
+            let unitMs: Int64
             switch unit {
-            case "ms": total += value
-            case "s": total += value * 1_000
-            case "m": total += value * 60_000
-            case "h": total += value * 3_600_000
+            case "ms": unitMs = 1
+            case "s": unitMs = 1_000
+            case "m": unitMs = 60_000
+            case "h": unitMs = 3_600_000
             default: return nil
             }
+            // A duration past Int64's milliseconds is no duration (it trapped, found by fuzzing).
+            let (ms, overflowed) = value.multipliedReportingOverflow(by: unitMs)
+            let (sum, overflowedSum) = total.addingReportingOverflow(ms)
+            guard !overflowed, !overflowedSum else { return nil }
+            total = sum
         }
         return total
     }

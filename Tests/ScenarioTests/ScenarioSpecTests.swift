@@ -188,8 +188,21 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         #expect(ScenarioLoader.parseDuration("1h") == 3_600_000)
         #expect(ScenarioLoader.parseDuration("10") == nil)
         #expect(ScenarioLoader.parseDuration("10 s") == nil)
+        // Past Int64's milliseconds: no duration, not a trap (found by Scripts/fuzz.sh scenario,
+        // Fuzz/corpus/scenario/duration-overflow.yaml).
+        #expect(ScenarioLoader.parseDuration("0000000000000000005367210658404470325s") == nil)
+        #expect(ScenarioLoader.parseDuration("2562047788015216h") == nil)
+        #expect(ScenarioLoader.parseDuration("9223372036854775807ms1ms") == nil)
+        #expect(ScenarioLoader.parseDuration("9223372036854775807ms") == Int64.max)
+        // The input as the fuzzer found it (not valid UTF-8 throughout: read as the loader reads bytes).
+        let data = FileManager.default.contents(atPath: "\(repositoryRootForScenarioTests)/Fuzz/corpus/scenario/duration-overflow.yaml")
+        #expect(data != nil)
+        let found = problems(String(decoding: data ?? Data(), as: UTF8.self))
+        #expect(found.contains { $0.contains("duration") }, "the file's huge duration is a problem that names the field: \(found)")
     }
 }
+
+private let repositoryRootForScenarioTests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
 @Suite struct ArrivalScheduleTests {
     @Test func aConstantRateGivesExactlyRateTimesDurationEvenlySpaced() {
