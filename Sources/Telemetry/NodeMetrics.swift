@@ -34,7 +34,7 @@ public final class NodeMetrics {
     let commitTime: DurationHistogram
     /// Making the log durable (fsync): what every answer waits for.
     let fsyncTime: DurationHistogram
-    /// Messages a node took in one turn: how much each ledger transaction carries.
+    /// What one round's ledger transaction records (answers, decisions, journal rows).
     let roundMessages: ValueHistogram
     /// Rounds recorded and waiting for their fsync; their answers wait with them.
     let syncQueue: Gauge
@@ -62,7 +62,7 @@ public final class NodeMetrics {
         commits = registry.makeCounter(descriptor: Self.describe("settlenet_commits_total", "Ledger transactions committed (one a round)."), labels: label)
         commitTime = registry.makeDurationHistogram(descriptor: Self.describe("settlenet_commit_seconds", "Time to write one round's ledger transaction (before its fsync)."), labels: label, buckets: Self.timeBuckets)
         fsyncTime = registry.makeDurationHistogram(descriptor: Self.describe("settlenet_fsync_seconds", "Time to make the ledger's log durable; answers leave after it."), labels: label, buckets: Self.timeBuckets)
-        roundMessages = registry.makeValueHistogram(descriptor: Self.describe("settlenet_round_messages", "Messages taken in one turn of the node."), labels: label, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
+        roundMessages = registry.makeValueHistogram(descriptor: Self.describe("settlenet_round_messages", "Directives one round's ledger transaction records (answers, decisions, journal rows): what each commit carries."), labels: label, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
         syncQueue = registry.makeGauge(descriptor: Self.describe("settlenet_sync_queue_rounds", "Rounds recorded and waiting for their fsync (their answers wait with them)."), labels: label)
         pending = registry.makeGauge(descriptor: Self.describe("settlenet_settlements_pending", "Requests forwarded and not yet answered."), labels: label)
         inDoubt = registry.makeGauge(descriptor: Self.describe("settlenet_settlements_in_doubt", "Settlements whose outcome is unknown, being resolved by correction."), labels: label)
