@@ -187,4 +187,20 @@ import Testing
         let second = try here.decide(settlement(of: insured)).answer
         #expect(first.infRefmsgid != second.infRefmsgid && first.infRefmsgid.hasPrefix("410102"))
     }
+
+    /// A node restarted within the second numbers its answers above every one it gave before the
+    /// restart: the serial starts each second at the millisecond of the second's first answer.
+    @Test func answerSerialsAreNotGivenAgainByARestartWithinTheSameSecond() {
+        let second: Int64 = 1_796_000_000_000
+        var before = ResponseFactory(division: county)
+        let old = (0..<500).map { before.success(requestMsgid: "M\($0)", receivedAtMs: second + 10, nowMs: second + 10 + Int64($0 / 100)).infRefmsgid }
+        var after = ResponseFactory(division: county)   // the restarted process, 30 ms later in the same second
+        let new = (0..<500).map { after.success(requestMsgid: "N\($0)", receivedAtMs: second + 45, nowMs: second + 45).infRefmsgid }
+        #expect(Set(old).count == 500 && Set(new).count == 500)
+        #expect(Set(old).isDisjoint(with: new), "an inf_refmsgid given again after the restart")
+        // The next second starts again from its own first millisecond, still 30 characters.
+        let later = after.success(requestMsgid: "L", receivedAtMs: second + 1_002, nowMs: second + 1_002).infRefmsgid
+        #expect(later.count == 30 && later.hasSuffix("0020000001"), "\(later)")
+        #expect(new.first?.hasSuffix("0450000001") == true, "\(new.first ?? "")")
+    }
 }
