@@ -172,10 +172,12 @@ if ProcessInfo.processInfo.environment["SETTLENET_FUZZ"] != nil {
         ("FuzzScenario", ["NetworkTopology", "SettlementCore", "SettlementModel"]),
         ("FuzzDesk", ["SettlementCore", "SettlementModel", "SettlementTestKit"]),
     ]
+    // What every fuzz executable shares: its main (handing libFuzzer the target) and `check`.
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"))
     for target in fuzzTargets {
         package.targets.append(.executableTarget(
             name: target.name,
-            dependencies: target.dependencies.map { .target(name: $0) },
+            dependencies: (target.dependencies + ["FuzzSupport"]).map { .target(name: $0) },
             path: "Fuzz/\(target.name)",
             // Its own main hands libFuzzer the target (LLVMFuzzerRunDriver): an executable
             // target must have one, so libFuzzer's is left out (-sanitize=fuzzer-no-link

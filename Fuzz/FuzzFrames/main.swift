@@ -1,4 +1,5 @@
 import Foundation
+import FuzzSupport
 import SettlementCore
 import SettlementModel
 
@@ -86,18 +87,4 @@ enum Nodes {
     }()
 }
 
-/// A broken invariant: said on stderr (a release build drops a precondition's message), then
-/// a crash that libFuzzer catches and keeps the input of.
-func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) {
-    guard !condition() else { return }
-    FileHandle.standardError.write(Data("invariant broken: \(message())\n".utf8))
-    abort()
-}
-
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                     _ target: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
-
-var argc = CommandLine.argc
-var argv = CommandLine.unsafeArgv
-exit(runFuzzerDriver(&argc, &argv, { data, size in fuzzFrames(data, size) }))
+runFuzzer { data, size in fuzzFrames(data, size) }

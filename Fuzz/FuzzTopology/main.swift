@@ -1,4 +1,5 @@
 import Foundation
+import FuzzSupport
 import NetworkTopology
 import SettlementModel
 
@@ -21,18 +22,4 @@ func fuzzTopology(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-/// A broken invariant: said on stderr (a release build drops a precondition's message), then
-/// a crash that libFuzzer catches and keeps the input of.
-func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) {
-    guard !condition() else { return }
-    FileHandle.standardError.write(Data("invariant broken: \(message())\n".utf8))
-    abort()
-}
-
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                     _ target: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
-
-var argc = CommandLine.argc
-var argv = CommandLine.unsafeArgv
-exit(runFuzzerDriver(&argc, &argv, { data, size in fuzzTopology(data, size) }))
+runFuzzer { data, size in fuzzTopology(data, size) }
