@@ -304,8 +304,10 @@ public struct Cluster {
             alive[node.pid] = up
             let status = readStatus(node.id)
             let current = status?.pid == node.pid ? status : nil
+            // A running node on a full disk refuses new work: that is what its operator must see.
+            let state = current?.diskFullSinceMs != nil && current?.state == "running" ? "disk_full" : current?.state ?? "starting"
             return NodeStatusRow(node: node.id, tier: node.tier, pid: node.pid, up: up,
-                                 signedIn: up && (current?.signedIn ?? false), state: up ? (current?.state ?? "starting") : "down",
+                                 signedIn: up && (current?.signedIn ?? false), state: up ? state : "down",
                                  messagesHandled: current?.messagesHandled ?? 0, pending: current?.pending ?? 0,
                                  endpoint: current?.endpoint ?? "", process: node.process ?? node.id)
         }

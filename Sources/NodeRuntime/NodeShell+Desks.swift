@@ -81,10 +81,11 @@ extension NodeShell {
         guard let sent = ticketsInFlight.removeValue(forKey: response.reqMsgid) else { return }
         guard response.infcode == 0, case .ticket? = response.output else { return }   // sent again later
         do {
-            try ledger.write { tx in
+            // Ticket bookkeeping is written even on a full disk: the disk_full ticket's own messages need it.
+            try ledger.allowingChanges { try ledger.write { tx in
                 try tx.removeTicketEvent(msgid: response.reqMsgid)
                 try tickets.answered(sent.event, ticketID: sent.ticketID, response, nowMs: nowMs, store: tx)
-            }
+            } }
         } catch {
             logger.error("ticket acknowledgement not recorded", metadata: ["error": "\(error)"])
         }

@@ -55,6 +55,17 @@ extension NodeShell {
         guard !work.isEmpty else { return }
         // Syncing on this thread, the forwards leave before the sync, not held behind it.
         if committer == nil { flushHeld() }
+        if ledger.refusesChanges && work.count > 1 {
+            // The disk is full: a round of one directive each, so that what can be answered from
+            // the ledger as it stands is, whatever else came in the same turn.
+            for directive in work { try commit([directive]) }
+        } else {
+            try commit(work)
+        }
+    }
+
+    /// Records `work` in one transaction and sends what it produced once that is durable.
+    private func commit(_ work: [Directive]) throws {
         var round = RoundInCommit(work: work, deskBefore: desk)
         round.outgoing.reserveCapacity(work.count)
         let started = metrics == nil ? 0 : monotonicUs()
@@ -62,6 +73,7 @@ extension NodeShell {
             try ledger.transaction { tx in try record(work, into: &round, tx: tx) }
         } catch {
             try finish(round, failure: error)   // rolled back: nothing of it was recorded
+            if Ledger.isDiskFull(error) { diskRanOut() }
             return
         }
         commits += 1   // a round rolled back is not one
@@ -185,8 +197,15 @@ extension NodeShell {
             round.uploadsToForward.removeAll()   // their screening was not recorded: refused below
             round.toNational.removeAll()          // nor their batches: the next flush makes them again
             desk = round.deskBefore
-            logger.critical("ledger write failed", metadata: ["error": "\(failure)"])
-            round.outgoing = machine.roundNotRecorded(round.work, detail: "ledger of node \(spec.id) unavailable", nowMs: nowMs).compactMap {
+            let diskFull = Ledger.isDiskFull(failure)
+            if diskFull {
+                refusedForFullDisk(failure)
+            } else {
+                logger.critical("ledger write failed", metadata: ["error": "\(failure)"])
+            }
+            let detail = diskFull ? "the disk under the ledger of node \(spec.id) is full" : "ledger of node \(spec.id) unavailable"
+            round.outgoing = machine.roundNotRecorded(round.work, detail: detail, refusal: diskFull ? .diskFull : .busy,
+                                                      nowMs: nowMs).compactMap {
                 if case .answer(let response, let peer, _) = $0 { Outgoing(peer: peer, frames: frames(response), txn: "") } else { nil }
             }
         }

@@ -165,6 +165,16 @@ public final class NodeShell {
     var lastOutboxFlushMs: Int64 = 0
     let outboxFlushIntervalMs: Int64 = 100
 
+    // A full disk (`NodeShell+DiskFull`).
+    /// Room set aside on the ledger's disk; none in a simulation, whose disk is simulated.
+    var diskReserve: DiskReserve?
+    /// Since when the disk has been full (new work refused); nil while it has room.
+    var diskFullSinceMs: Int64?
+    var diskFullTicketOpened = false
+    var lastDiskCheckMs: Int64 = 0
+    var refusedForDiskFull = 0
+    var lastDiskFullReportMs: Int64 = .min / 2
+
     /// `keys`: required when the topology is secured. `parentInProcess`: the parent runs in this
     /// process too, and is reached in memory only (no link to it, nothing to poll). `nowMs`: the
     /// clock's reading at start-up. `simulated`: the node runs in a simulation, which carries
@@ -215,6 +225,15 @@ public final class NodeShell {
             upstream = nil
             try restoreFromLedger()
             return
+        }
+        let reserve = DiskReserve(directory: layout.nodeDirectory(id))
+        diskReserve = reserve
+        if !reserve.make() {
+            // Started on a full disk: as if its ledger had just met it (the ticket waits for the first turn).
+            diskFullSinceMs = nowMs
+            ledger.refusesChanges = true
+            logger.critical("disk full at start: refusing new work (SN-E3008) until space returns",
+                            metadata: ["directory": "\(layout.nodeDirectory(id))"])
         }
         let bindEndpoint = topology.bindEndpoint(of: id)!
         func bound(_ bind: () throws -> Void) throws {
@@ -432,6 +451,7 @@ public final class NodeShell {
         if nowMs - gate.lastReportMs >= gate.reportIntervalMs { gate.report(nowMs: nowMs, logger: logger) }
         directives += machine.tick(nowMs: nowMs)
         try execute(directives)
+        if diskFullSinceMs != nil { checkFullDisk() }
         // Compared with what was last reported, not with the start of the turn: the parent's
         // answers to 9001 and 1301 arrive in `drain`, before the turn's tick.
         let (signedIn, ready, children) = peek { ($0.isSignedIn, $0.isReady, $0.signedInChildren.count) }
@@ -632,6 +652,7 @@ public final class NodeShell {
         record.commits = commits
         record.slowSyncs = Int64(slowSyncs.total)
         record.metrics = metricsURL
+        record.diskFullSinceMs = diskFullSinceMs
         status.write(record, nowMs: nowMs)
         refreshMetrics()
     }
@@ -646,7 +667,7 @@ public final class NodeShell {
         metrics.received(Int(messagesHandled - messagesCounted))
         messagesCounted = messagesHandled
         metrics.refresh(pending: machine.pendingCount, inDoubt: machine.resolutions.count, syncQueue: syncs.rounds,
-                        signedIn: machine.isSignedIn)
+                        signedIn: machine.isSignedIn, diskFull: diskFullSinceMs != nil)
         guard nowMs - metricsReadMs >= 1_000 || state == .stopped else { return }
         metricsReadMs = nowMs
         do {

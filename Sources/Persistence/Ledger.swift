@@ -167,13 +167,17 @@ public final class Ledger {
         let result: T
         do {
             result = try queue.write { db in
-                let result = try body(LedgerTransaction(db: db, transits: transits, answered: answered, writer: statements))
+                let transaction = LedgerTransaction(db: db, transits: transits, answered: answered, writer: statements)
+                let changesBefore = refusesChanges ? transaction.changesSoFar : 0
+                let result = try body(transaction)
+                if refusesChanges && transaction.changesSoFar != changesBefore { throw DiskFull(path: path) }
                 try failIfTheSimulatedDiskFails()   // thrown inside: the write rolls back
                 return result
             }
             transits.committed()
         } catch {
             transits.rolledBack()
+            if Self.isDiskFull(error) { throw DiskFull(path: path) }
             throw error
         }
         try sync()
@@ -264,6 +268,20 @@ public final class Ledger {
     /// or broken disk.
     public var simulatedDiskFails = false
 
+    /// The disk under the ledger is full: while set, a transaction that would change the ledger
+    /// rolls back and throws `DiskFull`, and one that only reads commits. The little space left
+    /// (the node's reserve, freed) is kept for what the node must still write: the ticket that
+    /// says so, and its messages.
+    public var refusesChanges = false
+
+    /// Runs `body` with changes allowed even while `refusesChanges` is set.
+    public func allowingChanges<T>(_ body: () throws -> T) rethrows -> T {
+        let refused = refusesChanges
+        refusesChanges = false
+        defer { refusesChanges = refused }
+        return try body()
+    }
+
     private func failIfTheSimulatedDiskFails() throws {
         if simulatedDiskFails {
             throw SettleNetError(.ledger, "commit failed: the disk failed (simulated: disk_fail)", subject: "ledger \(path)")
@@ -330,10 +348,16 @@ public final class Ledger {
         // statement (observation, suspension and autocommit checks) costs more than a BEGIN.
         try StatementBinder.execute(try statements.statement("BEGIN IMMEDIATE", in: db), in: db) { _ in }
         do {
-            return try body(LedgerTransaction(db: db, transits: transits, answered: answered, writer: statements))
+            let transaction = LedgerTransaction(db: db, transits: transits, answered: answered, writer: statements)
+            let changesBefore = refusesChanges ? transaction.changesSoFar : 0
+            let result = try body(transaction)
+            if refusesChanges && transaction.changesSoFar != changesBefore { throw DiskFull(path: path) }
+            return result
         } catch {
             try? db.cachedStatement(sql: "ROLLBACK").execute()
             transits.rolledBack()
+            // A statement that spilled pages to the log can meet the full disk before the commit.
+            if Self.isDiskFull(error) { throw DiskFull(path: path) }
             throw error
         }
     }
@@ -346,8 +370,23 @@ public final class Ledger {
         } catch {
             if db.isInsideTransaction { try? db.cachedStatement(sql: "ROLLBACK").execute() }
             transits.rolledBack()
+            if Self.isDiskFull(error) { throw DiskFull(path: path) }
             throw SettleNetError(.ledger, "commit failed", subject: "ledger \(path)", cause: error)
         }
+    }
+
+    /// The ledger could not grow: its file system has no space left (SQLITE_FULL). Nothing of
+    /// the transaction was recorded; what was recorded before is intact and can still be read.
+    public struct DiskFull: Error, CustomStringConvertible {
+        public var path: String
+        public var description: String { "ledger \(path): no space left on its disk (SQLITE_FULL)" }
+    }
+
+    /// Whether `error` says the disk under a ledger is full, however it was wrapped on the way.
+    public static func isDiskFull(_ error: any Error) -> Bool {
+        if error is DiskFull { return true }
+        if let database = error as? DatabaseError { return database.resultCode == .SQLITE_FULL }
+        return false
     }
 
     /// Runs `body` with a consistent read view.
@@ -408,6 +447,10 @@ public struct LedgerTransaction {
     let answered: AnsweredIndex?
     /// The writer's prepared statements; nil in a read.
     let writer: WriterStatements?
+
+    /// Rows inserted, updated or deleted on this connection since it opened: two readings tell
+    /// whether what ran between them changed the ledger.
+    public var changesSoFar: Int64 { sqlite3_total_changes64(db.sqliteConnection) }
 }
 
 /// A ledger handed to a background queue: `checkpoint()` uses its own connection under a lock,

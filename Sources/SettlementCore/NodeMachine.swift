@@ -636,7 +636,9 @@ public struct NodeMachine: Sendable {
     /// lacked what every other tier held, and reconciliation counted it lost.) What this node
     /// was to decide and record here is refused definitely (SN-E3004); requests it was to
     /// journal were not sent; resolutions the round closed stay open.
-    public mutating func roundNotRecorded(_ work: [Directive], detail: String, nowMs: Int64) -> [Directive] {
+    /// `refusal`: the code of those definite refusals; SN-E3008 when the node's disk is full.
+    public mutating func roundNotRecorded(_ work: [Directive], detail: String, refusal: ErrorCode = .busy,
+                                          nowMs: Int64) -> [Directive] {
         restore(work.compactMap { if case .resolved(let resolution, _, _) = $0 { resolution } else { nil } })
         return work.flatMap { directive -> [Directive] in
             switch directive {
@@ -650,13 +652,13 @@ public struct NodeMachine: Sendable {
                 return unknown
             case .settleHere(let request, let peer, _, let receivedAtMs), .screenUpload(let request, let peer, let receivedAtMs),
                  .ticketHere(let request, let peer, let receivedAtMs):
-                return [.answer(error(.busy, detail: detail, requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs),
+                return [.answer(error(refusal, detail: detail, requestMsgid: request.msgid, receivedAtMs: receivedAtMs, nowMs: nowMs),
                                 to: peer, record: nil)]
             case .finalAnswer(let msgid, let peer, let receivedAtMs):
-                return [.answer(error(.busy, detail: detail, requestMsgid: msgid, receivedAtMs: receivedAtMs, nowMs: nowMs),
+                return [.answer(error(refusal, detail: detail, requestMsgid: msgid, receivedAtMs: receivedAtMs, nowMs: nowMs),
                                 to: peer, record: nil)]
             case .journalAndForward(let request, _, _):
-                return refuseUnsent(msgid: request.msgid, detail: detail, nowMs: nowMs)
+                return refuseUnsent(msgid: request.msgid, detail: detail, code: refusal, nowMs: nowMs)
             case .forward, .resolution, .resolved, .openTicket, .redialParent:
                 return []
             }
@@ -740,9 +742,9 @@ public struct NodeMachine: Sendable {
 
     /// The shell could not journal a request it was to forward (its ledger failed): it was not
     /// sent, so the waiters get a definite refusal, and no record is asked for.
-    public mutating func refuseUnsent(msgid: String, detail: String, nowMs: Int64) -> [Directive] {
+    public mutating func refuseUnsent(msgid: String, detail: String, code: ErrorCode = .busy, nowMs: Int64) -> [Directive] {
         guard let entry = pending.removeValue(forKey: msgid) else { return [] }
-        let response = error(.busy, detail: detail, requestMsgid: msgid, receivedAtMs: entry.receivedAtMs, nowMs: nowMs)
+        let response = error(code, detail: detail, requestMsgid: msgid, receivedAtMs: entry.receivedAtMs, nowMs: nowMs)
         return entry.waiters.map { .answer(response, to: $0, record: nil) }
     }
 

@@ -9,6 +9,9 @@ public enum TicketKind: String, Codable, Sendable, CaseIterable {
     case businessRefusal = "business_refusal"
     /// A tier above the county rejected uploaded records; closed once the institution corrected them all.
     case uploadReject = "upload_reject"
+    /// The disk under the node's own ledger is full (SN-E3008): it takes no new work. The node
+    /// is responsible itself; it closes the ticket once space returns.
+    case diskFull = "disk_full"
 }
 
 /// A ticket's state; it only moves forward.

@@ -62,6 +62,9 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     public var slowSyncs: Int64?
     /// Where the node's process serves its Prometheus metrics; nil when it serves none.
     public var metrics: String?
+    /// Since when the disk under its ledger has been full (new work refused, SN-E3008); nil
+    /// while it has room.
+    public var diskFullSinceMs: Int64?
 
     /// Ready for work: signed in to its parent and holding the catalog (1301).
     public var isReady: Bool { signedIn && !catalogVersion.isEmpty }

@@ -95,6 +95,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case catalogNotLoaded = "SN-E3005"   // definite: the node has not downloaded the catalog yet
     case deadlineTooShort = "SN-E3006"   // definite: too little time left to forward; not sent
     case rateLimited = "SN-E3007"        // definite: the client sent beyond its share; not accepted
+    case diskFull = "SN-E3008"           // definite: the node's ledger cannot grow; nothing new recorded
 
     public var message: String {
         switch self {
@@ -120,6 +121,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
         case .catalogNotLoaded: "catalog not downloaded yet; upload not accepted, retry later"
         case .deadlineTooShort: "deadline too short to forward; request not sent"
         case .rateLimited: "client over its request rate; request not accepted, retry later"
+        case .diskFull: "node's disk is full; request not accepted, retry later"
         }
     }
 

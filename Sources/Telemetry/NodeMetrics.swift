@@ -41,6 +41,7 @@ public final class NodeMetrics {
     let pending: Gauge
     let inDoubt: Gauge
     let signedIn: Gauge
+    let diskFull: Gauge
     private var ticketsOpen: [String: Gauge] = [:]
     /// Upload records by the ledger's own counters ('received', 'accepted', a rule id), so that
     /// they hold across restarts: each refresh adds what grew since the last.
@@ -67,6 +68,7 @@ public final class NodeMetrics {
         pending = registry.makeGauge(descriptor: Self.describe("settlenet_settlements_pending", "Requests forwarded and not yet answered."), labels: label)
         inDoubt = registry.makeGauge(descriptor: Self.describe("settlenet_settlements_in_doubt", "Settlements whose outcome is unknown, being resolved by correction."), labels: label)
         signedIn = registry.makeGauge(descriptor: Self.describe("settlenet_signed_in", "1 once the node has signed in to its parent."), labels: label)
+        diskFull = registry.makeGauge(descriptor: Self.describe("settlenet_disk_full", "1 while the disk under the node's ledger is full and new work is refused (SN-E3008)."), labels: label)
         for kind in ticketKinds { _ = ticketGauge(kind) }
         for name in ["received", "accepted"] { _ = uploadCounter(name) }
     }
@@ -112,11 +114,12 @@ public final class NodeMetrics {
     public func synced(tookUs: Int64) { fsyncTime.record(.microseconds(tookUs)) }
 
     /// The gauges, as the node's state stands.
-    public func refresh(pending: Int, inDoubt: Int, syncQueue: Int, signedIn: Bool) {
+    public func refresh(pending: Int, inDoubt: Int, syncQueue: Int, signedIn: Bool, diskFull: Bool = false) {
         self.pending.set(Int64(pending))
         self.inDoubt.set(Int64(inDoubt))
         self.syncQueue.set(Int64(syncQueue))
         self.signedIn.set(Int64(signedIn ? 1 : 0))
+        self.diskFull.set(Int64(diskFull ? 1 : 0))
     }
 
     /// Tickets this node holds open (or acknowledged), by kind.

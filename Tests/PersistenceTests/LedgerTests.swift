@@ -67,6 +67,37 @@ import Testing
         #expect(count == 0)
     }
 
+    /// A full disk (`refusesChanges`): a transaction that would change the ledger rolls back and
+    /// throws `DiskFull`, by `write` or by `transaction`; one that only reads commits; a change
+    /// allowed on purpose (the disk_full ticket) is written.
+    @Test func aLedgerOnAFullDiskRefusesChangesButReads() throws {
+        let (ledger, directory) = try temporaryLedger()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try ledger.write { tx in
+            try tx.insertSettled(request: request(msgid: "M1"), split: split, psnNo: "P", setlID: "S1", nowMs: 0, response: [1])
+        }
+        ledger.refusesChanges = true
+        #expect(throws: Ledger.DiskFull.self) {
+            try ledger.write { tx in
+                try tx.insertSettled(request: request(msgid: "M2"), split: split, psnNo: "P", setlID: "S2", nowMs: 0, response: [2])
+            }
+        }
+        #expect(throws: Ledger.DiskFull.self) {
+            try ledger.transaction { tx in
+                try tx.insertSettled(request: request(msgid: "M3"), split: split, psnNo: "P", setlID: "S3", nowMs: 0, response: [3])
+            }
+        }
+        #expect(try ledger.transaction { try $0.count(table: .settlements) } == 1, "a transaction that only reads commits")
+        try ledger.allowingChanges {
+            try ledger.write { tx in
+                try tx.insertSettled(request: request(msgid: "M4"), split: split, psnNo: "P", setlID: "S4", nowMs: 0, response: [4])
+            }
+        }
+        #expect(ledger.refusesChanges)
+        #expect(try ledger.read { try $0.count(table: .settlements) } == 2)
+        #expect(Ledger.isDiskFull(DatabaseError(resultCode: .SQLITE_FULL)) && !Ledger.isDiskFull(DatabaseError(resultCode: .SQLITE_BUSY)))
+    }
+
     /// Transits are appended to a log and found through an index in memory: a round that rolls
     /// back (a failed commit) must leave the index as it found it, or the next record of the same
     /// msgid would update an image that was never written.

@@ -606,6 +606,20 @@ import Testing
         #expect(county.pendingCount == 0, "the request that was not journaled is not waited for")
     }
 
+    /// On a full disk the same round's refusals say so: SN-E3008, definite, with the detail given.
+    @Test func aRoundRefusedForAFullDiskSaysSo() {
+        var county = signedIn("370211")
+        let journaled = settlement(budgetMs: 1_000)
+        let work = county.receivedRequest(journaled, from: hospital, nowMs: 0)
+            + [.settleHere(settlement(budgetMs: 1_000), replyTo: hospital, role: .local, receivedAtMs: 0)]
+        let answers = county.roundNotRecorded(work, detail: "the disk under the ledger of node 370211 is full", refusal: .diskFull, nowMs: 5)
+        let codes = answers.compactMap { if case .answer(let answer, _, nil) = $0 { answer.errCode } else { nil } }
+        #expect(codes == [ErrorCode.diskFull.rawValue, ErrorCode.diskFull.rawValue], "\(answers)")
+        #expect(ErrorCode.diskFull.isDefinite)
+        guard case .answer(let first, _, _)? = answers.first else { return }
+        #expect(first.errMsg.contains("disk is full") && first.errMsg.contains("node 370211"), "\(first.errMsg)")
+    }
+
     /// At the origin county, an answer its round could not record (a failing disk) goes to the
     /// hospital as unknown (SN-E3002, indefinite), and the settlement is resolved by correction:
     /// the network settled it, and the origin must not say so before its own record is durable.
