@@ -117,6 +117,10 @@ public struct FaultSpec: Sendable, Equatable {
         /// The node's disk fails for `forMs`: every commit fails, as on a full or broken disk,
         /// then works again. Simulated only (`settlenet sim`).
         case diskFailure(node: String, forMs: Int64)
+        /// The node's process crashes (SIGKILL, by its own hand) the `after`-th time it passes
+        /// `point` of its commit cycle (nil: drawn from the seed), then starts again after
+        /// `restartAfterMs` (nil: it stays down). Real processes only.
+        case crash(node: String, point: CrashPoint, after: Int?, restartAfterMs: Int64?)
     }
 
     public struct LinkEffects: Sendable, Equatable {
@@ -147,6 +151,7 @@ public struct FaultSpec: Sendable, Equatable {
         case .partition: "partition"
         case .clockJump: "clock_jump"
         case .diskFailure: "disk_fail"
+        case .crash: "crash"
         }
     }
 
@@ -155,7 +160,7 @@ public struct FaultSpec: Sendable, Equatable {
 
     public var nodes: [String] {
         switch action {
-        case .pause(let node, _), .kill(let node, _), .clockJump(let node, _), .diskFailure(let node, _): [node]
+        case .pause(let node, _), .kill(let node, _), .clockJump(let node, _), .diskFailure(let node, _), .crash(let node, _, _, _): [node]
         case .link(let effects): [effects.a, effects.b]
         case .partition(let from, let to, _, _): [from, to]
         }
@@ -253,7 +258,8 @@ public enum ScenarioLoader {
                                                      "province_national_link_us", "province_national_link_jitter_us"]
     static let scaleKeys: Set<String> = ["baseline_rate", "p99_ms", "error_rate"]
     static let faultKeys: Set<String> = ["at", "pause", "for", "kill", "restart_after", "link", "delay", "jitter", "loss",
-                                         "duplicate", "corrupt", "partition", "direction", "clock_jump", "by", "disk_fail"]
+                                         "duplicate", "corrupt", "partition", "direction", "clock_jump", "by", "disk_fail",
+                                         "crash", "point", "after"]
     static let loadKeys: Set<String> = ["settlements", "uploads"]
     static let uploadKeys: Set<String> = ["executor", "rate", "start_rate", "stages", "batch_size", "dirty", "max_in_flight"]
     static let dirtyKeys: Set<String> = ["rate", "kinds", "fix_probability", "residual_share"]
@@ -422,7 +428,7 @@ public enum ScenarioLoader {
             }
             return direction == "one-way"
         }
-        let named = ["pause", "kill", "link", "partition", "clock_jump", "disk_fail"].filter { map.node($0) != nil }
+        let named = ["pause", "kill", "link", "partition", "clock_jump", "disk_fail", "crash"].filter { map.node($0) != nil }
         var action: FaultSpec.Action?
         switch named {
         case ["pause"]:
@@ -458,9 +464,20 @@ public enum ScenarioLoader {
             }
         case ["disk_fail"]:
             if let node = nodeID("disk_fail"), let length = duration("for", required: true) { action = .diskFailure(node: node, forMs: length) }
+        case ["crash"]:
+            let pointText = map.scalar("point", subject: nil, required: true, problems: &problems)
+            let point = pointText.flatMap(CrashPoint.init(rawValue:))
+            if let pointText, point == nil {
+                problems.append(FileProblem(file: file, line: map.lineOf("point"), field: map.fieldPath("point"),
+                                            message: "\"\(pointText)\" is not a crash point: \(CrashPoint.allCases.map(\.rawValue).joined(separator: ", "))"))
+            }
+            let after = map.node("after") == nil ? nil : numberValue(map, "after", required: true, range: 1...1_000_000, file: file, problems: &problems)
+            if let node = nodeID("crash"), let point {
+                action = .crash(node: node, point: point, after: after.map { Int($0) }, restartAfterMs: duration("restart_after", required: false))
+            }
         default:
             problems.append(FileProblem(file: file, line: map.line, field: path,
-                                        message: "a fault names exactly one of pause: NODE (with for:), kill: NODE (with optional restart_after:), link: \"A-B\" (with for:), partition: [A, B] (with for:), clock_jump: NODE (with by:, simulated only) or disk_fail: NODE (with for:, simulated only)"))
+                                        message: "a fault names exactly one of pause: NODE (with for:), kill: NODE (with optional restart_after:), link: \"A-B\" (with for:), partition: [A, B] (with for:), clock_jump: NODE (with by:, simulated only), disk_fail: NODE (with for:, simulated only) or crash: NODE (with point:, optional after: and restart_after:, real processes only)"))
         }
         guard problems.count == before, let at, let action else { return nil }
         return FaultSpec(atMs: at, action: action, line: map.line)

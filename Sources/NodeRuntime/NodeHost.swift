@@ -2,6 +2,7 @@ import Foundation
 import LinkSecurity
 import Logging
 import NetworkTopology
+import Persistence
 import SettlementCore
 import SettlementModel
 import Telemetry
@@ -37,6 +38,9 @@ public final class NodeHost {
         self.dataDirectory = dataDirectory
         self.makeLogger = makeLogger
         self.keys = topology.isSecured ? keys ?? KeyDirectory.location(topology: topology, explicit: nil, dataDirectory: dataDirectory) : nil
+        // Before any ledger opens: a scenario's `crash` fault may ask for a crash in the middle of
+        // a commit (one atomic load per log write while none is armed).
+        guard Ledger.installCrashHook() else { throw SettleNetError(.node, "cannot install the ledgers' crash hook (SQLite VFS)") }
     }
 
     /// Serves every node on this thread until SIGTERM/SIGINT. If one node fails, all are

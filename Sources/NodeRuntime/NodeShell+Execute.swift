@@ -70,7 +70,10 @@ extension NodeShell {
         round.outgoing.reserveCapacity(work.count)
         let started = metrics == nil ? 0 : monotonicUs()
         do {
-            try ledger.transaction { tx in try record(work, into: &round, tx: tx) }
+            try ledger.transaction { tx in
+                try record(work, into: &round, tx: tx)
+                if crashPoints.armed != nil { crashIfArmed(beforeCommitting: round) }
+            }
         } catch {
             try finish(round, failure: error)   // rolled back: nothing of it was recorded
             if Ledger.isDiskFull(error) { diskRanOut() }
@@ -83,6 +86,8 @@ extension NodeShell {
             requestSync()
         } else {
             try syncOrStop()
+            if crashPoints.armed != nil, !round.outgoing.isEmpty || !round.journaled.isEmpty,
+               crashPoints.passes(.afterSync) { CrashPoints.crash() }
             try finish(round, failure: nil)
         }
     }
@@ -114,6 +119,8 @@ extension NodeShell {
         let durable = syncs.synced()
         guard state != .stopped else { return }
         if let error { throw syncFailed(error) }
+        if crashPoints.armed != nil, durable.contains(where: { !$0.outgoing.isEmpty || !$0.journaled.isEmpty }),
+           crashPoints.passes(.afterSync) { CrashPoints.crash() }
         for round in durable { try finish(round, failure: nil) }
         requestSync()
         if stopsAfterSync && !awaitsSync { stop() }
@@ -222,6 +229,10 @@ extension NodeShell {
         for message in round.journaled where !send(message) {
             next += machine.forwardFailed(msgid: message.requestMsgid!, nowMs: nowMs)
         }
+        if crashPoints.armed != nil, !round.outgoing.isEmpty || !round.journaled.isEmpty, crashPoints.passes(.afterSend) {
+            flushHeld()   // on the wire first: the crash comes just after the send
+            CrashPoints.crash()
+        }
         for request in round.toNational { sendToNational(request) }
         // Records this tier passed are recorded: now they may travel up.
         for upload in round.uploadsToForward {
@@ -229,6 +240,13 @@ extension NodeShell {
                                           rejects: upload.rejects, replyTo: upload.peer, receivedAtMs: upload.receivedAtMs, nowMs: nowMs)
         }
         try execute(next)
+    }
+
+    /// A round's statements ran: crash before its COMMIT, or arm the log's hook to crash in the
+    /// middle of it (after the first write of its frames), when that is the pass armed.
+    private func crashIfArmed(beforeCommitting round: RoundInCommit) {
+        if crashPoints.passes(.beforeCommit) { CrashPoints.crash() }
+        if crashPoints.passes(.inCommit) { Ledger.crashAfterLogWrites(1) }
     }
 
     /// A request's frames: as received where only its budget changed, else encoded.

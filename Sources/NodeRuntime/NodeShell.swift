@@ -72,6 +72,8 @@ public final class NodeShell {
     var parentHandshakesSeen = 0, parentLossesSeen = 0
     var gate: InboundGate
     var links: LinkFaultPort
+    /// A crash point a scenario armed here (`crash` faults); never armed in a simulation.
+    var crashPoints: CrashPoints
     var status: StatusReporter
 
     // Nodes of this process one hop away (set by the reactor): messages to them are handed over
@@ -206,6 +208,7 @@ public final class NodeShell {
         gate = InboundGate(node: id, parent: spec.parent, secured: keys != nil, edge: topology.edge,
                            uploadRecords: spec.tier == .county ? .full : .keysOnly)
         links = LinkFaultPort(node: id, faultsFile: layout.linkFaultsFile, tracePath: layout.linkDecisionsPath(id))
+        crashPoints = CrashPoints(node: id, file: layout.crashPointsFile)
         status = StatusReporter(path: layout.statusPath(id))
 
         try FileManager.default.createDirectory(atPath: layout.nodeDirectory(id), withIntermediateDirectories: true)
@@ -423,7 +426,10 @@ public final class NodeShell {
             return
         }
         passThrough.forget(roundsAwaitSync: awaitsSync)
-        if !simulated && nowMs - links.lastCheckMs >= max(100, pace.maxWaitMs) { links.refresh(nowMs: nowMs, logger: logger) }
+        if !simulated && nowMs - links.lastCheckMs >= max(100, pace.maxWaitMs) {
+            links.refresh(nowMs: nowMs, logger: logger)
+            crashPoints.refresh(nowMs: nowMs, logger: logger)
+        }
         for message in links.due(nowMs: nowMs) { transmit(message) }
         var flags = readable.makeIterator()
         var directives: [Directive] = []

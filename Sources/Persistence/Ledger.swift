@@ -382,6 +382,27 @@ public final class Ledger {
         public var description: String { "ledger \(path): no space left on its disk (SQLITE_FULL)" }
     }
 
+    /// Makes the default VFS of this process the unix VFS with a hook on write-ahead log writes,
+    /// so that `crashAfterLogWrites` can kill it in the middle of a commit (crash tests).
+    public static func installCrashHook() -> Bool { settlenet_crash_vfs_register() == SQLITE_OK }
+
+    /// SIGKILL this process right after the `writes`-th write to a write-ahead log from now.
+    public static func crashAfterLogWrites(_ writes: Int) { settlenet_crash_after_log_writes(Int32(writes)) }
+
+    /// `PRAGMA integrity_check` on the ledger at `path`, which no process has open (a node just
+    /// crashed): "ok", or SQLite's first problems. Opening it recovers its log, as the node's
+    /// next start would.
+    public static func integrityCheck(path: String) -> String {
+        do {
+            let queue = try DatabaseQueue(path: path)
+            defer { try? queue.close() }
+            let lines = try queue.read { try String.fetchAll($0, sql: "PRAGMA integrity_check(20)") }
+            return lines.joined(separator: "; ")
+        } catch {
+            return "cannot be checked: \(error)"
+        }
+    }
+
     /// Whether `error` says the disk under a ledger is full, however it was wrapped on the way.
     public static func isDiskFull(_ error: any Error) -> Bool {
         if error is DiskFull { return true }

@@ -1,6 +1,7 @@
 import ClusterControl
 import Foundation
 import NetworkTopology
+import Persistence
 import SettlementCore
 import SettlementModel
 
@@ -22,6 +23,9 @@ public struct FaultRecord: Codable, Sendable {
     /// A simulated kill: the frames of the node's log committed and never synced, which the
     /// crash lost (`settlenet sim`).
     public var lostLogFrames: Int?
+    /// A crash: `PRAGMA integrity_check` of each ledger of the crashed process, before it
+    /// started again ("ok" when every one passed, else the ledger and SQLite's findings).
+    public var integrity: String?
 
     public init(kind: String, node: String, atS: Double, startedS: Double? = nil, endedS: Double? = nil, note: String) {
         self.kind = kind
@@ -33,7 +37,7 @@ public struct FaultRecord: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case kind, note, effects
+        case kind, note, effects, integrity
         case decisionSeeds = "decision_seeds"
         case lostLogFrames = "lost_log_frames"
         case node = "target"
@@ -100,12 +104,19 @@ public final class FaultInjector {
     private var linkEntries: [Int: [LinkFault]] = [:]
     private var pending: [(index: Int, spec: FaultSpec)]
     private var active: [(index: Int, endUs: Int64, pid: Int32?)] = []
+    /// Crash points armed (the file the nodes read), and the crashes awaited, by fault index.
+    private var arms: [Int: CrashArming] = [:]
+    private var crashes: [(index: Int, pid: Int32, node: String, restartAfterMs: Int64?, giveUpUs: Int64)] = []
+    private let crashPointsFile: String
+    /// How long an armed node has to reach its point before it is killed anyway.
+    static let crashPointWaitUs: Int64 = 10_000_000
     public private(set) var records: [FaultRecord]
     private let log: (String) -> Void
 
     public init(faults: [FaultSpec], cluster: Cluster, linkFaultsFile: String, seed: UInt64, log: @escaping (String) -> Void) {
         self.cluster = cluster
         self.linkFaultsFile = linkFaultsFile
+        crashPointsFile = cluster.layout.crashPointsFile
         self.seed = seed
         self.log = log
         pending = faults.enumerated().map { ($0, $1) }.sorted { $0.spec.atMs < $1.spec.atMs }
@@ -129,7 +140,7 @@ public final class FaultInjector {
             return (oneWay ? [(from, to)] : [(from, to), (to, from)]).map { from, to in
                 LinkFault(from: from, to: to, startMs: nowMs, endMs: nowMs + forMs, loss: 1, seed: seedOf(from, to))
             }
-        case .pause, .kill, .clockJump, .diskFailure:
+        case .pause, .kill, .clockJump, .diskFailure, .crash:
             return []
         }
     }
@@ -153,6 +164,54 @@ public final class FaultInjector {
         }
         for entry in active where entry.endUs <= nowUs { end(entry.index, nowUs: nowUs) }
         active.removeAll { $0.endUs <= nowUs }
+        if !crashes.isEmpty { watchCrashes(nowUs: nowUs) }
+    }
+
+    /// Crashes armed: a process gone has crashed at its point; one that has not reached it in
+    /// time is killed. Either way its ledgers are checked before it starts again.
+    private func watchCrashes(nowUs: Int64) {
+        for crash in crashes {
+            let gone = !cluster.isRunningNode(pid: crash.pid)
+            guard gone || nowUs >= crash.giveUpUs else { continue }
+            crashes.removeAll { $0.index == crash.index }
+            arms[crash.index] = nil
+            writeCrashPoints()
+            if !gone {
+                try? cluster.kill(node: crash.node)
+                records[crash.index].note = "its point was not reached within \(Self.crashPointWaitUs / 1_000_000) s: killed there"
+                log("fault: node \(crash.node) did not reach its crash point: killed")
+            } else {
+                records[crash.index].note += String(format: ": crashed %.2f s after it was armed", Double(nowUs - (crash.giveUpUs - Self.crashPointWaitUs)) / 1e6)
+                log("fault: node \(crash.node) crashed at its point")
+            }
+            records[crash.index].integrity = checkLedgers(ofProcess: crash.pid)
+            if let restartAfterMs = crash.restartAfterMs {
+                active.append((crash.index, nowUs + restartAfterMs * 1_000, nil))
+            } else {
+                records[crash.index].endedS = Double(nowUs) / 1e6
+            }
+        }
+    }
+
+    /// `PRAGMA integrity_check` on every ledger of the process `pid` was: "ok", or what failed.
+    private func checkLedgers(ofProcess pid: Int32) -> String {
+        let nodes = ((try? cluster.record().nodes) ?? []).filter { $0.pid == pid }
+        let failures = nodes.compactMap { node -> String? in
+            guard let id = DivisionCode(node.id) else { return nil }
+            let verdict = Ledger.integrityCheck(path: cluster.layout.ledgerPath(id))
+            return verdict == "ok" ? nil : "\(node.id): \(verdict)"
+        }
+        return failures.isEmpty ? "ok" : failures.joined(separator: "; ")
+    }
+
+    /// Writes the armed crash points, atomically: nodes read the file when it changes.
+    private func writeCrashPoints() {
+        do {
+            let data = try JSONEncoder.settlenet(pretty: false).encode(arms.keys.sorted().map { arms[$0]! })
+            try data.write(to: URL(fileURLWithPath: crashPointsFile), options: .atomic)
+        } catch {
+            log("warning: cannot write the crash-point file \(crashPointsFile): \(error)")
+        }
     }
 
     /// Ends every active fault (the scenario is over, or failed).
@@ -161,6 +220,12 @@ public final class FaultInjector {
         active.removeAll()
         for next in pending { records[next.index].note = "not started: the load ended first" }
         pending.removeAll()
+        for crash in crashes { records[crash.index].note = "armed, and the load ended before its point" }
+        crashes.removeAll()
+        if !arms.isEmpty {
+            arms.removeAll()
+            writeCrashPoints()
+        }
     }
 
     private func start(_ index: Int, _ spec: FaultSpec, nowUs: Int64) {
@@ -182,6 +247,15 @@ public final class FaultInjector {
                 startLinkFault(index, spec, forMs: effects.forMs, nowUs: nowUs, what: "link \(spec.node)\(effects.oneWay ? " (one way)" : "") (delay \(effects.delayMs) ms ± \(effects.jitterMs), loss \(effects.loss), duplicate \(effects.duplicate), corrupt \(effects.corrupt))")
             case .partition(_, _, let oneWay, let forMs):
                 startLinkFault(index, spec, forMs: forMs, nowUs: nowUs, what: "partition \(spec.node)\(oneWay ? " (one way)" : "")")
+            case .crash(let node, let point, let after, let restartAfterMs):
+                guard let pid = try cluster.pid(of: node) else { records[index].note = "node not running"; return }
+                // Which pass of the point, from the seed when the scenario does not say: 1 to 20.
+                let pass = after ?? 1 + Int(((seed &+ UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15) >> 33) % 20)
+                arms[index] = CrashArming(node: node, pid: pid, point: point, after: pass)
+                writeCrashPoints()
+                crashes.append((index, pid, node, restartAfterMs, nowUs + Self.crashPointWaitUs))
+                records[index].note = "\(point.rawValue), pass \(pass)"
+                log("fault: node \(node) armed to crash at \(point.rawValue), pass \(pass)\(restartAfterMs.map { ", restart \(Double($0) / 1000) s after" } ?? "")")
             case .clockJump, .diskFailure:
                 records[index].note = "simulated only"   // the runner refuses it before anything starts
             }
@@ -201,7 +275,7 @@ public final class FaultInjector {
             linkEntries[index] = nil
             writeLinkFaults()
             log("fault over: \(record.kind) \(record.node) cleared")
-        } else if record.kind == "kill" {
+        } else if record.kind == "kill" || record.kind == "crash" {
             do {
                 try cluster.start(node: record.node)
                 log("fault over: node \(record.node) restarted")

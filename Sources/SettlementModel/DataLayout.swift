@@ -26,6 +26,35 @@ public struct DataLayout: Sendable {
     public func linkDecisionsPath(_ id: DivisionCode) -> String { "\(nodeDirectory(id))/link-decisions.jsonl" }
     /// The link faults in force (written by the scenario runner, read by every node).
     public var linkFaultsFile: String { "\(root)/link-faults.json" }
+    /// The crash points armed (`CrashArming`, written by the scenario runner, read by every node).
+    public var crashPointsFile: String { "\(root)/crash-points.json" }
+}
+
+/// Where in its commit cycle a node can be made to crash (SIGKILL), for a scenario's `crash`
+/// fault: the instants where a crash could leave a ledger or a message half done.
+public enum CrashPoint: String, CaseIterable, Codable, Sendable {
+    /// A round's statements ran in its transaction; its COMMIT did not.
+    case beforeCommit = "before_commit"
+    /// In the middle of the commit: part of it written to the log, its last frame not.
+    case inCommit = "in_commit"
+    /// The round is durable (its sync done); its answers and requests not sent.
+    case afterSync = "after_sync"
+    /// Its answers and requests handed to the sockets, just sent.
+    case afterSend = "after_send"
+}
+
+/// A crash point armed in one node process: it crashes the `after`-th time it passes `point`
+/// (counting only passes with work: a round committed, answers to send). `pid` ties it to the
+/// process it was armed in, so that the process started after the crash ignores it.
+public struct CrashArming: Codable, Equatable, Sendable {
+    public var node: String
+    public var pid: Int32
+    public var point: CrashPoint
+    public var after: Int
+
+    public init(node: String, pid: Int32, point: CrashPoint, after: Int) {
+        self.node = node; self.pid = pid; self.point = point; self.after = after
+    }
 }
 
 /// A node's report of itself, rewritten atomically when it changes (at most 4 times a second).

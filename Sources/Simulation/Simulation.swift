@@ -379,6 +379,8 @@ public final class Simulation: Courier, SyncService {
             beginLinkFault(fault.action, place: place, forMs: effects.forMs)
         case .partition(_, _, _, let forMs):
             beginLinkFault(fault.action, place: place, forMs: forMs)
+        case .crash:
+            faultRecords[place].note = "real processes only"   // the runner refuses it before anything starts
         }
     }
 

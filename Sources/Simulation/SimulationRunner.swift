@@ -65,6 +65,9 @@ public enum SimulationRunner {
         }
         for fault in spec.faults {
             let place = "\(spec.file):\(fault.line.map(String.init) ?? "?")"
+            if case .crash = fault.action {
+                throw ScenarioError(code: .invalidScenario, message: "\(place): field faults: a crash stops a real process at a point of its commit cycle; run this scenario with `settlenet scenario run`, or use kill: a simulation's kill loses what no sync covered")
+            }
             for node in fault.nodes where DivisionCode(node).flatMap(topology.node) == nil {
                 throw ScenarioError(code: .invalidScenario, message: "\(place): fault names node \(node), which is not in \(topology.file)")
             }

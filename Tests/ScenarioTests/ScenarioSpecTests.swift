@@ -158,6 +158,33 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .contains { $0.contains("a link fault needs at least one of delay, loss, duplicate, corrupt") })
     }
 
+    /// `crash:` a node at a point of its commit cycle, at a given pass or one the seed draws.
+    @Test func crashFaultsParseWithTheirPointAndPass() throws {
+        let text = """
+            name: crashes
+            topology: Topologies/minimal.yaml
+            seed: 9
+            duration: 10s
+            load:
+              settlements:
+                executor: constant-arrival-rate
+                rate: 10
+                mix:
+                  route: { local: 1 }
+            faults:
+              - { at: 1s, crash: "410102", point: in_commit, after: 3, restart_after: 200ms }
+              - { at: 2s, crash: "000000", point: after_send }
+            """
+        let spec = try ScenarioLoader.parse(text, file: "c.yaml")
+        #expect(spec.faults.map(\.action) == [.crash(node: "410102", point: .inCommit, after: 3, restartAfterMs: 200),
+                                               .crash(node: "000000", point: .afterSend, after: nil, restartAfterMs: nil)])
+        #expect(spec.faults.map(\.kind) == ["crash", "crash"])
+        let found = problems(text.replacingOccurrences(of: "point: in_commit, after: 3", with: "point: mid_commit, after: 0"))
+        #expect(found.contains { $0.contains("s.yaml:12") && $0.contains("point: \"mid_commit\" is not a crash point: before_commit, in_commit, after_sync, after_send") }, "\(found)")
+        #expect(found.contains { $0.contains("after:") }, "\(found)")
+        #expect(problems(text.replacingOccurrences(of: ", point: after_send", with: "")).contains { $0.contains("point") })
+    }
+
     @Test func theSameSeedGivesTheSameLinkFaultEntries() throws {
         let flaky = FaultSpec.Action.link(.init(a: "370200", b: "370000", forMs: 1_000, loss: 0.1))
         let first = FaultInjector.linkEntries(flaky, index: 2, seed: 9, nowMs: 0)

@@ -17,3 +17,10 @@ int settlenet_simulated_vfs_register(void);
 /* Cuts the in-memory log at `path` (the database's full path and "-wal") to `size` bytes, as
    a crash keeps only what was synced. Returns its size before, or -1 if there is none. */
 long long settlenet_simulated_log_truncate(const char *path, long long size);
+
+/* The node processes' VFS, "settlenet-crash" (crash_points.c): the unix VFS, with a hook after
+   each write to a write-ahead log. Registered as the default; SQLITE_OK when it is. */
+int settlenet_crash_vfs_register(void);
+/* Kills this process with SIGKILL right after the `writes`-th write to a log from now (0:
+   disarmed): a crash in the middle of a commit. */
+void settlenet_crash_after_log_writes(int writes);
