@@ -95,8 +95,10 @@ extension NodeShell {
     func closeUnresponsive(node: String, ticketID: String) {
         openUnresponsive[node] = nil
         do {
-            let effects = try ledger.write { tx in
-                try tickets.close(ticketID, reason: "node \(node) answers again", nowMs: nowMs, store: tx)
+            let effects = try ledger.allowingChanges {   // ticket bookkeeping: written even on a full disk
+                try ledger.write { tx in
+                    try tickets.close(ticketID, reason: "node \(node) answers again", nowMs: nowMs, store: tx)
+                }
             }
             carryOut(effects)
         } catch {
@@ -120,7 +122,8 @@ extension NodeShell {
     /// Provincial tier: sends the national outbox's due batches.
     func flushOutbox() {
         lastOutboxFlushMs = nowMs
-        guard machine.isSignedIn, spec.parent != nil, outbox.hasWork else { return }
+        // On a full disk the batches cannot be recorded as sent: they wait for space.
+        guard machine.isSignedIn, spec.parent != nil, outbox.hasWork, diskFullSinceMs == nil else { return }
         do {
             let version = machine.catalog?.version ?? ""
             let now = nowMs

@@ -26,7 +26,7 @@ extension LedgerTransaction {
     public func recordTransit(_ record: TransitRecord, resolution: Bool = false) throws {
         guard transits != nil else { throw SettleNetError(.ledger, "recordTransit outside a write transaction") }
         if let existing = try entry(record.msgid) {
-            if resolution || existing.state == .unknown {
+            if try resolution || existing.state == .unknown || (existing.state == .refused && isRefusalOfAnAttempt(at: existing.seq)) {
                 // The answer's outcome over the earlier one; who asked, and about what, stays as first recorded.
                 var image = try self.image(at: existing.seq)
                 image.setlID = record.setlID
@@ -61,6 +61,14 @@ extension LedgerTransaction {
                 try append(image, replacing: settlement)
             }
         }
+    }
+
+    /// The image at `seq` is a refusal decided on the way (SN-E3001, E3004 ...): the attempt it
+    /// answered did not get through, and a later attempt of the same msgid (its client asked
+    /// again, never having heard it) is recorded over it. (Kept, it left every tier on the way at
+    /// `refused` while the insured county settled the repeat: a crash loop found it.)
+    private func isRefusalOfAnAttempt(at seq: Int64) throws -> Bool {
+        ErrorCode(rawValue: try image(at: seq).errCode)?.refusesOnlyTheAttempt == true
     }
 
     /// What a correction (2601) established for the settlement it concerns. A tier with no record

@@ -128,6 +128,17 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     /// True when the operation certainly did not happen (safe to retry with a new msgid).
     public var isDefinite: Bool { self != .timeout }
 
+    /// A refusal decided on the way, before the insured county decided anything, and not stored:
+    /// it speaks for the attempt it answers only. The same msgid asked again (a client that never
+    /// heard this answer, its node having crashed before sending it) may still get through and be
+    /// decided (docs/ERRORS.md, section 2).
+    public var refusesOnlyTheAttempt: Bool {
+        switch self {
+        case .unreachable, .shuttingDown, .busy, .catalogNotLoaded, .deadlineTooShort, .rateLimited, .diskFull: true
+        default: false
+        }
+    }
+
     /// The real interface's error text: `FSI-<message>[<code>]`, with an optional detail
     /// (which field, which node). Details never carry personal data.
     public func errMsg(detail: String? = nil) -> String {

@@ -80,7 +80,7 @@ import Testing
         defer {
             cluster.shutDown()
             for pid in pids.union(cluster.recordedPids) { #expect(!isRunning(pid, of: cluster.dataDirectory), "process \(pid) left behind") }
-            cluster.removeFiles()
+            if ProcessInfo.processInfo.environment["SETTLENET_KEEP_DATA"] == nil { cluster.removeFiles() } else { print("kept \(cluster.dataDirectory)") }
         }
         var arguments = ["cluster", "up", "--topology", cluster.topology.file, "--data-dir", cluster.dataDirectory,
                          "--base-port", String(cluster.topology.basePort)]

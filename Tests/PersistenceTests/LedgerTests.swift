@@ -163,6 +163,33 @@ import Testing
         }
     }
 
+    /// A refusal decided on the way (SN-E3001: not delivered) speaks for its attempt only: the
+    /// same msgid asked again and settled is recorded over it. A refusal the insured county
+    /// decided (SN-E2001) stays, as a settled outcome does.
+    @Test func aRefusalOfAnAttemptGivesWayToTheNextAttempt() throws {
+        let (ledger, directory) = try temporaryLedger()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func refusal(_ code: ErrorCode) -> WireResponse {
+            var answer = WireResponse()
+            answer.infcode = -1
+            answer.errCode = code.rawValue
+            return answer
+        }
+        let repeated = RequestMeta(request(msgid: "M1")), decided = RequestMeta(request(msgid: "M2"))
+        try ledger.write { tx in
+            try tx.recordTransit(TransitRecord(request: repeated, response: refusal(.unreachable), role: .relay, nowMs: 1))
+            try tx.recordTransit(TransitRecord(request: decided, response: refusal(.unknownPerson), role: .relay, nowMs: 1))
+        }
+        try ledger.write { tx in
+            try tx.recordTransit(TransitRecord(request: repeated, response: settledAnswer(setlID: "S1"), role: .relay, nowMs: 2))
+            try tx.recordTransit(TransitRecord(request: decided, response: settledAnswer(setlID: "S2"), role: .relay, nowMs: 2))
+        }
+        let first = try ledger.read { try $0.transit(msgid: "M1") }, second = try ledger.read { try $0.transit(msgid: "M2") }
+        #expect(first?.state == "settled" && first?.setlID == "S1", "\(String(describing: first))")
+        #expect(second?.state == "refused" && second?.setlID == "", "\(String(describing: second))")
+        #expect(ErrorCode.allCases.filter(\.refusesOnlyTheAttempt).allSatisfy { $0.isDefinite && $0.rawValue.hasPrefix("SN-E3") })
+    }
+
     @Test func transitRecordsReplaceOnlyAnUnknownOutcome() throws {
         let (ledger, directory) = try temporaryLedger()
         defer { try? FileManager.default.removeItem(atPath: directory) }
