@@ -22,8 +22,7 @@ struct CrashPoints {
     /// Reads the file again if it changed: an entry for this node and this process arms it.
     mutating func refresh(nowMs: Int64, logger: Logger) {
         lastCheckMs = nowMs
-        var info = stat()
-        let changed: Int64? = stat(file, &info) == 0 ? Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec) : nil
+        let changed = modificationStamp(of: file)
         guard changed != stamp else { return }
         stamp = changed
         guard changed != nil, let data = FileManager.default.contents(atPath: file),

@@ -45,8 +45,7 @@ struct LinkFaultPort {
     /// missing or unreadable file means none.
     mutating func refresh(nowMs: Int64, logger: Logger) {
         lastCheckMs = nowMs
-        var info = stat()
-        let changed: Int64? = stat(faultsFile, &info) == 0 ? Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec) : nil
+        let changed = modificationStamp(of: faultsFile)
         guard changed != stamp else { return }
         stamp = changed
         guard changed != nil, let data = FileManager.default.contents(atPath: faultsFile) else {
@@ -122,4 +121,12 @@ struct LinkFaultPort {
         defer { close(descriptor) }
         _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
     }
+}
+
+/// When the file at `path` was last modified, in ns; nil when it does not exist. A file the
+/// runner rewrites (link faults, crash points) is read again only when this changes.
+func modificationStamp(of path: String) -> Int64? {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    return Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
 }

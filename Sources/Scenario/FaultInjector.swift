@@ -184,7 +184,9 @@ public final class FaultInjector {
                 records[crash.index].note += String(format: ": crashed %.2f s after it was armed", Double(nowUs - (crash.giveUpUs - Self.crashPointWaitUs)) / 1e6)
                 log("fault: node \(crash.node) crashed at its point")
             }
-            records[crash.index].integrity = checkLedgers(ofProcess: crash.pid)
+            let integrity = checkLedgers(ofProcess: crash.pid)
+            records[crash.index].integrity = integrity
+            records[crash.index].note += "; integrity_check \(integrity)"
             if let restartAfterMs = crash.restartAfterMs {
                 active.append((crash.index, nowUs + restartAfterMs * 1_000, nil))
             } else {

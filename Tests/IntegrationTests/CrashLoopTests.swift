@@ -12,7 +12,8 @@ import Testing
 /// starts again 200 ms later. After every crash the runner checks the crashed process's
 /// ledgers (`PRAGMA integrity_check`) before the restart; at the end the network must reconcile
 /// with nothing lost, doubled, mismatched or left in doubt, and no answer serial may have been
-/// given twice. `SETTLENET_CRASHES=N` runs N crashes in each test instead of the default.
+/// given twice. `SETTLENET_CRASHES=N` runs N crashes in each test instead of the default, and
+/// `SETTLENET_KEEP_DATA=1` keeps the cluster's directory (ledgers, logs, report) to look into.
 @Suite struct CrashLoopTests {
     static var crashes: Int? { ProcessInfo.processInfo.environment["SETTLENET_CRASHES"].flatMap { Int($0) } }
 
