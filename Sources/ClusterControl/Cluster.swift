@@ -24,6 +24,8 @@ public struct ClusterRecord: Codable, Sendable {
     public var host: String?
     /// The key directory of a secured cluster (absolute); nil for plaintext links.
     public var keys: String?
+    /// Started with `--crash-points`: its nodes can be armed by a scenario's `crash` faults.
+    public var crashPoints: Bool?
 
     /// The nodes sharing a process with `id`, itself included.
     func processMates(of id: String) -> [Int] {
@@ -87,7 +89,7 @@ public struct Cluster {
     /// them first, and then this tries others (up to 5 times). Returns the topology as placed.
     @discardableResult
     public func upOnFreePorts(topology: Topology, executable: String, packing: Packing = .none, keys: String? = nil,
-                              preferOwn: Bool = true) throws -> (topology: Topology, record: ClusterRecord) {
+                              preferOwn: Bool = true, crashPoints: Bool = false) throws -> (topology: Topology, record: ClusterRecord) {
         var attempt = 0
         while true {
             attempt += 1
@@ -97,7 +99,7 @@ public struct Cluster {
             let placed = topology.withBasePort(port)
             log("launching \(topology.name) (\(topology.nodes.count) nodes, base port \(port), packed \(packing), data in \(layout.root))")
             do {
-                return (placed, try up(topology: placed, executable: executable, packing: packing, keys: keys))
+                return (placed, try up(topology: placed, executable: executable, packing: packing, keys: keys, crashPoints: crashPoints))
             } catch let error as SettleNetError where error.isPortConflict && attempt < 5 {
                 log("base port \(port) was taken meanwhile by another process; trying another")
             }
@@ -112,9 +114,12 @@ public struct Cluster {
     /// A secured topology's nodes take their keys from `keys`, else the directory the topology
     /// names, else DATA_DIR/keys, where any missing keys are made first (so a secured cluster
     /// starts with no extra step).
+    ///
+    /// `crashPoints`: the nodes can be armed to crash at a point of their commit cycle (a
+    /// scenario's `crash` faults); off, they neither hook their ledgers' writes nor read the file.
     @discardableResult
     public func up(topology: Topology, executable: String, timeoutSeconds: Double? = nil,
-                   packing: Packing = .none, host: String? = nil, keys: String? = nil) throws -> ClusterRecord {
+                   packing: Packing = .none, host: String? = nil, keys: String? = nil, crashPoints: Bool = false) throws -> ClusterRecord {
         if let existing = try? record(), existing.nodes.contains(where: { isOurNode($0.pid, id: $0.id) }) {
             throw SettleNetError(.cluster, "a cluster is already running in \(layout.root); run `settlenet cluster down --data-dir \(layout.root)` first")
         }
@@ -137,6 +142,7 @@ public struct Cluster {
         let topologyPath = URL(fileURLWithPath: topology.file).standardizedFileURL.path
         var started = ClusterRecord(topology: topologyPath, basePort: topology.basePort, executable: executable, nodes: [],
                                     packing: packing == .none ? nil : packing.description, host: host)
+        if crashPoints { started.crashPoints = true }
         if topology.isSecured {
             started.keys = try prepareKeys(topology: topology, explicit: keys, nodes: selected).root
         }
@@ -209,6 +215,7 @@ public struct Cluster {
                          "--base-port", String(record.basePort)]
         for id in group.nodes { arguments += ["--id", id.value] }
         if let keys = record.keys { arguments += ["--keys", keys] }
+        if record.crashPoints == true { arguments.append("--crash-points") }
         let logPath = group.nodes.count == 1 ? layout.logPath(group.nodes[0]) : layout.processLogPath(group.name)
         return try Processes.spawn(arguments, logPath: logPath)
     }

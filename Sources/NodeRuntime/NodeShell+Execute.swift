@@ -72,7 +72,7 @@ extension NodeShell {
         do {
             try ledger.transaction { tx in
                 try record(work, into: &round, tx: tx)
-                if crashPoints.armed != nil { crashIfArmed(beforeCommitting: round) }
+                if crashPoints?.armed != nil { crashIfArmed(beforeCommitting: round) }
             }
         } catch {
             try finish(round, failure: error)   // rolled back: nothing of it was recorded
@@ -86,8 +86,8 @@ extension NodeShell {
             requestSync()
         } else {
             try syncOrStop()
-            if crashPoints.armed != nil, !round.outgoing.isEmpty || !round.journaled.isEmpty,
-               crashPoints.passes(.afterSync) { CrashPoints.crash() }
+            if crashPoints?.armed != nil, !round.outgoing.isEmpty || !round.journaled.isEmpty,
+               crashPoints?.passes(.afterSync) == true { CrashPoints.crash() }
             try finish(round, failure: nil)
         }
     }
@@ -119,8 +119,8 @@ extension NodeShell {
         let durable = syncs.synced()
         guard state != .stopped else { return }
         if let error { throw syncFailed(error) }
-        if crashPoints.armed != nil, durable.contains(where: { !$0.outgoing.isEmpty || !$0.journaled.isEmpty }),
-           crashPoints.passes(.afterSync) { CrashPoints.crash() }
+        if crashPoints?.armed != nil, durable.contains(where: { !$0.outgoing.isEmpty || !$0.journaled.isEmpty }),
+           crashPoints?.passes(.afterSync) == true { CrashPoints.crash() }
         for round in durable { try finish(round, failure: nil) }
         requestSync()
         if stopsAfterSync && !awaitsSync { stop() }
@@ -229,7 +229,7 @@ extension NodeShell {
         for message in round.journaled where !send(message) {
             next += machine.forwardFailed(msgid: message.requestMsgid!, nowMs: nowMs)
         }
-        if crashPoints.armed != nil, !round.outgoing.isEmpty || !round.journaled.isEmpty, crashPoints.passes(.afterSend) {
+        if crashPoints?.armed != nil, !round.outgoing.isEmpty || !round.journaled.isEmpty, crashPoints?.passes(.afterSend) == true {
             flushHeld()   // on the wire first: the crash comes just after the send
             CrashPoints.crash()
         }
@@ -245,8 +245,8 @@ extension NodeShell {
     /// A round's statements ran: crash before its COMMIT, or arm the log's hook to crash in the
     /// middle of it (after the first write of its frames), when that is the pass armed.
     private func crashIfArmed(beforeCommitting round: RoundInCommit) {
-        if crashPoints.passes(.beforeCommit) { CrashPoints.crash() }
-        if crashPoints.passes(.inCommit) { Ledger.crashAfterLogWrites(1) }
+        if crashPoints?.passes(.beforeCommit) == true { CrashPoints.crash() }
+        if crashPoints?.passes(.inCommit) == true { Ledger.crashAfterLogWrites(1) }
     }
 
     /// A request's frames: as received where only its budget changed, else encoded.

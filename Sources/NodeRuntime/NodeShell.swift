@@ -72,8 +72,9 @@ public final class NodeShell {
     var parentHandshakesSeen = 0, parentLossesSeen = 0
     var gate: InboundGate
     var links: LinkFaultPort
-    /// A crash point a scenario armed here (`crash` faults); never armed in a simulation.
-    var crashPoints: CrashPoints
+    /// A crash point a scenario armed here (`crash` faults); nil unless the node was started
+    /// with crash points (`cluster up --crash-points`), and in a simulation.
+    var crashPoints: CrashPoints?
     var status: StatusReporter
 
     // Nodes of this process one hop away (set by the reactor): messages to them are handed over
@@ -183,7 +184,7 @@ public final class NodeShell {
     /// its messages (`courier`) and syncs its ledger (`ledgerSyncs` false: the disk is simulated).
     public init(topology: Topology, id: DivisionCode, dataDirectory: String, logger: Logger,
                 pace: Pace = .single, keys: NodeKeys? = nil, parentInProcess: Bool = false, nowMs: Int64,
-                simulated: Bool = false) throws {
+                simulated: Bool = false, crashPoints: Bool = false) throws {
         guard let spec = topology.node(id) else {
             throw SettleNetError(.node, "node \(id) is not in topology \(topology.file)")
         }
@@ -208,7 +209,7 @@ public final class NodeShell {
         gate = InboundGate(node: id, parent: spec.parent, secured: keys != nil, edge: topology.edge,
                            uploadRecords: spec.tier == .county ? .full : .keysOnly)
         links = LinkFaultPort(node: id, faultsFile: layout.linkFaultsFile, tracePath: layout.linkDecisionsPath(id))
-        crashPoints = CrashPoints(node: id, file: layout.crashPointsFile)
+        self.crashPoints = crashPoints && !simulated ? CrashPoints(node: id, file: layout.crashPointsFile) : nil
         status = StatusReporter(path: layout.statusPath(id))
 
         try FileManager.default.createDirectory(atPath: layout.nodeDirectory(id), withIntermediateDirectories: true)
@@ -428,7 +429,7 @@ public final class NodeShell {
         passThrough.forget(roundsAwaitSync: awaitsSync)
         if !simulated && nowMs - links.lastCheckMs >= max(100, pace.maxWaitMs) {
             links.refresh(nowMs: nowMs, logger: logger)
-            crashPoints.refresh(nowMs: nowMs, logger: logger)
+            crashPoints?.refresh(nowMs: nowMs, logger: logger)
         }
         for message in links.due(nowMs: nowMs) { transmit(message) }
         var flags = readable.makeIterator()

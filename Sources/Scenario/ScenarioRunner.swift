@@ -64,6 +64,9 @@ public enum ScenarioRunner {
             guard !record.nodes.isEmpty, (try? attached.status())?.allSatisfy({ $0.up && $0.signedIn }) == true else {
                 throw ScenarioError(code: .clusterUnavailable, message: "the cluster in \(attach) is not fully up and signed in (see `settlenet cluster status --data-dir \(attach)`)")
             }
+            if let crash = spec.faults.first(where: { if case .crash = $0.action { true } else { false } }), record.crashPoints != true {
+                throw ScenarioError(code: .invalidScenario, message: "\(spec.file):\(crash.line.map(String.init) ?? "?"): field faults: a crash needs nodes started with crash points; the cluster in \(attach) was not (start it with `settlenet cluster up --crash-points`)")
+            }
             do { topology = try TopologyLoader.load(path: record.topology).withBasePort(record.basePort) } catch {
                 throw ScenarioError(code: .invalidScenario, message: "topology problems:\n\(error)")
             }
@@ -115,8 +118,10 @@ public enum ScenarioRunner {
             let launched = Cluster(dataDirectory: "\(output)/cluster", log: log)
             // A large topology takes longer to sign in: the cluster's own default grows with the nodes.
             do {
+                // Crash faults arm points the nodes only watch for when started with them.
+                let crashes = spec.faults.contains { if case .crash = $0.action { true } else { false } }
                 topology = try launched.upOnFreePorts(topology: topology, executable: options.executable, packing: packing,
-                                                      keys: options.keys).topology
+                                                      keys: options.keys, crashPoints: crashes).topology
             } catch {
                 throw ScenarioError(code: .clusterUnavailable, message: "\(error)")
             }

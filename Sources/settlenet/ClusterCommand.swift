@@ -51,6 +51,8 @@ struct ClusterCommand: ParsableCommand {
         @Option(help: ArgumentHelp("How to pack nodes into processes: \(Packing.help).", valueName: "mode")) var pack: String = "none"
         @Option(help: "Start only the nodes placed on this host of the topology.") var host: String?
         @Option(help: "Key directory of a secured topology (default: the one it names, else DATA_DIR/keys, made if missing).") var keys: String?
+        @Flag(help: "Let scenarios run with --attach crash these nodes at points of their commit cycle (crash faults, docs/FAULTS.md).")
+        var crashPoints = false
 
         func validate() throws {
             guard Packing(pack) != nil else { throw ValidationError("--pack \(pack): expected \(Packing.help)") }
@@ -66,7 +68,7 @@ struct ClusterCommand: ParsableCommand {
             let started = Date()
             do {
                 let record = try cluster.up(topology: loaded, executable: currentExecutable(), timeoutSeconds: timeout,
-                                            packing: Packing(pack)!, host: host, keys: keys)
+                                            packing: Packing(pack)!, host: host, keys: keys, crashPoints: crashPoints)
                 let processes = Set(record.nodes.map(\.pid)).count
                 print("cluster up: \(record.nodes.count) nodes in \(processes) processes signed in after \(String(format: "%.1f", Date().timeIntervalSince(started))) s (base port \(loaded.basePort), data in \(data.dataDir))")
             } catch {

@@ -28,6 +28,8 @@ struct NodeCommand: ParsableCommand {
     @Option(help: "The cluster's data directory.") var dataDir: String
     @Option(help: "Override the topology's base_port (as cluster up --base-port does).") var basePort: Int?
     @Option(help: "Key directory of a secured topology (default: the one the topology names, else DATA_DIR/keys).") var keys: String?
+    @Flag(help: "Let a scenario's crash faults arm this process to crash at a point of its commit cycle (cluster up --crash-points passes it).")
+    var crashPoints = false
 
     func validate() throws {
         guard !id.isEmpty else { throw ValidationError("name at least one node with --id, e.g. --id 370211") }
@@ -53,12 +55,13 @@ struct NodeCommand: ParsableCommand {
         if codes.count == 1 {
             let logger = makeLogger(label: "settlenet.node")
             host = try NodeHost(topology: loaded, ids: codes, dataDirectory: dataDir, keys: keyDirectory(loaded),
-                                makeLogger: { _ in logger })
+                                crashPoints: crashPoints, makeLogger: { _ in logger })
         } else {
             let layout = DataLayout(root: dataDir)
             try FileManager.default.createDirectory(atPath: layout.logsDirectory, withIntermediateDirectories: true)
             let level = logLevelFromEnvironment()
-            host = try NodeHost(topology: loaded, ids: codes, dataDirectory: dataDir, keys: keyDirectory(loaded), makeLogger: { code in
+            host = try NodeHost(topology: loaded, ids: codes, dataDirectory: dataDir, keys: keyDirectory(loaded),
+                                crashPoints: crashPoints, makeLogger: { code in
                 Logger(label: "settlenet.node") { label in
                     (try? FileLogHandler(label: label, path: layout.logPath(code), level: level))
                         .map { $0 as LogHandler } ?? StreamLogHandler.standardError(label: label)

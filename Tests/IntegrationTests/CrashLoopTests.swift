@@ -75,6 +75,24 @@ import Testing
                       count: Self.crashes ?? 80, seed: 2_102)
     }
 
+    /// Nodes not started for crash points watch for none: a scenario with crash faults refuses
+    /// to run on them, before anything starts, and says how to start them.
+    @Test func crashFaultsNeedNodesStartedWithCrashPoints() throws {
+        let cluster = try TestCluster()
+        defer {
+            cluster.shutDown()
+            cluster.removeFiles()
+        }
+        let up = try cluster.up()
+        try #require(up.status == 0, "cluster up failed: \(up.output) \(up.error)")
+        let scenarioFile = "\(cluster.dataDirectory)/crash.yaml"
+        try Self.scenario(name: "crash", seed: 1, victims: ["410102"], count: 1, spacingMs: 1_000)
+            .write(toFile: scenarioFile, atomically: true, encoding: .utf8)
+        let run = try settlenet(["scenario", "run", scenarioFile, "--attach", cluster.dataDirectory, "--out", "\(cluster.dataDirectory)/report"])
+        #expect(run.status == 2 && run.error.contains("crash.yaml:") && run.error.contains("cluster up --crash-points"), "\(run.error)")
+        #expect(!FileManager.default.fileExists(atPath: "\(cluster.dataDirectory)/report/report.json"))
+    }
+
     private func crashLoop(name: String, pack: String?, victims: [String], count: Int, seed: UInt64) throws {
         let cluster = try TestCluster()
         var pids: Set<Int32> = []
@@ -84,7 +102,7 @@ import Testing
             if ProcessInfo.processInfo.environment["SETTLENET_KEEP_DATA"] == nil { cluster.removeFiles() } else { print("kept \(cluster.dataDirectory)") }
         }
         var arguments = ["cluster", "up", "--topology", cluster.topology.file, "--data-dir", cluster.dataDirectory,
-                         "--base-port", String(cluster.topology.basePort)]
+                         "--base-port", String(cluster.topology.basePort), "--crash-points"]
         if let pack { arguments += ["--pack", pack] }
         let up = try settlenet(arguments)
         try #require(up.status == 0, "cluster up failed: \(up.output) \(up.error)")
