@@ -10,6 +10,7 @@ import Glibc
 /// the reserve aside anew and takes new work. (etcd's NOSPACE alarm and the "ballast file" of
 /// operations practice work the same way.)
 struct DiskReserve {
+    let directory: String
     let path: String
     /// What the node must write with the disk full fits in a few pages of the log: 128 KiB is
     /// many times that, and a national network packed on one machine sets aside 400 MB for it.
@@ -18,7 +19,10 @@ struct DiskReserve {
     /// again at once.
     var headroomBytes = 1_024 * 1_024
 
-    init(directory: String) { path = "\(directory)/space.reserve" }
+    init(directory: String) {
+        self.directory = directory
+        path = "\(directory)/space.reserve"
+    }
 
     /// Sets the reserve aside (again): true once the file holds `bytes` on the disk.
     func make() -> Bool {
@@ -37,7 +41,7 @@ struct DiskReserve {
     /// Bytes an unprivileged process may still write on the disk; nil if it cannot be asked.
     func freeBytes() -> Int64? {
         var info = statvfs()
-        guard statvfs(path.prefix(upTo: path.lastIndex(of: "/") ?? path.endIndex).description, &info) == 0 else { return nil }
+        guard statvfs(directory, &info) == 0 else { return nil }
         return Int64(info.f_bavail) * Int64(info.f_frsize)
     }
 

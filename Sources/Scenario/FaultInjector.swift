@@ -106,7 +106,7 @@ public final class FaultInjector {
     private var active: [(index: Int, endUs: Int64, pid: Int32?)] = []
     /// Crash points armed (the file the nodes read), and the crashes awaited, by fault index.
     private var arms: [Int: CrashArming] = [:]
-    private var crashes: [(index: Int, pid: Int32, node: String, restartAfterMs: Int64?, giveUpUs: Int64)] = []
+    private var crashes: [(index: Int, pid: Int32, node: String, restartAfterMs: Int64?, armedUs: Int64)] = []
     private let crashPointsFile: String
     /// How long an armed node has to reach its point before it is killed anyway.
     static let crashPointWaitUs: Int64 = 10_000_000
@@ -172,7 +172,7 @@ public final class FaultInjector {
     private func watchCrashes(nowUs: Int64) {
         for crash in crashes {
             let gone = !cluster.isRunningNode(pid: crash.pid)
-            guard gone || nowUs >= crash.giveUpUs else { continue }
+            guard gone || nowUs - crash.armedUs >= Self.crashPointWaitUs else { continue }
             crashes.removeAll { $0.index == crash.index }
             arms[crash.index] = nil
             writeCrashPoints()
@@ -181,7 +181,7 @@ public final class FaultInjector {
                 records[crash.index].note = "its point was not reached within \(Self.crashPointWaitUs / 1_000_000) s: killed there"
                 log("fault: node \(crash.node) did not reach its crash point: killed")
             } else {
-                records[crash.index].note += String(format: ": crashed %.2f s after it was armed", Double(nowUs - (crash.giveUpUs - Self.crashPointWaitUs)) / 1e6)
+                records[crash.index].note += String(format: ": crashed %.2f s after it was armed", Double(nowUs - crash.armedUs) / 1e6)
                 log("fault: node \(crash.node) crashed at its point")
             }
             let integrity = checkLedgers(ofProcess: crash.pid)
@@ -255,7 +255,7 @@ public final class FaultInjector {
                 let pass = after ?? 1 + Int(((seed &+ UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15) >> 33) % 20)
                 arms[index] = CrashArming(node: node, pid: pid, point: point, after: pass)
                 writeCrashPoints()
-                crashes.append((index, pid, node, restartAfterMs, nowUs + Self.crashPointWaitUs))
+                crashes.append((index, pid, node, restartAfterMs, nowUs))
                 records[index].note = "\(point.rawValue), pass \(pass)"
                 log("fault: node \(node) armed to crash at \(point.rawValue), pass \(pass)\(restartAfterMs.map { ", restart \(Double($0) / 1000) s after" } ?? "")")
             case .clockJump, .diskFailure:

@@ -81,6 +81,28 @@ final class TestCluster {
     }
 
     func removeFiles() { try? FileManager.default.removeItem(atPath: dataDirectory) }
+
+    /// Every pid the cluster's record has named when asked (`noteProcesses`): a restarted node's
+    /// old process must be gone too.
+    private(set) var seenPids: Set<Int32> = []
+    func noteProcesses() { seenPids.formUnion(recordedPids) }
+
+    /// `cluster up` (with `extra` arguments), required to succeed, and its processes noted.
+    func start(_ extra: [String] = []) throws {
+        let result = try settlenet(["cluster", "up", "--topology", topology.file, "--data-dir", dataDirectory,
+                                    "--base-port", String(topology.basePort)] + extra)
+        try #require(result.status == 0, "cluster up failed: \(result.output) \(result.error)")
+        noteProcesses()
+    }
+
+    /// From `defer`: stops the cluster, checks that no process it ever had is left, and removes
+    /// its files (kept, and named, when `SETTLENET_KEEP_DATA` is set, to look into).
+    func tearDown() {
+        noteProcesses()
+        shutDown()
+        for pid in seenPids { #expect(!isRunning(pid, of: dataDirectory), "process \(pid) left behind") }
+        if ProcessInfo.processInfo.environment["SETTLENET_KEEP_DATA"] == nil { removeFiles() } else { print("kept \(dataDirectory)") }
+    }
 }
 
 /// True while `pid` is a node process of the cluster in `dataDirectory`. The pid alone is not

@@ -79,12 +79,8 @@ import Testing
     /// to run on them, before anything starts, and says how to start them.
     @Test func crashFaultsNeedNodesStartedWithCrashPoints() throws {
         let cluster = try TestCluster()
-        defer {
-            cluster.shutDown()
-            cluster.removeFiles()
-        }
-        let up = try cluster.up()
-        try #require(up.status == 0, "cluster up failed: \(up.output) \(up.error)")
+        defer { cluster.tearDown() }
+        try cluster.start()
         let scenarioFile = "\(cluster.dataDirectory)/crash.yaml"
         try Self.scenario(name: "crash", seed: 1, victims: ["410102"], count: 1, spacingMs: 1_000)
             .write(toFile: scenarioFile, atomically: true, encoding: .utf8)
@@ -95,23 +91,12 @@ import Testing
 
     private func crashLoop(name: String, pack: String?, victims: [String], count: Int, seed: UInt64) throws {
         let cluster = try TestCluster()
-        var pids: Set<Int32> = []
-        defer {
-            cluster.shutDown()
-            for pid in pids.union(cluster.recordedPids) { #expect(!isRunning(pid, of: cluster.dataDirectory), "process \(pid) left behind") }
-            if ProcessInfo.processInfo.environment["SETTLENET_KEEP_DATA"] == nil { cluster.removeFiles() } else { print("kept \(cluster.dataDirectory)") }
-        }
-        var arguments = ["cluster", "up", "--topology", cluster.topology.file, "--data-dir", cluster.dataDirectory,
-                         "--base-port", String(cluster.topology.basePort), "--crash-points"]
-        if let pack { arguments += ["--pack", pack] }
-        let up = try settlenet(arguments)
-        try #require(up.status == 0, "cluster up failed: \(up.output) \(up.error)")
-        pids.formUnion(cluster.recordedPids)
+        defer { cluster.tearDown() }
+        try cluster.start(["--crash-points"] + (pack.map { ["--pack", $0] } ?? []))
         let scenarioFile = "\(cluster.dataDirectory)/\(name).yaml"
         try Self.scenario(name: name, seed: seed, victims: victims, count: count, spacingMs: 1_000)
             .write(toFile: scenarioFile, atomically: true, encoding: .utf8)
         let run = try settlenet(["scenario", "run", scenarioFile, "--attach", cluster.dataDirectory, "--out", "\(cluster.dataDirectory)/report"])
-        pids.formUnion(cluster.recordedPids)
         #expect(run.status == 0, "\(run.output.suffix(3_000))\(run.error.suffix(2_000))")
         let report = try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(cluster.dataDirectory)/report/report.json")))
 

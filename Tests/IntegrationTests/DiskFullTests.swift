@@ -26,21 +26,17 @@ private let canMountTmpfs: Bool = {
         let county = DivisionCode("410102")!
         let nodeDirectory = DataLayout(root: cluster.dataDirectory).nodeDirectory(county)
         let filler = "\(nodeDirectory)/filler"
-        var pids: [Int32] = []
         var mounted = false
         defer {
-            cluster.shutDown()
-            for pid in pids { #expect(!isRunning(pid, of: cluster.dataDirectory), "process \(pid) left behind") }
+            cluster.shutDown()   // before the unmount: the county's ledger is on the tmpfs
             if mounted { _ = try? runProgram("/bin/umount", ["-l", nodeDirectory]) }
-            cluster.removeFiles()
+            cluster.tearDown()
         }
         try FileManager.default.createDirectory(atPath: nodeDirectory, withIntermediateDirectories: true)
         let mount = try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", nodeDirectory])
         try #require(mount.status == 0, "mount: \(mount.error)")
         mounted = true
-        let up = try cluster.up()
-        try #require(up.status == 0, "cluster up failed: \(up.output) \(up.error)")
-        pids = cluster.recordedPids
+        try cluster.start()
         let record = try Cluster(dataDirectory: cluster.dataDirectory).record()
         let countyPid = try #require(record.nodes.first { $0.id == county.value }?.pid)
         #expect(FileManager.default.fileExists(atPath: "\(nodeDirectory)/space.reserve"), "the node set no reserve aside")

@@ -14,15 +14,8 @@ import Testing
     /// repeated refusal to the ticket it had open rather than opening another.
     @Test func anInsuredCountyRestartedResumesItsSerialsTicketsAndAnswers() throws {
         let cluster = try TestCluster()
-        var pids: [Int32] = []
-        defer {
-            cluster.shutDown()
-            for pid in pids { #expect(!isRunning(pid, of: cluster.dataDirectory), "process \(pid) left behind") }
-            cluster.removeFiles()
-        }
-        let up = try cluster.up()
-        try #require(up.status == 0, "cluster up failed: \(up.output) \(up.error)")
-        pids = cluster.recordedPids
+        defer { cluster.tearDown() }
+        try cluster.start()
         let county = DivisionCode("410102")!
         let population = try #require(cluster.topology.population(of: county))
         // Local settlements at the county's own hospital: the county is origin and insured, so a
@@ -56,7 +49,7 @@ import Testing
 
         let restart = try settlenet(["cluster", "restart", "--data-dir", cluster.dataDirectory, "--node", "410102"])
         try #require(restart.status == 0, "\(restart.output)\(restart.error)")
-        pids = cluster.recordedPids
+        cluster.noteProcesses()
         client = try HospitalClient(endpoint: cluster.endpoint("410102"))
 
         // The same msgids: the same answers, field for field (the stored bytes, not a new decision).
@@ -86,17 +79,12 @@ import Testing
     /// back from its ledger and resolves the settlement once the insured county answers again.
     @Test func anOriginRestartedWithASettlementInDoubtResolvesIt() throws {
         let cluster = try TestCluster()
-        var pids: [Int32] = []
         var paused: Int32?
         defer {
             if let paused { kill(paused, SIGCONT) }
-            cluster.shutDown()
-            for pid in pids { #expect(!isRunning(pid, of: cluster.dataDirectory), "process \(pid) left behind") }
-            cluster.removeFiles()
+            cluster.tearDown()
         }
-        let up = try cluster.up()
-        try #require(up.status == 0, "cluster up failed: \(up.output) \(up.error)")
-        pids = cluster.recordedPids
+        try cluster.start()
         let record = try Cluster(dataDirectory: cluster.dataDirectory).record()
         let insuredPid = try #require(record.nodes.first { $0.id == "410102" }?.pid)
         let insured = DivisionCode("410102")!, origin = DivisionCode("370211")!
@@ -119,7 +107,7 @@ import Testing
         // The origin restarts while the county is still silent: its resolution is still open.
         let restart = try settlenet(["cluster", "restart", "--data-dir", cluster.dataDirectory, "--node", "370211"])
         try #require(restart.status == 0, "\(restart.output)\(restart.error)")
-        pids = cluster.recordedPids
+        cluster.noteProcesses()
         #expect(try Ledger(path: originLedger).read { try $0.resolutionCounts() }.open == 1, "the restart lost the resolution")
 
         // The county answers again: the restarted origin's correction resolves the settlement,
